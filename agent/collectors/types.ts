@@ -1,0 +1,39 @@
+/** @module The one interface every collector implements, and what it is handed. */
+import type { CollectionRules } from '../../shared/schema/rules.js';
+import type { CollectorName } from '../../shared/schema/common.js';
+import type { ItemTypes } from '../../shared/schema/items.js';
+import type { ExecFn } from '../exec.js';
+import type { Logger } from '../log.js';
+import type { HostRoot } from '../root.js';
+import type { StatCache } from './stat-cache.js';
+
+export interface ScanProgress {
+  /** Called as regular files are hashed; totals are known once the walk has finished. */
+  onHashProgress?(done: { files: number; bytes: number }, total: { files: number; bytes: number }): void;
+}
+
+export interface CollectContext {
+  root: HostRoot;
+  rules: CollectionRules;
+  exec: ExecFn;
+  log: Logger;
+  /** Unchanged files (same inode, size, mtime, ctime) take their hash from here instead of being read. */
+  statCache?: StatCache;
+  /** Ignore the stat cache and read every file: the slow schedule that defeats a reset clock. */
+  fullRehash?: boolean;
+  progress?: ScanProgress;
+}
+
+export interface CollectOutput<I> {
+  items: I[];
+  /** Things skipped or degraded that an operator may want to know; the collection still succeeded. */
+  warnings: string[];
+}
+
+export interface Collector<N extends CollectorName = CollectorName> {
+  name: N;
+  /** Host paths (or programs) this collector reads, for docs and `--help`. */
+  reads: readonly string[];
+  describe: string;
+  collect(ctx: CollectContext): Promise<CollectOutput<ItemTypes[N]>>;
+}

@@ -1,0 +1,58 @@
+/** @module One catalog of driftwarden errors: code, HTTP status and CLI exit code, mapped at the edge. */
+
+export const ERRORS = {
+  DW_ERR_CONFIG: { status: 400, exit: 2, summary: 'configuration is invalid' },
+  DW_ERR_USAGE: { status: 400, exit: 2, summary: 'command-line usage is invalid' },
+  DW_ERR_MANIFEST_MISSING: { status: 404, exit: 2, summary: 'manifest file not found' },
+  DW_ERR_MANIFEST_INVALID: { status: 400, exit: 2, summary: 'manifest is malformed or fails its schema' },
+  DW_ERR_MANIFEST_DIGEST: { status: 400, exit: 2, summary: 'manifest digests do not match its contents' },
+  DW_ERR_MANIFEST_SIGNATURE: { status: 400, exit: 2, summary: 'manifest signature is missing or invalid' },
+  DW_ERR_KEY: { status: 400, exit: 2, summary: 'key file is missing or not a usable ed25519 PEM key' },
+  DW_ERR_ROOT: { status: 400, exit: 2, summary: 'root directory is missing or unreadable' },
+  DW_ERR_PARSE: { status: 400, exit: 2, summary: 'a host file could not be parsed' },
+  DW_ERR_COLLECTOR: { status: 500, exit: 2, summary: 'a collector failed' },
+  DW_ERR_EXEC: { status: 500, exit: 2, summary: 'an external command failed' },
+  DW_ERR_IO: { status: 500, exit: 2, summary: 'a file could not be read or written' },
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Every error driftwarden raises on purpose; `code` selects status and exit code, `context` says where. */
+export class DwError extends Error {
+  readonly code: ErrorCode;
+  readonly context: Record<string, unknown>;
+  constructor(code: ErrorCode, message: string, context: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DwError';
+    this.code = code;
+    this.context = context;
+  }
+  get status(): number {
+    return ERRORS[this.code].status;
+  }
+  get exitCode(): number {
+    return ERRORS[this.code].exit;
+  }
+}
+
+/** A parser's complaint about one line of one file: parsers never throw anything else. */
+export class DwParseError extends DwError {
+  readonly file: string;
+  readonly line: number;
+  constructor(file: string, line: number, reason: string) {
+    super('DW_ERR_PARSE', `${file}:${line}: ${reason}`, { file, line, reason });
+    this.name = 'DwParseError';
+    this.file = file;
+    this.line = line;
+  }
+}
+
+export function isDwError(err: unknown): err is DwError {
+  return err instanceof DwError;
+}
+
+/** Short text for an unknown thrown value, for logs and collector results. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

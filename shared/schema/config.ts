@@ -1,0 +1,68 @@
+/** @module The agent's YAML configuration: parsed once, validated with zod, frozen. */
+import { z } from 'zod';
+import { HostPathSchema } from './common.js';
+import { GlobListSchema } from './rules.js';
+
+/** "90s", "10m", "1h", "500ms", "2d" → milliseconds. */
+export function parseDuration(text: string): number | null {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
+  if (!m) return null;
+  const n = Number(m[1]);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return n * unit;
+}
+
+export const DurationSchema = z
+  .string()
+  .refine((s) => parseDuration(s) !== null, 'expected a duration such as 500ms, 60s, 10m, 1h or 2d');
+
+const CronExprSchema = z
+  .string()
+  .refine((s) => s.trim().split(/\s+/).length >= 5 && s.trim().split(/\s+/).length <= 6, 'expected a cron expression of 5 or 6 fields');
+
+const toggle = { enabled: z.boolean().default(true) };
+
+export const AgentConfigSchema = z.strictObject({
+  controller: z
+    .strictObject({
+      url: z.string().url(),
+      enrollmentToken: z.string().min(1).optional(),
+      enrollmentTokenFile: HostPathSchema.optional(),
+      caFile: HostPathSchema.optional(),
+    })
+    .optional(),
+  manifest: HostPathSchema.optional(),
+  root: HostPathSchema.default('/'),
+  stateDir: HostPathSchema.default('/var/lib/driftwarden'),
+  group: z.string().min(1).optional(),
+  schedule: z
+    .strictObject({
+      scan: CronExprSchema.default('*/30 * * * *'),
+      fullRehash: CronExprSchema.default('0 3 * * 0'),
+      heartbeat: DurationSchema.default('60s'),
+    })
+    .default({ scan: '*/30 * * * *', fullRehash: '0 3 * * 0', heartbeat: '60s' }),
+  collectors: z
+    .strictObject({
+      packages: z.strictObject({ ...toggle }).default({ enabled: true }),
+      sysctl: z.strictObject({ ...toggle, exclude: GlobListSchema.default([]) }).default({ enabled: true, exclude: [] }),
+      cron: z.strictObject({ ...toggle }).default({ enabled: true }),
+      files: z
+        .strictObject({
+          ...toggle,
+          /** Replaces the default roots when given. */
+          roots: z.array(HostPathSchema).min(1).optional(),
+          /** Added to the default ignore globs. */
+          ignore: GlobListSchema.default([]),
+        })
+        .default({ enabled: true, ignore: [] }),
+    })
+    .default({
+      packages: { enabled: true },
+      sysctl: { enabled: true, exclude: [] },
+      cron: { enabled: true },
+      files: { enabled: true, ignore: [] },
+    }),
+  watch: z.strictObject({ paths: z.array(HostPathSchema) }).optional(),
+});
+export type AgentConfig = z.infer<typeof AgentConfigSchema>;

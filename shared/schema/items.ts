@@ -1,0 +1,74 @@
+/** @module What each collector records about one item; the key is the item's identity in its section. */
+import { z } from 'zod';
+import { HexSha256Schema, HostPathSchema } from './common.js';
+
+export const PackageItemSchema = z.strictObject({
+  key: z.string().min(1), // name:arch
+  manager: z.enum(['dpkg', 'rpm', 'apk']),
+  name: z.string().min(1),
+  arch: z.string(),
+  version: z.string(),
+  /** `installed` for a healthy package; dpkg's other states (half-installed, config-files, ...) as dpkg names them. */
+  state: z.string(),
+});
+export type PackageItem = z.infer<typeof PackageItemSchema>;
+
+export const SysctlItemSchema = z.strictObject({
+  key: z.string().min(1), // dotted name
+  /** Value read from proc/sys now, whitespace-normalised; null when only declared. */
+  runtime: z.string().nullable(),
+  /** Value the sysctl.d/sysctl.conf files ask for at boot; null when nothing declares it. */
+  declared: z.string().nullable(),
+  declaredIn: HostPathSchema.nullable(),
+});
+export type SysctlItem = z.infer<typeof SysctlItemSchema>;
+
+export const CronItemSchema = z.strictObject({
+  key: z.string().min(1),
+  kind: z.enum(['entry', 'env', 'script', 'timer', 'unparseable']),
+  file: HostPathSchema,
+  schedule: z.string().optional(),
+  user: z.string().optional(),
+  command: z.string().optional(),
+  stdin: z.string().optional(),
+  name: z.string().optional(),
+  value: z.string().optional(),
+  sha256: HexSha256Schema.optional(),
+  mode: z.string().optional(),
+  enabled: z.boolean().optional(),
+  timer: z.record(z.string(), z.string()).optional(),
+  error: z.string().optional(),
+});
+export type CronItem = z.infer<typeof CronItemSchema>;
+
+export const FILE_TYPES = ['file', 'dir', 'symlink', 'char', 'block', 'fifo', 'socket'] as const;
+
+export const FileItemSchema = z.strictObject({
+  key: HostPathSchema,
+  type: z.enum(FILE_TYPES),
+  /** Permission bits including setuid/setgid/sticky, as four octal digits. */
+  mode: z.string().regex(/^[0-7]{4}$/),
+  uid: z.number().int().nonnegative(),
+  gid: z.number().int().nonnegative(),
+  size: z.number().int().nonnegative().optional(),
+  sha256: HexSha256Schema.optional(),
+  target: z.string().optional(),
+  /** Why a regular file has no hash (e.g. EACCES); its metadata is still compared. */
+  error: z.string().optional(),
+});
+export type FileItem = z.infer<typeof FileItemSchema>;
+
+export const ITEM_SCHEMAS = {
+  packages: PackageItemSchema,
+  sysctl: SysctlItemSchema,
+  cron: CronItemSchema,
+  files: FileItemSchema,
+} as const;
+
+export interface ItemTypes {
+  packages: PackageItem;
+  sysctl: SysctlItem;
+  cron: CronItem;
+  files: FileItem;
+}
+export type AnyItem = ItemTypes[keyof ItemTypes];

@@ -1,0 +1,42 @@
+/** @module A report: one scan of one host, as the agent sends it and `check --json` prints it. */
+import { z } from 'zod';
+import { CollectorNameSchema, DigestSchema, IsoTimeSchema } from './common.js';
+import { DeviationSchema } from './deviation.js';
+
+export const REPORT_SCHEMA_ID = 'driftwarden/report/v1';
+
+export const CollectorResultSchema = z.strictObject({
+  collector: CollectorNameSchema,
+  ok: z.boolean(),
+  durationMs: z.number().nonnegative(),
+  items: z.number().int().nonnegative(),
+  error: z.string().optional(),
+  warnings: z.array(z.string()).optional(),
+});
+export type CollectorResult = z.infer<typeof CollectorResultSchema>;
+
+export const InventorySchema = z.strictObject({
+  hostId: z.string(),
+  hostname: z.string().nullable(),
+  os: z.string().nullable(),
+  kernel: z.string().nullable(),
+  addresses: z.array(z.string()),
+});
+export type Inventory = z.infer<typeof InventorySchema>;
+
+export const ReportSchema = z.strictObject({
+  schema: z.literal(REPORT_SCHEMA_ID),
+  reportId: z.string().uuid(),
+  hostId: z.string().min(1).max(128),
+  imageId: z.string().min(1).max(256),
+  manifestDigest: DigestSchema,
+  agentVersion: z.string(),
+  seq: z.number().int().nonnegative(),
+  scannedAt: IsoTimeSchema,
+  /** Per-section digests of the host's actual state. */
+  digests: z.record(z.string(), DigestSchema),
+  collectors: z.array(CollectorResultSchema),
+  deviations: z.array(DeviationSchema),
+  inventory: InventorySchema.optional(),
+});
+export type Report = z.infer<typeof ReportSchema>;
