@@ -1,6 +1,8 @@
 /** @module The collector registry: one line per collector; its order is the order of sections and output. */
 import type { CollectorName } from '../../shared/schema/common.js';
+import { files } from './files.js';
 import type { Collector } from './types.js';
 
-// Filled in as collectors land: packages, sysctl, cron, files.
-export const COLLECTORS: { [N in CollectorName]?: Collector<N> } = {};
+export const COLLECTORS: { [N in CollectorName]?: Collector<N> } = {
+  files,
+};

@@ -1,0 +1,136 @@
+/** @module The agent side of the CLI: keygen, manifest build|verify, check. Loaded on demand by cli.ts. */
+import { Command, CommanderError, Option } from 'commander';
+import { loadConfigFile } from '../shared/config-load.js';
+import { DwError, isDwError } from '../shared/errors.js';
+import { AgentConfigSchema, type AgentConfig } from '../shared/schema/config.js';
+import { canonicalJson } from '../shared/canonical.js';
+import { check, checkExitCode } from './commands/check.js';
+import { keygen } from './commands/keygen.js';
+import { buildManifest, loadVerifiedManifest } from './commands/manifest.js';
+import { formatCheck } from './format.js';
+import { createLogger } from './log.js';
+import { terminalProgress } from './progress.js';
+import { AGENT_VERSION } from './version.js';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function out(text: string): void {
+  process.stdout.write(text);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('driftwarden')
+    .description('drift detection for immutable infrastructure')
+    .version(AGENT_VERSION, '-V, --version')
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(`driftwarden: ${str.replace(/^error: /, '')}`) });
+
+  program
+    .command('keygen')
+    .description('create an ed25519 key pair for signing manifests (NAME.key is written 0600, NAME.pub 0644)')
+    .requiredOption('--out <dir>', 'directory to write the keys to')
+    .option('--name <name>', 'file name of the pair', 'bake')
+    .option('--force', 'replace existing key files')
+    .action((o: { out: string; name: string; force?: boolean }) => {
+      const r = keygen(o);
+      out(`private key ${r.privateKeyFile} (keep it off the image)\npublic key  ${r.publicKeyFile}\nkey id      ${r.keyId}\n`);
+    });
+
+  const manifest = program.command('manifest').description('build and verify image manifests');
+  manifest
+    .command('build')
+    .description('record what a root contains in a manifest (the last step of an image bake)')
+    .option('--root <dir>', 'root directory of the image or host', '/')
+    .requiredOption('--image-id <id>', 'image id the manifest describes (AMI id, image digest, build id)')
+    .option('--name <name>', 'image name')
+    .option('--version <version>', 'image version')
+    .option('--source <source>', 'where the image was built from (commit, template, pipeline URL)')
+    .option('--config <file>', 'agent config: file roots, ignore globs, sysctl excludes, collectors on/off')
+    .option('--sign-key <file>', 'ed25519 private key (PEM) to sign with; the signature is embedded and written to OUT.sig')
+    .option('--cache <file>', 'stat cache to use and update (speeds up repeated builds of the same root)')
+    .requiredOption('--out <file>', 'where to write the manifest')
+    .action(async (o: { root: string; imageId: string; name?: string; version?: string; source?: string; config?: string; signKey?: string; cache?: string; out: string }) => {
+      const progress = terminalProgress();
+      const r = await buildManifest({ ...o, log: createLogger(), progress }).finally(() => progress?.end());
+      const m = r.manifest;
+      const counts = Object.entries(m.sections)
+        .map(([k, s]) => `${k} ${s?.items.length ?? 0}`)
+        .join(', ');
+      out(
+        `wrote ${o.out}: image ${m.image.id}, ${r.items} items (${counts})\n` +
+          `digest ${m.digests.overall}\n` +
+          (m.signature ? `signed by key ${m.signature.keyId}; detached signature ${r.signatureFile}\n` : 'unsigned (pass --sign-key to sign)\n'),
+      );
+    });
+  manifest
+    .command('verify')
+    .description('check a manifest: schema and digests always; with --pubkey, a valid signature by that key')
+    .argument('<file>', 'manifest file')
+    .option('--pubkey <file>', 'trusted ed25519 public key (PEM); repeat for several', collect)
+    .option('--signature <file>', 'detached signature (default: FILE.sig when the manifest has none embedded)')
+    .action((file: string, o: { pubkey?: string[]; signature?: string }) => {
+      const { manifest: m, verified } = loadVerifiedManifest(file, { pubkeys: o.pubkey, signature: o.signature });
+      const counts = Object.entries(m.sections)
+        .map(([k, s]) => `${k} ${s?.items.length ?? 0}`)
+        .join(', ');
+      out(
+        `${file}: valid\nimage ${[m.image.id, m.image.name, m.image.version].filter(Boolean).join(' ')}, built ${m.createdAt}\n` +
+          `sections: ${counts}\ndigest ${verified.digest}\n` +
+          (verified.signedBy ? `signature: valid, key ${verified.signedBy}\n` : 'signature: not checked (no --pubkey)\n'),
+      );
+    });
+
+  program
+    .command('check')
+    .description('diff a root against its manifest: exit 0 clean, 1 drift found, 2 error')
+    .option('--manifest <file>', 'manifest to check against (default: the config\'s manifest)')
+    .option('--root <dir>', 'root directory to check (default: the config\'s root, else /)')
+    .option('--config <file>', 'agent config (manifest, root and state directory)')
+    .option('--pubkey <file>', 'trusted ed25519 public key; requires a valid signature', collect)
+    .option('--signature <file>', 'detached signature (default: MANIFEST.sig)')
+    .option('--cache <file>', 'stat cache: unchanged files are not re-read (default: STATE_DIR/stat-cache with --config)')
+    .option('--full-rehash', 'read every file even if the stat cache says it is unchanged')
+    .option('--json', 'print the result as JSON (driftwarden/check/v1)')
+    .addOption(new Option('--no-color', 'no ANSI colours in human output'))
+    .action(async (o: { manifest?: string; root?: string; config?: string; pubkey?: string[]; signature?: string; cache?: string; fullRehash?: boolean; json?: boolean; color: boolean }) => {
+      const config: AgentConfig | undefined = o.config ? loadConfigFile(AgentConfigSchema, o.config) : undefined;
+      const manifestFile = o.manifest ?? config?.manifest;
+      if (!manifestFile) throw new DwError('DW_ERR_USAGE', 'no manifest: pass --manifest FILE (or a config with `manifest:`)');
+      const progress = o.json ? undefined : terminalProgress();
+      const result = await check({
+        manifest: manifestFile,
+        root: o.root ?? config?.root ?? '/',
+        pubkeys: o.pubkey,
+        signature: o.signature,
+        cache: o.cache,
+        stateDir: config?.stateDir,
+        fullRehash: o.fullRehash,
+        log: createLogger(),
+        progress,
+      }).finally(() => progress?.end());
+      out(o.json ? canonicalJson(result) + '\n' : formatCheck(result, o.color && Boolean(process.stdout.isTTY)));
+      process.exitCode = checkExitCode(result);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version are not errors; a usage error is exit 2 like every other error.
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (isDwError(err)) {
+      process.stderr.write(`driftwarden: ${err.message}\n`);
+      process.exitCode = err.exitCode;
+      return;
+    }
+    process.stderr.write(`driftwarden: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 2;
+  }
+}

@@ -1,0 +1,114 @@
+/** @module Seal (digest and sign), load and verify manifests. Nothing in a manifest is trusted before verifyManifest. */
+import { existsSync, readFileSync } from 'node:fs';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { digestOf } from './canonical.js';
+import { DwError } from './errors.js';
+import { formatIssues } from './config-load.js';
+import { ManifestSchema, SignatureSchema, type Manifest, type Sections, type Signature } from './schema/manifest.js';
+import { keyIdOf, signBytes, verifyBytes } from './sign.js';
+
+export type UnsealedManifest = Omit<Manifest, 'digests' | 'signature'>;
+
+/** Per-section digests of a set of sections: the same function digests a host's actual state. */
+export function sectionDigests(sections: Sections): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, section] of Object.entries(sections)) {
+    if (section) out[name] = digestOf(section.items);
+  }
+  return out;
+}
+
+/** The overall digest covers everything but itself and the signature; sections enter through their digests. */
+function overallDigest(m: UnsealedManifest, sections: Record<string, string>): string {
+  const { sections: _omit, ...head } = m;
+  return digestOf({ ...head, sectionDigests: sections });
+}
+
+export function sealManifest(m: UnsealedManifest, signKey?: KeyObject): Manifest {
+  const sections = sectionDigests(m.sections);
+  const overall = overallDigest(m, sections);
+  const sealed: Manifest = { ...m, digests: { sections, overall } };
+  if (signKey) sealed.signature = signDigest(overall, signKey);
+  return sealed;
+}
+
+export function signDigest(digest: string, privateKey: KeyObject): Signature {
+  return { alg: 'ed25519', keyId: keyIdOf(createPublicKey(privateKey)), digest, value: signBytes(digest, privateKey) };
+}
+
+/** Read and schema-check a manifest file; digests and signature are checked by verifyManifest. */
+export function loadManifest(path: string): Manifest {
+  if (!existsSync(path)) throw new DwError('DW_ERR_MANIFEST_MISSING', `manifest ${path} does not exist`, { path });
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new DwError('DW_ERR_MANIFEST_INVALID', `manifest ${path} is not valid JSON: ${(err as Error).message}`, { path });
+  }
+  return parseManifest(raw, path);
+}
+
+export function parseManifest(raw: unknown, label: string): Manifest {
+  const parsed = ManifestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const detail = formatIssues(label, parsed.error).split('\n').slice(0, 5).join('; ');
+    throw new DwError('DW_ERR_MANIFEST_INVALID', `manifest ${label} fails the driftwarden/manifest/v1 schema: ${detail}`, { path: label });
+  }
+  return parsed.data;
+}
+
+/** Read a detached signature file (manifest.json.sig). */
+export function loadDetachedSignature(path: string): Signature {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new DwError('DW_ERR_MANIFEST_SIGNATURE', `signature file ${path} is unreadable or not JSON: ${(err as Error).message}`, { path });
+  }
+  const parsed = SignatureSchema.safeParse(raw);
+  if (!parsed.success) throw new DwError('DW_ERR_MANIFEST_SIGNATURE', `signature file ${path} is malformed: ${formatIssues(path, parsed.error)}`, { path });
+  return parsed.data;
+}
+
+export interface VerifyOptions {
+  /** Keys the caller trusts; when given, a valid signature by one of them is required. */
+  trustedKeys?: readonly KeyObject[];
+  /** A detached signature, used when the manifest carries none of its own. */
+  detached?: Signature;
+  label?: string;
+}
+
+export interface VerifyResult {
+  digest: string;
+  signedBy: string | null;
+}
+
+/**
+ * Recompute every digest and, with trusted keys, check the signature. Order matters: digests first,
+ * so a signature can only ever vouch for the content actually present.
+ */
+export function verifyManifest(m: Manifest, opts: VerifyOptions = {}): VerifyResult {
+  const label = opts.label ?? 'manifest';
+  const recomputed = sectionDigests(m.sections);
+  const declared = m.digests.sections;
+  const names = new Set([...Object.keys(recomputed), ...Object.keys(declared)]);
+  for (const name of names) {
+    if (recomputed[name] !== declared[name]) {
+      throw new DwError('DW_ERR_MANIFEST_DIGEST', `${label}: section "${name}" does not match its digest (the manifest was changed after it was built)`, { section: name });
+    }
+  }
+  const { digests: _d, signature: _s, ...unsealed } = m;
+  const overall = overallDigest(unsealed, recomputed);
+  if (overall !== m.digests.overall) {
+    throw new DwError('DW_ERR_MANIFEST_DIGEST', `${label}: overall digest does not match (the manifest header was changed after it was built)`, {});
+  }
+  const keys = opts.trustedKeys;
+  if (!keys || keys.length === 0) return { digest: overall, signedBy: null };
+  const sig = m.signature ?? opts.detached;
+  if (!sig) throw new DwError('DW_ERR_MANIFEST_SIGNATURE', `${label} is not signed, and a trusted key was given`, {});
+  if (sig.digest !== overall) throw new DwError('DW_ERR_MANIFEST_SIGNATURE', `${label}: the signature is for another manifest (digest ${sig.digest})`, { keyId: sig.keyId });
+  const key = keys.find((k) => keyIdOf(k) === sig.keyId);
+  if (!key) throw new DwError('DW_ERR_MANIFEST_SIGNATURE', `${label} is signed by key ${sig.keyId}, which is not a trusted key`, { keyId: sig.keyId });
+  if (!verifyBytes(sig.digest, sig.value, key)) throw new DwError('DW_ERR_MANIFEST_SIGNATURE', `${label}: the signature by key ${sig.keyId} is invalid`, { keyId: sig.keyId });
+  return { digest: overall, signedBy: sig.keyId };
+}

@@ -1,0 +1,56 @@
+/** @module Default severity of a deviation, before any controller policy: what a reviewer should look at first. */
+import picomatch from 'picomatch';
+import type { CollectorName } from './schema/common.js';
+import type { Change, Severity } from './schema/deviation.js';
+
+/** Where a changed file means code execution or credentials: binaries, libraries, boot, auth, keys. */
+const CRITICAL_PATHS = picomatch(
+  [
+    '/usr/bin/**', '/usr/sbin/**', '/bin/**', '/sbin/**', '/usr/local/bin/**', '/usr/local/sbin/**',
+    '/usr/lib/**/*.so', '/usr/lib/**/*.so.*', '/usr/lib64/**', '/lib/**', '/lib64/**', '/usr/libexec/**',
+    '/boot/**', '/root/.ssh/**', '/home/*/.ssh/**', '/etc/sudoers', '/etc/sudoers.d/**', '/etc/passwd',
+    '/etc/shadow', '/etc/group', '/etc/gshadow', '/etc/pam.d/**', '/etc/ld.so.preload', '/etc/ssh/sshd_config',
+    '/etc/ssh/sshd_config.d/**', '/etc/security/**',
+  ],
+  { dot: true },
+);
+
+/** Kernel parameters that switch off a protection or turn a host into a router. */
+const SECURITY_SYSCTLS = picomatch(
+  [
+    'kernel.kptr_restrict', 'kernel.dmesg_restrict', 'kernel.yama.ptrace_scope', 'kernel.modules_disabled',
+    'kernel.unprivileged_bpf_disabled', 'kernel.randomize_va_space', 'kernel.kexec_load_disabled',
+    'kernel.sysrq', 'kernel.core_pattern', 'fs.protected_*', 'fs.suid_dumpable', 'net.ipv4.ip_forward',
+    'net.ipv6.conf.*.forwarding', 'net.ipv4.conf.*.accept_redirects', 'net.ipv4.conf.*.rp_filter',
+    'net.core.bpf_jit_harden', 'user.max_user_namespaces', 'kernel.unprivileged_userns_clone',
+  ],
+  { dot: true },
+);
+
+function setuidGained(expected: Record<string, unknown> | null, actual: Record<string, unknown> | null): boolean {
+  const bits = (v: unknown) => (typeof v === 'string' ? parseInt(v, 8) & 0o6000 : 0);
+  return bits(actual?.mode) & ~bits(expected?.mode) ? true : false;
+}
+
+export function defaultSeverity(
+  collector: CollectorName,
+  change: Change,
+  key: string,
+  expected: Record<string, unknown> | null,
+  actual: Record<string, unknown> | null,
+): Severity {
+  switch (collector) {
+    case 'packages':
+      return change === 'removed' ? 'medium' : 'high';
+    case 'cron':
+      // cron and timers are the classic persistence mechanism.
+      return change === 'removed' ? 'medium' : 'high';
+    case 'sysctl':
+      return SECURITY_SYSCTLS(key) ? 'high' : 'medium';
+    case 'files':
+      if (setuidGained(expected, actual)) return 'critical';
+      if (CRITICAL_PATHS(key)) return change === 'removed' ? 'high' : 'critical';
+      if (key.startsWith('/etc/') || key.startsWith('/opt/') || key.startsWith('/usr/')) return change === 'removed' ? 'medium' : 'high';
+      return 'medium';
+  }
+}
