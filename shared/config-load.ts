@@ -15,13 +15,15 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out || '(top level)';
 }
 
+/** One line per issue, "label: path: reason"; an empty label gives "path: reason". */
 export function formatIssues(label: string, error: z.ZodError): string {
+  const pre = label ? `${label}: ` : '';
   return error.issues
     .map((issue) => {
       if (issue.code === 'unrecognized_keys') {
-        return issue.keys.map((k) => `${label}: ${formatPath([...issue.path, k])}: unknown key`).join('\n');
+        return issue.keys.map((k) => `${pre}${formatPath([...issue.path, k])}: unknown key`).join('\n');
       }
-      return `${label}: ${formatPath(issue.path)}: ${issue.message}`;
+      return `${pre}${formatPath(issue.path)}: ${issue.message}`;
     })
     .join('\n');
 }

@@ -51,7 +51,7 @@ export function loadManifest(path: string): Manifest {
 export function parseManifest(raw: unknown, label: string): Manifest {
   const parsed = ManifestSchema.safeParse(raw);
   if (!parsed.success) {
-    const detail = formatIssues(label, parsed.error).split('\n').slice(0, 5).join('; ');
+    const detail = formatIssues('', parsed.error).split('\n').slice(0, 5).join('; ');
     throw new DwError('DW_ERR_MANIFEST_INVALID', `manifest ${label} fails the driftwarden/manifest/v1 schema: ${detail}`, { path: label });
   }
   return parsed.data;

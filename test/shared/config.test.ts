@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfigText } from '../../shared/config-load.js';
+import { AgentConfigSchema, parseDuration } from '../../shared/schema/config.js';
+import { rulesFromConfig } from '../../agent/rules.js';
+import { DEFAULT_FILE_IGNORES } from '../../shared/schema/rules.js';
+
+const parse = (text: string) => parseConfigText(AgentConfigSchema, text, 'agent.yaml');
+
+describe('agent config', () => {
+  it('accepts the documented example and fills defaults', () => {
+    const c = parse(`
+controller:
+  url: https://drift.example.internal:8443
+  enrollmentTokenFile: /etc/driftwarden/enrollment-token
+  caFile: /etc/driftwarden/ca.pem
+manifest: /etc/driftwarden/manifest.json
+root: /
+stateDir: /var/lib/driftwarden
+group: web-asg
+schedule: { scan: "*/30 * * * *", fullRehash: "0 3 * * 0", heartbeat: 60s }
+collectors:
+  files: { roots: [/etc, /usr, /opt, /boot], ignore: ["/etc/resolv.conf"] }
+  sysctl: { exclude: ["kernel.random.*"] }
+watch: { paths: [/etc, /root/.ssh, /usr/local/bin, /opt] }
+`);
+    expect(c.collectors.packages.enabled).toBe(true);
+    expect(c.collectors.files.roots).toEqual(['/etc', '/usr', '/opt', '/boot']);
+    expect(Object.isFrozen(c.collectors.files)).toBe(true);
+  });
+
+  it('names the offending key and why', () => {
+    expect(() => parse('collectors:\n  files:\n    roots: [/etc, /usr, relative/path]\n')).toThrow('agent.yaml: collectors.files.roots[2]: expected an absolute path');
+    expect(() => parse('collectors:\n  file: {}\n')).toThrow('agent.yaml: collectors.file: unknown key');
+    expect(() => parse('schedule: { heartbeat: soon }\n')).toThrow(/agent.yaml: schedule.heartbeat: expected a duration/);
+    expect(() => parse('collectors:\n  cron: { enabled: "no" }\n')).toThrow(/agent.yaml: collectors.cron.enabled: /);
+  });
+
+  it('refuses broken YAML with the line', () => {
+    expect(() => parse('root: /\nroot: /x\n')).toThrow(/agent.yaml:2: invalid YAML/);
+  });
+
+  it('turns into collection rules: roots replace, ignores and excludes extend, collectors switch off', () => {
+    const rules = rulesFromConfig(parse('collectors:\n  packages: { enabled: false }\n  files: { roots: [/srv], ignore: ["/srv/cache/**"] }\n  sysctl: { exclude: ["net.core.*"] }\n'));
+    expect(rules.collectors).toEqual(['sysctl', 'cron', 'files']);
+    expect(rules.files.roots).toEqual(['/srv']);
+    expect(rules.files.ignore).toEqual([...DEFAULT_FILE_IGNORES, '/srv/cache/**']);
+    expect(rules.sysctl.exclude).toContain('net.core.*');
+    expect(rules.sysctl.exclude).toContain('kernel.random.*');
+  });
+
+  it('parses durations', () => {
+    expect(parseDuration('60s')).toBe(60_000);
+    expect(parseDuration('10m')).toBe(600_000);
+    expect(parseDuration('1.5h')).toBeNull();
+  });
+});
