@@ -2,7 +2,9 @@
 import type { CheckResult } from '../shared/schema/check.js';
 import { SEVERITIES, type Deviation } from '../shared/schema/deviation.js';
 
-function show(v: unknown): string {
+/** Hashes are cut to 16 digits for reading; --json carries them whole. */
+function show(v: unknown, field?: string): string {
+  if (field === 'sha256' && typeof v === 'string') return v.slice(0, 16) + '…';
   if (v === undefined) return '(none)';
   if (v === null) return 'null';
   return typeof v === 'string' ? v : JSON.stringify(v);
@@ -12,7 +14,7 @@ function describeItem(item: Record<string, unknown> | null): string {
   if (!item) return '';
   return Object.entries(item)
     .filter(([k]) => k !== 'key')
-    .map(([k, v]) => `${k}=${show(v)}`)
+    .map(([k, v]) => `${k}=${show(v, k)}`)
     .join(' ');
 }
 
@@ -22,7 +24,7 @@ function deviationLines(d: Deviation, color: boolean): string[] {
   const head = `  ${d.change.padEnd(8)} ${d.key}  ${paint(sev, `[${d.severity}]`)}`;
   if (d.change === 'modified') {
     const fields = d.fields ?? [];
-    return [head, ...fields.map((f) => `      ${f}: ${show(d.expected?.[f])} -> ${show(d.actual?.[f])}`)];
+    return [head, ...fields.map((f) => `      ${f}: ${show(d.expected?.[f], f)} -> ${show(d.actual?.[f], f)}`)];
   }
   return [head, `      ${d.change === 'added' ? 'actual' : 'expected'}: ${describeItem(d.change === 'added' ? d.actual : d.expected)}`];
 }
