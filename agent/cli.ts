@@ -23,6 +23,8 @@ export function buildProgram(): Command {
   const program = new Command('driftwarden')
     .description('drift detection for immutable infrastructure')
     .version(AGENT_VERSION, '-V, --version')
+    // `manifest build --version 1.2.0` is the image's version, not a request for ours.
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`driftwarden: ${str.replace(/^error: /, '')}`) });
 
