@@ -1,0 +1,198 @@
+/**
+ * @module The store contract: one interface, implemented once with Kysely over SQLite (better-sqlite3,
+ * WAL) and PostgreSQL (pg), with one set of migrations. Every method is usable inside a transaction.
+ * Times are ISO-8601 strings in UTC; JSON columns are parsed objects on this side of the interface.
+ */
+import type { Deviation, Severity } from '../../shared/schema/deviation.js';
+import type { Inventory } from '../../shared/schema/report.js';
+
+export const ROLES = ['agent', 'viewer', 'operator', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const HOST_STATES = ['pending', 'clean', 'drifted', 'tainted', 'replacement-scheduled', 'replacing', 'replaced', 'silent'] as const;
+export type HostState = (typeof HOST_STATES)[number];
+
+/** API tokens for people and tools, and enrollment tokens (role `agent`). Only the hash is stored. */
+export interface TokenRow {
+  id: string;
+  name: string;
+  role: Role;
+  createdAt: string;
+  createdBy: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  lastUsedAt: string | null;
+}
+
+export interface HostRow {
+  id: string;
+  hostname: string | null;
+  imageId: string;
+  group: string | null;
+  state: HostState;
+  stateSince: string;
+  enrolledAt: string;
+  /** Any authenticated contact: report, heartbeat or event. */
+  lastSeenAt: string | null;
+  lastReportAt: string | null;
+  /** Highest report seq accepted; a report must carry a higher one. */
+  lastSeq: number;
+  /** Current deviations that the policy does not ignore. */
+  deviationCount: number;
+  taintedAt: string | null;
+  agentVersion: string | null;
+  manifestDigest: string | null;
+  inventory: Inventory | null;
+}
+
+export interface ManifestRow {
+  imageId: string;
+  digest: string;
+  signedBy: string | null;
+  name: string | null;
+  version: string | null;
+  /** The manifest exactly as published (canonical JSON text). */
+  body: string;
+  publishedAt: string;
+  publishedBy: string;
+}
+
+export type ReportKind = 'scan' | 'heartbeat' | 'event';
+
+export interface ReportRow {
+  reportId: string;
+  hostId: string;
+  seq: number;
+  kind: ReportKind;
+  scannedAt: string;
+  receivedAt: string;
+  digests: Record<string, string>;
+  deviationCount: number;
+  /** Sections whose reported digest disagrees with the manifest plus the deviations. */
+  digestMismatch: string[];
+  /** Deviations as received, and any other report fields worth keeping. */
+  body: { deviations: Deviation[]; collectors?: unknown[] };
+}
+
+export type PolicyAction = 'ignore' | 'report' | 'taint' | 'exempt';
+
+/** The current deviations of a host (replaced wholesale by each full scan, added to by events). */
+export interface HostDeviationRow {
+  hostId: string;
+  collector: string;
+  key: string;
+  change: Deviation['change'];
+  expected: Record<string, unknown> | null;
+  actual: Record<string, unknown> | null;
+  severity: Severity;
+  action: PolicyAction;
+  /** The policy rule or exemption that decided the action. */
+  decidedBy: string;
+  firstSeenAt: string;
+  lastSeenAt: string;
+}
+
+export interface TransitionRow {
+  id: number;
+  hostId: string;
+  from: HostState | null;
+  to: HostState;
+  cause: string;
+  actor: string;
+  at: string;
+  reportId: string | null;
+}
+
+/** Append-only: there is no update or delete for audit rows. */
+export interface AuditRow {
+  id: number;
+  at: string;
+  actor: string;
+  action: string;
+  target: string | null;
+  detail: Record<string, unknown>;
+}
+
+export interface ExemptionRow {
+  id: string;
+  /** Null matches any host (then usually scoped by imageId). */
+  hostId: string | null;
+  imageId: string | null;
+  collector: string | null;
+  /** Glob on the deviation key. */
+  keyPattern: string;
+  reason: string;
+  actor: string;
+  createdAt: string;
+  expiresAt: string;
+  revokedAt: string | null;
+  revokedBy: string | null;
+}
+
+export interface HostFilter {
+  state?: HostState;
+  imageId?: string;
+  group?: string;
+  /** Keyset pagination: hosts with id greater than this. */
+  after?: string;
+  limit: number;
+}
+
+export interface StoreTx {
+  // tokens
+  insertToken(row: TokenRow & { hash: string }): Promise<void>;
+  findTokenByHash(hash: string): Promise<TokenRow | null>;
+  listTokens(): Promise<TokenRow[]>;
+  revokeToken(id: string, at: string): Promise<boolean>;
+  touchToken(id: string, at: string): Promise<void>;
+
+  // hosts
+  insertHost(row: HostRow & { credentialHash: string }): Promise<void>;
+  getHost(id: string): Promise<HostRow | null>;
+  /** The host a per-host credential belongs to. */
+  findHostByCredentialHash(hash: string): Promise<HostRow | null>;
+  setHostCredential(id: string, credentialHash: string): Promise<void>;
+  updateHost(id: string, patch: Partial<Omit<HostRow, 'id' | 'enrolledAt'>>): Promise<void>;
+  listHosts(filter: HostFilter): Promise<{ hosts: HostRow[]; nextAfter: string | null }>;
+  countHostsByState(): Promise<Record<HostState, number>>;
+  /** Hosts in one of `states` not seen since `before` (for silent detection). */
+  listHostsSeenBefore(before: string, states: readonly HostState[], limit: number): Promise<HostRow[]>;
+
+  // manifests
+  putManifest(row: ManifestRow): Promise<void>;
+  getManifest(imageId: string): Promise<ManifestRow | null>;
+  listManifests(): Promise<Omit<ManifestRow, 'body'>[]>;
+
+  // reports
+  getReport(reportId: string): Promise<ReportRow | null>;
+  insertReport(row: ReportRow): Promise<void>;
+  listReports(hostId: string, opts: { limit: number; beforeSeq?: number }): Promise<ReportRow[]>;
+  /** Delete reports received before `before`; returns how many. Host history and audit are kept. */
+  pruneReports(before: string): Promise<number>;
+
+  // current deviations
+  replaceHostDeviations(hostId: string, rows: HostDeviationRow[]): Promise<void>;
+  upsertHostDeviations(rows: HostDeviationRow[]): Promise<void>;
+  listHostDeviations(hostId: string): Promise<HostDeviationRow[]>;
+
+  // state transitions
+  insertTransition(row: Omit<TransitionRow, 'id'>): Promise<TransitionRow>;
+  listTransitions(hostId: string): Promise<TransitionRow[]>;
+
+  // audit (append-only)
+  appendAudit(row: Omit<AuditRow, 'id'>): Promise<AuditRow>;
+  listAudit(opts: { afterId?: number; limit: number }): Promise<AuditRow[]>;
+
+  // exemptions
+  insertExemption(row: ExemptionRow): Promise<void>;
+  listExemptions(opts: { activeAt?: string }): Promise<ExemptionRow[]>;
+  revokeExemption(id: string, at: string, by: string): Promise<boolean>;
+}
+
+export interface Store extends StoreTx {
+  readonly kind: 'sqlite' | 'postgres';
+  migrate(): Promise<void>;
+  /** Everything `fn` does through `tx` commits together or not at all. */
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
