@@ -13,6 +13,7 @@ export const ERRORS = {
   DW_ERR_COLLECTOR: { status: 500, exit: 2, summary: 'a collector failed' },
   DW_ERR_EXEC: { status: 500, exit: 2, summary: 'an external command failed' },
   DW_ERR_IO: { status: 500, exit: 2, summary: 'a file could not be read or written' },
+  DW_ERR_STATE: { status: 409, exit: 2, summary: 'the host is not in a state that allows this' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -1,0 +1,265 @@
+/** @module The controller's policy file (rules that turn deviations into ignore/report/taint), its shipped defaults, key globs, and exemption requests. */
+import picomatch from 'picomatch';
+import { z } from 'zod';
+import { COLLECTOR_NAMES, CollectorNameSchema, IsoTimeSchema } from './common.js';
+import { DurationSchema, parseDuration } from './config.js';
+import { ChangeSchema, SEVERITIES } from './deviation.js';
+
+// ---------------------------------------------------------------------------------------------
+// Key globs
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * How a collector's keys are matched:
+ *   path   files: host paths, `*` stays inside one segment, `**` crosses them;
+ *   entry  cron: keys are `<file> <entry>` or a host path, matched like paths, and a glob that
+ *          matches the file part alone matches every entry of that file (`/etc/cron.d/*` covers
+ *          the jobs of every file in cron.d, although their commands contain slashes);
+ *   name   packages (`name:arch`), sysctl (dotted names) and any collector added later: the whole
+ *          key is one segment, so `*` crosses dots and the rare slash (`net.ipv4.conf.eth0/100.*`,
+ *          `rpm/bash:x86_64`), as operators expect from `net.*` or `openssl:*`.
+ */
+export type KeyStyle = 'path' | 'entry' | 'name';
+
+export function keyStyleOf(collector: string): KeyStyle {
+  if (collector === 'files') return 'path';
+  if (collector === 'cron') return 'entry';
+  return 'name';
+}
+
+/** Stands in for `/` in name-style keys and globs: picomatch only treats `/` as a separator. */
+const NAME_SEP = '\u0000';
+/** strictBrackets turns an unbalanced `[`, `{` or `(` into an error instead of a literal, and debug makes a bad regex throw instead of quietly matching nothing. */
+const GLOB_OPTIONS = { dot: true, strictBrackets: true, debug: true, windows: false } as const;
+const MAX_GLOB_LENGTH = 1024;
+/** What a path or cron glob may start with: it is matched against an absolute host path. */
+const ABSOLUTE_START = /^(?:\/|\*\*|\{)/;
+
+function regexFor(glob: string, style: KeyStyle): RegExp {
+  return picomatch.makeRe(style === 'name' ? glob.replaceAll('/', NAME_SEP) : glob, GLOB_OPTIONS);
+}
+
+/**
+ * Why `glob` cannot be used for keys of this style, or null. Called when a policy or an exemption
+ * is loaded, with the same compilation the matcher uses, so a bad glob is refused there and never
+ * surfaces during evaluation. `style` null: the glob may meet any collector (a `*` rule).
+ */
+export function globProblem(glob: string, style: KeyStyle | null): string | null {
+  if (glob.length === 0) return 'expected a non-empty glob';
+  if (glob.length > MAX_GLOB_LENGTH) return `glob is longer than ${MAX_GLOB_LENGTH} characters`;
+  // A negated glob in a list that matches when any glob matches would match nearly everything.
+  if (picomatch.scan(glob).negated) return 'negated globs ("!...") are not supported: put a more specific rule first';
+  if ((style === 'path' || style === 'entry') && !ABSOLUTE_START.test(glob)) {
+    return `expected an absolute path glob (starting with "/" or "**"), got "${glob}"`;
+  }
+  try {
+    for (const s of style ? [style] : (['path', 'name'] as const)) regexFor(glob, s);
+  } catch (err) {
+    return `invalid glob "${glob}": ${err instanceof Error ? err.message : String(err)}`;
+  }
+  return null;
+}
+
+/**
+ * One test for a list of globs: literal keys by set lookup, the rest through one regex joining
+ * every glob's (same semantics as picomatch's list matcher, without a call and a result object per
+ * glob). The globs must have passed globProblem.
+ */
+export function compileKeyGlobs(globs: readonly string[], style: KeyStyle): (key: string) => boolean {
+  const exact = new Set<string>();
+  const sources: string[] = [];
+  for (const g of globs) {
+    const literal = !picomatch.scan(g).isGlob && !g.includes('\\');
+    if (literal) exact.add(g);
+    else sources.push(`(?:${regexFor(g, style).source})`);
+  }
+  const re = sources.length > 0 ? new RegExp(sources.join('|')) : null;
+  const test = (subject: string): boolean => exact.has(subject) || (re !== null && re.test(subject));
+  switch (style) {
+    case 'path':
+      return test;
+    case 'entry':
+      return (key) => {
+        if (test(key)) return true;
+        const space = key.indexOf(' ');
+        return space > 0 && test(key.slice(0, space));
+      };
+    case 'name':
+      return (key) => {
+        if (exact.has(key)) return true;
+        return re !== null && re.test(key.includes('/') ? key.replaceAll('/', NAME_SEP) : key);
+      };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policy file
+// ---------------------------------------------------------------------------------------------
+
+export const RULE_ACTIONS = ['ignore', 'report', 'taint'] as const;
+export type RuleAction = (typeof RULE_ACTIONS)[number];
+
+/** Rule names the shipped defaults use; a user rule may not take one, so `decidedBy` stays unambiguous. */
+export const DEFAULT_RULE_PREFIX = 'default/';
+
+/** zod's own enum message quotes every value; ours reads like the docs and says when the key is missing. */
+function oneOf(values: readonly string[]) {
+  return (issue: { input?: unknown }) => (issue.input === undefined ? 'required' : `expected one of ${values.join('|')}`);
+}
+
+const GlobSchema = z.string({ error: 'expected a glob' }).min(1, 'expected a non-empty glob');
+const RuleCollectorSchema = z.enum([...COLLECTOR_NAMES, '*'], { error: oneOf([...COLLECTOR_NAMES, '*']) });
+const RuleSeveritySchema = z.enum(SEVERITIES, { error: oneOf(SEVERITIES) });
+const RuleChangeSchema = z.enum(ChangeSchema.options, { error: oneOf(ChangeSchema.options) });
+
+export const PolicyRuleSchema = z
+  .strictObject({
+    /** Shown in causes and `decidedBy`; default `rules[<index>]`. */
+    name: z.string().trim().min(1, 'expected a non-empty name').max(200).optional(),
+    collector: RuleCollectorSchema,
+    /** One glob or a list; the rule matches when any matches (see KeyStyle for what `*` crosses). */
+    key: z.union([GlobSchema, z.array(GlobSchema).min(1, 'expected at least one glob')], {
+      error: (issue) => (issue.input === undefined ? 'required' : 'expected a glob or a list of globs'),
+    }),
+    /** Absent: any change. */
+    change: z.array(RuleChangeSchema).min(1, 'expected at least one of added|removed|modified').optional(),
+    action: z.enum(RULE_ACTIONS, { error: oneOf(RULE_ACTIONS) }),
+    /** Replaces the deviation's own severity. */
+    severity: RuleSeveritySchema.optional(),
+  })
+  .superRefine((rule, ctx) => {
+    const style = rule.collector === '*' ? null : keyStyleOf(rule.collector);
+    const globs = typeof rule.key === 'string' ? [rule.key] : rule.key;
+    globs.forEach((g, i) => {
+      const problem = globProblem(g, style);
+      if (problem) ctx.addIssue({ code: 'custom', path: typeof rule.key === 'string' ? ['key'] : ['key', i], message: problem });
+    });
+  });
+export type PolicyRule = z.infer<typeof PolicyRuleSchema>;
+
+export function ruleName(rule: PolicyRule, index: number): string {
+  return rule.name ?? `rules[${index}]`;
+}
+
+export const PolicyFileSchema = z
+  .strictObject({
+    /** Evaluated in order; the first rule that matches decides. */
+    rules: z.array(PolicyRuleSchema).default([]),
+    /** Append DEFAULT_POLICY after `rules`; false drops the shipped defaults entirely. */
+    defaults: z.boolean({ error: 'expected true or false' }).default(true),
+  })
+  .superRefine((file, ctx) => {
+    const seen = new Map<string, number>();
+    file.rules.forEach((rule, i) => {
+      const name = ruleName(rule, i);
+      if (rule.name?.startsWith(DEFAULT_RULE_PREFIX)) {
+        ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `names starting with "${DEFAULT_RULE_PREFIX}" are reserved for the shipped defaults` });
+      }
+      const first = seen.get(name);
+      if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `duplicate of rules[${first}]` });
+      else seen.set(name, i);
+    });
+  });
+export type PolicyFile = z.infer<typeof PolicyFileSchema>;
+
+/**
+ * The shipped defaults, appended after the user's rules (so any user rule overrides them). Order
+ * matters: the ignores come first because /var/log, /run and friends would otherwise fall to the
+ * catch-all report, and ssh host keys and resolv.conf sit under /etc, which taints. The ignored
+ * paths mirror the agent's DEFAULT_FILE_IGNORES, for agents configured to collect them anyway.
+ */
+export const DEFAULT_POLICY: readonly PolicyRule[] = Object.freeze(
+  (
+    [
+      { name: 'default/logs', collector: 'files', key: ['/var/log/**', '**/*.log'], action: 'ignore' },
+      {
+        name: 'default/caches',
+        collector: 'files',
+        key: ['/var/cache/**', '/root/.cache/**', '/home/*/.cache/**', '/etc/ld.so.cache', '**/__pycache__/**', '**/*.pyc'],
+        action: 'ignore',
+      },
+      { name: 'default/temporary-files', collector: 'files', key: ['/tmp/**', '/var/tmp/**'], action: 'ignore' },
+      { name: 'default/runtime-files', collector: 'files', key: ['/run/**', '/var/run/**'], action: 'ignore' },
+      {
+        // Rewritten by a healthy host (DHCP, cloud-init, systemd-firstboot, hwclock, passwd locking).
+        name: 'default/host-identity',
+        collector: 'files',
+        key: ['/etc/resolv.conf', '/etc/hostname', '/etc/machine-id', '/etc/mtab', '/etc/adjtime', '/etc/.pwd.lock'],
+        action: 'ignore',
+      },
+      // Generated on first boot, so every host's differ from the image's.
+      { name: 'default/ssh-host-keys', collector: 'files', key: ['/etc/ssh/ssh_host_*'], action: 'ignore' },
+      { name: 'default/packages', collector: 'packages', key: '*', action: 'taint' },
+      { name: 'default/cron', collector: 'cron', key: '**', action: 'taint' },
+      { name: 'default/sysctl', collector: 'sysctl', key: '*', action: 'taint' },
+      { name: 'default/system-files', collector: 'files', key: ['/usr/**', '/etc/**', '/opt/**', '/boot/**'], action: 'taint' },
+      // known_hosts grows whenever root ssh-es somewhere: worth seeing, not worth a replacement.
+      { name: 'default/ssh-known-hosts', collector: 'files', key: ['/root/.ssh/known_hosts*', '/home/*/.ssh/known_hosts*'], action: 'report' },
+      // An added authorized key (or rc, environment) is a way back in: as serious as a changed binary.
+      { name: 'default/ssh-credentials', collector: 'files', key: ['/root/.ssh/**', '/home/*/.ssh/**'], action: 'taint' },
+      { name: 'default/everything-else', collector: '*', key: '**', action: 'report' },
+    ] satisfies PolicyRule[]
+  ).map((rule) => Object.freeze({ ...rule, key: typeof rule.key === 'string' ? rule.key : Object.freeze([...rule.key]) }) as PolicyRule),
+);
+
+// ---------------------------------------------------------------------------------------------
+// Exemption requests (API body and `driftwarden exempt`)
+// ---------------------------------------------------------------------------------------------
+
+/** Exemptions are time-bound: a longer one is a policy change and belongs in the policy file. */
+export const MAX_EXEMPTION_MS = 90 * 86_400_000;
+
+/** Globs that match every key: without a host or image they would exempt the whole fleet. */
+const CATCH_ALL = new Set(['*', '**', '/**', '**/*']);
+
+/**
+ * The schema checks times against `now`, so it is built per clock: the API passes its injected
+ * clock, tests a fixed one. The output is ready to store: null scopes mean "any", and `for` has
+ * become `expiresAt`.
+ */
+export function exemptionRequestSchema(now: () => number = Date.now) {
+  return z
+    .strictObject({
+      hostId: z.string().min(1).max(128).optional(),
+      imageId: z.string().min(1).max(256).optional(),
+      collector: CollectorNameSchema.optional(),
+      keyPattern: GlobSchema,
+      reason: z.string({ error: (issue) => (issue.input === undefined ? 'required: say why' : 'expected text') }).trim().min(1, 'required: say why').max(2000),
+      expiresAt: IsoTimeSchema.optional(),
+      /** A duration from now, such as 72h or 14d. */
+      for: DurationSchema.optional(),
+    })
+    .superRefine((req, ctx) => {
+      const problem = globProblem(req.keyPattern, req.collector ? keyStyleOf(req.collector) : null);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['keyPattern'], message: problem });
+      if (CATCH_ALL.has(req.keyPattern) && !req.hostId && !req.imageId) {
+        ctx.addIssue({ code: 'custom', path: ['keyPattern'], message: 'a catch-all pattern needs a hostId or an imageId: it would exempt every host' });
+      }
+      const t = now();
+      if (req.expiresAt !== undefined && req.for !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['for'], message: 'give expiresAt or for, not both' });
+      } else if (req.expiresAt === undefined && req.for === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['expiresAt'], message: 'required: an expiry (expiresAt) or a duration (for)' });
+      } else if (req.for !== undefined) {
+        const ms = parseDuration(req.for)!;
+        if (ms <= 0) ctx.addIssue({ code: 'custom', path: ['for'], message: 'must be longer than 0' });
+        else if (ms > MAX_EXEMPTION_MS) ctx.addIssue({ code: 'custom', path: ['for'], message: 'must be at most 90 days' });
+      } else {
+        const at = Date.parse(req.expiresAt!);
+        if (at <= t) ctx.addIssue({ code: 'custom', path: ['expiresAt'], message: 'must be in the future' });
+        else if (at - t > MAX_EXEMPTION_MS) ctx.addIssue({ code: 'custom', path: ['expiresAt'], message: 'must be at most 90 days ahead' });
+      }
+    })
+    .transform((req) => ({
+      hostId: req.hostId ?? null,
+      imageId: req.imageId ?? null,
+      collector: req.collector ?? null,
+      keyPattern: req.keyPattern,
+      reason: req.reason,
+      expiresAt: new Date(req.for !== undefined ? now() + parseDuration(req.for)! : Date.parse(req.expiresAt!)).toISOString(),
+    }));
+}
+
+export const ExemptionRequestSchema = exemptionRequestSchema();
+export type ExemptionRequestInput = z.input<typeof ExemptionRequestSchema>;
+export type ExemptionRequest = z.output<typeof ExemptionRequestSchema>;
