@@ -1,0 +1,55 @@
+/**
+ * @module Does a report add up? The host's per-section digests must equal the controller's own copy of
+ * the manifest with the host's deviations applied. A section that disagrees means deviations were
+ * lost, filtered or invented on the way, and is itself reported as a deviation.
+ */
+import { digestOf } from '../shared/canonical.js';
+import { applyDeviations } from '../shared/diff.js';
+import type { CollectorName } from '../shared/schema/common.js';
+import { COLLECTOR_NAMES } from '../shared/schema/common.js';
+import type { Deviation } from '../shared/schema/deviation.js';
+import type { AnyItem } from '../shared/schema/items.js';
+import type { Manifest } from '../shared/schema/manifest.js';
+
+/**
+ * Fleets drift in the same way on many hosts at once; the same deviations on the same manifest give
+ * the same digest, so results are remembered by (manifest, section, deviations).
+ */
+const memo = new Map<string, string>();
+const MEMO_LIMIT = 10_000;
+
+export interface DigestMismatch {
+  section: string;
+  expected: string | null;
+  reported: string | null;
+}
+
+export function checkReportDigests(manifest: Manifest, reported: Record<string, string>, deviations: readonly Deviation[]): DigestMismatch[] {
+  const out: DigestMismatch[] = [];
+  const byCollector = new Map<CollectorName, Deviation[]>();
+  for (const d of deviations) byCollector.set(d.collector, [...(byCollector.get(d.collector) ?? []), d]);
+  const sections = new Set<string>([...Object.keys(manifest.digests.sections), ...Object.keys(reported)]);
+  for (const section of sections) {
+    if (!(COLLECTOR_NAMES as readonly string[]).includes(section)) {
+      out.push({ section, expected: null, reported: reported[section] ?? null });
+      continue;
+    }
+    const name = section as CollectorName;
+    const devs = byCollector.get(name) ?? [];
+    let expected: string | null;
+    if (!manifest.sections[name]) expected = null;
+    else if (devs.length === 0) expected = manifest.digests.sections[name] ?? null;
+    else {
+      const key = `${manifest.digests.overall}\0${name}\0${digestOf(devs)}`;
+      expected = memo.get(key) ?? null;
+      if (expected === null) {
+        expected = digestOf(applyDeviations(name, manifest.sections[name]!.items as AnyItem[], devs));
+        if (memo.size >= MEMO_LIMIT) memo.delete(memo.keys().next().value!);
+        memo.set(key, expected);
+      }
+    }
+    const got = reported[section] ?? null;
+    if (got !== expected) out.push({ section, expected, reported: got });
+  }
+  return out;
+}
