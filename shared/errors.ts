@@ -13,6 +13,15 @@ export const ERRORS = {
   DW_ERR_COLLECTOR: { status: 500, exit: 2, summary: 'a collector failed' },
   DW_ERR_EXEC: { status: 500, exit: 2, summary: 'an external command failed' },
   DW_ERR_IO: { status: 500, exit: 2, summary: 'a file could not be read or written' },
+  DW_ERR_VALIDATION: { status: 400, exit: 2, summary: 'a request failed validation' },
+  DW_ERR_TOO_LARGE: { status: 413, exit: 2, summary: 'a request body is larger than allowed' },
+  DW_ERR_UNAUTHORIZED: { status: 401, exit: 2, summary: 'no valid credential was presented' },
+  DW_ERR_FORBIDDEN: { status: 403, exit: 2, summary: 'the credential may not do this' },
+  DW_ERR_NOT_FOUND: { status: 404, exit: 2, summary: 'no such resource' },
+  DW_ERR_CONFLICT: { status: 409, exit: 2, summary: 'the request conflicts with stored state' },
+  DW_ERR_REPLAY: { status: 409, exit: 2, summary: 'a report was replayed or arrived out of order' },
+  DW_ERR_NO_MANIFEST: { status: 422, exit: 2, summary: 'no manifest is published for the image' },
+  DW_ERR_INTERNAL: { status: 500, exit: 2, summary: 'an internal error' },
   DW_ERR_STATE: { status: 409, exit: 2, summary: 'the host is not in a state that allows this' },
 } as const;
 

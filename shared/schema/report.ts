@@ -24,8 +24,15 @@ export const InventorySchema = z.strictObject({
 });
 export type Inventory = z.infer<typeof InventorySchema>;
 
+/**
+ * `scan`: a full fingerprint with every deviation. `heartbeat`: nothing changed since the last scan;
+ * digests only, no deviations. `event`: deviations the file watcher found between scans.
+ */
+export const ReportKindSchema = z.enum(['scan', 'heartbeat', 'event']);
+
 export const ReportSchema = z.strictObject({
   schema: z.literal(REPORT_SCHEMA_ID),
+  kind: ReportKindSchema.default('scan'),
   reportId: z.string().uuid(),
   hostId: z.string().min(1).max(128),
   imageId: z.string().min(1).max(256),
@@ -38,5 +45,6 @@ export const ReportSchema = z.strictObject({
   collectors: z.array(CollectorResultSchema),
   deviations: z.array(DeviationSchema),
   inventory: InventorySchema.optional(),
+  group: z.string().min(1).max(256).optional(),
 });
 export type Report = z.infer<typeof ReportSchema>;

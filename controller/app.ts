@@ -1,0 +1,166 @@
+/**
+ * @module buildApp(deps) returns the controller's HTTP application without listening, so tests drive it
+ * with app.inject() and only server.ts opens a port. Every route declares who may call it
+ * (`config.auth`); a route without that declaration fails at start-up, not in production.
+ */
+import Fastify, { type FastifyInstance, type FastifyRequest, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
+import fastifySwagger from '@fastify/swagger';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { KeyObject } from 'node:crypto';
+import type { Logger } from 'pino';
+import { DwError, isDwError } from '../shared/errors.js';
+import { bearer, hashSecret, roleAllows } from './auth.js';
+import type { ControllerConfig } from './config.js';
+import { ManifestCache } from './manifest-cache.js';
+import type { Metrics } from './metrics.js';
+import type { Policy } from './policy.js';
+import type { HostRow, Role, Store, TokenRow } from './store/types.js';
+import { registerAuditRoutes } from './routes/audit.js';
+import { registerEnrollRoutes } from './routes/enroll.js';
+import { registerExemptionRoutes } from './routes/exemptions.js';
+import { registerHostRoutes } from './routes/hosts.js';
+import { registerManifestRoutes } from './routes/manifests.js';
+import { registerMetaRoutes } from './routes/meta.js';
+import { registerReportRoutes } from './routes/reports.js';
+import { registerTokenRoutes } from './routes/tokens.js';
+
+/** Who may call a route: nobody needs to (`none`), a host credential, or a token of at least this role. */
+export type RouteAuth = 'none' | 'host' | 'enroll' | Exclude<Role, 'agent'>;
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    auth?: RouteAuth;
+  }
+  interface FastifyRequest {
+    /** The token or host that authenticated this request; `actor` is what the audit log records. */
+    principal: { kind: 'token'; token: TokenRow; actor: string } | { kind: 'host'; host: HostRow; actor: string } | null;
+  }
+}
+
+export interface AppDeps {
+  store: Store;
+  config: ControllerConfig;
+  policy: Policy;
+  trustedKeys: readonly KeyObject[];
+  log: Logger;
+  metrics: Metrics;
+  clock?: () => Date;
+}
+
+export interface AppContext extends Required<Omit<AppDeps, 'log'>> {
+  log: Logger;
+  manifests: ManifestCache;
+}
+
+export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger, ZodTypeProvider>;
+
+export async function buildApp(deps: AppDeps): Promise<App> {
+  const ctx: AppContext = { ...deps, clock: deps.clock ?? (() => new Date()), manifests: new ManifestCache() };
+  const app = Fastify({
+    loggerInstance: deps.log,
+    bodyLimit: deps.config.bodyLimit,
+    disableRequestLogging: true,
+    // Lets in-flight requests finish on close(); new connections are refused.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.decorateRequest('principal', null);
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: { title: 'driftwarden controller API', version: 'v1', description: 'Every route needs a bearer token: a host credential, an enrollment token, or an API token with a role.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/documentation')) return;
+    if (!route.config?.auth) throw new Error(`route ${route.method} ${route.url} does not declare config.auth`);
+  });
+
+  app.addHook('onRequest', async (req) => {
+    const need = req.routeOptions.config.auth;
+    if (need === undefined) {
+      if (req.routeOptions.url === undefined) return; // 404s are answered by the not-found handler
+      throw new DwError('DW_ERR_INTERNAL', 'route without an auth declaration');
+    }
+    if (need === 'none') return;
+    await authenticate(ctx, req, need);
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const e = toDwError(err);
+    ctx.metrics.rejections.inc({ code: e.code });
+    if (e.status >= 500) req.log.error({ err, url: req.url }, 'request failed');
+    else req.log.info({ code: e.code, url: req.url, msg: e.message }, 'request refused');
+    void reply.status(e.status).send({ error: e.code, message: e.message });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send({ error: 'DW_ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` });
+  });
+
+  registerMetaRoutes(app, ctx);
+  registerEnrollRoutes(app, ctx);
+  registerManifestRoutes(app, ctx);
+  registerReportRoutes(app, ctx);
+  registerHostRoutes(app, ctx);
+  registerExemptionRoutes(app, ctx);
+  registerAuditRoutes(app, ctx);
+  registerTokenRoutes(app, ctx);
+  return app;
+}
+
+async function authenticate(ctx: AppContext, req: FastifyRequest, need: Exclude<RouteAuth, 'none'>): Promise<void> {
+  const secret = bearer(req.headers.authorization);
+  if (!secret) throw new DwError('DW_ERR_UNAUTHORIZED', 'missing bearer token (Authorization: Bearer ...)');
+  const hash = hashSecret(secret);
+  const now = ctx.clock().toISOString();
+  if (need === 'host') {
+    const host = await ctx.store.findHostByCredentialHash(hash);
+    if (!host) throw new DwError('DW_ERR_UNAUTHORIZED', 'unknown host credential');
+    req.principal = { kind: 'host', host, actor: `host:${host.id}` };
+    return;
+  }
+  const token = await ctx.store.findTokenByHash(hash);
+  if (!token) throw new DwError('DW_ERR_UNAUTHORIZED', 'unknown token');
+  if (token.revokedAt) throw new DwError('DW_ERR_UNAUTHORIZED', `token ${token.id} was revoked`);
+  if (token.expiresAt && token.expiresAt <= now) throw new DwError('DW_ERR_UNAUTHORIZED', `token ${token.id} expired at ${token.expiresAt}`);
+  if (need === 'enroll') {
+    if (token.role !== 'agent') throw new DwError('DW_ERR_FORBIDDEN', `enrollment needs an agent token; ${token.id} has role ${token.role}`);
+  } else if (!roleAllows(token.role, need)) {
+    throw new DwError('DW_ERR_FORBIDDEN', `this needs role ${need}; token ${token.id} has role ${token.role}`);
+  }
+  req.principal = { kind: 'token', token, actor: `token:${token.id}(${token.name})` };
+}
+
+interface FastifyishError {
+  code?: string;
+  statusCode?: number;
+  validation?: { instancePath?: string; message?: string }[];
+  validationContext?: string;
+  message: string;
+}
+
+function toDwError(err: unknown): DwError {
+  if (isDwError(err)) return err;
+  const e = err as FastifyishError;
+  if (e.validation) {
+    const where = e.validationContext ?? 'body';
+    const detail = e.validation
+      .slice(0, 5)
+      .map((v) => `${where}${v.instancePath ? v.instancePath.replaceAll('/', '.') : ''}: ${v.message}`)
+      .join('; ');
+    return new DwError('DW_ERR_VALIDATION', detail || e.message);
+  }
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new DwError('DW_ERR_TOO_LARGE', `request body is larger than the limit (${e.message})`);
+  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new DwError('DW_ERR_VALIDATION', `unsupported content type: send application/json`);
+  if (e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (e.statusCode === 400 && /JSON/.test(e.message))) {
+    return new DwError('DW_ERR_VALIDATION', `request body is not valid JSON: ${e.message}`);
+  }
+  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return new DwError('DW_ERR_VALIDATION', e.message);
+  return new DwError('DW_ERR_INTERNAL', 'internal error', {}, { cause: err });
+}

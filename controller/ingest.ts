@@ -1,0 +1,180 @@
+/**
+ * @module Report ingestion: authenticate the report to its host, refuse replays, check that it adds up
+ * against the controller's own manifest copy, apply the policy, move the host's state, and store the
+ * report with every consequence in one transaction.
+ */
+import type { Logger } from 'pino';
+import { DwError } from '../shared/errors.js';
+import type { Deviation } from '../shared/schema/deviation.js';
+import type { Report } from '../shared/schema/report.js';
+import { checkReportDigests } from './digest-check.js';
+import type { ManifestCache } from './manifest-cache.js';
+import { evaluateAll, type Policy } from './policy.js';
+import { IllegalTransitionError, next, type HostEvent } from './states.js';
+import type { HostDeviationRow, HostRow, HostState, Store, StoreTx } from './store/types.js';
+
+export interface IngestDeps {
+  store: Store;
+  policy: Policy;
+  manifests: ManifestCache;
+  clock: () => Date;
+  log: Logger;
+}
+
+export interface IngestResult {
+  status: 'accepted' | 'duplicate';
+  reportId: string;
+  state: HostState;
+  deviations: number;
+  /** Sections whose digests did not add up: each is recorded as an integrity deviation. */
+  digestMismatch: string[];
+  /** The host should send a full scan (its heartbeat digests differ from its last report). */
+  scanRequested: boolean;
+}
+
+/** Deviations the controller raises itself, outside any collector: they always taint. */
+function integrityDeviation(hostId: string, key: string, expected: unknown, actual: unknown, now: string): HostDeviationRow {
+  return {
+    hostId,
+    collector: 'integrity',
+    key,
+    change: 'modified',
+    expected: { value: expected },
+    actual: { value: actual },
+    severity: 'critical',
+    action: 'taint',
+    decidedBy: 'integrity',
+    firstSeenAt: now,
+    lastSeenAt: now,
+  };
+}
+
+export async function ingestReport(deps: IngestDeps, hostId: string, report: Report): Promise<IngestResult> {
+  if (report.hostId !== hostId) {
+    throw new DwError('DW_ERR_FORBIDDEN', `this credential belongs to host ${hostId}; it cannot report for host ${report.hostId}`, { hostId, claimed: report.hostId });
+  }
+  if (report.kind === 'heartbeat' && report.deviations.length > 0) {
+    throw new DwError('DW_ERR_VALIDATION', 'a heartbeat carries no deviations; send them in a scan or event report', {});
+  }
+  const now = deps.clock().toISOString();
+
+  return deps.store.transaction(async (tx) => {
+    const seen = await tx.getReport(report.reportId);
+    if (seen) {
+      if (seen.hostId === hostId && seen.seq === report.seq) {
+        const host = (await tx.getHost(hostId))!;
+        return { status: 'duplicate', reportId: report.reportId, state: host.state, deviations: seen.deviationCount, digestMismatch: seen.digestMismatch, scanRequested: false };
+      }
+      throw new DwError('DW_ERR_REPLAY', `report ${report.reportId} was already received with another host or seq`, { reportId: report.reportId });
+    }
+    // Locked: two controllers (or two requests) must not both accept the next seq for one host.
+    const host = await tx.lockHost(hostId);
+    if (!host) throw new DwError('DW_ERR_UNAUTHORIZED', `host ${hostId} is not enrolled`, { hostId });
+    if (report.seq <= host.lastSeq) {
+      throw new DwError('DW_ERR_REPLAY', `report seq ${report.seq} is not greater than the last accepted seq ${host.lastSeq} (replayed or out of order)`, { seq: report.seq, lastSeq: host.lastSeq });
+    }
+    if (report.imageId !== host.imageId) {
+      throw new DwError('DW_ERR_CONFLICT', `host ${hostId} was enrolled from image ${host.imageId} but reports image ${report.imageId}; an image is not changed in place`, { imageId: report.imageId });
+    }
+    const manifest = await deps.manifests.get(tx, host.imageId);
+    if (!manifest) throw new DwError('DW_ERR_NO_MANIFEST', `no manifest is published for image ${host.imageId}; publish it with driftwarden manifest publish`, { imageId: host.imageId });
+
+    const integrity: HostDeviationRow[] = [];
+    if (report.manifestDigest !== manifest.digests.overall) {
+      integrity.push(integrityDeviation(hostId, 'manifest', manifest.digests.overall, report.manifestDigest, now));
+    }
+    let digestMismatch: string[] = [];
+    let scanRequested = false;
+    if (report.kind === 'scan') {
+      const mismatches = checkReportDigests(manifest, report.digests, report.deviations);
+      digestMismatch = mismatches.map((m) => m.section);
+      for (const m of mismatches) integrity.push(integrityDeviation(hostId, `digest:${m.section}`, m.expected, m.reported, now));
+    } else if (report.kind === 'heartbeat') {
+      const [last] = await tx.listReports(hostId, { limit: 1 });
+      scanRequested = !last || JSON.stringify(sortKeys(last.digests)) !== JSON.stringify(sortKeys(report.digests));
+    }
+
+    const exemptions = report.deviations.length > 0 ? await tx.listExemptions({ activeAt: now }) : [];
+    const evaluation = evaluateAll(deps.policy, report.deviations, { hostId, imageId: host.imageId, now, exemptions });
+    const rows: HostDeviationRow[] = report.deviations.map((d: Deviation, i) => {
+      const decision = evaluation.decisions[i]!;
+      return {
+        hostId,
+        collector: d.collector,
+        key: d.key,
+        change: d.change,
+        expected: d.expected,
+        actual: d.actual,
+        severity: decision.severity,
+        action: decision.action,
+        decidedBy: decision.decidedBy,
+        firstSeenAt: now,
+        lastSeenAt: now,
+      };
+    });
+    rows.push(...integrity);
+
+    // Keep when each deviation was first seen across scans.
+    const previous = report.kind === 'heartbeat' ? [] : await tx.listHostDeviations(hostId);
+    const firstSeen = new Map(previous.map((p) => [`${p.collector}\0${p.key}`, p.firstSeenAt]));
+    for (const r of rows) r.firstSeenAt = firstSeen.get(`${r.collector}\0${r.key}`) ?? now;
+
+    let event: HostEvent;
+    if (report.kind === 'heartbeat') event = { type: 'heartbeat' };
+    else if (integrity.length > 0) {
+      event = { type: 'report', worst: 'taint', culprit: { collector: 'integrity', key: integrity[0]!.key, change: 'modified', decidedBy: 'integrity' } };
+    } else event = { type: 'report', worst: evaluation.worst, culprit: evaluation.culprit };
+    // An event report only adds what the watcher saw; it cannot clean a host that a scan found drifted.
+    if (report.kind === 'event' && event.type === 'report' && event.worst !== 'taint' && event.worst !== 'report') event = { type: 'heartbeat' };
+
+    let transition;
+    try {
+      transition = next(host.state, event);
+    } catch (err) {
+      if (err instanceof IllegalTransitionError) {
+        throw new DwError('DW_ERR_CONFLICT', `host ${hostId} is ${host.state} and cannot report any more (${err.message})`, { state: host.state });
+      }
+      throw err;
+    }
+
+    if (report.kind === 'scan') await tx.replaceHostDeviations(hostId, rows);
+    else if (rows.length > 0) await tx.upsertHostDeviations(rows);
+    const current = report.kind === 'scan' ? rows : report.kind === 'event' ? await tx.listHostDeviations(hostId) : previous;
+    const counted = report.kind === 'heartbeat' ? host.deviationCount : current.filter((r) => r.action !== 'ignore').length;
+
+    await tx.insertReport({
+      reportId: report.reportId,
+      hostId,
+      seq: report.seq,
+      kind: report.kind,
+      scannedAt: report.scannedAt,
+      receivedAt: now,
+      digests: report.digests,
+      deviationCount: report.deviations.length,
+      digestMismatch,
+      body: { deviations: report.deviations, ...(report.kind === 'heartbeat' ? {} : { collectors: report.collectors }) },
+    });
+    await tx.updateHost(hostId, {
+      lastSeenAt: now,
+      lastSeq: report.seq,
+      ...(report.kind === 'heartbeat' ? {} : { lastReportAt: now, deviationCount: counted }),
+      ...(report.inventory ? { inventory: report.inventory, hostname: report.inventory.hostname ?? host.hostname } : {}),
+      ...(report.group ? { group: report.group } : {}),
+      agentVersion: report.agentVersion,
+      manifestDigest: report.manifestDigest,
+      ...(transition.changed ? { state: transition.state, stateSince: now } : {}),
+      ...(transition.changed && transition.state === 'tainted' ? { taintedAt: now } : {}),
+    });
+    if (transition.changed) {
+      await tx.insertTransition({ hostId, from: host.state, to: transition.state, cause: transition.cause, actor: 'policy', at: now, reportId: report.reportId });
+      if (transition.state === 'tainted') {
+        await tx.appendAudit({ at: now, actor: 'controller', action: 'host.taint', target: hostId, detail: { cause: transition.cause, reportId: report.reportId } });
+      }
+    }
+    return { status: 'accepted', reportId: report.reportId, state: transition.state, deviations: counted, digestMismatch, scanRequested };
+  });
+}
+
+function sortKeys(o: Record<string, string>): [string, string][] {
+  return Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}

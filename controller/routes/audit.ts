@@ -1,0 +1,14 @@
+/** @module The audit log, read-only: there is no route (and no store method) that changes it. */
+import { z } from 'zod';
+import type { App, AppContext } from '../app.js';
+
+export function registerAuditRoutes(app: App, ctx: AppContext): void {
+  app.get(
+    '/api/v1/audit',
+    { config: { auth: 'viewer' }, schema: { querystring: z.strictObject({ afterId: z.coerce.number().int().nonnegative().optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }) } },
+    async (req) => {
+      const rows = await ctx.store.listAudit({ afterId: req.query.afterId, limit: req.query.limit });
+      return { audit: rows, next: rows.length === req.query.limit ? rows[rows.length - 1]!.id : null };
+    },
+  );
+}

@@ -1,0 +1,49 @@
+/** @module Enrollment: an agent trades an enrollment token for its own per-host credential, once. */
+import { z } from 'zod';
+import { DwError } from '../../shared/errors.js';
+import { InventorySchema } from '../../shared/schema/report.js';
+import type { App, AppContext } from '../app.js';
+import { hashSecret, newSecret } from '../auth.js';
+
+export const EnrollRequestSchema = z.strictObject({
+  hostId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'expected the host id (machine-id): letters, digits, . _ : -'),
+  hostname: z.string().max(255).nullable().optional(),
+  imageId: z.string().min(1).max(256),
+  group: z.string().min(1).max(256).optional(),
+  agentVersion: z.string().max(64).optional(),
+  inventory: InventorySchema.optional(),
+});
+
+export function registerEnrollRoutes(app: App, ctx: AppContext): void {
+  app.post('/api/v1/enroll', { config: { auth: 'enroll' }, schema: { body: EnrollRequestSchema } }, async (req, reply) => {
+    const body = req.body;
+    const credential = newSecret('host');
+    const now = ctx.clock().toISOString();
+    await ctx.store.transaction(async (tx) => {
+      // A second enrollment of a known host id would hand its identity to whoever holds an enrollment token.
+      if (await tx.getHost(body.hostId)) throw new DwError('DW_ERR_CONFLICT', `host ${body.hostId} is already enrolled; a host enrolls once (an operator can reset it)`, { hostId: body.hostId });
+      await tx.insertHost({
+        id: body.hostId,
+        hostname: body.hostname ?? body.inventory?.hostname ?? null,
+        imageId: body.imageId,
+        group: body.group ?? null,
+        state: 'pending',
+        stateSince: now,
+        enrolledAt: now,
+        lastSeenAt: now,
+        lastReportAt: null,
+        lastSeq: 0,
+        deviationCount: 0,
+        taintedAt: null,
+        agentVersion: body.agentVersion ?? null,
+        manifestDigest: null,
+        inventory: body.inventory ?? null,
+        credentialHash: hashSecret(credential),
+      });
+      await tx.insertTransition({ hostId: body.hostId, from: null, to: 'pending', cause: 'enrolled', actor: req.principal!.actor, at: now, reportId: null });
+      await tx.appendAudit({ at: now, actor: req.principal!.actor, action: 'host.enroll', target: body.hostId, detail: { imageId: body.imageId, group: body.group ?? null } });
+    });
+    void reply.status(201);
+    return { hostId: body.hostId, credential };
+  });
+}

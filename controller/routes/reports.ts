@@ -1,0 +1,16 @@
+/** @module Report ingestion over HTTP: hosts post scans, heartbeats and events with their own credential. */
+import { ReportSchema } from '../../shared/schema/report.js';
+import type { App, AppContext } from '../app.js';
+import { ingestReport } from '../ingest.js';
+
+export function registerReportRoutes(app: App, ctx: AppContext): void {
+  app.post('/api/v1/reports', { config: { auth: 'host' }, schema: { body: ReportSchema } }, async (req) => {
+    const principal = req.principal!;
+    const hostId = principal.kind === 'host' ? principal.host.id : '';
+    const started = performance.now();
+    const result = await ingestReport(ctx, hostId, req.body);
+    ctx.metrics.ingestSeconds.observe((performance.now() - started) / 1000);
+    ctx.metrics.reports.inc({ kind: req.body.kind, status: result.status });
+    return result;
+  });
+}
