@@ -149,13 +149,24 @@ export interface StoreTx {
   // hosts
   insertHost(row: HostRow & { credentialHash: string }): Promise<void>;
   getHost(id: string): Promise<HostRow | null>;
+  /**
+   * `getHost` that also holds the host until the transaction ends, for read-modify-write (lastSeq,
+   * state): PostgreSQL takes a row lock (`for update`), so a second controller locking or updating
+   * the same host waits; SQLite transactions are serialized as a whole (`begin immediate`).
+   * Only meaningful inside `transaction()`.
+   */
+  lockHost(id: string): Promise<HostRow | null>;
   /** The host a per-host credential belongs to. */
   findHostByCredentialHash(hash: string): Promise<HostRow | null>;
   setHostCredential(id: string, credentialHash: string): Promise<void>;
+  /** Sets the given fields (undefined ones are left alone); throws if there is no such host. */
   updateHost(id: string, patch: Partial<Omit<HostRow, 'id' | 'enrolledAt'>>): Promise<void>;
   listHosts(filter: HostFilter): Promise<{ hosts: HostRow[]; nextAfter: string | null }>;
   countHostsByState(): Promise<Record<HostState, number>>;
-  /** Hosts in one of `states` not seen since `before` (for silent detection). */
+  /**
+   * Hosts in one of `states` not seen since `before` (for silent detection), longest silent first.
+   * A host never seen counts from its enrollment.
+   */
   listHostsSeenBefore(before: string, states: readonly HostState[], limit: number): Promise<HostRow[]>;
 
   // manifests
@@ -171,7 +182,12 @@ export interface StoreTx {
   pruneReports(before: string): Promise<number>;
 
   // current deviations
+  /**
+   * Makes `rows` the host's current deviations. A deviation that was already current (same collector
+   * and key) keeps its earlier `firstSeenAt`.
+   */
   replaceHostDeviations(hostId: string, rows: HostDeviationRow[]): Promise<void>;
+  /** Adds or refreshes deviations (events); an existing one keeps its `firstSeenAt`. */
   upsertHostDeviations(rows: HostDeviationRow[]): Promise<void>;
   listHostDeviations(hostId: string): Promise<HostDeviationRow[]>;
 
@@ -185,14 +201,35 @@ export interface StoreTx {
 
   // exemptions
   insertExemption(row: ExemptionRow): Promise<void>;
+  /** With `activeAt`: created at or before it, expiring after it, and not revoked by then. */
   listExemptions(opts: { activeAt?: string }): Promise<ExemptionRow[]>;
   revokeExemption(id: string, at: string, by: string): Promise<boolean>;
+}
+
+/**
+ * Thrown by the insert methods when a unique key is taken (token or credential hash, host, report or
+ * exemption id), so callers can answer a replayed report or a duplicate id without parsing driver
+ * errors. On PostgreSQL the surrounding transaction is aborted by then: let it roll back.
+ */
+export class StoreConflictError extends Error {
+  /** The table whose unique key was violated. */
+  readonly table: string;
+  constructor(table: string, options?: { cause?: unknown }) {
+    super(`${table}: a row with this unique key already exists`, options);
+    this.name = 'StoreConflictError';
+    this.table = table;
+  }
 }
 
 export interface Store extends StoreTx {
   readonly kind: 'sqlite' | 'postgres';
   migrate(): Promise<void>;
-  /** Everything `fn` does through `tx` commits together or not at all. */
+  /**
+   * Everything `fn` does through `tx` commits together or not at all; a thrown error rolls back and
+   * is rethrown. Overlapping transactions never interleave on SQLite (one connection, taken with
+   * `begin immediate`). IMPORTANT: inside `fn` use only `tx`: calling the store itself waits for
+   * the connection `fn` holds (a deadlock on SQLite) or runs outside the transaction (PostgreSQL).
+   */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }

@@ -1,0 +1,776 @@
+/** @module The one Store implementation: Kysely queries shared by SQLite and PostgreSQL, dialect differences kept to a few marked places. */
+import type { Generated, Insertable, Kysely, Selectable, Updateable } from 'kysely';
+import { migrateToLatest, type Dialect } from './migrations.js';
+import {
+  HOST_STATES,
+  StoreConflictError,
+  type AuditRow,
+  type ExemptionRow,
+  type HostDeviationRow,
+  type HostFilter,
+  type HostRow,
+  type HostState,
+  type ManifestRow,
+  type ReportRow,
+  type Store,
+  type StoreTx,
+  type TokenRow,
+  type TransitionRow,
+} from './types.js';
+
+// ---- the database as the migrations made it (snake_case, JSON as text) ----
+
+interface TokensTable {
+  id: string;
+  hash: string;
+  name: string;
+  role: string;
+  created_at: string;
+  created_by: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+  last_used_at: string | null;
+}
+
+/** Integer columns: numbers from better-sqlite3, strings (int8) or numbers from pg; writes take numbers. */
+type Int = Generated<number | string>;
+
+interface HostsTable {
+  id: string;
+  credential_hash: string;
+  hostname: string | null;
+  image_id: string;
+  host_group: string | null;
+  state: string;
+  state_since: string;
+  enrolled_at: string;
+  last_seen_at: string | null;
+  last_report_at: string | null;
+  last_seq: Int;
+  deviation_count: Int;
+  tainted_at: string | null;
+  agent_version: string | null;
+  manifest_digest: string | null;
+  inventory: string | null;
+}
+
+interface ManifestsTable {
+  image_id: string;
+  digest: string;
+  signed_by: string | null;
+  name: string | null;
+  version: string | null;
+  body: string;
+  published_at: string;
+  published_by: string;
+}
+
+interface ReportsTable {
+  report_id: string;
+  host_id: string;
+  seq: number | string;
+  kind: string;
+  scanned_at: string;
+  received_at: string;
+  digests: string;
+  deviation_count: number | string;
+  digest_mismatch: string;
+  body: string;
+}
+
+interface HostDeviationsTable {
+  host_id: string;
+  collector: string;
+  item_key: string;
+  change: string;
+  expected: string | null;
+  actual: string | null;
+  severity: string;
+  action: string;
+  decided_by: string;
+  first_seen_at: string;
+  last_seen_at: string;
+}
+
+interface TransitionsTable {
+  id: Int;
+  host_id: string;
+  from_state: string | null;
+  to_state: string;
+  cause: string;
+  actor: string;
+  at: string;
+  report_id: string | null;
+}
+
+interface AuditTable {
+  id: Int;
+  at: string;
+  actor: string;
+  action: string;
+  target: string | null;
+  detail: string;
+}
+
+interface ExemptionsTable {
+  id: string;
+  host_id: string | null;
+  image_id: string | null;
+  collector: string | null;
+  key_pattern: string;
+  reason: string;
+  actor: string;
+  created_at: string;
+  expires_at: string;
+  revoked_at: string | null;
+  revoked_by: string | null;
+}
+
+export interface DB {
+  tokens: TokensTable;
+  hosts: HostsTable;
+  manifests: ManifestsTable;
+  reports: ReportsTable;
+  host_deviations: HostDeviationsTable;
+  transitions: TransitionsTable;
+  audit: AuditTable;
+  exemptions: ExemptionsTable;
+}
+
+// ---- conversions at the boundary ----
+
+/**
+ * Every stored time goes through here: lexical order equals time order only if all times share one
+ * format, so '2026-01-01T00:00:00Z' and '+00:00' offsets are rewritten to toISOString()'s form.
+ */
+function iso(value: string, field: string): string {
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new TypeError(`store: ${field} is not a valid time: ${JSON.stringify(value)}`);
+  return new Date(ms).toISOString();
+}
+
+function isoOrNull(value: string | null, field: string): string | null {
+  return value === null ? null : iso(value, field);
+}
+
+function json(value: unknown): string {
+  return JSON.stringify(value);
+}
+
+function parseJson<T>(text: string): T {
+  return JSON.parse(text) as T;
+}
+
+function parseJsonOrNull<T>(text: string | null): T | null {
+  return text === null ? null : (JSON.parse(text) as T);
+}
+
+function tokenFromRow(r: Selectable<TokensTable>): TokenRow {
+  return {
+    id: r.id,
+    name: r.name,
+    role: r.role as TokenRow['role'],
+    createdAt: r.created_at,
+    createdBy: r.created_by,
+    expiresAt: r.expires_at,
+    revokedAt: r.revoked_at,
+    lastUsedAt: r.last_used_at,
+  };
+}
+
+function hostFromRow(r: Selectable<HostsTable>): HostRow {
+  return {
+    id: r.id,
+    hostname: r.hostname,
+    imageId: r.image_id,
+    group: r.host_group,
+    state: r.state as HostState,
+    stateSince: r.state_since,
+    enrolledAt: r.enrolled_at,
+    lastSeenAt: r.last_seen_at,
+    lastReportAt: r.last_report_at,
+    lastSeq: Number(r.last_seq),
+    deviationCount: Number(r.deviation_count),
+    taintedAt: r.tainted_at,
+    agentVersion: r.agent_version,
+    manifestDigest: r.manifest_digest,
+    inventory: parseJsonOrNull(r.inventory),
+  };
+}
+
+/** How each patchable HostRow field is written; a field missing here cannot be patched. */
+const HOST_PATCH: { [K in keyof HostRow]?: [column: keyof HostsTable, write: (v: never) => unknown] } = {
+  hostname: ['hostname', (v: string | null) => v],
+  imageId: ['image_id', (v: string) => v],
+  group: ['host_group', (v: string | null) => v],
+  state: ['state', (v: HostState) => v],
+  stateSince: ['state_since', (v: string) => iso(v, 'stateSince')],
+  lastSeenAt: ['last_seen_at', (v: string | null) => isoOrNull(v, 'lastSeenAt')],
+  lastReportAt: ['last_report_at', (v: string | null) => isoOrNull(v, 'lastReportAt')],
+  lastSeq: ['last_seq', (v: number) => v],
+  deviationCount: ['deviation_count', (v: number) => v],
+  taintedAt: ['tainted_at', (v: string | null) => isoOrNull(v, 'taintedAt')],
+  agentVersion: ['agent_version', (v: string | null) => v],
+  manifestDigest: ['manifest_digest', (v: string | null) => v],
+  inventory: ['inventory', (v: HostRow['inventory']) => (v === null ? null : json(v))],
+};
+
+function manifestFromRow(r: Omit<Selectable<ManifestsTable>, 'body'> & { body?: string }): ManifestRow | Omit<ManifestRow, 'body'> {
+  const row: Omit<ManifestRow, 'body'> = {
+    imageId: r.image_id,
+    digest: r.digest,
+    signedBy: r.signed_by,
+    name: r.name,
+    version: r.version,
+    publishedAt: r.published_at,
+    publishedBy: r.published_by,
+  };
+  return r.body === undefined ? row : { ...row, body: r.body };
+}
+
+function reportFromRow(r: Selectable<ReportsTable>): ReportRow {
+  return {
+    reportId: r.report_id,
+    hostId: r.host_id,
+    seq: Number(r.seq),
+    kind: r.kind as ReportRow['kind'],
+    scannedAt: r.scanned_at,
+    receivedAt: r.received_at,
+    digests: parseJson(r.digests),
+    deviationCount: Number(r.deviation_count),
+    digestMismatch: parseJson(r.digest_mismatch),
+    body: parseJson(r.body),
+  };
+}
+
+function deviationToRow(d: HostDeviationRow): Insertable<HostDeviationsTable> {
+  return {
+    host_id: d.hostId,
+    collector: d.collector,
+    item_key: d.key,
+    change: d.change,
+    expected: d.expected === null ? null : json(d.expected),
+    actual: d.actual === null ? null : json(d.actual),
+    severity: d.severity,
+    action: d.action,
+    decided_by: d.decidedBy,
+    first_seen_at: iso(d.firstSeenAt, 'firstSeenAt'),
+    last_seen_at: iso(d.lastSeenAt, 'lastSeenAt'),
+  };
+}
+
+function deviationFromRow(r: Selectable<HostDeviationsTable>): HostDeviationRow {
+  return {
+    hostId: r.host_id,
+    collector: r.collector,
+    key: r.item_key,
+    change: r.change as HostDeviationRow['change'],
+    expected: parseJsonOrNull(r.expected),
+    actual: parseJsonOrNull(r.actual),
+    severity: r.severity as HostDeviationRow['severity'],
+    action: r.action as HostDeviationRow['action'],
+    decidedBy: r.decided_by,
+    firstSeenAt: r.first_seen_at,
+    lastSeenAt: r.last_seen_at,
+  };
+}
+
+function transitionFromRow(r: Selectable<TransitionsTable>): TransitionRow {
+  return {
+    id: Number(r.id),
+    hostId: r.host_id,
+    from: r.from_state as HostState | null,
+    to: r.to_state as HostState,
+    cause: r.cause,
+    actor: r.actor,
+    at: r.at,
+    reportId: r.report_id,
+  };
+}
+
+function auditFromRow(r: Selectable<AuditTable>): AuditRow {
+  return { id: Number(r.id), at: r.at, actor: r.actor, action: r.action, target: r.target, detail: parseJson(r.detail) };
+}
+
+function exemptionFromRow(r: Selectable<ExemptionsTable>): ExemptionRow {
+  return {
+    id: r.id,
+    hostId: r.host_id,
+    imageId: r.image_id,
+    collector: r.collector,
+    keyPattern: r.key_pattern,
+    reason: r.reason,
+    actor: r.actor,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    revokedAt: r.revoked_at,
+    revokedBy: r.revoked_by,
+  };
+}
+
+/** A unique or primary key violation, as better-sqlite3 and pg report it. */
+function isUniqueViolation(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+async function insertOrConflict(table: string, run: Promise<unknown>): Promise<void> {
+  try {
+    await run;
+  } catch (err) {
+    if (isUniqueViolation(err)) throw new StoreConflictError(table, { cause: err });
+    throw err;
+  }
+}
+
+/**
+ * Rows per multi-row insert: 11 columns × 500 stays far below SQLite's 32,766 and PostgreSQL's 65,535
+ * bound parameters per statement.
+ */
+const INSERT_CHUNK = 500;
+/** Reports deleted per statement, so a large prune does not hold SQLite's write lock for long. */
+const PRUNE_BATCH = 5_000;
+
+/** Last one wins, except that the earliest firstSeenAt is kept (one statement cannot touch a key twice). */
+function dedupeDeviations(rows: HostDeviationRow[]): HostDeviationRow[] {
+  const byKey = new Map<string, HostDeviationRow>();
+  for (const r of rows) {
+    const k = `${r.hostId}\u0000${r.collector}\u0000${r.key}`;
+    const prev = byKey.get(k);
+    byKey.set(k, prev && prev.firstSeenAt < r.firstSeenAt ? { ...r, firstSeenAt: prev.firstSeenAt } : r);
+  }
+  return [...byKey.values()];
+}
+
+// ---- the store ----
+
+/** Every StoreTx method over one Kysely handle: the root (auto-commit) or a transaction. */
+class KyselyStoreTx implements StoreTx {
+  constructor(
+    protected readonly db: Kysely<DB>,
+    protected readonly dialect: Dialect,
+  ) {}
+
+  // tokens
+
+  async insertToken(row: TokenRow & { hash: string }): Promise<void> {
+    await insertOrConflict(
+      'tokens',
+      this.db
+        .insertInto('tokens')
+        .values({
+          id: row.id,
+          hash: row.hash,
+          name: row.name,
+          role: row.role,
+          created_at: iso(row.createdAt, 'createdAt'),
+          created_by: row.createdBy,
+          expires_at: isoOrNull(row.expiresAt, 'expiresAt'),
+          revoked_at: isoOrNull(row.revokedAt, 'revokedAt'),
+          last_used_at: isoOrNull(row.lastUsedAt, 'lastUsedAt'),
+        })
+        .execute(),
+    );
+  }
+
+  async findTokenByHash(hash: string): Promise<TokenRow | null> {
+    const r = await this.db.selectFrom('tokens').selectAll().where('hash', '=', hash).executeTakeFirst();
+    return r ? tokenFromRow(r) : null;
+  }
+
+  async listTokens(): Promise<TokenRow[]> {
+    const rows = await this.db.selectFrom('tokens').selectAll().orderBy('created_at').orderBy('id').execute();
+    return rows.map(tokenFromRow);
+  }
+
+  async revokeToken(id: string, at: string): Promise<boolean> {
+    const r = await this.db.updateTable('tokens').set({ revoked_at: iso(at, 'at') }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+
+  async touchToken(id: string, at: string): Promise<void> {
+    await this.db.updateTable('tokens').set({ last_used_at: iso(at, 'at') }).where('id', '=', id).execute();
+  }
+
+  // hosts
+
+  async insertHost(row: HostRow & { credentialHash: string }): Promise<void> {
+    await insertOrConflict(
+      'hosts',
+      this.db
+        .insertInto('hosts')
+        .values({
+          id: row.id,
+          credential_hash: row.credentialHash,
+          hostname: row.hostname,
+          image_id: row.imageId,
+          host_group: row.group,
+          state: row.state,
+          state_since: iso(row.stateSince, 'stateSince'),
+          enrolled_at: iso(row.enrolledAt, 'enrolledAt'),
+          last_seen_at: isoOrNull(row.lastSeenAt, 'lastSeenAt'),
+          last_report_at: isoOrNull(row.lastReportAt, 'lastReportAt'),
+          last_seq: row.lastSeq,
+          deviation_count: row.deviationCount,
+          tainted_at: isoOrNull(row.taintedAt, 'taintedAt'),
+          agent_version: row.agentVersion,
+          manifest_digest: row.manifestDigest,
+          inventory: row.inventory === null ? null : json(row.inventory),
+        })
+        .execute(),
+    );
+  }
+
+  async getHost(id: string): Promise<HostRow | null> {
+    const r = await this.db.selectFrom('hosts').selectAll().where('id', '=', id).executeTakeFirst();
+    return r ? hostFromRow(r) : null;
+  }
+
+  async lockHost(id: string): Promise<HostRow | null> {
+    let q = this.db.selectFrom('hosts').selectAll().where('id', '=', id);
+    // DIALECT: SQLite has no row locks (and no `for update` syntax); its transactions already hold
+    // the database's write lock from `begin immediate` on, which is stronger.
+    if (this.dialect === 'postgres') q = q.forUpdate();
+    const r = await q.executeTakeFirst();
+    return r ? hostFromRow(r) : null;
+  }
+
+  async findHostByCredentialHash(hash: string): Promise<HostRow | null> {
+    const r = await this.db.selectFrom('hosts').selectAll().where('credential_hash', '=', hash).executeTakeFirst();
+    return r ? hostFromRow(r) : null;
+  }
+
+  async setHostCredential(id: string, credentialHash: string): Promise<void> {
+    let r;
+    try {
+      r = await this.db.updateTable('hosts').set({ credential_hash: credentialHash }).where('id', '=', id).executeTakeFirst();
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new StoreConflictError('hosts', { cause: err });
+      throw err;
+    }
+    if (r.numUpdatedRows === 0n) throw new Error(`store: setHostCredential: no host ${JSON.stringify(id)}`);
+  }
+
+  async updateHost(id: string, patch: Partial<Omit<HostRow, 'id' | 'enrolledAt'>>): Promise<void> {
+    const set: Updateable<HostsTable> = {};
+    let fields = 0;
+    for (const [field, value] of Object.entries(patch)) {
+      if (value === undefined) continue;
+      const how = HOST_PATCH[field as keyof HostRow];
+      // A typo or a non-patchable field (id, enrolledAt, credentialHash) is a bug: say so rather than drop it.
+      if (!how) throw new TypeError(`store: updateHost: ${field} cannot be patched`);
+      (set as Record<string, unknown>)[how[0]] = how[1](value as never);
+      fields++;
+    }
+    if (fields === 0) return;
+    const r = await this.db.updateTable('hosts').set(set).where('id', '=', id).executeTakeFirst();
+    if (r.numUpdatedRows === 0n) throw new Error(`store: updateHost: no host ${JSON.stringify(id)}`);
+  }
+
+  async listHosts(filter: HostFilter): Promise<{ hosts: HostRow[]; nextAfter: string | null }> {
+    const limit = Math.max(0, Math.floor(filter.limit));
+    if (limit === 0) return { hosts: [], nextAfter: null };
+    let q = this.db.selectFrom('hosts').selectAll();
+    if (filter.state !== undefined) q = q.where('state', '=', filter.state);
+    if (filter.imageId !== undefined) q = q.where('image_id', '=', filter.imageId);
+    if (filter.group !== undefined) q = q.where('host_group', '=', filter.group);
+    if (filter.after !== undefined) q = q.where('id', '>', filter.after);
+    // One row more than asked says whether another page exists, without a count query.
+    const rows = await q.orderBy('id').limit(limit + 1).execute();
+    const more = rows.length > limit;
+    const hosts = (more ? rows.slice(0, limit) : rows).map(hostFromRow);
+    return { hosts, nextAfter: more ? hosts[hosts.length - 1]!.id : null };
+  }
+
+  async countHostsByState(): Promise<Record<HostState, number>> {
+    const rows = await this.db
+      .selectFrom('hosts')
+      .select((eb) => ['state', eb.fn.countAll().as('n')])
+      .groupBy('state')
+      .execute();
+    const counts = Object.fromEntries(HOST_STATES.map((s) => [s, 0])) as Record<HostState, number>;
+    for (const r of rows) if (r.state in counts) counts[r.state as HostState] = Number(r.n);
+    return counts;
+  }
+
+  async listHostsSeenBefore(before: string, states: readonly HostState[], limit: number): Promise<HostRow[]> {
+    if (states.length === 0 || limit <= 0) return [];
+    const t = iso(before, 'before');
+    const rows = await this.db
+      .selectFrom('hosts')
+      .selectAll()
+      // Written as two complete alternatives (state repeated in each) so that each is a range scan of
+      // hosts_state_seen: SQLite's OR-by-union and PostgreSQL's BitmapOr; with `state in` factored
+      // out, SQLite reads every host in those states.
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('state', 'in', states), eb('last_seen_at', '<', t)]),
+          eb.and([eb('state', 'in', states), eb('last_seen_at', 'is', null), eb('enrolled_at', '<', t)]),
+        ]),
+      )
+      .orderBy((eb) => eb.fn.coalesce('last_seen_at', 'enrolled_at'))
+      .orderBy('id')
+      .limit(Math.floor(limit))
+      .execute();
+    return rows.map(hostFromRow);
+  }
+
+  // manifests
+
+  async putManifest(row: ManifestRow): Promise<void> {
+    const values = {
+      image_id: row.imageId,
+      digest: row.digest,
+      signed_by: row.signedBy,
+      name: row.name,
+      version: row.version,
+      body: row.body,
+      published_at: iso(row.publishedAt, 'publishedAt'),
+      published_by: row.publishedBy,
+    };
+    // Republishing an image id replaces its manifest (the route decides whether that is allowed).
+    const { image_id: _key, ...update } = values;
+    await this.db
+      .insertInto('manifests')
+      .values(values)
+      .onConflict((oc) => oc.column('image_id').doUpdateSet(update))
+      .execute();
+  }
+
+  async getManifest(imageId: string): Promise<ManifestRow | null> {
+    const r = await this.db.selectFrom('manifests').selectAll().where('image_id', '=', imageId).executeTakeFirst();
+    return r ? (manifestFromRow(r) as ManifestRow) : null;
+  }
+
+  async listManifests(): Promise<Omit<ManifestRow, 'body'>[]> {
+    const rows = await this.db
+      .selectFrom('manifests')
+      .select(['image_id', 'digest', 'signed_by', 'name', 'version', 'published_at', 'published_by'])
+      .orderBy('image_id')
+      .execute();
+    return rows.map((r) => manifestFromRow(r));
+  }
+
+  // reports
+
+  async getReport(reportId: string): Promise<ReportRow | null> {
+    const r = await this.db.selectFrom('reports').selectAll().where('report_id', '=', reportId).executeTakeFirst();
+    return r ? reportFromRow(r) : null;
+  }
+
+  async insertReport(row: ReportRow): Promise<void> {
+    await insertOrConflict(
+      'reports',
+      this.db
+        .insertInto('reports')
+        .values({
+          report_id: row.reportId,
+          host_id: row.hostId,
+          seq: row.seq,
+          kind: row.kind,
+          scanned_at: iso(row.scannedAt, 'scannedAt'),
+          received_at: iso(row.receivedAt, 'receivedAt'),
+          digests: json(row.digests),
+          deviation_count: row.deviationCount,
+          digest_mismatch: json(row.digestMismatch),
+          body: json(row.body),
+        })
+        .execute(),
+    );
+  }
+
+  async listReports(hostId: string, opts: { limit: number; beforeSeq?: number }): Promise<ReportRow[]> {
+    if (opts.limit <= 0) return [];
+    let q = this.db.selectFrom('reports').selectAll().where('host_id', '=', hostId);
+    if (opts.beforeSeq !== undefined) q = q.where('seq', '<', opts.beforeSeq);
+    const rows = await q.orderBy('seq', 'desc').orderBy('received_at', 'desc').limit(Math.floor(opts.limit)).execute();
+    return rows.map(reportFromRow);
+  }
+
+  async pruneReports(before: string): Promise<number> {
+    const t = iso(before, 'before');
+    let total = 0;
+    for (;;) {
+      const r = await this.db
+        .deleteFrom('reports')
+        .where('report_id', 'in', (eb) => eb.selectFrom('reports').select('report_id').where('received_at', '<', t).limit(PRUNE_BATCH))
+        .executeTakeFirst();
+      const n = Number(r.numDeletedRows);
+      total += n;
+      if (n < PRUNE_BATCH) return total;
+    }
+  }
+
+  // current deviations
+
+  async replaceHostDeviations(hostId: string, rows: HostDeviationRow[]): Promise<void> {
+    for (const r of rows) {
+      if (r.hostId !== hostId) throw new TypeError(`store: replaceHostDeviations(${JSON.stringify(hostId)}) got a row of host ${JSON.stringify(r.hostId)}`);
+    }
+    const unique = dedupeDeviations(rows);
+    const firstSeen = new Map<string, string>();
+    if (unique.length > 0) {
+      const existing = await this.db.selectFrom('host_deviations').select(['collector', 'item_key', 'first_seen_at']).where('host_id', '=', hostId).execute();
+      for (const e of existing) firstSeen.set(`${e.collector}\u0000${e.item_key}`, e.first_seen_at);
+    }
+    await this.db.deleteFrom('host_deviations').where('host_id', '=', hostId).execute();
+    const values = unique.map((d) => {
+      const v = deviationToRow(d);
+      const prev = firstSeen.get(`${d.collector}\u0000${d.key}`);
+      if (prev !== undefined && prev < v.first_seen_at) v.first_seen_at = prev;
+      return v;
+    });
+    for (let i = 0; i < values.length; i += INSERT_CHUNK) {
+      await this.db.insertInto('host_deviations').values(values.slice(i, i + INSERT_CHUNK)).execute();
+    }
+  }
+
+  async upsertHostDeviations(rows: HostDeviationRow[]): Promise<void> {
+    const values = dedupeDeviations(rows).map(deviationToRow);
+    for (let i = 0; i < values.length; i += INSERT_CHUNK) {
+      await this.db
+        .insertInto('host_deviations')
+        .values(values.slice(i, i + INSERT_CHUNK))
+        .onConflict((oc) =>
+          oc.columns(['host_id', 'collector', 'item_key']).doUpdateSet((eb) => ({
+            change: eb.ref('excluded.change'),
+            expected: eb.ref('excluded.expected'),
+            actual: eb.ref('excluded.actual'),
+            severity: eb.ref('excluded.severity'),
+            action: eb.ref('excluded.action'),
+            decided_by: eb.ref('excluded.decided_by'),
+            last_seen_at: eb.ref('excluded.last_seen_at'),
+            // first_seen_at is left as it was: the deviation has been current since then.
+          })),
+        )
+        .execute();
+    }
+  }
+
+  async listHostDeviations(hostId: string): Promise<HostDeviationRow[]> {
+    const rows = await this.db.selectFrom('host_deviations').selectAll().where('host_id', '=', hostId).orderBy('collector').orderBy('item_key').execute();
+    return rows.map(deviationFromRow);
+  }
+
+  // state transitions
+
+  async insertTransition(row: Omit<TransitionRow, 'id'>): Promise<TransitionRow> {
+    // `returning` works on both dialects (SQLite ≥ 3.35), so the id comes back without a second query.
+    const r = await this.db
+      .insertInto('transitions')
+      .values({
+        host_id: row.hostId,
+        from_state: row.from,
+        to_state: row.to,
+        cause: row.cause,
+        actor: row.actor,
+        at: iso(row.at, 'at'),
+        report_id: row.reportId,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return transitionFromRow(r);
+  }
+
+  async listTransitions(hostId: string): Promise<TransitionRow[]> {
+    const rows = await this.db.selectFrom('transitions').selectAll().where('host_id', '=', hostId).orderBy('id').execute();
+    return rows.map(transitionFromRow);
+  }
+
+  // audit
+
+  async appendAudit(row: Omit<AuditRow, 'id'>): Promise<AuditRow> {
+    const r = await this.db
+      .insertInto('audit')
+      .values({ at: iso(row.at, 'at'), actor: row.actor, action: row.action, target: row.target, detail: json(row.detail) })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return auditFromRow(r);
+  }
+
+  async listAudit(opts: { afterId?: number; limit: number }): Promise<AuditRow[]> {
+    if (opts.limit <= 0) return [];
+    let q = this.db.selectFrom('audit').selectAll();
+    if (opts.afterId !== undefined) q = q.where('id', '>', opts.afterId);
+    const rows = await q.orderBy('id').limit(Math.floor(opts.limit)).execute();
+    return rows.map(auditFromRow);
+  }
+
+  // exemptions
+
+  async insertExemption(row: ExemptionRow): Promise<void> {
+    await insertOrConflict(
+      'exemptions',
+      this.db
+        .insertInto('exemptions')
+        .values({
+          id: row.id,
+          host_id: row.hostId,
+          image_id: row.imageId,
+          collector: row.collector,
+          key_pattern: row.keyPattern,
+          reason: row.reason,
+          actor: row.actor,
+          created_at: iso(row.createdAt, 'createdAt'),
+          expires_at: iso(row.expiresAt, 'expiresAt'),
+          revoked_at: isoOrNull(row.revokedAt, 'revokedAt'),
+          revoked_by: row.revokedBy,
+        })
+        .execute(),
+    );
+  }
+
+  async listExemptions(opts: { activeAt?: string }): Promise<ExemptionRow[]> {
+    let q = this.db.selectFrom('exemptions').selectAll();
+    if (opts.activeAt !== undefined) {
+      const t = iso(opts.activeAt, 'activeAt');
+      q = q
+        .where('created_at', '<=', t)
+        .where('expires_at', '>', t)
+        .where((eb) => eb.or([eb('revoked_at', 'is', null), eb('revoked_at', '>', t)]));
+    }
+    const rows = await q.orderBy('created_at').orderBy('id').execute();
+    return rows.map(exemptionFromRow);
+  }
+
+  async revokeExemption(id: string, at: string, by: string): Promise<boolean> {
+    const r = await this.db
+      .updateTable('exemptions')
+      .set({ revoked_at: iso(at, 'at'), revoked_by: by })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+}
+
+/** The Store over a Kysely instance whose dialect is `dialect`; `openStore` builds one from a URL. */
+export class KyselyStore extends KyselyStoreTx implements Store {
+  readonly kind: Dialect;
+  readonly #pgSchema: string | undefined;
+
+  /** `pgSchema`: on PostgreSQL, the schema the connections' search_path puts first (see createMigrator). */
+  constructor(db: Kysely<DB>, dialect: Dialect, opts: { pgSchema?: string } = {}) {
+    super(db, dialect);
+    this.kind = dialect;
+    this.#pgSchema = opts.pgSchema;
+  }
+
+  async migrate(): Promise<void> {
+    await migrateToLatest(this.db as Kysely<any>, this.dialect, this.#pgSchema);
+  }
+
+  /**
+   * Kysely hands the transaction one connection: on PostgreSQL a pool client, on SQLite the only
+   * connection, which Kysely's driver guards with a mutex until commit or rollback, so overlapping
+   * transactions (and auto-commit calls) queue instead of interleaving. `openStore` makes SQLite's
+   * `begin` immediate.
+   */
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute((trx) => fn(new KyselyStoreTx(trx, this.dialect)));
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+}
