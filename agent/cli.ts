@@ -4,6 +4,9 @@ import { loadConfigFile } from '../shared/config-load.js';
 import { DwError, isDwError } from '../shared/errors.js';
 import { AgentConfigSchema, type AgentConfig } from '../shared/schema/config.js';
 import { canonicalJson } from '../shared/canonical.js';
+import { existsSync } from 'node:fs';
+import { api, apiTarget } from '../shared/api-client.js';
+import { loadDetachedSignature, loadManifest } from '../shared/manifest.js';
 import { check, checkExitCode } from './commands/check.js';
 import { keygen } from './commands/keygen.js';
 import { buildManifest, loadVerifiedManifest } from './commands/manifest.js';
@@ -81,6 +84,20 @@ export function buildProgram(): Command {
           `sections: ${counts}\ndigest ${verified.digest}\n` +
           (verified.signedBy ? `signature: valid, key ${verified.signedBy}\n` : 'signature: not checked (no --pubkey)\n'),
       );
+    });
+
+  manifest
+    .command('publish')
+    .description('upload a manifest to the controller, which checks its signature and keys it by image id')
+    .argument('<file>', 'manifest file (a detached FILE.sig beside it is sent too)')
+    .option('--url <url>', 'controller URL (default $DRIFTWARDEN_URL)')
+    .option('--token <token>', 'API token with the operator role (default $DRIFTWARDEN_TOKEN)')
+    .action(async (file: string, o: { url?: string; token?: string }) => {
+      const m = loadManifest(file);
+      const sigFile = `${file}.sig`;
+      const signature = !m.signature && existsSync(sigFile) ? loadDetachedSignature(sigFile) : undefined;
+      const r = await api<{ imageId: string; digest: string; signedBy: string | null; status: string }>(apiTarget(o), 'POST', '/api/v1/manifests', { manifest: m, signature });
+      out(`${r.status === 'stored' ? 'published' : 'already published'}: image ${r.imageId}, digest ${r.digest}, ${r.signedBy ? `signed by ${r.signedBy}` : 'unsigned'}\n`);
     });
 
   program

@@ -3,7 +3,7 @@
  * with app.inject() and only server.ts opens a port. Every route declares who may call it
  * (`config.auth`); a route without that declaration fails at start-up, not in production.
  */
-import Fastify, { type FastifyInstance, type FastifyRequest, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { KeyObject } from 'node:crypto';
@@ -45,9 +45,11 @@ export interface AppDeps {
   log: Logger;
   metrics: Metrics;
   clock?: () => Date;
+  /** PEM certificate and key: the server speaks HTTPS only. */
+  https?: { cert: Buffer; key: Buffer };
 }
 
-export interface AppContext extends Required<Omit<AppDeps, 'log'>> {
+export interface AppContext extends Required<Omit<AppDeps, 'log' | 'https'>> {
   log: Logger;
   manifests: ManifestCache;
 }
@@ -57,9 +59,11 @@ export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression,
 export async function buildApp(deps: AppDeps): Promise<App> {
   const ctx: AppContext = { ...deps, clock: deps.clock ?? (() => new Date()), manifests: new ManifestCache() };
   const app = Fastify({
+    ...(deps.https ? { https: deps.https } : {}),
     loggerInstance: deps.log,
     bodyLimit: deps.config.bodyLimit,
-    disableRequestLogging: true,
+    // Per-request logs would cost more than ingesting a heartbeat; refusals and failures are logged below.
+    logController: new LogController({ disableRequestLogging: true }),
     // Lets in-flight requests finish on close(); new connections are refused.
     forceCloseConnections: 'idle',
     return503OnClosing: true,

@@ -1,0 +1,78 @@
+/**
+ * @module The controller's periodic work: hosts that stop reporting become silent and, after the longer
+ * grace period, tainted; reports past the retention age are pruned (host history and audit stay).
+ */
+import type { Logger } from 'pino';
+import { next } from './states.js';
+import type { HostState, Store } from './store/types.js';
+
+export interface BackgroundOptions {
+  store: Store;
+  log: Logger;
+  clock: () => Date;
+  silentAfterMs: number;
+  taintSilentAfterMs: number;
+  reportRetentionMs: number;
+  /** When this controller started: nobody is silent for longer than we have been listening. */
+  startedAt: Date;
+}
+
+const BATCH = 500;
+
+/** One pass of silence detection; returns how many hosts moved. */
+export async function detectSilence(o: BackgroundOptions): Promise<number> {
+  const now = o.clock();
+  const up = now.getTime() - o.startedAt.getTime();
+  let moved = 0;
+  const steps: { afterMs: number; states: HostState[]; event: 'silent' | 'long-silence'; label: string }[] = [
+    { afterMs: o.taintSilentAfterMs, states: ['pending', 'clean', 'drifted', 'silent'], event: 'long-silence', label: `${Math.round(o.taintSilentAfterMs / 60000)}m` },
+    { afterMs: o.silentAfterMs, states: ['pending', 'clean', 'drifted'], event: 'silent', label: `${Math.round(o.silentAfterMs / 60000)}m` },
+  ];
+  for (const step of steps) {
+    // After a controller restart every host looks silent until it has had a chance to report.
+    if (up < step.afterMs) continue;
+    const before = new Date(now.getTime() - step.afterMs).toISOString();
+    for (;;) {
+      const hosts = await o.store.listHostsSeenBefore(before, step.states, BATCH);
+      if (hosts.length === 0) break;
+      for (const h of hosts) {
+        await o.store.transaction(async (tx) => {
+          const host = await tx.lockHost(h.id);
+          if (!host || !step.states.includes(host.state) || (host.lastSeenAt ?? host.enrolledAt) >= before) return;
+          const t = next(host.state, { type: step.event, after: step.label });
+          if (!t.changed) return;
+          const at = now.toISOString();
+          await tx.updateHost(host.id, { state: t.state, stateSince: at, ...(t.state === 'tainted' ? { taintedAt: at } : {}) });
+          await tx.insertTransition({ hostId: host.id, from: host.state, to: t.state, cause: t.cause, actor: 'controller', at, reportId: null });
+          if (t.state === 'tainted') await tx.appendAudit({ at, actor: 'controller', action: 'host.taint', target: host.id, detail: { cause: t.cause } });
+          moved++;
+        });
+      }
+      if (hosts.length < BATCH) break;
+    }
+  }
+  if (moved > 0) o.log.warn({ moved }, 'hosts went silent');
+  return moved;
+}
+
+export async function pruneOldReports(o: BackgroundOptions): Promise<number> {
+  const before = new Date(o.clock().getTime() - o.reportRetentionMs).toISOString();
+  const n = await o.store.pruneReports(before);
+  if (n > 0) o.log.info({ pruned: n, before }, 'pruned old reports');
+  return n;
+}
+
+/** Runs both on timers until the returned stop() is called; a failing pass is logged and retried next time. */
+export function startBackground(o: BackgroundOptions, intervals = { silenceMs: 30_000, pruneMs: 3_600_000 }): () => void {
+  const run = (what: string, fn: () => Promise<unknown>) => () => {
+    fn().catch((err: unknown) => o.log.error({ err }, `${what} failed`));
+  };
+  const a = setInterval(run('silence detection', () => detectSilence(o)), intervals.silenceMs);
+  const b = setInterval(run('report retention', () => pruneOldReports(o)), intervals.pruneMs);
+  a.unref();
+  b.unref();
+  return () => {
+    clearInterval(a);
+    clearInterval(b);
+  };
+}

@@ -1,0 +1,147 @@
+/** @module The controller side of the CLI: the server, token bootstrap, and people's commands over the API. */
+import { Command, CommanderError } from 'commander';
+import { api, apiTarget } from '../shared/api-client.js';
+import { DwError, isDwError } from '../shared/errors.js';
+import { loadControllerConfig } from './config.js';
+import { controllerLogger, startController } from './server.js';
+import { openStore } from './store/index.js';
+import { createToken, TokenRequestSchema } from './routes/tokens.js';
+import type { HostRow } from './store/types.js';
+
+const out = (s: string): void => void process.stdout.write(s);
+const remote = (cmd: Command) => cmd.option('--url <url>', 'controller URL (default $DRIFTWARDEN_URL)').option('--token <token>', 'API token (default $DRIFTWARDEN_TOKEN)').option('--json', 'print JSON');
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+export function buildProgram(): Command {
+  const program = new Command('driftwarden').enablePositionalOptions().exitOverride().configureOutput({ outputError: (str, write) => write(`driftwarden: ${str.replace(/^error: /, '')}`) });
+
+  program
+    .command('controller')
+    .description('run the controller (HTTP API, store, policy, host states)')
+    .requiredOption('--config <file>', 'controller.yaml')
+    .action(async (o: { config: string }) => {
+      const config = loadControllerConfig(o.config);
+      const log = controllerLogger();
+      const running = await startController(config, { log });
+      const stop = (signal: string) => {
+        log.info({ signal }, 'shutting down: finishing in-flight requests');
+        running.close().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            log.error({ err }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+
+  const token = program.command('token').description('API and enrollment tokens');
+  token
+    .command('create')
+    .description('create a token by writing to the store directly (bootstraps the first admin); the secret is printed once')
+    .requiredOption('--config <file>', 'controller.yaml (for its store)')
+    .requiredOption('--role <role>', 'agent (enrollment) | viewer | operator | admin')
+    .option('--name <name>', 'what the token is for', 'cli')
+    .option('--expires-in <duration>', 'lifetime such as 90d')
+    .action(async (o: { config: string; role: string; name: string; expiresIn?: string }) => {
+      const parsed = TokenRequestSchema.safeParse({ name: o.name, role: o.role, expiresIn: o.expiresIn });
+      if (!parsed.success) throw new DwError('DW_ERR_USAGE', parsed.error.issues.map((i) => `--${String(i.path[0]).replace('expiresIn', 'expires-in')}: ${i.message}`).join('; '));
+      const config = loadControllerConfig(o.config);
+      const store = await openStore(config.store);
+      try {
+        const r = await store.transaction((tx) => createToken(tx, parsed.data, `cli:${process.env.USER ?? 'root'}`, new Date()));
+        out(`${r.secret}\n`);
+        process.stderr.write(`token ${r.token.id} (${r.token.role}, "${r.token.name}") created; the secret above is shown only once\n`);
+      } finally {
+        await store.close();
+      }
+    });
+
+  remote(program.command('hosts').description('list hosts (filter by state, image, group)'))
+    .option('--state <state>')
+    .option('--image <imageId>')
+    .option('--group <group>')
+    .option('--limit <n>', 'page size', '100')
+    .action(async (o: { url?: string; token?: string; json?: boolean; state?: string; image?: string; group?: string; limit: string }) => {
+      const q = new URLSearchParams({ limit: o.limit });
+      if (o.state) q.set('state', o.state);
+      if (o.image) q.set('image', o.image);
+      if (o.group) q.set('group', o.group);
+      const r = await api<{ hosts: HostRow[]; next: string | null }>(apiTarget(o), 'GET', `/api/v1/hosts?${q}`);
+      if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
+      out(table([['HOST', 'HOSTNAME', 'IMAGE', 'GROUP', 'STATE', 'DEVIATIONS', 'LAST SEEN'], ...r.hosts.map((h) => [h.id, h.hostname ?? '', h.imageId, h.group ?? '', h.state, String(h.deviationCount), h.lastSeenAt ?? 'never'])]));
+      if (r.next) out(`(more: --limit or filter; next page after ${r.next})\n`);
+    });
+
+  remote(program.command('report').description("one host's state, current deviations and timeline").argument('<host>', 'host id')).action(
+    async (hostId: string, o: { url?: string; token?: string; json?: boolean }) => {
+      const r = await api<{ host: HostRow; deviations: { collector: string; key: string; change: string; severity: string; action: string; expected: unknown; actual: unknown }[]; timeline: { transitions: { at: string; from: string | null; to: string; cause: string; actor: string }[] } }>(
+        apiTarget(o),
+        'GET',
+        `/api/v1/hosts/${encodeURIComponent(hostId)}`,
+      );
+      if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
+      const h = r.host;
+      out(`host ${h.id} (${h.hostname ?? 'unnamed'}), image ${h.imageId}, group ${h.group ?? '-'}\nstate ${h.state} since ${h.stateSince}; last seen ${h.lastSeenAt ?? 'never'}\n\n`);
+      out(`deviations (${r.deviations.length}):\n`);
+      for (const d of r.deviations) out(`  ${d.action.padEnd(6)} ${d.severity.padEnd(8)} ${d.collector} ${d.change} ${d.key}\n`);
+      out('\ntimeline:\n');
+      for (const t of r.timeline.transitions) out(`  ${t.at}  ${t.from ?? '(new)'} -> ${t.to}  ${t.cause}  [${t.actor}]\n`);
+    },
+  );
+
+  remote(program.command('exempt').description('exempt matching deviations for a limited time (reason required)'))
+    .requiredOption('--key <glob>', 'deviation key pattern')
+    .requiredOption('--reason <text>', 'why')
+    .option('--host <hostId>')
+    .option('--image <imageId>')
+    .option('--collector <name>')
+    .option('--for <duration>', 'how long, e.g. 72h (at most 90d)')
+    .option('--expires-at <time>', 'ISO time instead of --for')
+    .action(async (o: { url?: string; token?: string; json?: boolean; key: string; reason: string; host?: string; image?: string; collector?: string; for?: string; expiresAt?: string }) => {
+      const r = await api<{ id: string; expiresAt: string }>(apiTarget(o), 'POST', '/api/v1/exemptions', {
+        keyPattern: o.key,
+        reason: o.reason,
+        hostId: o.host,
+        imageId: o.image,
+        collector: o.collector,
+        for: o.for,
+        expiresAt: o.expiresAt,
+      });
+      out(o.json ? JSON.stringify(r, null, 2) + '\n' : `exemption ${r.id} active until ${r.expiresAt}\n`);
+    });
+
+  remote(program.command('audit').description('the audit log'))
+    .option('--limit <n>', 'rows', '100')
+    .action(async (o: { url?: string; token?: string; json?: boolean; limit: string }) => {
+      const r = await api<{ audit: { id: number; at: string; actor: string; action: string; target: string | null; detail: unknown }[] }>(apiTarget(o), 'GET', `/api/v1/audit?limit=${encodeURIComponent(o.limit)}`);
+      if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
+      for (const a of r.audit) out(`${a.id}  ${a.at}  ${a.actor}  ${a.action}  ${a.target ?? ''}  ${JSON.stringify(a.detail)}\n`);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (isDwError(err)) {
+      process.stderr.write(`driftwarden: ${err.message}\n`);
+      process.exitCode = err.exitCode;
+      return;
+    }
+    process.stderr.write(`driftwarden: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 2;
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * @module Start a controller from its config: open the store, load policy and trusted keys, listen (TLS
+ * when configured), run the background work, and on SIGTERM/SIGINT finish in-flight requests before exit.
+ */
+import { readFileSync } from 'node:fs';
+import type { KeyObject } from 'node:crypto';
+import { pino, type Logger } from 'pino';
+import { DwError } from '../shared/errors.js';
+import { loadPublicKey } from '../shared/sign.js';
+import { buildApp, type App } from './app.js';
+import { startBackground } from './background.js';
+import { durationMs, type ControllerConfig } from './config.js';
+import { createMetrics } from './metrics.js';
+import { defaultPolicy, loadPolicy } from './policy.js';
+import { openStore } from './store/index.js';
+import type { Store } from './store/types.js';
+
+export const REDACT = ['req.headers.authorization', 'headers.authorization', 'authorization', 'token', '*.token', 'secret', '*.secret', 'credential', '*.credential', 'password', '*.password'];
+
+export function controllerLogger(level = process.env.DRIFTWARDEN_LOG_LEVEL ?? 'info'): Logger {
+  return pino({ level, base: { service: 'driftwarden-controller' }, redact: { paths: REDACT, censor: '[redacted]' } });
+}
+
+export interface RunningController {
+  app: App;
+  store: Store;
+  url: string;
+  close(): Promise<void>;
+}
+
+function readPem(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new DwError('DW_ERR_CONFIG', `cannot read the TLS ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, { path });
+  }
+}
+
+export async function startController(config: ControllerConfig, opts: { log?: Logger; clock?: () => Date } = {}): Promise<RunningController> {
+  const log = opts.log ?? controllerLogger();
+  const clock = opts.clock ?? (() => new Date());
+  // Everything that can be wrong with the config fails here, before the port opens.
+  const policy = config.policy ? loadPolicy(config.policy) : defaultPolicy();
+  const trustedKeys: KeyObject[] = config.trustedKeys.map(loadPublicKey);
+  const https = config.tls ? { cert: readPem(config.tls.certFile, 'certificate'), key: readPem(config.tls.keyFile, 'key') } : undefined;
+  const store = await openStore(config.store, { log });
+  const app = await buildApp({ store, config, policy, trustedKeys, log, metrics: createMetrics(), clock, https });
+  const sep = config.listen.lastIndexOf(':');
+  const host = config.listen.slice(0, sep).replace(/^\[|\]$/g, '');
+  const port = Number(config.listen.slice(sep + 1));
+  try {
+    await app.listen({ host, port });
+  } catch (err) {
+    await store.close();
+    throw new DwError('DW_ERR_CONFIG', `cannot listen on ${config.listen}: ${(err as NodeJS.ErrnoException).code ?? err}`, { listen: config.listen });
+  }
+  const address = app.server.address();
+  const actualPort = typeof address === 'object' && address ? address.port : port;
+  const url = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+  const stopBackground = startBackground({
+    store,
+    log,
+    clock,
+    silentAfterMs: durationMs(config.silentAfter),
+    taintSilentAfterMs: durationMs(config.taintSilentAfter),
+    reportRetentionMs: durationMs(config.retention.reports),
+    startedAt: clock(),
+  });
+  log.info({ url, store: config.store.replace(/:\/\/[^@]*@/, '://***@'), policy: policy.label, trustedKeys: trustedKeys.length }, 'controller listening');
+  let closing: Promise<void> | null = null;
+  return {
+    app,
+    store,
+    url,
+    close() {
+      closing ??= (async () => {
+        stopBackground();
+        await app.close();
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}

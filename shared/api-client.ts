@@ -1,0 +1,43 @@
+/** @module A small client for the controller API (undici), used by the CLI: bearer token, JSON, errors that name the problem. */
+import { request } from 'undici';
+import { DwError } from './errors.js';
+
+export interface ApiTarget {
+  url: string;
+  token: string;
+}
+
+/** --url/--token, else DRIFTWARDEN_URL/DRIFTWARDEN_TOKEN: tokens in flags end up in shell history. */
+export function apiTarget(opts: { url?: string; token?: string }): ApiTarget {
+  const url = opts.url ?? process.env.DRIFTWARDEN_URL ?? 'http://127.0.0.1:8443';
+  const token = opts.token ?? process.env.DRIFTWARDEN_TOKEN;
+  if (!token) throw new DwError('DW_ERR_USAGE', 'no API token: set DRIFTWARDEN_TOKEN (or pass --token)');
+  return { url: url.replace(/\/+$/, ''), token };
+}
+
+export async function api<T>(target: ApiTarget, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  let res;
+  try {
+    res = await request(`${target.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${target.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+      headersTimeout: 30_000,
+      bodyTimeout: 120_000,
+    });
+  } catch (err) {
+    throw new DwError('DW_ERR_IO', `cannot reach the controller at ${target.url}: ${(err as Error).message}`, { url: target.url });
+  }
+  const text = await res.body.text();
+  let json: unknown = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    // not JSON: reported below if the status is an error
+  }
+  if (res.statusCode >= 400) {
+    const msg = (json as { message?: string } | null)?.message ?? text.slice(0, 200);
+    throw new DwError('DW_ERR_IO', `controller refused ${method} ${path} (${res.statusCode}): ${msg}`, { status: res.statusCode });
+  }
+  return json as T;
+}
