@@ -59,17 +59,30 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
   const now = deps.clock().toISOString();
 
   return deps.store.transaction(async (tx) => {
-    const seen = await tx.getReport(report.reportId);
-    if (seen) {
-      if (seen.hostId === hostId && seen.seq === report.seq) {
-        const host = (await tx.getHost(hostId))!;
-        return { status: 'duplicate', reportId: report.reportId, state: host.state, deviations: seen.deviationCount, digestMismatch: seen.digestMismatch, scanRequested: false };
-      }
-      throw new DwError('DW_ERR_REPLAY', `report ${report.reportId} was already received with another host or seq`, { reportId: report.reportId });
-    }
-    // Locked: two controllers (or two requests) must not both accept the next seq for one host.
+    // Lock the host first: two controllers (or two requests) must not both accept the next seq, and a
+    // retry racing its original must see the original's report, not a "replay".
     const host = await tx.lockHost(hostId);
     if (!host) throw new DwError('DW_ERR_UNAUTHORIZED', `host ${hostId} is not enrolled`, { hostId });
+    const duplicate = (deviations: number, digestMismatch: string[]): IngestResult => ({
+      status: 'duplicate',
+      reportId: report.reportId,
+      state: host.state,
+      deviations,
+      digestMismatch,
+      scanRequested: false,
+    });
+    if (report.kind === 'heartbeat') {
+      // Heartbeats are not stored as reports (thousands a second would swamp the table); a retry of the
+      // latest one is recognised by its seq, and changes nothing (so a replayed heartbeat cannot keep a
+      // stopped agent's host from going silent).
+      if (report.seq === host.lastSeq) return duplicate(host.deviationCount, []);
+    } else {
+      const seen = await tx.getReport(report.reportId);
+      if (seen) {
+        if (seen.hostId === hostId && seen.seq === report.seq) return duplicate(seen.deviationCount, seen.digestMismatch);
+        throw new DwError('DW_ERR_REPLAY', `report ${report.reportId} was already received with another host or seq`, { reportId: report.reportId });
+      }
+    }
     if (report.seq <= host.lastSeq) {
       throw new DwError('DW_ERR_REPLAY', `report seq ${report.seq} is not greater than the last accepted seq ${host.lastSeq} (replayed or out of order)`, { seq: report.seq, lastSeq: host.lastSeq });
     }
@@ -142,7 +155,7 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     const current = report.kind === 'scan' ? rows : report.kind === 'event' ? await tx.listHostDeviations(hostId) : previous;
     const counted = report.kind === 'heartbeat' ? host.deviationCount : current.filter((r) => r.action !== 'ignore').length;
 
-    await tx.insertReport({
+    if (report.kind !== 'heartbeat') await tx.insertReport({
       reportId: report.reportId,
       hostId,
       seq: report.seq,
@@ -152,7 +165,7 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
       digests: report.digests,
       deviationCount: report.deviations.length,
       digestMismatch,
-      body: { deviations: report.deviations, ...(report.kind === 'heartbeat' ? {} : { collectors: report.collectors }) },
+      body: { deviations: report.deviations, collectors: report.collectors },
     });
     await tx.updateHost(hostId, {
       lastSeenAt: now,
