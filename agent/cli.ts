@@ -11,7 +11,6 @@ import { check, checkExitCode } from './commands/check.js';
 import { keygen } from './commands/keygen.js';
 import { buildManifest, loadVerifiedManifest } from './commands/manifest.js';
 import { formatCheck } from './format.js';
-import { runDemo } from './demo.js';
 import { createLogger } from './log.js';
 import { terminalProgress } from './progress.js';
 import { AGENT_VERSION } from './version.js';
@@ -130,14 +129,6 @@ export function buildProgram(): Command {
       }).finally(() => progress?.end());
       out(o.json ? canonicalJson(result) + '\n' : formatCheck(result, o.color && Boolean(process.stdout.isTTY)));
       process.exitCode = checkExitCode(result);
-    });
-
-  program
-    .command('demo')
-    .description('the whole story on a sample image root: bake, check clean, drift, check, tamper')
-    .option('--keep', 'keep the temporary demo directory')
-    .action(async (o: { keep?: boolean }) => {
-      process.exitCode = await runDemo(o);
     });
 
   return program;
