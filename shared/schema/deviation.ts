@@ -14,6 +14,29 @@ export type Change = z.infer<typeof ChangeSchema>;
  * with the deviations applied gives exactly the host's section: the controller relies on that to
  * check a report's digests against its own copy of the manifest.
  */
+/**
+ * The package-manager transaction that explains a deviation, where the host keeps one: a reviewer
+ * sees "installed by apt-get install strace, run by alice at 02:14", not only a changed hash.
+ */
+export const AttributionSchema = z.strictObject({
+  /** Where it was found: dpkg.log, apt history.log, dnf history, rpm database. */
+  source: z.enum(['dpkg-log', 'apt-history', 'dnf-history', 'rpm']),
+  /** When the transaction ran (ISO time; local times are recorded as the host wrote them, with its offset when known). */
+  at: z.string(),
+  /** install, upgrade, remove, purge, downgrade, reinstall, configure... */
+  action: z.string(),
+  package: z.string(),
+  fromVersion: z.string().optional(),
+  toVersion: z.string().optional(),
+  /** The command that ran the transaction, e.g. "apt-get install strace". */
+  commandLine: z.string().optional(),
+  /** Who ran it, e.g. "alice (1000)". */
+  user: z.string().optional(),
+  /** For a file deviation: the package that owns the file. */
+  ownedBy: z.string().optional(),
+});
+export type Attribution = z.infer<typeof AttributionSchema>;
+
 export const DeviationSchema = z.strictObject({
   collector: CollectorNameSchema,
   key: z.string().min(1),
@@ -23,5 +46,6 @@ export const DeviationSchema = z.strictObject({
   /** Names of the fields that differ, for a modified item. */
   fields: z.array(z.string()).optional(),
   severity: SeveritySchema,
+  attribution: AttributionSchema.optional(),
 });
 export type Deviation = z.infer<typeof DeviationSchema>;
