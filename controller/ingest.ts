@@ -32,8 +32,11 @@ export interface IngestResult {
   scanRequested: boolean;
 }
 
-/** Deviations the controller raises itself, outside any collector: they always taint. */
-function integrityDeviation(hostId: string, key: string, expected: unknown, actual: unknown, now: string): HostDeviationRow {
+/**
+ * Deviations the controller raises itself, outside any collector. A report that does not add up
+ * taints (the host's account of itself cannot be trusted); lost reports are reported, not tainted.
+ */
+function integrityDeviation(hostId: string, key: string, expected: unknown, actual: unknown, now: string, action: 'taint' | 'report' = 'taint'): HostDeviationRow {
   return {
     hostId,
     collector: 'integrity',
@@ -41,8 +44,8 @@ function integrityDeviation(hostId: string, key: string, expected: unknown, actu
     change: 'modified',
     expected: { value: expected },
     actual: { value: actual },
-    severity: 'critical',
-    action: 'taint',
+    severity: action === 'taint' ? 'critical' : 'high',
+    action,
     decidedBy: 'integrity',
     firstSeenAt: now,
     lastSeenAt: now,
@@ -96,6 +99,8 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     if (report.manifestDigest !== manifest.digests.overall) {
       integrity.push(integrityDeviation(hostId, 'manifest', manifest.digests.overall, report.manifestDigest, now));
     }
+    const notes: HostDeviationRow[] = [];
+    if (report.spoolDropped) notes.push(integrityDeviation(hostId, 'agent:spool-dropped', 0, report.spoolDropped, now, 'report'));
     let digestMismatch: string[] = [];
     let scanRequested = false;
     if (report.kind === 'scan') {
@@ -125,7 +130,7 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
         lastSeenAt: now,
       };
     });
-    rows.push(...integrity);
+    rows.push(...integrity, ...notes);
 
     // Keep when each deviation was first seen across scans.
     const previous = report.kind === 'heartbeat' ? [] : await tx.listHostDeviations(hostId);
@@ -136,6 +141,8 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     if (report.kind === 'heartbeat') event = { type: 'heartbeat' };
     else if (integrity.length > 0) {
       event = { type: 'report', worst: 'taint', culprit: { collector: 'integrity', key: integrity[0]!.key, change: 'modified', decidedBy: 'integrity' } };
+    } else if (notes.length > 0 && (evaluation.worst === 'none' || evaluation.worst === 'ignore' || evaluation.worst === 'exempt')) {
+      event = { type: 'report', worst: 'report', culprit: { collector: 'integrity', key: notes[0]!.key, change: 'modified', decidedBy: 'integrity' } };
     } else event = { type: 'report', worst: evaluation.worst, culprit: evaluation.culprit };
     // An event report only adds what the watcher saw; it cannot clean a host that a scan found drifted.
     if (report.kind === 'event' && event.type === 'report' && event.worst !== 'taint' && event.worst !== 'report') event = { type: 'heartbeat' };

@@ -46,5 +46,7 @@ export const ReportSchema = z.strictObject({
   deviations: z.array(DeviationSchema),
   inventory: InventorySchema.optional(),
   group: z.string().min(1).max(256).optional(),
+  /** Reports the agent's spool had to drop for space since the last acknowledged count. */
+  spoolDropped: z.number().int().nonnegative().optional(),
 });
 export type Report = z.infer<typeof ReportSchema>;
