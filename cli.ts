@@ -2,7 +2,7 @@
  * @module The `driftwarden` entry point. It only dispatches: the agent's commands load agent/cli.js and
  * nothing else, so an agent bundle carries no controller code.
  */
-const AGENT_COMMANDS = new Set(['keygen', 'manifest', 'check']);
+const AGENT_COMMANDS = new Set(['keygen', 'manifest', 'check', 'agent']);
 const CONTROLLER_COMMANDS = new Set(['controller', 'token', 'hosts', 'report', 'exempt', 'audit']);
 
 const argv = process.argv.slice(2);

@@ -14,6 +14,8 @@ import { formatCheck } from './format.js';
 import { createLogger } from './log.js';
 import { terminalProgress } from './progress.js';
 import { AGENT_VERSION } from './version.js';
+import { AgentService } from './daemon/agent.js';
+import { agentStatus } from './daemon/status.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -129,6 +131,56 @@ export function buildProgram(): Command {
       }).finally(() => progress?.end());
       out(o.json ? canonicalJson(result) + '\n' : formatCheck(result, o.color && Boolean(process.stdout.isTTY)));
       process.exitCode = checkExitCode(result);
+    });
+
+  const agent = program
+    .command('agent')
+    .description('run the agent: enroll, scan on schedule, watch hot paths, deliver reports through a durable spool')
+    .option('--config <file>', 'agent config', '/etc/driftwarden/agent.yaml')
+    .option('--once', 'scan and report once, then exit (0 delivered, 2 left spooled)')
+    .action(async (o: { config: string; once?: boolean }) => {
+      const log = createLogger(process.env.DRIFTWARDEN_LOG_LEVEL ?? 'info');
+      let config = loadConfigFile(AgentConfigSchema, o.config);
+      const service = new AgentService(config, log);
+      await service.init();
+      if (o.once) {
+        await service.scan(false);
+        const left = service.spoolDepth();
+        await service.stop();
+        if (left.reports > 0) throw new DwError('DW_ERR_IO', `${left.reports} report(s) stay spooled in ${config.stateDir}/spool: the controller did not take them (see the log); the next run sends them`);
+        out('scan reported\n');
+        return;
+      }
+      await service.start();
+      log.info({ root: config.root, controller: config.controller?.url }, 'agent running');
+      await new Promise<void>((resolve) => {
+        process.on('SIGHUP', () => {
+          try {
+            config = loadConfigFile(AgentConfigSchema, o.config);
+          } catch (err) {
+            log.error({ err }, 'SIGHUP: the new config is invalid; keeping the running one');
+            return;
+          }
+          service.reload(config).then(
+            () => log.info('SIGHUP: config reloaded'),
+            (err: unknown) => log.error({ err }, 'SIGHUP: reload failed'),
+          );
+        });
+        const stop = (signal: string) => {
+          log.info({ signal }, 'stopping: finishing the current scan and send');
+          service.stop().then(resolve, resolve);
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+    });
+  agent
+    .command('status')
+    .description('the last scan, spool depth, enrollment and controller reachability')
+    .option('--config <file>', 'agent config', '/etc/driftwarden/agent.yaml')
+    .action(async (o: { config: string }) => {
+      const status = await agentStatus(loadConfigFile(AgentConfigSchema, o.config));
+      out(JSON.stringify(status, null, 2) + '\n');
     });
 
   return program;

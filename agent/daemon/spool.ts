@@ -87,6 +87,11 @@ export class Spool {
     return { reports: entries.length, bytes: entries.reduce((n, e) => n + e.bytes, 0), dropped: this.dropped() };
   }
 
+  /** Reports the controller refused for good, kept for a person to read. */
+  rejected(): number {
+    return readdirSync(this.rejectedDir).filter((n) => n.endsWith('.json')).length;
+  }
+
   /** Reports dropped for space and not yet announced to the controller. */
   dropped(): number {
     try {

@@ -1,0 +1,305 @@
+/**
+ * @module The agent service: enroll once, scan on a schedule (with jitter, never two at once), send
+ * heartbeats between scans, turn watched changes into event reports at once, and deliver every
+ * report through the durable spool. Scans run at low CPU and IO priority.
+ */
+import { execFile } from 'node:child_process';
+import { setPriority } from 'node:os';
+import cron, { type ScheduledTask } from 'node-cron';
+import { diffSection } from '../../shared/diff.js';
+import { randomUUID } from 'node:crypto';
+import { describeError, DwError } from '../../shared/errors.js';
+import type { AgentConfig } from '../../shared/schema/config.js';
+import { parseDuration } from '../../shared/schema/config.js';
+import type { CheckResult } from '../../shared/schema/check.js';
+import type { CollectorName } from '../../shared/schema/common.js';
+import type { Deviation } from '../../shared/schema/deviation.js';
+import type { AnyItem } from '../../shared/schema/items.js';
+import type { Manifest } from '../../shared/schema/manifest.js';
+import type { Report } from '../../shared/schema/report.js';
+import { COLLECTORS } from '../collectors/index.js';
+import { check } from '../commands/check.js';
+import { loadVerifiedManifest } from '../commands/manifest.js';
+import { execProgram } from '../exec.js';
+import { readHostId, readInventory } from '../identity.js';
+import type { Logger } from '../log.js';
+import { reportFromCheck } from '../report.js';
+import { HostRoot } from '../root.js';
+import { AGENT_VERSION } from '../version.js';
+import { ensureEnrolled } from './enroll.js';
+import { fileDeviations } from './fingerprint.js';
+import { Spool } from './spool.js';
+import { StateDir } from './state-dir.js';
+import { backoffMs, Transport } from './transport.js';
+import { ChangeWatcher } from './watch.js';
+
+/** Paths watched when the config names none: config, cron, ssh keys, local binaries, /opt. */
+export const DEFAULT_WATCH_PATHS = ['/etc', '/var/spool/cron', '/root/.ssh', '/usr/local/bin', '/usr/local/sbin', '/opt'];
+
+/** Which collectors a changed path feeds, besides the files collector. */
+const SOURCES: { collector: CollectorName; prefixes: string[] }[] = [
+  { collector: 'cron', prefixes: ['/etc/crontab', '/etc/cron.', '/etc/anacrontab', '/var/spool/cron', '/etc/systemd/system', '/usr/lib/systemd/system', '/lib/systemd/system'] },
+  { collector: 'packages', prefixes: ['/var/lib/dpkg/status', '/var/lib/rpm', '/usr/lib/sysimage/rpm', '/lib/apk/db'] },
+  { collector: 'sysctl', prefixes: ['/etc/sysctl.conf', '/etc/sysctl.d', '/usr/lib/sysctl.d', '/run/sysctl.d'] },
+];
+
+export interface LastScan {
+  at: string;
+  clean: boolean;
+  complete: boolean;
+  deviations: number;
+  durationMs: number;
+  seq: number;
+  error?: string;
+}
+
+export class AgentService {
+  private manifest!: Manifest;
+  private root!: HostRoot;
+  private hostId!: string;
+  private transport: Transport | null = null;
+  private spool: Spool;
+  private state: StateDir;
+  private credential: string | null;
+  private lastResult: CheckResult | null = null;
+  private scanning: Promise<void> = Promise.resolve();
+  private flushing: Promise<boolean> | null = null;
+  private flushAgain = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryAttempt = 0;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private tasks: ScheduledTask[] = [];
+  private watcher: ChangeWatcher | null = null;
+  private stopped = false;
+
+  constructor(
+    private config: AgentConfig,
+    private readonly log: Logger,
+  ) {
+    this.state = new StateDir(config.stateDir);
+    this.spool = new Spool(this.state.spoolDir);
+    this.credential = this.state.readCredential();
+  }
+
+  /** Load what the config points at; throws a DwError that names the problem. */
+  async init(): Promise<void> {
+    if (!this.config.manifest) throw new DwError('DW_ERR_CONFIG', 'agent config: manifest: required (the manifest baked into the image)');
+    if (!this.config.controller) throw new DwError('DW_ERR_CONFIG', 'agent config: controller: required (url, and an enrollment token for the first start)');
+    this.manifest = loadVerifiedManifest(this.config.manifest).manifest;
+    this.root = await HostRoot.open(this.config.root);
+    const id = await readHostId(this.root, this.config.stateDir);
+    this.hostId = id!;
+    if (this.config.controller) {
+      await this.transport?.close();
+      this.transport = new Transport({ url: this.config.controller.url, caFile: this.config.controller.caFile });
+    }
+  }
+
+  /** One full scan, spooled; then delivery is attempted. */
+  scan(fullRehash = false): Promise<void> {
+    const run = async () => {
+      if (this.stopped) return;
+      const started = Date.now();
+      lowerPriority(this.log, true);
+      try {
+        const result = await check({ manifest: this.config.manifest!, root: this.config.root, stateDir: this.config.stateDir, fullRehash, log: this.log });
+        this.lastResult = result;
+        const dropped = this.spool.dropped();
+        const report = reportFromCheck(result, { seq: this.state.nextSeq(), hostId: this.hostId, group: this.config.group });
+        if (dropped > 0) report.spoolDropped = dropped;
+        this.spool.add(report);
+        this.saveLastScan({ at: result.scannedAt, clean: result.clean, complete: result.complete, deviations: result.deviations.length, durationMs: Date.now() - started, seq: report.seq });
+        this.log.info({ seq: report.seq, deviations: result.deviations.length, fullRehash, ms: Date.now() - started }, 'scan spooled');
+      } catch (err) {
+        this.log.error({ err }, 'scan failed');
+        this.saveLastScan({ at: new Date().toISOString(), clean: false, complete: false, deviations: 0, durationMs: Date.now() - started, seq: 0, error: describeError(err) });
+      } finally {
+        lowerPriority(this.log, false);
+      }
+      await this.flush();
+    };
+    // Scans never overlap: each waits for the one before it.
+    this.scanning = this.scanning.then(run, run);
+    return this.scanning;
+  }
+
+  /** A heartbeat: the last scan's digests, no deviations. Skipped until there is a scan to vouch for. */
+  async heartbeat(): Promise<void> {
+    if (!this.lastResult || this.stopped) return;
+    this.spool.add(reportFromCheck(this.lastResult, { seq: this.state.nextSeq(), hostId: this.hostId, group: this.config.group, kind: 'heartbeat' }));
+    await this.flush();
+  }
+
+  /** Deviations among just the changed paths, sent as one event report at once. */
+  async onChanges(paths: string[]): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const deviations: Deviation[] = fileDeviations(this.root, this.manifest, paths);
+      for (const { collector, prefixes } of SOURCES) {
+        if (!this.manifest.rules.collectors.includes(collector)) continue;
+        if (!paths.some((p) => prefixes.some((pre) => p === pre || p.startsWith(pre)))) continue;
+        const c = COLLECTORS[collector];
+        if (!c) continue;
+        const out = await c.collect({ root: this.root, rules: this.manifest.rules, exec: execProgram, log: this.log });
+        deviations.push(...diffSection(collector, (this.manifest.sections[collector]?.items ?? []) as AnyItem[], out.items as AnyItem[]));
+      }
+      if (deviations.length === 0) return;
+      const inventory = this.lastResult?.host ?? (await readInventory(this.root, this.hostId));
+      const report: Report = {
+        schema: 'driftwarden/report/v1',
+        kind: 'event',
+        reportId: randomUUID(),
+        hostId: this.hostId,
+        imageId: this.manifest.image.id,
+        manifestDigest: this.manifest.digests.overall,
+        agentVersion: AGENT_VERSION,
+        seq: this.state.nextSeq(),
+        scannedAt: new Date().toISOString(),
+        digests: this.lastResult?.digests ?? {},
+        collectors: [],
+        deviations,
+        inventory,
+        ...(this.config.group ? { group: this.config.group } : {}),
+      };
+      this.spool.add(report);
+      this.log.warn({ seq: report.seq, deviations: deviations.length, paths: paths.length }, 'change detected: event spooled');
+      await this.flush();
+    } catch (err) {
+      this.log.error({ err }, 'event fingerprint failed');
+    }
+  }
+
+  /** Send what the spool holds, oldest first. Returns true when the spool is empty. */
+  flush(): Promise<boolean> {
+    if (this.flushing) {
+      this.flushAgain = true;
+      return this.flushing;
+    }
+    this.flushing = (async () => {
+      let empty = false;
+      do {
+        this.flushAgain = false;
+        empty = await this.flushOnce();
+      } while (this.flushAgain && !this.stopped);
+      return empty;
+    })().finally(() => {
+      this.flushing = null;
+    });
+    return this.flushing;
+  }
+
+  private async flushOnce(): Promise<boolean> {
+    if (!this.transport) return this.spool.list().length === 0;
+    if (!this.credential) {
+      const inventory = this.lastResult?.host ?? (await readInventory(this.root, this.hostId));
+      const r = await ensureEnrolled(this.state, this.transport, this.config, { hostId: this.hostId, imageId: this.manifest.image.id, inventory, agentVersion: AGENT_VERSION });
+      if (!r.ok) {
+        this.log.error({ reason: r.reason }, 'enrollment failed');
+        this.scheduleRetry();
+        return false;
+      }
+      this.credential = r.credential;
+      this.log.info({ hostId: this.hostId }, 'enrolled');
+    }
+    for (const entry of this.spool.list()) {
+      if (this.stopped) return false;
+      const report = this.spool.read(entry);
+      const r = await this.transport.post('/api/v1/reports', this.credential, report);
+      if (r.ok) {
+        this.spool.ack(entry);
+        if (report.spoolDropped) this.spool.clearDropped(report.spoolDropped);
+        this.retryAttempt = 0;
+        const body = r.body as { state?: string; scanRequested?: boolean } | null;
+        if (body?.scanRequested) void this.scan();
+        continue;
+      }
+      if (r.retry) {
+        this.log.warn({ reason: r.reason, spooled: this.spool.list().length }, 'controller unreachable; reports stay spooled');
+        this.scheduleRetry();
+        return false;
+      }
+      // Retrying cannot fix a 4xx: keep the report aside with the controller's reason, and go on.
+      this.log.error({ seq: report.seq, reportId: report.reportId, reason: r.reason }, 'controller refused a report; moved to spool/rejected');
+      this.spool.reject(entry, r.reason);
+    }
+    return true;
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.stopped) return;
+    const wait = backoffMs(this.retryAttempt++);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.flush();
+    }, wait);
+  }
+
+  /** Run as a service until stop(): schedules, heartbeats, the watcher, and a first scan now. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    const jitter = Math.min(300_000, 60_000);
+    this.tasks = [
+      cron.schedule(this.config.schedule.scan, () => this.scan(false), { name: 'scan', noOverlap: true, maxRandomDelay: jitter }),
+      cron.schedule(this.config.schedule.fullRehash, () => this.scan(true), { name: 'full-rehash', noOverlap: true, maxRandomDelay: jitter }),
+    ];
+    const every = parseDuration(this.config.schedule.heartbeat) ?? 60_000;
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), every);
+    const paths = this.config.watch?.paths ?? DEFAULT_WATCH_PATHS;
+    if (paths.length > 0) {
+      this.watcher = new ChangeWatcher(this.root, paths, (batch) => void this.onChanges(batch), this.log, { exclude: [this.config.stateDir] });
+      await this.watcher.start();
+    }
+    await this.scan(false);
+  }
+
+  /** Stop taking new work, let the current scan and send finish, and release everything. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.tasks) await t.destroy();
+    this.tasks = [];
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    await this.watcher?.close();
+    this.watcher = null;
+    await this.scanning;
+    await this.flushing;
+    await this.transport?.close();
+  }
+
+  /** SIGHUP: a new config (and manifest) take over; the spool and credential stay. */
+  async reload(config: AgentConfig): Promise<void> {
+    await this.stop();
+    this.config = config;
+    this.state = new StateDir(config.stateDir);
+    this.spool = new Spool(this.state.spoolDir);
+    this.credential = this.state.readCredential();
+    this.transport = null;
+    await this.init();
+    await this.start();
+  }
+
+  /** For --once: how many reports wait in the spool. */
+  spoolDepth() {
+    return this.spool.depth();
+  }
+
+  get watchStatus() {
+    return this.watcher?.status ?? { state: 'off' as const };
+  }
+
+  private saveLastScan(s: LastScan): void {
+    this.state.writeJson(this.state.lastScanFile, { ...s, watch: this.watchStatus, spool: this.spool.depth() });
+  }
+}
+
+/** Scans yield the CPU and disk to the host's real work: nice 10 and the idle IO class while they run. */
+function lowerPriority(log: Logger, during: boolean): void {
+  try {
+    setPriority(during ? 10 : 0);
+  } catch (err) {
+    log.debug({ err }, 'cannot change CPU priority');
+  }
+  execFile('ionice', during ? ['-c', '3', '-p', String(process.pid)] : ['-c', '2', '-n', '4', '-p', String(process.pid)], (err) => {
+    if (err) log.debug({ err }, 'ionice unavailable');
+  });
+}

@@ -1,0 +1,48 @@
+/** @module Enrollment: trade the enrollment token for this host's own credential, once, and keep it 0600. */
+import { readFileSync } from 'node:fs';
+import { DwError } from '../../shared/errors.js';
+import type { AgentConfig } from '../../shared/schema/config.js';
+import type { Inventory } from '../../shared/schema/report.js';
+import type { StateDir } from './state-dir.js';
+import type { Transport } from './transport.js';
+
+export function enrollmentToken(config: AgentConfig): string {
+  const c = config.controller;
+  if (c?.enrollmentToken) return c.enrollmentToken;
+  if (c?.enrollmentTokenFile) {
+    try {
+      const t = readFileSync(c.enrollmentTokenFile, 'utf8').trim();
+      if (t) return t;
+    } catch (err) {
+      throw new DwError('DW_ERR_CONFIG', `cannot read the enrollment token ${c.enrollmentTokenFile}: ${(err as NodeJS.ErrnoException).code ?? err}`, { path: c.enrollmentTokenFile });
+    }
+  }
+  throw new DwError('DW_ERR_CONFIG', 'the host is not enrolled and no enrollment token is configured (controller.enrollmentToken or controller.enrollmentTokenFile)');
+}
+
+export type EnrollOutcome = { ok: true; credential: string } | { ok: false; retry: boolean; reason: string };
+
+/** The stored credential, or a new one from the controller. */
+export async function ensureEnrolled(
+  state: StateDir,
+  transport: Transport,
+  config: AgentConfig,
+  host: { hostId: string; imageId: string; inventory: Inventory; agentVersion: string },
+): Promise<EnrollOutcome> {
+  const existing = state.readCredential();
+  if (existing) return { ok: true, credential: existing };
+  const token = enrollmentToken(config);
+  const r = await transport.post('/api/v1/enroll', token, {
+    hostId: host.hostId,
+    hostname: host.inventory.hostname,
+    imageId: host.imageId,
+    ...(config.group ? { group: config.group } : {}),
+    agentVersion: host.agentVersion,
+    inventory: host.inventory,
+  });
+  if (!r.ok) return { ok: false, retry: r.retry, reason: r.reason };
+  const credential = (r.body as { credential?: string } | null)?.credential;
+  if (!credential) return { ok: false, retry: true, reason: 'the controller answered enrollment without a credential' };
+  state.writeCredential(credential);
+  return { ok: true, credential };
+}

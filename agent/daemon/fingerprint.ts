@@ -1,0 +1,70 @@
+/**
+ * @module Re-fingerprint just the paths the watcher saw change, and diff them against the manifest:
+ * the event half of the agent, which catches a change even if it is reverted before the next scan.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, readSync } from 'node:fs';
+import picomatch from 'picomatch';
+import { diffSection } from '../../shared/diff.js';
+import type { Deviation } from '../../shared/schema/deviation.js';
+import type { FileItem } from '../../shared/schema/items.js';
+import type { Manifest } from '../../shared/schema/manifest.js';
+import { fileTypeOf, modeOf } from '../collectors/file-stat.js';
+import type { HostRoot } from '../root.js';
+
+function hashFile(realPath: string): { sha256?: string; error?: string } {
+  let fd: number | undefined;
+  try {
+    fd = openSync(realPath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    if (!fstatSync(fd).isFile()) return { error: 'ENOTFILE' };
+    const h = createHash('sha256');
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let n: number;
+    while ((n = readSync(fd, buf, 0, buf.length, null)) > 0) h.update(n === buf.length ? buf : buf.subarray(0, n));
+    return { sha256: h.digest('hex') };
+  } catch (err) {
+    return { error: (err as NodeJS.ErrnoException).code ?? 'EIO' };
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** The item the files collector would record for one path, or null if it is gone. */
+export function fingerprintPath(root: HostRoot, hostPath: string): FileItem | null {
+  const real = root.path(hostPath);
+  const st = lstatSync(real, { throwIfNoEntry: false });
+  if (!st) return null;
+  const item: FileItem = { key: hostPath, type: fileTypeOf(st), mode: modeOf(st), uid: st.uid, gid: st.gid };
+  if (item.type === 'symlink') {
+    try {
+      item.target = readlinkSync(real);
+    } catch (err) {
+      item.error = (err as NodeJS.ErrnoException).code ?? 'EIO';
+    }
+  } else if (item.type === 'file') {
+    item.size = st.size;
+    Object.assign(item, hashFile(real));
+  }
+  return item;
+}
+
+/**
+ * Deviations of the changed paths that the manifest's file rules cover (inside a root, not ignored).
+ * A changed directory stands for itself only; the watcher reports the files inside it one by one.
+ */
+export function fileDeviations(root: HostRoot, manifest: Manifest, paths: Iterable<string>): Deviation[] {
+  const rules = manifest.rules.files;
+  const ignored = rules.ignore.length > 0 ? picomatch(rules.ignore, { dot: true }) : () => false;
+  const inRoots = picomatch(rules.roots.flatMap((r) => [r, `${r}/**`]), { dot: true });
+  const expectedByKey = new Map((manifest.sections.files?.items ?? []).map((i) => [i.key, i]));
+  const expected: FileItem[] = [];
+  const actual: FileItem[] = [];
+  for (const p of new Set(paths)) {
+    if (!inRoots(p) || ignored(p)) continue;
+    const want = expectedByKey.get(p);
+    if (want) expected.push(want);
+    const got = fingerprintPath(root, p);
+    if (got) actual.push(got);
+  }
+  return diffSection('files', expected, actual);
+}
