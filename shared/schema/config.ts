@@ -1,4 +1,5 @@
 /** @module The agent's YAML configuration: parsed once, validated with zod, frozen. */
+import { validate as validateCron } from 'node-cron';
 import { z } from 'zod';
 import { HostPathSchema } from './common.js';
 import { GlobListSchema } from './rules.js';
@@ -16,9 +17,7 @@ export const DurationSchema = z
   .string()
   .refine((s) => parseDuration(s) !== null, 'expected a duration such as 500ms, 60s, 10m, 1h or 2d');
 
-const CronExprSchema = z
-  .string()
-  .refine((s) => s.trim().split(/\s+/).length >= 5 && s.trim().split(/\s+/).length <= 6, 'expected a cron expression of 5 or 6 fields');
+const CronExprSchema = z.string().refine((s) => validateCron(s), 'expected a cron expression (5 fields, or 6 with seconds first), e.g. "*/30 * * * *"');
 
 const toggle = { enabled: z.boolean().default(true) };
 

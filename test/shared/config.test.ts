@@ -54,3 +54,10 @@ watch: { paths: [/etc, /root/.ssh, /usr/local/bin, /opt] }
     expect(parseDuration('1.5h')).toBeNull();
   });
 });
+
+describe('agent schedule', () => {
+  it('refuses a cron expression node-cron would not run, naming the key', () => {
+    expect(() => parse('schedule: { scan: "61 * * * *" }\n')).toThrow(/agent.yaml: schedule.scan: expected a cron expression/);
+    expect(parse('schedule: { scan: "*/5 * * * *", fullRehash: "0 4 * * 6" }\n').schedule.scan).toBe('*/5 * * * *');
+  });
+});
