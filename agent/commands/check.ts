@@ -6,6 +6,7 @@ import { CHECK_SCHEMA_ID, type CheckResult } from '../../shared/schema/check.js'
 import type { CollectorName } from '../../shared/schema/common.js';
 import { SEVERITIES, type Deviation } from '../../shared/schema/deviation.js';
 import type { AnyItem } from '../../shared/schema/items.js';
+import { attributeDeviations } from '../attribution.js';
 import { StatCache } from '../collectors/stat-cache.js';
 import type { ScanProgress } from '../collectors/types.js';
 import { execProgram } from '../exec.js';
@@ -55,6 +56,7 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
     const actual = (sections[name]?.items ?? []) as AnyItem[];
     deviations.push(...diffSection(name, expected, actual));
   }
+  await attributeDeviations({ root, exec: execProgram, log: opts.log, since: manifest.createdAt }, deviations);
   const byCollector: Record<string, number> = {};
   const bySeverity = Object.fromEntries(SEVERITIES.map((s) => [s, 0])) as Record<(typeof SEVERITIES)[number], number>;
   for (const d of deviations) {
