@@ -4,6 +4,7 @@ import { DwError } from '../../shared/errors.js';
 import { InventorySchema } from '../../shared/schema/report.js';
 import type { App, AppContext } from '../app.js';
 import { hashSecret, newSecret } from '../auth.js';
+import { StoreConflictError } from '../store/types.js';
 
 export const EnrollRequestSchema = z.strictObject({
   hostId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'expected the host id (machine-id): letters, digits, . _ : -'),
@@ -19,9 +20,10 @@ export function registerEnrollRoutes(app: App, ctx: AppContext): void {
     const body = req.body;
     const credential = newSecret('host');
     const now = ctx.clock().toISOString();
+    // A second enrollment of a known host id would hand its identity to whoever holds an enrollment token.
+    const enrolled = () => new DwError('DW_ERR_CONFLICT', `host ${body.hostId} is already enrolled; a host enrolls once (an operator can reset it)`, { hostId: body.hostId });
     await ctx.store.transaction(async (tx) => {
-      // A second enrollment of a known host id would hand its identity to whoever holds an enrollment token.
-      if (await tx.getHost(body.hostId)) throw new DwError('DW_ERR_CONFLICT', `host ${body.hostId} is already enrolled; a host enrolls once (an operator can reset it)`, { hostId: body.hostId });
+      if (await tx.getHost(body.hostId)) throw enrolled();
       await tx.insertHost({
         id: body.hostId,
         hostname: body.hostname ?? body.inventory?.hostname ?? null,
@@ -42,6 +44,9 @@ export function registerEnrollRoutes(app: App, ctx: AppContext): void {
       });
       await tx.insertTransition({ hostId: body.hostId, from: null, to: 'pending', cause: 'enrolled', actor: req.principal!.actor, at: now, reportId: null });
       await tx.appendAudit({ at: now, actor: req.principal!.actor, action: 'host.enroll', target: body.hostId, detail: { imageId: body.imageId, group: body.group ?? null } });
+    }).catch((err: unknown) => {
+      // Two enrollments of one id at once both pass the check above on PostgreSQL; the primary key stops the second.
+      throw err instanceof StoreConflictError && err.table === 'hosts' ? enrolled() : err;
     });
     void reply.status(201);
     return { hostId: body.hostId, credential };
