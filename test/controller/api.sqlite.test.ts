@@ -1,0 +1,5 @@
+/** @module The controller API contract on SQLite (in memory: the file store's own behaviour is in server.test.ts). */
+import { openStore } from '../../controller/store/index.js';
+import { runApiContract } from './api.contract.js';
+
+runApiContract('sqlite', () => openStore('sqlite::memory:'));
