@@ -12,6 +12,7 @@ import { DwError, isDwError } from '../shared/errors.js';
 import { bearer, hashSecret, roleAllows } from './auth.js';
 import type { ControllerConfig } from './config.js';
 import { ManifestCache } from './manifest-cache.js';
+import { LastDigests } from './ingest.js';
 import type { Metrics } from './metrics.js';
 import type { Policy } from './policy.js';
 import type { HostRow, Role, Store, TokenRow } from './store/types.js';
@@ -52,12 +53,13 @@ export interface AppDeps {
 export interface AppContext extends Required<Omit<AppDeps, 'log' | 'https'>> {
   log: Logger;
   manifests: ManifestCache;
+  lastDigests: LastDigests;
 }
 
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger, ZodTypeProvider>;
 
 export async function buildApp(deps: AppDeps): Promise<App> {
-  const ctx: AppContext = { ...deps, clock: deps.clock ?? (() => new Date()), manifests: new ManifestCache() };
+  const ctx: AppContext = { ...deps, clock: deps.clock ?? (() => new Date()), manifests: new ManifestCache(), lastDigests: new LastDigests() };
   const app = Fastify({
     ...(deps.https ? { https: deps.https } : {}),
     loggerInstance: deps.log,

@@ -3,7 +3,7 @@
  * the manifest with the host's deviations applied. A section that disagrees means deviations were
  * lost, filtered or invented on the way, and is itself reported as a deviation.
  */
-import { digestOf } from '../shared/canonical.js';
+import { digestOf, sha256Hex } from '../shared/canonical.js';
 import { applyDeviations } from '../shared/diff.js';
 import type { CollectorName } from '../shared/schema/common.js';
 import { COLLECTOR_NAMES } from '../shared/schema/common.js';
@@ -40,7 +40,8 @@ export function checkReportDigests(manifest: Manifest, reported: Record<string, 
     if (!manifest.sections[name]) expected = null;
     else if (devs.length === 0) expected = manifest.digests.sections[name] ?? null;
     else {
-      const key = `${manifest.digests.overall}\0${name}\0${digestOf(devs)}`;
+      // A cache key needs no canonical form: the same agent sends the same deviations in the same order.
+      const key = `${manifest.digests.overall}\0${name}\0${sha256Hex(JSON.stringify(devs))}`;
       expected = memo.get(key) ?? null;
       if (expected === null) {
         expected = digestOf(applyDeviations(name, manifest.sections[name]!.items as AnyItem[], devs));

@@ -17,6 +17,7 @@ export interface IngestDeps {
   store: Store;
   policy: Policy;
   manifests: ManifestCache;
+  lastDigests: LastDigests;
   clock: () => Date;
   log: Logger;
 }
@@ -61,7 +62,7 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
   }
   const now = deps.clock().toISOString();
 
-  return deps.store.transaction(async (tx) => {
+  return deps.store.transaction(async (tx): Promise<IngestResult> => {
     // Lock the host first: two controllers (or two requests) must not both accept the next seq, and a
     // retry racing its original must see the original's report, not a "replay".
     const host = await tx.lockHost(hostId);
@@ -108,8 +109,8 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
       digestMismatch = mismatches.map((m) => m.section);
       for (const m of mismatches) integrity.push(integrityDeviation(hostId, `digest:${m.section}`, m.expected, m.reported, now));
     } else if (report.kind === 'heartbeat') {
-      const [last] = await tx.listReports(hostId, { limit: 1 });
-      scanRequested = !last || JSON.stringify(sortKeys(last.digests)) !== JSON.stringify(sortKeys(report.digests));
+      const last = deps.lastDigests.get(hostId) ?? digestsKey((await tx.listReports(hostId, { limit: 1 }))[0]?.digests ?? {});
+      scanRequested = last !== digestsKey(report.digests);
     }
 
     const exemptions = report.deviations.length > 0 ? await tx.listExemptions({ activeAt: now }) : [];
@@ -132,10 +133,6 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     });
     rows.push(...integrity, ...notes);
 
-    // Keep when each deviation was first seen across scans.
-    const previous = report.kind === 'heartbeat' ? [] : await tx.listHostDeviations(hostId);
-    const firstSeen = new Map(previous.map((p) => [`${p.collector}\0${p.key}`, p.firstSeenAt]));
-    for (const r of rows) r.firstSeenAt = firstSeen.get(`${r.collector}\0${r.key}`) ?? now;
 
     let event: HostEvent;
     if (report.kind === 'heartbeat') event = { type: 'heartbeat' };
@@ -159,7 +156,8 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
 
     if (report.kind === 'scan') await tx.replaceHostDeviations(hostId, rows);
     else if (rows.length > 0) await tx.upsertHostDeviations(rows);
-    const current = report.kind === 'scan' ? rows : report.kind === 'event' ? await tx.listHostDeviations(hostId) : previous;
+    // The store keeps each deviation's first sighting across scans and events.
+    const current = report.kind === 'scan' ? rows : report.kind === 'event' ? await tx.listHostDeviations(hostId) : [];
     const counted = report.kind === 'heartbeat' ? host.deviationCount : current.filter((r) => r.action !== 'ignore').length;
 
     if (report.kind !== 'heartbeat') await tx.insertReport({
@@ -192,9 +190,33 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
       }
     }
     return { status: 'accepted', reportId: report.reportId, state: transition.state, deviations: counted, digestMismatch, scanRequested };
+  }).then((result) => {
+    // Only after the commit: a rolled-back scan must not become the baseline heartbeats are held to.
+    if (result.status === 'accepted' && report.kind !== 'heartbeat') deps.lastDigests.remember(hostId, report.digests);
+    return result;
   });
 }
 
-function sortKeys(o: Record<string, string>): [string, string][] {
-  return Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+/**
+ * The last stored report's digests per host, so a heartbeat (the most frequent request by far) costs
+ * no report query. With several controllers one may be stale; the cost is a needless scan request.
+ */
+export class LastDigests {
+  private readonly map = new Map<string, string>();
+  constructor(private readonly limit = 200_000) {}
+  get(hostId: string): string | undefined {
+    return this.map.get(hostId);
+  }
+  remember(hostId: string, digests: Record<string, string>): void {
+    this.map.delete(hostId);
+    if (this.map.size >= this.limit) this.map.delete(this.map.keys().next().value!);
+    this.map.set(hostId, digestsKey(digests));
+  }
+}
+
+function digestsKey(digests: Record<string, string>): string {
+  return Object.keys(digests)
+    .sort()
+    .map((k) => `${k}=${digests[k]}`)
+    .join(';');
 }
