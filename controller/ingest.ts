@@ -109,7 +109,13 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
       digestMismatch = mismatches.map((m) => m.section);
       for (const m of mismatches) integrity.push(integrityDeviation(hostId, `digest:${m.section}`, m.expected, m.reported, now));
     } else if (report.kind === 'heartbeat') {
-      const last = deps.lastDigests.get(hostId) ?? digestsKey((await tx.listReports(hostId, { limit: 1 }))[0]?.digests ?? {});
+      let last = deps.lastDigests.get(hostId);
+      if (last === undefined) {
+        // First heartbeat since this controller started: learn the baseline once.
+        const stored = (await tx.listReports(hostId, { limit: 1 }))[0]?.digests ?? {};
+        deps.lastDigests.remember(hostId, stored);
+        last = digestsKey(stored);
+      }
       scanRequested = last !== digestsKey(report.digests);
     }
 
