@@ -16,3 +16,33 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
   closeSync(fd);
   renameSync(tmp, path);
 }
+
+/**
+ * writeFileAtomic for content produced in pieces (a manifest of 100k+ files is tens of megabytes of
+ * JSON): the pieces go to the file a megabyte at a time, never held whole in memory.
+ */
+export function writeFileAtomicPieces(path: string, produce: (write: (piece: string) => void) => void, mode = 0o644): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    let parts: string[] = [];
+    let chars = 0;
+    const flush = () => {
+      writeSync(fd, Buffer.from(parts.join('')));
+      parts = [];
+      chars = 0;
+    };
+    produce((piece) => {
+      parts.push(piece);
+      if ((chars += piece.length) >= 1 << 20) flush();
+    });
+    flush();
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    unlinkSync(tmp);
+    throw err;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+}

@@ -6,6 +6,7 @@ import { DwError } from './errors.js';
 import { formatIssues } from './config-load.js';
 import { ManifestSchema, SignatureSchema, type Manifest, type Sections, type Signature } from './schema/manifest.js';
 import { keyIdOf, signBytes, verifyBytes } from './sign.js';
+import { isFileItemFast } from './schema/file-item-fast.js';
 
 export type UnsealedManifest = Omit<Manifest, 'digests' | 'signature'>;
 
@@ -36,19 +37,29 @@ export function signDigest(digest: string, privateKey: KeyObject): Signature {
   return { alg: 'ed25519', keyId: keyIdOf(createPublicKey(privateKey)), digest, value: signBytes(digest, privateKey) };
 }
 
-/** Read and schema-check a manifest file; digests and signature are checked by verifyManifest. */
-export function loadManifest(path: string): Manifest {
+/**
+ * Read and schema-check a manifest file; digests and signature are checked by verifyManifest.
+ * `onParsed` sees the parsed JSON before any check, for work that may start early but must trust
+ * nothing in it (check starts its file walk from the rules while the rest is verified).
+ */
+export function loadManifest(path: string, onParsed?: (raw: unknown) => void): Manifest {
   if (!existsSync(path)) throw new DwError('DW_ERR_MANIFEST_MISSING', `manifest ${path} does not exist`, { path });
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
+    raw = JSON.parse(readJsonText(path));
   } catch (err) {
     throw new DwError('DW_ERR_MANIFEST_INVALID', `manifest ${path} is not valid JSON: ${(err as Error).message}`, { path });
   }
-  return parseManifest(raw, path);
+  onParsed?.(raw);
+  parseManifest(raw, path);
+  // The parsed file itself, not zod's copy: equal in value once it validates (the schema has no defaults
+  // or transforms; test/shared/manifest-load.test.ts holds it to that), and it keeps the file's canonical
+  // key order, so recomputing the digests takes canonicalJson's JSON.stringify path (seconds on 100k+ files).
+  return raw as Manifest;
 }
 
 export function parseManifest(raw: unknown, label: string): Manifest {
+  if (validFast(raw)) return raw as Manifest;
   const parsed = ManifestSchema.safeParse(raw);
   if (!parsed.success) {
     const detail = formatIssues('', parsed.error).split('\n').slice(0, 5).join('; ');
@@ -57,11 +68,54 @@ export function parseManifest(raw: unknown, label: string): Manifest {
   return parsed.data;
 }
 
+/**
+ * True only if ManifestSchema accepts `raw`; false means "ask the schema". The schema checks all of it
+ * but the files section's items, with the items left out; each of those gets isFileItemFast, which
+ * accepts nothing FileItemSchema refuses and copies nothing (zod copies every object it parses: for
+ * 100k+ items that is most of the time and memory of loading a manifest).
+ */
+function validFast(raw: unknown): boolean {
+  const sections = (raw as { sections?: unknown } | null)?.sections;
+  const files = (sections as { files?: unknown } | null | undefined)?.files;
+  const items = (files as { items?: unknown } | null | undefined)?.items;
+  if (!Array.isArray(items) || !isPlain(raw) || !isPlain(sections) || !isPlain(files)) return false;
+  const rest = { ...raw, sections: { ...sections, files: { ...files, items: [] } } };
+  if (!ManifestSchema.safeParse(rest).success) return false;
+  for (let i = 0; i < items.length; i++) if (!(i in items) || !isFileItemFast(items[i])) return false;
+  return true;
+}
+
+function isPlain(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * A JSON file's text for JSON.parse, parsed to the same value as its UTF-8 decoding but held one byte a
+ * character: a single character above U+00FF anywhere (one odd file name among 100k paths) makes V8
+ * hold the whole decoded text at two bytes a character. So the file is read as latin1, and each run
+ * of non-ASCII bytes (which valid JSON has only inside strings) is decoded as UTF-8 and written as
+ * \uXXXX escapes, which JSON.parse turns back into the same characters.
+ */
+export function readJsonText(path: string): string {
+  const text = readFileSync(path, 'latin1');
+  if (!NON_ASCII.test(text)) return text;
+  return text.replace(NON_ASCII_RUNS, (run) => {
+    const decoded = Buffer.from(run, 'latin1').toString('utf8');
+    let out = '';
+    for (let i = 0; i < decoded.length; i++) out += `\\u${decoded.charCodeAt(i).toString(16).padStart(4, '0')}`;
+    return out;
+  });
+}
+const NON_ASCII = /[\x80-\xff]/;
+const NON_ASCII_RUNS = /[\x80-\xff]+/g;
+
 /** Read a detached signature file (manifest.json.sig). */
 export function loadDetachedSignature(path: string): Signature {
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
+    raw = JSON.parse(readJsonText(path));
   } catch (err) {
     throw new DwError('DW_ERR_MANIFEST_SIGNATURE', `signature file ${path} is unreadable or not JSON: ${(err as Error).message}`, { path });
   }

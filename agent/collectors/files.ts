@@ -1,34 +1,94 @@
 /**
  * @module The files collector: walks the configured roots (minus ignore globs) without following a
  * symlink anywhere, and records type, mode, owner, size, sha256 and symlink target for each path.
+ * The walk runs on a worker thread (walker.ts), hashing on others (hash-pool.ts); this thread turns
+ * the walk's entries into items, answers unchanged files from the stat cache and sends the rest to hash.
  */
-import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import picomatch from 'picomatch';
 import type { FileItem } from '../../shared/schema/items.js';
+import type { CollectionRules } from '../../shared/schema/rules.js';
 import { HashPool } from './hash-pool.js';
 import type { CollectContext, Collector } from './types.js';
-import { normalizeHostPath } from '../root.js';
+import { normalizeHostPath, type HostRoot } from '../root.js';
+import { EXTRA_ERROR, EXTRA_SHA, EXTRA_TARGET, FIELDS, FILE_TYPE_CODES, Walk, type WalkSpec } from './walker.js';
+import { walkOrder, type StatCache } from './stat-cache.js';
 
 const GLOB_CHARS = /[*?[\]{}]/;
-/** Let the event loop breathe (worker replies, signals, a daemon's timers) every so many entries. */
-const YIELD_EVERY = 2000;
 
-function fileType(st: Stats): FileItem['type'] {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isCharacterDevice()) return 'char';
-  if (st.isBlockDevice()) return 'block';
-  if (st.isFIFO()) return 'fifo';
-  return 'socket';
+/** Permission bits as four octal digits; a dozen distinct values cover a whole tree. */
+const MODES = new Map<number, string>();
+function modeString(bits: number): string {
+  let s = MODES.get(bits);
+  if (s === undefined) MODES.set(bits, (s = bits.toString(8).padStart(4, '0')));
+  return s;
 }
 
-function modeOf(st: Stats): string {
-  return (st.mode & 0o7777).toString(8).padStart(4, '0');
+const IGNORE_OPTS = { dot: true };
+
+/**
+ * The ignore globs as the walk tests them: a path is ignored when it equals a glob or matches the
+ * regex picomatch makes of one (with these options, all that picomatch's matcher does).
+ */
+function ignoreSpec(globs: readonly string[]): Pick<WalkSpec, 'ignoreExact' | 'ignoreRes'> {
+  return {
+    ignoreExact: [...globs],
+    ignoreRes: globs.map((g) => {
+      const re = picomatch.makeRe(g, IGNORE_OPTS);
+      return { source: re.source, flags: re.flags, base: literalBase(g) };
+    }),
+  };
+}
+
+/**
+ * The directory a glob's matches all lie in or are (picomatch's scan base), when that is certain: an
+ * absolute literal start, not negated, nothing escaped. Else null, and the glob is tried everywhere.
+ */
+export function literalBase(glob: string): string | null {
+  const { base, negated } = picomatch.scan(glob);
+  if (negated || !base.startsWith('/') || base.endsWith('/') || base.includes('\\') || !glob.startsWith(base)) return null;
+  return base;
+}
+
+function walkSpec(root: HostRoot, rules: CollectionRules, cache: StatCache | undefined): WalkSpec {
+  // Roots in walk order too: the stat cache file is read alongside the walk (see walkOrder).
+  const starts = expandRoots({ root }, rules.files.roots)
+    .sort(walkOrder)
+    .map((host) => ({ host, real: root.path(host) }));
+  const source = cache?.takeForWalk();
+  return { starts, ...ignoreSpec(rules.files.ignore), ...(source ? { cache: source } : {}) };
+}
+
+const specKey = (root: HostRoot, rules: CollectionRules) => JSON.stringify([root.dir, rules.files.roots, rules.files.ignore]);
+
+/** The stat cache a walk should look files up in itself: one not parsed on this thread yet. */
+function cacheForWalk(statCache: StatCache | undefined, fullRehash: boolean | undefined): StatCache | undefined {
+  return statCache && !fullRehash && statCache.takeForWalk() !== null ? statCache : undefined;
+}
+
+let early: { key: string; walk: Walk; statCache: StatCache | undefined } | null = null;
+
+/**
+ * Start the walk for a coming collect() now, on its own thread: `check` does so as soon as it has
+ * read the manifest's rules, and verifies the manifest while the walk runs. collect() with the same
+ * root, file rules and stat cache takes this walk over; any other discards it. Nothing the walk
+ * finds is used before collect() runs.
+ */
+export function startWalkEarly(root: HostRoot, rules: CollectionRules, statCache?: StatCache, fullRehash?: boolean): void {
+  cancelEarlyWalk();
+  if (!rules.collectors.includes('files')) return;
+  const cache = cacheForWalk(statCache, fullRehash);
+  early = { key: specKey(root, rules), walk: new Walk(walkSpec(root, rules, cache)), statCache: cache };
+}
+
+/** Drop a walk started early that no collect() took (the check failed before scanning). */
+export function cancelEarlyWalk(): void {
+  if (early) void early.walk.cancel();
+  early = null;
 }
 
 /** Expand glob segments ("/home/*\/.ssh") against the root; plain paths pass through. */
-export function expandRoots(ctx: CollectContext, roots: readonly string[]): string[] {
+export function expandRoots(ctx: Pick<CollectContext, 'root'>, roots: readonly string[]): string[] {
   const out = new Set<string>();
   for (const raw of roots) {
     const segments = normalizeHostPath(raw).split('/').filter(Boolean);
@@ -66,97 +126,105 @@ export const files: Collector<'files'> = {
 
   async collect(ctx) {
     const { root, rules, statCache, fullRehash } = ctx;
-    const ignored = rules.files.ignore.length > 0 ? picomatch(rules.files.ignore, { dot: true }) : () => false;
+    // Items are built with their keys in sorted order (error, gid, key, mode, sha256, size, target,
+    // type, uid): canonicalJson then serialises the section with one JSON.stringify.
     const items: FileItem[] = [];
     const warnings: string[] = [];
     const unreadable: string[] = [];
-    const seen = statCache ? new Set<string>() : null;
-    const pool = new HashPool();
+    // Hash workers start with the first file that needs reading: an unchanged re-scan starts none.
+    let pool: HashPool | null = null;
     const total = { files: 0, bytes: 0 };
-    let walked = 0;
     let walkDone = false;
-    pool.onProgress = () => {
-      if (walkDone) ctx.progress?.onHashProgress?.({ files: pool.filesHashed, bytes: pool.bytesHashed }, total);
+    const reportProgress = (): void => {
+      if (walkDone) ctx.progress?.onHashProgress?.({ files: pool?.filesHashed ?? 0, bytes: pool?.bytesHashed ?? 0 }, total);
+    };
+    const getPool = (): HashPool => {
+      if (!pool) {
+        pool = new HashPool();
+        pool.onProgress = reportProgress;
+      }
+      return pool;
     };
 
-    const record = (hostPath: string, realPath: string, st: Stats): void => {
-      const item: FileItem = { key: hostPath, type: fileType(st), mode: modeOf(st), uid: st.uid, gid: st.gid };
-      items.push(item);
-      if (item.type === 'symlink') {
-        try {
-          item.target = readlinkSync(realPath);
-        } catch (err) {
-          item.error = (err as NodeJS.ErrnoException).code ?? 'EIO';
-        }
-        return;
-      }
-      if (item.type !== 'file') return;
-      item.size = st.size;
-      seen?.add(hostPath);
-      const cached = fullRehash ? undefined : statCache?.lookup(hostPath, st.ino, st.size, st.mtimeMs, st.ctimeMs);
-      if (cached) {
-        item.sha256 = cached;
-        return;
-      }
+    const hashLater = (index: number, key: string, real: string, mode: string, uid: number, gid: number, size: number, ino: number, mtimeMs: number, ctimeMs: number): void => {
       total.files++;
-      total.bytes += st.size;
-      void pool.hash(realPath, st.size).then((r) => {
-        if ('sha256' in r) {
-          item.sha256 = r.sha256;
-          statCache?.set(hostPath, st.ino, st.size, st.mtimeMs, st.ctimeMs, r.sha256);
-        } else if (r.error === 'ENOENT') {
-          item.error = 'vanished during scan';
-        } else {
-          item.error = r.error;
-          unreadable.push(hostPath);
-        }
-      });
+      total.bytes += size;
+      void getPool()
+        .hash(real, size)
+        .then((r) => {
+          if ('sha256' in r) {
+            items[index] = { gid, key, mode, sha256: r.sha256, size, type: 'file', uid };
+            statCache?.set(key, ino, size, mtimeMs, ctimeMs, r.sha256);
+            return;
+          }
+          if (r.error !== 'ENOENT') unreadable.push(key);
+          items[index] = { error: r.error === 'ENOENT' ? 'vanished during scan' : r.error, gid, key, mode, size, type: 'file', uid };
+        });
     };
 
-    const walk = async (hostPath: string, known?: Stats): Promise<void> => {
-      const realPath = root.path(hostPath);
-      const st = known ?? lstatSync(realPath, { throwIfNoEntry: false });
-      if (!st) return;
-      record(hostPath, realPath, st);
-      if (!st.isDirectory()) return;
-      let names: string[];
-      try {
-        names = readdirSync(realPath);
-      } catch (err) {
-        unreadable.push(hostPath);
-        const last = items[items.length - 1]!;
-        last.error = (err as NodeJS.ErrnoException).code ?? 'EIO';
-        return;
-      }
-      names.sort();
-      for (const name of names) {
-        const childHost = hostPath === '/' ? `/${name}` : `${hostPath}/${name}`;
-        if (ignored(childHost)) continue;
-        if (++walked % YIELD_EVERY === 0) {
-          pool.flush();
-          await new Promise((r) => setImmediate(r));
-        }
-        const childReal = realPath === '/' ? `/${name}` : `${realPath}/${name}`;
-        const cst = lstatSync(childReal, { throwIfNoEntry: false });
-        if (!cst) continue; // removed since readdir
-        if (cst.isDirectory()) await walk(childHost, cst);
-        else record(childHost, childReal, cst);
-      }
-    };
+    // With a stat cache not yet parsed here, the walk worker does the lookups (see StatCache.takeForWalk).
+    const walkCache = cacheForWalk(statCache, fullRehash);
+    let walk: Walk;
+    if (early && early.key === specKey(root, rules) && early.statCache === walkCache) walk = early.walk;
+    else {
+      cancelEarlyWalk();
+      walk = new Walk(walkSpec(root, rules, walkCache));
+    }
+    early = null;
+    const seen = statCache && !walkCache ? new Set<string>() : null;
+    // Walked paths are normalised host paths already: no need for root.path() per file.
+    const realOf = root.dir === '/' ? (host: string) => host : (host: string) => root.dir + host;
 
     try {
-      for (const start of expandRoots(ctx, rules.files.roots)) {
-        if (ignored(start)) continue;
-        await walk(start);
+      for await (const batch of walk.batchesInOrder()) {
+        const { strings, numbers: n, count } = batch;
+        let si = 0;
+        for (let e = 0, o = 0; e < count; e++, o += FIELDS) {
+          const hostPath = strings[si++]!;
+          const type = FILE_TYPE_CODES[n[o]!]!;
+          const extraKind = n[o + 1]!;
+          const extra = extraKind === 0 ? undefined : strings[si++]!;
+          const mode = modeString(n[o + 2]!);
+          const uid = n[o + 3]!;
+          const gid = n[o + 4]!;
+          if (type === 'file' && extraKind === EXTRA_SHA) {
+            items.push({ gid, key: hostPath, mode, sha256: extra, size: n[o + 5]!, type, uid });
+          } else if (type === 'file') {
+            const size = n[o + 5]!;
+            const ino = n[o + 6]!;
+            const mtimeMs = n[o + 7]!;
+            const ctimeMs = n[o + 8]!;
+            seen?.add(hostPath);
+            const cached = fullRehash || walkCache ? undefined : statCache?.lookup(hostPath, ino, size, mtimeMs, ctimeMs);
+            if (cached) {
+              items.push({ gid, key: hostPath, mode, sha256: cached, size, type, uid });
+            } else {
+              items.push({ gid, key: hostPath, mode, size, type, uid }); // replaced when the hash comes back
+              hashLater(items.length - 1, hostPath, realOf(hostPath), mode, uid, gid, size, ino, mtimeMs, ctimeMs);
+            }
+          } else if (extraKind === EXTRA_TARGET) {
+            items.push({ gid, key: hostPath, mode, target: extra, type, uid });
+          } else if (extraKind === EXTRA_ERROR) {
+            if (type === 'dir') unreadable.push(hostPath);
+            items.push({ error: extra, gid, key: hostPath, mode, type, uid });
+          } else {
+            items.push({ gid, key: hostPath, mode, type, uid });
+          }
+        }
+        // Send what this batch queued, and let worker replies, signals and a daemon's timers in.
+        if (pool) (pool as HashPool).flush();
+        await new Promise((r) => setImmediate(r));
       }
       walkDone = true;
-      pool.onProgress();
-      await pool.drain();
+      reportProgress();
+      if (pool) await (pool as HashPool).drain();
     } finally {
-      await pool.close();
+      await walk.cancel();
+      if (pool) await (pool as HashPool).close();
     }
 
-    if (seen && statCache) statCache.retain(seen);
+    if (walkCache && walk.cacheResult) walkCache.applyWalk(walk.cacheResult);
+    else if (seen && statCache) statCache.retain(seen);
     if (unreadable.length > 0) {
       warnings.push(`${unreadable.length} path(s) could not be read (their metadata is still compared), e.g. ${unreadable.slice(0, 3).join(', ')}`);
     }

@@ -83,7 +83,9 @@ export class HashPool {
 
   constructor(size = Math.max(1, availableParallelism())) {
     for (let i = 0; i < size; i++) {
-      const w = new Worker(WORKER_SOURCE, { eval: true });
+      // A small young generation: a hash worker's garbage is a digest string a file, and the default
+      // (up to 48 MB a worker) only grows the process.
+      const w = new Worker(WORKER_SOURCE, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
       w.on('message', (msg: { id: number; digests: string[]; bytes: number }) => this.done(msg));
       w.on('error', (err) => this.fail(err));
       this.workers.push(w);

@@ -6,73 +6,269 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-interface Entry {
-  ino: number;
-  size: number;
-  mtimeMs: number;
-  ctimeMs: number;
-  sha256: string;
+const HEADER = 'driftwarden-stat-cache v1';
+const SHA_LEN = 64;
+
+/**
+ * An entry is kept as its line in the file minus the path: "ino\tsize\tmtimeMs\tctimeMs\tsha256". A
+ * lookup formats the live stat the same way and compares the prefix: no number parsing on load, one
+ * string per entry in memory, and a number prints the same way every time, so equal stats give equal
+ * prefixes (an odd spelling in a hand-edited file only costs a re-hash). The walk worker (walker.ts)
+ * does the same lookups with the same format.
+ */
+export function statPrefix(ino: number, size: number, mtimeMs: number, ctimeMs: number): string {
+  return `${ino}\t${size}\t${mtimeMs}\t${ctimeMs}\t`;
 }
 
-const HEADER = 'driftwarden-stat-cache v1';
+/**
+ * The order a walk visits paths in (depth first, a directory's entries sorted), as a comparison: the
+ * string order with "/" below every other character, i.e. path segment by path segment. The cache file
+ * is written in this order, so a walk reads it alongside, one line at a time, and never holds it.
+ * Shared with the walk worker, which gets this function's source.
+ */
+export function walkOrder(a: string, b: string): number {
+  const n = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return x === 47 ? -1 : y === 47 ? 1 : x - y;
+  }
+  return a.length - b.length;
+}
+
+/**
+ * Read a cache file's entries one at a time, a megabyte of file at a time: a function giving the next
+ * [path, rest of line] (lines without a tab skipped, the rest unchecked), or null at the end; null
+ * instead of a function when the file is missing or is a cache for another root. Paths are read as
+ * latin1 and decoded as UTF-8 only when they hold a non-ASCII byte. Shared with the walk worker.
+ */
+export function statCacheEntries(
+  file: string,
+  rootDir: string,
+  fsm: Pick<typeof import('node:fs'), 'openSync' | 'readSync' | 'closeSync'>,
+): (() => [string, string] | null) | null {
+  const header = 'driftwarden-stat-cache v1';
+  let fd: number;
+  try {
+    fd = fsm.openSync(file, 'r');
+  } catch {
+    return null;
+  }
+  const buf = Buffer.allocUnsafe(1 << 20);
+  let text = '';
+  let pos = 0;
+  let eof = false;
+  const line = (): string | null => {
+    for (;;) {
+      const nl = text.indexOf('\n', pos);
+      if (nl >= 0) {
+        const l = text.slice(pos, nl);
+        pos = nl + 1;
+        return l;
+      }
+      if (eof) {
+        if (pos >= text.length) return null;
+        const l = text.slice(pos);
+        pos = text.length;
+        return l;
+      }
+      let n = 0;
+      try {
+        n = fsm.readSync(fd, buf, 0, buf.length, null);
+      } catch {
+        n = 0;
+      }
+      if (n === 0) {
+        eof = true;
+        fsm.closeSync(fd);
+      }
+      text = text.slice(pos) + buf.toString('latin1', 0, n);
+      pos = 0;
+    }
+  };
+  const utf8 = (s: string) => (/[^\x00-\x7f]/.test(s) ? Buffer.from(s, 'latin1').toString('utf8') : s);
+  const first = line();
+  const second = line();
+  if (first !== header || second === null || utf8(second) !== rootDir) {
+    if (!eof) fsm.closeSync(fd);
+    return null;
+  }
+  return () => {
+    for (let l = line(); l !== null; l = line()) {
+      const tab = l.indexOf('\t');
+      if (tab >= 0) return [utf8(l.slice(0, tab)), l.slice(tab + 1)];
+    }
+    return null;
+  };
+}
+
+/** What a walk that did the cache lookups itself (see takeForWalk) reports back. */
+export interface WalkCacheResult {
+  hits: number;
+  misses: number;
+  /** Cached paths the walk did not see as regular files: they are dropped, as retain() drops them. */
+  gone: string[];
+  /** The file was not in walk order (written by an older version): rewrite it. */
+  unordered?: boolean;
+}
+
+/**
+ * Read a cache file: its entry lines when it is a cache for `rootDir`, else null. Read as latin1 (one
+ * byte a character, however many non-ASCII paths) and only paths that hold non-ASCII bytes decoded as
+ * UTF-8: a single character above U+00FF would otherwise double the size of the whole text in memory.
+ * Shared with the walk worker, which gets this function's source.
+ */
+export function readStatCacheFile(
+  file: string,
+  rootDir: string,
+  readFile: (file: string, encoding: 'latin1') => string,
+  entry: (path: string, rest: string) => void,
+  checkLines = true,
+): 'ok' | 'skipped' | 'empty' {
+  const header = 'driftwarden-stat-cache v1';
+  let text;
+  try {
+    text = readFile(file, 'latin1');
+  } catch {
+    return 'empty';
+  }
+  // Where the non-ASCII bytes are (few, if any): only paths holding one are decoded.
+  const wide: number[] = [];
+  for (const re = /[^\x00-\x7f]/g; re.exec(text) !== null; ) wide.push(re.lastIndex - 1);
+  let w = 0;
+  const path = (from: number, to: number) => {
+    while (w < wide.length && wide[w]! < from) w++;
+    const s = text.slice(from, to);
+    return w < wide.length && wide[w]! < to ? Buffer.from(s, 'latin1').toString('utf8') : s;
+  };
+  const first = text.indexOf('\n');
+  const second = first < 0 ? -1 : text.indexOf('\n', first + 1);
+  if (second < 0 || text.slice(0, first) !== header || path(first + 1, second) !== rootDir) return 'empty';
+  let skipped = false;
+  let start = second + 1;
+  while (start < text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    // path \t ino \t size \t mtime \t ctime \t sha256: six fields, a 64-character hash (unless the
+    // caller checks that itself, on the entries it uses)
+    const tab = text.indexOf('\t', start);
+    let ok = tab >= 0 && tab < end;
+    if (ok && checkLines) {
+      let tabs = 0;
+      let last = -1;
+      for (let i = tab; i >= 0 && i < end; i = text.indexOf('\t', i + 1)) {
+        tabs++;
+        last = i;
+      }
+      ok = tabs === 5 && end - last - 1 === 64;
+    }
+    if (ok) entry(path(start, tab), text.slice(tab + 1, end));
+    else if (end > start) skipped = true;
+    start = end + 1;
+  }
+  return skipped ? 'skipped' : 'ok';
+}
 
 export class StatCache {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries = new Map<string, string>();
+  /** The file whose entries are read on first need: a walk may do all the lookups (takeForWalk). */
+  private source: string | null = null;
+  /** Changed since it was loaded from (or saved to) `file`: an unchanged cache is not rewritten. */
+  private dirty = true;
+  private file: string | null = null;
   hits = 0;
   misses = 0;
 
   constructor(readonly rootDir: string) {}
 
+  private parsed(): Map<string, string> {
+    if (this.source !== null) {
+      const file = this.source;
+      this.source = null;
+      const how = readStatCacheFile(file, this.rootDir, readFileSync, (path, rest) => this.entries.set(path, rest));
+      if (how !== 'ok') this.dirty = true;
+    }
+    return this.entries;
+  }
+
   lookup(path: string, ino: number, size: number, mtimeMs: number, ctimeMs: number): string | undefined {
-    const e = this.entries.get(path);
-    if (e && e.ino === ino && e.size === size && e.mtimeMs === mtimeMs && e.ctimeMs === ctimeMs) {
-      this.hits++;
-      return e.sha256;
+    const e = this.parsed().get(path);
+    if (e !== undefined) {
+      const prefix = statPrefix(ino, size, mtimeMs, ctimeMs);
+      if (e.length === prefix.length + SHA_LEN && e.startsWith(prefix)) {
+        this.hits++;
+        return e.slice(prefix.length);
+      }
     }
     this.misses++;
     return undefined;
   }
 
   set(path: string, ino: number, size: number, mtimeMs: number, ctimeMs: number, sha256: string): void {
-    this.entries.set(path, { ino, size, mtimeMs, ctimeMs, sha256 });
+    const value = statPrefix(ino, size, mtimeMs, ctimeMs) + sha256;
+    const entries = this.parsed();
+    if (entries.get(path) === value) return;
+    entries.set(path, value);
+    this.dirty = true;
   }
 
   /** Keep only the paths seen in the latest scan, so deleted files do not pile up. */
   retain(paths: ReadonlySet<string>): void {
-    for (const p of this.entries.keys()) if (!paths.has(p)) this.entries.delete(p);
+    const entries = this.parsed();
+    for (const p of entries.keys()) {
+      if (!paths.has(p)) {
+        entries.delete(p);
+        this.dirty = true;
+      }
+    }
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.parsed().size;
   }
 
-  /** A missing, corrupt or other-root cache is an empty cache: the cost is one slower scan. */
+  /**
+   * The cache file, for a walk worker to read and do the lookups in on its own thread; null once this
+   * cache has been read here (looked up, changed), when the lookups must happen here. Afterwards hand
+   * the walk's result to applyWalk(); the cache reads its file only if that changes something.
+   */
+  takeForWalk(): { file: string; rootDir: string } | null {
+    return this.source === null ? null : { file: this.source, rootDir: this.rootDir };
+  }
+
+  applyWalk(result: WalkCacheResult): void {
+    this.hits += result.hits;
+    this.misses += result.misses;
+    if (result.unordered) this.dirty = true;
+    if (result.gone.length === 0) return;
+    const entries = this.parsed();
+    for (const p of result.gone) if (entries.delete(p)) this.dirty = true;
+  }
+
+  /**
+   * A missing, corrupt or other-root cache is an empty cache: the cost is one slower scan. The file is
+   * read when first needed, which on an unchanged re-scan is never (the walk worker reads it).
+   */
   static load(file: string, rootDir: string): StatCache {
     const cache = new StatCache(rootDir);
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      return cache;
-    }
-    const lines = text.split('\n');
-    if (lines[0] !== HEADER || lines[1] !== rootDir) return cache;
-    for (let i = 2; i < lines.length; i++) {
-      const f = lines[i]!.split('\t');
-      if (f.length !== 6) continue;
-      const [path, ino, size, mtime, ctime, sha] = f as [string, string, string, string, string, string];
-      if (sha.length !== 64) continue;
-      cache.entries.set(path, { ino: Number(ino), size: Number(size), mtimeMs: Number(mtime), ctimeMs: Number(ctime), sha256: sha });
-    }
+    cache.source = file;
+    cache.file = file;
+    cache.dirty = false;
     return cache;
   }
 
-  /** Atomic write (temp file, fsync, rename), mode 0600: the cache reveals what the host holds. */
+  /**
+   * Atomic write (temp file, fsync, rename), mode 0600: the cache reveals what the host holds. A cache
+   * loaded from this file and unchanged since (an unchanged re-scan) is left as it is.
+   */
   save(file: string): void {
+    if (!this.dirty && this.file === file) return;
     const parts: string[] = [HEADER, this.rootDir];
-    for (const [path, e] of this.entries) {
+    // In walk order, so that the next walk reads it alongside (see walkOrder).
+    const entries = [...this.parsed()].sort((a, b) => walkOrder(a[0], b[0]));
+    for (const [path, e] of entries) {
       if (path.includes('\t') || path.includes('\n')) continue;
-      parts.push(`${path}\t${e.ino}\t${e.size}\t${e.mtimeMs}\t${e.ctimeMs}\t${e.sha256}`);
+      parts.push(`${path}\t${e}`);
     }
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     const tmp = `${file}.${process.pid}.tmp`;
@@ -84,5 +280,7 @@ export class StatCache {
       closeSync(fd);
     }
     renameSync(tmp, file);
+    this.dirty = false;
+    this.file = file;
   }
 }

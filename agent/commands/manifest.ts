@@ -8,7 +8,7 @@ import { loadDetachedSignature, loadManifest, sealManifest, verifyManifest, type
 import { AgentConfigSchema, type AgentConfig } from '../../shared/schema/config.js';
 import { MANIFEST_SCHEMA_ID, type Manifest } from '../../shared/schema/manifest.js';
 import { loadPrivateKey, loadPublicKey } from '../../shared/sign.js';
-import { writeFileAtomic } from '../atomic-write.js';
+import { writeFileAtomic, writeFileAtomicPieces } from '../atomic-write.js';
 import { execProgram } from '../exec.js';
 import type { Logger } from '../log.js';
 import { readHostname, readOs } from '../identity.js';
@@ -18,7 +18,7 @@ import { scan } from '../scan.js';
 import { StatCache } from '../collectors/stat-cache.js';
 import type { ScanProgress } from '../collectors/types.js';
 import { AGENT_VERSION } from '../version.js';
-import { canonicalJson } from '../../shared/canonical.js';
+import { canonicalJson, writeCanonical } from '../../shared/canonical.js';
 
 export interface BuildOptions {
   root: string;
@@ -68,7 +68,10 @@ export async function buildManifest(opts: BuildOptions): Promise<BuildOutcome> {
     },
     signKey,
   );
-  writeFileAtomic(opts.out, canonicalJson(manifest) + '\n');
+  writeFileAtomicPieces(opts.out, (write) => {
+    writeCanonical(manifest, write);
+    write('\n');
+  });
   let signatureFile: string | null = null;
   if (manifest.signature) {
     signatureFile = `${opts.out}.sig`;
@@ -82,6 +85,8 @@ export async function buildManifest(opts: BuildOptions): Promise<BuildOutcome> {
 export interface LoadVerifiedOptions {
   pubkeys?: readonly string[];
   signature?: string;
+  /** Called with the parsed JSON before it is checked (see loadManifest). */
+  onParsed?: (raw: unknown) => void;
 }
 
 /**
@@ -89,7 +94,7 @@ export interface LoadVerifiedOptions {
  * or detached (FILE.sig beside it, or --signature).
  */
 export function loadVerifiedManifest(file: string, opts: LoadVerifiedOptions = {}): { manifest: Manifest; verified: VerifyResult } {
-  const manifest = loadManifest(file);
+  const manifest = loadManifest(file, opts.onParsed);
   const trustedKeys = (opts.pubkeys ?? []).map(loadPublicKey);
   const sigFile = opts.signature ?? (existsSync(`${file}.sig`) && statSync(`${file}.sig`).isFile() ? `${file}.sig` : undefined);
   const detached = !manifest.signature && sigFile && trustedKeys.length > 0 ? loadDetachedSignature(sigFile) : undefined;

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+/**
+ * The files collector alone, in-process, for diagnosis: no manifest, no diff, no digests.
+ *   node bench/collector.mjs [--tree /usr] [--cache FILE] [--full-rehash]
+ * Prints one JSON line: {ms, loadMs, saveMs, items, hits, misses, maxRssMB}. With --cache the cache is
+ * loaded before and saved after, like `check --cache` does.
+ */
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
+const args = process.argv.slice(2);
+const arg = (name) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const tree = resolve(arg('--tree') ?? '/usr');
+const cacheFile = arg('--cache');
+
+const { files } = await import(join(DIST, 'agent/collectors/files.js'));
+const { StatCache } = await import(join(DIST, 'agent/collectors/stat-cache.js'));
+const { HostRoot } = await import(join(DIST, 'agent/root.js'));
+const { defaultRules } = await import(join(DIST, 'shared/schema/rules.js'));
+
+const rules = defaultRules();
+rules.collectors = ['files'];
+rules.files.roots = [tree];
+const root = await HostRoot.open('/');
+let t = performance.now();
+const statCache = cacheFile ? StatCache.load(cacheFile, root.dir) : undefined;
+const loadMs = performance.now() - t;
+const log = { child: () => log, info() {}, warn() {}, error() {}, debug() {} };
+t = performance.now();
+const out = await files.collect({ root, rules, exec: null, log, statCache, fullRehash: args.includes('--full-rehash') });
+const ms = performance.now() - t;
+t = performance.now();
+if (statCache && cacheFile) statCache.save(cacheFile);
+const saveMs = performance.now() - t;
+const r = {
+  ms: Math.round(ms),
+  loadMs: Math.round(loadMs),
+  saveMs: Math.round(saveMs),
+  items: out.items.length,
+  hits: statCache?.hits ?? 0,
+  misses: statCache?.misses ?? 0,
+  maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+};
+process.stdout.write(JSON.stringify(r) + '\n');
