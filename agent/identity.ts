@@ -2,7 +2,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import si from 'systeminformation';
 import type { Os } from '../shared/schema/manifest.js';
 import type { Inventory } from '../shared/schema/report.js';
 import type { HostRoot } from './root.js';
@@ -61,6 +60,8 @@ export async function readInventory(root: HostRoot, hostId: string | null): Prom
   if (root.dir !== '/') {
     return { hostId: hostId ?? 'unknown', hostname, os: os?.prettyName ?? null, kernel: null, addresses: [] };
   }
+  // Loaded only here, for the live root: it is the largest import the agent has (about 11 MB resident).
+  const { default: si } = await import('systeminformation');
   const [info, nets] = await Promise.all([si.osInfo().catch(() => null), si.networkInterfaces().catch(() => [])]);
   const list = Array.isArray(nets) ? nets : [nets];
   const addresses = list
