@@ -17,6 +17,10 @@ export async function scan(ctx: CollectContext, rules: CollectionRules = ctx.rul
   const results: CollectorResult[] = [];
   for (const [name, collector] of Object.entries(COLLECTORS) as [CollectorName, NonNullable<(typeof COLLECTORS)[CollectorName]>][]) {
     if (!rules.collectors.includes(name)) continue;
+    if (ctx.signal?.aborted) {
+      results.push({ collector: name, ok: false, durationMs: 0, items: 0, error: describeError(ctx.signal.reason) });
+      continue;
+    }
     const started = performance.now();
     const log = ctx.log.child({ collector: name });
     try {

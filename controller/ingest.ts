@@ -105,7 +105,11 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     let digestMismatch: string[] = [];
     let scanRequested = false;
     if (report.kind === 'scan') {
-      const mismatches = checkReportDigests(manifest, report.digests, report.deviations);
+      // A collector that failed on the host (or was stopped by its watchdog) has no section to check:
+      // that is recorded as what it is, a gap in what the host could vouch for, not as tampering.
+      const failed = new Map(report.collectors.filter((c) => !c.ok).map((c) => [c.collector as string, c.error ?? 'failed']));
+      for (const [name, error] of failed) notes.push(integrityDeviation(hostId, `collector-failed:${name}`, 'ok', error, now, 'report'));
+      const mismatches = checkReportDigests(manifest, report.digests, report.deviations).filter((m) => !failed.has(m.section));
       digestMismatch = mismatches.map((m) => m.section);
       for (const m of mismatches) integrity.push(integrityDeviation(hostId, `digest:${m.section}`, m.expected, m.reported, now));
     } else if (report.kind === 'heartbeat') {

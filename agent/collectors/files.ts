@@ -213,7 +213,9 @@ export const files: Collector<'files'> = {
         }
         // Send what this batch queued, and let worker replies, signals and a daemon's timers in.
         if (pool) (pool as HashPool).flush();
-        await new Promise((r) => setImmediate(r));
+        if (ctx.signal?.aborted) throw ctx.signal.reason;
+        if (ctx.pace) await ctx.pace();
+        else await new Promise((r) => setImmediate(r));
       }
       walkDone = true;
       reportProgress();

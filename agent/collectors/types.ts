@@ -22,6 +22,10 @@ export interface CollectContext {
   /** Ignore the stat cache and read every file: the slow schedule that defeats a reset clock. */
   fullRehash?: boolean;
   progress?: ScanProgress;
+  /** Aborted by the agent's watchdog: a long collector stops at its next batch, with the reason. */
+  signal?: AbortSignal;
+  /** Called between batches; sleeps when the scan is over its CPU share. */
+  pace?: () => Promise<void>;
 }
 
 export interface CollectOutput<I> {

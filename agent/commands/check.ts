@@ -31,6 +31,9 @@ export interface CheckOptions {
   fullRehash?: boolean;
   log: Logger;
   progress?: ScanProgress;
+  /** The agent's watchdog: stop signal and CPU pacing. */
+  signal?: AbortSignal;
+  pace?: () => Promise<void>;
 }
 
 /**
@@ -122,6 +125,8 @@ async function checkInner(opts: CheckOptions): Promise<CheckResult> {
     statCache,
     fullRehash: opts.fullRehash,
     progress: opts.progress,
+    signal: opts.signal,
+    pace: opts.pace,
   });
   if (statCache && cacheFile) statCache.save(cacheFile);
 
