@@ -70,6 +70,8 @@ export class AgentService {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private tasks: ScheduledTask[] = [];
   private watcher: ChangeWatcher | null = null;
+  /** File deviations seen when the watcher reported a path, until that path's batch is handled. */
+  private observed = new Map<string, Deviation>();
   private stopped = false;
 
   constructor(
@@ -77,7 +79,7 @@ export class AgentService {
     private readonly log: Logger,
   ) {
     this.state = new StateDir(config.stateDir);
-    this.spool = new Spool(this.state.spoolDir);
+    this.spool = new Spool(this.state.spoolDir, config.spool?.maxBytes);
     this.credential = this.state.readCredential();
   }
 
@@ -126,8 +128,13 @@ export class AgentService {
   /** A heartbeat: the last scan's digests, no deviations. Skipped until there is a scan to vouch for. */
   async heartbeat(): Promise<void> {
     if (!this.lastResult || this.stopped) return;
-    this.spool.add(reportFromCheck(this.lastResult, { seq: this.state.nextSeq(), hostId: this.hostId, group: this.config.group, kind: 'heartbeat' }));
-    await this.flush();
+    try {
+      this.spool.add(reportFromCheck(this.lastResult, { seq: this.state.nextSeq(), hostId: this.hostId, group: this.config.group, kind: 'heartbeat' }));
+      await this.flush();
+    } catch (err) {
+      // Called from a timer: an error here (a full disk) must not end the process.
+      this.log.error({ err }, 'heartbeat failed');
+    }
   }
 
   /** Deviations among just the changed paths, sent as one event report at once. */
@@ -135,6 +142,13 @@ export class AgentService {
     if (this.stopped) return;
     try {
       const deviations: Deviation[] = fileDeviations(this.root, this.manifest, paths);
+      // A change reverted before its batch closed still happened: keep what was seen as it happened.
+      const current = new Set(deviations.map((d) => d.key));
+      for (const p of paths) {
+        const seen = this.observed.get(p);
+        this.observed.delete(p);
+        if (seen && !current.has(p)) deviations.push(seen);
+      }
       for (const { collector, prefixes } of SOURCES) {
         if (!this.manifest.rules.collectors.includes(collector)) continue;
         if (!paths.some((p) => prefixes.some((pre) => p === pre || p.startsWith(pre)))) continue;
@@ -166,6 +180,17 @@ export class AgentService {
       await this.flush();
     } catch (err) {
       this.log.error({ err }, 'event fingerprint failed');
+    }
+  }
+
+  /** A watched path changed: fingerprint it now, before a quick revert can hide the change from its batch. */
+  private observe(path: string): void {
+    if (this.stopped || this.observed.has(path)) return;
+    try {
+      const [d] = fileDeviations(this.root, this.manifest, [path]);
+      if (d) this.observed.set(path, d);
+    } catch (err) {
+      this.log.debug({ err, path }, 'cannot fingerprint a changed path');
     }
   }
 
@@ -204,6 +229,8 @@ export class AgentService {
     for (const entry of this.spool.list()) {
       if (this.stopped) return false;
       const report = this.spool.read(entry);
+      // Superseded or dropped while this pass was sending the ones before it.
+      if (!report) continue;
       const r = await this.transport.post('/api/v1/reports', this.credential, report);
       if (r.ok) {
         this.spool.ack(entry);
@@ -237,16 +264,15 @@ export class AgentService {
   /** Run as a service until stop(): schedules, heartbeats, the watcher, and a first scan now. */
   async start(): Promise<void> {
     this.stopped = false;
-    const jitter = Math.min(300_000, 60_000);
     this.tasks = [
-      cron.schedule(this.config.schedule.scan, () => this.scan(false), { name: 'scan', noOverlap: true, maxRandomDelay: jitter }),
-      cron.schedule(this.config.schedule.fullRehash, () => this.scan(true), { name: 'full-rehash', noOverlap: true, maxRandomDelay: jitter }),
+      cron.schedule(this.config.schedule.scan, () => this.scan(false), { name: 'scan', noOverlap: true, maxRandomDelay: jitterMs(this.config.schedule.scan) }),
+      cron.schedule(this.config.schedule.fullRehash, () => this.scan(true), { name: 'full-rehash', noOverlap: true, maxRandomDelay: jitterMs(this.config.schedule.fullRehash) }),
     ];
     const every = parseDuration(this.config.schedule.heartbeat) ?? 60_000;
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), every);
     const paths = this.config.watch?.paths ?? DEFAULT_WATCH_PATHS;
     if (paths.length > 0) {
-      this.watcher = new ChangeWatcher(this.root, paths, (batch) => void this.onChanges(batch), this.log, { exclude: [this.config.stateDir] });
+      this.watcher = new ChangeWatcher(this.root, paths, (batch) => void this.onChanges(batch), this.log, { exclude: [this.config.stateDir], onPath: (p) => this.observe(p) });
       await this.watcher.start();
     }
     await this.scan(false);
@@ -259,6 +285,8 @@ export class AgentService {
     this.tasks = [];
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    // A cleared timer left here would make scheduleRetry() think a retry is pending, forever (after a reload).
+    this.retryTimer = null;
     await this.watcher?.close();
     this.watcher = null;
     await this.scanning;
@@ -268,10 +296,14 @@ export class AgentService {
 
   /** SIGHUP: a new config (and manifest) take over; the spool and credential stay. */
   async reload(config: AgentConfig): Promise<void> {
+    // Load what the new config points at before stopping anything: one that cannot run keeps the running one.
+    const probe = new AgentService(config, this.log);
+    await probe.init();
+    await probe.transport?.close();
     await this.stop();
     this.config = config;
     this.state = new StateDir(config.stateDir);
-    this.spool = new Spool(this.state.spoolDir);
+    this.spool = new Spool(this.state.spoolDir, config.spool?.maxBytes);
     this.credential = this.state.readCredential();
     this.transport = null;
     await this.init();
@@ -290,6 +322,18 @@ export class AgentService {
   private saveLastScan(s: LastScan): void {
     this.state.writeJson(this.state.lastScanFile, { ...s, watch: this.watchStatus, spool: this.spool.depth() });
   }
+}
+
+/**
+ * A fleet's scans are spread by a random delay of up to a tenth of the schedule's interval, at most 60 s:
+ * a fixed 60 s would swallow a schedule shorter than that (with noOverlap, a pending delayed run
+ * blocks the ticks behind it).
+ */
+function jitterMs(expression: string): number {
+  const probe = cron.createTask(expression, () => undefined);
+  const [a, b] = probe.getNextRuns(2);
+  void probe.destroy();
+  return a && b ? Math.min(60_000, Math.floor((b.getTime() - a.getTime()) / 10)) : 0;
 }
 
 /** Scans yield the CPU and disk to the host's real work: nice 10 and the idle IO class while they run. */

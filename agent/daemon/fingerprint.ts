@@ -48,15 +48,38 @@ export function fingerprintPath(root: HostRoot, hostPath: string): FileItem | nu
   return item;
 }
 
+interface Lookups {
+  ignored: (path: string) => boolean;
+  inRoots: (path: string) => boolean;
+  expectedByKey: Map<string, FileItem>;
+}
+
+/**
+ * Built once per manifest, not per call: the watcher fingerprints each changed path as it arrives, and
+ * a map of a 100k-file manifest costs tens of milliseconds to build.
+ */
+const lookups = new WeakMap<Manifest, Lookups>();
+
+function lookupsFor(manifest: Manifest): Lookups {
+  let l = lookups.get(manifest);
+  if (!l) {
+    const rules = manifest.rules.files;
+    l = {
+      ignored: rules.ignore.length > 0 ? picomatch(rules.ignore, { dot: true }) : () => false,
+      inRoots: picomatch(rules.roots.flatMap((r) => [r, `${r}/**`]), { dot: true }),
+      expectedByKey: new Map((manifest.sections.files?.items ?? []).map((i) => [i.key, i])),
+    };
+    lookups.set(manifest, l);
+  }
+  return l;
+}
+
 /**
  * Deviations of the changed paths that the manifest's file rules cover (inside a root, not ignored).
  * A changed directory stands for itself only; the watcher reports the files inside it one by one.
  */
 export function fileDeviations(root: HostRoot, manifest: Manifest, paths: Iterable<string>): Deviation[] {
-  const rules = manifest.rules.files;
-  const ignored = rules.ignore.length > 0 ? picomatch(rules.ignore, { dot: true }) : () => false;
-  const inRoots = picomatch(rules.roots.flatMap((r) => [r, `${r}/**`]), { dot: true });
-  const expectedByKey = new Map((manifest.sections.files?.items ?? []).map((i) => [i.key, i]));
+  const { ignored, inRoots, expectedByKey } = lookupsFor(manifest);
   const expected: FileItem[] = [];
   const actual: FileItem[] = [];
   for (const p of new Set(paths)) {

@@ -4,7 +4,7 @@
  * bound the oldest reports go first (never the newest scan), and the count of what was dropped is
  * kept and sent with the next report, so the loss itself is visible.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-write.js';
 import type { Report } from '../../shared/schema/report.js';
@@ -37,7 +37,8 @@ export class Spool {
     const out: SpoolEntry[] = [];
     for (const name of readdirSync(this.dir)) {
       if (name.endsWith('.tmp')) {
-        unlinkSync(join(this.dir, name));
+        // Only a dead writer's: `agent status` (another process) lists the spool while the daemon writes.
+        if (!writerAlive(name)) rmSync(join(this.dir, name), { force: true });
         continue;
       }
       const m = NAME.exec(name);
@@ -64,8 +65,16 @@ export class Spool {
     return { file, seq: report.seq, kind: report.kind, bytes: Buffer.byteLength(body) };
   }
 
-  read(entry: SpoolEntry): Report {
-    return JSON.parse(readFileSync(entry.file, 'utf8')) as Report;
+  /** The report, or null when it is gone since it was listed (superseded by a newer heartbeat, or dropped for space). */
+  read(entry: SpoolEntry): Report | null {
+    let text: string;
+    try {
+      text = readFileSync(entry.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    return JSON.parse(text) as Report;
   }
 
   /** The controller acknowledged it. */
@@ -140,5 +149,17 @@ export class Spool {
     } finally {
       closeSync(fd);
     }
+  }
+}
+
+/** Whether the process that is writing a temp file (`.NAME.PID.tmp`, see writeFileAtomic) still runs. */
+function writerAlive(tempName: string): boolean {
+  const pid = Number(/\.(\d+)\.tmp$/.exec(tempName)?.[1]);
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -15,6 +15,8 @@ export interface WatchOptions {
   maxWaitMs?: number;
   /** Host paths never reported (the agent's own state directory, its spool). */
   exclude?: readonly string[];
+  /** Called with each changed host path as it arrives, before the batch closes. */
+  onPath?: (hostPath: string) => void;
 }
 
 export class ChangeWatcher {
@@ -42,9 +44,15 @@ export class ChangeWatcher {
       ignored: (path: string) => exclude.some((e) => path === e || path.startsWith(e + '/')),
     });
     this.watcher = w;
-    w.on('all', (_event, path) => this.add(path));
+    // chokidar reports every symlink it meets in its initial walk as added, ignoreInitial or not
+    // (paulmillr/chokidar#804, #1270): nothing before 'ready' is a change (the first scan follows the watcher's start).
+    let ready = false;
+    w.on('all', (_event, path) => {
+      if (ready) this.add(path);
+    });
     w.on('error', (err) => this.fail(err as NodeJS.ErrnoException));
     await new Promise<void>((resolve) => w.once('ready', () => resolve()));
+    ready = true;
     if (this.status.state !== 'degraded') this.status = { state: 'active', paths: [...this.hostPaths] };
   }
 
@@ -57,7 +65,9 @@ export class ChangeWatcher {
   }
 
   private add(realPath: string): void {
-    this.pending.add(this.root.toHost(realPath));
+    const hostPath = this.root.toHost(realPath);
+    this.pending.add(hostPath);
+    this.opts.onPath?.(hostPath);
     if (this.quietTimer) clearTimeout(this.quietTimer);
     this.quietTimer = setTimeout(() => this.flush(), this.opts.quietMs ?? 300);
     this.maxTimer ??= setTimeout(() => this.flush(), this.opts.maxWaitMs ?? 3000);

@@ -63,5 +63,7 @@ export const AgentConfigSchema = z.strictObject({
       files: { enabled: true, ignore: [] },
     }),
   watch: z.strictObject({ paths: z.array(HostPathSchema) }).optional(),
+  /** The durable spool's bound in bytes (default 64 MiB); past it the oldest reports go first, never the newest scan. */
+  spool: z.strictObject({ maxBytes: z.number().int().positive().optional() }).optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
