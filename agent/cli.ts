@@ -144,16 +144,18 @@ export function buildProgram(): Command {
       const service = new AgentService(config, log);
       await service.init();
       if (o.once) {
+        const rejectedBefore = service.rejectedCount();
         await service.scan(false);
         const left = service.spoolDepth();
+        const refused = service.rejectedCount() - rejectedBefore;
         await service.stop();
         if (left.reports > 0) throw new DwError('DW_ERR_IO', `${left.reports} report(s) stay spooled in ${config.stateDir}/spool: the controller did not take them (see the log); the next run sends them`);
+        if (refused > 0) throw new DwError('DW_ERR_IO', `the controller refused ${refused} report(s); they are in ${config.stateDir}/spool/rejected with its reasons`);
         out('scan reported\n');
         return;
       }
-      await service.start();
-      log.info({ root: config.root, controller: config.controller?.url }, 'agent running');
-      await new Promise<void>((resolve) => {
+      // Handlers go in before the first scan, which can take minutes on a large host.
+      const stopped = new Promise<void>((resolve) => {
         process.on('SIGHUP', () => {
           try {
             config = loadConfigFile(AgentConfigSchema, o.config);
@@ -173,6 +175,9 @@ export function buildProgram(): Command {
         process.once('SIGTERM', () => stop('SIGTERM'));
         process.once('SIGINT', () => stop('SIGINT'));
       });
+      await service.start();
+      log.info({ root: config.root, controller: config.controller?.url }, 'agent running');
+      await stopped;
     });
   agent
     .command('status')

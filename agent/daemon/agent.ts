@@ -32,6 +32,7 @@ import { Spool } from './spool.js';
 import { StateDir } from './state-dir.js';
 import { backoffMs, Transport } from './transport.js';
 import { ChangeWatcher } from './watch.js';
+import { ScanWatchdog } from './watchdog.js';
 
 /** Paths watched when the config names none: config, cron, ssh keys, local binaries, /opt. */
 export const DEFAULT_WATCH_PATHS = ['/etc', '/var/spool/cron', '/root/.ssh', '/usr/local/bin', '/usr/local/sbin', '/opt'];
@@ -104,7 +105,19 @@ export class AgentService {
       const started = Date.now();
       lowerPriority(this.log, true);
       try {
-        const result = await check({ manifest: this.config.manifest!, root: this.config.root, stateDir: this.config.stateDir, fullRehash, log: this.log });
+        const limits = this.config.limits;
+        const watchdog = new ScanWatchdog({ cpuShare: limits.cpuShare, memoryMb: limits.memoryMb, maxDurationMs: parseDuration(limits.maxScanDuration) ?? 3_600_000 }).start();
+        const result = await check({
+          manifest: this.config.manifest!,
+          root: this.config.root,
+          stateDir: this.config.stateDir,
+          fullRehash,
+          log: this.log,
+          signal: watchdog.signal,
+          pace: () => watchdog.pace(),
+        }).finally(() => watchdog.stop());
+        if (watchdog.signal.aborted) this.log.error({ reason: String((watchdog.signal.reason as Error).message) }, 'scan stopped by the watchdog; the report says so');
+        else if (watchdog.throttledMs > 0) this.log.info({ throttledMs: Math.round(watchdog.throttledMs) }, 'scan paced to its CPU share');
         this.lastResult = result;
         const dropped = this.spool.dropped();
         const report = reportFromCheck(result, { seq: this.state.nextSeq(), hostId: this.hostId, group: this.config.group });
@@ -308,6 +321,11 @@ export class AgentService {
     this.transport = null;
     await this.init();
     await this.start();
+  }
+
+  /** For --once: how many reports the controller has refused for good. */
+  rejectedCount(): number {
+    return this.spool.rejected();
   }
 
   /** For --once: how many reports wait in the spool. */

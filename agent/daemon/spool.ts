@@ -18,6 +18,9 @@ export interface SpoolEntry {
 
 const NAME = /^(\d{12})-(scan|heartbeat|event)-[0-9a-f-]{36}\.json$/;
 
+/** Refused reports kept in spool/rejected (the newest ones). */
+const MAX_REJECTED = 200;
+
 export class Spool {
   readonly rejectedDir: string;
   private readonly droppedFile: string;
@@ -89,6 +92,17 @@ export class Spool {
     renameSync(entry.file, join(this.rejectedDir, base));
     writeFileAtomic(join(this.rejectedDir, `${base}.reason`), reason + '\n', 0o600);
     this.syncDir();
+    // Kept for a person to read, not forever: a misconfigured host refused every minute would fill the disk.
+    const kept = readdirSync(this.rejectedDir).filter((n) => n.endsWith('.json')).sort();
+    for (const name of kept.slice(0, Math.max(0, kept.length - MAX_REJECTED))) {
+      for (const f of [name, `${name}.reason`]) {
+        try {
+          unlinkSync(join(this.rejectedDir, f));
+        } catch {
+          // already gone
+        }
+      }
+    }
   }
 
   depth(): { reports: number; bytes: number; dropped: number } {

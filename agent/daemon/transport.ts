@@ -71,7 +71,8 @@ export class Transport {
     if (res.statusCode < 300) return { ok: true, status: res.statusCode, body: parsed };
     const message = (parsed as { message?: string } | null)?.message ?? String(text).slice(0, 300);
     const reason = `${res.statusCode}: ${message}`;
-    if (res.statusCode >= 500 || res.statusCode === 429 || res.statusCode === 408) return { ok: false, retry: true, reason };
+    // 422 means the controller has no manifest for this image yet: publishing it fixes that, so wait.
+    if (res.statusCode >= 500 || res.statusCode === 429 || res.statusCode === 408 || res.statusCode === 422) return { ok: false, retry: true, reason };
     return { ok: false, retry: false, status: res.statusCode, reason };
   }
 }

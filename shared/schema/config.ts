@@ -65,5 +65,15 @@ export const AgentConfigSchema = z.strictObject({
   watch: z.strictObject({ paths: z.array(HostPathSchema) }).optional(),
   /** The durable spool's bound in bytes (default 64 MiB); past it the oldest reports go first, never the newest scan. */
   spool: z.strictObject({ maxBytes: z.number().int().positive().optional() }).optional(),
+  /** The scan watchdog: the agent is a guest on the host. */
+  limits: z
+    .strictObject({
+      /** Share of one core a scan may use on average (2 = two cores). */
+      cpuShare: z.number().gt(0).max(64).default(1),
+      /** Resident memory past which a scan is stopped and reported as stopped. */
+      memoryMb: z.number().int().min(64).default(1024),
+      maxScanDuration: DurationSchema.default('1h'),
+    })
+    .default({ cpuShare: 1, memoryMb: 1024, maxScanDuration: '1h' }),
 });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
