@@ -3,6 +3,7 @@ import { DwParseError } from '../../shared/errors.js';
 import { splitPackageArch } from './dpkg-log.js';
 import { localTime, type LocalTime } from './local-time.js';
 import { isToken } from './package-items.js';
+import { lines } from './lines.js';
 
 /** The package lists apt writes (apt-pkg/deb/dpkgpm.cc, WriteHistoryTag), lower-cased. */
 export const APT_ACTIONS = ['install', 'reinstall', 'upgrade', 'downgrade', 'remove', 'purge'] as const;
@@ -75,15 +76,7 @@ export function parseAptHistory(text: string, file: string): AptHistoryParse {
     cur = null;
   };
 
-  let lineNo = 0;
-  let pos = 0;
-  while (pos < text.length) {
-    lineNo++;
-    let end = text.indexOf('\n', pos);
-    if (end === -1) end = text.length;
-    let line = text.slice(pos, end);
-    pos = end + 1;
-    if (line.endsWith('\r')) line = line.slice(0, -1);
+  for (const [line, lineNo] of lines(text)) {
     if (line.trim() === '') {
       finish();
       continue;

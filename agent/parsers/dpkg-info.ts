@@ -1,20 +1,8 @@
 /** @module Parse what dpkg keeps about files: `info/<pkg>.list`, `info/<pkg>.md5sums`, `diversions`, and Conffiles in `status`. */
 import { DwParseError } from '../../shared/errors.js';
 import { isToken } from './package-items.js';
+import { lines } from './lines.js';
 
-/** Iterate lines with their 1-based numbers, without the trailing CR of a file edited elsewhere. */
-function* lines(text: string): Generator<[string, number]> {
-  let lineNo = 0;
-  let pos = 0;
-  while (pos < text.length) {
-    lineNo++;
-    let end = text.indexOf('\n', pos);
-    if (end === -1) end = text.length;
-    const line = text.slice(pos, end);
-    pos = end + 1;
-    yield [line.endsWith('\r') ? line.slice(0, -1) : line, lineNo];
-  }
-}
 
 /**
  * `info/<package>[:<arch>].list`: every path the package installed, one per line, directories

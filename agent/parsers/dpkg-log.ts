@@ -2,6 +2,7 @@
 import { DwParseError } from '../../shared/errors.js';
 import { localTime, type LocalTime } from './local-time.js';
 import { isToken } from './package-items.js';
+import { lines } from './lines.js';
 
 /** The package-level steps dpkg logs (src/main: `log_action`), with the two versions it writes for each. */
 export const DPKG_ACTIONS = ['install', 'upgrade', 'remove', 'purge', 'configure', 'trigproc'] as const;
@@ -71,15 +72,7 @@ const NONE = '<none>';
 export function parseDpkgLog(text: string, file: string): DpkgLogParse {
   const entries: DpkgLogEntry[] = [];
   const errors: DwParseError[] = [];
-  let lineNo = 0;
-  let pos = 0;
-  while (pos < text.length) {
-    lineNo++;
-    let end = text.indexOf('\n', pos);
-    if (end === -1) end = text.length;
-    let line = text.slice(pos, end);
-    pos = end + 1;
-    if (line.endsWith('\r')) line = line.slice(0, -1);
+  for (const [line, lineNo] of lines(text)) {
     if (line.trim() === '') continue;
     const parsed = parseLine(line, lineNo);
     if (typeof parsed === 'string') errors.push(new DwParseError(file, lineNo, parsed));

@@ -2,6 +2,7 @@
 import { DwParseError } from '../../shared/errors.js';
 import type { PackageItem } from '../../shared/schema/items.js';
 import { PackageStanzas, isToken, packageKey } from './package-items.js';
+import { lines } from './lines.js';
 
 export interface DpkgParseOptions {
   /**
@@ -43,16 +44,7 @@ interface Stanza {
 export function parseDpkgStatus(text: string, file: string, opts: DpkgParseOptions = {}): PackageItem[] {
   const out = new PackageStanzas(file);
   let stanza: Stanza | null = null;
-  let lineNo = 0;
-  let pos = text.charCodeAt(0) === 0xfeff ? 1 : 0;
-
-  while (pos < text.length) {
-    lineNo++;
-    let end = text.indexOf('\n', pos);
-    if (end === -1) end = text.length;
-    let line = text.slice(pos, end);
-    pos = end + 1;
-    if (line.endsWith('\r')) line = line.slice(0, -1);
+  for (const [line, lineNo] of lines(text)) {
 
     if (isBlank(line)) {
       if (stanza !== null) finish(stanza, file, opts, out);

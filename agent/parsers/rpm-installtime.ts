@@ -1,6 +1,7 @@
 /** @module Parse `rpm -q --queryformat RPM_INSTALLTIME_FORMAT NAME.ARCH...`: when each installed header was installed. */
 import { DwParseError } from '../../shared/errors.js';
 import { isToken } from './package-items.js';
+import { lines } from './lines.js';
 
 /**
  * One line per installed header. INSTALLTIME is seconds since the epoch, so unlike dpkg's log it is
@@ -26,15 +27,7 @@ const NOT_INSTALLED = /^package .* is not installed$/;
 export function parseRpmInstallTimes(text: string, source: string): { entries: RpmInstallTime[]; errors: DwParseError[] } {
   const entries: RpmInstallTime[] = [];
   const errors: DwParseError[] = [];
-  let lineNo = 0;
-  let pos = 0;
-  while (pos < text.length) {
-    lineNo++;
-    let end = text.indexOf('\n', pos);
-    if (end === -1) end = text.length;
-    let line = text.slice(pos, end);
-    pos = end + 1;
-    if (line.endsWith('\r')) line = line.slice(0, -1);
+  for (const [line, lineNo] of lines(text)) {
     if (line === '' || NOT_INSTALLED.test(line)) continue;
     const f = line.split('\t');
     if (f.length !== 6 || !f.every(isToken)) {

@@ -2,6 +2,7 @@
 import { DwParseError } from '../../shared/errors.js';
 import type { PackageItem } from '../../shared/schema/items.js';
 import { byKey, isToken, packageKey } from './package-items.js';
+import { lines } from './lines.js';
 
 /**
  * The query the collector runs and this parser reads: one line per installed header, fields
@@ -23,15 +24,7 @@ const NONE = '(none)';
  */
 export function parseRpmQuery(text: string, source: string): PackageItem[] {
   const byName = new Map<string, { name: string; arch: string; versions: string[] }>();
-  let lineNo = 0;
-  let pos = 0;
-  while (pos < text.length) {
-    lineNo++;
-    let end = text.indexOf('\n', pos);
-    if (end === -1) end = text.length;
-    let line = text.slice(pos, end);
-    pos = end + 1;
-    if (line.endsWith('\r')) line = line.slice(0, -1);
+  for (const [line, lineNo] of lines(text)) {
     if (line === '') continue;
 
     const f = line.split('\t');
