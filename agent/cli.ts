@@ -1,7 +1,8 @@
 /** @module The agent side of the CLI: keygen, manifest build|verify, check. Loaded on demand by cli.ts. */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { loadConfigFile } from '../shared/config-load.js';
-import { DwError, isDwError } from '../shared/errors.js';
+import { DwError } from '../shared/errors.js';
+import { runProgram } from '../shared/cli-run.js';
 import { AgentConfigSchema, type AgentConfig } from '../shared/schema/config.js';
 import { canonicalJson } from '../shared/canonical.js';
 import { existsSync } from 'node:fs';
@@ -192,21 +193,5 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
-  try {
-    await program.parseAsync(argv, { from: 'user' });
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      // --help and --version are not errors; a usage error is exit 2 like every other error.
-      process.exitCode = err.exitCode === 0 ? 0 : 2;
-      return;
-    }
-    if (isDwError(err)) {
-      process.stderr.write(`driftwarden: ${err.message}\n`);
-      process.exitCode = err.exitCode;
-      return;
-    }
-    process.stderr.write(`driftwarden: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 2;
-  }
+  await runProgram(buildProgram(), argv);
 }

@@ -1,7 +1,8 @@
 /** @module The controller side of the CLI: the server, token bootstrap, and people's commands over the API. */
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import { api, apiTarget } from '../shared/api-client.js';
-import { DwError, isDwError } from '../shared/errors.js';
+import { DwError } from '../shared/errors.js';
+import { runProgram } from '../shared/cli-run.js';
 import { loadControllerConfig } from './config.js';
 import { controllerLogger, startController } from './server.js';
 import { openStore } from './store/index.js';
@@ -129,19 +130,5 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  try {
-    await buildProgram().parseAsync(argv, { from: 'user' });
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      process.exitCode = err.exitCode === 0 ? 0 : 2;
-      return;
-    }
-    if (isDwError(err)) {
-      process.stderr.write(`driftwarden: ${err.message}\n`);
-      process.exitCode = err.exitCode;
-      return;
-    }
-    process.stderr.write(`driftwarden: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 2;
-  }
+  await runProgram(buildProgram(), argv);
 }

@@ -3,7 +3,6 @@ import { DwParseError } from '../../shared/errors.js';
 import { isToken } from './package-items.js';
 import { lines } from './lines.js';
 
-
 /**
  * `info/<package>[:<arch>].list`: every path the package installed, one per line, directories
  * included, `/.` first. Paths are kept exactly as written (a name may hold any byte but newline),
