@@ -19,6 +19,7 @@ import type { Logger } from '../log.js';
 import { HostRoot } from '../root.js';
 import { scan } from '../scan.js';
 import { loadVerifiedManifest } from './manifest.js';
+import type { VerifyResult } from '../../shared/manifest.js';
 
 export interface CheckOptions {
   manifest: string;
@@ -31,6 +32,11 @@ export interface CheckOptions {
   fullRehash?: boolean;
   log: Logger;
   progress?: ScanProgress;
+  /**
+   * A manifest already loaded and verified (the agent keeps one for its lifetime): not read again,
+   * which also saves holding a second copy of a large files section during the scan.
+   */
+  loaded?: { manifest: Manifest; verified: VerifyResult };
   /** The agent's watchdog: stop signal and CPU pacing. */
   signal?: AbortSignal;
   pace?: () => Promise<void>;
@@ -100,16 +106,20 @@ async function checkInner(opts: CheckOptions): Promise<CheckResult> {
   const cacheFile = opts.cache ?? (opts.stateDir ? join(opts.stateDir, 'stat-cache') : undefined);
   const statCache = cacheFile ? StatCache.load(cacheFile, new HostRoot(opts.root).dir) : undefined;
   let early = false;
-  try {
-    early = startWalkFromRules(opts.root, rulesFromPrefix(opts.manifest), statCache, opts.fullRehash);
-  } catch {
-    // unreadable or odd: loading the manifest below says what is wrong
+  if (!opts.loaded) {
+    try {
+      early = startWalkFromRules(opts.root, rulesFromPrefix(opts.manifest), statCache, opts.fullRehash);
+    } catch {
+      // unreadable or odd: loading the manifest below says what is wrong
+    }
   }
-  const { manifest, verified } = loadVerifiedManifest(opts.manifest, {
-    pubkeys: opts.pubkeys,
-    signature: opts.signature,
-    onParsed: early ? undefined : (raw) => startWalkFromRules(opts.root, (raw as { rules?: unknown } | null)?.rules, statCache, opts.fullRehash),
-  });
+  const { manifest, verified } =
+    opts.loaded ??
+    loadVerifiedManifest(opts.manifest, {
+      pubkeys: opts.pubkeys,
+      signature: opts.signature,
+      onParsed: early ? undefined : (raw) => startWalkFromRules(opts.root, (raw as { rules?: unknown } | null)?.rules, statCache, opts.fullRehash),
+    });
   const root = await HostRoot.open(opts.root);
   // Who the host is (machine-id, os-release, systeminformation, which runs programs) is found while
   // the scan runs rather than after it.

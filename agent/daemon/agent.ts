@@ -16,6 +16,7 @@ import type { CollectorName } from '../../shared/schema/common.js';
 import type { Deviation } from '../../shared/schema/deviation.js';
 import type { AnyItem } from '../../shared/schema/items.js';
 import type { Manifest } from '../../shared/schema/manifest.js';
+import type { VerifyResult } from '../../shared/manifest.js';
 import type { Report } from '../../shared/schema/report.js';
 import { COLLECTORS } from '../collectors/index.js';
 import { check } from '../commands/check.js';
@@ -56,6 +57,7 @@ export interface LastScan {
 
 export class AgentService {
   private manifest!: Manifest;
+  private loaded!: { manifest: Manifest; verified: VerifyResult };
   private root!: HostRoot;
   private hostId!: string;
   private transport: Transport | null = null;
@@ -88,7 +90,8 @@ export class AgentService {
   async init(): Promise<void> {
     if (!this.config.manifest) throw new DwError('DW_ERR_CONFIG', 'agent config: manifest: required (the manifest baked into the image)');
     if (!this.config.controller) throw new DwError('DW_ERR_CONFIG', 'agent config: controller: required (url, and an enrollment token for the first start)');
-    this.manifest = loadVerifiedManifest(this.config.manifest).manifest;
+    this.loaded = loadVerifiedManifest(this.config.manifest);
+    this.manifest = this.loaded.manifest;
     this.root = await HostRoot.open(this.config.root);
     const id = await readHostId(this.root, this.config.stateDir);
     this.hostId = id!;
@@ -109,6 +112,7 @@ export class AgentService {
         const watchdog = new ScanWatchdog({ cpuShare: limits.cpuShare, memoryMb: limits.memoryMb, maxDurationMs: parseDuration(limits.maxScanDuration) ?? 3_600_000 }).start();
         const result = await check({
           manifest: this.config.manifest!,
+          loaded: this.loaded,
           root: this.config.root,
           stateDir: this.config.stateDir,
           fullRehash,
