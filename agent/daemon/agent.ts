@@ -34,6 +34,7 @@ import { StateDir } from './state-dir.js';
 import { backoffMs, Transport } from './transport.js';
 import { ChangeWatcher } from './watch.js';
 import { ScanWatchdog } from './watchdog.js';
+import { releaseMemory } from './release-memory.js';
 
 /** Paths watched when the config names none: config, cron, ssh keys, local binaries, /opt. */
 export const DEFAULT_WATCH_PATHS = ['/etc', '/var/spool/cron', '/root/.ssh', '/usr/local/bin', '/usr/local/sbin', '/opt'];
@@ -134,6 +135,7 @@ export class AgentService {
         this.saveLastScan({ at: new Date().toISOString(), clean: false, complete: false, deviations: 0, durationMs: Date.now() - started, seq: 0, error: describeError(err) });
       } finally {
         lowerPriority(this.log, false);
+        releaseMemory();
       }
       await this.flush();
     };
