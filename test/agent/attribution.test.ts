@@ -424,6 +424,7 @@ describe('rpm package deviations', () => {
 
   const SHARED = join(import.meta.dirname, '../../../shared/fixtures/rpm-fedora33');
   const haveRpm = existsSync('/usr/bin/rpm') || existsSync('/bin/rpm');
+  // Skipped only where ../shared (the Fedora database) or the rpm program is absent; CI installs rpm and has ../shared.
   it.skipIf(!existsSync(SHARED) || !haveRpm)('reads install times from a real Fedora 33 rpm database with the real rpm (needs ../shared and rpm)', async () => {
     const dir = tempDir();
     cpSync(SHARED, dir, { recursive: true });
@@ -434,6 +435,7 @@ describe('rpm package deviations', () => {
 
 describe('on this machine\'s own logs (smoke)', () => {
   const hasDpkgLog = existsSync('/var/log/dpkg.log');
+  // Skipped only on a machine with no dpkg log (not Debian-family): there is nothing real to parse.
   it.skipIf(!hasDpkgLog)('parses /var/log/dpkg.log and apt history without a malformed line', () => {
     const dpkg = parseDpkgLog(readFileSync('/var/log/dpkg.log', 'utf8'), '/var/log/dpkg.log');
     expect(dpkg.errors.map((e) => e.message)).toEqual([]);
@@ -444,6 +446,7 @@ describe('on this machine\'s own logs (smoke)', () => {
     }
   });
 
+  // Skipped only on a machine without a dpkg database.
   it.skipIf(!existsSync('/var/lib/dpkg/info'))('parses every .list, the diversions and the conffiles of /var/lib/dpkg', () => {
     const info = '/var/lib/dpkg/info';
     for (const name of readdirSync(info).filter((n) => n.endsWith('.list'))) {
@@ -454,6 +457,7 @@ describe('on this machine\'s own logs (smoke)', () => {
     expect(parseDpkgConffiles(status, 'status', new Set(['base-files', 'openssl'])).errors).toEqual([]);
   });
 
+  // Skipped only on a machine with no dpkg log: this machine's own history is the input.
   it.skipIf(!hasDpkgLog)('attributes the package this machine changed last, and a file of it, through root /', async () => {
     const entries = parseDpkgLog(readFileSync('/var/log/dpkg.log', 'utf8'), '/var/log/dpkg.log').entries;
     const last = entries.filter((e) => e.kind === 'action' && (e.action === 'install' || e.action === 'upgrade')).at(-1);
