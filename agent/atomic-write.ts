@@ -3,18 +3,7 @@ import { closeSync, fsyncSync, openSync, renameSync, writeSync, unlinkSync } fro
 import { basename, dirname, join } from 'node:path';
 
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(tmp, 'w', mode);
-  try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
+  writeFileAtomicWith(path, mode, (fd) => writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data));
 }
 
 /**
@@ -22,9 +11,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
  * JSON): the pieces go to the file a megabyte at a time, never held whole in memory.
  */
 export function writeFileAtomicPieces(path: string, produce: (write: (piece: string) => void) => void, mode = 0o644): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(tmp, 'w', mode);
-  try {
+  writeFileAtomicWith(path, mode, (fd) => {
     let parts: string[] = [];
     let chars = 0;
     const flush = () => {
@@ -37,6 +24,15 @@ export function writeFileAtomicPieces(path: string, produce: (write: (piece: str
       if ((chars += piece.length) >= 1 << 20) flush();
     });
     flush();
+  });
+}
+
+/** Temp file beside the target, written, fsynced, renamed over it; removed again if writing fails. */
+function writeFileAtomicWith(path: string, mode: number, write: (fd: number) => void): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    write(fd);
     fsyncSync(fd);
   } catch (err) {
     closeSync(fd);
