@@ -17,6 +17,7 @@ import { terminalProgress } from './progress.js';
 import { AGENT_VERSION } from './version.js';
 import { AgentService } from './daemon/agent.js';
 import { agentStatus } from './daemon/status.js';
+import { lockStateDir } from './daemon/state-lock.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -143,6 +144,8 @@ export function buildProgram(): Command {
       const log = createLogger(process.env.DRIFTWARDEN_LOG_LEVEL ?? 'info');
       let config = loadConfigFile(AgentConfigSchema, o.config);
       const service = new AgentService(config, log);
+      const unlock = lockStateDir(config.stateDir);
+      process.once('exit', unlock);
       await service.init();
       if (o.once) {
         const rejectedBefore = service.rejectedCount();
