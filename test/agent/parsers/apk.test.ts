@@ -7,22 +7,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseApkInstalled } from '../../../agent/parsers/apk.js';
 import { DwParseError } from '../../../shared/errors.js';
 import { PackageItemSchema } from '../../../shared/schema/items.js';
+import { parseError } from '../../helpers/parse-error.js';
 
 const F = '/lib/apk/db/installed';
 /** Real databases live in the sibling checkout ../shared (see its fixtures/README.md), not in this repo. */
 const SHARED = join(import.meta.dirname, '../../../../shared/fixtures/apk-alpine');
 
 const pkg = (p: string, v = '1.0-r0', a = 'x86_64') => `P:${p}\nV:${v}\nA:${a}\nT:desc\nF:usr/bin\nR:${p}\na:0:0:755\nZ:Q1abc=\n`;
-
-function parseError(fn: () => unknown): DwParseError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof DwParseError) return err;
-    throw err;
-  }
-  throw new Error('expected a DwParseError');
-}
 
 describe('parseApkInstalled on a real Alpine database', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'dw-apk-'));

@@ -7,19 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { parseDpkgStatus } from '../../../agent/parsers/dpkg.js';
 import { DwParseError } from '../../../shared/errors.js';
 import { PackageItemSchema } from '../../../shared/schema/items.js';
+import { parseError } from '../../helpers/parse-error.js';
 
 const FIXTURE = join(import.meta.dirname, '../../fixtures/packages/debian/var/lib/dpkg/status');
 const F = '/var/lib/dpkg/status';
-
-function parseError(fn: () => unknown): DwParseError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof DwParseError) return err;
-    throw err;
-  }
-  throw new Error('expected a DwParseError');
-}
 
 const stanza = (name: string, status = 'install ok installed', extra = '') =>
   `Package: ${name}\nStatus: ${status}\nArchitecture: amd64\nVersion: 1.0-1\n${extra}`;

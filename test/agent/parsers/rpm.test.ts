@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { RPM_QUERY_FORMAT, parseRpmQuery } from '../../../agent/parsers/rpm.js';
 import { DwParseError } from '../../../shared/errors.js';
 import { PackageItemSchema } from '../../../shared/schema/items.js';
+import { parseError } from '../../helpers/parse-error.js';
 
 const SRC = 'rpm -qa --dbpath /var/lib/rpm';
 const row = (...f: string[]) => `${f.join('\t')}\n`;
@@ -22,16 +23,6 @@ const FEDORA33 = [
 ]
   .map((f) => row(...f))
   .join('');
-
-function parseError(fn: () => unknown): DwParseError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof DwParseError) return err;
-    throw err;
-  }
-  throw new Error('expected a DwParseError');
-}
 
 describe('RPM_QUERY_FORMAT', () => {
   it('asks for the five fields the parser reads, tab-separated, one header per line', () => {

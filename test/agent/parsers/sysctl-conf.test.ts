@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { normalizeSysctlKey, normalizeSysctlValue, parseSysctlConf, sysctlNameFromPath } from '../../../agent/parsers/sysctl-conf.js';
 import { DwParseError } from '../../../shared/errors.js';
+import { parseError as parseErrorOf } from '../../helpers/parse-error.js';
 
 const FILE = '/etc/sysctl.d/10-test.conf';
 
@@ -11,13 +12,7 @@ function sets(text: string): Array<[string, string]> {
 }
 
 function parseError(text: string): DwParseError {
-  try {
-    parseSysctlConf(text, FILE);
-  } catch (err) {
-    if (err instanceof DwParseError) return err;
-    throw err;
-  }
-  throw new Error('expected a DwParseError');
+  return parseErrorOf(() => parseSysctlConf(text, FILE));
 }
 
 describe('parseSysctlConf', () => {
