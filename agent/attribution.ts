@@ -16,16 +16,12 @@ import { packageKey } from './parsers/package-items.js';
 import { RPM_INSTALLTIME_FORMAT, parseRpmInstallTimes, type RpmInstallTime } from './parsers/rpm-installtime.js';
 import type { HostRoot } from './root.js';
 
-/** What attribution reads, for docs: every path under the root. */
-export const ATTRIBUTION_READS = [
-  '/var/log/dpkg.log, dpkg.log.N, dpkg.log.N.gz',
-  '/var/log/apt/history.log, history.log.N, history.log.N.gz',
-  '/var/lib/dpkg/info/*.list, *.md5sums',
-  '/var/lib/dpkg/diversions',
-  '/var/lib/dpkg/status (Conffiles only)',
-  '/etc/localtime, /etc/timezone',
-  '/usr/lib/sysimage/rpm, /var/lib/rpm (through the rpm program)',
-] as const;
+/*
+ * What attribution reads, all under the root: /var/log/dpkg.log (and .N, .N.gz rotations),
+ * /var/log/apt/history.log (and rotations), /var/lib/dpkg/info/*.list and *.md5sums,
+ * /var/lib/dpkg/diversions, the Conffiles of /var/lib/dpkg/status, /etc/localtime and /etc/timezone,
+ * and the rpm database (usr/lib/sysimage/rpm or var/lib/rpm) through the rpm program.
+ */
 
 export interface AttributionContext {
   root: HostRoot;

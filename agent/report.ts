@@ -16,9 +16,10 @@ export function reportFromCheck(result: CheckResult, opts: { seq: number; hostId
     seq: opts.seq,
     scannedAt: result.scannedAt,
     digests: result.digests,
-    collectors: result.collectors,
+    // A heartbeat says only "alive, and still these digests": nothing else to send or store.
+    collectors: opts.kind === 'heartbeat' ? [] : result.collectors,
     deviations: opts.kind === 'heartbeat' ? [] : result.deviations,
-    inventory: result.host,
+    ...(opts.kind === 'heartbeat' ? {} : { inventory: result.host }),
     ...(opts.group ? { group: opts.group } : {}),
   };
 }

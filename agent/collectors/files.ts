@@ -11,7 +11,7 @@ import type { CollectionRules } from '../../shared/schema/rules.js';
 import { HashPool } from './hash-pool.js';
 import type { CollectContext, Collector } from './types.js';
 import { normalizeHostPath, type HostRoot } from '../root.js';
-import { EXTRA_ERROR, EXTRA_SHA, EXTRA_TARGET, FIELDS, FILE_TYPE_CODES, Walk, type WalkSpec } from './walker.js';
+import { EXTRA_ERROR, EXTRA_NONE, EXTRA_SHA, EXTRA_TARGET, FIELDS, FILE_TYPE_CODES, Walk, type WalkSpec } from './walker.js';
 import { walkOrder, type StatCache } from './stat-cache.js';
 
 const GLOB_CHARS = /[*?[\]{}]/;
@@ -183,7 +183,7 @@ export const files: Collector<'files'> = {
           const hostPath = strings[si++]!;
           const type = FILE_TYPE_CODES[n[o]!]!;
           const extraKind = n[o + 1]!;
-          const extra = extraKind === 0 ? undefined : strings[si++]!;
+          const extra = extraKind === EXTRA_NONE ? undefined : strings[si++]!;
           const mode = modeString(n[o + 2]!);
           const uid = n[o + 3]!;
           const gid = n[o + 4]!;

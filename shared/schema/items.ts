@@ -58,13 +58,6 @@ export const FileItemSchema = z.strictObject({
 });
 export type FileItem = z.infer<typeof FileItemSchema>;
 
-export const ITEM_SCHEMAS = {
-  packages: PackageItemSchema,
-  sysctl: SysctlItemSchema,
-  cron: CronItemSchema,
-  files: FileItemSchema,
-} as const;
-
 export interface ItemTypes {
   packages: PackageItem;
   sysctl: SysctlItem;
