@@ -70,12 +70,21 @@ describe('driftwarden demo', () => {
       expect(r.stdout).toMatch(/manifest of img-base-2026\.11 published: signature by [0-9a-f]{16} checked/);
       expect(r.stdout).toMatch(/a copy that blesses a hand-patched openssl is refused: .*does not match its digest/);
       expect(r.stdout).toContain('all 10 hosts clean');
-      // The taints as they happen, with the deviation that decided each.
-      expect(r.stdout).toMatch(/web-1 +\(web\) +clean +-> tainted [^\n]*\n(?: {26}[^\n]*\n)*? {26}\[high\] +packages openssl:amd64: version 3\.0\.11-1~deb12u2 -> 3\.0\.13-1~deb12u1\n/);
-      expect(r.stdout).toMatch(/api-1 +\(api\) +clean +-> tainted/);
-      expect(r.stdout).toMatch(/sysctl net\.core\.somaxconn: .*runtime 4096 -> 65535/);
-      expect(r.stdout).toMatch(/packages strace:amd64: added/);
-      expect(r.stdout).toMatch(/cron \/etc\/cron\.d\/debug-trace .*: added/);
+      // The taints as they happen, each with the deviations that decided it (how many depends on how the
+      // watcher batched the writes, so only that there are some, and what kind).
+      const taints = {
+        'web-1': /packages (openssl|libssl3):amd64: version 3\.0\.11-1~deb12u2 -> 3\.0\.13-1~deb12u1|files \/usr\/bin\/openssl: sha256/,
+        'web-2': /packages (openssl|libssl3):amd64: version 3\.0\.11-1~deb12u2 -> 3\.0\.13-1~deb12u1|files \/usr\/bin\/openssl: sha256/,
+        'api-1': /sysctl net\.core\.somaxconn: .*runtime 4096 -> 65535|files \/etc\/sysctl\.d\/99-tuning\.conf: added/,
+        'api-2': /packages strace:amd64: added|files \/usr\/bin\/strace: added|\/etc\/cron\.d\/debug-trace.*: added/,
+      };
+      for (const [host, deviation] of Object.entries(taints)) {
+        const m = new RegExp(`\\n  ${host} +\\(\\w+\\) +clean +-> tainted +taint: [^\\n]+\\n((?: {26}[^\\n]*\\n)+)`).exec(r.stdout);
+        expect(m, `${host} becoming tainted`).not.toBeNull();
+        expect(m![1]).toMatch(deviation);
+      }
+      // Nothing else was tainted on the way.
+      expect(r.stdout.match(/-> tainted/g)).toHaveLength(4);
       // The fleet table at the end.
       for (const h of TAINTED) expect(r.stdout).toMatch(new RegExp(`\\n  ${h} +\\w+ +tainted +[1-9]`));
       for (const h of CLEAN) expect(r.stdout).toMatch(new RegExp(`\\n  ${h} +\\w+ +clean +0`));
