@@ -12,12 +12,13 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import type { z } from 'zod';
 import { api, type ApiTarget } from '../shared/api-client.js';
 import { describeError, DwError, isDwError } from '../shared/errors.js';
 import { keygen } from '../agent/commands/keygen.js';
 import { buildManifest } from '../agent/commands/manifest.js';
 import { silentLogger } from '../agent/log.js';
-import { ControllerConfigSchema, type ControllerConfig } from '../controller/config.js';
+import { ControllerConfigSchema } from '../controller/config.js';
 import { createToken } from '../controller/routes/tokens.js';
 import { REDACT, startController, type RunningController } from '../controller/server.js';
 import { DRIFTS, OPENSSL_PATCHED } from './drifts.js';
@@ -42,7 +43,10 @@ const DETECT_TIMEOUT_MS = 30_000;
 /** After the expected taints, a moment for late event reports: a host that should stay clean must still be clean after it. */
 const SETTLE_MS = 1500;
 
-const SCHEDULER: ControllerConfig['scheduler'] = {
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** Config input, not the parsed type: keys the scheduler adds later take their defaults. */
+const SCHEDULER: z.input<typeof ControllerConfigSchema>['scheduler'] = {
   mode: 'dry-run',
   budgets: [{ group: '*', maxUnavailable: 1 }],
   breaker: { taintedShare: 0.3, window: '15m' },
@@ -99,8 +103,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
     session.abort.abort(signal);
   };
   const onExit = () => session.closeNow();
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // SIGHUP too: a closed terminal must not leave ten agents behind (they take SIGHUP as "reload").
+  for (const signal of SIGNALS) process.on(signal, onSignal);
   process.on('exit', onExit);
   let code = 2;
   try {
@@ -122,8 +126,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
     }
   } finally {
     await session.close();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const signal of SIGNALS) process.off(signal, onSignal);
     process.off('exit', onExit);
   }
   term.say(opts.keep ? `kept the demo files in ${session.work}` : `removed ${session.work}`);
@@ -186,6 +189,8 @@ async function story(session: Session, term: Terminal): Promise<Outcome> {
   for (const h of hosts) {
     const agent = new AgentProcess(h);
     agent.onUnexpectedExit = (exitCode, signal) => {
+      // A Ctrl-C at the terminal reaches the agents too, and they stop on it: that is the way out, not a failure.
+      if (abort.signal.aborted) return;
       dead.push(h.name);
       term.say(term.red(`  ${h.name}: its agent exited (${signal ?? `code ${exitCode}`}); log ${h.logFile}`));
     };
