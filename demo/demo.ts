@@ -108,7 +108,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
   process.on('exit', onExit);
   let code = 2;
   try {
-    term.say(term.bold('driftwarden demo: one image, a fleet of 10 hosts, the classic drifts'));
+    term.say(term.bold(`driftwarden demo: one image, a fleet of ${FLEET.length} hosts, the classic drifts`));
     term.say(term.dim(`working in ${session.work} (${opts.keep ? 'kept afterwards' : 'removed afterwards; --keep keeps it'})`));
     const outcome = await story(session, term);
     code = outcome.asExpected ? 0 : 1;
@@ -232,7 +232,7 @@ async function story(session: Session, term: Terminal): Promise<Outcome> {
     term.say(`  ${h.name.padEnd(6)} ${h.group.padEnd(5)} ${term.state(s?.state ?? '(none)', 8)} ${s?.deviationCount ?? '-'}`);
   }
   const differences = hosts.filter((h) => view.state(h.id) !== expected(h)).map((h) => `${h.name} is ${view.state(h.id) ?? 'unknown'}, expected ${expected(h)}`);
-  if (differences.length > 0) return fail(term, session, hosts, view, 'the fleet did not end as expected', differences);
+  if (differences.length > 0) return fail(term, session, hosts, view, null, differences);
   const list = (xs: FleetHost[]) => xs.map((h) => h.name).join(', ');
   term.say(term.green(`  As expected: ${list(drifted)} are tainted (openssl ${OPENSSL_PATCHED} by hand, a kernel parameter, a debugging session); ${list(hosts.filter((h) => !h.drift))} are clean.`));
   term.say(term.dim(`  the story took ${term.elapsed(started)}`));
@@ -266,14 +266,14 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-function fail(term: Terminal, session: Session, hosts: FleetHost[], view: FleetView, why: string, differences: string[] = []): Outcome {
-  term.say(term.red(`  NOT as expected: ${why}`));
+function fail(term: Terminal, session: Session, hosts: FleetHost[], view: FleetView, why: string | null, differences: string[] = []): Outcome {
+  term.say(term.red(`  NOT as expected${why ? `: ${why}` : ''}`));
   const wrong = differences.length > 0 ? differences : hosts.filter((h) => view.state(h.id) !== 'clean').map((h) => `${h.name} is ${view.state(h.id) ?? 'not enrolled'}`);
   for (const d of wrong) term.say(term.red(`    ${d}`));
   // What the agents of those hosts said last, since their logs go with the temporary directory.
   for (const agent of session.agents) {
     if (!wrong.some((w) => w.startsWith(`${agent.host.name} `))) continue;
-    term.say(term.dim(`  ${agent.host.name}'s agent log (${agent.host.logFile}), last lines:`));
+    term.say(term.dim(`  ${agent.host.name}'s agent log (${agent.host.logFile}${session.keep ? '' : '; --keep keeps it'}), last lines:`));
     for (const line of agent.logTail()) term.say(term.dim(`    ${line}`));
   }
   return { asExpected: false, differences: wrong };
