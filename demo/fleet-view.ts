@@ -66,7 +66,7 @@ export class FleetView {
   start(everyMs = 200): void {
     this.stopped = false;
     const tick = () => {
-      this.current = this.poll().then(
+      this.poll().then(
         () => {
           this.lastError = null;
         },
@@ -75,8 +75,7 @@ export class FleetView {
           if (msg !== this.lastError && !this.stopped) this.term.say(this.term.red(`  (cannot read the fleet: ${msg})`));
           this.lastError = msg;
         },
-      );
-      void this.current.then(() => {
+      ).finally(() => {
         if (!this.stopped) this.timer = setTimeout(tick, everyMs);
       });
     };
@@ -90,8 +89,17 @@ export class FleetView {
     await this.current;
   }
 
-  /** One pass: every host whose state moved since the last pass gets its new transitions printed. */
-  async poll(): Promise<void> {
+  /**
+   * One pass: every host whose state moved since the last pass gets its new transitions printed. Passes
+   * run one after another (a caller's and the background's), so no transition is printed twice.
+   */
+  poll(): Promise<void> {
+    const pass = this.current.then(() => this.pollOnce());
+    this.current = pass.catch(() => undefined);
+    return pass;
+  }
+
+  private async pollOnce(): Promise<void> {
     let after: string | undefined;
     do {
       const page = await api<{ hosts: HostSummary[]; next?: string | null }>(this.target, 'GET', `/api/v1/hosts?limit=1000${after ? `&after=${encodeURIComponent(after)}` : ''}`);
