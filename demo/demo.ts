@@ -1,193 +1,296 @@
 /**
- * @module `driftwarden demo`: the story on a sample image root, with no setup. Bake and sign a manifest,
- * check the untouched root (clean), drift it the way servers drift, check again, show that a tampered
- * manifest is refused, then run a controller on SQLite with three hosts reporting and watch the drifted
- * ones become drifted and tainted. Everything happens in a temporary directory that is removed after.
- * It lives outside agent/ and controller/ because it drives both.
+ * @module `driftwarden demo`: the whole story with no setup. It generates a sample image root, bakes and
+ * signs its manifest, starts a controller on SQLite, boots a fleet of hosts from the image (each its own
+ * copy of the root, running the real agent as a child process), drifts some of them the classic ways, and
+ * shows the hosts becoming tainted and what happens to their replacement. Then it serves the dashboard
+ * until Ctrl-C (or, with --exit, ends with 0 when the expected hosts are tainted). Everything lives in a
+ * temporary directory that is removed on every way out. It lives outside agent/ and controller/ because
+ * it drives both.
  */
-import { appendFileSync, chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { api } from '../shared/api-client.js';
-import { isDwError } from '../shared/errors.js';
-import { checkExitCode, check } from '../agent/commands/check.js';
+import type { z } from 'zod';
+import { api, type ApiTarget } from '../shared/api-client.js';
+import { describeError, DwError, isDwError } from '../shared/errors.js';
 import { keygen } from '../agent/commands/keygen.js';
-import { buildManifest, loadVerifiedManifest } from '../agent/commands/manifest.js';
-import { formatCheck } from '../agent/format.js';
-import { createLogger } from '../agent/log.js';
-import { reportFromCheck } from '../agent/report.js';
+import { buildManifest } from '../agent/commands/manifest.js';
+import { silentLogger } from '../agent/log.js';
 import { ControllerConfigSchema } from '../controller/config.js';
 import { createToken } from '../controller/routes/tokens.js';
-import { startController } from '../controller/server.js';
-import type { HostRow, TransitionRow } from '../controller/store/types.js';
+import { REDACT, startController, type RunningController } from '../controller/server.js';
+import { DRIFTS, OPENSSL_PATCHED } from './drifts.js';
+import { AgentProcess, DEMO_AGENT_ENV, FLEET, prepareHost, type FleetHost } from './fleet.js';
+import { FleetView } from './fleet-view.js';
+import { showReplacements } from './replacements.js';
+import { writeSampleRoot } from './sample-root.js';
+import { Terminal } from './terminal.js';
 
-/** The sample image root ships with the sources (it is also the end-to-end test's fixture). */
-function sampleRoot(): string {
-  for (const rel of ['../test/fixtures/hosts/web', '../../test/fixtures/hosts/web']) {
-    const dir = fileURLToPath(new URL(rel, import.meta.url));
-    if (existsSync(join(dir, 'var/lib/dpkg/status'))) return dir;
+export interface DemoOptions {
+  /** Keep the temporary directory (the roots, keys, manifest, database and logs) and say where. */
+  keep?: boolean;
+  /** End after the story instead of serving until Ctrl-C. */
+  exit?: boolean;
+}
+
+const IMAGE = { id: 'img-base-2026.11', name: 'debian-12-base', version: '2026.11' };
+
+/** How long the fleet may take to enroll and report clean, and to show the drifts (generous: CI machines are slow). */
+const BOOT_TIMEOUT_MS = 60_000;
+const DETECT_TIMEOUT_MS = 30_000;
+/** After the expected taints, a moment for late event reports: a host that should stay clean must still be clean after it. */
+const SETTLE_MS = 1500;
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** Config input, not the parsed type: keys the scheduler adds later take their defaults. */
+const SCHEDULER: z.input<typeof ControllerConfigSchema>['scheduler'] = {
+  mode: 'dry-run',
+  budgets: [{ group: '*', maxUnavailable: 1 }],
+  breaker: { taintedShare: 0.3, window: '15m' },
+};
+
+interface Outcome {
+  asExpected: boolean;
+  differences: string[];
+}
+
+/** The temporary directory, the agents and the controller: everything the demo must take down again. */
+class Session {
+  readonly agents: AgentProcess[] = [];
+  controller: RunningController | null = null;
+  view: FleetView | null = null;
+  /** The admin token printed for the dashboard and the CLI. */
+  adminToken = '';
+  readonly abort = new AbortController();
+  private closed = false;
+
+  constructor(
+    readonly work: string,
+    readonly keep: boolean,
+  ) {}
+
+  /** Orderly: agents first (they finish their send), then the controller, then the files. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.view?.stop();
+    await Promise.all(this.agents.map((a) => a.stop()));
+    await this.controller?.close();
+    // Asynchronous: on a slow disk the removal takes seconds, and the terminal should not freeze meanwhile.
+    if (!this.keep) await rm(this.work, { recursive: true, force: true });
   }
-  throw new Error('the sample image root (test/fixtures/hosts/web) is not beside this build; run the demo from a source checkout');
+
+  /** When the process is going down and cannot wait: no agent outlives the demo, no files stay behind. */
+  closeNow(): void {
+    for (const a of this.agents) a.kill();
+    if (!this.keep) rmSync(this.work, { recursive: true, force: true });
+  }
 }
 
-/** The classic drifts: each one something a person did to a running server. */
-export function driftSampleRoot(root: string): string[] {
-  const status = join(root, 'var/lib/dpkg/status');
-  writeFileSync(status, readFileSync(status, 'utf8').replace('Package: openssl\nStatus: install ok installed\nPriority: optional\nSection: utils\nInstalled-Size: 2288\nMaintainer: Debian OpenSSL Team <pkg-openssl-devel@alioth-lists.debian.net>\nArchitecture: amd64\nVersion: 3.0.11-1~deb12u2', 'Package: openssl\nStatus: install ok installed\nPriority: optional\nSection: utils\nInstalled-Size: 2288\nMaintainer: Debian OpenSSL Team <pkg-openssl-devel@alioth-lists.debian.net>\nArchitecture: amd64\nVersion: 3.0.13-1~deb12u1'));
-  writeFileSync(join(root, 'usr/bin/openssl'), '#!/bin/sh\necho openssl 3.0.13 patched by hand\n');
-  appendFileSync(status, '\nPackage: strace\nStatus: install ok installed\nPriority: optional\nSection: utils\nArchitecture: amd64\nVersion: 6.1-0.1\nDescription: System call tracer\n');
-  writeFileSync(join(root, 'usr/bin/strace'), '#!/bin/sh\necho strace\n', { mode: 0o755 });
-  writeFileSync(join(root, 'proc/sys/net/ipv4/ip_forward'), '1\n');
-  writeFileSync(join(root, 'etc/cron.d/debug-dump'), '*/5 * * * * root /usr/bin/strace -p 1 -o /tmp/trace\n');
-  chmodSync(join(root, 'etc/ssh/sshd_config'), 0o666);
-  unlinkSync(join(root, 'opt/app/bin/start'));
-  writeFileSync(join(root, 'etc/resolv.conf'), 'nameserver 192.0.2.53\n');
-  return [
-    'openssl upgraded in place (dpkg database and /usr/bin/openssl)',
-    'strace installed (a debugging tool left behind)',
-    'net.ipv4.ip_forward tuned to 1 during an incident',
-    'a cron job added in /etc/cron.d/debug-dump',
-    '/etc/ssh/sshd_config made world-writable',
-    '/opt/app/bin/start removed',
-    '/etc/resolv.conf rewritten (ignored by default: hosts rewrite it themselves)',
-  ];
-}
-
-export async function runDemo(opts: { keep?: boolean } = {}): Promise<number> {
-  const say = (s = '') => process.stdout.write(s + '\n');
-  const color = Boolean(process.stdout.isTTY);
-  const step = (s: string) => say(color ? `\n\x1b[1m== ${s}\x1b[0m` : `\n== ${s}`);
-  const work = mkdtempSync(join(tmpdir(), 'driftwarden-demo-'));
-  const log = createLogger('error');
-  try {
-    const root = join(work, 'image-root');
-    cpSync(sampleRoot(), root, { recursive: true, verbatimSymlinks: true });
-    const manifestFile = join(work, 'manifest.json');
-
-    step('1. Bake: sign a manifest of the sample image root');
-    const keys = keygen({ out: join(work, 'keys'), name: 'bake' });
-    say(`key pair ${keys.keyId}: ${keys.privateKeyFile} (stays with the build), ${keys.publicKeyFile} (goes to the controller)`);
-    const built = await buildManifest({ root, imageId: 'img-web-1.0.0', name: 'web', version: '1.0.0', signKey: keys.privateKeyFile, out: manifestFile, log });
-    say(`$ driftwarden manifest build --root ${root} --image-id img-web-1.0.0 --sign-key bake.key --out manifest.json`);
-    say(`recorded ${built.items} items: ${Object.entries(built.manifest.sections).map(([k, s]) => `${k} ${s?.items.length}`).join(', ')}`);
-    say(`digest ${built.manifest.digests.overall}`);
-
-    step('2. A host boots from the image: check it against the manifest');
-    const clean = await check({ manifest: manifestFile, root, pubkeys: [keys.publicKeyFile], log });
-    say(`$ driftwarden check --manifest manifest.json --root ${root} --pubkey bake.pub   (exit ${checkExitCode(clean)})`);
-    say(formatCheck(clean, color).trimEnd());
-
-    step('3. Weeks later, the host has drifted');
-    for (const d of driftSampleRoot(root)) say(`  - ${d}`);
-
-    step('4. Check again: every change is found, the ignored one is not');
-    const drifted = await check({ manifest: manifestFile, root, pubkeys: [keys.publicKeyFile], log });
-    say(`$ driftwarden check --manifest manifest.json --root ${root} --pubkey bake.pub   (exit ${checkExitCode(drifted)})`);
-    say(formatCheck(drifted, color).trimEnd());
-
-    step('5. A host cannot rewrite its own baseline: a tampered manifest is refused');
-    const m = JSON.parse(readFileSync(manifestFile, 'utf8'));
-    // Bless the hand-patched binary by writing its hash into the baseline.
-    const patched = drifted.deviations.find((d) => d.key === '/usr/bin/openssl');
-    const item = m.sections.files.items.find((i: { key: string }) => i.key === '/usr/bin/openssl');
-    item.sha256 = patched?.actual?.sha256;
-    item.size = patched?.actual?.size;
-    writeFileSync(manifestFile, JSON.stringify(m));
-    try {
-      loadVerifiedManifest(manifestFile, { pubkeys: [keys.publicKeyFile] });
-      say('!! the tampered manifest was accepted');
-      return 1;
-    } catch (err) {
-      if (!isDwError(err)) throw err;
-      say(`$ driftwarden manifest verify manifest.json --pubkey bake.pub   (exit ${err.exitCode})`);
-      say(`driftwarden: ${err.message}`);
+export async function runDemo(opts: DemoOptions = {}): Promise<number> {
+  if (process.env[DEMO_AGENT_ENV]) throw new DwError('DW_ERR_USAGE', 'the demo does not run inside one of its own agents');
+  const term = new Terminal();
+  const session = new Session(mkdtempSync(join(tmpdir(), 'driftwarden-demo-')), Boolean(opts.keep));
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (session.abort.signal.aborted) {
+      // A second Ctrl-C: stop waiting for the orderly shutdown.
+      session.closeNow();
+      process.exit(130);
     }
-
-    const fleet = await runFleet(work, keys.publicKeyFile, keys.privateKeyFile, say, step);
-
-    step('Done');
-    say(`${drifted.summary.total} deviations found on the drifted root; in the fleet, ${fleet.tainted} host tainted, ${fleet.drifted} drifted, ${fleet.clean} clean.`);
-    say('Tainted hosts are never repaired: the replacement scheduler (next to be built) replaces them within disruption budgets.');
-    say(opts.keep ? `kept the demo files in ${work}` : 'removed the demo files.');
-    return !drifted.clean && fleet.tainted === 1 && fleet.drifted === 1 && fleet.clean === 1 ? 0 : 1;
+    session.abort.abort(signal);
+  };
+  const onExit = () => session.closeNow();
+  // SIGHUP too: a closed terminal must not leave ten agents behind (they take SIGHUP as "reload").
+  for (const signal of SIGNALS) process.on(signal, onSignal);
+  process.on('exit', onExit);
+  let code = 2;
+  try {
+    term.say(term.bold(`driftwarden demo: one image, a fleet of ${FLEET.length} hosts, the classic drifts`));
+    term.say(term.dim(`working in ${session.work} (${opts.keep ? 'kept afterwards' : 'removed afterwards; --keep keeps it'})`));
+    const outcome = await story(session, term);
+    code = outcome.asExpected ? 0 : 1;
+    if (!opts.exit) {
+      await serve(session, term);
+      term.say('\nstopping the agents and the controller…');
+    }
+  } catch (err) {
+    if (session.abort.signal.aborted) {
+      term.say(`\n${String(session.abort.signal.reason)}: stopping the agents and the controller…`);
+      code = 130;
+    } else {
+      process.stderr.write(`driftwarden demo: ${isDwError(err) ? err.message : describeError(err)}\n`);
+      code = isDwError(err) ? err.exitCode : 2;
+    }
   } finally {
-    if (!opts.keep) rmSync(work, { recursive: true, force: true });
+    await session.close();
+    for (const signal of SIGNALS) process.off(signal, onSignal);
+    process.off('exit', onExit);
   }
+  term.say(opts.keep ? `kept the demo files in ${session.work}` : `removed ${session.work}`);
+  return code;
 }
 
-/** A fresh copy of the sample image as one host: its own machine-id and hostname. */
-function makeHost(work: string, name: string, n: number): string {
-  const root = join(work, 'hosts', name);
-  cpSync(join(work, 'image'), root, { recursive: true, verbatimSymlinks: true });
-  writeFileSync(join(root, 'etc/machine-id'), `${String(n).padStart(2, '0')}${'d'.repeat(30)}\n`);
-  writeFileSync(join(root, 'etc/hostname'), `${name}\n`);
-  return root;
-}
+async function story(session: Session, term: Terminal): Promise<Outcome> {
+  const { work, abort } = session;
+  const started = Date.now();
 
-async function runFleet(
-  work: string,
-  publicKeyFile: string,
-  privateKeyFile: string,
-  say: (s?: string) => void,
-  step: (s: string) => void,
-): Promise<{ tainted: number; drifted: number; clean: number }> {
-  step('6. A controller on SQLite: publish the image manifest, enroll three hosts');
-  // The image of the fleet: the sample root with a login banner the policy tolerates (report, not taint).
-  const image = join(work, 'image');
-  cpSync(sampleRoot(), image, { recursive: true, verbatimSymlinks: true });
-  writeFileSync(join(image, 'etc/motd'), 'Authorised use only.\n');
-  const manifestFile = join(work, 'fleet-manifest.json');
-  const log = createLogger('error');
-  await buildManifest({ root: image, imageId: 'img-web-1.1.0', name: 'web', version: '1.1.0', signKey: privateKeyFile, out: manifestFile, log });
-  writeFileSync(join(work, 'policy.yaml'), 'rules:\n  - name: login banner\n    collector: files\n    key: /etc/motd\n    action: report\n    severity: low\n');
+  term.heading('1. Bake: a sample Debian 12 image, its manifest signed by the build');
+  const imageRoot = join(work, 'image');
+  const sample = writeSampleRoot(imageRoot);
+  term.say(`  image root with ${sample.packages} packages, ${sample.files} files, ${sample.parameters} kernel parameters, cron jobs and a systemd timer`);
+  const keys = keygen({ out: join(work, 'keys'), name: 'bake' });
+  term.say(`  key pair ${keys.keyId}: bake.key stays with the build system, bake.pub goes to the controller`);
+  const manifestFile = join(work, 'manifest.json');
+  const built = await buildManifest({ root: imageRoot, imageId: IMAGE.id, name: IMAGE.name, version: IMAGE.version, signKey: keys.privateKeyFile, out: manifestFile, log: silentLogger });
+  term.say(term.dim(`  $ driftwarden manifest build --root image --image-id ${IMAGE.id} --sign-key keys/bake.key --out manifest.json`));
+  const counts = Object.entries(built.manifest.sections).map(([k, s]) => `${k} ${s?.items.length ?? 0}`);
+  term.say(`  recorded ${built.items} items (${counts.join(', ')}), digest ${built.manifest.digests.overall.slice(0, 23)}…, signed`);
+
+  term.heading('2. A controller on SQLite, the replacement scheduler in dry-run');
+  const ctlDir = join(work, 'controller');
   const config = ControllerConfigSchema.parse({
     listen: '127.0.0.1:0',
-    store: `sqlite:${join(work, 'controller', 'controller.db')}`,
-    trustedKeys: [publicKeyFile],
-    policy: join(work, 'policy.yaml'),
+    store: `sqlite:${join(ctlDir, 'controller.db')}`,
+    trustedKeys: [keys.publicKeyFile],
+    scheduler: SCHEDULER,
   });
-  const ctl = await startController(config, { log: pino({ level: 'silent' }) });
-  try {
-    const admin = await ctl.store.transaction((tx) => createToken(tx, { name: 'demo-admin', role: 'admin' }, 'demo', new Date()));
-    const enrollment = await ctl.store.transaction((tx) => createToken(tx, { name: 'demo-enroll', role: 'agent' }, 'demo', new Date()));
-    const asAdmin = { url: ctl.url, token: admin.secret };
-    say(`controller at ${ctl.url}, store ${config.store}`);
-    const published = await api<{ digest: string; signedBy: string }>(asAdmin, 'POST', '/api/v1/manifests', { manifest: JSON.parse(readFileSync(manifestFile, 'utf8')) });
-    say(`$ driftwarden manifest publish fleet-manifest.json   -> image img-web-1.1.0, signature by ${published.signedBy} checked`);
+  // The controller's own log goes to a file: the terminal is for the story.
+  const log = pino(
+    { level: 'info', base: { service: 'driftwarden-controller' }, redact: { paths: REDACT, censor: '[redacted]' } },
+    pino.destination({ dest: join(ctlDir, 'controller.log'), sync: true, mkdir: true }),
+  );
+  const ctl = await startController(config, { log });
+  session.controller = ctl;
+  const now = new Date();
+  const admin = await ctl.store.transaction((tx) => createToken(tx, { name: 'demo-admin', role: 'admin' }, 'demo', now));
+  const enrollment = await ctl.store.transaction((tx) => createToken(tx, { name: 'demo-enrollment', role: 'agent' }, 'demo', now));
+  const enrollmentTokenFile = join(work, 'enrollment-token');
+  writeFileSync(enrollmentTokenFile, enrollment.secret + '\n', { mode: 0o600 });
+  session.adminToken = admin.secret;
+  const asAdmin: ApiTarget = { url: ctl.url, token: admin.secret };
+  term.say(`  listening on ${ctl.url}, store ${config.store}`);
+  term.say(term.dim(`  its log: ${join(ctlDir, 'controller.log')}`));
+  const manifestJson = JSON.parse(readFileSync(manifestFile, 'utf8')) as Record<string, unknown>;
+  const published = await api<{ signedBy: string }>(asAdmin, 'POST', '/api/v1/manifests', { manifest: manifestJson });
+  term.say(`  manifest of ${IMAGE.id} published: signature by ${published.signedBy} checked`);
+  term.say(`  a copy that blesses a hand-patched openssl is ${await tamperedRefused(asAdmin, manifestJson)}`);
+  abort.signal.throwIfAborted();
 
-    const hosts = ['web-1', 'web-2', 'web-3'].map((name, i) => ({ name, root: makeHost(work, name, i + 1), credential: '', seq: 0, id: '' }));
-    for (const h of hosts) {
-      const first = await check({ manifest: manifestFile, root: h.root, log });
-      h.id = first.host.hostId;
-      const enrolled = await api<{ credential: string }>({ url: ctl.url, token: enrollment.secret }, 'POST', '/api/v1/enroll', { hostId: h.id, hostname: h.name, imageId: 'img-web-1.1.0', group: 'web' });
-      h.credential = enrolled.credential;
-      await api({ url: ctl.url, token: h.credential }, 'POST', '/api/v1/reports', reportFromCheck(first, { seq: ++h.seq, group: 'web' }));
-    }
-    say('three hosts enrolled (each gets its own credential) and sent their first scan: all clean');
-
-    step('7. web-2 is patched by hand; someone edits the login banner on web-3');
-    for (const d of driftSampleRoot(hosts[1]!.root)) say(`  web-2: ${d}`);
-    writeFileSync(join(hosts[2]!.root, 'etc/motd'), 'Authorised use only. Maintenance tonight.\n');
-    say('  web-3: /etc/motd edited (policy: report, do not taint)');
-    for (const h of hosts) {
-      const r = await check({ manifest: manifestFile, root: h.root, log });
-      await api({ url: ctl.url, token: h.credential }, 'POST', '/api/v1/reports', reportFromCheck(r, { seq: ++h.seq, group: 'web' }));
-    }
-
-    step('8. What the security team sees');
-    const list = await api<{ hosts: HostRow[] }>(asAdmin, 'GET', '/api/v1/hosts');
-    say('$ driftwarden hosts');
-    say(['HOSTNAME'.padEnd(8), 'STATE'.padEnd(8), 'DEVIATIONS'].join('  '));
-    for (const h of list.hosts) say([String(h.hostname).padEnd(8), h.state.padEnd(8), String(h.deviationCount)].join('  '));
-    const detail = await api<{ timeline: { transitions: TransitionRow[] } }>(asAdmin, 'GET', `/api/v1/hosts/${hosts[1]!.id}`);
-    say('\n$ driftwarden report web-2   (timeline)');
-    for (const t of detail.timeline.transitions) say(`  ${t.from ?? '(new)'} -> ${t.to}: ${t.cause}`);
-    say('\nrevert the change on web-2 and it stays tainted: taint is sticky, only replacement ends it.');
-    const count = (s: string) => list.hosts.filter((h) => h.state === s).length;
-    return { tainted: count('tainted'), drifted: count('drifted'), clean: count('clean') };
-  } finally {
-    await ctl.close();
+  term.heading(`3. ${FLEET.length} hosts boot from the image, each running its own agent`);
+  const hosts: FleetHost[] = FLEET.map((spec) => prepareHost(work, spec, { root: imageRoot, manifest: manifestFile }, { url: ctl.url, enrollmentTokenFile }));
+  const names = new Map(hosts.map((h) => [h.id, h.name]));
+  const groups = [...new Set(hosts.map((h) => h.group))].map((g) => `${g} (${hosts.filter((h) => h.group === g).map((h) => h.name).join(', ')})`);
+  term.say(`  groups: ${groups.join('; ')}`);
+  term.say('  each agent enrolls with the enrollment token, scans its root and reports over HTTP; the controller records every state change:');
+  const dead: string[] = [];
+  for (const h of hosts) {
+    const agent = new AgentProcess(h);
+    agent.onUnexpectedExit = (exitCode, signal) => {
+      // A Ctrl-C at the terminal reaches the agents too, and they stop on it: that is the way out, not a failure.
+      if (abort.signal.aborted) return;
+      dead.push(h.name);
+      term.say(term.red(`  ${h.name}: its agent exited (${signal ?? `code ${exitCode}`}); log ${h.logFile}`));
+    };
+    session.agents.push(agent);
+    agent.start();
   }
+  const view = new FleetView(asAdmin, names, term);
+  session.view = view;
+  view.start();
+  const bootStart = Date.now();
+  const booted = await waitFleet(view, () => hosts.every((h) => view.state(h.id) === 'clean'), BOOT_TIMEOUT_MS, abort.signal, dead);
+  if (!booted) return fail(term, session, hosts, view, `not every host enrolled and reported clean within ${BOOT_TIMEOUT_MS / 1000} s`);
+  term.say(`  all ${hosts.length} hosts clean, ${term.elapsed(bootStart)} after their agents started`);
+
+  term.heading('4. Weeks later: the hosts drift, the way servers do');
+  const drifted = hosts.filter((h) => h.drift);
+  for (const h of drifted) {
+    DRIFTS[h.drift!].apply(h.root);
+    term.say(`  ${term.bold(h.name.padEnd(6))} ${DRIFTS[h.drift!].story}`);
+  }
+  term.say(`  untouched: ${hosts.filter((h) => !h.drift).map((h) => h.name).join(', ')}`);
+
+  term.heading('5. The agents see the changes at once; the controller\'s policy decides');
+  const driftStart = Date.now();
+  const expected = (h: FleetHost) => (h.drift ? 'tainted' : 'clean');
+  const detected = await waitFleet(view, () => drifted.every((h) => view.state(h.id) === 'tainted'), DETECT_TIMEOUT_MS, abort.signal, dead);
+  if (detected) term.say(`  ${drifted.length} hosts tainted, ${term.elapsed(driftStart)} after the drifts (taint is sticky: only a replacement ends it)`);
+  await sleep(SETTLE_MS, abort.signal);
+  await view.poll();
+
+  term.heading('6. Replacements');
+  await showReplacements({ term, target: asAdmin, scheduler: config.scheduler, hosts: view.all, names });
+  abort.signal.throwIfAborted();
+
+  term.heading('7. The fleet');
+  term.say(`  ${'HOST'.padEnd(6)} ${'GROUP'.padEnd(5)} ${'STATE'.padEnd(8)} DEVIATIONS`);
+  for (const h of hosts) {
+    const s = view.all.find((x) => x.id === h.id);
+    term.say(`  ${h.name.padEnd(6)} ${h.group.padEnd(5)} ${term.state(s?.state ?? '(none)', 8)} ${s?.deviationCount ?? '-'}`);
+  }
+  const differences = hosts.filter((h) => view.state(h.id) !== expected(h)).map((h) => `${h.name} is ${view.state(h.id) ?? 'unknown'}, expected ${expected(h)}`);
+  if (differences.length > 0) return fail(term, session, hosts, view, null, differences);
+  const list = (xs: FleetHost[]) => xs.map((h) => h.name).join(', ');
+  term.say(term.green(`  As expected: ${list(drifted)} are tainted (openssl ${OPENSSL_PATCHED} by hand, a kernel parameter, a debugging session); ${list(hosts.filter((h) => !h.drift))} are clean.`));
+  term.say(term.dim(`  the story took ${term.elapsed(started)}`));
+  return { asExpected: true, differences: [] };
+}
+
+/** The controller must refuse a manifest whose content no longer matches what the build signed. */
+async function tamperedRefused(target: ApiTarget, manifest: Record<string, unknown>): Promise<string> {
+  const tampered = structuredClone(manifest) as { image: { id: string }; sections: { files: { items: { key: string; sha256?: string }[] } } };
+  tampered.image.id = `${tampered.image.id}-hotfix`;
+  const item = tampered.sections.files.items.find((i) => i.key === '/usr/bin/openssl');
+  if (!item) throw new DwError('DW_ERR_INTERNAL', 'the sample manifest has no /usr/bin/openssl');
+  item.sha256 = 'f'.repeat(64);
+  try {
+    await api(target, 'POST', '/api/v1/manifests', { manifest: tampered });
+  } catch (err) {
+    if (isDwError(err) && typeof err.context.status === 'number' && err.context.status < 500) return `refused: ${err.message.replace(/^controller refused [^:]+: /, '')}`;
+    throw err;
+  }
+  throw new DwError('DW_ERR_INTERNAL', 'the controller accepted a tampered manifest');
+}
+
+async function waitFleet(view: FleetView, done: () => boolean, timeoutMs: number, signal: AbortSignal, dead: string[]): Promise<boolean> {
+  return view.waitFor(() => done() || dead.length > 0, timeoutMs, signal).then((ok) => ok && dead.length === 0);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(t), reject(signal.reason)), { once: true });
+  });
+}
+
+function fail(term: Terminal, session: Session, hosts: FleetHost[], view: FleetView, why: string | null, differences: string[] = []): Outcome {
+  term.say(term.red(`  NOT as expected${why ? `: ${why}` : ''}`));
+  const wrong = differences.length > 0 ? differences : hosts.filter((h) => view.state(h.id) !== 'clean').map((h) => `${h.name} is ${view.state(h.id) ?? 'not enrolled'}`);
+  for (const d of wrong) term.say(term.red(`    ${d}`));
+  // What the agents of those hosts said last, since their logs go with the temporary directory.
+  for (const agent of session.agents) {
+    if (!wrong.some((w) => w.startsWith(`${agent.host.name} `))) continue;
+    term.say(term.dim(`  ${agent.host.name}'s agent log (${agent.host.logFile}${session.keep ? '' : '; --keep keeps it'}), last lines:`));
+    for (const line of agent.logTail()) term.say(term.dim(`    ${line}`));
+  }
+  return { asExpected: false, differences: wrong };
+}
+
+/** The end of the story: the controller stays up for the dashboard and the CLI until Ctrl-C. */
+async function serve(session: Session, term: Terminal): Promise<void> {
+  const ctl = session.controller!;
+  const untouched = session.agents.find((a) => !a.host.drift)?.host;
+  term.heading('The controller keeps serving');
+  term.say(`  dashboard:   ${term.bold(`${ctl.url}/`)}`);
+  term.say(`  admin token: ${term.bold(session.adminToken)}`);
+  term.say(`  the CLI:     DRIFTWARDEN_URL=${ctl.url} DRIFTWARDEN_TOKEN=${session.adminToken} npx driftwarden hosts`);
+  if (untouched) term.say(`  drift a host yourself and watch it here: echo 'PermitRootLogin yes' >> ${join(untouched.root, 'etc/ssh/sshd_config')}`);
+  term.say(`  Ctrl-C stops the agents and the controller${session.keep ? ` (the files stay in ${session.work})` : ' and removes the demo files'}`);
+  await new Promise<void>((resolve) => {
+    if (session.abort.signal.aborted) resolve();
+    session.abort.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
 }
