@@ -4,6 +4,7 @@
 // Needs: esbuild and postject (devDependencies), and on the machine dpkg-deb, strip (binutils), gzip.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -104,17 +105,37 @@ async function bundle() {
     const from = dirname(require.resolve(`${name}/package.json`));
     const to = join(controllerDir, 'node_modules', name);
     mkdirSync(to, { recursive: true });
-    for (const entry of ['package.json', 'LICENSE', 'lib', 'bindings.js', 'index.js']) {
+    // Their LICENSE texts go to the package's doc directory with the bundle's (bundledLicenses()).
+    for (const entry of ['package.json', 'lib', 'bindings.js', 'index.js']) {
       if (existsSync(join(from, entry))) cpSync(join(from, entry), join(to, entry), { recursive: true });
     }
     if (name === 'better-sqlite3') {
       mkdirSync(join(to, 'build/Release'), { recursive: true });
-      copyFileSync(join(from, 'build/Release/better_sqlite3.node'), join(to, 'build/Release/better_sqlite3.node'));
+      const addon = join(to, 'build/Release/better_sqlite3.node');
+      copyFileSync(join(from, 'build/Release/better_sqlite3.node'), addon);
+      need('strip', 'binutils');
+      run('strip', ['--strip-unneeded', '--remove-section=.comment', addon]);
     }
   }
   // The dashboard's static files, when the tree has them, beside the bundle as they are beside controller/*.ts.
   if (existsSync(join(ROOT, 'controller/dashboard'))) cpSync(join(ROOT, 'controller/dashboard'), join(controllerDir, 'dashboard'), { recursive: true });
   log(`controller bundle ${relative(ROOT, join(controllerDir, 'driftwarden.mjs'))} (${kib(join(controllerDir, 'driftwarden.mjs'))}) + better-sqlite3 addon`);
+}
+
+/** The licence notices of everything bundled (esbuild's LEGAL.txt) and of the modules shipped beside it. */
+function bundledLicenses(part) {
+  const dir = join(BUNDLE, part);
+  const legal = readdirSync(dir).filter((f) => f.endsWith('.LEGAL.txt'));
+  let text = `Licence notices of the third-party code in this package's ${part === 'agent' ? 'executable' : 'bundle'} (collected by esbuild).\n\n`;
+  for (const f of legal) text += readFileSync(join(dir, f), 'utf8') + '\n';
+  if (part === 'controller') {
+    for (const name of ['better-sqlite3', 'bindings', 'file-uri-to-path']) {
+      const from = dirname(require.resolve(`${name}/package.json`));
+      const lic = readdirSync(from).find((f) => /^licen[cs]e/i.test(f));
+      if (lic) text += `\n---- node_modules/${name} (shipped beside the bundle) ----\n\n${readFileSync(join(from, lic), 'utf8')}`;
+    }
+  }
+  return text;
 }
 
 function kib(file) {
@@ -126,7 +147,8 @@ function kib(file) {
 
 /** The newest GLIBC_/GLIBCXX_ symbol versions a binary needs. */
 function symbolVersions(file) {
-  const text = run('objdump', ['-T', file], { maxBuffer: 256 * 1024 * 1024 });
+  // stderr dropped: objdump warns about the section postject adds.
+  const text = run('objdump', ['-T', file], { maxBuffer: 256 * 1024 * 1024, stdio: ['ignore', 'pipe', 'ignore'] });
   const newest = {};
   for (const m of text.matchAll(/\b(GLIBC|GLIBCXX)_(\d+(?:\.\d+)*)\b/g)) {
     const [, lib, v] = m;
@@ -245,11 +267,21 @@ function debPackage(name, arch, fill, depends) {
   mkdirSync(dirname(cl), { recursive: true });
   writeFileSync(cl, changelog(name));
   chmodSync(cl, 0o644);
+  putText(bundledLicenses(name.replace('driftwarden-', '')), join(stage, 'usr/share/doc', name, 'third-party-notices'), 0o644);
   if (existsSync(join(src, 'lintian-overrides'))) put(join(src, 'lintian-overrides'), join(stage, 'usr/share/lintian/overrides', name), 0o644);
   for (const script of ['postinst', 'prerm', 'postrm']) {
     if (existsSync(join(src, script))) put(join(src, script), join(stage, 'DEBIAN', script), 0o755);
   }
   put(join(src, 'conffiles'), join(stage, 'DEBIAN/conffiles'), 0o644);
+  // md5sums for debsums and dpkg --verify: every shipped file but the conffiles (dpkg records those itself).
+  const conffiles = new Set(readFileSync(join(src, 'conffiles'), 'utf8').split('\n').filter(Boolean));
+  const sums = walkFiles(stage)
+    .map((f) => relative(stage, f))
+    .filter((rel) => !rel.startsWith('DEBIAN/') && !conffiles.has(`/${rel}`))
+    .sort()
+    .map((rel) => `${createHash('md5').update(readFileSync(join(stage, rel))).digest('hex')}  ${rel}\n`)
+    .join('');
+  putText(sums, join(stage, 'DEBIAN/md5sums'), 0o644);
   const control = readFileSync(join(src, 'control'), 'utf8')
     .replaceAll('@VERSION@', VERSION)
     .replaceAll('@ARCH@', arch)
@@ -264,7 +296,10 @@ function debPackage(name, arch, fill, depends) {
   };
   fixDirs(stage);
   const out = join(DEB, `${name}_${VERSION}_${arch}.deb`);
-  run('dpkg-deb', ['--root-owner-group', '-Zxz', '--build', stage, out], { env: { ...process.env, SOURCE_DATE_EPOCH: String(buildEpoch()) } });
+  // xz -6 by default; DRIFTWARDEN_DEB_XZ_LEVEL=1 trades size for time (the packaging test uses it).
+  const level = process.env.DRIFTWARDEN_DEB_XZ_LEVEL ?? '6';
+  if (!/^[0-9]$/.test(level)) throw new Error(`DRIFTWARDEN_DEB_XZ_LEVEL must be 0-9, not "${level}"`);
+  run('dpkg-deb', ['--root-owner-group', '-Zxz', `-z${level}`, '--build', stage, out], { env: { ...process.env, SOURCE_DATE_EPOCH: String(buildEpoch()) } });
   log(`${relative(ROOT, out)} (${Math.round(statSync(out).size / 1048576)} MiB)`);
   return out;
 }
@@ -307,11 +342,12 @@ function deb() {
     (stage) => {
       const lib = join(stage, 'usr/lib/driftwarden');
       put(runtime, join(lib, 'node'), 0o755);
-      cpSync(controllerBundle, join(lib, 'controller'), { recursive: true });
-      for (const f of walkFiles(join(lib, 'controller'))) chmodSync(f, f.endsWith('.node') ? 0o644 : 0o644);
+      cpSync(controllerBundle, join(lib, 'controller'), { recursive: true, filter: (f) => !f.endsWith('.LEGAL.txt') });
+      for (const f of walkFiles(join(lib, 'controller'))) chmodSync(f, 0o644);
       putText('#!/bin/sh\n# The controller package runs on the Node runtime it carries (Debian 12 ships Node 18).\nexec /usr/lib/driftwarden/node /usr/lib/driftwarden/controller/driftwarden.mjs "$@"\n', join(stage, 'usr/bin/driftwarden-controller'), 0o755);
       put(join(pk, 'systemd/driftwarden-controller.service'), join(stage, 'lib/systemd/system/driftwarden-controller.service'), 0o644);
-      put(join(pk, 'config/controller.yaml'), join(stage, 'etc/driftwarden/controller.yaml'), 0o640);
+      // 0644 as shipped (it holds no secret yet); postinst makes it 0640 root:driftwarden with dpkg-statoverride.
+      put(join(pk, 'config/controller.yaml'), join(stage, 'etc/driftwarden/controller.yaml'), 0o644);
       manPage(stage, 'driftwarden-controller');
     },
     libcDepends(runtime) + ', adduser',
