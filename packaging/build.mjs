@@ -330,7 +330,8 @@ function deb() {
       put(join(pk, 'config/agent.yaml'), join(stage, 'etc/driftwarden/agent.yaml'), 0o644);
       manPage(stage, 'driftwarden');
     },
-    libcDepends(sea),
+    // procps: /bin/kill, the unit's ExecReload (SIGHUP reloads the config).
+    `${libcDepends(sea)}, procps`,
   );
 
   const runtime = join(DEB, 'node');

@@ -34,8 +34,11 @@ export function requirePackagingTools(): void {
 
 const SUITE = 'bookworm';
 const VARIANT = 'minbase';
-/** systemd is there so `systemd-analyze verify --root` finds the targets the units hang off, as on a real host. */
-const INCLUDE = ['systemd'];
+/**
+ * What every Debian 12 server has beyond minbase: systemd (`systemd-analyze verify --root` needs the
+ * targets the units hang off) and procps (kill, for the agent's ExecReload).
+ */
+const INCLUDE = ['systemd', 'procps'];
 const MIRROR = process.env.DRIFTWARDEN_TEST_DEBIAN_MIRROR ?? 'http://deb.debian.org/debian';
 
 export function cacheDir(): string {
