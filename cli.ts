@@ -2,11 +2,10 @@
  * @module The `driftwarden` entry point. It only dispatches: the agent's commands load agent/cli.js and
  * nothing else, so an agent bundle carries no controller code.
  */
-const AGENT_COMMANDS = new Set(['keygen', 'manifest', 'check', 'agent']);
-const CONTROLLER_COMMANDS = new Set(['controller', 'token', 'hosts', 'report', 'exempt', 'audit']);
+import { AGENT_COMMANDS, CONTROLLER_COMMANDS, commandOf } from './shared/commands.js';
 
 const argv = process.argv.slice(2);
-const first = argv.find((a) => !a.startsWith('-'));
+const first = commandOf(argv);
 
 if (first === undefined || AGENT_COMMANDS.has(first)) {
   const { main } = await import('./agent/cli.js');

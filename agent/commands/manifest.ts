@@ -1,6 +1,7 @@
 /** @module `driftwarden manifest build|verify`: bake what an image contains into a signed manifest, and check one. */
 import { existsSync, statSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { DwError } from '../../shared/errors.js';
 import { loadConfigFile } from '../../shared/config-load.js';
@@ -40,12 +41,28 @@ export interface BuildOutcome {
   signatureFile: string | null;
 }
 
+/** The host path of FILE when it lies inside ROOT_DIR (as "/etc/..."), else null. */
+function hostPathInside(rootDir: string, file: string): string | null {
+  const rel = relative(rootDir, resolve(file));
+  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) return null;
+  return '/' + rel.split(sep).join('/');
+}
+
+function escapeGlob(path: string): string {
+  return path.replace(/[*?[\]{}()!+@\\]/g, (c) => `\\${c}`);
+}
+
 export async function buildManifest(opts: BuildOptions): Promise<BuildOutcome> {
   const config: AgentConfig | undefined = opts.config ? loadConfigFile(AgentConfigSchema, opts.config) : undefined;
   // Load the key before scanning: a wrong key path should fail in a second, not after a full hash.
   const signKey: KeyObject | undefined = opts.signKey ? loadPrivateKey(opts.signKey) : undefined;
   const root = await HostRoot.open(opts.root);
   const rules = rulesFromConfig(config);
+  // A manifest written into the root it describes (the bake default, /etc/driftwarden/manifest.json)
+  // cannot contain itself; its outputs are ignored, and the rule is recorded so every check agrees.
+  // The manifest is still guarded: its signature, and the controller's digest comparison.
+  const own = [opts.out, `${opts.out}.sig`, ...(opts.cache ? [opts.cache] : [])].map((f) => hostPathInside(root.dir, f)).filter((p): p is string => p !== null);
+  rules.files.ignore = [...new Set([...rules.files.ignore, ...own.map(escapeGlob)])];
   const statCache = opts.cache ? StatCache.load(opts.cache, root.dir) : undefined;
   const { sections, results } = await scan({ root, rules, exec: execProgram, log: opts.log, statCache, progress: opts.progress });
   const failed = results.filter((r) => !r.ok);
