@@ -1,5 +1,6 @@
 /** @module The one Store implementation: Kysely queries shared by SQLite and PostgreSQL, dialect differences kept to a few marked places. */
 import { sql, type Generated, type Insertable, type Kysely, type Selectable, type Updateable } from 'kysely';
+import { DwError } from '../../shared/errors.js';
 import { auditContent, chainHash, eventContent, GENESIS } from './chain.js';
 import { actualDigest } from './migration-0003.js';
 import { migrateToLatest, type Dialect } from './migrations.js';
@@ -345,7 +346,7 @@ function decodeCursor(cursor: string): [string | number, string] {
   } catch {
     // fall through
   }
-  throw new TypeError('store: listHosts: the after cursor is not one this store produced');
+  throw new DwError('DW_ERR_VALIDATION', 'after: not a cursor from this listing (pass the previous page\'s next)', { after: cursor });
 }
 
 function exemptionFromRow(r: Selectable<ExemptionsTable>): ExemptionRow {
@@ -954,6 +955,17 @@ class KyselyStoreTx implements StoreTx {
       .orderBy(sql`substr(at, 1, 10)`)
       .execute();
     return rows.map((r) => ({ day: r.day, kind: r.kind, n: Number(r.n) }));
+  }
+
+  async countTransitionsByDay(since: string): Promise<{ day: string; to: HostState; n: number }[]> {
+    const rows = await this.db
+      .selectFrom('transitions')
+      .select([sql<string>`substr(at, 1, 10)`.as('day'), 'to_state', sql<number>`count(*)`.as('n')])
+      .where('at', '>=', iso(since, 'since'))
+      .groupBy([sql`substr(at, 1, 10)`, 'to_state'])
+      .orderBy(sql`substr(at, 1, 10)`)
+      .execute();
+    return rows.map((r) => ({ day: r.day, to: r.to_state as HostState, n: Number(r.n) }));
   }
 
   async getEventCursor(name: string): Promise<number | null> {

@@ -32,6 +32,9 @@ export async function migrateHistoryChain(db: Kysely<any>, dialect: Dialect): Pr
     .addColumn('hash', 'text', (c) => c.notNull())
     .execute();
   await db.schema.createIndex('events_host_id').on('events').columns(['host_id', 'id']).execute();
+  // The overview's drift chart counts events and transitions per day.
+  await db.schema.createIndex('events_at').on('events').column('at').execute();
+  await db.schema.createIndex('transitions_at').on('transitions').columns(['at', 'to_state']).execute();
 
   await db.schema.alterTable('audit').addColumn('prev_hash', 'text').execute();
   await db.schema.alterTable('audit').addColumn('hash', 'text').execute();

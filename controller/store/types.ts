@@ -274,6 +274,8 @@ export interface StoreTx {
   listEvents(opts: { afterId?: number; beforeId?: number; hostId?: string; newestFirst?: boolean; limit: number }): Promise<EventRow[]>;
   /** Per-day counts of events of each kind since `since` (UTC days, `YYYY-MM-DD`). */
   countEventsByDay(since: string): Promise<{ day: string; kind: string; n: number }[]>;
+  /** Per-day counts of host state transitions by target state since `since`. */
+  countTransitionsByDay(since: string): Promise<{ day: string; to: HostState; n: number }[]>;
   /** Where a forwarder (SIEM sink, notifier) got to in the event stream. */
   getEventCursor(name: string): Promise<number | null>;
   setEventCursor(name: string, lastId: number, at: string): Promise<void>;
