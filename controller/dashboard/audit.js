@@ -1,5 +1,5 @@
 // The audit log, newest first, with each row's hash-chain link (driftwarden audit verify checks them).
-import { api, h, registerPage, show, when } from './core.js';
+import { api, h, registerPage, show, when, fill } from './core.js';
 
 registerPage('audit', {
   title: 'Audit log',
@@ -8,7 +8,7 @@ registerPage('audit', {
     const before = params.get('before');
     const q = new URLSearchParams({ limit: '100', beforeId: before ?? String(Number.MAX_SAFE_INTEGER) });
     const r = await api(`/api/v1/audit?${q}`);
-    main.replaceChildren(
+    fill(main, 
       h('h1', {}, 'Audit log'),
       h('p', { class: 'muted' }, 'Append-only and hash-chained: each row carries the hash of the one before it.'),
       h('table', { 'data-test': 'audit-table' }, h('tr', {}, ['#', 'at', 'actor', 'action', 'target', 'detail', 'hash'].map((t) => h('th', {}, t))),

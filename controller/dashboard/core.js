@@ -234,3 +234,9 @@ export async function start() {
   renderWho();
   await route();
 }
+
+/** Replaces an element's children the way h() adds them: arrays flattened, null/false left out, text as text. */
+export function fill(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== undefined && c !== null && c !== false).map((c) => (c instanceof Node ? c : document.createTextNode(String(c)))));
+  return el;
+}

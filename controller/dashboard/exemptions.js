@@ -1,12 +1,12 @@
 // Exemptions in force, and revoking one (operator; confirmed and audited).
-import { api, can, confirmAction, flash, h, registerPage, route, when } from './core.js';
+import { api, can, confirmAction, flash, h, registerPage, route, when, fill } from './core.js';
 
 registerPage('exemptions', {
   title: 'Exemptions',
   nav: true,
   async render(main) {
     const r = await api('/api/v1/exemptions?active=true');
-    main.replaceChildren(
+    fill(main, 
       h('h1', {}, 'Active exemptions'),
       h('table', { 'data-test': 'exemptions-table' }, h('tr', {}, ['scope', 'collector', 'key', 'reason', 'by', 'expires', ''].map((t) => h('th', {}, t))),
         r.exemptions.map((x) =>

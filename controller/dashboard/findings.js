@@ -1,6 +1,6 @@
 // Findings: identical deviations across hosts are one row (the openssl patched by hand on 20 hosts
 // is one finding with 20 hosts), with when it first appeared and the hosts it affects.
-import { api, h, hostLink, registerPage, sevText, show, stateBadge, when } from './core.js';
+import { api, h, hostLink, registerPage, sevText, show, stateBadge, when, fill } from './core.js';
 
 registerPage('findings', {
   title: 'Findings',
@@ -39,7 +39,7 @@ registerPage('findings', {
       location.hash = `#/findings?${p}`;
     });
     const offset = Number(params.get('offset') ?? 0);
-    main.replaceChildren(
+    fill(main, 
       h('h1', {}, 'Findings'),
       h('p', { class: 'muted' }, 'Identical deviations (same collector, key, change and actual content) across hosts are one finding. Click one to see its hosts.'),
       form,

@@ -1,6 +1,6 @@
 // One host: its current deviations as expected-vs-actual diffs grouped by collector, its timeline
 // (reports, events, state changes) and, while it is being replaced, the replacement's progress.
-import { api, can, confirmAction, downloads, flash, h, registerPage, route, sevText, show, stateBadge, when } from './core.js';
+import { api, can, confirmAction, downloads, flash, h, registerPage, route, sevText, show, stateBadge, when, fill } from './core.js';
 
 /** Sections other parts add to the host page (the replacement scheduler's progress): (host, detail) => Node | null. */
 export const hostSections = [];
@@ -78,7 +78,7 @@ registerPage('host', {
     const byCollector = new Map();
     for (const d of detail.deviations) byCollector.set(d.collector, [...(byCollector.get(d.collector) ?? []), d]);
     const inReplacement = REPLACEMENT_STATES.includes(host.state);
-    main.replaceChildren(
+    fill(main, 
       h('h1', {}, `${host.hostname ?? host.id} `, stateBadge(host.state)),
       h(
         'div',

@@ -1,6 +1,6 @@
 // The hosts table: server-side filters and sorts, keyset pages (the API's `next` cursor), so it
 // never loads more than one page of a 100,000-host fleet.
-import { api, go, h, hostLink, registerPage, stateBadge, when } from './core.js';
+import { api, go, h, hostLink, registerPage, stateBadge, when, fill } from './core.js';
 
 const FILTERS = ['state', 'image', 'group', 'collector', 'severity', 'q', 'sort', 'order'];
 
@@ -54,7 +54,7 @@ registerPage('hosts', {
       h('span', { 'data-test': 'host-count' }, `Page ${pageNo} · ${page.total.toLocaleString()} hosts match`),
       h('button', { type: 'button', disabled: !page.next, onclick: () => move(page.next, [...trail, params.get('after') ?? '']) }, 'Next ›'),
     );
-    main.replaceChildren(
+    fill(main, 
       h('h1', {}, 'Hosts'),
       form,
       pager,

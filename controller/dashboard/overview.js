@@ -1,6 +1,6 @@
 // Fleet overview: hosts by state and by image, drift over time, groups (the scheduler adds each
 // group's breaker state to the groups panel through groupColumns).
-import { api, downloads, go, h, registerPage, svg } from './core.js';
+import { api, downloads, go, h, registerPage, svg, fill } from './core.js';
 
 /** Extra columns for the groups table: [header, (group) => cell]. The replacement scheduler adds its breaker state here. */
 export const groupColumns = [];
@@ -31,7 +31,7 @@ registerPage('overview', {
   async render(main) {
     const o = await api('/api/v1/fleet/overview');
     const link = (params) => `#/hosts?${new URLSearchParams(params)}`;
-    main.replaceChildren(
+    fill(main, 
       h('h1', {}, `Fleet: ${o.total.toLocaleString()} hosts`),
       h('div', { class: 'cards', 'data-test': 'state-cards' }, STATES.map((s) => h('a', { class: `card ${s}`, href: link({ state: s }) }, h('div', { class: 'n' }, (o.states[s] ?? 0).toLocaleString()), h('div', {}, s)))),
       h('div', { class: 'panel' }, h('h2', {}, `Drift over the last ${o.drift.length} days`), h('p', { class: 'muted' }, 'Bars: new deviations per day. Line: hosts tainted per day.'), chart(o.drift)),

@@ -58,7 +58,7 @@ const cases: { name: string; open: () => Promise<{ store: Store; backdoor: Backd
             return {
               store,
               backdoor: {
-                async exec(sqlText) {
+                async exec(sqlText: string) {
                   // Statement triggers are skipped in replica mode (needs the superuser the test server has).
                   await admin.query(`begin; set local session_replication_role = replica; set local search_path = ${schema}; ${sqlText}; commit;`);
                 },
