@@ -33,7 +33,7 @@ export async function migrateHistoryChain(db: Kysely<any>, dialect: Dialect): Pr
     .execute();
   await db.schema.createIndex('events_host_id').on('events').columns(['host_id', 'id']).execute();
   // The overview's drift chart counts events and transitions per day.
-  await db.schema.createIndex('events_at').on('events').column('at').execute();
+  await db.schema.createIndex('events_at_kind').on('events').columns(['at', 'kind']).execute();
   await db.schema.createIndex('transitions_at').on('transitions').columns(['at', 'to_state']).execute();
 
   await db.schema.alterTable('audit').addColumn('prev_hash', 'text').execute();
@@ -79,13 +79,21 @@ export async function migrateHistoryChain(db: Kysely<any>, dialect: Dialect): Pr
       .execute();
   }
   await db.schema.createIndex('host_deviations_finding').on('host_deviations').columns(['collector', 'item_key', 'change', 'actual_digest', 'host_id']).execute();
-  // The hosts table's collector and severity filters are semi-joins through these.
-  await db.schema.createIndex('host_deviations_severity').on('host_deviations').columns(['severity', 'host_id']).execute();
+  // The hosts table's collector and severity filters are semi-joins answered from these alone (covering).
+  await db.schema.createIndex('host_deviations_collector_host').on('host_deviations').columns(['collector', 'host_id', 'action']).execute();
+  await db.schema.createIndex('host_deviations_severity_host').on('host_deviations').columns(['severity', 'host_id', 'action']).execute();
 
-  // Every sortable column of the hosts table (never null) is followed by id, for keyset pagination in either direction.
+  // Every sortable column of the hosts table (never null) is followed by id, for keyset pagination in
+  // either direction, alone and after the state filter.
   for (const col of ['deviation_count', 'state_since']) {
     await db.schema.createIndex(`hosts_${col}_id`).on('hosts').columns([col, 'id']).execute();
+    await db.schema.createIndex(`hosts_state_${col}_id`).on('hosts').columns(['state', col, 'id']).execute();
   }
+  // The overview's per-image and per-group state counts, from the index alone.
+  await db.schema.createIndex('hosts_image_state').on('hosts').columns(['image_id', 'state']).execute();
+  await db.schema.createIndex('hosts_group_state').on('hosts').columns(['host_group', 'state']).execute();
+  // The search box: a prefix of the hostname is a range of this index (and of the primary key for ids).
+  await db.schema.createIndex('hosts_hostname').on('hosts').columns(['hostname']).execute();
 
   await db.schema
     .createTable('event_cursors')
