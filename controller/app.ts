@@ -24,6 +24,12 @@ import { registerManifestRoutes } from './routes/manifests.js';
 import { registerMetaRoutes } from './routes/meta.js';
 import { registerReportRoutes } from './routes/reports.js';
 import { registerTokenRoutes } from './routes/tokens.js';
+import { registerDashboardRoutes } from './routes/dashboard.js';
+import { registerEventRoutes } from './routes/events.js';
+import { registerFleetRoutes } from './routes/fleet.js';
+import { registerDriftReportRoutes } from './routes/drift-report.js';
+import { registerSessionRoutes } from './routes/session.js';
+import { cookieValue, CSRF_HEADER, csrfMatches, loadSessionKey, readSession, SESSION_COOKIE } from './session.js';
 
 /** Who may call a route: nobody needs to (`none`), a host credential, or a token of at least this role. */
 export type RouteAuth = 'none' | 'host' | 'enroll' | Exclude<Role, 'agent'>;
@@ -48,10 +54,14 @@ export interface AppDeps {
   clock?: () => Date;
   /** PEM certificate and key: the server speaks HTTPS only. */
   https?: { cert: Buffer; key: Buffer };
+  /** Signs dashboard session cookies (default: config.dashboard.sessionKeyFile, else a per-process random key). */
+  sessionKey?: Buffer;
 }
 
 export interface AppContext extends Required<Omit<AppDeps, 'log' | 'https'>> {
   log: Logger;
+  /** Session cookies get the Secure attribute when the controller itself speaks TLS. */
+  secureCookies: boolean;
   manifests: ManifestCache;
   lastDigests: LastDigests;
 }
@@ -59,7 +69,14 @@ export interface AppContext extends Required<Omit<AppDeps, 'log' | 'https'>> {
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger, ZodTypeProvider>;
 
 export async function buildApp(deps: AppDeps): Promise<App> {
-  const ctx: AppContext = { ...deps, clock: deps.clock ?? (() => new Date()), manifests: new ManifestCache(), lastDigests: new LastDigests() };
+  const ctx: AppContext = {
+    ...deps,
+    clock: deps.clock ?? (() => new Date()),
+    manifests: new ManifestCache(),
+    lastDigests: new LastDigests(),
+    sessionKey: deps.sessionKey ?? loadSessionKey(deps.config.dashboard.sessionKeyFile),
+    secureCookies: deps.https !== undefined,
+  };
   const app = Fastify({
     ...(deps.https ? { https: deps.https } : {}),
     loggerInstance: deps.log,
@@ -84,6 +101,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest('principal', null);
+  app.decorateRequest('session', null);
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -128,12 +146,21 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerExemptionRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
   registerTokenRoutes(app, ctx);
+  registerSessionRoutes(app, ctx);
+  registerDashboardRoutes(app, ctx);
+  registerFleetRoutes(app, ctx);
+  registerEventRoutes(app, ctx);
+  registerDriftReportRoutes(app, ctx);
   return app;
 }
 
 async function authenticate(ctx: AppContext, req: FastifyRequest, need: Exclude<RouteAuth, 'none'>): Promise<void> {
   const secret = bearer(req.headers.authorization);
-  if (!secret) throw new DwError('DW_ERR_UNAUTHORIZED', 'missing bearer token (Authorization: Bearer ...)');
+  if (!secret) {
+    const cookie = need === 'host' || need === 'enroll' ? null : cookieValue(req.headers.cookie, SESSION_COOKIE);
+    if (cookie !== null) return authenticateSession(ctx, req, need as Exclude<RouteAuth, 'none' | 'host' | 'enroll'>, cookie);
+    throw new DwError('DW_ERR_UNAUTHORIZED', 'missing bearer token (Authorization: Bearer ...)');
+  }
   const hash = hashSecret(secret);
   const now = ctx.clock().toISOString();
   if (need === 'host') {
@@ -152,6 +179,40 @@ async function authenticate(ctx: AppContext, req: FastifyRequest, need: Exclude<
     throw new DwError('DW_ERR_FORBIDDEN', `this needs role ${need}; token ${token.id} has role ${token.role}`);
   }
   req.principal = { kind: 'token', token, actor: `token:${token.id}(${token.name})` };
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+function originHost(origin: string): string | null {
+  try {
+    return new URL(origin).host;
+  } catch {
+    return null; // "null" (opaque origins) and garbage never match
+  }
+}
+
+/**
+ * The dashboard's session cookie stands in for the bearer token it was opened with: the same token
+ * checks and role order apply, plus CSRF defences on anything that changes state (SameSite=Strict on
+ * the cookie, the session's CSRF token in a header a cross-site form cannot set, and a same-origin
+ * Origin header when the browser sends one).
+ */
+async function authenticateSession(ctx: AppContext, req: FastifyRequest, need: Exclude<RouteAuth, 'none' | 'host' | 'enroll'>, cookie: string): Promise<void> {
+  const now = ctx.clock();
+  const session = readSession(ctx.sessionKey, cookie, now);
+  if (!session) throw new DwError('DW_ERR_UNAUTHORIZED', 'the session has expired or is not valid; log in again');
+  if (!SAFE_METHODS.has(req.method)) {
+    if (!csrfMatches(session, req.headers[CSRF_HEADER])) throw new DwError('DW_ERR_FORBIDDEN', `a session request that changes state needs the session's CSRF token in ${CSRF_HEADER}`);
+    const origin = req.headers.origin;
+    if (origin !== undefined && originHost(origin) !== req.headers.host) throw new DwError('DW_ERR_FORBIDDEN', `cross-origin request from ${origin} refused`);
+  }
+  const token = await ctx.store.getToken(session.tokenId);
+  if (!token || token.role === 'agent') throw new DwError('DW_ERR_UNAUTHORIZED', 'the token this session was opened with no longer exists');
+  if (token.revokedAt) throw new DwError('DW_ERR_UNAUTHORIZED', `token ${token.id} was revoked; its sessions ended with it`);
+  if (token.expiresAt && token.expiresAt <= now.toISOString()) throw new DwError('DW_ERR_UNAUTHORIZED', `token ${token.id} expired at ${token.expiresAt}`);
+  if (!roleAllows(token.role, need)) throw new DwError('DW_ERR_FORBIDDEN', `this needs role ${need}; token ${token.id} has role ${token.role}`);
+  req.principal = { kind: 'token', token, actor: `token:${token.id}(${token.name})` };
+  req.session = session;
 }
 
 interface FastifyishError {

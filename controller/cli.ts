@@ -1,6 +1,7 @@
 /** @module The controller side of the CLI: the server, token bootstrap, and people's commands over the API. */
 import { Command } from 'commander';
-import { api, apiTarget } from '../shared/api-client.js';
+import { writeFileSync } from 'node:fs';
+import { api, apiTarget, apiText } from '../shared/api-client.js';
 import { DwError } from '../shared/errors.js';
 import { runProgram } from '../shared/cli-run.js';
 import { loadControllerConfig } from './config.js';
@@ -8,6 +9,8 @@ import { controllerLogger, startController } from './server.js';
 import { openStore } from './store/index.js';
 import { createToken, TokenRequestSchema } from './routes/tokens.js';
 import type { HostRow } from './store/types.js';
+import { REPORT_FORMATS } from './drift-report.js';
+import { describeChainReport, verifyChain } from './verify-history.js';
 
 const out = (s: string): void => void process.stdout.write(s);
 const remote = (cmd: Command) => cmd.option('--url <url>', 'controller URL (default $DRIFTWARDEN_URL)').option('--token <token>', 'API token (default $DRIFTWARDEN_TOKEN)').option('--json', 'print JSON');
@@ -80,22 +83,50 @@ export function buildProgram(): Command {
       if (r.next) out(`(more: --limit or filter; next page after ${r.next})\n`);
     });
 
-  remote(program.command('report').description("one host's state, current deviations and timeline").argument('<host>', 'host id')).action(
-    async (hostId: string, o: { url?: string; token?: string; json?: boolean }) => {
-      const r = await api<{ host: HostRow; deviations: { collector: string; key: string; change: string; severity: string; action: string; expected: unknown; actual: unknown }[]; timeline: { transitions: { at: string; from: string | null; to: string; cause: string; actor: string }[] } }>(
-        apiTarget(o),
-        'GET',
-        `/api/v1/hosts/${encodeURIComponent(hostId)}`,
-      );
-      if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
-      const h = r.host;
-      out(`host ${h.id} (${h.hostname ?? 'unnamed'}), image ${h.imageId}, group ${h.group ?? '-'}\nstate ${h.state} since ${h.stateSince}; last seen ${h.lastSeenAt ?? 'never'}\n\n`);
-      out(`deviations (${r.deviations.length}):\n`);
-      for (const d of r.deviations) out(`  ${d.action.padEnd(6)} ${d.severity.padEnd(8)} ${d.collector} ${d.change} ${d.key}\n`);
-      out('\ntimeline:\n');
-      for (const t of r.timeline.transitions) out(`  ${t.at}  ${t.from ?? '(new)'} -> ${t.to}  ${t.cause}  [${t.actor}]\n`);
-    },
-  );
+  remote(
+    program
+      .command('report')
+      .description("drift reports: `report host ID|image ID|fleet --format json|csv|html [--out FILE]`; `report HOST` prints one host's state, deviations and timeline")
+      .argument('<what>', 'host | image | fleet, or a host id')
+      .argument('[id]', 'the host or image id'),
+  )
+    .option('--format <format>', `json | csv | html (a drift report)`)
+    .option('--out <file>', 'write the report to a file instead of stdout')
+    .action(async (what: string, id: string | undefined, o: { url?: string; token?: string; json?: boolean; format?: string; out?: string }) => {
+      const scoped = (what === 'host' || what === 'image') && id !== undefined;
+      if (!scoped && what !== 'fleet' && id !== undefined) throw new DwError('DW_ERR_USAGE', `report ${what} ${id}: expected report host ID, report image ID or report fleet`);
+      if (what === 'image' && id === undefined) throw new DwError('DW_ERR_USAGE', 'report image: give the image id');
+      if (scoped || what === 'fleet' || o.format !== undefined || o.out !== undefined) {
+        const format = o.format ?? 'json';
+        if (!(REPORT_FORMATS as readonly string[]).includes(format)) throw new DwError('DW_ERR_USAGE', `--format: expected one of ${REPORT_FORMATS.join(', ')}, got ${format}`);
+        const q = new URLSearchParams({ scope: scoped ? what : what === 'fleet' ? 'fleet' : 'host', format });
+        if (scoped) q.set('id', id!);
+        else if (what !== 'fleet') q.set('id', what);
+        const text = await apiText(apiTarget(o), `/api/v1/drift-report?${q}`);
+        if (o.out) {
+          writeFileSync(o.out, text);
+          process.stderr.write(`report written to ${o.out} (${Buffer.byteLength(text)} bytes)\n`);
+        } else out(text);
+        return;
+      }
+      return hostReport(what, o);
+    });
+
+  /** `report HOST`: the human-readable view of one host (kept from before drift reports). */
+  const hostReport = async (hostId: string, o: { url?: string; token?: string; json?: boolean }) => {
+    const r = await api<{ host: HostRow; deviations: { collector: string; key: string; change: string; severity: string; action: string; expected: unknown; actual: unknown }[]; timeline: { transitions: { at: string; from: string | null; to: string; cause: string; actor: string }[] } }>(
+      apiTarget(o),
+      'GET',
+      `/api/v1/hosts/${encodeURIComponent(hostId)}`,
+    );
+    if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
+    const h = r.host;
+    out(`host ${h.id} (${h.hostname ?? 'unnamed'}), image ${h.imageId}, group ${h.group ?? '-'}\nstate ${h.state} since ${h.stateSince}; last seen ${h.lastSeenAt ?? 'never'}\n\n`);
+    out(`deviations (${r.deviations.length}):\n`);
+    for (const d of r.deviations) out(`  ${d.action.padEnd(6)} ${d.severity.padEnd(8)} ${d.collector} ${d.change} ${d.key}\n`);
+    out('\ntimeline:\n');
+    for (const t of r.timeline.transitions) out(`  ${t.at}  ${t.from ?? '(new)'} -> ${t.to}  ${t.cause}  [${t.actor}]\n`);
+  };
 
   remote(program.command('exempt').description('exempt matching deviations for a limited time (reason required)'))
     .requiredOption('--key <glob>', 'deviation key pattern')
@@ -118,7 +149,26 @@ export function buildProgram(): Command {
       out(o.json ? JSON.stringify(r, null, 2) + '\n' : `exemption ${r.id} active until ${r.expiresAt}\n`);
     });
 
-  remote(program.command('audit').description('the audit log'))
+  const audit = program.command('audit').description('the audit log (list), and `audit verify` of its hash chain');
+  audit
+    .command('verify')
+    .description('check the hash chains of the audit log and the event stream, reading the store directly; exit 1 if a record was changed or removed')
+    .requiredOption('--config <file>', 'controller.yaml (for its store)')
+    .option('--expect-audit-head <hash>', 'a head hash recorded earlier: also proves no rows were cut from the end')
+    .option('--expect-events-head <hash>', 'the same for the event stream')
+    .option('--json', 'print JSON')
+    .action(async (o: { config: string; expectAuditHead?: string; expectEventsHead?: string; json?: boolean }) => {
+      const config = loadControllerConfig(o.config);
+      const store = await openStore(config.store);
+      try {
+        const reports = [await verifyChain(store, 'audit', o.expectAuditHead), await verifyChain(store, 'events', o.expectEventsHead)];
+        out(o.json ? JSON.stringify({ ok: reports.every((r) => r.ok), chains: reports }, null, 2) + '\n' : reports.map(describeChainReport).join('\n') + '\n');
+        if (!reports.every((r) => r.ok)) process.exitCode = 1;
+      } finally {
+        await store.close();
+      }
+    });
+  remote(audit.command('list', { isDefault: true }).description('the audit log, oldest first'))
     .option('--limit <n>', 'rows', '100')
     .action(async (o: { url?: string; token?: string; json?: boolean; limit: string }) => {
       const r = await api<{ audit: { id: number; at: string; actor: string; action: string; target: string | null; detail: unknown }[] }>(apiTarget(o), 'GET', `/api/v1/audit?limit=${encodeURIComponent(o.limit)}`);

@@ -15,6 +15,12 @@ const BudgetSchema = z.strictObject({
   maxUnavailable: z.union([z.number().int().nonnegative(), z.string().regex(/^\d+%$/, 'expected a count or a percentage such as "10%"')]),
 });
 
+/** A webhook that receives signed POSTs (HMAC-SHA256 over timestamp and body, when a secret is set). */
+const WebhookSinkSchema = z.strictObject({
+  url: z.string().url().refine((u) => /^https?:\/\//.test(u), 'expected an http(s) URL'),
+  secretFile: HostPathSchema.optional(),
+});
+
 export const ControllerConfigSchema = z.strictObject({
   listen: ListenSchema.default('127.0.0.1:8443'),
   tls: z.strictObject({ certFile: HostPathSchema, keyFile: HostPathSchema }).optional(),
@@ -38,6 +44,34 @@ export const ControllerConfigSchema = z.strictObject({
       provider: z.looseObject({ type: z.enum(['aws-asg', 'kubernetes', 'webhook', 'exec']) }).optional(),
     })
     .default({ mode: 'dry-run', budgets: [{ group: '*', maxUnavailable: '10%' }], breaker: { taintedShare: 0.3, window: '15m' } }),
+  /** The web dashboard served at `/`. */
+  dashboard: z
+    .strictObject({
+      sessionTtl: DurationSchema.default('8h'),
+      /** At least 32 random bytes shared by every controller behind one name; else a per-process key. */
+      sessionKeyFile: HostPathSchema.optional(),
+    })
+    .default({ sessionTtl: '8h' }),
+  /** The SIEM feed: the event stream as OCSF JSON lines, pushed to a webhook and/or syslog. */
+  siem: z
+    .strictObject({
+      webhook: WebhookSinkSchema.optional(),
+      syslog: z
+        .strictObject({
+          host: z.string().min(1),
+          port: z.number().int().min(1).max(65535).default(514),
+          protocol: z.enum(['udp', 'tcp']).default('udp'),
+          /** RFC 5424 APP-NAME. */
+          appName: z.string().regex(/^[!-~]{1,48}$/, 'printable ASCII without spaces, at most 48').default('driftwarden'),
+          facility: z.number().int().min(0).max(23).default(10),
+        })
+        .optional(),
+      /** How often the forwarders look for new events. */
+      interval: DurationSchema.default('5s'),
+    })
+    .default({ interval: '5s' }),
+  /** Chat notifications on taint, breaker trips and failed replacements. */
+  notifications: z.strictObject({ webhook: WebhookSinkSchema }).optional(),
 });
 export type ControllerConfig = z.infer<typeof ControllerConfigSchema>;
 

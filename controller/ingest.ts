@@ -8,6 +8,7 @@ import { DwError } from '../shared/errors.js';
 import type { Deviation } from '../shared/schema/deviation.js';
 import type { Report } from '../shared/schema/report.js';
 import { checkReportDigests } from './digest-check.js';
+import { deviationEvents, stateEvent } from './events.js';
 import type { ManifestCache } from './manifest-cache.js';
 import { evaluateAll, type Policy } from './policy.js';
 import { IllegalTransitionError, next, type HostEvent } from './states.js';
@@ -164,6 +165,8 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
       throw err;
     }
 
+    // What the host had before this report, so that only new drift becomes an event.
+    const previous = rows.length > 0 ? await tx.listHostDeviations(hostId) : [];
     if (report.kind === 'scan') await tx.replaceHostDeviations(hostId, rows);
     else if (rows.length > 0) await tx.upsertHostDeviations(rows);
     // The store keeps each deviation's first sighting across scans and events.
@@ -193,8 +196,11 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
       ...(transition.changed ? { state: transition.state, stateSince: now } : {}),
       ...(transition.changed && transition.state === 'tainted' ? { taintedAt: now } : {}),
     });
+    const who = { hostId, hostname: report.inventory?.hostname ?? host.hostname, imageId: host.imageId, group: report.group ?? host.group };
+    await tx.appendEvents(deviationEvents(who, previous, rows, now, report.reportId));
     if (transition.changed) {
       await tx.insertTransition({ hostId, from: host.state, to: transition.state, cause: transition.cause, actor: 'policy', at: now, reportId: report.reportId });
+      await tx.appendEvent(stateEvent(who, { from: host.state, to: transition.state, cause: transition.cause, actor: 'policy', at: now, reportId: report.reportId }));
       if (transition.state === 'tainted') {
         await tx.appendAudit({ at: now, actor: 'controller', action: 'host.taint', target: hostId, detail: { cause: transition.cause, reportId: report.reportId } });
       }

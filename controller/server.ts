@@ -9,6 +9,7 @@ import { DwError } from '../shared/errors.js';
 import { loadPublicKey } from '../shared/sign.js';
 import { buildApp, type App } from './app.js';
 import { startBackground } from './background.js';
+import { forwarderIntervalMs, sinksFromConfig, startForwarders } from './siem/forwarder.js';
 import { durationMs, type ControllerConfig } from './config.js';
 import { createMetrics } from './metrics.js';
 import { defaultPolicy, loadPolicy } from './policy.js';
@@ -43,6 +44,7 @@ export async function startController(config: ControllerConfig, opts: { log?: Lo
   const policy = config.policy ? loadPolicy(config.policy) : defaultPolicy();
   const trustedKeys: KeyObject[] = config.trustedKeys.map(loadPublicKey);
   const https = config.tls ? { cert: readPem(config.tls.certFile, 'certificate'), key: readPem(config.tls.keyFile, 'key') } : undefined;
+  const sinks = sinksFromConfig(config);
   const store = await openStore(config.store, { log });
   const app = await buildApp({ store, config, policy, trustedKeys, log, metrics: createMetrics(), clock, https });
   const sep = config.listen.lastIndexOf(':');
@@ -66,6 +68,7 @@ export async function startController(config: ControllerConfig, opts: { log?: Lo
     reportRetentionMs: durationMs(config.retention.reports),
     startedAt: clock(),
   });
+  const stopForwarders = startForwarders({ store, sinks, log, clock, intervalMs: forwarderIntervalMs(config) });
   log.info({ url, store: config.store.replace(/:\/\/[^@]*@/, '://***@'), policy: policy.label, trustedKeys: trustedKeys.length }, 'controller listening');
   let closing: Promise<void> | null = null;
   return {
@@ -75,6 +78,7 @@ export async function startController(config: ControllerConfig, opts: { log?: Lo
     close() {
       closing ??= (async () => {
         stopBackground();
+        stopForwarders();
         await app.close();
         await store.close();
       })();

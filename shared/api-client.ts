@@ -41,3 +41,24 @@ export async function api<T>(target: ApiTarget, method: 'GET' | 'POST' | 'DELETE
   }
   return json as T;
 }
+
+/** A GET whose answer is not JSON (CSV, HTML, JSON lines): the body as text. */
+export async function apiText(target: ApiTarget, path: string): Promise<string> {
+  let res;
+  try {
+    res = await request(`${target.url}${path}`, { method: 'GET', headers: { authorization: `Bearer ${target.token}` }, headersTimeout: 30_000, bodyTimeout: 300_000 });
+  } catch (err) {
+    throw new DwError('DW_ERR_IO', `cannot reach the controller at ${target.url}: ${(err as Error).message}`, { url: target.url });
+  }
+  const text = await res.body.text();
+  if (res.statusCode >= 400) {
+    let msg = text.slice(0, 200);
+    try {
+      msg = (JSON.parse(text) as { message?: string }).message ?? msg;
+    } catch {
+      // not JSON
+    }
+    throw new DwError('DW_ERR_IO', `controller refused GET ${path} (${res.statusCode}): ${msg}`, { status: res.statusCode });
+  }
+  return text;
+}

@@ -2,15 +2,25 @@
 import { z } from 'zod';
 import { DwError } from '../../shared/errors.js';
 import type { App, AppContext } from '../app.js';
-import { HOST_STATES, type HostRow } from '../store/types.js';
+import { SEVERITIES } from '../../shared/schema/deviation.js';
+import { HOST_SORTS, HOST_STATES, type HostRow } from '../store/types.js';
 
 const ListQuerySchema = z.strictObject({
   state: z.enum(HOST_STATES).optional(),
   image: z.string().min(1).optional(),
   group: z.string().min(1).optional(),
+  /** Hosts with a current (not ignored) deviation from this collector / of this severity. */
+  collector: z.string().min(1).optional(),
+  severity: z.enum(SEVERITIES).optional(),
+  /** Prefix of the host id or hostname. */
+  q: z.string().min(1).max(200).optional(),
+  sort: z.enum(HOST_SORTS).default('id'),
+  order: z.enum(['asc', 'desc']).default('asc'),
   /** The `next` of the previous page. */
   after: z.string().min(1).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
+  /** Also count every host that matches the filters (`total`). */
+  count: z.enum(['true', 'false']).optional(),
 });
 
 /** What a list row shows: enough to triage without the inventory blob. */
@@ -31,8 +41,10 @@ export function hostSummary(h: HostRow) {
 export function registerHostRoutes(app: App, ctx: AppContext): void {
   app.get('/api/v1/hosts', { config: { auth: 'viewer' }, schema: { querystring: ListQuerySchema } }, async (req) => {
     const q = req.query;
-    const page = await ctx.store.listHosts({ state: q.state, imageId: q.image, group: q.group, after: q.after, limit: q.limit });
-    return { hosts: page.hosts.map(hostSummary), next: page.nextAfter };
+    const filter = { state: q.state, imageId: q.image, group: q.group, collector: q.collector, severity: q.severity, search: q.q };
+    const page = await ctx.store.listHosts({ ...filter, sort: q.sort, desc: q.order === 'desc', after: q.after, limit: q.limit });
+    const total = q.count === 'true' ? await ctx.store.countHosts(filter) : undefined;
+    return { hosts: page.hosts.map(hostSummary), next: page.nextAfter, ...(total !== undefined ? { total } : {}) };
   });
 
   app.get('/api/v1/hosts/:id', { config: { auth: 'viewer' }, schema: { params: z.object({ id: z.string() }) } }, async (req) => {

@@ -1,8 +1,16 @@
 /** @module The one Store implementation: Kysely queries shared by SQLite and PostgreSQL, dialect differences kept to a few marked places. */
-import type { Generated, Insertable, Kysely, Selectable, Updateable } from 'kysely';
+import { sql, type Generated, type Insertable, type Kysely, type Selectable, type Updateable } from 'kysely';
+import { DwError } from '../../shared/errors.js';
+import { auditContent, chainHash, eventContent, GENESIS } from './chain.js';
+import { actualDigest } from './migration-0003.js';
 import { migrateToLatest, type Dialect } from './migrations.js';
 import {
   HOST_STATES,
+  type EventRow,
+  type FindingFilter,
+  type FindingRow,
+  type HostDeviationWithHost,
+  type NewEvent,
   StoreConflictError,
   type AuditRow,
   type ExemptionRow,
@@ -90,6 +98,7 @@ interface HostDeviationsTable {
   decided_by: string;
   first_seen_at: string;
   last_seen_at: string;
+  actual_digest: Generated<string>;
 }
 
 interface TransitionsTable {
@@ -110,6 +119,25 @@ interface AuditTable {
   action: string;
   target: string | null;
   detail: string;
+  prev_hash: string | null;
+  hash: string | null;
+}
+
+interface EventsTable {
+  id: Int;
+  at: string;
+  kind: string;
+  host_id: string | null;
+  actor: string;
+  detail: string;
+  prev_hash: string;
+  hash: string;
+}
+
+interface EventCursorsTable {
+  name: string;
+  last_id: number | string;
+  updated_at: string;
 }
 
 interface ExemptionsTable {
@@ -135,6 +163,8 @@ export interface DB {
   transitions: TransitionsTable;
   audit: AuditTable;
   exemptions: ExemptionsTable;
+  events: EventsTable;
+  event_cursors: EventCursorsTable;
 }
 
 // ---- conversions at the boundary ----
@@ -256,6 +286,7 @@ function deviationToRow(d: HostDeviationRow): Insertable<HostDeviationsTable> {
     decided_by: d.decidedBy,
     first_seen_at: iso(d.firstSeenAt, 'firstSeenAt'),
     last_seen_at: iso(d.lastSeenAt, 'lastSeenAt'),
+    actual_digest: actualDigest(d.actual),
   };
 }
 
@@ -289,7 +320,33 @@ function transitionFromRow(r: Selectable<TransitionsTable>): TransitionRow {
 }
 
 function auditFromRow(r: Selectable<AuditTable>): AuditRow {
-  return { id: Number(r.id), at: r.at, actor: r.actor, action: r.action, target: r.target, detail: parseJson(r.detail) };
+  return { id: Number(r.id), at: r.at, actor: r.actor, action: r.action, target: r.target, detail: parseJson(r.detail), prevHash: r.prev_hash ?? '', hash: r.hash ?? '' };
+}
+
+function eventFromRow(r: Selectable<EventsTable>): EventRow {
+  return { id: Number(r.id), at: r.at, kind: r.kind, hostId: r.host_id, actor: r.actor, detail: parseJson(r.detail), prevHash: r.prev_hash, hash: r.hash };
+}
+
+const SEVERITY_RANK = sql<number>`max(case severity when 'critical' then 4 when 'high' then 3 when 'medium' then 2 else 1 end)`;
+const ACTION_RANK = sql<number>`max(case action when 'taint' then 3 when 'report' then 2 else 1 end)`;
+const SEVERITY_BY_RANK = ['low', 'low', 'medium', 'high', 'critical'] as const;
+const ACTION_BY_RANK = ['exempt', 'exempt', 'report', 'taint'] as const;
+
+/** Sort columns of listHosts (all NOT NULL, each indexed together with id). */
+const HOST_SORT_COLUMN = { id: 'id', deviations: 'deviation_count', stateSince: 'state_since' } as const;
+
+function encodeCursor(value: unknown, id: string): string {
+  return Buffer.from(JSON.stringify([value, id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [string | number, string] {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && v.length === 2 && (typeof v[0] === 'string' || typeof v[0] === 'number') && typeof v[1] === 'string') return [v[0], v[1]];
+  } catch {
+    // fall through
+  }
+  throw new DwError('DW_ERR_VALIDATION', 'after: not a cursor from this listing (pass the previous page\'s next)', { after: cursor });
 }
 
 function exemptionFromRow(r: Selectable<ExemptionsTable>): ExemptionRow {
@@ -470,16 +527,154 @@ class KyselyStoreTx implements StoreTx {
   async listHosts(filter: HostFilter): Promise<{ hosts: HostRow[]; nextAfter: string | null }> {
     const limit = Math.max(0, Math.floor(filter.limit));
     if (limit === 0) return { hosts: [], nextAfter: null };
-    let q = this.db.selectFrom('hosts').selectAll();
+    const sort = filter.sort ?? 'id';
+    const col = HOST_SORT_COLUMN[sort];
+    const dir = filter.desc ? 'desc' : 'asc';
+    let q = this.filteredHosts(filter).selectAll();
+    if (filter.after !== undefined) {
+      const cmp = filter.desc ? sql.raw('<') : sql.raw('>');
+      if (sort === 'id') q = q.where('id', filter.desc ? '<' : '>', filter.after);
+      else {
+        const [v, id] = decodeCursor(filter.after);
+        // A row-value comparison is one index range scan of (col, id) on both dialects.
+        q = q.where(sql<boolean>`(${sql.ref(col)}, id) ${cmp} (${v}, ${id})`);
+      }
+    }
+    if (sort !== 'id') q = q.orderBy(col, dir);
+    // One row more than asked says whether another page exists, without a count query.
+    const rows = await q.orderBy('id', dir).limit(limit + 1).execute();
+    const more = rows.length > limit;
+    const hosts = (more ? rows.slice(0, limit) : rows).map(hostFromRow);
+    const last = hosts[hosts.length - 1];
+    if (!more || !last) return { hosts, nextAfter: null };
+    return { hosts, nextAfter: sort === 'id' ? last.id : encodeCursor(sort === 'deviations' ? last.deviationCount : last.stateSince, last.id) };
+  }
+
+  private filteredHosts(filter: Omit<HostFilter, 'after' | 'limit' | 'sort' | 'desc'>) {
+    let q = this.db.selectFrom('hosts');
     if (filter.state !== undefined) q = q.where('state', '=', filter.state);
     if (filter.imageId !== undefined) q = q.where('image_id', '=', filter.imageId);
     if (filter.group !== undefined) q = q.where('host_group', '=', filter.group);
-    if (filter.after !== undefined) q = q.where('id', '>', filter.after);
-    // One row more than asked says whether another page exists, without a count query.
-    const rows = await q.orderBy('id').limit(limit + 1).execute();
-    const more = rows.length > limit;
-    const hosts = (more ? rows.slice(0, limit) : rows).map(hostFromRow);
-    return { hosts, nextAfter: more ? hosts[hosts.length - 1]!.id : null };
+    if (filter.collector !== undefined) {
+      const c = filter.collector;
+      q = q.where('id', 'in', (eb) => eb.selectFrom('host_deviations').select('host_id').where('collector', '=', c).where('action', '!=', 'ignore'));
+    }
+    if (filter.severity !== undefined) {
+      const sev = filter.severity;
+      q = q.where('id', 'in', (eb) => eb.selectFrom('host_deviations').select('host_id').where('severity', '=', sev).where('action', '!=', 'ignore'));
+    }
+    if (filter.search !== undefined && filter.search !== '') {
+      // A prefix as a range (prefix <= x < prefix + U+FFFF): an index range scan on both dialects, where
+      // LIKE would read every host. Case-sensitive, like the ids and hostnames themselves.
+      const lo = filter.search;
+      const hi = `${filter.search}\uffff`;
+      q = q.where((eb) => eb.or([eb.and([eb('id', '>=', lo), eb('id', '<', hi)]), eb.and([eb('hostname', '>=', lo), eb('hostname', '<', hi)])]));
+    }
+    return q;
+  }
+
+  async countHosts(filter: Omit<HostFilter, 'after' | 'limit' | 'sort' | 'desc'>): Promise<number> {
+    const r = await this.filteredHosts(filter).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  async countHostsBy(column: 'image' | 'group', limit: number): Promise<{ value: string | null; hosts: number; tainted: number; drifted: number }[]> {
+    const col = column === 'image' ? 'image_id' : 'host_group';
+    const rows = await this.db
+      .selectFrom('hosts')
+      .select([
+        sql.ref<string | null>(col).as('value'),
+        sql<number>`count(*)`.as('hosts'),
+        sql<number>`sum(case when state in ('tainted', 'replacement-scheduled', 'replacing') then 1 else 0 end)`.as('tainted'),
+        sql<number>`sum(case when state = 'drifted' then 1 else 0 end)`.as('drifted'),
+      ])
+      .groupBy(col)
+      .orderBy(sql`count(*)`, 'desc')
+      .orderBy(col)
+      .limit(Math.floor(limit))
+      .execute();
+    return rows.map((r) => ({ value: r.value, hosts: Number(r.hosts), tainted: Number(r.tainted), drifted: Number(r.drifted) }));
+  }
+
+  async listFindings(filter: FindingFilter): Promise<FindingRow[]> {
+    let q = this.db.selectFrom('host_deviations').where('action', '!=', 'ignore');
+    if (filter.collector !== undefined) q = q.where('collector', '=', filter.collector);
+    if (filter.severity !== undefined) q = q.where('severity', '=', filter.severity);
+    const rows = await q
+      .select([
+        'collector',
+        'item_key',
+        'change',
+        'actual_digest',
+        SEVERITY_RANK.as('sev'),
+        ACTION_RANK.as('act'),
+        sql<number>`count(*)`.as('hosts'),
+        sql<string>`min(first_seen_at)`.as('first_seen'),
+        sql<string>`max(last_seen_at)`.as('last_seen'),
+        sql<string | null>`max(expected)`.as('expected'),
+        sql<string | null>`max(actual)`.as('actual'),
+      ])
+      .groupBy(['collector', 'item_key', 'change', 'actual_digest'])
+      .orderBy(sql`count(*)`, 'desc')
+      .orderBy(sql`min(first_seen_at)`)
+      .orderBy('collector')
+      .orderBy('item_key')
+      .limit(Math.floor(filter.limit))
+      .offset(Math.floor(filter.offset ?? 0))
+      .execute();
+    return rows.map((r) => ({
+      collector: r.collector,
+      key: r.item_key,
+      change: r.change as FindingRow['change'],
+      actualDigest: r.actual_digest,
+      severity: SEVERITY_BY_RANK[Number(r.sev)] ?? 'low',
+      action: ACTION_BY_RANK[Number(r.act)] ?? 'exempt',
+      hosts: Number(r.hosts),
+      firstSeenAt: r.first_seen,
+      lastSeenAt: r.last_seen,
+      expected: parseJsonOrNull(r.expected),
+      actual: parseJsonOrNull(r.actual),
+    }));
+  }
+
+  async listFindingHosts(
+    f: { collector: string; key: string; change: string; actualDigest: string },
+    opts: { after?: string; limit: number },
+  ): Promise<{ hostId: string; hostname: string | null; state: HostState; firstSeenAt: string }[]> {
+    let q = this.db
+      .selectFrom('host_deviations as d')
+      .innerJoin('hosts as h', 'h.id', 'd.host_id')
+      .select(['d.host_id', 'h.hostname', 'h.state', 'd.first_seen_at'])
+      .where('d.collector', '=', f.collector)
+      .where('d.item_key', '=', f.key)
+      .where('d.change', '=', f.change)
+      .where('d.actual_digest', '=', f.actualDigest)
+      .where('d.action', '!=', 'ignore');
+    if (opts.after !== undefined) q = q.where('d.host_id', '>', opts.after);
+    const rows = await q.orderBy('d.host_id').limit(Math.floor(opts.limit)).execute();
+    return rows.map((r) => ({ hostId: r.host_id, hostname: r.hostname, state: r.state as HostState, firstSeenAt: r.first_seen_at }));
+  }
+
+  async listDeviations(opts: { hostId?: string; imageId?: string; after?: [string, string, string]; limit: number }): Promise<HostDeviationWithHost[]> {
+    let q = this.db
+      .selectFrom('host_deviations as d')
+      .innerJoin('hosts as h', 'h.id', 'd.host_id')
+      .selectAll('d')
+      .select(['h.hostname', 'h.image_id', 'h.host_group', 'h.state'])
+      .where('d.action', '!=', 'ignore');
+    if (opts.hostId !== undefined) q = q.where('d.host_id', '=', opts.hostId);
+    if (opts.imageId !== undefined) q = q.where('h.image_id', '=', opts.imageId);
+    if (opts.after) {
+      const [hid, c, k] = opts.after;
+      q = q.where(sql<boolean>`(d.host_id, d.collector, d.item_key) > (${hid}, ${c}, ${k})`);
+    }
+    const rows = await q.orderBy('d.host_id').orderBy('d.collector').orderBy('d.item_key').limit(Math.floor(opts.limit)).execute();
+    return rows.map((r) => ({ ...deviationFromRow(r), hostname: r.hostname, imageId: r.image_id, group: r.host_group, state: r.state as HostState }));
+  }
+
+  async getToken(id: string): Promise<TokenRow | null> {
+    const r = await this.db.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst();
+    return r ? tokenFromRow(r) : null;
   }
 
   async countHostsByState(): Promise<Record<HostState, number>> {
@@ -636,6 +831,7 @@ class KyselyStoreTx implements StoreTx {
             change: eb.ref('excluded.change'),
             expected: eb.ref('excluded.expected'),
             actual: eb.ref('excluded.actual'),
+            actual_digest: eb.ref('excluded.actual_digest'),
             severity: eb.ref('excluded.severity'),
             action: eb.ref('excluded.action'),
             decided_by: eb.ref('excluded.decided_by'),
@@ -679,21 +875,113 @@ class KyselyStoreTx implements StoreTx {
 
   // audit
 
-  async appendAudit(row: Omit<AuditRow, 'id'>): Promise<AuditRow> {
+  /**
+   * IMPORTANT: the caller holds a transaction (KyselyStore wraps root calls in one): reading the chain's
+   * head and appending after it must not interleave with another append. SQLite transactions are
+   * already serialized; PostgreSQL takes a transaction-scoped advisory lock per chain.
+   */
+  protected async chainHead(table: 'audit' | 'events'): Promise<string> {
+    if (this.dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(current_schema() || ${'.' + table}))`.execute(this.db);
+    const r = await this.db.selectFrom(table).select('hash').orderBy('id', 'desc').limit(1).executeTakeFirst();
+    return r?.hash ?? GENESIS;
+  }
+
+  async appendAudit(row: Omit<AuditRow, 'id' | 'prevHash' | 'hash'>): Promise<AuditRow> {
+    const at = iso(row.at, 'at');
+    // The hash covers the detail as it reads back from the store (JSON round trip: undefined fields gone).
+    const detail = parseJson<Record<string, unknown>>(json(row.detail));
+    const prev = await this.chainHead('audit');
+    const hash = chainHash(prev, auditContent({ ...row, at, detail }));
     const r = await this.db
       .insertInto('audit')
-      .values({ at: iso(row.at, 'at'), actor: row.actor, action: row.action, target: row.target, detail: json(row.detail) })
+      .values({ at, actor: row.actor, action: row.action, target: row.target, detail: json(detail), prev_hash: prev, hash })
       .returningAll()
       .executeTakeFirstOrThrow();
     return auditFromRow(r);
   }
 
-  async listAudit(opts: { afterId?: number; limit: number }): Promise<AuditRow[]> {
+  async listAudit(opts: { afterId?: number; beforeId?: number; limit: number }): Promise<AuditRow[]> {
     if (opts.limit <= 0) return [];
     let q = this.db.selectFrom('audit').selectAll();
+    if (opts.beforeId !== undefined) {
+      const rows = await q.where('id', '<', opts.beforeId).orderBy('id', 'desc').limit(Math.floor(opts.limit)).execute();
+      return rows.map(auditFromRow);
+    }
     if (opts.afterId !== undefined) q = q.where('id', '>', opts.afterId);
     const rows = await q.orderBy('id').limit(Math.floor(opts.limit)).execute();
     return rows.map(auditFromRow);
+  }
+
+  // event stream
+
+  async appendEvent(row: NewEvent): Promise<EventRow> {
+    return (await this.appendEvents([row]))[0]!;
+  }
+
+  async appendEvents(rows: NewEvent[]): Promise<EventRow[]> {
+    if (rows.length === 0) return [];
+    let prev = await this.chainHead('events');
+    const values = rows.map((row) => {
+      const at = iso(row.at, 'at');
+      const detail = parseJson<Record<string, unknown>>(json(row.detail));
+      const hash = chainHash(prev, eventContent({ ...row, at, detail }));
+      const v = { at, kind: row.kind, host_id: row.hostId, actor: row.actor, detail: json(detail), prev_hash: prev, hash };
+      prev = hash;
+      return v;
+    });
+    const out: EventRow[] = [];
+    // Ids follow insertion order within a statement and across statements of one transaction.
+    for (let i = 0; i < values.length; i += INSERT_CHUNK) {
+      const r = await this.db.insertInto('events').values(values.slice(i, i + INSERT_CHUNK)).returningAll().execute();
+      out.push(...r.map(eventFromRow).sort((a, b) => a.id - b.id));
+    }
+    return out;
+  }
+
+  async listEvents(opts: { afterId?: number; beforeId?: number; hostId?: string; newestFirst?: boolean; limit: number }): Promise<EventRow[]> {
+    if (opts.limit <= 0) return [];
+    let q = this.db.selectFrom('events').selectAll();
+    if (opts.hostId !== undefined) q = q.where('host_id', '=', opts.hostId);
+    if (opts.afterId !== undefined) q = q.where('id', '>', opts.afterId);
+    if (opts.beforeId !== undefined) q = q.where('id', '<', opts.beforeId);
+    const rows = await q.orderBy('id', opts.newestFirst ? 'desc' : 'asc').limit(Math.floor(opts.limit)).execute();
+    return rows.map(eventFromRow);
+  }
+
+  async countEventsByDay(since: string): Promise<{ day: string; kind: string; n: number }[]> {
+    const rows = await this.db
+      .selectFrom('events')
+      .select([sql<string>`substr(at, 1, 10)`.as('day'), 'kind', sql<number>`count(*)`.as('n')])
+      .where('at', '>=', iso(since, 'since'))
+      .groupBy([sql`substr(at, 1, 10)`, 'kind'])
+      .orderBy(sql`substr(at, 1, 10)`)
+      .execute();
+    return rows.map((r) => ({ day: r.day, kind: r.kind, n: Number(r.n) }));
+  }
+
+  async countTransitionsByDay(since: string): Promise<{ day: string; to: HostState; n: number }[]> {
+    const rows = await this.db
+      .selectFrom('transitions')
+      .select([sql<string>`substr(at, 1, 10)`.as('day'), 'to_state', sql<number>`count(*)`.as('n')])
+      .where('at', '>=', iso(since, 'since'))
+      .groupBy([sql`substr(at, 1, 10)`, 'to_state'])
+      .orderBy(sql`substr(at, 1, 10)`)
+      .execute();
+    return rows.map((r) => ({ day: r.day, to: r.to_state as HostState, n: Number(r.n) }));
+  }
+
+  async getEventCursor(name: string): Promise<number | null> {
+    const r = await this.db.selectFrom('event_cursors').select('last_id').where('name', '=', name).executeTakeFirst();
+    return r ? Number(r.last_id) : null;
+  }
+
+  async setEventCursor(name: string, lastId: number, at: string): Promise<void> {
+    const updated_at = iso(at, 'at');
+    await this.db
+      .insertInto('event_cursors')
+      .values({ name, last_id: lastId, updated_at })
+      .onConflict((oc) => oc.column('name').doUpdateSet({ last_id: lastId, updated_at }))
+      .execute();
   }
 
   // exemptions
@@ -768,6 +1056,19 @@ export class KyselyStore extends KyselyStoreTx implements Store {
    */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     return this.db.transaction().execute((trx) => fn(new KyselyStoreTx(trx, this.dialect)));
+  }
+
+  /** A chained append needs its head read and its insert in one transaction, even when called outside one. */
+  override appendAudit(row: Omit<AuditRow, 'id' | 'prevHash' | 'hash'>): Promise<AuditRow> {
+    return this.transaction((tx) => tx.appendAudit(row));
+  }
+
+  override appendEvent(row: NewEvent): Promise<EventRow> {
+    return this.transaction((tx) => tx.appendEvent(row));
+  }
+
+  override appendEvents(rows: NewEvent[]): Promise<EventRow[]> {
+    return this.transaction((tx) => tx.appendEvents(rows));
   }
 
   async close(): Promise<void> {

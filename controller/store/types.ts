@@ -111,6 +111,57 @@ export interface AuditRow {
   action: string;
   target: string | null;
   detail: Record<string, unknown>;
+  /** Hash chain (migration 0003): the previous row's hash, and sha256 over it and this row (store/chain.ts). */
+  prevHash: string;
+  hash: string;
+}
+
+/**
+ * The event stream (drift seen, host state changes, and the scheduler's breaker trips and failed
+ * replacements): append-only and hash-chained like the audit log; the SIEM feed maps it to OCSF.
+ */
+export interface EventRow {
+  id: number;
+  at: string;
+  /** `deviation` (a new deviation on a host), `state` (a host state change), or a scheduler kind such as `breaker-tripped`, `replacement-failed`. */
+  kind: string;
+  hostId: string | null;
+  actor: string;
+  detail: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
+export type NewEvent = Omit<EventRow, 'id' | 'prevHash' | 'hash'>;
+
+/** Identical deviations across hosts (same collector, key, change and actual content): one finding. */
+export interface FindingRow {
+  collector: string;
+  key: string;
+  change: HostDeviationRow['change'];
+  actualDigest: string;
+  severity: Severity;
+  /** The strongest policy action among the hosts (taint > report > exempt). */
+  action: PolicyAction;
+  hosts: number;
+  firstSeenAt: string;
+  lastSeenAt: string;
+  expected: Record<string, unknown> | null;
+  actual: Record<string, unknown> | null;
+}
+
+export interface FindingFilter {
+  collector?: string;
+  severity?: Severity;
+  limit: number;
+  offset?: number;
+}
+
+/** One deviation with the host it is on, for reports. */
+export interface HostDeviationWithHost extends HostDeviationRow {
+  hostname: string | null;
+  imageId: string;
+  group: string | null;
+  state: HostState;
 }
 
 export interface ExemptionRow {
@@ -129,11 +180,25 @@ export interface ExemptionRow {
   revokedBy: string | null;
 }
 
+export const HOST_SORTS = ['id', 'deviations', 'stateSince'] as const;
+export type HostSort = (typeof HOST_SORTS)[number];
+
 export interface HostFilter {
   state?: HostState;
   imageId?: string;
   group?: string;
-  /** Keyset pagination: hosts with id greater than this. */
+  /** Hosts with a current (not ignored) deviation from this collector / of this severity. */
+  collector?: string;
+  severity?: Severity;
+  /** Prefix of the host id or hostname. */
+  search?: string;
+  /** Default: id ascending. */
+  sort?: HostSort;
+  desc?: boolean;
+  /**
+   * Keyset pagination: the `nextAfter` of the previous page. Sorted by id ascending this is simply
+   * the last host id; for other sorts it is an opaque cursor.
+   */
   after?: string;
   limit: number;
 }
@@ -196,8 +261,33 @@ export interface StoreTx {
   listTransitions(hostId: string): Promise<TransitionRow[]>;
 
   // audit (append-only)
-  appendAudit(row: Omit<AuditRow, 'id'>): Promise<AuditRow>;
-  listAudit(opts: { afterId?: number; limit: number }): Promise<AuditRow[]>;
+  /** Chained to the last row (on PostgreSQL under an advisory lock, so concurrent appends queue). */
+  appendAudit(row: Omit<AuditRow, 'id' | 'prevHash' | 'hash'>): Promise<AuditRow>;
+  /** Ascending from `afterId`, or with `beforeId` the newest rows before it, newest first. */
+  listAudit(opts: { afterId?: number; beforeId?: number; limit: number }): Promise<AuditRow[]>;
+
+  // event stream (append-only, chained)
+  appendEvent(row: NewEvent): Promise<EventRow>;
+  /** Several events chained in order, with one read of the chain's head. */
+  appendEvents(rows: NewEvent[]): Promise<EventRow[]>;
+  /** Ascending from `afterId` (exclusive); with `newestFirst`, descending before `beforeId`. */
+  listEvents(opts: { afterId?: number; beforeId?: number; hostId?: string; newestFirst?: boolean; limit: number }): Promise<EventRow[]>;
+  /** Per-day counts of events of each kind since `since` (UTC days, `YYYY-MM-DD`). */
+  countEventsByDay(since: string): Promise<{ day: string; kind: string; n: number }[]>;
+  /** Per-day counts of host state transitions by target state since `since`. */
+  countTransitionsByDay(since: string): Promise<{ day: string; to: HostState; n: number }[]>;
+  /** Where a forwarder (SIEM sink, notifier) got to in the event stream. */
+  getEventCursor(name: string): Promise<number | null>;
+  setEventCursor(name: string, lastId: number, at: string): Promise<void>;
+
+  // dashboard and reports
+  countHosts(filter: Omit<HostFilter, 'after' | 'limit' | 'sort' | 'desc'>): Promise<number>;
+  countHostsBy(column: 'image' | 'group', limit: number): Promise<{ value: string | null; hosts: number; tainted: number; drifted: number }[]>;
+  listFindings(filter: FindingFilter): Promise<FindingRow[]>;
+  listFindingHosts(f: { collector: string; key: string; change: string; actualDigest: string }, opts: { after?: string; limit: number }): Promise<{ hostId: string; hostname: string | null; state: HostState; firstSeenAt: string }[]>;
+  /** Current deviations (not ignored) with their host, keyset-paginated by (host, collector, key). */
+  listDeviations(opts: { hostId?: string; imageId?: string; after?: [hostId: string, collector: string, key: string]; limit: number }): Promise<HostDeviationWithHost[]>;
+  getToken(id: string): Promise<TokenRow | null>;
 
   // exemptions
   insertExemption(row: ExemptionRow): Promise<void>;

@@ -90,6 +90,12 @@ const ROUTES: { method: string; url: string; need: 'enroll' | 'host' | 'viewer' 
   { method: 'POST', url: '/api/v1/tokens', need: 'admin', body: {} },
   { method: 'GET', url: '/api/v1/tokens', need: 'admin' },
   { method: 'DELETE', url: '/api/v1/tokens/none', need: 'admin' },
+  { method: 'GET', url: '/api/v1/fleet/overview', need: 'viewer' },
+  { method: 'GET', url: '/api/v1/findings', need: 'viewer' },
+  { method: 'GET', url: '/api/v1/findings/hosts', need: 'viewer' },
+  { method: 'GET', url: '/api/v1/hosts/none/events', need: 'viewer' },
+  { method: 'GET', url: '/api/v1/events', need: 'viewer' },
+  { method: 'GET', url: '/api/v1/drift-report', need: 'viewer' },
   { method: 'GET', url: '/api/v1/openapi.json', need: 'viewer' },
   { method: 'GET', url: '/metrics', need: 'viewer' },
 ];

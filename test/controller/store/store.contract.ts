@@ -411,7 +411,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           rows.push(await store.appendAudit({ at: at(i), actor: i % 2 ? 'alice' : 'bob', action: 'token.create', target: i % 3 ? `t${i}` : null, detail: { i, role: 'viewer', nested: { list: [i] } } }));
         }
         for (let i = 1; i < rows.length; i++) expect(rows[i]!.id).toBeGreaterThan(rows[i - 1]!.id);
-        expect(rows[3]).toEqual({ id: rows[3]!.id, at: at(3), actor: 'alice', action: 'token.create', target: null, detail: { i: 3, role: 'viewer', nested: { list: [3] } } });
+        expect(rows[3]).toEqual({ id: rows[3]!.id, at: at(3), actor: 'alice', action: 'token.create', target: null, detail: { i: 3, role: 'viewer', nested: { list: [3] } }, prevHash: rows[2]!.hash, hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
         expect(await store.listAudit({ limit: 100 })).toEqual(rows);
         expect(await store.listAudit({ limit: 5 })).toEqual(rows.slice(0, 5));
         expect(await store.listAudit({ afterId: rows[19]!.id, limit: 100 })).toEqual(rows.slice(20));

@@ -1,0 +1,149 @@
+/**
+ * @module The dashboard in a real browser (Debian's chromium, driven by playwright-core) against a real
+ * controller listening on a port, with seeded hosts: sign in, the overview, filter hosts, open one,
+ * read its diff, exempt a deviation as an operator, be refused the same as a viewer, export CSV.
+ * Screenshots of the main pages go to test-results/screenshots/. Chromium must be installed
+ * (/usr/bin/chromium); DRIFTWARDEN_SKIP_BROWSER=1 skips this file on machines without it.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore } from '../../controller/store/index.js';
+import { Harness, HOUR } from '../controller/harness.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const CHROMIUM = process.env.DRIFTWARDEN_CHROMIUM ?? '/usr/bin/chromium';
+const SKIP = process.env.DRIFTWARDEN_SKIP_BROWSER === '1';
+export const SCREENSHOTS = join(process.cwd(), 'test-results', 'screenshots');
+
+if (!SKIP && !existsSync(CHROMIUM)) throw new Error(`browser tests need Chromium at ${CHROMIUM} (apt-get install chromium), or DRIFTWARDEN_SKIP_BROWSER=1 on a machine without it`);
+
+describe.skipIf(SKIP)('dashboard in Chromium', () => {
+  let h: Harness;
+  let browser: Browser;
+  let url: string;
+
+  beforeAll(async () => {
+    h = await Harness.start(await openStore(`sqlite:${join(tempDir('dw-browser-'), 'controller.db')}`));
+    // A fleet: openssl patched by hand on web-01..web-03 (tainted), a user file on web-04 (drifted), the rest clean.
+    const sims = [];
+    for (let i = 1; i <= 24; i++) sims.push(await h.enroll(`web-${String(i).padStart(2, '0')}`, { group: i <= 16 ? 'web' : 'api' }));
+    for (const s of sims) await s.scan();
+    h.clock.advance(HOUR);
+    for (const s of sims.slice(0, 3)) await s.upgrade('openssl', '3.0.13-1').scan();
+    await sims[3]!.write('/home/alice/.bashrc', 'alias ls=rm\n').scan();
+    await h.app.listen({ host: '127.0.0.1', port: 0 });
+    url = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await h?.close();
+  });
+
+  async function signIn(role: 'viewer' | 'operator'): Promise<Page> {
+    const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, acceptDownloads: true });
+    const page = await context.newPage();
+    const offsite: string[] = [];
+    page.on('request', (r) => {
+      if (!r.url().startsWith(url)) offsite.push(r.url());
+    });
+    page.on('pageerror', (err) => {
+      throw err;
+    });
+    await page.goto(url);
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await page.locator('input[name=token]').fill(h.tokens[role]);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: /Fleet: 24 hosts/ }).waitFor();
+    expect(offsite).toEqual([]);
+    return page;
+  }
+
+  it('an operator signs in, sees the overview, filters hosts, reads a diff, exempts a deviation and exports CSV', async () => {
+    const page = await signIn('operator');
+    const cookies = await page.context().cookies();
+    expect(cookies).toEqual([expect.objectContaining({ name: 'dw_session', httpOnly: true, sameSite: 'Strict' })]);
+    expect(cookies[0]!.value).not.toContain(h.tokens.operator.slice(4));
+    await expect.poll(() => page.locator('.card.tainted .n').textContent()).toBe('3');
+    await expect.poll(() => page.locator('.card.drifted .n').textContent()).toBe('1');
+    expect(await page.locator('#groups-panel tr').count()).toBe(3); // header, web, api
+    await page.screenshot({ path: join(SCREENSHOTS, 'overview.png'), fullPage: true });
+
+    // Export CSV from the overview's fleet report links.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('main > p .downloads a[data-test=csv-link]').click()]);
+    const csv = readFileSync((await download.path())!, 'utf8').split('\r\n');
+    expect(download.suggestedFilename()).toMatch(/^drift-fleet-\d{4}-\d\d-\d\d\.csv$/);
+    expect(csv[0]).toMatch(/^host_id,hostname,image_id,group,state,collector,key/);
+    expect(csv.filter((l) => l.includes('openssl:amd64'))).toHaveLength(3);
+
+    // Filter the hosts table.
+    await page.getByRole('link', { name: 'Hosts' }).click();
+    await page.locator('[data-test=hosts-table]').waitFor();
+    await expect.poll(() => page.locator('[data-test=host-count]').textContent()).toMatch(/24 hosts match/);
+    await page.locator('select[name=state]').selectOption('tainted');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await expect.poll(() => page.locator('[data-test=host-count]').textContent()).toMatch(/3 hosts match/);
+    expect(await page.locator('[data-test=hosts-table] tr td:first-child').allTextContents()).toEqual(['web-01', 'web-02', 'web-03']);
+    await page.screenshot({ path: join(SCREENSHOTS, 'hosts.png'), fullPage: true });
+
+    // Open a host and read its diff: the image's openssl against the host's.
+    await page.getByRole('link', { name: 'web-02' }).click();
+    const dev = page.locator('.deviation[data-key="openssl:amd64"]');
+    await dev.waitFor();
+    const versionRow = dev.locator('table.diff tr', { hasText: 'version' });
+    expect(await versionRow.locator('td').allTextContents()).toEqual(['version', '3.0.11-1', '3.0.13-1']);
+    expect(await page.locator('[data-test=timeline]').textContent()).toMatch(/clean → tainted/);
+    await page.screenshot({ path: join(SCREENSHOTS, 'host.png'), fullPage: true });
+
+    // Exempt it: a reason and an expiry are required, and the action is confirmed.
+    await dev.locator('[data-test=exempt]').click();
+    const dialog = page.locator('dialog#confirm');
+    await dialog.getByRole('button', { name: 'Exempt' }).click();
+    // Not sent without a reason: the browser holds the form back, the dialog stays open.
+    expect(await dialog.locator('textarea[name=reason]').evaluate((el) => (el as unknown as { validity: { valueMissing: boolean } }).validity.valueMissing)).toBe(true);
+    expect(await dialog.evaluate((el) => (el as unknown as { open: boolean }).open)).toBe(true);
+    expect(await h.store.listExemptions({})).toEqual([]);
+    await dialog.locator('textarea[name=reason]').fill('CVE-2026-0001 hotfix until the next bake');
+    await dialog.locator('select[name=for]').selectOption('30d');
+    await page.screenshot({ path: join(SCREENSHOTS, 'exempt-dialog.png') });
+    await dialog.getByRole('button', { name: 'Exempt' }).click();
+    await page.getByRole('status').filter({ hasText: /Exemption .* active until/ }).waitFor();
+    const exemptions = await h.store.listExemptions({});
+    expect(exemptions).toEqual([expect.objectContaining({ hostId: 'web-02', collector: 'packages', keyPattern: 'openssl:amd64', reason: 'CVE-2026-0001 hotfix until the next bake', actor: h.actor('operator') })]);
+    expect((await h.store.listAudit({ limit: 200 })).filter((a) => a.action === 'exemption.create')).toEqual([expect.objectContaining({ actor: h.actor('operator'), target: exemptions[0]!.id })]);
+
+    for (const [name, shot] of [['Findings', 'findings'], ['Audit log', 'audit']] as const) {
+      await page.getByRole('link', { name }).click();
+      await page.getByRole('heading', { name: name === 'Findings' ? 'Findings' : 'Audit log' }).waitFor();
+      await page.locator('table tr:nth-child(2)').waitFor();
+      await page.screenshot({ path: join(SCREENSHOTS, `${shot}.png`), fullPage: true });
+    }
+    expect(await page.locator('[data-test=audit-table]').textContent()).toMatch(/exemption\.create/);
+    await page.getByRole('link', { name: 'Findings' }).click();
+    const finding = page.locator('[data-test=finding]', { hasText: 'openssl:amd64' });
+    expect(await finding.locator('td').first().textContent()).toBe('3');
+    await page.context().close();
+  }, 120_000);
+
+  it('a viewer sees the same host, and the controller refuses the viewer the same action', async () => {
+    const page = await signIn('viewer');
+    await page.goto(`${url}/#/host/web-01`);
+    const dev = page.locator('.deviation[data-key="openssl:amd64"]');
+    await dev.waitFor();
+    await dev.locator('[data-test=exempt]').click();
+    const dialog = page.locator('dialog#confirm');
+    await dialog.locator('textarea[name=reason]').fill('just because');
+    await dialog.getByRole('button', { name: 'Exempt' }).click();
+    await expect.poll(() => dialog.locator('.error').textContent()).toMatch(/Refused: this needs role operator/);
+    expect((await h.store.listExemptions({})).filter((e) => e.hostId === 'web-01')).toEqual([]);
+    await page.context().close();
+  }, 120_000);
+});
