@@ -253,6 +253,7 @@ export class AgentService {
       const r = await this.transport.post('/api/v1/reports', this.credential, report);
       if (r.ok) {
         this.spool.ack(entry);
+        this.log.debug({ seq: report.seq, kind: report.kind, reportId: report.reportId }, 'report delivered');
         if (report.spoolDropped) this.spool.clearDropped(report.spoolDropped);
         this.retryAttempt = 0;
         const body = r.body as { state?: string; scanRequested?: boolean } | null;
