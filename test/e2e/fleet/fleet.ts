@@ -42,7 +42,8 @@ export async function freshStore(kind: 'sqlite' | 'postgres', url = PG_URL): Pro
   } finally {
     await c.end();
   }
-  schemas.push({ url, schema });
+  // A private cluster is removed whole by its test; only schemas on a shared server are dropped.
+  if (url === PG_URL) schemas.push({ url, schema });
   return { kind, url, schema };
 }
 
