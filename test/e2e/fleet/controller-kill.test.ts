@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { until } from '../../helpers/agent-host.js';
-import { requirePostgres } from '../../helpers/postgres.js';
+import { requirePostgres, SKIP_PG } from '../../helpers/postgres.js';
 import { drained, verifyHost } from './harness.js';
 import { Fleet, freshStore } from './fleet.js';
 
@@ -24,7 +24,7 @@ afterEach(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.each(['sqlite', 'postgres'] as const)('controller SIGKILLed under load (%s)', (kind) => {
-  it('loses nothing acknowledged and stores every spooled report once, in order', async () => {
+  it.skipIf(kind === 'postgres' && SKIP_PG)('loses nothing acknowledged and stores every spooled report once, in order', async () => {
     fleet = new Fleet();
     const ctl = await fleet.controller({ store: await freshStore(kind) });
     const hosts = Array.from({ length: HOSTS }, () => fleet.host({ path: { kind: 'direct', controllerUrl: ctl.url }, scan: '*/1 * * * * *', heartbeat: '100ms' }));
