@@ -272,7 +272,8 @@ async function runStore(kind, results) {
       const wall = (performance.now() - start) / 1000;
       if (firstError) log(`${kind} nominal: ${errors} errors, first: ${firstError}`);
       alive();
-      return row(hosts, `nominal ${rate.toFixed(0)}/s`, lat, ok, errors, wall, mon.stop(), { mode: 'open loop', offered: rate, unfinished: total - done });
+      const late = total - done;
+      return row(hosts, `nominal ${rate.toFixed(0)}/s${late ? ` (${late} of ${total} unanswered ${((performance.now() - start) / 1000).toFixed(0)} s in)` : ''}`, lat, ok, errors, wall, mon.stop(), { mode: 'open loop', offered: rate, unfinished: late });
     }
 
     const enrollBody = (i) =>
@@ -349,7 +350,8 @@ async function runStore(kind, results) {
     clearInterval(clock);
     return sizes;
   } finally {
-    await pool?.close().catch(() => {});
+    // destroy, not close: an overloaded open loop can leave thousands of requests queued.
+    await pool?.destroy().catch(() => {});
     await server?.stop().catch(() => {});
     if (pgSchema) {
       const c = new pg.Client({ connectionString: opts.pgUrl });
