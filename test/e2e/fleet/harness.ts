@@ -243,6 +243,7 @@ export class FleetHost {
   readonly root = copyFixture(join(FIXTURES, 'hosts/web'));
   readonly stateDir: string;
   readonly configFile = join(this.dir, 'agent.yaml');
+  private readonly tokenFile = join(this.dir, 'enrollment-token');
   readonly proxy: FaultProxy | null;
   proc: ChildProcess | null = null;
   log = '';
@@ -255,13 +256,9 @@ export class FleetHost {
     this.stateDir = opts.stateDir ?? join(this.dir, 'state');
     writeFileSync(join(this.root, 'etc/machine-id'), `${this.id}\n`);
     writeFileSync(join(this.root, 'etc/hostname'), `${name}\n`);
-    const tokenFile = join(this.dir, 'enrollment-token');
-    writeFileSync(tokenFile, opts.enrollToken + '\n', { mode: 0o600 });
+    writeFileSync(this.tokenFile, opts.enrollToken + '\n', { mode: 0o600 });
     this.proxy = opts.path.kind === 'proxy' ? new FaultProxy(opts.path.controller) : null;
-    this.tokenFile = tokenFile;
   }
-
-  private readonly tokenFile: string;
 
   private controllerUrl(): string {
     const p = this.opts.path;
