@@ -4,6 +4,7 @@
  * report with every consequence in one transaction.
  */
 import type { Logger } from 'pino';
+import { CLOCK_SKEW_TOLERANCE_MS } from '../shared/clock-skew.js';
 import { DwError } from '../shared/errors.js';
 import type { Deviation } from '../shared/schema/deviation.js';
 import type { Report } from '../shared/schema/report.js';
@@ -54,7 +55,12 @@ function integrityDeviation(hostId: string, key: string, expected: unknown, actu
   };
 }
 
-export async function ingestReport(deps: IngestDeps, hostId: string, report: Report): Promise<IngestResult> {
+export interface IngestOptions {
+  /** The host's clock minus ours when it sent this report (see shared/clock-skew.ts); null when unknown. */
+  clockSkewMs?: number | null;
+}
+
+export async function ingestReport(deps: IngestDeps, hostId: string, report: Report, opts: IngestOptions = {}): Promise<IngestResult> {
   if (report.hostId !== hostId) {
     throw new DwError('DW_ERR_FORBIDDEN', `this credential belongs to host ${hostId}; it cannot report for host ${report.hostId}`, { hostId, claimed: report.hostId });
   }
@@ -103,6 +109,14 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     }
     const notes: HostDeviationRow[] = [];
     if (report.spoolDropped) notes.push(integrityDeviation(hostId, 'agent:spool-dropped', 0, report.spoolDropped, now, 'report'));
+    // Silence, ordering and retention run on our receipt time and the seq, never on the host's clock;
+    // a skewed clock is still worth an operator's eye (cron jobs, TLS and logs on that host are off).
+    // Heartbeats do not touch deviations, so the flag is raised (and cleared) by scans and events.
+    const skew = opts.clockSkewMs ?? null;
+    if (skew !== null && Math.abs(skew) > CLOCK_SKEW_TOLERANCE_MS && report.kind !== 'heartbeat') {
+      notes.push(integrityDeviation(hostId, 'agent:clock-skew', `within ${CLOCK_SKEW_TOLERANCE_MS / 1000} s`, `${Math.round(skew / 1000)} s`, now, 'report'));
+      deps.log.warn({ hostId, skewSeconds: Math.round(skew / 1000) }, 'host clock is skewed');
+    }
     let digestMismatch: string[] = [];
     let scanRequested = false;
     if (report.kind === 'scan') {

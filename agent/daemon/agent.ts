@@ -103,7 +103,24 @@ export class AgentService {
   }
 
   /** One full scan, spooled; then delivery is attempted. */
-  scan(fullRehash = false): Promise<void> {
+  async scan(fullRehash = false): Promise<void> {
+    await this.scanToSpool(fullRehash);
+    await this.flush();
+  }
+
+  /**
+   * A scheduled scan: done once it is spooled, with delivery going on behind it. A controller that
+   * black-holes packets holds a send for the whole request timeout; the schedule (which skips a scan
+   * while the previous one is still running) must not stall behind it, or a cut-off host stops
+   * scanning exactly when its spool should be recording.
+   */
+  private scheduledScan(fullRehash: boolean): Promise<void> {
+    const spooled = this.scanToSpool(fullRehash);
+    void spooled.then(() => this.flush()).catch((err: unknown) => this.log.error({ err }, 'delivery failed'));
+    return spooled;
+  }
+
+  private scanToSpool(fullRehash: boolean): Promise<void> {
     const run = async () => {
       if (this.stopped) return;
       const started = Date.now();
@@ -137,7 +154,6 @@ export class AgentService {
         lowerPriority(this.log, false);
         releaseMemory();
       }
-      await this.flush();
     };
     // Scans never overlap: each waits for the one before it.
     this.scanning = this.scanning.then(run, run);
@@ -253,6 +269,7 @@ export class AgentService {
       const r = await this.transport.post('/api/v1/reports', this.credential, report);
       if (r.ok) {
         this.spool.ack(entry);
+        this.log.debug({ seq: report.seq, kind: report.kind, reportId: report.reportId }, 'report delivered');
         if (report.spoolDropped) this.spool.clearDropped(report.spoolDropped);
         this.retryAttempt = 0;
         const body = r.body as { state?: string; scanRequested?: boolean } | null;
@@ -284,8 +301,8 @@ export class AgentService {
   async start(): Promise<void> {
     this.stopped = false;
     this.tasks = [
-      cron.schedule(this.config.schedule.scan, () => this.scan(false), { name: 'scan', noOverlap: true, maxRandomDelay: jitterMs(this.config.schedule.scan) }),
-      cron.schedule(this.config.schedule.fullRehash, () => this.scan(true), { name: 'full-rehash', noOverlap: true, maxRandomDelay: jitterMs(this.config.schedule.fullRehash) }),
+      cron.schedule(this.config.schedule.scan, () => this.scheduledScan(false), { name: 'scan', noOverlap: true, maxRandomDelay: jitterMs(this.config.schedule.scan) }),
+      cron.schedule(this.config.schedule.fullRehash, () => this.scheduledScan(true), { name: 'full-rehash', noOverlap: true, maxRandomDelay: jitterMs(this.config.schedule.fullRehash) }),
     ];
     const every = parseDuration(this.config.schedule.heartbeat) ?? 60_000;
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), every);

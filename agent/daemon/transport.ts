@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Agent, request, type Dispatcher } from 'undici';
+import { SENT_AT_HEADER } from '../../shared/clock-skew.js';
 import { DwError } from '../../shared/errors.js';
 
 export type SendOutcome =
@@ -54,7 +55,13 @@ export class Transport {
       res = await request(this.url + path, {
         method,
         dispatcher: this.dispatcher,
-        headers: { ...(bearer ? { authorization: `Bearer ${bearer}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          ...(bearer ? { authorization: `Bearer ${bearer}` } : {}),
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          // The host's clock at the moment of sending (not at scan time, which a spooled report keeps):
+          // the controller compares it with its own clock to see a skewed host.
+          [SENT_AT_HEADER]: new Date().toISOString(),
+        },
         body: body !== undefined ? JSON.stringify(body) : undefined,
       });
     } catch (err) {

@@ -1,4 +1,5 @@
 /** @module Report ingestion over HTTP: hosts post scans, heartbeats and events with their own credential. */
+import { clockSkewMs, SENT_AT_HEADER } from '../../shared/clock-skew.js';
 import { ReportSchema } from '../../shared/schema/report.js';
 import type { App, AppContext } from '../app.js';
 import { ingestReport } from '../ingest.js';
@@ -8,7 +9,7 @@ export function registerReportRoutes(app: App, ctx: AppContext): void {
     const principal = req.principal!;
     const hostId = principal.kind === 'host' ? principal.host.id : '';
     const started = performance.now();
-    const result = await ingestReport(ctx, hostId, req.body);
+    const result = await ingestReport(ctx, hostId, req.body, { clockSkewMs: clockSkewMs(req.headers[SENT_AT_HEADER], ctx.clock()) });
     ctx.metrics.ingestSeconds.observe((performance.now() - started) / 1000);
     ctx.metrics.reports.inc({ kind: req.body.kind, status: result.status });
     return result;

@@ -172,6 +172,10 @@ async function openPostgres(url: string, opts: OpenStoreOptions): Promise<Kysely
   // An idle client losing its server emits 'error' on the pool; unhandled, that would kill the
   // controller. The pool replaces the client; the next query reports any lasting outage.
   pool.on('error', (err) => opts.log?.warn({ err }, 'store: idle PostgreSQL connection failed'));
+  // A connection checked out between two queries (inside a transaction, say) that loses its server
+  // emits 'error' on the client, where the pool's handler is not: without this the controller dies
+  // on a database restart. The next query on it fails, and the pool discards it on release.
+  pool.on('connect', (client) => client.on('error', (err) => opts.log?.warn({ err }, 'store: PostgreSQL connection lost')));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   let current: string;
   try {

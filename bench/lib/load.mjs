@@ -1,0 +1,190 @@
+/**
+ * Pieces for controller load generators (bench/scale-sim.mjs): a synthetic signed manifest, deviation
+ * sets whose digests add up, the controller as a child process, /proc sampling of its CPU and RSS, and
+ * latency percentiles. Needs a built dist/ (npm run build).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI = join(REPO, 'bin', 'driftwarden.js');
+export const dist = (p) => import(pathToFileURL(join(REPO, 'dist', p)).href);
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const hexOf = (s) => createHash('sha256').update(s).digest('hex');
+
+const { sealManifest } = await dist('shared/manifest.js');
+const { applyDeviations } = await dist('shared/diff.js');
+const { digestOf } = await dist('shared/canonical.js');
+const { defaultRules } = await dist('shared/schema/rules.js');
+
+/** An image of 2,000 files, 500 packages, 1,000 kernel parameters and 20 cron entries, signed. */
+export function buildManifest(privateKey, imageId) {
+  const files = [];
+  const dirs = ['/etc', '/etc/ssh', '/etc/systemd/system', '/opt/app/bin', '/opt/app/lib', '/usr/bin', '/usr/lib/x86_64-linux-gnu', '/usr/share/doc'];
+  for (let i = 0; i < 2000; i++) {
+    const d = dirs[i % dirs.length];
+    files.push({ key: `${d}/f${String(i).padStart(5, '0')}`, type: 'file', mode: d.endsWith('bin') ? '0755' : '0644', uid: 0, gid: 0, size: 1000 + ((i * 7919) % 90_000), sha256: hexOf(`file ${i}`) });
+  }
+  const packages = [];
+  for (let i = 0; i < 500; i++) {
+    const name = `pkg-${String(i).padStart(4, '0')}`;
+    packages.push({ key: `${name}:amd64`, manager: 'dpkg', name, arch: 'amd64', version: `1.${i % 17}.${i % 5}-1`, state: 'installed' });
+  }
+  const sysctl = [];
+  for (let i = 0; i < 1000; i++) sysctl.push({ key: `net.ipv4.param_${String(i).padStart(4, '0')}`, runtime: String(i % 3), declared: null, declaredIn: null });
+  const cron = [];
+  for (let i = 0; i < 20; i++) cron.push({ key: `/etc/cron.d/job${i}#0`, kind: 'entry', file: `/etc/cron.d/job${i}`, schedule: `${i} * * * *`, user: 'root', command: `/usr/bin/job${i}` });
+  const byKey = (a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  return sealManifest(
+    {
+      schema: 'driftwarden/manifest/v1',
+      image: { id: imageId, name: 'bench', version: '1', source: 'bench/lib/load.mjs' },
+      os: { id: 'debian', versionId: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)' },
+      createdAt: new Date().toISOString(),
+      builder: { agentVersion: '0.1.0', hostname: 'bake' },
+      rules: defaultRules(),
+      sections: { packages: { items: packages.sort(byKey) }, sysctl: { items: sysctl.sort(byKey) }, cron: { items: cron.sort(byKey) }, files: { items: files.sort(byKey) } },
+    },
+    privateKey,
+  );
+}
+
+const bodyOf = (item) => {
+  const { key: _k, ...rest } = item;
+  return rest;
+};
+
+/** Deviation set s: `files` files with changed content and `packages` upgraded packages; digests that add up. */
+export function deviationSet(manifest, s, { files = 8, packages = 2 } = {}) {
+  const pick = (items, n, stride) => Array.from({ length: n }, (_, j) => items[(s * 101 + j * stride) % items.length]);
+  const devs = [];
+  for (const f of pick(manifest.sections.files.items, files, 61)) {
+    devs.push({ collector: 'files', key: f.key, change: 'modified', expected: bodyOf(f), actual: { ...bodyOf(f), size: f.size + 17, sha256: hexOf(`${f.key} drifted ${s}`) }, fields: ['sha256', 'size'], severity: 'high' });
+  }
+  for (const p of pick(manifest.sections.packages.items, packages, 29)) {
+    devs.push({ collector: 'packages', key: p.key, change: 'modified', expected: bodyOf(p), actual: { ...bodyOf(p), version: `${p.version}+hotfix${s}` }, fields: ['version'], severity: 'high' });
+  }
+  const digests = {};
+  for (const [name, section] of Object.entries(manifest.sections)) {
+    const mine = devs.filter((d) => d.collector === name);
+    digests[name] = mine.length ? digestOf(applyDeviations(name, section.items, mine)) : manifest.digests.sections[name];
+  }
+  return { devs, digests };
+}
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+function procTicks(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]); // utime + stime
+  } catch {
+    return NaN;
+  }
+}
+
+function procRssMB(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+function machineTicks() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return { total: f.reduce((a, b) => a + b, 0), idle: f[3] + f[4] };
+}
+
+/** Samples a process (CPU from utime+stime over wall time, 100 % = one core; max VmRSS every 200 ms) and the machine. */
+export function monitor(pid) {
+  const t0 = performance.now();
+  const ticks0 = procTicks(pid);
+  const mach0 = machineTicks();
+  const gen0 = process.cpuUsage();
+  const load1 = loadavg()[0];
+  let rssMax = procRssMB(pid);
+  const timer = setInterval(() => {
+    const r = procRssMB(pid);
+    if (r > rssMax) rssMax = r;
+  }, 200);
+  return {
+    stop() {
+      clearInterval(timer);
+      const wall = (performance.now() - t0) / 1000;
+      const r = procRssMB(pid);
+      if (r > rssMax) rssMax = r;
+      const mach1 = machineTicks();
+      const gen = process.cpuUsage(gen0);
+      const dt = mach1.total - mach0.total;
+      return {
+        serverCpu: ((procTicks(pid) - ticks0) / CLK_TCK / wall) * 100,
+        serverRssMB: rssMax,
+        genCpu: ((gen.user + gen.system) / 1e6 / wall) * 100,
+        machineBusy: dt > 0 ? (1 - (mach1.idle - mach0.idle) / dt) * 100 : NaN,
+        load1,
+      };
+    },
+  };
+}
+
+function pct(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+export function stats(lat) {
+  const s = Float64Array.from(lat).sort();
+  return { p50: pct(s, 50), p95: pct(s, 95), p99: pct(s, 99), max: s.length ? s[s.length - 1] : NaN };
+}
+
+export function tokenCreate(configFile, role) {
+  const r = spawnSync(process.execPath, [CLI, 'token', 'create', '--config', configFile, '--role', role, '--name', `bench-${role}`], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`token create --role ${role} failed: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** `driftwarden controller --config FILE` as a child; resolves once it listens. Its log goes to DIR/controller-TAG.log. */
+export async function startServer(dir, configFile, tag, log = () => {}) {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [CLI, 'controller', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: process.env.DRIFTWARDEN_LOG_LEVEL ?? 'info' } });
+  const logFile = createWriteStream(join(dir, `controller-${tag}.log`));
+  child.stderr.pipe(logFile, { end: false });
+  const url = await new Promise((resolveUrl, reject) => {
+    let buf = '';
+    let found = false;
+    child.stdout.on('data', (chunk) => {
+      logFile.write(chunk);
+      if (found) return;
+      buf += chunk;
+      for (const line of buf.split('\n')) {
+        if (!line.includes('controller listening')) continue;
+        found = true;
+        resolveUrl(JSON.parse(line).url);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`controller exited with ${code} before listening; see ${join(dir, `controller-${tag}.log`)}`)));
+    setTimeout(() => reject(new Error('controller did not start within 120 s')), 120_000).unref();
+  });
+  const startupMs = performance.now() - t0;
+  log(`controller ${tag} pid ${child.pid} listening at ${url} after ${(startupMs / 1000).toFixed(1)} s`);
+  return {
+    child,
+    url,
+    startupMs,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await Promise.race([exited, sleep(30_000)]);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      logFile.end();
+    },
+  };
+}
