@@ -21,10 +21,13 @@ const TYPES: Record<string, string> = {
   '.png': 'image/png',
 };
 
-/** From the sources (controller/routes/) and from the build (dist/controller/routes/) alike. */
+/**
+ * From the sources (controller/routes/), the build (dist/controller/routes/) and the packaged bundle
+ * (dist/bundle/controller/driftwarden.mjs, with dashboard/ beside it) alike.
+ */
 export function dashboardDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  for (const c of [join(here, '../dashboard'), join(here, '../../../controller/dashboard')]) if (existsSync(join(c, 'index.html'))) return c;
+  for (const c of [join(here, '../dashboard'), join(here, '../../../controller/dashboard'), join(here, 'dashboard')]) if (existsSync(join(c, 'index.html'))) return c;
   throw new DwError('DW_ERR_CONFIG', `the dashboard's files are missing (looked for controller/dashboard/index.html near ${here})`);
 }
 
