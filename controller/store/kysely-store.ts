@@ -1,6 +1,7 @@
 /** @module The one Store implementation: Kysely queries shared by SQLite and PostgreSQL, dialect differences kept to a few marked places. */
 import type { Generated, Insertable, Kysely, Selectable, Updateable } from 'kysely';
 import { migrateToLatest, type Dialect } from './migrations.js';
+import { KyselyReplacementStore, type ReplacementStoreTx } from './replacements.js';
 import {
   HOST_STATES,
   StoreConflictError,
@@ -346,10 +347,14 @@ function dedupeDeviations(rows: HostDeviationRow[]): HostDeviationRow[] {
 
 /** Every StoreTx method over one Kysely handle: the root (auto-commit) or a transaction. */
 class KyselyStoreTx implements StoreTx {
+  readonly replacements: ReplacementStoreTx;
+
   constructor(
     protected readonly db: Kysely<DB>,
     protected readonly dialect: Dialect,
-  ) {}
+  ) {
+    this.replacements = new KyselyReplacementStore(db, dialect);
+  }
 
   // tokens
 

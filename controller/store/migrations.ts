@@ -1,5 +1,6 @@
 /** @module The store's one set of migrations (Kysely schema builder), run on SQLite and PostgreSQL alike. */
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { createReplacementTables } from './replacements.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -169,6 +170,11 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('revoked_by', 'text')
           .execute();
         await db.schema.createIndex('exemptions_expires').on('exemptions').column('expires_at').execute();
+      },
+    },
+    '0002_replacements': {
+      async up(db: Kysely<any>): Promise<void> {
+        await createReplacementTables(db, dialect);
       },
     },
   };
