@@ -24,6 +24,8 @@ import { registerManifestRoutes } from './routes/manifests.js';
 import { registerMetaRoutes } from './routes/meta.js';
 import { registerReportRoutes } from './routes/reports.js';
 import { registerTokenRoutes } from './routes/tokens.js';
+import { registerReplacementRoutes } from './routes/replacements.js';
+import { createScheduler, type Scheduler } from './scheduler/index.js';
 
 /** Who may call a route: nobody needs to (`none`), a host credential, or a token of at least this role. */
 export type RouteAuth = 'none' | 'host' | 'enroll' | Exclude<Role, 'agent'>;
@@ -48,9 +50,12 @@ export interface AppDeps {
   clock?: () => Date;
   /** PEM certificate and key: the server speaks HTTPS only. */
   https?: { cert: Buffer; key: Buffer };
+  /** The replacement scheduler; built from `config.scheduler` when not given. */
+  scheduler?: Scheduler;
 }
 
-export interface AppContext extends Required<Omit<AppDeps, 'log' | 'https'>> {
+export interface AppContext extends Required<Omit<AppDeps, 'log' | 'https' | 'scheduler'>> {
+  scheduler: Scheduler;
   log: Logger;
   manifests: ManifestCache;
   lastDigests: LastDigests;
@@ -59,7 +64,9 @@ export interface AppContext extends Required<Omit<AppDeps, 'log' | 'https'>> {
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger, ZodTypeProvider>;
 
 export async function buildApp(deps: AppDeps): Promise<App> {
-  const ctx: AppContext = { ...deps, clock: deps.clock ?? (() => new Date()), manifests: new ManifestCache(), lastDigests: new LastDigests() };
+  const clock = deps.clock ?? (() => new Date());
+  const scheduler = deps.scheduler ?? createScheduler({ store: deps.store, config: deps.config, log: deps.log, clock, registry: deps.metrics.registry });
+  const ctx: AppContext = { ...deps, clock, scheduler, manifests: new ManifestCache(), lastDigests: new LastDigests() };
   const app = Fastify({
     ...(deps.https ? { https: deps.https } : {}),
     loggerInstance: deps.log,
@@ -128,6 +135,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerExemptionRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
   registerTokenRoutes(app, ctx);
+  registerReplacementRoutes(app, ctx);
   return app;
 }
 

@@ -8,6 +8,7 @@ import { controllerLogger, startController } from './server.js';
 import { openStore } from './store/index.js';
 import { createToken, TokenRequestSchema } from './routes/tokens.js';
 import type { HostRow } from './store/types.js';
+import { registerReplacementCommands } from './cli-replacements.js';
 
 const out = (s: string): void => void process.stdout.write(s);
 const remote = (cmd: Command) => cmd.option('--url <url>', 'controller URL (default $DRIFTWARDEN_URL)').option('--token <token>', 'API token (default $DRIFTWARDEN_TOKEN)').option('--json', 'print JSON');
@@ -125,6 +126,8 @@ export function buildProgram(): Command {
       if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
       for (const a of r.audit) out(`${a.id}  ${a.at}  ${a.actor}  ${a.action}  ${a.target ?? ''}  ${JSON.stringify(a.detail)}\n`);
     });
+
+  registerReplacementCommands(program);
 
   return program;
 }

@@ -13,6 +13,7 @@ import { durationMs, type ControllerConfig } from './config.js';
 import { createMetrics } from './metrics.js';
 import { defaultPolicy, loadPolicy } from './policy.js';
 import { openStore } from './store/index.js';
+import { createScheduler, startSchedulerLoop } from './scheduler/index.js';
 import type { Store } from './store/types.js';
 
 export const REDACT = ['req.headers.authorization', 'headers.authorization', 'authorization', 'token', '*.token', 'secret', '*.secret', 'credential', '*.credential', 'password', '*.password'];
@@ -44,7 +45,16 @@ export async function startController(config: ControllerConfig, opts: { log?: Lo
   const trustedKeys: KeyObject[] = config.trustedKeys.map(loadPublicKey);
   const https = config.tls ? { cert: readPem(config.tls.certFile, 'certificate'), key: readPem(config.tls.keyFile, 'key') } : undefined;
   const store = await openStore(config.store, { log });
-  const app = await buildApp({ store, config, policy, trustedKeys, log, metrics: createMetrics(), clock, https });
+  const metrics = createMetrics();
+  let scheduler;
+  try {
+    // Builds the providers: a bad secret file or kubeconfig fails here, before the port opens.
+    scheduler = createScheduler({ store, config, log, clock, registry: metrics.registry });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const app = await buildApp({ store, config, policy, trustedKeys, log, metrics, clock, https, scheduler });
   const sep = config.listen.lastIndexOf(':');
   const host = config.listen.slice(0, sep).replace(/^\[|\]$/g, '');
   const port = Number(config.listen.slice(sep + 1));
@@ -66,6 +76,8 @@ export async function startController(config: ControllerConfig, opts: { log?: Lo
     reportRetentionMs: durationMs(config.retention.reports),
     startedAt: clock(),
   });
+  const stopScheduler = startSchedulerLoop(scheduler, log);
+  log.info({ mode: config.scheduler.mode, interval: config.scheduler.interval, provider: config.scheduler.provider?.type ?? null }, 'replacement scheduler running');
   log.info({ url, store: config.store.replace(/:\/\/[^@]*@/, '://***@'), policy: policy.label, trustedKeys: trustedKeys.length }, 'controller listening');
   let closing: Promise<void> | null = null;
   return {
@@ -75,6 +87,7 @@ export async function startController(config: ControllerConfig, opts: { log?: Lo
     close() {
       closing ??= (async () => {
         stopBackground();
+        await stopScheduler();
         await app.close();
         await store.close();
       })();

@@ -425,7 +425,7 @@ export class KyselyReplacementStore implements ReplacementStoreTx {
     if (filter.hostId !== undefined) q = q.where('host_id', '=', filter.hostId);
     // IMPORTANT: queue order. Most severe first, then the longest tainted, then id for a total order
     // that every controller agrees on.
-    const rows = await q.orderBy('severity_rank', 'desc').orderBy('tainted_at').orderBy('id').limit(Math.max(0, Math.floor(filter.limit))).execute();
+    const rows = await q.orderBy('severity_rank', 'desc').orderBy('tainted_at').orderBy('host_id').orderBy('id').limit(Math.max(0, Math.floor(filter.limit))).execute();
     return rows.map(fromRow);
   }
 
