@@ -38,7 +38,8 @@ export interface Allowance {
 export function resolveCount(value: number | string, total: number): number {
   if (typeof value === 'number') return value;
   const pct = Number(value.slice(0, -1));
-  return Math.ceil((total * pct) / 100 - 1e-9);
+  // The epsilon keeps 10% of 20 at 2 despite floating point (20 * 10 / 100 can land above 2).
+  return Math.max(0, Math.ceil((total * pct) / 100 - 1e-9));
 }
 
 /** One budget's allowance. */
