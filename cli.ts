@@ -3,7 +3,7 @@
  * nothing else, so an agent bundle carries no controller code.
  */
 const AGENT_COMMANDS = new Set(['keygen', 'manifest', 'check', 'agent']);
-const CONTROLLER_COMMANDS = new Set(['controller', 'token', 'hosts', 'report', 'exempt', 'audit']);
+const CONTROLLER_COMMANDS = new Set(['controller', 'token', 'hosts', 'report', 'exempt', 'audit', 'replacements']);
 
 const argv = process.argv.slice(2);
 const first = argv.find((a) => !a.startsWith('-'));

@@ -76,6 +76,11 @@ export function registerReplacementCommands(program: Command): void {
       out(o.json ? JSON.stringify(r, null, 2) + '\n' : `group ${r.name} paused: ${r.pausedReason}\n`);
     });
 
+  remote(rep.command('tick').description('run one scheduler pass now (admin; the controller runs them every scheduler.interval)')).action(async (o: Remote) => {
+    const r = await api<Record<string, unknown>>(apiTarget(o), 'POST', '/api/v1/scheduler/tick', {});
+    out(o.json ? JSON.stringify(r, null, 2) + '\n' : `${Object.entries(r).map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') || '-' : String(v)}`).join(', ')}\n`);
+  });
+
   remote(rep.command('groups').description('groups with their mode, breaker state and the budgets in force')).action(async (o: Remote) => {
     const r = await api<{ mode: string; groups: GroupView[] }>(apiTarget(o), 'GET', '/api/v1/replacement-groups');
     if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
