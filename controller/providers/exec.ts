@@ -28,7 +28,9 @@ const OUTPUT_LIMIT = 64 * 1024;
 
 function run(argv: string[], input: string, env: Record<string, string>, timeoutMs: number, signal: AbortSignal): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'], shell: false });
+    // Its own process group, so a timeout ends everything the command started: a grandchild holding
+    // the output pipes would otherwise keep the call open after the command itself was killed.
+    const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'], shell: false, detached: true });
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -38,10 +40,17 @@ function run(argv: string[], input: string, env: Record<string, string>, timeout
     child.stderr.on('data', (b: Buffer) => {
       if (stderr.length < OUTPUT_LIMIT) stderr += b.toString('utf8');
     });
+    const signalGroup = (sig: NodeJS.Signals) => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, sig);
+      } catch {
+        child.kill(sig); // the group is gone already, or was never made
+      }
+    };
     const kill = () => {
-      child.kill('SIGTERM');
+      signalGroup('SIGTERM');
       // A command that ignores SIGTERM is killed for good.
-      setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+      setTimeout(() => signalGroup('SIGKILL'), 5_000).unref();
     };
     const timer = setTimeout(() => {
       timedOut = true;

@@ -53,6 +53,28 @@ const sleep = (ms: number, signal: AbortSignal) =>
     });
   });
 
+/**
+ * The client's calls take no AbortSignal: race each against the signal, so a shutdown or a timed-out
+ * attempt does not wait on an API server that stopped answering.
+ */
+function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new ProviderError('kubernetes', 'aborted'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new ProviderError('kubernetes', 'aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
 export function kubernetesProvider(cfg: KubernetesConfig, o: { kubeConfig?: KubeConfig } = {}): Provider {
   const kc = o.kubeConfig ?? new KubeConfig();
   if (!o.kubeConfig) {
@@ -70,11 +92,12 @@ export function kubernetesProvider(cfg: KubernetesConfig, o: { kubeConfig?: Kube
     return name;
   };
 
-  async function podsOn(node: string): Promise<V1Pod[]> {
+  async function podsOn(node: string, signal: AbortSignal): Promise<V1Pod[]> {
     try {
-      const list = await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` });
+      const list = await abortable(core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` }), signal);
       return list.items;
     } catch (err) {
+      if (err instanceof ProviderError) throw err;
       throw k8sError(err, `listing the pods on node ${node}`);
     }
   }
@@ -84,7 +107,7 @@ export function kubernetesProvider(cfg: KubernetesConfig, o: { kubeConfig?: Kube
     const evicted = new Set<string>();
     let skipped = 0;
     for (;;) {
-      const pods = await podsOn(node);
+      const pods = await podsOn(node, ctx.signal);
       const movable = pods.filter((p) => skipReason(p) === null);
       skipped = pods.length - movable.length;
       if (movable.length === 0) return { evicted: evicted.size, skipped };
@@ -93,9 +116,10 @@ export function kubernetesProvider(cfg: KubernetesConfig, o: { kubeConfig?: Kube
         const name = pod.metadata!.name!;
         const namespace = pod.metadata!.namespace ?? 'default';
         try {
-          await core.createNamespacedPodEviction({ name, namespace, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } } });
+          await abortable(core.createNamespacedPodEviction({ name, namespace, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } } }), ctx.signal);
           evicted.add(`${namespace}/${name}`);
         } catch (err) {
+          if (err instanceof ProviderError) throw err;
           const status = statusOf(err);
           if (status === 404) continue; // gone already
           if (status === 429) {
@@ -119,24 +143,27 @@ export function kubernetesProvider(cfg: KubernetesConfig, o: { kubeConfig?: Kube
     async replace(t, ctx) {
       const node = nodeOf(t);
       try {
-        await core.patchNode({ name: node, body: { spec: { unschedulable: true } } }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch));
+        await abortable(core.patchNode({ name: node, body: { spec: { unschedulable: true } } }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch)), ctx.signal);
       } catch (err) {
+        if (err instanceof ProviderError) throw err;
         if (statusOf(err) === 404) return { ref: node, detail: `node ${node} is already gone` };
         throw k8sError(err, `cordoning node ${node}`);
       }
       const { evicted, skipped } = await drain(node, ctx);
       try {
-        await core.deleteNode({ name: node });
+        await abortable(core.deleteNode({ name: node }), ctx.signal);
       } catch (err) {
+        if (err instanceof ProviderError) throw err;
         if (statusOf(err) !== 404) throw k8sError(err, `deleting node ${node}`);
       }
       return { ref: node, detail: `cordoned ${node}, evicted ${evicted} pods (${skipped} left to the node: daemonset, mirror or finished), deleted the node` };
     },
-    async status(t) {
+    async status(t, ctx) {
       const node = t.ref ?? nodeOf(t);
       try {
-        await core.readNode({ name: node });
+        await abortable(core.readNode({ name: node }), ctx.signal);
       } catch (err) {
+        if (err instanceof ProviderError) throw err;
         if (statusOf(err) === 404) return { state: 'done', detail: `node ${node} is gone` };
         throw k8sError(err, `reading node ${node}`);
       }
