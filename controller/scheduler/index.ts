@@ -9,7 +9,7 @@ import type { ControllerConfig } from '../config.js';
 import { providerRegistry } from '../providers/index.js';
 import type { Provider } from '../providers/types.js';
 import { readSecret, signedPost } from '../providers/webhook.js';
-import { REPLACEMENT_STATES } from '../store/replacements.js';
+import { ACTIVE_REPLACEMENT_STATES } from '../store/replacements.js';
 import type { Store } from '../store/types.js';
 import type { ProviderConfig } from './config.js';
 import { SchedulerEvents } from './events.js';
@@ -65,12 +65,13 @@ function subscribeMetrics(scheduler: Scheduler, store: Store, registry: Registry
   const trips = new Counter({ name: 'driftwarden_breaker_trips_total', help: 'Groups paused by the breaker (or an operator)', labelNames: ['group'] as const, registers: [registry] });
   new Gauge({
     name: 'driftwarden_replacements',
-    help: 'Replacements by state (the durable queue)',
+    help: 'Replacements in an active state (the durable queue), by state',
     labelNames: ['state'] as const,
     registers: [registry],
     async collect() {
-      const rows = await store.replacements.list({ states: ['queued', 'awaiting-approval', 'scheduled', 'replacing', 'failed'], limit: 100_000 });
-      for (const s of REPLACEMENT_STATES) this.set({ state: s }, rows.filter((r) => r.state === s).length);
+      // The active states only: finished rows accumulate forever and are history, not a queue.
+      const rows = await store.replacements.list({ states: ACTIVE_REPLACEMENT_STATES, limit: 100_000 });
+      for (const s of ACTIVE_REPLACEMENT_STATES) this.set({ state: s }, rows.filter((r) => r.state === s).length);
     },
   });
   new Gauge({

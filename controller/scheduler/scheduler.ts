@@ -270,6 +270,23 @@ export class Scheduler {
     });
   }
 
+  /**
+   * Keeps extending our lease while a provider call runs (a drain can outlast the lease many times),
+   * so no other controller takes the replacement over from a live one; a dead one stops renewing.
+   */
+  private async holdingLease<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const every = Math.max(1_000, Math.floor(ms(this.d.config.lease) / 3));
+    const timer = setInterval(() => {
+      const now = this.d.clock();
+      this.d.store.replacements.claim(id, this.owner, this.leaseUntil(now), now.toISOString()).catch((err: unknown) => this.d.log.warn({ err, replacement: id }, 'could not renew a lease'));
+    }, every);
+    try {
+      return await fn();
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
   private timeoutSignal(): AbortSignal {
     return AbortSignal.any([this.abort.signal, AbortSignal.timeout(ms(this.d.config.replaceTimeout))]);
   }
@@ -293,7 +310,7 @@ export class Scheduler {
       }
       let accepted;
       try {
-        accepted = await provider.replace(this.target(row, host), this.ctx(row, this.timeoutSignal()));
+        accepted = await this.holdingLease(row.id, () => provider.replace(this.target(row, host), this.ctx(row, this.timeoutSignal())));
       } catch (err) {
         await this.finishFailed(row, describeError(err), !(err instanceof ProviderError) || err.retryable, result);
         continue;
@@ -373,7 +390,7 @@ export class Scheduler {
           }
           let status;
           try {
-            status = await provider.status(this.target(row, host), this.ctx(row, this.timeoutSignal()));
+            status = await this.holdingLease(row.id, () => provider.status(this.target(row, host), this.ctx(row, this.timeoutSignal())));
           } catch (err) {
             await this.finishFailed(row, describeError(err), !(err instanceof ProviderError) || err.retryable, result);
             continue;
@@ -384,7 +401,12 @@ export class Scheduler {
           row.confirmedAt = at;
           if (status.replacedBy) row.replacedBy = status.replacedBy;
         }
-        await this.completeIfQuiet(row, result);
+        const completed = await this.completeIfQuiet(row, result);
+        // Confirmed gone, yet still reporting long after: the platform replaced something else, or the
+        // host's credential lives on elsewhere. Retrying cannot explain it; an operator must look.
+        if (!completed && row.confirmedAt && this.d.clock().getTime() - Date.parse(row.confirmedAt) > ms(cfg.replaceTimeout)) {
+          await this.finishFailed(row, `the provider confirmed the replacement at ${row.confirmedAt}, but the host is still reporting`, false, result);
+        }
       } finally {
         await this.release(row.id);
       }
@@ -392,7 +414,7 @@ export class Scheduler {
   }
 
   /** Replaced once the provider confirmed and the old host stopped reporting (quiet for `quietFor` since its last contact). */
-  private async completeIfQuiet(row: ReplacementRow, result: TickResult): Promise<void> {
+  private async completeIfQuiet(row: ReplacementRow, result: TickResult): Promise<boolean> {
     const cfg = this.d.config;
     const now = this.d.clock();
     const at = now.toISOString();
@@ -410,10 +432,10 @@ export class Scheduler {
       await tx.appendAudit({ at, actor: SYSTEM, action: 'replacement.complete', target: row.hostId, detail: { replacement: row.id, replacedBy, provider: current.provider } });
       done = { ...current, ...patch };
     });
-    if (done) {
-      result.completed++;
-      this.events.emit({ type: 'replacement-completed', at, replacement: done });
-    }
+    if (!done) return false;
+    result.completed++;
+    this.events.emit({ type: 'replacement-completed', at, replacement: done });
+    return true;
   }
 
   // ---- operators ----

@@ -367,6 +367,43 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
       });
     });
 
+    describe('leases and anomalies', () => {
+      it('a live controller renews its lease through a long provider call, so nobody takes the replacement over', async () => {
+        await fleet(20, 1);
+        const slow = new FakeProvider();
+        slow.replaceOutcomes.set('h00', ['hang']);
+        const a = makeScheduler(store, clock, { ...ENFORCE, lease: '3s' }, slow, 'controller-a');
+        const ticking = a.tick();
+        for (let i = 0; i < 200 && slow.calls.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+        const other = new FakeProvider();
+        const b = makeScheduler(store, clock, { ...ENFORCE, lease: '3s' }, other, 'controller-b');
+        clock.advance(2_000);
+        await new Promise((r) => setTimeout(r, 1_300)); // A renews (every lease/3, at least 1 s)
+        clock.advance(2_000); // past the first lease, inside the renewed one
+        await b.tick();
+        expect(other.calls).toEqual([]);
+        await a.stop();
+        await ticking.catch(() => {});
+      });
+
+      it('a host still reporting long after the provider confirmed it gone is surfaced, not retried', async () => {
+        await fleet(20, 1);
+        const provider = new FakeProvider();
+        const s = makeScheduler(store, clock, { ...ENFORCE, replaceTimeout: '10m' }, provider);
+        await s.tick();
+        provider.done.add('h00');
+        for (let i = 0; i < 4; i++) {
+          await advance(4 * MINUTE);
+          await store.updateHost('h00', { lastSeenAt: clock.iso() }); // it keeps reporting
+          await s.tick();
+        }
+        const r = (await byHost()).h00!;
+        expect(r).toMatchObject({ state: 'failed' });
+        expect(r.lastError).toMatch(/^the provider confirmed the replacement at .*, but the host is still reporting$/);
+        expect(provider.accepted).toEqual(['h00']);
+      });
+    });
+
     describe('operators', () => {
       it('requireApproval: scheduled replacements wait for an approval', async () => {
         await fleet(20, 1);
