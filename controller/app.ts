@@ -30,6 +30,8 @@ import { registerFleetRoutes } from './routes/fleet.js';
 import { registerDriftReportRoutes } from './routes/drift-report.js';
 import { registerSessionRoutes } from './routes/session.js';
 import { cookieValue, CSRF_HEADER, csrfMatches, loadSessionKey, readSession, SESSION_COOKIE } from './session.js';
+import { registerReplacementRoutes } from './routes/replacements.js';
+import { createScheduler, type Scheduler } from './scheduler/index.js';
 
 /** Who may call a route: nobody needs to (`none`), a host credential, or a token of at least this role. */
 export type RouteAuth = 'none' | 'host' | 'enroll' | Exclude<Role, 'agent'>;
@@ -56,9 +58,12 @@ export interface AppDeps {
   https?: { cert: Buffer; key: Buffer };
   /** Signs dashboard session cookies (default: config.dashboard.sessionKeyFile, else a per-process random key). */
   sessionKey?: Buffer;
+  /** The replacement scheduler; built from `config.scheduler` when not given. */
+  scheduler?: Scheduler;
 }
 
-export interface AppContext extends Required<Omit<AppDeps, 'log' | 'https'>> {
+export interface AppContext extends Required<Omit<AppDeps, 'log' | 'https' | 'scheduler'>> {
+  scheduler: Scheduler;
   log: Logger;
   /** Session cookies get the Secure attribute when the controller itself speaks TLS. */
   secureCookies: boolean;
@@ -69,9 +74,12 @@ export interface AppContext extends Required<Omit<AppDeps, 'log' | 'https'>> {
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger, ZodTypeProvider>;
 
 export async function buildApp(deps: AppDeps): Promise<App> {
+  const clock = deps.clock ?? (() => new Date());
+  const scheduler = deps.scheduler ?? createScheduler({ store: deps.store, config: deps.config, log: deps.log, clock, registry: deps.metrics.registry });
   const ctx: AppContext = {
     ...deps,
-    clock: deps.clock ?? (() => new Date()),
+    clock,
+    scheduler,
     manifests: new ManifestCache(),
     lastDigests: new LastDigests(),
     sessionKey: deps.sessionKey ?? loadSessionKey(deps.config.dashboard.sessionKeyFile),
@@ -151,6 +159,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerFleetRoutes(app, ctx);
   registerEventRoutes(app, ctx);
   registerDriftReportRoutes(app, ctx);
+  registerReplacementRoutes(app, ctx);
   return app;
 }
 

@@ -11,6 +11,7 @@ import { createToken, TokenRequestSchema } from './routes/tokens.js';
 import type { HostRow } from './store/types.js';
 import { REPORT_FORMATS } from './drift-report.js';
 import { describeChainReport, verifyChain } from './verify-history.js';
+import { registerReplacementCommands } from './cli-replacements.js';
 
 const out = (s: string): void => void process.stdout.write(s);
 const remote = (cmd: Command) => cmd.option('--url <url>', 'controller URL (default $DRIFTWARDEN_URL)').option('--token <token>', 'API token (default $DRIFTWARDEN_TOKEN)').option('--json', 'print JSON');
@@ -175,6 +176,8 @@ export function buildProgram(): Command {
       if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
       for (const a of r.audit) out(`${a.id}  ${a.at}  ${a.actor}  ${a.action}  ${a.target ?? ''}  ${JSON.stringify(a.detail)}\n`);
     });
+
+  registerReplacementCommands(program);
 
   return program;
 }

@@ -3,17 +3,13 @@ import { z } from 'zod';
 import { loadConfigFile } from '../shared/config-load.js';
 import { HostPathSchema } from '../shared/schema/common.js';
 import { DurationSchema, parseDuration } from '../shared/schema/config.js';
+import { SCHEDULER_DEFAULT, SchedulerConfigSchema } from './scheduler/config.js';
 
 const ListenSchema = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[0-9.]+|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:8443');
 
 const StoreUrlSchema = z
   .string()
   .refine((s) => s.startsWith('sqlite:') || s.startsWith('postgres://') || s.startsWith('postgresql://'), 'expected sqlite:/path/to/file.db or postgres://user@host/db');
-
-const BudgetSchema = z.strictObject({
-  group: z.string().min(1),
-  maxUnavailable: z.union([z.number().int().nonnegative(), z.string().regex(/^\d+%$/, 'expected a count or a percentage such as "10%"')]),
-});
 
 /** A webhook that receives signed POSTs (HMAC-SHA256 over timestamp and body, when a secret is set). */
 const WebhookSinkSchema = z.strictObject({
@@ -36,14 +32,8 @@ export const ControllerConfigSchema = z.strictObject({
   retention: z.strictObject({ reports: DurationSchema.default('30d') }).default({ reports: '30d' }),
   /** Largest request body accepted, in bytes. */
   bodyLimit: z.number().int().positive().max(256 * 1024 * 1024).default(8 * 1024 * 1024),
-  scheduler: z
-    .strictObject({
-      mode: z.enum(['off', 'dry-run', 'enforce']).default('dry-run'),
-      budgets: z.array(BudgetSchema).default([{ group: '*', maxUnavailable: '10%' }]),
-      breaker: z.strictObject({ taintedShare: z.number().gt(0).lte(1).default(0.3), window: DurationSchema.default('15m') }).default({ taintedShare: 0.3, window: '15m' }),
-      provider: z.looseObject({ type: z.enum(['aws-asg', 'kubernetes', 'webhook', 'exec']) }).optional(),
-    })
-    .default({ mode: 'dry-run', budgets: [{ group: '*', maxUnavailable: '10%' }], breaker: { taintedShare: 0.3, window: '15m' } }),
+  /** The replacement scheduler (controller/scheduler/config.ts). */
+  scheduler: SchedulerConfigSchema.default(SCHEDULER_DEFAULT),
   /** The web dashboard served at `/`. */
   dashboard: z
     .strictObject({

@@ -14,6 +14,7 @@ import { durationMs, type ControllerConfig } from './config.js';
 import { createMetrics } from './metrics.js';
 import { defaultPolicy, loadPolicy } from './policy.js';
 import { openStore } from './store/index.js';
+import { createScheduler, startSchedulerLoop } from './scheduler/index.js';
 import type { Store } from './store/types.js';
 
 export const REDACT = ['req.headers.authorization', 'headers.authorization', 'authorization', 'token', '*.token', 'secret', '*.secret', 'credential', '*.credential', 'password', '*.password'];
@@ -46,7 +47,16 @@ export async function startController(config: ControllerConfig, opts: { log?: Lo
   const https = config.tls ? { cert: readPem(config.tls.certFile, 'certificate'), key: readPem(config.tls.keyFile, 'key') } : undefined;
   const sinks = sinksFromConfig(config);
   const store = await openStore(config.store, { log });
-  const app = await buildApp({ store, config, policy, trustedKeys, log, metrics: createMetrics(), clock, https });
+  const metrics = createMetrics();
+  let scheduler;
+  try {
+    // Builds the providers: a bad secret file or kubeconfig fails here, before the port opens.
+    scheduler = createScheduler({ store, config, log, clock, registry: metrics.registry });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const app = await buildApp({ store, config, policy, trustedKeys, log, metrics, clock, https, scheduler });
   const sep = config.listen.lastIndexOf(':');
   const host = config.listen.slice(0, sep).replace(/^\[|\]$/g, '');
   const port = Number(config.listen.slice(sep + 1));
@@ -69,6 +79,8 @@ export async function startController(config: ControllerConfig, opts: { log?: Lo
     startedAt: clock(),
   });
   const stopForwarders = startForwarders({ store, sinks, log, clock, intervalMs: forwarderIntervalMs(config) });
+  const stopScheduler = startSchedulerLoop(scheduler, log);
+  log.info({ mode: config.scheduler.mode, interval: config.scheduler.interval, provider: config.scheduler.provider?.type ?? null }, 'replacement scheduler running');
   log.info({ url, store: config.store.replace(/:\/\/[^@]*@/, '://***@'), policy: policy.label, trustedKeys: trustedKeys.length }, 'controller listening');
   let closing: Promise<void> | null = null;
   return {
@@ -79,6 +91,7 @@ export async function startController(config: ControllerConfig, opts: { log?: Lo
       closing ??= (async () => {
         stopBackground();
         stopForwarders();
+        await stopScheduler();
         await app.close();
         await store.close();
       })();

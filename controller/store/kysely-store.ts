@@ -4,6 +4,7 @@ import { DwError } from '../../shared/errors.js';
 import { auditContent, chainHash, eventContent, GENESIS } from './chain.js';
 import { actualDigest } from './migration-0003.js';
 import { migrateToLatest, type Dialect } from './migrations.js';
+import { KyselyReplacementStore, type ReplacementStoreTx } from './replacements.js';
 import {
   HOST_STATES,
   type EventRow,
@@ -403,10 +404,14 @@ function dedupeDeviations(rows: HostDeviationRow[]): HostDeviationRow[] {
 
 /** Every StoreTx method over one Kysely handle: the root (auto-commit) or a transaction. */
 class KyselyStoreTx implements StoreTx {
+  readonly replacements: ReplacementStoreTx;
+
   constructor(
     protected readonly db: Kysely<DB>,
     protected readonly dialect: Dialect,
-  ) {}
+  ) {
+    this.replacements = new KyselyReplacementStore(db, dialect);
+  }
 
   // tokens
 

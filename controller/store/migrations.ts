@@ -1,6 +1,7 @@
 /** @module The store's one set of migrations (Kysely schema builder), run on SQLite and PostgreSQL alike. */
 import { migrateHistoryChain } from './migration-0003.js';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { createReplacementTables } from './replacements.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -170,6 +171,11 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('revoked_by', 'text')
           .execute();
         await db.schema.createIndex('exemptions_expires').on('exemptions').column('expires_at').execute();
+      },
+    },
+    '0002_replacements': {
+      async up(db: Kysely<any>): Promise<void> {
+        await createReplacementTables(db, dialect);
       },
     },
     '0003_history_chain': {

@@ -5,6 +5,7 @@
  */
 import type { Deviation, Severity } from '../../shared/schema/deviation.js';
 import type { Inventory } from '../../shared/schema/report.js';
+import type { ReplacementStoreTx } from './replacements.js';
 
 export const ROLES = ['agent', 'viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -204,6 +205,9 @@ export interface HostFilter {
 }
 
 export interface StoreTx {
+  /** The replacement queue and per-group scheduler state (controller/store/replacements.ts). */
+  readonly replacements: ReplacementStoreTx;
+
   // tokens
   insertToken(row: TokenRow & { hash: string }): Promise<void>;
   findTokenByHash(hash: string): Promise<TokenRow | null>;

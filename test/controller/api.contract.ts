@@ -98,6 +98,16 @@ const ROUTES: { method: string; url: string; need: 'enroll' | 'host' | 'viewer' 
   { method: 'GET', url: '/api/v1/drift-report', need: 'viewer' },
   { method: 'GET', url: '/api/v1/openapi.json', need: 'viewer' },
   { method: 'GET', url: '/metrics', need: 'viewer' },
+  { method: 'GET', url: '/api/v1/replacements', need: 'viewer' },
+  { method: 'GET', url: '/api/v1/replacements/none', need: 'viewer' },
+  { method: 'POST', url: '/api/v1/replacements', need: 'operator', body: {} },
+  { method: 'POST', url: '/api/v1/replacements/none/approve', need: 'operator' },
+  { method: 'POST', url: '/api/v1/replacements/none/cancel', need: 'operator', body: {} },
+  { method: 'POST', url: '/api/v1/replacements/none/done', need: 'operator', body: {} },
+  { method: 'GET', url: '/api/v1/replacement-groups', need: 'viewer' },
+  { method: 'POST', url: '/api/v1/replacement-groups/none/resume', need: 'operator' },
+  { method: 'POST', url: '/api/v1/replacement-groups/none/pause', need: 'operator', body: {} },
+  { method: 'POST', url: '/api/v1/scheduler/tick', need: 'admin' },
 ];
 const RANK = { viewer: 1, operator: 2, admin: 3 } as const;
 

@@ -1,0 +1,74 @@
+/**
+ * @module The provider contract: how the scheduler asks the platform that launched a host to replace it.
+ * One file per provider; `index.ts` builds them from config and wraps each with metrics and logging.
+ */
+import type { Logger } from 'pino';
+import { DwError } from '../../shared/errors.js';
+import type { Inventory } from '../../shared/schema/report.js';
+
+/** What a provider is told about the host to replace. */
+export interface ReplacementTarget {
+  replacementId: string;
+  /** 1 for the first attempt. */
+  attempt: number;
+  hostId: string;
+  hostname: string | null;
+  imageId: string;
+  group: string;
+  inventory: Inventory | null;
+  reason: string;
+  /** What `replace` returned on an earlier call for this replacement, for `status` (and for an idempotent retry). */
+  ref: string | null;
+  /** When `replace` was accepted (for `status`). */
+  startedAt: string | null;
+}
+
+export interface ProviderContext {
+  log: Logger;
+  clock: () => Date;
+  /** Aborted when the controller shuts down or the attempt times out. */
+  signal: AbortSignal;
+  /**
+   * Launch before terminate: a host of the target's group that enrolled after `since` and reports
+   * clean against its manifest, or null while there is none yet.
+   */
+  findCleanSuccessor(since: string): Promise<string | null>;
+}
+
+export interface ReplaceAccepted {
+  /** The provider's handle on the operation (instance id, node name, delivery id); kept with the replacement. */
+  ref: string | null;
+  detail: string;
+}
+
+export interface ReplaceStatus {
+  /** `done`: the platform confirms the old host is gone (or held for forensics); `pending`: ask again later. */
+  state: 'pending' | 'done';
+  detail?: string;
+  /** The host that replaced it, when the provider knows. */
+  replacedBy?: string;
+}
+
+export interface Provider {
+  readonly type: 'aws-asg' | 'kubernetes' | 'webhook' | 'exec' | string;
+  /**
+   * Asks the platform to replace the host and resolves once it accepted. Called again for a retried
+   * attempt or by another controller after a lapsed lease, so it must tolerate work already done: a
+   * host that is already gone is success, not failure. Throws ProviderError otherwise.
+   */
+  replace(target: ReplacementTarget, ctx: ProviderContext): Promise<ReplaceAccepted>;
+  /** Where an accepted replacement stands. Throws ProviderError when it failed. */
+  status(target: ReplacementTarget, ctx: ProviderContext): Promise<ReplaceStatus>;
+}
+
+/** A provider's failure: `retryable` false means retrying cannot help (permissions, a host the platform does not know). */
+export class ProviderError extends DwError {
+  readonly retryable: boolean;
+  readonly provider: string;
+  constructor(provider: string, message: string, o: { retryable?: boolean; cause?: unknown; context?: Record<string, unknown> } = {}) {
+    super('DW_ERR_PROVIDER', `${provider}: ${message}`, { provider, ...o.context }, { cause: o.cause });
+    this.name = 'ProviderError';
+    this.retryable = o.retryable ?? true;
+    this.provider = provider;
+  }
+}
