@@ -152,7 +152,11 @@ export function buildProgram(): Command {
         await service.scan(false);
         const left = service.spoolDepth();
         const refused = service.rejectedCount() - rejectedBefore;
+        const refusal = service.credentialRefusal;
         await service.stop();
+        if (left.reports > 0 && refusal) {
+          throw new DwError('DW_ERR_UNAUTHORIZED', `the controller refuses this host's credential (${refusal.reason}; re-enrollment: ${refusal.reenroll}); ${left.reports} report(s) stay spooled in ${config.stateDir}/spool`);
+        }
         if (left.reports > 0) throw new DwError('DW_ERR_IO', `${left.reports} report(s) stay spooled in ${config.stateDir}/spool: the controller did not take them (see the log); the next run sends them`);
         if (refused > 0) throw new DwError('DW_ERR_IO', `the controller refused ${refused} report(s); they are in ${config.stateDir}/spool/rejected with its reasons`);
         out('scan reported\n');
