@@ -123,6 +123,9 @@ export class AgentService {
       if (this.stopped) return;
       const started = Date.now();
       lowerPriority(this.log, true);
+      // Start from a collected heap: an idle agent rarely runs a full GC, and what it left (the manifest's
+      // text from init, a previous report) would otherwise sit under the scan's peak.
+      releaseMemory();
       try {
         const limits = this.config.limits;
         const watchdog = new ScanWatchdog({ cpuShare: limits.cpuShare, memoryMb: limits.memoryMb, maxDurationMs: parseDuration(limits.maxScanDuration) ?? 3_600_000 }).start();
