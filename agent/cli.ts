@@ -6,7 +6,6 @@ import { runProgram } from '../shared/cli-run.js';
 import { AgentConfigSchema, type AgentConfig } from '../shared/schema/config.js';
 import { canonicalJson } from '../shared/canonical.js';
 import { existsSync } from 'node:fs';
-import { api, apiTarget } from '../shared/api-client.js';
 import { loadDetachedSignature, loadManifest } from '../shared/manifest.js';
 import { check, checkExitCode } from './commands/check.js';
 import { keygen } from './commands/keygen.js';
@@ -99,6 +98,8 @@ export function buildProgram(): Command {
       const m = loadManifest(file);
       const sigFile = `${file}.sig`;
       const signature = !m.signature && existsSync(sigFile) ? loadDetachedSignature(sigFile) : undefined;
+      // Loaded here only: its HTTP client (undici) would otherwise sit in every agent's memory.
+      const { api, apiTarget } = await import('../shared/api-client.js');
       const r = await api<{ imageId: string; digest: string; signedBy: string | null; status: string }>(apiTarget(o), 'POST', '/api/v1/manifests', { manifest: m, signature });
       out(`${r.status === 'stored' ? 'published' : 'already published'}: image ${r.imageId}, digest ${r.digest}, ${r.signedBy ? `signed by ${r.signedBy}` : 'unsigned'}\n`);
     });
