@@ -147,7 +147,7 @@ export const files: Collector<'files'> = {
     };
     const getPool = (): HashPool => {
       if (!pool) {
-        pool = new HashPool();
+        pool = new HashPool(ctx.hashWorkers);
         pool.onProgress = reportProgress;
       }
       return pool;

@@ -84,7 +84,8 @@ export class HashPool {
   filesHashed = 0;
   onProgress?: () => void;
 
-  constructor(size = Math.max(1, availableParallelism())) {
+  constructor(size?: number) {
+    size = Math.max(1, Math.min(size ?? availableParallelism(), availableParallelism()));
     for (let i = 0; i < size; i++) {
       // A small young generation: a hash worker's garbage is a digest string a file, and the default
       // (up to 48 MB a worker) only grows the process.

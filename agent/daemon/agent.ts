@@ -138,6 +138,9 @@ export class AgentService {
           log: this.log,
           signal: watchdog.signal,
           pace: () => watchdog.pace(),
+          // More hashing threads than the CPU share allows would only be paced back, and each is an
+          // isolate of its own (memory): a share of 1 core hashes on one thread.
+          hashWorkers: Math.max(1, Math.ceil(limits.cpuShare)),
         }).finally(() => watchdog.stop());
         if (watchdog.signal.aborted) this.log.error({ reason: String((watchdog.signal.reason as Error).message) }, 'scan stopped by the watchdog; the report says so');
         else if (watchdog.throttledMs > 0) this.log.info({ throttledMs: Math.round(watchdog.throttledMs) }, 'scan paced to its CPU share');
