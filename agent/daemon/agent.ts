@@ -273,7 +273,7 @@ export class AgentService {
       if (!report) continue;
       const r = await this.transport.post('/api/v1/reports', this.credential, report);
       if (r.ok) {
-        if (this.refused) this.credentialAccepted();
+        if (this.refused || this.reenrollAttempt > 0) this.credentialAccepted();
         this.spool.ack(entry);
         if (report.spoolDropped) this.spool.clearDropped(report.spoolDropped);
         this.retryAttempt = 0;
