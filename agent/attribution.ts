@@ -14,13 +14,15 @@ import { parseDpkgLog } from './parsers/dpkg-log.js';
 import { shiftLocalTime, type LocalTime } from './parsers/local-time.js';
 import { packageKey } from './parsers/package-items.js';
 import { RPM_INSTALLTIME_FORMAT, parseRpmInstallTimes, type RpmInstallTime } from './parsers/rpm-installtime.js';
+import { parseDnfHistory, type DnfItem, type DnfTransaction } from './parsers/dnf-history.js';
 import type { HostRoot } from './root.js';
 
 /*
  * What attribution reads, all under the root: /var/log/dpkg.log (and .N, .N.gz rotations),
  * /var/log/apt/history.log (and rotations), /var/lib/dpkg/info/*.list and *.md5sums,
  * /var/lib/dpkg/diversions, the Conffiles of /var/lib/dpkg/status, /etc/localtime and /etc/timezone,
- * and the rpm database (usr/lib/sysimage/rpm or var/lib/rpm) through the rpm program.
+ * the rpm database (usr/lib/sysimage/rpm or var/lib/rpm) through the rpm program, dnf's history
+ * database /var/lib/dnf/history.sqlite, and /etc/passwd (to name the uid that ran dnf).
  */
 
 export interface AttributionContext {
@@ -253,7 +255,7 @@ class Attributor {
       if (d.collector === 'packages') {
         const item = packageFields(d.actual) ?? packageFields(d.expected);
         if (item?.manager === 'dpkg') dpkgPackages.push([d, item]);
-        else if (item?.manager === 'rpm' && d.actual !== null) rpmPackages.push([d, item]);
+        else if (item?.manager === 'rpm') rpmPackages.push([d, item]);
       } else if (d.collector === 'files' && d.change !== 'removed') {
         // A removed file is not attributed: once a package drops a file its .list no longer names
         // it, and a file still listed but gone was deleted by hand.
@@ -633,14 +635,16 @@ class Attributor {
   }
 
   /**
-   * rpm keeps no history in its database, only when each installed header was installed. That is
-   * enough to say "this version was installed at T" for a package added or upgraded since the
-   * baseline; a removal leaves no header, so it gets nothing (dnf's history would know: see below).
-   *
-   * dnf's history is a SQLite database, and the agent carries no SQLite (DESIGN: the agent's
-   * single executable has none), so it is not read here.
+   * dnf's history first: it knows the command, the user, the version replaced and removals. What it
+   * does not explain (a package installed with `rpm -i`, a host without dnf) falls back to the rpm
+   * database, which keeps no history, only when each installed header was installed. That is enough
+   * to say "this version was installed at T" for a package added or upgraded since the baseline; a
+   * removal leaves no header, so it gets nothing there.
    */
-  private async attributeRpm(devs: readonly [Deviation, PackageFields][]): Promise<void> {
+  private async attributeRpm(all: readonly [Deviation, PackageFields][]): Promise<void> {
+    if (all.length === 0) return;
+    await this.step('dnf history', () => this.attributeDnf(all));
+    const devs = all.filter(([d]) => d.attribution === undefined && d.actual !== null);
     if (devs.length === 0) return;
     const db = await this.findRpmDb();
     if (db === null) return;
@@ -672,6 +676,62 @@ class Attributor {
     }
   }
 
+  private async attributeDnf(devs: readonly [Deviation, PackageFields][]): Promise<void> {
+    const bytes = await this.readBounded(DNF_HISTORY, LIMITS.infoBytes);
+    if (bytes === null) return;
+    // dnf checkpoints its write-ahead log when it exits: a -wal file left means a dnf running now (or
+    // killed), whose transaction is not in the main file yet. The next check sees it.
+    if (((await this.ctx.root.lstat(this.ctx.root.path(`${DNF_HISTORY}-wal`)))?.size ?? 0) > 0) {
+      this.ctx.log.debug({ file: `${DNF_HISTORY}-wal` }, 'dnf history has an unmerged write-ahead log; its newest transactions are not read');
+    }
+    const parsed = parseDnfHistory(bytes, DNF_HISTORY);
+    this.logErrors(DNF_HISTORY, parsed.errors);
+    const latest = new Map<string, { tx: DnfTransaction; item: DnfItem }>();
+    for (const tx of parsed.transactions) {
+      if (tx.state === 'error') continue;
+      for (const item of tx.items) {
+        // An item that failed, or the old half of an upgrade, says nothing about what is installed now.
+        if (item.state !== 'done' || !DNF_EXPLAINS.has(item.action)) continue;
+        latest.set(packageKey(item.name, item.arch), { tx, item });
+      }
+    }
+    const users = await this.passwd();
+    for (const [d, pkg] of devs) {
+      const found = latest.get(packageKey(pkg.name, pkg.arch));
+      if (!found) continue;
+      const { tx, item } = found;
+      const ms = tx.begin * 1000;
+      if (this.sinceMs !== undefined && ms <= this.sinceMs) continue;
+      const actual = packageFields(d.actual);
+      const removal = item.action === 'remove' || item.action === 'obsoleted';
+      // The latest transaction must account for the host as it is now: gone after a removal, this very
+      // version after an install. Anything else (an rpm -i since, a hand-edited database) explains nothing.
+      if (removal ? actual !== null : actual === null || !actual.version.split(', ').some((v) => sameEvr(v, item.evr))) continue;
+      const a: Attribution = { source: 'dnf-history', at: instantToIso(ms, this.zone!), action: item.action, package: packageKey(item.name, item.arch) };
+      const replaced = tx.items.find((o) => o.name === item.name && o.arch === item.arch && (o.action === 'upgraded' || o.action === 'downgraded' || o.action === 'reinstalled'));
+      if (removal) a.fromVersion = item.evr;
+      else {
+        if (replaced) a.fromVersion = replaced.evr;
+        a.toVersion = item.evr;
+      }
+      if (tx.commandLine !== undefined) a.commandLine = tx.commandLine;
+      // 4294967295 is an unset loginuid (dnf started by a service, not a login): no one to name.
+      if (tx.userId >= 0 && tx.userId < 4294967295) a.user = users.has(tx.userId) ? `${users.get(tx.userId)!} (${tx.userId})` : `(${tx.userId})`;
+      d.attribution = a;
+    }
+  }
+
+  /** uid to user name from the root's /etc/passwd (empty when unreadable). */
+  private async passwd(): Promise<Map<number, string>> {
+    const out = new Map<number, string>();
+    const text = await this.readInfoText('/etc/passwd');
+    for (const line of (text ?? '').split('\n')) {
+      const f = line.split(':');
+      if (f.length >= 3 && f[0] && /^\d+$/.test(f[2]!) && !out.has(Number(f[2]))) out.set(Number(f[2]), f[0]);
+    }
+    return out;
+  }
+
   /** Where the packages collector finds rpm's database (agent/collectors/packages.ts), current location first. */
   private async findRpmDb(): Promise<string | null> {
     for (const candidate of ['/usr/lib/sysimage/rpm', '/var/lib/rpm']) {
@@ -681,6 +741,17 @@ class Attributor {
     }
     return null;
   }
+}
+
+/** dnf 4's history database (libdnf's swdb); dnf 5 keeps another schema elsewhere, not read yet. */
+const DNF_HISTORY = '/var/lib/dnf/history.sqlite';
+
+/** Item actions that leave the package in the state they name: installed at this version, or gone. */
+const DNF_EXPLAINS: ReadonlySet<string> = new Set(['install', 'upgrade', 'downgrade', 'reinstall', 'remove', 'obsoleted']);
+
+/** An EVR with an explicit epoch 0 is the same as one without (rpm prints `(none)`, dnf stores 0). */
+function sameEvr(a: string, b: string): boolean {
+  return a.replace(/^0:/, '') === b.replace(/^0:/, '');
 }
 
 async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

@@ -6,7 +6,6 @@ import { runProgram } from '../shared/cli-run.js';
 import { AgentConfigSchema, type AgentConfig } from '../shared/schema/config.js';
 import { canonicalJson } from '../shared/canonical.js';
 import { existsSync } from 'node:fs';
-import { api, apiTarget } from '../shared/api-client.js';
 import { loadDetachedSignature, loadManifest } from '../shared/manifest.js';
 import { check, checkExitCode } from './commands/check.js';
 import { keygen } from './commands/keygen.js';
@@ -99,6 +98,8 @@ export function buildProgram(): Command {
       const m = loadManifest(file);
       const sigFile = `${file}.sig`;
       const signature = !m.signature && existsSync(sigFile) ? loadDetachedSignature(sigFile) : undefined;
+      // Loaded here only: its HTTP client (undici) would otherwise sit in every agent's memory.
+      const { api, apiTarget } = await import('../shared/api-client.js');
       const r = await api<{ imageId: string; digest: string; signedBy: string | null; status: string }>(apiTarget(o), 'POST', '/api/v1/manifests', { manifest: m, signature });
       out(`${r.status === 'stored' ? 'published' : 'already published'}: image ${r.imageId}, digest ${r.digest}, ${r.signedBy ? `signed by ${r.signedBy}` : 'unsigned'}\n`);
     });
@@ -152,7 +153,11 @@ export function buildProgram(): Command {
         await service.scan(false);
         const left = service.spoolDepth();
         const refused = service.rejectedCount() - rejectedBefore;
+        const refusal = service.credentialRefusal;
         await service.stop();
+        if (left.reports > 0 && refusal) {
+          throw new DwError('DW_ERR_UNAUTHORIZED', `the controller refuses this host's credential (${refusal.reason}; re-enrollment: ${refusal.reenroll}); ${left.reports} report(s) stay spooled in ${config.stateDir}/spool`);
+        }
         if (left.reports > 0) throw new DwError('DW_ERR_IO', `${left.reports} report(s) stay spooled in ${config.stateDir}/spool: the controller did not take them (see the log); the next run sends them`);
         if (refused > 0) throw new DwError('DW_ERR_IO', `the controller refused ${refused} report(s); they are in ${config.stateDir}/spool/rejected with its reasons`);
         out('scan reported\n');

@@ -27,6 +27,13 @@ function modeString(bits: number): string {
 const IGNORE_OPTS = { dot: true };
 
 /**
+ * Files queued for hashing before the collector stops taking walk batches: enough to keep every hash
+ * worker busy many times over (each takes batches of 128), few enough that a first scan of 100k+ files
+ * does not hold a callback and a pending item for each at once.
+ */
+const MAX_PENDING_HASHES = 4096;
+
+/**
  * The ignore globs as the walk tests them: a path is ignored when it equals a glob or matches the
  * regex picomatch makes of one (with these options, all that picomatch's matcher does).
  */
@@ -140,7 +147,7 @@ export const files: Collector<'files'> = {
     };
     const getPool = (): HashPool => {
       if (!pool) {
-        pool = new HashPool();
+        pool = new HashPool(ctx.hashWorkers);
         pool.onProgress = reportProgress;
       }
       return pool;
@@ -212,7 +219,7 @@ export const files: Collector<'files'> = {
           }
         }
         // Send what this batch queued, and let worker replies, signals and a daemon's timers in.
-        if (pool) (pool as HashPool).flush();
+        if (pool) await (pool as HashPool).below(MAX_PENDING_HASHES);
         if (ctx.signal?.aborted) throw ctx.signal.reason;
         if (ctx.pace) await ctx.pace();
         else await new Promise((r) => setImmediate(r));

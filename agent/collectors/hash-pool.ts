@@ -77,11 +77,15 @@ export class HashPool {
   private nextId = 1;
   private failed: Error | null = null;
   private idleWaiters: (() => void)[] = [];
+  /** Files handed to hash() whose digest has not come back yet. */
+  private outstanding = 0;
+  private belowWaiters: { limit: number; resolve: () => void }[] = [];
   bytesHashed = 0;
   filesHashed = 0;
   onProgress?: () => void;
 
-  constructor(size = Math.max(1, availableParallelism())) {
+  constructor(size?: number) {
+    size = Math.max(1, Math.min(size ?? availableParallelism(), availableParallelism()));
     for (let i = 0; i < size; i++) {
       // A small young generation: a hash worker's garbage is a digest string a file, and the default
       // (up to 48 MB a worker) only grows the process.
@@ -96,6 +100,7 @@ export class HashPool {
   /** Queue one file; resolves when its batch comes back. */
   hash(realPath: string, size: number): Promise<HashResult> {
     if (this.failed) return Promise.reject(this.failed);
+    this.outstanding++;
     return new Promise((resolve) => {
       if (!this.current) this.current = { id: this.nextId++, paths: [], callbacks: [] };
       this.current.paths.push(realPath);
@@ -113,6 +118,23 @@ export class HashPool {
       this.currentBytes = 0;
     }
     this.dispatch();
+  }
+
+  /** Files queued or being hashed. */
+  get pending(): number {
+    return this.outstanding;
+  }
+
+  /**
+   * Resolves once fewer than `limit` files wait for their digest. The collector waits on it before it
+   * takes the next walk batch: on a first scan the walk runs far ahead of hashing, and each queued file
+   * holds a callback, its item's fields and its path; waiting here bounds that, while the walk's own
+   * batches wait packed (a string and a Float64Array per 4,096 entries).
+   */
+  below(limit: number): Promise<void> {
+    this.flush();
+    if (this.outstanding < limit || this.failed) return Promise.resolve();
+    return new Promise((resolve) => this.belowWaiters.push({ limit, resolve }));
   }
 
   /** Resolves when every queued file has been hashed. */
@@ -151,6 +173,12 @@ export class HashPool {
     this.bytesHashed += msg.bytes;
     this.filesHashed += msg.digests.length;
     msg.digests.forEach((d, i) => entry.batch.callbacks[i]!(d.startsWith('!') ? { error: d.slice(1) } : { sha256: d }));
+    this.outstanding -= msg.digests.length;
+    if (this.belowWaiters.length > 0) {
+      const ready = this.belowWaiters.filter((w) => this.outstanding < w.limit);
+      this.belowWaiters = this.belowWaiters.filter((w) => this.outstanding >= w.limit);
+      ready.forEach((w) => w.resolve());
+    }
     this.onProgress?.();
     this.dispatch();
     if (this.inFlight.size === 0 && this.queue.length === 0) {
@@ -162,6 +190,9 @@ export class HashPool {
 
   private fail(err: Error): void {
     this.failed = err;
+    const blocked = this.belowWaiters;
+    this.belowWaiters = [];
+    blocked.forEach((w) => w.resolve());
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     waiters.forEach((w) => w());

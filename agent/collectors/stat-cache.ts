@@ -3,7 +3,7 @@
  * keeps its last hash, so an unchanged tree re-scans with stat calls only. ctime is in the key because
  * it cannot be set back by `touch`; only a reset clock fools it, which is why a full re-hash bypasses it.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 const HEADER = 'driftwarden-stat-cache v1';
@@ -263,18 +263,25 @@ export class StatCache {
    */
   save(file: string): void {
     if (!this.dirty && this.file === file) return;
-    const parts: string[] = [HEADER, this.rootDir];
-    // In walk order, so that the next walk reads it alongside (see walkOrder).
-    const entries = [...this.parsed()].sort((a, b) => walkOrder(a[0], b[0]));
-    for (const [path, e] of entries) {
-      if (path.includes('\t') || path.includes('\n')) continue;
-      parts.push(`${path}\t${e}`);
-    }
+    const entries = this.parsed();
+    // In walk order, so that the next walk reads it alongside (see walkOrder). Only the paths are
+    // sorted, and the file is written a megabyte at a time: the whole text of a 100k-file cache (and
+    // an array of its lines) would be tens of MB at the end of a scan, when memory is at its peak.
+    const paths = [...entries.keys()].sort(walkOrder);
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, parts.join('\n') + '\n', { mode: 0o600 });
-    const fd = openSync(tmp, 'r');
+    const fd = openSync(tmp, 'w', 0o600);
     try {
+      let chunk = `${HEADER}\n${this.rootDir}\n`;
+      for (const path of paths) {
+        if (path.includes('\t') || path.includes('\n')) continue;
+        chunk += `${path}\t${entries.get(path)!}\n`;
+        if (chunk.length >= 1 << 20) {
+          writeAll(fd, chunk);
+          chunk = '';
+        }
+      }
+      writeAll(fd, chunk);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -283,4 +290,10 @@ export class StatCache {
     this.dirty = false;
     this.file = file;
   }
+}
+
+/** writeSync may write less than asked (a full disk, a signal): go on until all of it is written. */
+function writeAll(fd: number, text: string): void {
+  const buf = Buffer.from(text, 'utf8');
+  for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
 }

@@ -26,6 +26,8 @@ export interface CollectContext {
   signal?: AbortSignal;
   /** Called between batches; sleeps when the scan is over its CPU share. */
   pace?: () => Promise<void>;
+  /** Hash worker threads (default: one per core). The agent uses as many as its CPU share allows. */
+  hashWorkers?: number;
 }
 
 export interface CollectOutput<I> {

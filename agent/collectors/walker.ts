@@ -21,6 +21,13 @@ export const EXTRA_TARGET = 1;
 export const EXTRA_ERROR = 2;
 export const EXTRA_SHA = 3;
 
+/** A batch as it arrived: split into paths only when taken, so batches waiting for the consumer stay packed. */
+interface PackedBatch {
+  strings: string;
+  numbers: ArrayBuffer;
+  count: number;
+}
+
 export interface WalkBatch {
   strings: string[];
   numbers: Float64Array;
@@ -234,7 +241,7 @@ const YOUNG_GENERATION_MB = 8;
  */
 export class Walk {
   private readonly worker: Worker;
-  private readonly batches: WalkBatch[] = [];
+  private readonly batches: PackedBatch[] = [];
   private finished = false;
   private failure: Error | null = null;
   private wake: (() => void) | null = null;
@@ -253,7 +260,7 @@ export class Walk {
         this.cacheResult = msg.cache ?? null;
         this.finished = true;
       } else {
-        this.batches.push({ strings: msg.strings!.split('\0'), numbers: new Float64Array(msg.numbers!), count: msg.count! });
+        this.batches.push({ strings: msg.strings!, numbers: msg.numbers!, count: msg.count! });
       }
       this.poke();
     });
@@ -278,7 +285,10 @@ export class Walk {
     this.worker.ref();
     try {
       for (;;) {
-        while (this.batches.length > 0) yield this.batches.shift()!;
+        while (this.batches.length > 0) {
+          const b = this.batches.shift()!;
+          yield { strings: b.strings.split('\0'), numbers: new Float64Array(b.numbers), count: b.count };
+        }
         if (this.failure) throw this.failure;
         if (this.finished) return;
         await new Promise<void>((r) => (this.wake = r));

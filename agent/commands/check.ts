@@ -40,6 +40,8 @@ export interface CheckOptions {
   /** The agent's watchdog: stop signal and CPU pacing. */
   signal?: AbortSignal;
   pace?: () => Promise<void>;
+  /** Hash worker threads (default: one per core). */
+  hashWorkers?: number;
 }
 
 /**
@@ -137,6 +139,7 @@ async function checkInner(opts: CheckOptions): Promise<CheckResult> {
     progress: opts.progress,
     signal: opts.signal,
     pace: opts.pace,
+    hashWorkers: opts.hashWorkers,
   });
   if (statCache && cacheFile) statCache.save(cacheFile);
 

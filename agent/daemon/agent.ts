@@ -27,7 +27,7 @@ import type { Logger } from '../log.js';
 import { reportFromCheck } from '../report.js';
 import { HostRoot } from '../root.js';
 import { AGENT_VERSION } from '../version.js';
-import { ensureEnrolled } from './enroll.js';
+import { enroll, ensureEnrolled, hasEnrollmentToken } from './enroll.js';
 import { fileDeviations } from './fingerprint.js';
 import { Spool } from './spool.js';
 import { StateDir } from './state-dir.js';
@@ -56,6 +56,15 @@ export interface LastScan {
   error?: string;
 }
 
+export interface CredentialRefused {
+  since: string;
+  /** The controller's answer to the last report: `401: …`. */
+  reason: string;
+  /** What the last re-enrollment attempt got, or why there was none. */
+  reenroll: string;
+  at: string;
+}
+
 export class AgentService {
   private manifest!: Manifest;
   private loaded!: { manifest: Manifest; verified: VerifyResult };
@@ -77,6 +86,11 @@ export class AgentService {
   /** File deviations seen when the watcher reported a path, until that path's batch is handled. */
   private observed = new Map<string, Deviation>();
   private stopped = false;
+  /** While the controller refuses the stored credential (401); mirrored in STATE_DIR/credential-refused.json. */
+  private refused: CredentialRefused | null = null;
+  /** Re-enrollment attempts are paced like retries: one per refusal, never two within a backoff period. */
+  private reenrollAttempt = 0;
+  private reenrollNotBefore = 0;
 
   constructor(
     private config: AgentConfig,
@@ -85,6 +99,7 @@ export class AgentService {
     this.state = new StateDir(config.stateDir);
     this.spool = new Spool(this.state.spoolDir, config.spool?.maxBytes);
     this.credential = this.state.readCredential();
+    this.refused = this.state.readJson<CredentialRefused>(this.state.credentialRefusedFile);
   }
 
   /** Load what the config points at; throws a DwError that names the problem. */
@@ -125,6 +140,9 @@ export class AgentService {
       if (this.stopped) return;
       const started = Date.now();
       lowerPriority(this.log, true);
+      // Start from a collected heap: an idle agent rarely runs a full GC, and what it left (the manifest's
+      // text from init, a previous report) would otherwise sit under the scan's peak.
+      releaseMemory();
       try {
         const limits = this.config.limits;
         const watchdog = new ScanWatchdog({ cpuShare: limits.cpuShare, memoryMb: limits.memoryMb, maxDurationMs: parseDuration(limits.maxScanDuration) ?? 3_600_000 }).start();
@@ -137,6 +155,9 @@ export class AgentService {
           log: this.log,
           signal: watchdog.signal,
           pace: () => watchdog.pace(),
+          // More hashing threads than the CPU share allows would only be paced back, and each is an
+          // isolate of its own (memory): a share of 1 core hashes on one thread.
+          hashWorkers: Math.max(1, Math.ceil(limits.cpuShare)),
         }).finally(() => watchdog.stop());
         if (watchdog.signal.aborted) this.log.error({ reason: String((watchdog.signal.reason as Error).message) }, 'scan stopped by the watchdog; the report says so');
         else if (watchdog.throttledMs > 0) this.log.info({ throttledMs: Math.round(watchdog.throttledMs) }, 'scan paced to its CPU share');
@@ -268,6 +289,7 @@ export class AgentService {
       if (!report) continue;
       const r = await this.transport.post('/api/v1/reports', this.credential, report);
       if (r.ok) {
+        if (this.refused || this.reenrollAttempt > 0) this.credentialAccepted();
         this.spool.ack(entry);
         this.log.debug({ seq: report.seq, kind: report.kind, reportId: report.reportId }, 'report delivered');
         if (report.spoolDropped) this.spool.clearDropped(report.spoolDropped);
@@ -281,11 +303,74 @@ export class AgentService {
         this.scheduleRetry();
         return false;
       }
-      // Retrying cannot fix a 4xx: keep the report aside with the controller's reason, and go on.
+      if (r.status === 401) {
+        // The controller does not know this credential (reset, revoked, or a controller that lost its
+        // store): the report is fine, the identity is not. Keep everything spooled, never set aside.
+        if (await this.credentialRefused(r.reason)) this.flushAgain = true;
+        else this.scheduleRetry();
+        return false;
+      }
+      // Retrying cannot fix any other 4xx: keep the report aside with the controller's reason, and go on.
       this.log.error({ seq: report.seq, reportId: report.reportId, reason: r.reason }, 'controller refused a report; moved to spool/rejected');
       this.spool.reject(entry, r.reason);
     }
     return true;
+  }
+
+  /**
+   * The controller answered 401 to a report. With an enrollment token configured, try to enroll again
+   * (at most once a backoff period); that works when the controller has forgotten the host (its host
+   * record was removed, or it runs on a new store), and is refused (409) while it still knows the host
+   * under another credential, which only an operator can resolve. Returns true with a new credential.
+   */
+  private async credentialRefused(reason: string): Promise<boolean> {
+    const now = new Date().toISOString();
+    let reenroll: string;
+    let renewed = false;
+    if (!hasEnrollmentToken(this.config)) {
+      reenroll = 'not attempted: no enrollment token is configured (controller.enrollmentTokenFile)';
+    } else if (Date.now() < this.reenrollNotBefore) {
+      reenroll = this.refused?.reenroll ?? 'waiting to retry';
+    } else {
+      this.reenrollNotBefore = Date.now() + backoffMs(this.reenrollAttempt++);
+      const inventory = this.lastResult?.host ?? (await readInventory(this.root, this.hostId));
+      const r = await enroll(this.state, this.transport!, this.config, { hostId: this.hostId, imageId: this.manifest.image.id, inventory, agentVersion: AGENT_VERSION });
+      if (r.ok) {
+        this.credential = r.credential;
+        renewed = true;
+        reenroll = `re-enrolled at ${now}`;
+      } else {
+        reenroll = `refused at ${now}: ${r.reason}`;
+      }
+    }
+    if (renewed) {
+      this.log.warn({ hostId: this.hostId, reason }, 'the controller refused the host credential; re-enrolled with the enrollment token, resending the spool');
+      // The pacing stays until a report is accepted: a new credential refused at once must not loop.
+      this.refused = null;
+      this.state.clearCredentialRefused();
+      return true;
+    }
+    if (!this.refused || this.refused.reenroll !== reenroll) {
+      this.log.error(
+        { hostId: this.hostId, reason, reenroll, spooled: this.spool.list().length },
+        'the controller refuses this host credential; reports stay spooled and are retried. An operator must reset or remove the host on the controller (then the agent enrolls again), or restore its credential',
+      );
+    }
+    this.refused = { since: this.refused?.since ?? now, reason, reenroll, at: now };
+    this.state.writeJson(this.state.credentialRefusedFile, this.refused);
+    return false;
+  }
+
+  private credentialAccepted(): void {
+    this.refused = null;
+    this.reenrollAttempt = 0;
+    this.reenrollNotBefore = 0;
+    this.state.clearCredentialRefused();
+  }
+
+  /** For --once: the controller's refusal of this host's credential, if it refuses it. */
+  get credentialRefusal(): CredentialRefused | null {
+    return this.refused;
   }
 
   private scheduleRetry(): void {

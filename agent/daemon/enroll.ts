@@ -1,4 +1,7 @@
-/** @module Enrollment: trade the enrollment token for this host's own credential, once, and keep it 0600. */
+/**
+ * @module Enrollment: trade the enrollment token for this host's own credential and keep it 0600. Once
+ * on the first start, and again only when the controller no longer accepts the stored credential.
+ */
 import { readFileSync } from 'node:fs';
 import { DwError } from '../../shared/errors.js';
 import type { AgentConfig } from '../../shared/schema/config.js';
@@ -20,6 +23,16 @@ export function enrollmentToken(config: AgentConfig): string {
   throw new DwError('DW_ERR_CONFIG', 'the host is not enrolled and no enrollment token is configured (controller.enrollmentToken or controller.enrollmentTokenFile)');
 }
 
+/** Whether an enrollment token is configured and readable (re-enrollment is possible). */
+export function hasEnrollmentToken(config: AgentConfig): boolean {
+  try {
+    enrollmentToken(config);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export type EnrollOutcome = { ok: true; credential: string } | { ok: false; retry: boolean; reason: string };
 
 /** The stored credential, or a new one from the controller. */
@@ -31,6 +44,20 @@ export async function ensureEnrolled(
 ): Promise<EnrollOutcome> {
   const existing = state.readCredential();
   if (existing) return { ok: true, credential: existing };
+  return enroll(state, transport, config, host);
+}
+
+/**
+ * Ask the controller for a new credential with the enrollment token, and store it in place of any old
+ * one. The controller refuses (409) a host id it still knows: a host cannot take over its own
+ * identity again with just an enrollment token, only after an operator has removed or reset it.
+ */
+export async function enroll(
+  state: StateDir,
+  transport: Transport,
+  config: AgentConfig,
+  host: { hostId: string; imageId: string; inventory: Inventory; agentVersion: string },
+): Promise<EnrollOutcome> {
   const token = enrollmentToken(config);
   const r = await transport.post('/api/v1/enroll', token, {
     hostId: host.hostId,

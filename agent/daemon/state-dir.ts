@@ -3,7 +3,7 @@
  * the stat cache, the spool and the last scan's summary. Every write is atomic, so a kill at any
  * moment leaves the old or the new content, never half.
  */
-import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-write.js';
 
@@ -24,6 +24,14 @@ export class StateDir {
   }
   get lastScanFile(): string {
     return join(this.dir, 'last-scan.json');
+  }
+  /** Present while the controller refuses the stored credential (401): since when, why, and what re-enrollment said. */
+  get credentialRefusedFile(): string {
+    return join(this.dir, 'credential-refused.json');
+  }
+
+  clearCredentialRefused(): void {
+    rmSync(this.credentialRefusedFile, { force: true });
   }
 
   readCredential(): string | null {

@@ -1,4 +1,4 @@
-/** @module `driftwarden agent status`: the last scan, the spool, enrollment and whether the controller answers. */
+/** @module `driftwarden agent status`: the last scan, the spool, enrollment (and a refused credential) and whether the controller answers. */
 import type { AgentConfig } from '../../shared/schema/config.js';
 import { Spool } from './spool.js';
 import { StateDir } from './state-dir.js';
@@ -14,8 +14,11 @@ export async function agentStatus(config: AgentConfig): Promise<Record<string, u
     await t.close();
     controller = { url: config.controller.url, reachable: r.ok, ...(r.ok ? {} : { reason: r.reason }) };
   }
+  const refused = state.readJson(state.credentialRefusedFile);
   return {
     enrolled: state.readCredential() !== null,
+    // Only while the controller answers 401 to the stored credential: since when, its reason, re-enrollment's outcome.
+    ...(refused ? { credentialRefused: refused } : {}),
     lastScan: state.readJson(state.lastScanFile),
     spool: { ...spool.depth(), rejected: spool.rejected() },
     controller,

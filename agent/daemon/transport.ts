@@ -1,10 +1,13 @@
 /**
- * @module The agent's link to the controller: undici over HTTPS with a configurable CA, request
- * timeouts, and a classification of every outcome: delivered, retry later (network, 5xx, 429, 408),
- * or refused for good (any other 4xx: retrying cannot fix it).
+ * @module The agent's link to the controller: node:https (or http) with a configurable CA, keep-alive,
+ * request timeouts, and a classification of every outcome: delivered, retry later (network, 5xx, 429,
+ * 408), or refused for good (any other 4xx: retrying cannot fix it). Built on node's own client rather
+ * than undici: the agent sends one small request at a time, and undici's module alone costs an idle
+ * agent about 20 MB.
  */
 import { readFileSync } from 'node:fs';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { SENT_AT_HEADER } from '../../shared/clock-skew.js';
 import { DwError } from '../../shared/errors.js';
 
@@ -19,12 +22,18 @@ export interface TransportOptions {
   timeoutMs?: number;
 }
 
+/** A controller's answer is a small JSON document; anything longer is cut off rather than buffered. */
+const MAX_RESPONSE_BYTES = 1024 * 1024;
+
 export class Transport {
-  private readonly dispatcher: Dispatcher;
+  private readonly agent: HttpAgent | HttpsAgent;
+  private readonly base: URL;
+  private readonly timeout: number;
   readonly url: string;
 
   constructor(opts: TransportOptions) {
     this.url = opts.url.replace(/\/+$/, '');
+    this.base = new URL(this.url);
     let ca: Buffer | undefined;
     if (opts.caFile) {
       try {
@@ -33,8 +42,10 @@ export class Transport {
         throw new DwError('DW_ERR_CONFIG', `cannot read the controller CA ${opts.caFile}: ${(err as NodeJS.ErrnoException).code ?? err}`, { path: opts.caFile });
       }
     }
-    const timeout = opts.timeoutMs ?? 30_000;
-    this.dispatcher = new Agent({ connect: { ...(ca ? { ca } : {}), timeout }, headersTimeout: timeout, bodyTimeout: timeout, keepAliveTimeout: 30_000 });
+    this.timeout = opts.timeoutMs ?? 30_000;
+    // One socket is all an agent needs; kept alive between a scan's reports and the heartbeats.
+    const agentOpts = { keepAlive: true, maxSockets: 1, timeout: this.timeout };
+    this.agent = this.base.protocol === 'https:' ? new HttpsAgent({ ...agentOpts, ...(ca ? { ca } : {}) }) : new HttpAgent(agentOpts);
   }
 
   async post(path: string, bearer: string, body: unknown): Promise<SendOutcome> {
@@ -46,41 +57,76 @@ export class Transport {
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    this.agent.destroy();
   }
 
   private async call(method: 'GET' | 'POST', path: string, bearer: string | undefined, body?: unknown): Promise<SendOutcome> {
-    let res;
+    let res: { status: number; text: string };
     try {
-      res = await request(this.url + path, {
-        method,
-        dispatcher: this.dispatcher,
-        headers: {
-          ...(bearer ? { authorization: `Bearer ${bearer}` } : {}),
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-          // The host's clock at the moment of sending (not at scan time, which a spooled report keeps):
-          // the controller compares it with its own clock to see a skewed host.
-          [SENT_AT_HEADER]: new Date().toISOString(),
-        },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-      });
+      res = await this.send(method, path, bearer, body === undefined ? undefined : Buffer.from(JSON.stringify(body)));
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       return { ok: false, retry: true, reason: `${e.code ?? e.name}: ${e.message}` };
     }
-    const text = await res.body.text().catch(() => '');
+    const text = res.text;
     let parsed: unknown = null;
     try {
       parsed = text ? JSON.parse(text) : null;
     } catch {
       parsed = text;
     }
-    if (res.statusCode < 300) return { ok: true, status: res.statusCode, body: parsed };
+    if (res.status < 300) return { ok: true, status: res.status, body: parsed };
     const message = (parsed as { message?: string } | null)?.message ?? String(text).slice(0, 300);
-    const reason = `${res.statusCode}: ${message}`;
+    const reason = `${res.status}: ${message}`;
     // 422 means the controller has no manifest for this image yet: publishing it fixes that, so wait.
-    if (res.statusCode >= 500 || res.statusCode === 429 || res.statusCode === 408 || res.statusCode === 422) return { ok: false, retry: true, reason };
-    return { ok: false, retry: false, status: res.statusCode, reason };
+    if (res.status >= 500 || res.status === 429 || res.status === 408 || res.status === 422) return { ok: false, retry: true, reason };
+    return { ok: false, retry: false, status: res.status, reason };
+  }
+
+  /** One request; rejects on a network error or when the whole exchange takes longer than the timeout. */
+  private send(method: string, path: string, bearer: string | undefined, body: Buffer | undefined): Promise<{ status: number; text: string }> {
+    const target = new URL(this.base.pathname.replace(/\/+$/, '') + path, this.base);
+    const headers: Record<string, string | number> = {
+      accept: 'application/json',
+      // The host's clock at the moment of sending (not at scan time, which a spooled report keeps):
+      // the controller compares it with its own clock to see a skewed host.
+      [SENT_AT_HEADER]: new Date().toISOString(),
+    };
+    if (bearer) headers.authorization = `Bearer ${bearer}`;
+    if (body) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = body.length;
+    }
+    const request = target.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = request(target, { method, headers, agent: this.agent }, (res: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size <= MAX_RESPONSE_BYTES) chunks.push(c);
+        });
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+        });
+        res.on('error', (err) => {
+          clearTimeout(timer);
+          reject(err);
+        });
+        res.on('close', () => {
+          if (res.complete) return;
+          clearTimeout(timer);
+          reject(Object.assign(new Error('the connection closed before the answer was complete'), { code: 'ECONNRESET' }));
+        });
+      });
+      const timer = setTimeout(() => req.destroy(Object.assign(new Error(`no complete answer within ${this.timeout} ms`), { code: 'ETIMEDOUT' })), this.timeout);
+      req.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      req.end(body);
+    });
   }
 }
 

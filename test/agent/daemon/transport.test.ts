@@ -1,0 +1,107 @@
+/**
+ * The agent's transport against a real controller over HTTPS with its own CA, and against servers that
+ * misbehave: every outcome is classified (delivered, retry later, refused for good), and a controller
+ * that never answers costs the timeout, not a hung agent.
+ */
+import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { ControllerConfigSchema } from '../../../controller/config.js';
+import { startController } from '../../../controller/server.js';
+import { Transport } from '../../../agent/daemon/transport.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+function listen(server: Server): Promise<string> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}`)));
+}
+
+describe('Transport', () => {
+  it('speaks HTTPS to a controller whose certificate the configured CA signed, and refuses one it cannot verify', async () => {
+    const dir = tempDir();
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt')], { stdio: 'ignore' });
+    const config = ControllerConfigSchema.parse({ listen: '127.0.0.1:0', store: `sqlite:${join(dir, 'c.db')}`, tls: { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') } });
+    const ctl = await startController(config, { log: pino({ level: 'silent' }) });
+    try {
+      const t = new Transport({ url: ctl.url, caFile: join(dir, 'tls.crt') });
+      expect(await t.get('/healthz')).toEqual({ ok: true, status: 200, body: { ok: true } });
+      // A bad credential is refused for good with the controller's message; retrying cannot fix it.
+      expect(await t.post('/api/v1/reports', 'dwh_nobody', {})).toEqual({ ok: false, retry: false, status: 401, reason: '401: unknown host credential' });
+      await t.close();
+      const untrusting = new Transport({ url: ctl.url });
+      const r = await untrusting.get('/healthz');
+      expect(r).toMatchObject({ ok: false, retry: true, reason: expect.stringMatching(/SELF_SIGNED|self.signed/i) });
+      await untrusting.close();
+    } finally {
+      await ctl.close();
+    }
+  });
+
+  it('names an unreadable CA file', () => {
+    expect(() => new Transport({ url: 'https://127.0.0.1:1', caFile: '/nonexistent/ca.pem' })).toThrow(/cannot read the controller CA \/nonexistent\/ca\.pem: ENOENT/);
+  });
+
+  it('retries later on 5xx, 429 and 422, and on a refused connection', async () => {
+    let status = 503;
+    const server = createServer((_req, res) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ message: `status ${status}` })));
+    const url = await listen(server);
+    const t = new Transport({ url });
+    try {
+      for (const s of [503, 429, 422]) {
+        status = s;
+        expect(await t.post('/api/v1/reports', 'x', { a: 1 })).toEqual({ ok: false, retry: true, reason: `${s}: status ${s}` });
+      }
+      status = 409;
+      expect(await t.post('/api/v1/reports', 'x', { a: 1 })).toEqual({ ok: false, retry: false, status: 409, reason: '409: status 409' });
+    } finally {
+      await t.close();
+      await new Promise((r) => server.close(r));
+    }
+    const gone = new Transport({ url });
+    expect(await gone.get('/healthz')).toMatchObject({ ok: false, retry: true, reason: expect.stringMatching(/^ECONNREFUSED/) });
+    await gone.close();
+  });
+
+  it('gives up on a controller that accepts the connection and never answers, after the timeout', async () => {
+    const server = createServer(() => undefined);
+    const url = await listen(server);
+    const t = new Transport({ url, timeoutMs: 300 });
+    try {
+      const t0 = Date.now();
+      expect(await t.post('/api/v1/reports', 'x', {})).toMatchObject({ ok: false, retry: true, reason: expect.stringMatching(/^ETIMEDOUT: no complete answer within 300 ms/) });
+      expect(Date.now() - t0).toBeLessThan(3000);
+    } finally {
+      await t.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('sends the bearer and the JSON body, and keeps one connection alive across requests', async () => {
+    const seen: { auth?: string; type?: string; body: string; socket: unknown }[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        seen.push({ auth: req.headers.authorization, type: req.headers['content-type'], body, socket: req.socket });
+        res.writeHead(202, { 'content-type': 'application/json' }).end('{"state":"clean"}');
+      });
+    });
+    const url = await listen(server);
+    const t = new Transport({ url: `${url}/` });
+    try {
+      expect(await t.post('/api/v1/reports', 'dwh_secret', { seq: 1, name: 'é' })).toEqual({ ok: true, status: 202, body: { state: 'clean' } });
+      expect(await t.post('/api/v1/reports', 'dwh_secret', { seq: 2 })).toMatchObject({ ok: true });
+      expect(seen.map((s) => [s.auth, s.type, s.body])).toEqual([
+        ['Bearer dwh_secret', 'application/json', '{"seq":1,"name":"é"}'],
+        ['Bearer dwh_secret', 'application/json', '{"seq":2}'],
+      ]);
+      expect(seen[1]!.socket).toBe(seen[0]!.socket);
+    } finally {
+      await t.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
