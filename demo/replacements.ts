@@ -91,8 +91,10 @@ export async function showReplacements(ctx: ReplacementsContext): Promise<Decisi
       term.say(term.dim(`        (logged as a warning, audited as replacement.breaker-trip, alerted to breaker.alertWebhook when set; resume: driftwarden replacements resume ${g.name})`));
     } else {
       const share = g.hosts.total ? Math.round((100 * tainted) / g.hosts.total) : 0;
-      term.say(`        breaker closed (${share}% is not past ${Math.round(b.taintedShare * 100)}%); ${g.limitedBy ?? 'no budget limits it'}${g.allowedNow === null ? '' : `: ${g.allowedNow} may start now`}`);
+      term.say(`        breaker closed (${share}% is not past ${Math.round(b.taintedShare * 100)}%)`);
     }
+    const inForce = g.budgets.length ? g.budgets.map(describeBudget).join('; ') : 'none (no limit)';
+    term.say(`        budgets in force: ${inForce}${g.paused ? '' : g.allowedNow === null ? '; no limit now' : `; they allow ${g.allowedNow} to start now`}`);
     const head = rows.find((r) => r.decision === 'would-replace');
     for (const r of rows) {
       let verdict: string;

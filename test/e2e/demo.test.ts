@@ -99,6 +99,7 @@ describe('driftwarden demo', () => {
       expect(scheduler).toMatch(/\n +api-2 +would replace +\[critical\] +first in the queue.*within budgets \(group api: 0 more allowed after this/);
       expect(scheduler).toMatch(/\n +api-1 +waits +\[high\] +for budget: the slot goes to api-2 first \(budget "\*": maxUnavailable 1/);
       expect(scheduler.match(/would replace +\[/g)).toHaveLength(1);
+      expect(scheduler.match(/\n +budgets in force: budget "\*": at most 1 replacement at a time/g)).toHaveLength(2);
       expect(scheduler).not.toMatch(/no replacement scheduler|next to be built/);
       expect(r.stdout).toContain('As expected: the breaker paused web (nothing scheduled there); api-2 would be replaced (dry-run), api-1 waits for budget.');
       // --exit does not serve.
