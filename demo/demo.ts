@@ -2,8 +2,9 @@
  * @module `driftwarden demo`: the whole story with no setup. It generates a sample image root, bakes and
  * signs its manifest, starts a controller on SQLite, boots a fleet of hosts from the image (each its own
  * copy of the root, running the real agent as a child process), drifts some of them the classic ways, and
- * shows the hosts becoming tainted and what happens to their replacement. Then it serves the dashboard
- * until Ctrl-C (or, with --exit, ends with 0 when the expected hosts are tainted). Everything lives in a
+ * shows the hosts becoming tainted and the replacement scheduler (in dry-run) deciding about them: the
+ * breaker pausing one group, the budget ordering the other. Then it serves the dashboard until Ctrl-C (or,
+ * with --exit, ends with 0 when the hosts and the decisions are the expected ones). Everything lives in a
  * temporary directory that is removed on every way out. It lives outside agent/ and controller/ because
  * it drives both.
  */
@@ -24,7 +25,7 @@ import { REDACT, startController, type RunningController } from '../controller/s
 import { DRIFTS, OPENSSL_PATCHED } from './drifts.js';
 import { AgentProcess, DEMO_AGENT_ENV, FLEET, prepareHost, type FleetHost } from './fleet.js';
 import { FleetView } from './fleet-view.js';
-import { showReplacements } from './replacements.js';
+import { checkDecisions, showReplacements, type ExpectedDecisions } from './replacements.js';
 import { writeSampleRoot } from './sample-root.js';
 import { Terminal } from './terminal.js';
 
@@ -45,12 +46,20 @@ const SETTLE_MS = 1500;
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
-/** Config input, not the parsed type: keys the scheduler adds later take their defaults. */
+/**
+ * Config input, not the parsed type: the other keys take their defaults. The story runs its own pass
+ * once the taints have settled; the loop's short interval is for what happens after, while the demo
+ * serves (drift a host yourself and the scheduler decides within seconds).
+ */
 const SCHEDULER: z.input<typeof ControllerConfigSchema>['scheduler'] = {
   mode: 'dry-run',
+  interval: '10s',
   budgets: [{ group: '*', maxUnavailable: 1 }],
   breaker: { taintedShare: 0.3, window: '15m' },
 };
+
+/** See ExpectedDecisions: the breaker pauses web; api-2 (critical) goes before api-1 (high). */
+const EXPECTED: ExpectedDecisions = { paused: ['web'], wouldReplace: ['api-2'], waiting: ['api-1'] };
 
 interface Outcome {
   asExpected: boolean;
@@ -221,8 +230,8 @@ async function story(session: Session, term: Terminal): Promise<Outcome> {
   await sleep(SETTLE_MS, abort.signal);
   await view.poll();
 
-  term.heading('6. Replacements');
-  await showReplacements({ term, target: asAdmin, scheduler: config.scheduler, hosts: view.all, names });
+  term.heading('6. The replacement scheduler decides: the breaker, then the budgets');
+  const decisions = await showReplacements({ term, target: asAdmin, scheduler: config.scheduler, names });
   abort.signal.throwIfAborted();
 
   term.heading('7. The fleet');
@@ -231,10 +240,18 @@ async function story(session: Session, term: Terminal): Promise<Outcome> {
     const s = view.all.find((x) => x.id === h.id);
     term.say(`  ${h.name.padEnd(6)} ${h.group.padEnd(5)} ${term.state(s?.state ?? '(none)', 8)} ${s?.deviationCount ?? '-'}`);
   }
-  const differences = hosts.filter((h) => view.state(h.id) !== expected(h)).map((h) => `${h.name} is ${view.state(h.id) ?? 'unknown'}, expected ${expected(h)}`);
+  const differences = [
+    ...hosts.filter((h) => view.state(h.id) !== expected(h)).map((h) => `${h.name} is ${view.state(h.id) ?? 'unknown'}, expected ${expected(h)}`),
+    ...checkDecisions(decisions, EXPECTED, names),
+  ];
   if (differences.length > 0) return fail(term, session, hosts, view, null, differences);
   const list = (xs: FleetHost[]) => xs.map((h) => h.name).join(', ');
   term.say(term.green(`  As expected: ${list(drifted)} are tainted (openssl ${OPENSSL_PATCHED} by hand, a kernel parameter, a debugging session); ${list(hosts.filter((h) => !h.drift))} are clean.`));
+  term.say(
+    term.green(
+      `  As expected: the breaker paused ${EXPECTED.paused.join(', ')} (nothing scheduled there); ${EXPECTED.wouldReplace.join(', ')} would be replaced (dry-run), ${EXPECTED.waiting.join(', ')} waits for budget.`,
+    ),
+  );
   term.say(term.dim(`  the story took ${term.elapsed(started)}`));
   return { asExpected: true, differences: [] };
 }
@@ -284,9 +301,10 @@ async function serve(session: Session, term: Terminal): Promise<void> {
   const ctl = session.controller!;
   const untouched = session.agents.find((a) => !a.host.drift)?.host;
   term.heading('The controller keeps serving');
-  term.say(`  dashboard:   ${term.bold(`${ctl.url}/`)}`);
+  term.say(`  dashboard:   ${term.bold(`${ctl.url}/`)}  (sign in with the admin token)`);
   term.say(`  admin token: ${term.bold(session.adminToken)}`);
   term.say(`  the CLI:     DRIFTWARDEN_URL=${ctl.url} DRIFTWARDEN_TOKEN=${session.adminToken} npx driftwarden hosts`);
+  term.say(`               the same with \`replacements list\`, \`replacements groups\`, \`replacements resume web\``);
   if (untouched) term.say(`  drift a host yourself and watch it here: echo 'PermitRootLogin yes' >> ${join(untouched.root, 'etc/ssh/sshd_config')}`);
   term.say(`  Ctrl-C stops the agents and the controller${session.keep ? ` (the files stay in ${session.work})` : ' and removes the demo files'}`);
   await new Promise<void>((resolve) => {

@@ -89,8 +89,19 @@ describe('driftwarden demo', () => {
       for (const h of TAINTED) expect(r.stdout).toMatch(new RegExp(`\\n  ${h} +\\w+ +tainted +[1-9]`));
       for (const h of CLEAN) expect(r.stdout).toMatch(new RegExp(`\\n  ${h} +\\w+ +clean +0`));
       expect(r.stdout).toContain(`As expected: ${TAINTED.join(', ')} are tainted`);
-      expect(r.stdout).toMatch(/web +2 of 3 tainted \(67%\)/);
-      expect(r.stdout).toMatch(/api +2 of 7 tainted \(29%\)/);
+      // The scheduler, in dry-run, as its API reported it: web's breaker trips and nothing there goes
+      // further; in api the budget (one at a time) goes to the most severe host, the other waits.
+      const scheduler = r.stdout.slice(r.stdout.indexOf('== 6.'), r.stdout.indexOf('== 7.'));
+      expect(scheduler).toMatch(/\n  web +2 of 3 tainted \(67%\), dry-run\n +breaker tripped: 2 of 3 hosts \(67%\) tainted within 15m, more than taintedShare 30%\n/);
+      expect(scheduler).toMatch(/\n +web-1 +paused +\[/);
+      expect(scheduler).toMatch(/\n +web-2 +paused +\[/);
+      expect(scheduler).toMatch(/\n  api +2 of 7 tainted \(29%\), dry-run\n +breaker closed/);
+      expect(scheduler).toMatch(/\n +api-2 +would replace +\[critical\] +first in the queue.*within budgets \(group api: 0 more allowed after this/);
+      expect(scheduler).toMatch(/\n +api-1 +waits +\[high\] +for budget: the slot goes to api-2 first \(budget "\*": maxUnavailable 1/);
+      expect(scheduler.match(/would replace +\[/g)).toHaveLength(1);
+      expect(scheduler.match(/\n +budgets in force: budget "\*": at most 1 replacement at a time/g)).toHaveLength(2);
+      expect(scheduler).not.toMatch(/no replacement scheduler|next to be built/);
+      expect(r.stdout).toContain('As expected: the breaker paused web (nothing scheduled there); api-2 would be replaced (dry-run), api-1 waits for budget.');
       // --exit does not serve.
       expect(r.stdout).not.toContain('Ctrl-C');
       const dir = workDir(r.stdout);
@@ -107,17 +118,31 @@ describe('driftwarden demo', () => {
       let interrupted = false;
       let agents: number[] = [];
       let dashboard = '';
+      let checked: Promise<{ page: number; pageType: string; signIn: number; cookie: boolean }> = Promise.reject(new Error('the demo never said it serves'));
+      checked.catch(() => {}); // awaited below
       const r = await runDemo([], (out, pid) => {
         if (interrupted || !out.includes('Ctrl-C stops')) return;
         interrupted = true;
         agents = processesUsing(workDir(out));
-        dashboard = /dashboard: +(http:\/\/127\.0\.0\.1:\d+\/)/.exec(out)?.[1] ?? '';
-        process.kill(pid, 'SIGINT');
+        dashboard = /dashboard: +(http:\/\/127\.0\.0\.1:\d+\/) +\(sign in with the admin token\)/.exec(out)?.[1] ?? '';
+        const token = /admin token: +(dwt_\S+)/.exec(out)?.[1] ?? '';
+        // While it serves: the dashboard is at the URL it printed, and the token it printed signs in.
+        checked = (async () => {
+          try {
+            const page = await fetch(dashboard);
+            const signIn = await fetch(`${dashboard}api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) });
+            return { page: page.status, pageType: page.headers.get('content-type') ?? '', signIn: signIn.status, cookie: (signIn.headers.get('set-cookie') ?? '') !== '' };
+          } finally {
+            process.kill(pid, 'SIGINT');
+          }
+        })();
       });
+      const served = await checked;
+      expect(served).toMatchObject({ page: 200, signIn: 200, cookie: true });
+      expect(served.pageType).toMatch(/text\/html/);
       expect(r.stderr).toBe('');
       expect(interrupted).toBe(true);
       expect(dashboard).not.toBe('');
-      expect(r.stdout).toMatch(/admin token: +dwt_\S+/);
       expect(agents).toHaveLength(10);
       expect(r.code).toBe(0);
       const dir = workDir(r.stdout);

@@ -226,6 +226,8 @@ export interface HostOptions {
   enrollToken: string;
   /** How the host reaches the controller. */
   path: { kind: 'proxy'; controller: { host: string; port: number } } | { kind: 'netns'; lab: NetLab; net: NetHost; controllerUrl: string } | { kind: 'direct'; controllerUrl: string };
+  /** The group the agent reports (agent.yaml `group:`), for replacement budgets and the breaker. */
+  group?: string;
   scan?: string;
   heartbeat?: string;
   watch?: string[];
@@ -274,6 +276,7 @@ export class FleetHost {
         manifest: o.manifest,
         root: this.root,
         stateDir: this.stateDir,
+        ...(o.group ? { group: o.group } : {}),
         schedule: { scan: o.scan ?? '*/2 * * * * *', fullRehash: '0 0 1 1 *', heartbeat: o.heartbeat ?? '250ms' },
         watch: { paths: o.watch ?? ['/etc', '/opt'] },
       }),
