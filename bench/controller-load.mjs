@@ -30,20 +30,16 @@
  * --cpu-prof runs the controller under `node --cpu-prof` (profiles in the work dir, top functions printed).
  * Needs a built dist/ (npm run build). Work files go to bench/work/controller-load/ (gitignored).
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { createHash, createPrivateKey, randomBytes, randomUUID } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, createPrivateKey, randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
-import pg from 'pg';
+import { buildManifest, call, deviationSet, dist, f0, f1, f2, hexOf, monitor, prepareStore, REPO, sendAtRate, sleep, startServer, stats, tokenCreate, writeResults } from './lib/load.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const REPO = resolve(HERE, '..');
 const WORK = join(HERE, 'work', 'controller-load');
-const CLI = join(REPO, 'bin', 'driftwarden.js');
-const dist = (p) => import(pathToFileURL(join(REPO, 'dist', p)).href);
 
 function parseArgs(argv) {
   const o = {
@@ -88,230 +84,16 @@ function parseArgs(argv) {
 
 const opts = parseArgs(process.argv.slice(2));
 const log = (s) => process.stderr.write(`[bench] ${s}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const md5 = (s) => createHash('md5').update(s).digest('hex');
-const hexOf = (s) => createHash('sha256').update(s).digest('hex');
-
-const { sealManifest } = await dist('shared/manifest.js');
-const { generateKeyPair } = await dist('shared/sign.js');
-const { applyDeviations } = await dist('shared/diff.js');
-const { digestOf } = await dist('shared/canonical.js');
-const { defaultRules } = await dist('shared/schema/rules.js');
-
-// ---------------------------------------------------------------- manifest and deviation sets
-
-function buildManifest(privateKey) {
-  const files = [];
-  const dirs = ['/etc', '/etc/ssh', '/etc/systemd/system', '/opt/app/bin', '/opt/app/lib', '/usr/bin', '/usr/lib/x86_64-linux-gnu', '/usr/share/doc'];
-  for (let i = 0; i < 2000; i++) {
-    const d = dirs[i % dirs.length];
-    files.push({ key: `${d}/f${String(i).padStart(5, '0')}`, type: 'file', mode: d.endsWith('bin') ? '0755' : '0644', uid: 0, gid: 0, size: 1000 + ((i * 7919) % 90_000), sha256: hexOf(`file ${i}`) });
-  }
-  const packages = [];
-  for (let i = 0; i < 500; i++) {
-    const name = `pkg-${String(i).padStart(4, '0')}`;
-    packages.push({ key: `${name}:amd64`, manager: 'dpkg', name, arch: 'amd64', version: `1.${i % 17}.${i % 5}-1`, state: 'installed' });
-  }
-  const sysctl = [];
-  for (let i = 0; i < 1000; i++) {
-    const declared = i % 10 === 0;
-    sysctl.push({ key: `net.ipv4.param_${String(i).padStart(4, '0')}`, runtime: String(i % 3), declared: declared ? String(i % 3) : null, declaredIn: declared ? '/etc/sysctl.d/99-bench.conf' : null });
-  }
-  const cron = [];
-  for (let i = 0; i < 20; i++) cron.push({ key: `/etc/cron.d/job${i}#0`, kind: 'entry', file: `/etc/cron.d/job${i}`, schedule: `${i} * * * *`, user: 'root', command: `/usr/bin/job${i}` });
-  const byKey = (a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
-  return sealManifest(
-    {
-      schema: 'driftwarden/manifest/v1',
-      image: { id: 'ami-bench-controller-load', name: 'bench', version: '1', source: 'bench/controller-load.mjs' },
-      os: { id: 'debian', versionId: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)' },
-      createdAt: new Date().toISOString(),
-      builder: { agentVersion: '0.1.0', hostname: 'bake' },
-      rules: defaultRules(),
-      sections: { packages: { items: packages.sort(byKey) }, sysctl: { items: sysctl.sort(byKey) }, cron: { items: cron.sort(byKey) }, files: { items: files.sort(byKey) } },
-    },
-    privateKey,
-  );
-}
-
-const bodyOf = (item) => {
-  const { key: _k, ...rest } = item;
-  return rest;
-};
-
-/** Set s: 30 files (content changed), 15 packages (upgraded), 5 sysctl (runtime changed); digests that add up. */
-function deviationSet(manifest, s) {
-  const pick = (items, n, stride) => Array.from({ length: n }, (_, j) => items[(s * 101 + j * stride) % items.length]);
-  const devs = [];
-  for (const f of pick(manifest.sections.files.items, 30, 61)) {
-    const actual = { ...bodyOf(f), size: f.size + 17, sha256: hexOf(`${f.key} drifted ${s}`) };
-    devs.push({ collector: 'files', key: f.key, change: 'modified', expected: bodyOf(f), actual, fields: ['sha256', 'size'], severity: 'high' });
-  }
-  for (const p of pick(manifest.sections.packages.items, 15, 29)) {
-    devs.push({ collector: 'packages', key: p.key, change: 'modified', expected: bodyOf(p), actual: { ...bodyOf(p), version: `${p.version}+hotfix${s}` }, fields: ['version'], severity: 'high' });
-  }
-  for (const k of pick(manifest.sections.sysctl.items, 5, 197)) {
-    devs.push({ collector: 'sysctl', key: k.key, change: 'modified', expected: bodyOf(k), actual: { ...bodyOf(k), runtime: `${k.runtime}9` }, fields: ['runtime'], severity: 'medium' });
-  }
-  const digests = {};
-  for (const [name, section] of Object.entries(manifest.sections)) {
-    const mine = devs.filter((d) => d.collector === name);
-    digests[name] = mine.length ? digestOf(applyDeviations(name, section.items, mine)) : manifest.digests.sections[name];
-  }
-  return { devs, digests };
-}
-
-// ---------------------------------------------------------------- process and machine sampling
-
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-function procTicks(pid) {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]); // utime + stime (fields 14 and 15)
-  } catch {
-    return NaN;
-  }
-}
-function procRssMB(pid) {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-function machineTicks() {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const idle = f[3] + f[4];
-  return { total: f.reduce((a, b) => a + b, 0), idle };
-}
-
-/** Starts sampling a server process; stop() returns the phase's resource figures. */
-function monitor(pid) {
-  const t0 = performance.now();
-  const ticks0 = procTicks(pid);
-  const mach0 = machineTicks();
-  const gen0 = process.cpuUsage();
-  const load1 = loadavg()[0];
-  let rssMax = procRssMB(pid);
-  const timer = setInterval(() => {
-    const r = procRssMB(pid);
-    if (r > rssMax) rssMax = r;
-  }, 200);
-  return {
-    stop() {
-      clearInterval(timer);
-      const wall = (performance.now() - t0) / 1000;
-      const r = procRssMB(pid);
-      if (r > rssMax) rssMax = r;
-      const mach1 = machineTicks();
-      const gen = process.cpuUsage(gen0);
-      const dt = mach1.total - mach0.total;
-      return {
-        serverCpu: ((procTicks(pid) - ticks0) / CLK_TCK / wall) * 100,
-        serverRssMB: rssMax,
-        genCpu: ((gen.user + gen.system) / 1e6 / wall) * 100,
-        machineBusy: dt > 0 ? (1 - (mach1.idle - mach0.idle) / dt) * 100 : NaN,
-        load1,
-      };
-    },
-  };
-}
-
-// ---------------------------------------------------------------- latency statistics
-
-function pct(sorted, p) {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-function stats(lat) {
-  const s = Float64Array.from(lat).sort();
-  return { p50: pct(s, 50), p95: pct(s, 95), p99: pct(s, 99), max: s.length ? s[s.length - 1] : NaN };
-}
-
-// ---------------------------------------------------------------- the controller child
-
-function tokenCreate(configFile, role) {
-  const r = spawnSync(process.execPath, [CLI, 'token', 'create', '--config', configFile, '--role', role, '--name', `bench-${role}`], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`token create --role ${role} failed: ${r.stderr}`);
-  return r.stdout.trim();
-}
-
-async function startServer(dir, configFile, tag) {
-  const args = [];
-  if (opts.cpuProf) args.push('--cpu-prof', '--cpu-prof-dir', join(dir, 'prof'), '--cpu-prof-name', `controller-${tag}.cpuprofile`);
-  args.push(CLI, 'controller', '--config', configFile);
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: process.env.DRIFTWARDEN_LOG_LEVEL ?? 'info' } });
-  const logFile = createWriteStream(join(dir, `controller-${tag}.log`));
-  child.stderr.pipe(logFile, { end: false });
-  const url = await new Promise((resolveUrl, reject) => {
-    let buf = '';
-    let found = false;
-    const onData = (chunk) => {
-      logFile.write(chunk);
-      if (found) return;
-      buf += chunk;
-      for (const line of buf.split('\n')) {
-        if (!line.includes('controller listening')) continue;
-        try {
-          found = true;
-          resolveUrl(JSON.parse(line).url);
-        } catch (err) {
-          reject(err);
-        }
-      }
-    };
-    child.stdout.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`controller exited with ${code} before listening; see ${join(dir, `controller-${tag}.log`)}`)));
-    setTimeout(() => reject(new Error('controller did not start within 60 s')), 60_000).unref();
-  });
-  log(`controller ${tag} pid ${child.pid} listening at ${url}`);
-  return {
-    child,
-    url,
-    async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await Promise.race([exited, sleep(30_000)]);
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      logFile.end();
-    },
-  };
-}
-
-// ---------------------------------------------------------------- HTTP
-
-async function call(pool, method, path, token, body) {
-  const r = await pool.request({ method, path, headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, body });
-  const text = await r.body.text();
-  return { status: r.statusCode, text };
-}
 
 // ---------------------------------------------------------------- runs for one store
 
+/** The controller child, under `node --cpu-prof` with --cpu-prof (profiles in DIR/prof). */
+const startController = (dir, configFile, tag) =>
+  startServer(dir, configFile, tag, log, { nodeArgs: opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(dir, 'prof'), '--cpu-prof-name', `controller-${tag}.cpuprofile`] : [] });
+
 async function runStore(kind) {
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const dir = join(WORK, `${kind}-${stamp}`);
-  mkdirSync(dir, { recursive: true });
-  const keys = generateKeyPair();
-  writeFileSync(join(dir, 'bench.pub.pem'), keys.publicKeyPem);
-  let storeUrl;
-  let pgSchema = null;
-  if (kind === 'sqlite') storeUrl = `sqlite:${join(dir, 'controller.db')}`;
-  else {
-    pgSchema = `dwbench_${process.pid}_${randomBytes(3).toString('hex')}`;
-    const c = new pg.Client({ connectionString: opts.pgUrl });
-    await c.connect();
-    await c.query(`create schema ${pgSchema}`);
-    await c.end();
-    storeUrl = `${opts.pgUrl}${opts.pgUrl.includes('?') ? '&' : '?'}options=-csearch_path%3D${pgSchema}`;
-  }
-  const configFile = join(dir, 'controller.yaml');
-  writeFileSync(configFile, [`listen: 127.0.0.1:0`, `store: "${storeUrl}"`, `trustedKeys: [${join(dir, 'bench.pub.pem')}]`, `silentAfter: 1h`, `taintSilentAfter: 48h`, ''].join('\n'));
-  log(`${kind}: work dir ${dir}${pgSchema ? `, schema ${pgSchema}` : ''}`);
+  const { dir, keys, storeUrl, configFile, dropStore } = await prepareStore(WORK, kind, { pgUrl: opts.pgUrl, schemaPrefix: 'dwbench', log });
 
   const rows = [];
   const lists = [];
@@ -320,18 +102,12 @@ async function runStore(kind) {
   const cleanup = (activeCleanup = async () => {
     activeCleanup = null;
     await server?.stop().catch(() => {});
-    if (pgSchema) {
-      const c = new pg.Client({ connectionString: opts.pgUrl });
-      await c.connect();
-      await c.query(`drop schema if exists ${pgSchema} cascade`);
-      await c.end();
-      log(`${kind}: dropped schema ${pgSchema}`);
-    }
+    await dropStore();
   });
   try {
     const admin = tokenCreate(configFile, 'admin');
     const agent = tokenCreate(configFile, 'agent');
-    server = await startServer(dir, configFile, '1');
+    server = await startController(dir, configFile, '1');
     const serverAlive = () => {
       const c = server?.child;
       if (c && (c.exitCode !== null || c.signalCode !== null)) throw new Error(`the controller (pid ${c.pid}) exited (${c.signalCode ?? c.exitCode}); see its log in ${dir}`);
@@ -339,11 +115,11 @@ async function runStore(kind) {
     let pool = new Pool(server.url, { connections: 256, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 });
 
     // -- manifest
-    const manifest = buildManifest(createPrivateKey(keys.privateKeyPem));
+    const manifest = buildManifest(createPrivateKey(keys.privateKeyPem), 'ami-bench-controller-load', { source: 'bench/controller-load.mjs', declaredSysctl: true });
     const pub = await call(pool, 'POST', '/api/v1/manifests', admin, JSON.stringify({ manifest }));
     if (pub.status !== 201) throw new Error(`manifest publish: ${pub.status} ${pub.text}`);
     const imageId = manifest.image.id;
-    const sets = Array.from({ length: opts.devSets }, (_, s) => deviationSet(manifest, s));
+    const sets = Array.from({ length: opts.devSets }, (_, s) => deviationSet(manifest, s, { files: 30, packages: 15, sysctl: 5 }));
     const collectors = ['packages', 'sysctl', 'cron', 'files'].map((c) => ({ collector: c, ok: true, durationMs: 850, items: manifest.sections[c].items.length }));
 
     // -- hosts and report bodies (the constant part serialized once, the rest spliced in)
@@ -495,26 +271,15 @@ async function runStore(kind) {
       };
       const mon = monitor(server.child.pid);
       const start = performance.now();
-      let k = 0;
       let acc = 0;
-      await new Promise((resolveSend) => {
-        const tick = () => {
-          const due = Math.min(total, Math.floor(((performance.now() - start) * opts.rate) / 1000) + 1);
-          while (k < due) {
-            const sched = start + (k * 1000) / opts.rate;
-            k++;
-            acc += opts.scanShare;
-            const isScan = acc >= 1;
-            if (isScan) {
-              acc -= 1;
-              scans++;
-            }
-            launch(sched, isScan);
-          }
-          if (k < total) setTimeout(tick, 1);
-          else resolveSend();
-        };
-        tick();
+      await sendAtRate(start, opts.rate, total, (sched) => {
+        acc += opts.scanShare;
+        const isScan = acc >= 1;
+        if (isScan) {
+          acc -= 1;
+          scans++;
+        }
+        launch(sched, isScan);
       });
       await Promise.race([finished, sleep(60_000)]);
       const wall = (performance.now() - start) / 1000;
@@ -599,7 +364,7 @@ async function runStore(kind) {
       await store.close();
       for (let i = opts.hosts; i < opts.bigHosts; i++) bigIds.push(md5(`bench-host-${i}`));
       log(`${kind}: inserted ${opts.bigHosts - opts.hosts} hosts through the store in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-      server = await startServer(dir, configFile, '2');
+      server = await startController(dir, configFile, '2');
       // the helpers above read `pool` when called
       pool = new Pool(server.url, { connections: 256, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 });
       await measureList(opts.bigHosts, [...ids, ...bigIds]);
@@ -650,9 +415,6 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-const f0 = (x) => (Number.isFinite(x) ? x.toFixed(0) : '–');
-const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : '–');
-const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '–');
 const cpuModel = cpus()[0]?.model ?? 'unknown';
 const started = new Date();
 log(`machine: ${cpus().length} cores, ${cpuModel}, node ${process.version}, load ${loadavg().map(f2).join(' ')}`);
@@ -682,12 +444,7 @@ lines.push('');
 lines.push('| store | registered hosts | GET /api/v1/hosts?limit=100 | p50 ms | p95 ms | p99 ms | max ms |');
 lines.push('|---|---:|---|---:|---:|---:|---:|');
 for (const { lists } of all) for (const l of lists) lines.push(`| ${l.store} | ${l.hosts} | ${l.page}${l.bad ? ` (${l.bad} bad)` : ''} | ${f2(l.p50)} | ${f2(l.p95)} | ${f2(l.p99)} | ${f2(l.max)} |`);
-const table = lines.join('\n') + '\n';
-process.stdout.write(`\n${table}`);
-mkdirSync(dirname(opts.out), { recursive: true });
-writeFileSync(opts.out, table);
-writeFileSync(opts.out.replace(/\.md$/, '') + '.json', JSON.stringify({ started, cpuModel, node: process.version, opts, results: all }, null, 2));
-log(`written ${opts.out}`);
+writeResults(opts.out, lines.join('\n') + '\n', { started, cpuModel, node: process.version, opts, results: all }, log);
 
 if (opts.cpuProf) {
   for (const { dir } of all) {

@@ -30,13 +30,13 @@
  * Work files go to bench/work/scale-sim/ (gitignored); the table is printed and written to --out.
  */
 import { createPrivateKey, randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Pool } from 'undici';
-import { buildManifest, deviationSet, dist, monitor, sleep, startServer, stats, tokenCreate } from './lib/load.mjs';
+import { buildManifest, call, deviationSet, dist, f0, f1, monitor, prepareStore, sendAtRate, sleep, startServer, stats, tokenCreate, writeResults } from './lib/load.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const WORK = join(HERE, 'work', 'scale-sim');
@@ -77,15 +77,8 @@ function parseArgs(argv) {
 
 const opts = parseArgs(process.argv.slice(2));
 const log = (s) => process.stderr.write(`[scale] ${s}\n`);
-const { generateKeyPair } = await dist('shared/sign.js');
 const { openStore } = await dist('controller/store/index.js');
 const { hashSecret } = await dist('controller/auth.js');
-
-async function call(pool, path, token, body) {
-  const r = await pool.request({ method: 'POST', path, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body });
-  const text = await r.body.text();
-  return { status: r.statusCode, text };
-}
 
 /** What one host sends, in the proportion of the agent's schedules. */
 function mixShares() {
@@ -97,25 +90,7 @@ function mixShares() {
 }
 
 async function runStore(kind, results) {
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const dir = join(WORK, `${kind}-${stamp}`);
-  mkdirSync(dir, { recursive: true });
-  const keys = generateKeyPair();
-  writeFileSync(join(dir, 'bench.pub.pem'), keys.publicKeyPem);
-  let storeUrl;
-  let pgSchema = null;
-  if (kind === 'sqlite') storeUrl = `sqlite:${join(dir, 'controller.db')}`;
-  else {
-    pgSchema = `dwscale_${process.pid}_${randomBytes(3).toString('hex')}`;
-    const c = new pg.Client({ connectionString: opts.pgUrl });
-    await c.connect();
-    await c.query(`create schema ${pgSchema}`);
-    await c.end();
-    storeUrl = `${opts.pgUrl}${opts.pgUrl.includes('?') ? '&' : '?'}options=-csearch_path%3D${pgSchema}`;
-  }
-  const configFile = join(dir, 'controller.yaml');
-  writeFileSync(configFile, [`listen: 127.0.0.1:0`, `store: "${storeUrl}"`, `trustedKeys: [${join(dir, 'bench.pub.pem')}]`, `silentAfter: 1h`, `taintSilentAfter: 48h`, ''].join('\n'));
-  log(`${kind}: work dir ${dir}${pgSchema ? `, schema ${pgSchema}` : ''}`);
+  const { dir, keys, storeUrl, pgSchema, configFile, dropStore } = await prepareStore(WORK, kind, { pgUrl: opts.pgUrl, schemaPrefix: 'dwscale', log });
 
   let server = null;
   let pool = null;
@@ -125,7 +100,7 @@ async function runStore(kind, results) {
     server = await startServer(dir, configFile, 'start', log);
     pool = new Pool(server.url, { connections: 256, pipelining: 1, keepAliveTimeout: 60_000 });
     const manifest = buildManifest(createPrivateKey(keys.privateKeyPem), `ami-scale-${randomBytes(3).toString('hex')}`);
-    const pub = await call(pool, '/api/v1/manifests', admin, JSON.stringify({ manifest }));
+    const pub = await call(pool, 'POST', '/api/v1/manifests', admin, JSON.stringify({ manifest }));
     if (pub.status !== 201) throw new Error(`manifest publish: ${pub.status} ${pub.text}`);
     const imageId = manifest.image.id;
     const sets = Array.from({ length: 16 }, (_, s) => deviationSet(manifest, s));
@@ -197,7 +172,7 @@ async function runStore(kind, results) {
             busy[i] = 1;
             const s = performance.now();
             try {
-              const r = await call(pool, path, token(i), body(i));
+              const r = await call(pool, 'POST', path, token(i), body(i));
               lat.push(performance.now() - s);
               if (r.status < 300 && (!check || check(r.text, i))) ok++;
               else {
@@ -239,7 +214,7 @@ async function runStore(kind, results) {
         while (busy[i]);
         busy[i] = 1;
         const [, body] = mixReport(i);
-        call(pool, '/api/v1/reports', creds[i], body)
+        call(pool, 'POST', '/api/v1/reports', creds[i], body)
           .then(
             (r) => {
               if (r.status < 300) ok++;
@@ -259,16 +234,7 @@ async function runStore(kind, results) {
             if (++done === total) finish();
           });
       };
-      let k = 0;
-      await new Promise((resolveSend) => {
-        const tick = () => {
-          const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000) + 1);
-          while (k < due) send(start + (k++ * 1000) / rate);
-          if (k < total) setTimeout(tick, 1);
-          else resolveSend();
-        };
-        tick();
-      });
+      await sendAtRate(start, rate, total, send);
       await Promise.race([finished, sleep(60_000)]);
       const wall = (performance.now() - start) / 1000;
       if (firstError) log(`${kind} nominal: ${errors} errors, first: ${firstError}`);
@@ -361,13 +327,7 @@ async function runStore(kind, results) {
     // destroy, not close: an overloaded open loop can leave thousands of requests queued.
     await pool?.destroy().catch(() => {});
     await server?.stop().catch(() => {});
-    if (pgSchema) {
-      const c = new pg.Client({ connectionString: opts.pgUrl });
-      await c.connect();
-      await c.query(`drop schema if exists ${pgSchema} cascade`);
-      await c.end();
-      log(`${kind}: dropped schema ${pgSchema}`);
-    }
+    await dropStore();
   }
 }
 
@@ -393,8 +353,6 @@ async function storeBytes(kind, storeUrl, pgSchema, dir) {
   }
 }
 
-const f0 = (x) => (Number.isFinite(x) ? x.toFixed(0) : '–');
-const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : '–');
 const cpuModel = cpus()[0]?.model ?? 'unknown';
 const started = new Date();
 log(`machine: ${cpus().length} cores, ${cpuModel}, node ${process.version}, load ${loadavg().map(f1).join(' ')}`);
@@ -421,9 +379,4 @@ const lines = [
   '|---|---:|---:|',
   ...Object.entries(sizes).flatMap(([k, list]) => (list ?? []).map((s) => `| ${k} | ${s.hosts} | ${f1(s.bytes / 1048576)} |`)),
 ];
-const table = lines.join('\n') + '\n';
-process.stdout.write(`\n${table}`);
-mkdirSync(dirname(opts.out), { recursive: true });
-writeFileSync(opts.out, table);
-writeFileSync(opts.out.replace(/\.md$/, '') + '.json', JSON.stringify({ started, cpuModel, node: process.version, opts, results, sizes }, null, 2));
-log(`written ${opts.out}`);
+writeResults(opts.out, lines.join('\n') + '\n', { started, cpuModel, node: process.version, opts, results, sizes }, log);

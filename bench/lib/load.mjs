@@ -1,14 +1,16 @@
 /**
- * Pieces for controller load generators (bench/scale-sim.mjs): a synthetic signed manifest, deviation
- * sets whose digests add up, the controller as a child process, /proc sampling of its CPU and RSS, and
- * latency percentiles. Needs a built dist/ (npm run build).
+ * Pieces for controller load generators (bench/controller-load.mjs, bench/scale-sim.mjs): a synthetic
+ * signed manifest, deviation sets whose digests add up, a work dir with a store (SQLite file or a
+ * PostgreSQL schema of its own) and a controller config, the controller as a child process, requests
+ * to it, /proc sampling of its CPU and RSS, and latency percentiles. Needs a built dist/ (npm run build).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import pg from 'pg';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = join(REPO, 'bin', 'driftwarden.js');
@@ -17,12 +19,16 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const hexOf = (s) => createHash('sha256').update(s).digest('hex');
 
 const { sealManifest } = await dist('shared/manifest.js');
+const { generateKeyPair } = await dist('shared/sign.js');
 const { applyDeviations } = await dist('shared/diff.js');
 const { digestOf } = await dist('shared/canonical.js');
 const { defaultRules } = await dist('shared/schema/rules.js');
 
-/** An image of 2,000 files, 500 packages, 1,000 kernel parameters and 20 cron entries, signed. */
-export function buildManifest(privateKey, imageId) {
+/**
+ * An image of 2,000 files, 500 packages, 1,000 kernel parameters and 20 cron entries, signed.
+ * `declaredSysctl`: every tenth parameter also declared in a sysctl.d file (as controller-load has it).
+ */
+export function buildManifest(privateKey, imageId, { source = 'bench/lib/load.mjs', declaredSysctl = false } = {}) {
   const files = [];
   const dirs = ['/etc', '/etc/ssh', '/etc/systemd/system', '/opt/app/bin', '/opt/app/lib', '/usr/bin', '/usr/lib/x86_64-linux-gnu', '/usr/share/doc'];
   for (let i = 0; i < 2000; i++) {
@@ -35,14 +41,17 @@ export function buildManifest(privateKey, imageId) {
     packages.push({ key: `${name}:amd64`, manager: 'dpkg', name, arch: 'amd64', version: `1.${i % 17}.${i % 5}-1`, state: 'installed' });
   }
   const sysctl = [];
-  for (let i = 0; i < 1000; i++) sysctl.push({ key: `net.ipv4.param_${String(i).padStart(4, '0')}`, runtime: String(i % 3), declared: null, declaredIn: null });
+  for (let i = 0; i < 1000; i++) {
+    const declared = declaredSysctl && i % 10 === 0;
+    sysctl.push({ key: `net.ipv4.param_${String(i).padStart(4, '0')}`, runtime: String(i % 3), declared: declared ? String(i % 3) : null, declaredIn: declared ? '/etc/sysctl.d/99-bench.conf' : null });
+  }
   const cron = [];
   for (let i = 0; i < 20; i++) cron.push({ key: `/etc/cron.d/job${i}#0`, kind: 'entry', file: `/etc/cron.d/job${i}`, schedule: `${i} * * * *`, user: 'root', command: `/usr/bin/job${i}` });
   const byKey = (a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
   return sealManifest(
     {
       schema: 'driftwarden/manifest/v1',
-      image: { id: imageId, name: 'bench', version: '1', source: 'bench/lib/load.mjs' },
+      image: { id: imageId, name: 'bench', version: '1', source },
       os: { id: 'debian', versionId: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)' },
       createdAt: new Date().toISOString(),
       builder: { agentVersion: '0.1.0', hostname: 'bake' },
@@ -58,8 +67,8 @@ const bodyOf = (item) => {
   return rest;
 };
 
-/** Deviation set s: `files` files with changed content and `packages` upgraded packages; digests that add up. */
-export function deviationSet(manifest, s, { files = 8, packages = 2 } = {}) {
+/** Deviation set s: `files` files with changed content, `packages` upgraded packages and `sysctl` changed kernel parameters; digests that add up. */
+export function deviationSet(manifest, s, { files = 8, packages = 2, sysctl = 0 } = {}) {
   const pick = (items, n, stride) => Array.from({ length: n }, (_, j) => items[(s * 101 + j * stride) % items.length]);
   const devs = [];
   for (const f of pick(manifest.sections.files.items, files, 61)) {
@@ -67,6 +76,9 @@ export function deviationSet(manifest, s, { files = 8, packages = 2 } = {}) {
   }
   for (const p of pick(manifest.sections.packages.items, packages, 29)) {
     devs.push({ collector: 'packages', key: p.key, change: 'modified', expected: bodyOf(p), actual: { ...bodyOf(p), version: `${p.version}+hotfix${s}` }, fields: ['version'], severity: 'high' });
+  }
+  for (const k of pick(manifest.sections.sysctl.items, sysctl, 197)) {
+    devs.push({ collector: 'sysctl', key: k.key, change: 'modified', expected: bodyOf(k), actual: { ...bodyOf(k), runtime: `${k.runtime}9` }, fields: ['runtime'], severity: 'medium' });
   }
   const digests = {};
   for (const [name, section] of Object.entries(manifest.sections)) {
@@ -82,7 +94,7 @@ function procTicks(pid) {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]); // utime + stime
+    return Number(f[11]) + Number(f[12]); // utime + stime (fields 14 and 15)
   } catch {
     return NaN;
   }
@@ -150,10 +162,13 @@ export function tokenCreate(configFile, role) {
   return r.stdout.trim();
 }
 
-/** `driftwarden controller --config FILE` as a child; resolves once it listens. Its log goes to DIR/controller-TAG.log. */
-export async function startServer(dir, configFile, tag, log = () => {}) {
+/**
+ * `driftwarden controller --config FILE` as a child; resolves once it listens. Its log goes to DIR/controller-TAG.log.
+ * `nodeArgs` go to node before the CLI (e.g. --cpu-prof).
+ */
+export async function startServer(dir, configFile, tag, log = () => {}, { nodeArgs = [] } = {}) {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [CLI, 'controller', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: process.env.DRIFTWARDEN_LOG_LEVEL ?? 'info' } });
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'controller', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: process.env.DRIFTWARDEN_LOG_LEVEL ?? 'info' } });
   const logFile = createWriteStream(join(dir, `controller-${tag}.log`));
   child.stderr.pipe(logFile, { end: false });
   const url = await new Promise((resolveUrl, reject) => {
@@ -166,7 +181,11 @@ export async function startServer(dir, configFile, tag, log = () => {}) {
       for (const line of buf.split('\n')) {
         if (!line.includes('controller listening')) continue;
         found = true;
-        resolveUrl(JSON.parse(line).url);
+        try {
+          resolveUrl(JSON.parse(line).url);
+        } catch (err) {
+          reject(err);
+        }
       }
     });
     child.once('exit', (code) => reject(new Error(`controller exited with ${code} before listening; see ${join(dir, `controller-${tag}.log`)}`)));
@@ -187,4 +206,84 @@ export async function startServer(dir, configFile, tag, log = () => {}) {
       logFile.end();
     },
   };
+}
+
+/** One request with a bearer token; the reply's status and body text. */
+export async function call(pool, method, path, token, body) {
+  const r = await pool.request({ method, path, headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, body });
+  const text = await r.body.text();
+  return { status: r.statusCode, text };
+}
+
+/**
+ * A fresh work dir WORK/KIND-STAMP with a signing key pair (the public half trusted), a store (a SQLite file
+ * there, or a new schema `PREFIX_PID_RANDOM` on the PostgreSQL server at pgUrl) and a controller config.
+ * dropStore() drops the PostgreSQL schema (nothing for SQLite).
+ */
+export async function prepareStore(work, kind, { pgUrl, schemaPrefix, log = () => {} }) {
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const dir = join(work, `${kind}-${stamp}`);
+  mkdirSync(dir, { recursive: true });
+  const keys = generateKeyPair();
+  writeFileSync(join(dir, 'bench.pub.pem'), keys.publicKeyPem);
+  let storeUrl;
+  let pgSchema = null;
+  if (kind === 'sqlite') storeUrl = `sqlite:${join(dir, 'controller.db')}`;
+  else {
+    pgSchema = `${schemaPrefix}_${process.pid}_${randomBytes(3).toString('hex')}`;
+    const c = new pg.Client({ connectionString: pgUrl });
+    await c.connect();
+    await c.query(`create schema ${pgSchema}`);
+    await c.end();
+    storeUrl = `${pgUrl}${pgUrl.includes('?') ? '&' : '?'}options=-csearch_path%3D${pgSchema}`;
+  }
+  const configFile = join(dir, 'controller.yaml');
+  writeFileSync(configFile, [`listen: 127.0.0.1:0`, `store: "${storeUrl}"`, `trustedKeys: [${join(dir, 'bench.pub.pem')}]`, `silentAfter: 1h`, `taintSilentAfter: 48h`, ''].join('\n'));
+  log(`${kind}: work dir ${dir}${pgSchema ? `, schema ${pgSchema}` : ''}`);
+  return {
+    dir,
+    keys,
+    storeUrl,
+    pgSchema,
+    configFile,
+    async dropStore() {
+      if (!pgSchema) return;
+      const c = new pg.Client({ connectionString: pgUrl });
+      await c.connect();
+      await c.query(`drop schema if exists ${pgSchema} cascade`);
+      await c.end();
+      log(`${kind}: dropped schema ${pgSchema}`);
+    },
+  };
+}
+
+/** Table cells: a number to 0, 1 or 2 decimals, a dash when there is none. */
+export const f0 = (x) => (Number.isFinite(x) ? x.toFixed(0) : '–');
+export const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : '–');
+export const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '–');
+
+/**
+ * Open-loop pacing: calls send(scheduled) `total` times at `rate` per second from `start`, by the clock and
+ * not by replies, so latency measured from `scheduled` shows a server that falls behind; resolves once all are sent.
+ */
+export function sendAtRate(start, rate, total, send) {
+  let k = 0;
+  return new Promise((resolveSend) => {
+    const tick = () => {
+      const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000) + 1);
+      while (k < due) send(start + (k++ * 1000) / rate);
+      if (k < total) setTimeout(tick, 1);
+      else resolveSend();
+    };
+    tick();
+  });
+}
+
+/** Prints the results table and writes it to `out` (Markdown) and beside it as JSON. */
+export function writeResults(out, table, json, log = () => {}) {
+  process.stdout.write(`\n${table}`);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, table);
+  writeFileSync(out.replace(/\.md$/, '') + '.json', JSON.stringify(json, null, 2));
+  log(`written ${out}`);
 }
