@@ -9,8 +9,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashSecret } from '../../controller/auth.js';
-import { AgentHost, bake, Controller, HOST_ID, killAll, until, type Baked } from '../helpers/agent-host.js';
-import { tempDir } from '../helpers/tmp.js';
+import { agentFor, bake, HOST_ID, killAll, publishedController, until, type AgentHost, type AgentOptions, type Baked, type Controller } from '../helpers/agent-host.js';
 
 let baked: Baked;
 beforeAll(() => {
@@ -23,18 +22,8 @@ afterEach(async () => {
   for (const c of controllers.splice(0)) await c.stop();
 });
 
-async function controller(port = 0): Promise<Controller> {
-  const c = new Controller(tempDir('dw-ctl-'), baked.pub);
-  c.port = port;
-  controllers.push(c);
-  await c.start();
-  await c.publish(baked.manifest);
-  return c;
-}
-
-function host(c: Controller, opts: Partial<ConstructorParameters<typeof AgentHost>[0]> = {}): AgentHost {
-  return new AgentHost({ manifest: baked.manifest, controllerUrl: c.url, enrollToken: c.enrollToken, ...opts });
-}
+const controller = (port = 0): Promise<Controller> => publishedController(baked, controllers, port);
+const host = (c: Controller, opts: Partial<AgentOptions> = {}): AgentHost => agentFor(baked, c, opts);
 
 async function clean(c: Controller, a: AgentHost): Promise<void> {
   await until(async () => (await c.host())?.host.state === 'clean', () => `host clean\n${a.log.slice(-2000)}`, 20_000);

@@ -8,8 +8,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { AgentHost, bake, Controller, HOST_ID, killAll, until, type Baked } from '../helpers/agent-host.js';
-import { tempDir } from '../helpers/tmp.js';
+import { agentFor, bake, HOST_ID, killAll, publishedController, until, type AgentHost, type AgentOptions, type Baked, type Controller } from '../helpers/agent-host.js';
 
 let baked: Baked;
 beforeAll(() => {
@@ -23,17 +22,8 @@ afterEach(async () => {
 
 const controllers: Controller[] = [];
 
-async function controller(): Promise<Controller> {
-  const c = new Controller(tempDir('dw-ctl-'), baked.pub);
-  controllers.push(c);
-  await c.start();
-  await c.publish(baked.manifest);
-  return c;
-}
-
-function host(c: Controller, opts: Partial<ConstructorParameters<typeof AgentHost>[0]> = {}): AgentHost {
-  return new AgentHost({ manifest: baked.manifest, controllerUrl: c.url, enrollToken: c.enrollToken, ...opts });
-}
+const controller = (): Promise<Controller> => publishedController(baked, controllers);
+const host = (c: Controller, opts: Partial<AgentOptions> = {}): AgentHost => agentFor(baked, c, opts);
 
 async function state(c: Controller): Promise<string | undefined> {
   return (await c.host())?.host.state;

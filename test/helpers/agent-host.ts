@@ -265,18 +265,8 @@ export class AgentHost {
   }
 
   /** Reports waiting in the spool, parsed from their file names (seq, kind). */
-  spooled(): { seq: number; kind: string; name: string }[] {
-    let names: string[] = [];
-    try {
-      names = readdirSync(this.spoolDir);
-    } catch {
-      return [];
-    }
-    return names
-      .map((name) => ({ name, m: /^(\d{12})-(scan|heartbeat|event)-.*\.json$/.exec(name) }))
-      .filter((x) => x.m)
-      .map((x) => ({ seq: Number(x.m![1]), kind: x.m![2]!, name: x.name }))
-      .sort((a, b) => a.seq - b.seq);
+  spooled(): SpooledReport[] {
+    return spooledReports(this.spoolDir);
   }
 
   rejectedDir(): string {
@@ -294,6 +284,45 @@ export class AgentHost {
 const children = new Set<ChildProcess>();
 
 /** SIGKILL every child still running and wait for them to go. */
+export interface SpooledReport {
+  seq: number;
+  kind: string;
+  name: string;
+}
+
+/** Reports waiting in an agent's spool directory, parsed from their file names, oldest first; none when it does not exist yet. */
+export function spooledReports(spoolDir: string): SpooledReport[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync(spoolDir);
+  } catch {
+    return [];
+  }
+  return names
+    .map((name) => ({ name, m: /^(\d{12})-(scan|heartbeat|event)-.*\.json$/.exec(name) }))
+    .filter((x) => x.m)
+    .map((x) => ({ seq: Number(x.m![1]), kind: x.m![2]!, name: x.name }))
+    .sort((a, b) => a.seq - b.seq);
+}
+
+/**
+ * A Controller in a temp dir trusting `baked`'s key, started, with `baked`'s manifest published. It joins
+ * `track` before it starts, so the test's afterEach stops it even when the start fails.
+ */
+export async function publishedController(baked: Baked, track: Controller[], port = 0): Promise<Controller> {
+  const c = new Controller(tempDir('dw-ctl-'), baked.pub);
+  c.port = port;
+  track.push(c);
+  await c.start();
+  await c.publish(baked.manifest);
+  return c;
+}
+
+/** An agent on `baked`'s manifest that reports to, and enrolls with, controller `c`. */
+export function agentFor(baked: Baked, c: Controller, opts: Partial<AgentOptions> = {}): AgentHost {
+  return new AgentHost({ manifest: baked.manifest, controllerUrl: c.url, enrollToken: c.enrollToken, ...opts });
+}
+
 export async function killAll(): Promise<void> {
   const waits = [...children].map(
     (c) =>

@@ -15,7 +15,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { stringify } from 'yaml';
-import { BIN, dwAsync, until } from '../../helpers/agent-host.js';
+import { BIN, dwAsync, spooledReports, until, type SpooledReport } from '../../helpers/agent-host.js';
 import { copyFixture, FIXTURES, tempDir } from '../../helpers/tmp.js';
 import type { NetHost, NetLab } from './netns.js';
 import { FaultProxy } from './proxy.js';
@@ -345,18 +345,8 @@ export class FleetHost {
   }
 
   /** Reports waiting in the spool (seq, kind), oldest first. */
-  spooled(): { seq: number; kind: string; name: string }[] {
-    let names: string[] = [];
-    try {
-      names = readdirSync(this.spoolDir);
-    } catch {
-      return [];
-    }
-    return names
-      .map((name) => ({ name, m: /^(\d{12})-(scan|heartbeat|event)-.*\.json$/.exec(name) }))
-      .filter((x) => x.m)
-      .map((x) => ({ seq: Number(x.m![1]), kind: x.m![2]!, name: x.name }))
-      .sort((a, b) => a.seq - b.seq);
+  spooled(): SpooledReport[] {
+    return spooledReports(this.spoolDir);
   }
 
   rejected(): string[] {
