@@ -10,7 +10,7 @@ import { DwError, describeError } from '../../shared/errors.js';
 import { parseDuration } from '../../shared/schema/config.js';
 import { next, type HostEvent } from '../states.js';
 import type { Store, StoreTx } from '../store/types.js';
-import { IN_FLIGHT_STATES, type Decision, type GroupStateRow, type ReplacementRow } from '../store/replacements.js';
+import { IN_FLIGHT_STATES, type Decision, type GroupPause, type GroupStateRow, type ReplacementRow } from '../store/replacements.js';
 import { ProviderError, type Provider, type ReplacementTarget } from '../providers/types.js';
 import { budgetAllowance, combine, groupMatches, type Allowance } from './budgets.js';
 import { breakerVerdict } from './breaker.js';
@@ -581,7 +581,7 @@ export class Scheduler {
     const names = [...new Set([...counts.keys(), ...states.keys()])].sort();
     return names.map((name) => {
       const c = counts.get(name) ?? { group: name, total: 0, unavailable: 0, clean: 0 };
-      const g = states.get(name);
+      const { name: _name, breakerSince: _since, ...pause } = states.get(name) ?? emptyGroup(name);
       const budgets = cfg.budgets.filter((b) => groupMatches(b.group, name));
       const input = { now, total: c.total, unavailable: c.unavailable, clean: c.clean, starts: starts.filter((s) => s.group === name).map((s) => Date.parse(s.startedAt)) };
       const allowance = combine(...budgets.map((b) => budgetAllowance(`budget "${b.group}"`, b, input)));
@@ -593,12 +593,7 @@ export class Scheduler {
         mode: this.modeFor(name),
         requireApproval: settings?.requireApproval ?? false,
         provider: this.d.providerFor(name)?.type ?? null,
-        paused: g?.paused ?? false,
-        pausedReason: g?.pausedReason ?? null,
-        pausedAt: g?.pausedAt ?? null,
-        pausedBy: g?.pausedBy ?? null,
-        resumedAt: g?.resumedAt ?? null,
-        resumedBy: g?.resumedBy ?? null,
+        ...pause,
         hosts: { total: c.total, unavailable: c.unavailable, clean: c.clean },
         inFlight: mine.filter((a) => (IN_FLIGHT_STATES as readonly string[]).includes(a.state)).length,
         queue,
@@ -610,17 +605,11 @@ export class Scheduler {
   }
 }
 
-export interface GroupView {
+export interface GroupView extends GroupPause {
   name: string;
   mode: Mode;
   requireApproval: boolean;
   provider: string | null;
-  paused: boolean;
-  pausedReason: string | null;
-  pausedAt: string | null;
-  pausedBy: string | null;
-  resumedAt: string | null;
-  resumedBy: string | null;
   hosts: { total: number; unavailable: number; clean: number };
   inFlight: number;
   queue: Record<string, number>;

@@ -52,14 +52,18 @@ export interface ReplacementRow {
   leaseUntil: string | null;
 }
 
-export interface GroupStateRow {
-  name: string;
+/** Whether a group is paused, by whom and why, and who resumed it last: stored, and shown in the group view. */
+export interface GroupPause {
   paused: boolean;
   pausedReason: string | null;
   pausedAt: string | null;
   pausedBy: string | null;
   resumedAt: string | null;
   resumedBy: string | null;
+}
+
+export interface GroupStateRow extends GroupPause {
+  name: string;
   /** The breaker only counts taints after this (set on resume: the operator accepted what was there). */
   breakerSince: string | null;
 }
