@@ -82,6 +82,8 @@ export function registerReplacementRoutes(app: App, ctx: AppContext): void {
 
   app.get('/api/v1/replacement-groups', { config: { auth: 'viewer' } }, async () => ({
     mode: s.config.mode,
+    /** Hosts without a group are counted under this name. */
+    defaultGroup: s.config.defaultGroup,
     overall: s.config.overall ?? null,
     breaker: { taintedShare: s.config.breaker.taintedShare, window: s.config.breaker.window, minTainted: s.config.breaker.minTainted, sameDeviation: s.config.breaker.sameDeviation },
     groups: await s.groups(),
