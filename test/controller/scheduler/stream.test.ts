@@ -71,6 +71,7 @@ describe('scheduler events in the stream', () => {
     expect((await h.get('/api/v1/replacements')).body.replacements[0]).toMatchObject({ hostId: 'web-0', state: 'failed', attempts: 2 });
 
     expect(await stateEvents('web-0')).toEqual([
+      expect.stringMatching(/^null -> pending \(token:/),
       'pending -> clean (policy)',
       'clean -> tainted (policy)',
       'tainted -> replacement-scheduled (controller)',
@@ -103,7 +104,7 @@ describe('scheduler events in the stream', () => {
     h.clock.advance(3 * MINUTE); // web-0 falls quiet; the others keep reporting
     for (let i = 1; i < 10; i++) await h.hosts.get(`web-${i}`)!.send({ kind: 'heartbeat' });
     await tick();
-    expect(await stateEvents('web-0')).toEqual(['pending -> clean (policy)', 'clean -> tainted (policy)', 'tainted -> replacement-scheduled (controller)', 'replacement-scheduled -> replacing (controller)', 'replacing -> replaced (controller)']);
+    expect(await stateEvents('web-0')).toEqual([expect.stringMatching(/^null -> pending \(token:/), 'pending -> clean (policy)', 'clean -> tainted (policy)', 'tainted -> replacement-scheduled (controller)', 'replacement-scheduled -> replacing (controller)', 'replacing -> replaced (controller)']);
 
     for (const i of [1, 2, 3, 4]) expect((await h.hosts.get(`web-${i}`)!.upgrade('curl', '8.0.0-1').scan()).status).toBe(200);
     expect((await tick()).tripped).toEqual(['web']);
