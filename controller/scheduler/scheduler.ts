@@ -11,7 +11,7 @@ import { parseDuration } from '../../shared/schema/config.js';
 import { next, type HostEvent } from '../states.js';
 import { EVENT_KINDS, recordEvent, recordTransition, type HostContext } from '../events.js';
 import type { HostRow, HostState, Store, StoreTx } from '../store/types.js';
-import { IN_FLIGHT_STATES, type Decision, type GroupStateRow, type ReplacementRow } from '../store/replacements.js';
+import { ACTIVE_REPLACEMENT_STATES, IN_FLIGHT_STATES, type Decision, type GroupStateRow, type ReplacementRow } from '../store/replacements.js';
 import { ProviderError, type Provider, type ReplacementTarget } from '../providers/types.js';
 import { budgetAllowance, combine, groupMatches, type Allowance } from './budgets.js';
 import { breakerVerdict } from './breaker.js';
@@ -599,7 +599,8 @@ export class Scheduler {
     const states = new Map((await r.listGroups()).map((g) => [g.name, g]));
     const longest = Math.max(0, ...cfg.budgets.map((b) => (b.rate ? ms(b.rate.per) : 0)));
     const starts = longest > 0 ? await r.startsSince(new Date(now.getTime() - longest).toISOString()) : [];
-    const active = await r.list({ states: ['queued', 'awaiting-approval', 'scheduled', 'replacing', 'failed'], limit: 100_000 });
+    // Counts, not rows: a queue of tens of thousands must not be loaded to be counted.
+    const active = await r.countByGroup(ACTIVE_REPLACEMENT_STATES);
     const names = [...new Set([...counts.keys(), ...states.keys()])].sort();
     return names.map((name) => {
       const c = counts.get(name) ?? { group: name, total: 0, unavailable: 0, clean: 0 };
@@ -608,7 +609,7 @@ export class Scheduler {
       const input = { now, total: c.total, unavailable: c.unavailable, clean: c.clean, starts: starts.filter((s) => s.group === name).map((s) => Date.parse(s.startedAt)) };
       const allowance = combine(...budgets.map((b) => budgetAllowance(`budget "${b.group}"`, b, input)));
       const mine = active.filter((a) => a.group === name);
-      const queue = Object.fromEntries((['queued', 'awaiting-approval', 'scheduled', 'replacing', 'failed'] as const).map((s) => [s, mine.filter((a) => a.state === s).length]));
+      const queue = Object.fromEntries(ACTIVE_REPLACEMENT_STATES.map((s) => [s, mine.find((a) => a.state === s)?.n ?? 0]));
       const settings = this.settingsFor(name);
       return {
         name,
@@ -622,7 +623,7 @@ export class Scheduler {
         resumedAt: g?.resumedAt ?? null,
         resumedBy: g?.resumedBy ?? null,
         hosts: { total: c.total, unavailable: c.unavailable, clean: c.clean },
-        inFlight: mine.filter((a) => (IN_FLIGHT_STATES as readonly string[]).includes(a.state)).length,
+        inFlight: mine.filter((a) => (IN_FLIGHT_STATES as readonly string[]).includes(a.state)).reduce((n, a) => n + a.n, 0),
         queue,
         budgets,
         allowedNow: allowance.allowed === Infinity ? null : allowance.allowed,

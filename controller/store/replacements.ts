@@ -112,6 +112,8 @@ export interface ReplacementStoreTx {
   activeForHost(hostId: string): Promise<ReplacementRow | null>;
   /** Queue order: most severe first, then longest tainted, then id. */
   list(filter: ReplacementFilter): Promise<ReplacementRow[]>;
+  /** How many replacements each group has in each of `states` (one aggregate, not the rows). */
+  countByGroup(states: readonly ReplacementState[]): Promise<{ group: string; state: ReplacementState; n: number }[]>;
   /** Host names for ids, in one query (ids that are not hosts are absent). */
   hostnames(ids: readonly string[]): Promise<Map<string, string | null>>;
   update(id: string, patch: Partial<Omit<ReplacementRow, 'id' | 'hostId' | 'createdAt'>>): Promise<void>;
@@ -460,6 +462,12 @@ export class KyselyReplacementStore implements ReplacementStoreTx {
     // that every controller agrees on.
     const rows = await q.orderBy('severity_rank', 'desc').orderBy('tainted_at').orderBy('host_id').orderBy('id').limit(Math.max(0, Math.floor(filter.limit))).execute();
     return rows.map(fromRow);
+  }
+
+  async countByGroup(states: readonly ReplacementState[]): Promise<{ group: string; state: ReplacementState; n: number }[]> {
+    if (states.length === 0) return [];
+    const rows = await this.db.selectFrom('replacements').select(['host_group', 'state']).select((eb) => eb.fn.countAll().as('n')).where('state', 'in', [...states]).groupBy(['host_group', 'state']).execute();
+    return rows.map((r) => ({ group: r.host_group, state: r.state as ReplacementState, n: Number(r.n) }));
   }
 
   async hostnames(ids: readonly string[]): Promise<Map<string, string | null>> {

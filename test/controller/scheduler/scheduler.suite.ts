@@ -420,6 +420,7 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
           after = replacementCursor(page[page.length - 1]!);
         }
         expect(paged.map((r) => r.id)).toEqual(all.map((r) => r.id));
+        expect(await store.replacements.countByGroup(['queued', 'replacing'])).toEqual([{ group: 'web', state: 'queued', n: 23 }]);
         const names = await store.replacements.hostnames(['p00', 'p01', 'nope', 'p00']);
         expect([...names.entries()].sort()).toEqual([['p00', 'p00.example.internal'], ['p01', 'p01.example.internal']]);
       });
