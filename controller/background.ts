@@ -3,7 +3,7 @@
  * grace period, tainted; reports past the retention age are pruned (host history and audit stay).
  */
 import type { Logger } from 'pino';
-import { stateEvent } from './events.js';
+import { recordTransition } from './events.js';
 import { next } from './states.js';
 import type { HostState, Store } from './store/types.js';
 
@@ -44,8 +44,7 @@ export async function detectSilence(o: BackgroundOptions): Promise<number> {
           if (!t.changed) return;
           const at = now.toISOString();
           await tx.updateHost(host.id, { state: t.state, stateSince: at, ...(t.state === 'tainted' ? { taintedAt: at } : {}) });
-          await tx.insertTransition({ hostId: host.id, from: host.state, to: t.state, cause: t.cause, actor: 'controller', at, reportId: null });
-          await tx.appendEvent(stateEvent({ hostId: host.id, hostname: host.hostname, imageId: host.imageId, group: host.group }, { from: host.state, to: t.state, cause: t.cause, actor: 'controller', at, reportId: null }));
+          await recordTransition(tx, { hostId: host.id, hostname: host.hostname, imageId: host.imageId, group: host.group }, { from: host.state, to: t.state, cause: t.cause, actor: 'controller', at, reportId: null });
           if (t.state === 'tainted') await tx.appendAudit({ at, actor: 'controller', action: 'host.taint', target: host.id, detail: { cause: t.cause } });
           moved++;
         });

@@ -69,6 +69,15 @@ export function stateEvent(host: HostContext, t: { from: HostState | null; to: H
 }
 
 /**
+ * A host state change: the transition in the host's timeline and its event in the stream, together,
+ * so no writer of transitions (ingest, silence, the scheduler, operators) can leave the stream behind.
+ */
+export async function recordTransition(tx: StoreTx, host: HostContext, t: { from: HostState | null; to: HostState; cause: string; actor: string; at: string; reportId: string | null }): Promise<void> {
+  await tx.insertTransition({ hostId: host.hostId, from: t.from, to: t.to, cause: t.cause, actor: t.actor, at: t.at, reportId: t.reportId });
+  await tx.appendEvent(stateEvent(host, t));
+}
+
+/**
  * The one entry point for other parts of the controller (the scheduler: breaker trips, failed
  * replacements). Call it with the transaction that records the occurrence; the notifier and the
  * SIEM forwarders pick the event up from the stream.

@@ -9,7 +9,7 @@ import { DwError } from '../shared/errors.js';
 import type { Deviation } from '../shared/schema/deviation.js';
 import type { Report } from '../shared/schema/report.js';
 import { checkReportDigests } from './digest-check.js';
-import { deviationEvents, stateEvent } from './events.js';
+import { deviationEvents, recordTransition } from './events.js';
 import type { ManifestCache } from './manifest-cache.js';
 import { evaluateAll, type Policy } from './policy.js';
 import { IllegalTransitionError, next, type HostEvent } from './states.js';
@@ -213,8 +213,7 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     const who = { hostId, hostname: report.inventory?.hostname ?? host.hostname, imageId: host.imageId, group: report.group ?? host.group };
     await tx.appendEvents(deviationEvents(who, previous, rows, now, report.reportId));
     if (transition.changed) {
-      await tx.insertTransition({ hostId, from: host.state, to: transition.state, cause: transition.cause, actor: 'policy', at: now, reportId: report.reportId });
-      await tx.appendEvent(stateEvent(who, { from: host.state, to: transition.state, cause: transition.cause, actor: 'policy', at: now, reportId: report.reportId }));
+      await recordTransition(tx, who, { from: host.state, to: transition.state, cause: transition.cause, actor: 'policy', at: now, reportId: report.reportId });
       if (transition.state === 'tainted') {
         await tx.appendAudit({ at: now, actor: 'controller', action: 'host.taint', target: hostId, detail: { cause: transition.cause, reportId: report.reportId } });
       }

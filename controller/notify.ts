@@ -27,7 +27,9 @@ function message(e: EventRow, kind: ChatMessage['kind'], severity: ChatMessage['
 /** The chat message for an event, or null if the event is not one people are paged for. */
 export function notificationFor(e: EventRow): ChatMessage | null {
   const d = e.detail as Record<string, unknown>;
-  if (e.kind === EVENT_KINDS.state && d.to === 'tainted') {
+  // A failed or cancelled replacement also returns its host to tainted; that is not a new taint (the
+  // final failure pages as replacement.failed, a retry is the scheduler's to handle).
+  if (e.kind === EVENT_KINDS.state && d.to === 'tainted' && d.from !== 'replacement-scheduled' && d.from !== 'replacing') {
     const name = (d.hostname as string | null) ?? e.hostId;
     return message(e, 'host.tainted', 'critical', `:warning: host ${name} is tainted: ${String(d.cause)}`, [
       field('host', e.hostId),
@@ -44,6 +46,7 @@ export function notificationFor(e: EventRow): ChatMessage | null {
       field('group', d.group),
       field('tainted share', d.taintedShare ?? d.share),
       field('threshold', d.threshold),
+      field('paused by', d.pausedBy),
       field('reason', d.reason, false),
       field('at', e.at),
     ]);

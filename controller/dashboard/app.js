@@ -6,6 +6,7 @@ import './hosts.js';
 import './findings.js';
 import './host.js';
 import './exemptions.js';
+import './replacements.js';
 import './audit.js';
 
 void start();

@@ -2,7 +2,11 @@
 // group's breaker state to the groups panel through groupColumns).
 import { api, downloads, go, h, registerPage, svg, fill } from './core.js';
 
-/** Extra columns for the groups table: [header, (group) => cell]. The replacement scheduler adds its breaker state here. */
+/**
+ * Extra columns for the groups table: [header, (group, loaded) => cell, load?]. `load` (optional) runs
+ * once per render before the table is drawn and its result is passed to the cell as `loaded`; the
+ * replacement scheduler adds its breaker state and mode this way.
+ */
 export const groupColumns = [];
 
 const STATES = ['pending', 'clean', 'drifted', 'silent', 'tainted', 'replacement-scheduled', 'replacing', 'replaced'];
@@ -29,7 +33,7 @@ registerPage('overview', {
   title: 'Overview',
   nav: true,
   async render(main) {
-    const o = await api('/api/v1/fleet/overview');
+    const [o, ...loaded] = await Promise.all([api('/api/v1/fleet/overview'), ...groupColumns.map(([, , load]) => (load ? load() : null))]);
     const link = (params) => `#/hosts?${new URLSearchParams(params)}`;
     fill(main, 
       h('h1', {}, `Fleet: ${o.total.toLocaleString()} hosts`),
@@ -50,7 +54,7 @@ registerPage('overview', {
           { class: 'panel', id: 'groups-panel' },
           h('h2', {}, 'Groups'),
           h('table', {}, h('tr', {}, h('th', {}, 'group'), h('th', { class: 'num' }, 'hosts'), h('th', { class: 'num' }, 'drifted'), h('th', { class: 'num' }, 'tainted'), groupColumns.map(([t]) => h('th', {}, t))),
-            o.groups.map((g) => h('tr', { class: 'clickable', onclick: () => g.group !== null && go('hosts', null, new URLSearchParams({ group: g.group })) }, h('td', {}, g.group ?? '(none)'), h('td', { class: 'num' }, g.hosts), h('td', { class: 'num' }, g.drifted), h('td', { class: 'num' }, g.tainted), groupColumns.map(([, cell]) => h('td', {}, cell(g)))))),
+            o.groups.map((g) => h('tr', { class: 'clickable', onclick: () => g.group !== null && go('hosts', null, new URLSearchParams({ group: g.group })) }, h('td', {}, g.group ?? '(none)'), h('td', { class: 'num' }, g.hosts), h('td', { class: 'num' }, g.drifted), h('td', { class: 'num' }, g.tainted), groupColumns.map(([, cell], i) => h('td', {}, cell(g, loaded[i])))))),
         ),
       ),
       h('p', {}, downloads('fleet')),

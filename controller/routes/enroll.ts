@@ -4,6 +4,7 @@ import { DwError } from '../../shared/errors.js';
 import { InventorySchema } from '../../shared/schema/report.js';
 import type { App, AppContext } from '../app.js';
 import { hashSecret, newSecret } from '../auth.js';
+import { recordTransition } from '../events.js';
 import { StoreConflictError } from '../store/types.js';
 
 export const EnrollRequestSchema = z.strictObject({
@@ -42,7 +43,7 @@ export function registerEnrollRoutes(app: App, ctx: AppContext): void {
         inventory: body.inventory ?? null,
         credentialHash: hashSecret(credential),
       });
-      await tx.insertTransition({ hostId: body.hostId, from: null, to: 'pending', cause: 'enrolled', actor: req.principal!.actor, at: now, reportId: null });
+      await recordTransition(tx, { hostId: body.hostId, hostname: body.hostname ?? body.inventory?.hostname ?? null, imageId: body.imageId, group: body.group ?? null }, { from: null, to: 'pending', cause: 'enrolled', actor: req.principal!.actor, at: now, reportId: null });
       await tx.appendAudit({ at: now, actor: req.principal!.actor, action: 'host.enroll', target: body.hostId, detail: { imageId: body.imageId, group: body.group ?? null } });
     }).catch((err: unknown) => {
       // Two enrollments of one id at once both pass the check above on PostgreSQL; the primary key stops the second.

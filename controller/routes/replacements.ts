@@ -6,24 +6,41 @@
 import { z } from 'zod';
 import { DwError } from '../../shared/errors.js';
 import type { App, AppContext } from '../app.js';
-import { REPLACEMENT_STATES, type ReplacementRow } from '../store/replacements.js';
+import { REPLACEMENT_STATES, replacementCursor, type ReplacementCursor, type ReplacementRow } from '../store/replacements.js';
 
 const ListQuery = z.strictObject({
   state: z.string().optional(),
   group: z.string().min(1).optional(),
   host: z.string().min(1).optional(),
   limit: z.coerce.number().int().min(1).max(5000).default(500),
+  /** The previous page's `next`. */
+  after: z.string().min(1).max(2000).optional(),
 });
+
+/** Keyset cursors are opaque to clients: the last row's place in queue order. */
+function encodeAfter(row: ReplacementRow): string {
+  const c = replacementCursor(row);
+  return Buffer.from(JSON.stringify([c.severityRank, c.taintedAt, c.hostId, c.id])).toString('base64url');
+}
+
+function decodeAfter(after: string): ReplacementCursor {
+  try {
+    const v = JSON.parse(Buffer.from(after, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && v.length === 4 && typeof v[0] === 'number' && v.slice(1).every((x) => typeof x === 'string') && !Number.isNaN(Date.parse(v[1] as string))) {
+      return { severityRank: v[0], taintedAt: v[1] as string, hostId: v[2] as string, id: v[3] as string };
+    }
+  } catch {
+    // fall through to the error below
+  }
+  throw new DwError('DW_ERR_VALIDATION', "querystring.after: not a cursor from this listing (pass the previous page's next)", { after });
+}
 
 const Id = z.object({ id: z.string().min(1) });
 const Name = z.object({ name: z.string().min(1) });
 
-/** A row as the API shows it: the row plus the host's name, so a list can be read without a second query. */
+/** A row as the API shows it: the row plus the names of its host and successor (one query for a whole page). */
 async function withHostnames(ctx: AppContext, rows: ReplacementRow[]) {
-  const names = new Map<string, string | null>();
-  for (const id of new Set([...rows.map((r) => r.hostId), ...rows.map((r) => r.replacedBy).filter((x): x is string => !!x)])) {
-    names.set(id, (await ctx.store.getHost(id))?.hostname ?? null);
-  }
+  const names = await ctx.store.replacements.hostnames([...rows.map((r) => r.hostId), ...rows.map((r) => r.replacedBy).filter((x): x is string => !!x)]);
   return rows.map((r) => ({ ...r, hostname: names.get(r.hostId) ?? null, replacedByHostname: r.replacedBy ? (names.get(r.replacedBy) ?? null) : null }));
 }
 
@@ -36,8 +53,9 @@ export function registerReplacementRoutes(app: App, ctx: AppContext): void {
     for (const st of states ?? []) {
       if (!(REPLACEMENT_STATES as readonly string[]).includes(st)) throw new DwError('DW_ERR_VALIDATION', `querystring.state: ${st} is not one of ${REPLACEMENT_STATES.join(', ')}`);
     }
-    const rows = await ctx.store.replacements.list({ states: states as ReplacementRow['state'][] | undefined, group: q.group, hostId: q.host, limit: q.limit });
-    return { mode: s.config.mode, replacements: await withHostnames(ctx, rows) };
+    const rows = await ctx.store.replacements.list({ states: states as ReplacementRow['state'][] | undefined, group: q.group, hostId: q.host, limit: q.limit, ...(q.after ? { after: decodeAfter(q.after) } : {}) });
+    const next = rows.length === q.limit ? encodeAfter(rows[rows.length - 1]!) : null;
+    return { mode: s.config.mode, replacements: await withHostnames(ctx, rows), next };
   });
 
   app.get('/api/v1/replacements/:id', { config: { auth: 'viewer' }, schema: { params: Id } }, async (req) => {
@@ -64,6 +82,8 @@ export function registerReplacementRoutes(app: App, ctx: AppContext): void {
 
   app.get('/api/v1/replacement-groups', { config: { auth: 'viewer' } }, async () => ({
     mode: s.config.mode,
+    /** Hosts without a group are counted under this name. */
+    defaultGroup: s.config.defaultGroup,
     overall: s.config.overall ?? null,
     breaker: { taintedShare: s.config.breaker.taintedShare, window: s.config.breaker.window, minTainted: s.config.breaker.minTainted, sameDeviation: s.config.breaker.sameDeviation },
     groups: await s.groups(),

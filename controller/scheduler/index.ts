@@ -70,8 +70,8 @@ function subscribeMetrics(scheduler: Scheduler, store: Store, registry: Registry
     registers: [registry],
     async collect() {
       // The active states only: finished rows accumulate forever and are history, not a queue.
-      const rows = await store.replacements.list({ states: ACTIVE_REPLACEMENT_STATES, limit: 100_000 });
-      for (const s of ACTIVE_REPLACEMENT_STATES) this.set({ state: s }, rows.filter((r) => r.state === s).length);
+      const counts = await store.replacements.countByGroup(ACTIVE_REPLACEMENT_STATES);
+      for (const s of ACTIVE_REPLACEMENT_STATES) this.set({ state: s }, counts.filter((c) => c.state === s).reduce((n, c) => n + c.n, 0));
     },
   });
   new Gauge({

@@ -9,8 +9,9 @@ import type { Logger } from 'pino';
 import { DwError, describeError } from '../../shared/errors.js';
 import { parseDuration } from '../../shared/schema/config.js';
 import { next, type HostEvent } from '../states.js';
-import type { Store, StoreTx } from '../store/types.js';
-import { IN_FLIGHT_STATES, type Decision, type GroupPause, type GroupStateRow, type ReplacementRow } from '../store/replacements.js';
+import { EVENT_KINDS, recordEvent, recordTransition, type HostContext } from '../events.js';
+import type { HostRow, HostState, Store, StoreTx } from '../store/types.js';
+import { ACTIVE_REPLACEMENT_STATES, IN_FLIGHT_STATES, type Decision, type GroupPause, type GroupStateRow, type ReplacementRow } from '../store/replacements.js';
 import { ProviderError, type Provider, type ReplacementTarget } from '../providers/types.js';
 import { budgetAllowance, combine, groupMatches, type Allowance } from './budgets.js';
 import { breakerVerdict } from './breaker.js';
@@ -138,6 +139,14 @@ export class Scheduler {
         await r.putGroup(row);
         groups.set(name, row);
         await tx.appendAudit({ at, actor: SYSTEM, action: 'replacement.breaker-trip', target: name, detail: { reason, mode: this.modeFor(name) } });
+        const total = counts.get(name)?.total ?? 0;
+        await recordEvent(tx, {
+          kind: EVENT_KINDS.breakerTripped,
+          hostId: null,
+          actor: SYSTEM,
+          at,
+          detail: { group: name, reason, mode: this.modeFor(name), pausedBy: 'breaker', tainted: recent.length, total, taintedShare: total > 0 ? Math.round((1000 * recent.length) / total) / 1000 : null, threshold: cfg.breaker.taintedShare, sameDeviation: cfg.breaker.sameDeviation, window: cfg.breaker.window },
+        });
         emitted.push({ type: 'breaker-tripped', at, group: name, reason });
         alerts.push({ group: name, reason });
         result.tripped.push(name);
@@ -217,7 +226,7 @@ export class Scheduler {
       await tx.replacements.update(row.id, { state: 'cancelled', decision: null, decisionReason: host ? 'host already replaced' : 'host no longer exists', finishedAt: at, updatedAt: at });
       return null;
     }
-    await this.transition(tx, host.id, host.state, { type: 'replacement-scheduled', detail: reason }, at, SYSTEM);
+    await this.transition(tx, host, host.state, { type: 'replacement-scheduled', detail: reason }, at, SYSTEM);
     const patch = { state: 'scheduled' as const, decision: 'scheduled' as const, decisionReason: reason, decidedAt: at, scheduledAt: at, startedAt: null, confirmedAt: null, attempts: row.attempts + 1, provider: this.d.providerFor(row.group)?.type ?? null, updatedAt: at };
     await tx.replacements.update(row.id, patch);
     await tx.replacements.recordStart(row.id, row.group, at);
@@ -225,11 +234,12 @@ export class Scheduler {
     return { ...row, ...patch };
   }
 
-  private async transition(tx: StoreTx, hostId: string, from: Parameters<typeof next>[0], event: HostEvent, at: string, actor: string): Promise<void> {
+  /** Moves the host along the state table: its row, its timeline and the event stream, in `tx`. */
+  private async transition(tx: StoreTx, host: HostRow, from: HostState, event: HostEvent, at: string, actor: string): Promise<void> {
     const t = next(from, event);
     if (!t.changed) return;
-    await tx.updateHost(hostId, { state: t.state, stateSince: at });
-    await tx.insertTransition({ hostId, from, to: t.state, cause: t.cause, actor, at, reportId: null });
+    await tx.updateHost(host.id, { state: t.state, stateSince: at });
+    await recordTransition(tx, hostContext(host), { from, to: t.state, cause: t.cause, actor, at, reportId: null });
   }
 
   // ---- act ----
@@ -322,7 +332,7 @@ export class Scheduler {
         // An operator may have cancelled or marked it done while the provider call ran.
         if (!current || current.state !== 'scheduled') return;
         const h = await tx.lockHost(row.hostId);
-        if (h) await this.transition(tx, h.id, h.state, { type: 'replacement-started', detail: `${provider.type}: ${accepted.detail}` }, at, SYSTEM);
+        if (h) await this.transition(tx, h, h.state, { type: 'replacement-started', detail: `${provider.type}: ${accepted.detail}` }, at, SYSTEM);
         const patch = { state: 'replacing' as const, startedAt: at, providerRef: accepted.ref, provider: provider.type, lastError: null, leaseOwner: null, leaseUntil: null, updatedAt: at };
         await tx.replacements.update(row.id, patch);
         await tx.appendAudit({ at, actor: SYSTEM, action: 'replacement.start', target: row.hostId, detail: { replacement: row.id, provider: provider.type, ref: accepted.ref, detail: accepted.detail } });
@@ -350,13 +360,23 @@ export class Scheduler {
       if (!current || current.state !== row.state || current.leaseOwner !== this.owner) return;
       const h = await tx.lockHost(row.hostId);
       if (h && (h.state === 'replacement-scheduled' || h.state === 'replacing')) {
-        await this.transition(tx, h.id, h.state, { type: 'replacement-failed', error: `attempt ${current.attempts}: ${error}` }, at, SYSTEM);
+        await this.transition(tx, h, h.state, { type: 'replacement-failed', error: `attempt ${current.attempts}: ${error}` }, at, SYSTEM);
       }
       const patch = final
         ? { state: 'failed' as const, lastError: error, decision: null, decisionReason: `failed after ${current.attempts} attempt(s); an operator must act (request again, mark done or cancel)`, nextAttemptAt: null, leaseOwner: null, leaseUntil: null, updatedAt: at }
         : { state: 'queued' as const, lastError: error, decision: 'backoff' as const, decisionReason: `attempt ${current.attempts} failed: ${error}`, nextAttemptAt: new Date(now.getTime() + backoff).toISOString(), leaseOwner: null, leaseUntil: null, updatedAt: at };
       await tx.replacements.update(row.id, patch);
       await tx.appendAudit({ at, actor: SYSTEM, action: final ? 'replacement.fail' : 'replacement.retry', target: row.hostId, detail: { replacement: row.id, attempt: current.attempts, error } });
+      // Only the final failure pages people: a retried attempt is in the stream as the host's state change.
+      if (final) {
+        await recordEvent(tx, {
+          kind: EVENT_KINDS.replacementFailed,
+          hostId: row.hostId,
+          actor: SYSTEM,
+          at,
+          detail: { replacement: row.id, hostname: h?.hostname ?? null, imageId: h?.imageId ?? null, group: current.group, provider: current.provider ?? this.d.providerFor(current.group)?.type ?? null, providerRef: current.providerRef, attempt: current.attempts, maxAttempts: cfg.retry.maxAttempts, retryable, error },
+        });
+      }
       failed = { ...current, ...patch };
     });
     if (!failed) return;
@@ -426,7 +446,7 @@ export class Scheduler {
       const last = host ? Date.parse(host.lastSeenAt ?? host.enrolledAt) : 0;
       if (host && now.getTime() - last < ms(cfg.quietFor)) return;
       const replacedBy = current.replacedBy ?? (current.startedAt ? await tx.replacements.findSuccessor(row.group, cfg.defaultGroup, current.scheduledAt ?? current.startedAt, row.hostId) : null);
-      if (host) await this.transition(tx, host.id, host.state, { type: 'replacement-completed', detail: `${current.provider ?? 'provider'} confirmed${replacedBy ? `; replaced by ${replacedBy}` : ''}` }, at, SYSTEM);
+      if (host) await this.transition(tx, host, host.state, { type: 'replacement-completed', detail: `${current.provider ?? 'provider'} confirmed${replacedBy ? `; replaced by ${replacedBy}` : ''}` }, at, SYSTEM);
       const patch = { state: 'replaced' as const, finishedAt: at, replacedBy, decision: null, leaseOwner: null, leaseUntil: null, updatedAt: at };
       await tx.replacements.update(row.id, patch);
       await tx.appendAudit({ at, actor: SYSTEM, action: 'replacement.complete', target: row.hostId, detail: { replacement: row.id, replacedBy, provider: current.provider } });
@@ -453,7 +473,7 @@ export class Scheduler {
       if (host.state !== 'tainted' && host.state !== 'replacement-scheduled' && host.state !== 'replacing') {
         const t = next(host.state, { type: 'report', worst: 'taint', culprit: { collector: 'operator', key: 'replacement-request', change: 'modified', decidedBy: actor } });
         await tx.updateHost(host.id, { state: t.state, stateSince: at, taintedAt: at });
-        await tx.insertTransition({ hostId, from: host.state, to: t.state, cause: `taint: replacement requested by ${actor}: ${reason}`, actor, at, reportId: null });
+        await recordTransition(tx, hostContext(host), { from: host.state, to: t.state, cause: `taint: replacement requested by ${actor}: ${reason}`, actor, at, reportId: null });
       }
       let out: ReplacementRow;
       if (active) {
@@ -496,7 +516,7 @@ export class Scheduler {
       if (r.state === 'replacing') throw new DwError('DW_ERR_STATE', `replacement ${id} is already with the provider (${r.provider ?? 'provider'}); wait for it, or mark it done`);
       if (r.state === 'replaced' || r.state === 'cancelled') throw new DwError('DW_ERR_STATE', `replacement ${id} is already ${r.state}`);
       const host = await tx.lockHost(r.hostId);
-      if (host && host.state === 'replacement-scheduled') await this.transition(tx, host.id, host.state, { type: 'replacement-cancelled', actor, reason }, at, actor);
+      if (host && host.state === 'replacement-scheduled') await this.transition(tx, host, host.state, { type: 'replacement-cancelled', actor, reason }, at, actor);
       const patch = { state: 'cancelled' as const, decision: null, decisionReason: `cancelled by ${actor}: ${reason}`, finishedAt: at, leaseOwner: null, leaseUntil: null, updatedAt: at };
       await tx.replacements.update(id, patch);
       await tx.appendAudit({ at, actor, action: 'replacement.cancel', target: r.hostId, detail: { replacement: id, reason, was: r.state } });
@@ -522,7 +542,7 @@ export class Scheduler {
         if (state === 'tainted' || state === 'replacement-scheduled') steps.push({ type: 'replacement-started', detail: `marked done by ${actor}` });
         steps.push({ type: 'replacement-completed', detail: `marked done by ${actor}` });
         for (const e of steps) {
-          await this.transition(tx, host.id, state, e, at, actor);
+          await this.transition(tx, host, state, e, at, actor);
           state = next(state, e).state;
         }
       }
@@ -561,6 +581,8 @@ export class Scheduler {
       const out: GroupStateRow = { ...g, paused: true, pausedReason: `${reason} (paused by ${actor})`, pausedAt: at, pausedBy: actor };
       await tx.replacements.putGroup(out);
       await tx.appendAudit({ at, actor, action: 'replacement.pause', target: group, detail: { reason } });
+      // The same kind as the breaker's: either way replacements in the group stop until someone resumes it.
+      await recordEvent(tx, { kind: EVENT_KINDS.breakerTripped, hostId: null, actor, at, detail: { group, reason: out.pausedReason, mode: this.modeFor(group), pausedBy: actor } });
       return out;
     });
     this.events.emit({ type: 'breaker-tripped', at, group, reason: row.pausedReason! });
@@ -577,7 +599,8 @@ export class Scheduler {
     const states = new Map((await r.listGroups()).map((g) => [g.name, g]));
     const longest = Math.max(0, ...cfg.budgets.map((b) => (b.rate ? ms(b.rate.per) : 0)));
     const starts = longest > 0 ? await r.startsSince(new Date(now.getTime() - longest).toISOString()) : [];
-    const active = await r.list({ states: ['queued', 'awaiting-approval', 'scheduled', 'replacing', 'failed'], limit: 100_000 });
+    // Counts, not rows: a queue of tens of thousands must not be loaded to be counted.
+    const active = await r.countByGroup(ACTIVE_REPLACEMENT_STATES);
     const names = [...new Set([...counts.keys(), ...states.keys()])].sort();
     return names.map((name) => {
       const c = counts.get(name) ?? { group: name, total: 0, unavailable: 0, clean: 0 };
@@ -586,7 +609,7 @@ export class Scheduler {
       const input = { now, total: c.total, unavailable: c.unavailable, clean: c.clean, starts: starts.filter((s) => s.group === name).map((s) => Date.parse(s.startedAt)) };
       const allowance = combine(...budgets.map((b) => budgetAllowance(`budget "${b.group}"`, b, input)));
       const mine = active.filter((a) => a.group === name);
-      const queue = Object.fromEntries((['queued', 'awaiting-approval', 'scheduled', 'replacing', 'failed'] as const).map((s) => [s, mine.filter((a) => a.state === s).length]));
+      const queue = Object.fromEntries(ACTIVE_REPLACEMENT_STATES.map((s) => [s, mine.find((a) => a.state === s)?.n ?? 0]));
       const settings = this.settingsFor(name);
       return {
         name,
@@ -595,7 +618,7 @@ export class Scheduler {
         provider: this.d.providerFor(name)?.type ?? null,
         ...pause,
         hosts: { total: c.total, unavailable: c.unavailable, clean: c.clean },
-        inFlight: mine.filter((a) => (IN_FLIGHT_STATES as readonly string[]).includes(a.state)).length,
+        inFlight: mine.filter((a) => (IN_FLIGHT_STATES as readonly string[]).includes(a.state)).reduce((n, a) => n + a.n, 0),
         queue,
         budgets,
         allowedNow: allowance.allowed === Infinity ? null : allowance.allowed,
@@ -617,6 +640,10 @@ export interface GroupView extends GroupPause {
   /** More replacements the group's budgets allow now (null: unlimited). */
   allowedNow: number | null;
   limitedBy: string | null;
+}
+
+function hostContext(h: HostRow): HostContext {
+  return { hostId: h.id, hostname: h.hostname, imageId: h.imageId, group: h.group };
 }
 
 function emptyGroup(name: string): GroupStateRow {

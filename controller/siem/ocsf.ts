@@ -172,13 +172,24 @@ export function toOcsf(e: EventRow): OcsfEvent {
       unmapped: { from: d.from, to: d.to, cause: d.cause },
     };
   } else {
-    // Scheduler kinds (breaker-tripped, replacement-failed, ...): a change in the security state of the fleet's devices.
+    // Scheduler kinds (breaker-tripped, replacement-failed): a change in the security state of the
+    // fleet's devices: a group whose remediation stopped, a host whose remediation failed.
+    const d = e.detail as { group?: string | null; reason?: string; error?: string; pausedBy?: string; replacement?: string };
+    const message =
+      e.kind === 'breaker-tripped'
+        ? `replacements paused in group ${d.group ?? '?'}${d.pausedBy && d.pausedBy !== 'breaker' ? ` by ${d.pausedBy}` : ' by the breaker'}: ${d.reason ?? ''}`
+        : e.kind === 'replacement-failed'
+          ? `replacement of host ${e.hostId ?? '?'} failed: ${d.error ?? 'unknown error'}`
+          : `${e.kind}${e.hostId ? ` on host ${e.hostId}` : ''}`;
     out = {
       ...base(e, 5019, 5, 99, e.kind === 'breaker-tripped' || e.kind === 'replacement-failed' ? 4 : 1),
-      metadata: metadata(e),
+      metadata: metadata(e, d.replacement),
       activity_name: e.kind,
-      message: `${e.kind}${e.hostId ? ` on host ${e.hostId}` : ''}`,
-      device: e.hostId ? device(e) : { type_id: 0, name: 'fleet' },
+      message,
+      device: e.hostId ? device(e) : { type_id: 0, name: 'fleet', groups: d.group ? [{ name: d.group }] : undefined },
+      actor: { app_name: 'driftwarden-controller', app_uid: e.actor },
+      state_id: 99,
+      state: e.kind,
       unmapped: { kind: e.kind, detail: e.detail },
     };
   }

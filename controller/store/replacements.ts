@@ -86,7 +86,21 @@ export interface ReplacementFilter {
   states?: readonly ReplacementState[];
   group?: string;
   hostId?: string;
+  /** Keyset: the rows after this one in queue order (see replacementCursor). */
+  after?: ReplacementCursor;
   limit: number;
+}
+
+/** A position in queue order: the last row of a page. */
+export interface ReplacementCursor {
+  severityRank: number;
+  taintedAt: string;
+  hostId: string;
+  id: string;
+}
+
+export function replacementCursor(r: Pick<ReplacementRow, 'severity' | 'taintedAt' | 'hostId' | 'id'>): ReplacementCursor {
+  return { severityRank: r.severity ? SEVERITY_RANK[r.severity] : 0, taintedAt: r.taintedAt, hostId: r.hostId, id: r.id };
 }
 
 export interface ReplacementStoreTx {
@@ -102,6 +116,10 @@ export interface ReplacementStoreTx {
   activeForHost(hostId: string): Promise<ReplacementRow | null>;
   /** Queue order: most severe first, then longest tainted, then id. */
   list(filter: ReplacementFilter): Promise<ReplacementRow[]>;
+  /** How many replacements each group has in each of `states` (one aggregate, not the rows). */
+  countByGroup(states: readonly ReplacementState[]): Promise<{ group: string; state: ReplacementState; n: number }[]>;
+  /** Host names for ids, in one query (ids that are not hosts are absent). */
+  hostnames(ids: readonly string[]): Promise<Map<string, string | null>>;
   update(id: string, patch: Partial<Omit<ReplacementRow, 'id' | 'hostId' | 'createdAt'>>): Promise<void>;
   /** Takes the lease when it is free, lapsed or ours; false when another controller holds it. */
   claim(id: string, owner: string, until: string, now: string): Promise<boolean>;
@@ -168,6 +186,7 @@ interface GroupsTable {
 
 interface HostsView {
   id: string;
+  hostname: string | null;
   host_group: string | null;
   state: string;
   tainted_at: string | null;
@@ -427,10 +446,43 @@ export class KyselyReplacementStore implements ReplacementStoreTx {
     if (filter.states) q = q.where('state', 'in', [...filter.states]);
     if (filter.group !== undefined) q = q.where('host_group', '=', filter.group);
     if (filter.hostId !== undefined) q = q.where('host_id', '=', filter.hostId);
+    const a = filter.after;
+    if (a) {
+      // The order below as a tuple comparison, spelled out: severity descends, the rest ascend.
+      q = q.where((eb) =>
+        eb.or([
+          eb('severity_rank', '<', a.severityRank),
+          eb.and([
+            eb('severity_rank', '=', a.severityRank),
+            eb.or([
+              eb('tainted_at', '>', iso(a.taintedAt)),
+              eb.and([eb('tainted_at', '=', iso(a.taintedAt)), eb.or([eb('host_id', '>', a.hostId), eb.and([eb('host_id', '=', a.hostId), eb('id', '>', a.id)])])]),
+            ]),
+          ]),
+        ]),
+      );
+    }
     // IMPORTANT: queue order. Most severe first, then the longest tainted, then id for a total order
     // that every controller agrees on.
     const rows = await q.orderBy('severity_rank', 'desc').orderBy('tainted_at').orderBy('host_id').orderBy('id').limit(Math.max(0, Math.floor(filter.limit))).execute();
     return rows.map(fromRow);
+  }
+
+  async countByGroup(states: readonly ReplacementState[]): Promise<{ group: string; state: ReplacementState; n: number }[]> {
+    if (states.length === 0) return [];
+    const rows = await this.db.selectFrom('replacements').select(['host_group', 'state']).select((eb) => eb.fn.countAll().as('n')).where('state', 'in', [...states]).groupBy(['host_group', 'state']).execute();
+    return rows.map((r) => ({ group: r.host_group, state: r.state as ReplacementState, n: Number(r.n) }));
+  }
+
+  async hostnames(ids: readonly string[]): Promise<Map<string, string | null>> {
+    const out = new Map<string, string | null>();
+    const unique = [...new Set(ids)];
+    // Chunks keep the bound parameters under SQLite's limit.
+    for (let i = 0; i < unique.length; i += 500) {
+      const rows = await this.db.selectFrom('hosts').select(['id', 'hostname']).where('id', 'in', unique.slice(i, i + 500)).execute();
+      for (const r of rows) out.set(r.id, r.hostname);
+    }
+    return out;
   }
 
   async update(id: string, patch: Partial<Omit<ReplacementRow, 'id' | 'hostId' | 'createdAt'>>): Promise<void> {

@@ -187,7 +187,7 @@ for (const { name, open, skip } of STORES) describe.skipIf(skip)(`dashboard API 
     it("a host's events: its new deviations and state changes, newest first", async () => {
       await fixedFleet();
       const ev = (await h.get('/api/v1/hosts/web-01/events')).body.events;
-      expect(ev.map((e: { kind: string; detail: { to?: string; key?: string } }) => `${e.kind}:${e.detail.to ?? e.detail.key}`)).toEqual(['state:tainted', 'deviation:openssl:amd64', 'state:clean']);
+      expect(ev.map((e: { kind: string; detail: { to?: string; key?: string } }) => `${e.kind}:${e.detail.to ?? e.detail.key}`)).toEqual(['state:tainted', 'deviation:openssl:amd64', 'state:clean', 'state:pending']);
     });
   });
 

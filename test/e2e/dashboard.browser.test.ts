@@ -146,4 +146,65 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
     expect((await h.store.listExemptions({})).filter((e) => e.hostId === 'web-01')).toEqual([]);
     await page.context().close();
   }, 120_000);
+
+  it('the replacement queue and the breaker: seen on their page and the overview, resumed by an operator (refused to a viewer), a replacement requested from a host page', async () => {
+    // The scheduler (dry-run by default) queues the three tainted hosts; the breaker has tripped on group api.
+    for (const sim of h.hosts.values()) expect((await sim.send({ kind: 'heartbeat' })).status).toBe(200); // all reachable: none counts as unavailable
+    expect((await h.req('POST', '/api/v1/scheduler/tick', { token: h.tokens.admin })).body).toMatchObject({ queued: 3 });
+    await h.store.replacements.putGroup({ name: 'api', paused: true, pausedReason: '5 hosts tainted within 15m by the same deviation (files /etc/ssh/sshd_config modified), at least sameDeviation 5', pausedAt: h.clock.iso(), pausedBy: 'breaker', resumedAt: null, resumedBy: null, breakerSince: null });
+
+    const viewer = await signIn('viewer');
+    const groupsRow = (p: Page, name: string) => p.locator(`#groups-panel tr`, { has: p.locator(`td:first-child`, { hasText: new RegExp(`^${name}$`) }) });
+    await expect.poll(() => groupsRow(viewer, 'api').locator('[data-test=breaker]').textContent()).toMatch(/^tripped .*same deviation/);
+    expect(await groupsRow(viewer, 'web').locator('[data-test=breaker]').textContent()).toBe('closed');
+    expect(await groupsRow(viewer, 'web').locator('.mode').textContent()).toBe('dry-run');
+    await viewer.screenshot({ path: join(SCREENSHOTS, 'overview-breaker.png'), fullPage: true });
+
+    await viewer.getByRole('link', { name: 'Replacements' }).click();
+    const table = viewer.locator('[data-test=replacements-table]');
+    await table.waitFor();
+    expect(await table.locator('tr[data-host] td:first-child .mono').allTextContents()).toEqual(['web-01', 'web-02', 'web-03']);
+    const first = table.locator('tr[data-host=web-01]');
+    expect(await first.locator('.decision').textContent()).toBe('would replace');
+    expect(await first.textContent()).toMatch(/within budgets/);
+    expect(await table.locator('tr[data-host=web-03] .decision').textContent()).toBe('waiting');
+    expect(await table.locator('tr[data-host=web-03]').textContent()).toMatch(/maxUnavailable/);
+    const apiGroup = viewer.locator('[data-test=replacement-groups] tr[data-group=api]');
+    expect(await apiGroup.locator('[data-test=breaker]').textContent()).toMatch(/^tripped/);
+    expect(await viewer.locator('[data-test=replacement-groups] tr[data-group=web]').textContent()).toMatch(/"\*": maxUnavailable 10%/);
+    await viewer.screenshot({ path: join(SCREENSHOTS, 'replacements.png'), fullPage: true });
+
+    // A viewer may look, not resume: the controller refuses and the group stays paused.
+    await apiGroup.locator('[data-test=resume]').click();
+    const vDialog = viewer.locator('dialog#confirm');
+    await vDialog.getByRole('button', { name: 'Resume' }).click();
+    await expect.poll(() => vDialog.locator('.error').textContent()).toMatch(/Refused: this needs role operator/);
+    expect(await h.store.replacements.getGroup('api')).toMatchObject({ paused: true });
+    await viewer.context().close();
+
+    const op = await signIn('operator');
+    await op.goto(`${url}/#/replacements`);
+    const opGroup = op.locator('[data-test=replacement-groups] tr[data-group=api]');
+    await opGroup.locator('[data-test=resume]').click();
+    const dialog = op.locator('dialog#confirm');
+    await op.screenshot({ path: join(SCREENSHOTS, 'replacements-resume-dialog.png') });
+    await dialog.getByRole('button', { name: 'Resume' }).click();
+    await op.getByRole('status').filter({ hasText: /Group api resumed by/ }).waitFor();
+    expect(await op.locator('[data-test=replacement-groups] tr[data-group=api] [data-test=breaker]').textContent()).toBe('closed');
+    expect(await h.store.replacements.getGroup('api')).toMatchObject({ paused: false, resumedBy: h.actor('operator') });
+    expect((await h.store.listAudit({ limit: 500 })).filter((a) => a.action === 'replacement.resume')).toEqual([expect.objectContaining({ actor: h.actor('operator'), target: 'api' })]);
+
+    // From a clean host's page: request its replacement; the page then shows its progress.
+    await op.goto(`${url}/#/host/web-20`);
+    await op.locator('[data-test=request-host]').click();
+    await dialog.locator('textarea[name=reason]').fill('suspected credential leak (INC-42)');
+    await dialog.getByRole('button', { name: 'Request replacement' }).click();
+    await op.getByRole('status').filter({ hasText: /Replacement of web-20 requested/ }).waitFor();
+    await expect.poll(() => op.locator('[data-test=replacement-progress] li.current').textContent()).toBe('queued');
+    expect(await op.locator('h1 .state').textContent()).toBe('tainted');
+    expect(await h.store.replacements.list({ hostId: 'web-20', limit: 5 })).toEqual([expect.objectContaining({ state: 'queued', requestedBy: h.actor('operator'), reason: 'suspected credential leak (INC-42)' })]);
+    expect((await h.store.listAudit({ limit: 500 })).filter((a) => a.action === 'replacement.request')).toEqual([expect.objectContaining({ actor: h.actor('operator'), target: 'web-20' })]);
+    await op.screenshot({ path: join(SCREENSHOTS, 'host-replacement.png'), fullPage: true });
+    await op.context().close();
+  }, 120_000);
 });

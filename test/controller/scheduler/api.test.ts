@@ -63,7 +63,25 @@ describe('replacements API', () => {
       expect(groups.body.groups).toEqual([expect.objectContaining({ name: 'web', mode: 'dry-run', paused: false, hosts: { total: 10, unavailable: 0, clean: 8 }, allowedNow: 1, queue: expect.objectContaining({ queued: 2 }) })]);
     });
 
-    it('a viewer reads but cannot act; an operator requests and cancels, audited with the actor', async () => {
+    it('lists the queue in keyset pages: next until the last page', async () => {
+      await fleet(7, 7);
+      await tick();
+      const seen: string[] = [];
+      let url = '/api/v1/replacements?limit=3';
+      for (let pages = 0; ; pages++) {
+        const r = await h.get(url);
+        expect(r.status).toBe(200);
+        seen.push(...r.body.replacements.map((x: { hostId: string; hostname: string }) => `${x.hostId}=${x.hostname}`));
+        if (!r.body.next) break;
+        expect(pages).toBeLessThan(5);
+        url = `/api/v1/replacements?limit=3&after=${r.body.next}`;
+      }
+      expect(seen).toEqual((await h.get('/api/v1/replacements')).body.replacements.map((x: { hostId: string; hostname: string }) => `${x.hostId}=${x.hostname}`));
+      expect(seen).toHaveLength(7);
+      expect(seen[0]).toBe('web-0=web-0.example.internal');
+    });
+
+        it('a viewer reads but cannot act; an operator requests and cancels, audited with the actor', async () => {
       await fleet(4, 0);
       expect((await h.req('POST', '/api/v1/replacements', { token: h.tokens.viewer, body: { hostId: 'web-1', reason: 'x' } })).status).toBe(403);
       expect((await h.req('POST', '/api/v1/scheduler/tick', { token: h.tokens.operator })).status).toBe(403);
@@ -80,6 +98,7 @@ describe('replacements API', () => {
         ['replacement.cancel', h.actor('operator'), 'web-1'],
       ]);
       expect((await h.get('/api/v1/replacements/nope')).status).toBe(404);
+      expect((await h.get('/api/v1/replacements?after=bm9wZQ')).status).toBe(400);
       expect((await h.get('/api/v1/replacements?state=bogus')).status).toBe(400);
     });
   });

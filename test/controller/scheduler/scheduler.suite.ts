@@ -1,7 +1,7 @@
 /** @module The scheduler's behaviour on a real store (run on SQLite and PostgreSQL): queue, budgets, windows, breaker, modes, retries, restarts, operators. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SchedulerEvent } from '../../../controller/scheduler/events.js';
-import type { ReplacementRow } from '../../../controller/store/replacements.js';
+import { replacementCursor, type ReplacementRow } from '../../../controller/store/replacements.js';
 import type { Store } from '../../../controller/store/types.js';
 import { FakeClock, HOUR, MINUTE } from '../harness.js';
 import { FakeProvider, addHost, makeScheduler, taint } from './fixtures.js';
@@ -405,6 +405,26 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
     });
 
     describe('operators', () => {
+      it('the queue pages by keyset in queue order (ties in severity and taint time included), with host names in one lookup', async () => {
+        const sevs = ['low', 'critical', 'high', 'critical', 'medium'] as const;
+        for (let i = 0; i < 23; i++) await addHost(store, clock, `p${String(i).padStart(2, '0')}`, { state: 'tainted', severity: sevs[i % 5], taintedAgoMs: (i % 3) * HOUR });
+        await makeScheduler(store, clock, {}).tick();
+        const all = await store.replacements.list({ limit: 1000 });
+        expect(all).toHaveLength(23);
+        const paged: ReplacementRow[] = [];
+        let after: ReturnType<typeof replacementCursor> | undefined;
+        for (;;) {
+          const page = await store.replacements.list({ limit: 5, ...(after ? { after } : {}) });
+          paged.push(...page);
+          if (page.length < 5) break;
+          after = replacementCursor(page[page.length - 1]!);
+        }
+        expect(paged.map((r) => r.id)).toEqual(all.map((r) => r.id));
+        expect(await store.replacements.countByGroup(['queued', 'replacing'])).toEqual([{ group: 'web', state: 'queued', n: 23 }]);
+        const names = await store.replacements.hostnames(['p00', 'p01', 'nope', 'p00']);
+        expect([...names.entries()].sort()).toEqual([['p00', 'p00.example.internal'], ['p01', 'p01.example.internal']]);
+      });
+
       it('requireApproval: scheduled replacements wait for an approval', async () => {
         await fleet(20, 1);
         const provider = new FakeProvider();
