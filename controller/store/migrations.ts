@@ -183,6 +183,13 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await migrateHistoryChain(db, dialect);
       },
     },
+    '0004_replacements_by_host': {
+      async up(db: Kysely<any>): Promise<void> {
+        // The scheduler asks, for every tainted host, whether it has a replacement (active or cancelled),
+        // and the host page lists a host's replacements: without this, each of those scans the table.
+        await db.schema.createIndex('replacements_host_state').on('replacements').columns(['host_id', 'state']).execute();
+      },
+    },
   };
 }
 
