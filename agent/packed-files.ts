@@ -1,7 +1,7 @@
 /**
  * @module The manifest's files section as the agent keeps it for its lifetime: packed into one string
  * of paths and a few typed arrays instead of 100k+ objects with a path and a hex hash string each
- * (about 39 MB of heap for /usr, a third of it when packed), and turned back into items one at a time,
+ * (for /usr's 126k items: 31 MB of heap as parsed, 17 MB packed), and turned back into items one at a time,
  * in key order, when a scan's diff or the watcher needs them. Packed only after the manifest is
  * verified, and only when every item comes back exactly as it was (same fields, same key order).
  */
@@ -12,6 +12,7 @@ const FIELD_ORDER = ['error', 'gid', 'key', 'mode', 'sha256', 'size', 'target', 
 const FIELD_RANK = new Map(FIELD_ORDER.map((k, i) => [k, i]));
 const TYPE_CODE = new Map<string, number>(FILE_TYPES.map((t, i) => [t, i]));
 const HEX64 = /^[0-9a-f]{64}$/;
+const NON_ASCII = /[^\x00-\x7f]/;
 const SHA_BYTES = 32;
 const HAS_SIZE = 1;
 const HAS_SHA = 2;
@@ -21,8 +22,12 @@ const count = (v: unknown): v is number => typeof v === 'number' && Number.isSaf
 export class PackedFiles implements Iterable<FileItem> {
   private constructor(
     readonly length: number,
-    /** Every item's key, one after another; item i's ends at ends[i]. */
-    private readonly paths: string,
+    /**
+     * Every item's key in UTF-8, one after another; item i's ends at byte ends[i]. Bytes, not one joined
+     * string: a single path with a character above U+00FF would make V8 hold all of them at two bytes a
+     * character.
+     */
+    private readonly paths: Buffer,
     private readonly ends: Uint32Array,
     private readonly types: Uint8Array,
     private readonly flags: Uint8Array,
@@ -53,15 +58,13 @@ export class PackedFiles implements Iterable<FileItem> {
     const shas = Buffer.alloc(SHA_BYTES * n);
     const targets = new Map<number, string>();
     const errors = new Map<number, string>();
-    const keys: string[] = [];
     let length = 0;
     let previous: string | null = null;
     for (let i = 0; i < n; i++) {
       const item = items[i] as FileItem & Record<string, unknown>;
       if (!exactlyPackable(item) || (previous !== null && !(previous < item.key))) return null;
       previous = item.key;
-      keys.push(item.key);
-      length += item.key.length;
+      length += Buffer.byteLength(item.key, 'utf8');
       if (length > 0xffffffff) return null;
       ends[i] = length;
       types[i] = TYPE_CODE.get(item.type)!;
@@ -85,11 +88,13 @@ export class PackedFiles implements Iterable<FileItem> {
       if (item.target !== undefined) targets.set(i, item.target);
       if (item.error !== undefined) errors.set(i, item.error);
     }
-    return new PackedFiles(n, keys.join(''), ends, types, flags, numbers, modes, modeTable, shas, targets, errors);
+    const paths = Buffer.allocUnsafe(length);
+    for (let i = 0, at = 0; i < n; i++) at += paths.write(items[i]!.key, at, 'utf8');
+    return new PackedFiles(n, paths, ends, types, flags, numbers, modes, modeTable, shas, targets, errors);
   }
 
   keyAt(i: number): string {
-    return this.paths.slice(i === 0 ? 0 : this.ends[i - 1]!, this.ends[i]!);
+    return this.paths.toString('utf8', i === 0 ? 0 : this.ends[i - 1]!, this.ends[i]!);
   }
 
   /** Item i as the manifest held it: the same fields in the same order. */
@@ -145,7 +150,9 @@ function exactlyPackable(item: Record<string, unknown>): boolean {
     if (rank === undefined || rank <= last || item[k] === undefined) return false;
     last = rank;
   }
-  if (typeof item.key !== 'string' || !TYPE_CODE.has(item.type as string) || typeof item.mode !== 'string') return false;
+  // A key that UTF-8 cannot carry (a lone surrogate) would come back changed.
+  if (typeof item.key !== 'string' || (NON_ASCII.test(item.key) && Buffer.from(item.key, 'utf8').toString('utf8') !== item.key)) return false;
+  if (!TYPE_CODE.has(item.type as string) || typeof item.mode !== 'string') return false;
   if (!count(item.uid) || !count(item.gid) || (item.size !== undefined && !count(item.size))) return false;
   if (item.sha256 !== undefined && (typeof item.sha256 !== 'string' || !HEX64.test(item.sha256))) return false;
   if (item.target !== undefined && typeof item.target !== 'string') return false;

@@ -76,6 +76,7 @@ describe('PackedFiles', () => {
     expect(PackedFiles.pack([{ ...a, sha256: 'A'.repeat(64) }])).toBeNull(); // upper-case hex would come back lower-case
     expect(PackedFiles.pack([{ ...a, size: undefined }])).toBeNull(); // a present-but-undefined field
     expect(PackedFiles.pack([{ ...a, extra: 1 } as FileItem])).toBeNull();
+    expect(PackedFiles.pack([{ ...a, key: '/a\ud800' }])).toBeNull(); // a lone surrogate: UTF-8 cannot hold it
     expect(PackedFiles.pack([])?.length).toBe(0);
   });
 });
