@@ -44,6 +44,8 @@ export interface CheckOptions {
   pace?: () => Promise<void>;
   /** Hash worker threads (default: one per core). */
   hashWorkers?: number;
+  /** Called once the collectors are done, before the diff (the agent collects its garbage there). */
+  onCollected?: () => void;
 }
 
 /**
@@ -143,6 +145,7 @@ async function checkInner(opts: CheckOptions): Promise<CheckResult> {
     pace: opts.pace,
     hashWorkers: opts.hashWorkers,
   });
+  opts.onCollected?.();
   if (statCache && cacheFile) statCache.save(cacheFile);
 
   const deviations: Deviation[] = [];
