@@ -3,7 +3,7 @@
  * Agent benchmark: detection latency and footprint of the real agent (`driftwarden agent`, a child
  * process) reporting over HTTP to a real controller (in this process, SQLite in bench/work/agent/).
  *
- *   npm run bench:agent -- [--trials 30] [--idle 60] [--tree /usr] [--skip-tree] [--record]
+ *   npm run bench:agent -- [--trials 30] [--idle 60] [--tree /usr] [--skip-tree] [--bare-env] [--record]
  *
  * 1. Detection latency: per trial a fresh host (a copy of test/fixtures/hosts/web with its own
  *    machine-id, watching /etc) is enrolled and scanned clean; then /etc/ssh/sshd_config is written
@@ -15,6 +15,9 @@
  * 3. Full scan of a real tree: a files-only manifest of --tree on this machine's root is built (the
  *    real CLI) and published; an agent with root / and no stat cache runs its first scan, sampled every
  *    100 ms; peak RSS is VmHWM. Then the same idle measurement. Target: peak RSS < 200 MB.
+ *
+ * The agent runs with the Environment= of its systemd unit (packaging/systemd/driftwarden-agent.service),
+ * as it does as a service; --bare-env leaves it out (to see what those settings buy).
  *
  * --record appends the section to bench/RESULTS.md; the markdown is always written to
  * bench/work/agent/latest.md. Needs a built dist/ (npm run build).
@@ -34,7 +37,7 @@ const FIXTURE = join(REPO, 'test', 'fixtures', 'hosts', 'web');
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 function parseArgs(argv) {
-  const o = { trials: 30, idle: 60, tree: '/usr', skipTree: false, record: false };
+  const o = { trials: 30, idle: 60, tree: '/usr', skipTree: false, bareEnv: false, record: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => argv[++i] ?? (() => { throw new Error(`${a} needs a value`); })();
@@ -42,6 +45,7 @@ function parseArgs(argv) {
     else if (a === '--idle') o.idle = Number(val());
     else if (a === '--tree') o.tree = resolve(val());
     else if (a === '--skip-tree') o.skipTree = true;
+    else if (a === '--bare-env') o.bareEnv = true;
     else if (a === '--record') o.record = true;
     else if (a === '-h' || a === '--help') {
       process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0] + '*/\n');
@@ -120,8 +124,23 @@ process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
 
+/**
+ * The environment the agent's systemd unit gives it (its Environment= lines: V8 and malloc settings
+ * read only at process start), so the agent is measured the way it runs as a service.
+ */
+const UNIT_ENV = opts.bareEnv ? {} : Object.fromEntries(
+  readFileSync(join(REPO, 'packaging', 'systemd', 'driftwarden-agent.service'), 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('Environment='))
+    .map((l) => {
+      const kv = l.slice('Environment='.length);
+      const eq = kv.indexOf('=');
+      return [kv.slice(0, eq), kv.slice(eq + 1)];
+    }),
+);
+
 function startAgent(configFile) {
-  const child = spawn(process.execPath, [CLI, 'agent', '--config', configFile], { env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'agent', '--config', configFile], { env: { ...process.env, ...UNIT_ENV, DRIFTWARDEN_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(child);
   child.logText = '';
   child.stderr.on('data', (b) => (child.logText = (child.logText + b).slice(-20_000)));
@@ -309,7 +328,7 @@ const md = `
 
 Measured ${new Date().toISOString().slice(0, 10)} on ${machine.cpus} × ${machine.model}, Node ${machine.node}, with
 \`npm run build && npm run bench:agent -- ${args.join(' ')}${args.length ? ' ' : ''}--record\` (bench/agent.mjs). The agent is the real CLI
-(\`driftwarden agent --config …\`) as a child process; the controller runs in the bench process on
+(\`driftwarden agent --config …\`) as a child process${Object.keys(UNIT_ENV).length ? `, with its systemd unit's environment (${Object.entries(UNIT_ENV).map(([k, v]) => `\`${k}=${v}\``).join(', ')})` : ', without its systemd unit\'s environment (--bare-env)'}; the controller runs in the bench process on
 127.0.0.1 with SQLite. Machine load (\`uptime\`): before \`${machine.before}\`; after \`${machine.after}\`.
 This machine is shared with other work, so the load is not ours alone.
 

@@ -64,10 +64,10 @@ function strictlySorted(items: readonly AnyItem[]): boolean {
   return true;
 }
 
-/** Deviations between an expected and an actual section, ordered by key. */
-export function diffSection(collector: CollectorName, expected: readonly AnyItem[], actual: readonly AnyItem[]): Deviation[] {
-  const out: Deviation[] = [];
-  const dev = (change: Deviation['change'], key: string, e: Item | null, a: Item | null, fields?: string[]): Deviation => {
+type Dev = (change: Deviation['change'], key: string, e: Item | null, a: Item | null, fields?: string[]) => Deviation;
+
+function deviationMaker(collector: CollectorName): Dev {
+  return (change, key, e, a, fields) => {
     const expectedBody = e ? body(e) : null;
     const actualBody = a ? body(a) : null;
     return {
@@ -80,31 +80,43 @@ export function diffSection(collector: CollectorName, expected: readonly AnyItem
       severity: defaultSeverity(collector, change, key, expectedBody, actualBody),
     };
   };
-  // Sections as collectors and manifests give them (sorted by key) are walked side by side: no map of
-  // 100k+ keys to build, and the deviations come out in key order.
+}
+
+/**
+ * Two sections sorted by key walked side by side: no map of 100k+ keys to build, and the deviations
+ * come out in key order. The expected side is taken one item at a time, so it need not be an array.
+ */
+function diffSorted(dev: Dev, next: () => Item | undefined, A: readonly Item[]): Deviation[] {
+  const out: Deviation[] = [];
+  let e = next();
+  let j = 0;
+  while (e !== undefined || j < A.length) {
+    const a = A[j];
+    if (a !== undefined && e !== undefined && e.key === a.key) {
+      const fields = unchanged(e, a) ? null : changedFields(e, a);
+      if (fields && fields.length > 0) out.push(dev('modified', a.key, e, a, fields));
+      e = next();
+      j++;
+    } else if (a === undefined || (e !== undefined && e.key < a.key)) {
+      out.push(dev('removed', e!.key, e!, null));
+      e = next();
+    } else {
+      out.push(dev('added', a.key, null, a));
+      j++;
+    }
+  }
+  return out;
+}
+
+/** Deviations between an expected and an actual section, ordered by key. */
+export function diffSection(collector: CollectorName, expected: readonly AnyItem[], actual: readonly AnyItem[]): Deviation[] {
+  const dev = deviationMaker(collector);
   if (strictlySorted(expected) && strictlySorted(actual)) {
     const E = expected as Item[];
-    const A = actual as Item[];
     let i = 0;
-    let j = 0;
-    while (i < E.length || j < A.length) {
-      const e = E[i];
-      const a = A[j];
-      if (a !== undefined && e !== undefined && e.key === a.key) {
-        const fields = unchanged(e, a) ? null : changedFields(e, a);
-        if (fields && fields.length > 0) out.push(dev('modified', a.key, e, a, fields));
-        i++;
-        j++;
-      } else if (a === undefined || (e !== undefined && e.key < a.key)) {
-        out.push(dev('removed', e!.key, e!, null));
-        i++;
-      } else {
-        out.push(dev('added', a.key, null, a));
-        j++;
-      }
-    }
-    return out;
+    return diffSorted(dev, () => E[i++], actual as Item[]);
   }
+  const out: Deviation[] = [];
   const want = new Map<string, Item>();
   for (const item of expected) want.set(item.key, item as Item);
   for (const item of actual as Item[]) {
@@ -119,6 +131,19 @@ export function diffSection(collector: CollectorName, expected: readonly AnyItem
   }
   for (const [key, e] of want) out.push(dev('removed', key, e, null));
   return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+/**
+ * diffSection for an expected section given as items in strictly increasing key order, one at a
+ * time (the agent's packed manifest): the same deviations, without the expected items all held at once.
+ */
+export function diffSectionSorted(collector: CollectorName, expected: Iterable<AnyItem>, actual: readonly AnyItem[]): Deviation[] {
+  if (!strictlySorted(actual)) return diffSection(collector, [...expected], actual);
+  const it = expected[Symbol.iterator]();
+  return diffSorted(deviationMaker(collector), () => {
+    const r = it.next();
+    return r.done ? undefined : (r.value as Item);
+  }, actual as Item[]);
 }
 
 /** The section a host must have if `deviations` are exactly its differences from `expected`. */

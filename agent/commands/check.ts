@@ -1,7 +1,7 @@
 /** @module `driftwarden check`: collect a root with the manifest's own rules and diff it against the manifest. */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { diffSection } from '../../shared/diff.js';
+import { diffSection, diffSectionSorted } from '../../shared/diff.js';
 import { sectionDigests } from '../../shared/manifest.js';
 import { CHECK_SCHEMA_ID, type CheckResult } from '../../shared/schema/check.js';
 import type { Manifest, Sections } from '../../shared/schema/manifest.js';
@@ -19,6 +19,7 @@ import type { Logger } from '../log.js';
 import { HostRoot } from '../root.js';
 import { scan } from '../scan.js';
 import { loadVerifiedManifest } from './manifest.js';
+import type { PackedFiles } from '../packed-files.js';
 import type { VerifyResult } from '../../shared/manifest.js';
 
 export interface CheckOptions {
@@ -34,14 +35,17 @@ export interface CheckOptions {
   progress?: ScanProgress;
   /**
    * A manifest already loaded and verified (the agent keeps one for its lifetime): not read again,
-   * which also saves holding a second copy of a large files section during the scan.
+   * which also saves holding a second copy of a large files section during the scan. With `files`, the
+   * files section's items are those, packed (the manifest's own items array is then not read).
    */
-  loaded?: { manifest: Manifest; verified: VerifyResult };
+  loaded?: { manifest: Manifest; verified: VerifyResult; files?: PackedFiles | null };
   /** The agent's watchdog: stop signal and CPU pacing. */
   signal?: AbortSignal;
   pace?: () => Promise<void>;
   /** Hash worker threads (default: one per core). */
   hashWorkers?: number;
+  /** Called once the collectors are done, before the diff (the agent collects its garbage there). */
+  onCollected?: () => void;
 }
 
 /**
@@ -141,6 +145,7 @@ async function checkInner(opts: CheckOptions): Promise<CheckResult> {
     pace: opts.pace,
     hashWorkers: opts.hashWorkers,
   });
+  opts.onCollected?.();
   if (statCache && cacheFile) statCache.save(cacheFile);
 
   const deviations: Deviation[] = [];
@@ -148,12 +153,21 @@ async function checkInner(opts: CheckOptions): Promise<CheckResult> {
   for (const r of results) {
     if (!r.ok) continue;
     const name: CollectorName = r.collector;
-    const expected = (manifest.sections[name]?.items ?? []) as AnyItem[];
     const actual = (sections[name]?.items ?? []) as AnyItem[];
-    const found = diffSection(name, expected, actual);
+    const packed = name === 'files' ? opts.loaded?.files : null;
+    let found: Deviation[];
+    let sameKeys: () => boolean;
+    if (packed) {
+      found = diffSectionSorted(name, packed, actual);
+      sameKeys = () => packed.sameKeys(actual);
+    } else {
+      const expected = (manifest.sections[name]?.items ?? []) as AnyItem[];
+      found = diffSection(name, expected, actual);
+      sameKeys = () => sameKeyOrder(expected, actual);
+    }
     // One push per deviation: spreading 100k+ of them into push() overflows the stack.
     for (const d of found) deviations.push(d);
-    if (found.length === 0 && sameKeyOrder(expected, actual)) unchanged.add(name);
+    if (found.length === 0 && sameKeys()) unchanged.add(name);
   }
   await attributeDeviations({ root, exec: execProgram, log: opts.log, since: manifest.createdAt }, deviations);
   const byCollector: Record<string, number> = {};

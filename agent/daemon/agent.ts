@@ -29,6 +29,7 @@ import { HostRoot } from '../root.js';
 import { AGENT_VERSION } from '../version.js';
 import { enroll, ensureEnrolled, hasEnrollmentToken } from './enroll.js';
 import { fileDeviations } from './fingerprint.js';
+import { PackedFiles } from '../packed-files.js';
 import { Spool } from './spool.js';
 import { StateDir } from './state-dir.js';
 import { backoffMs, Transport } from './transport.js';
@@ -45,6 +46,9 @@ const SOURCES: { collector: CollectorName; prefixes: string[] }[] = [
   { collector: 'packages', prefixes: ['/var/lib/dpkg/status', '/var/lib/rpm', '/usr/lib/sysimage/rpm', '/lib/apk/db'] },
   { collector: 'sysctl', prefixes: ['/etc/sysctl.conf', '/etc/sysctl.d', '/usr/lib/sysctl.d', '/run/sysctl.d'] },
 ];
+
+/** How often a scan runs a full garbage collection (see collectDuring in scanToSpool). */
+const SCAN_COLLECT_MS = 2000;
 
 export interface LastScan {
   at: string;
@@ -65,9 +69,23 @@ export interface CredentialRefused {
   at: string;
 }
 
+/**
+ * The verified manifest as the agent keeps it for its lifetime: the files section packed, and the
+ * manifest's own array of its items let go (it is most of a manifest's memory). Packing happens after
+ * verification, from the verified items; a section that cannot be packed exactly stays as it is.
+ */
+export function keepPacked(loaded: { manifest: Manifest; verified: VerifyResult }): { manifest: Manifest; verified: VerifyResult; files: PackedFiles | null } {
+  const { manifest, verified } = loaded;
+  const section = manifest.sections.files;
+  const files = section ? PackedFiles.pack(section.items) : null;
+  if (!section || !files) return { manifest, verified, files: null };
+  return { manifest: { ...manifest, sections: { ...manifest.sections, files: { ...section, items: [] } } }, verified, files };
+}
+
 export class AgentService {
   private manifest!: Manifest;
-  private loaded!: { manifest: Manifest; verified: VerifyResult };
+  /** `files`: the files section packed; `manifest` then holds that section with no items. */
+  private loaded!: { manifest: Manifest; verified: VerifyResult; files: PackedFiles | null };
   private root!: HostRoot;
   private hostId!: string;
   private transport: Transport | null = null;
@@ -106,7 +124,7 @@ export class AgentService {
   async init(): Promise<void> {
     if (!this.config.manifest) throw new DwError('DW_ERR_CONFIG', 'agent config: manifest: required (the manifest baked into the image)');
     if (!this.config.controller) throw new DwError('DW_ERR_CONFIG', 'agent config: controller: required (url, and an enrollment token for the first start)');
-    this.loaded = loadVerifiedManifest(this.config.manifest);
+    this.loaded = keepPacked(loadVerifiedManifest(this.config.manifest));
     this.manifest = this.loaded.manifest;
     this.root = await HostRoot.open(this.config.root);
     const id = await readHostId(this.root, this.config.stateDir);
@@ -145,6 +163,16 @@ export class AgentService {
       releaseMemory();
       try {
         const limits = this.config.limits;
+        // A full collection every few seconds of a scan: V8 would otherwise let the old generation grow to
+        // a multiple of what is live (the walk's batches, replaced items and hash replies are garbage
+        // within moments) before collecting it. The main thread only feeds the walk and the hash
+        // workers, so the pauses cost the scan little.
+        let lastCollect = Date.now();
+        const collectDuring = (): void => {
+          if (Date.now() - lastCollect < SCAN_COLLECT_MS) return;
+          releaseMemory();
+          lastCollect = Date.now();
+        };
         const watchdog = new ScanWatchdog({ cpuShare: limits.cpuShare, memoryMb: limits.memoryMb, maxDurationMs: parseDuration(limits.maxScanDuration) ?? 3_600_000 }).start();
         const result = await check({
           manifest: this.config.manifest!,
@@ -154,14 +182,21 @@ export class AgentService {
           fullRehash,
           log: this.log,
           signal: watchdog.signal,
-          pace: () => watchdog.pace(),
+          pace: () => {
+            collectDuring();
+            return watchdog.pace();
+          },
           // More hashing threads than the CPU share allows would only be paced back, and each is an
           // isolate of its own (memory): a share of 1 core hashes on one thread.
           hashWorkers: Math.max(1, Math.ceil(limits.cpuShare)),
+          // The walk's last seconds of garbage, gone before the diff and the stat cache's save add theirs.
+          onCollected: releaseMemory,
         }).finally(() => watchdog.stop());
         if (watchdog.signal.aborted) this.log.error({ reason: String((watchdog.signal.reason as Error).message) }, 'scan stopped by the watchdog; the report says so');
         else if (watchdog.throttledMs > 0) this.log.info({ throttledMs: Math.round(watchdog.throttledMs) }, 'scan paced to its CPU share');
-        this.lastResult = result;
+        // Heartbeats and events need the digests and the inventory, never the deviations: a drifted host's
+        // can be 100k+ items with both bodies, which would otherwise sit in memory until the next scan.
+        this.lastResult = { ...result, deviations: [] };
         const dropped = this.spool.dropped();
         const report = reportFromCheck(result, { seq: this.state.nextSeq(), hostId: this.hostId, group: this.config.group });
         if (dropped > 0) report.spoolDropped = dropped;
@@ -197,7 +232,7 @@ export class AgentService {
   async onChanges(paths: string[]): Promise<void> {
     if (this.stopped) return;
     try {
-      const deviations: Deviation[] = fileDeviations(this.root, this.manifest, paths);
+      const deviations: Deviation[] = fileDeviations(this.root, this.manifest, paths, this.loaded.files);
       // A change reverted before its batch closed still happened: keep what was seen as it happened.
       const current = new Set(deviations.map((d) => d.key));
       for (const p of paths) {
@@ -243,7 +278,7 @@ export class AgentService {
   private observe(path: string): void {
     if (this.stopped || this.observed.has(path)) return;
     try {
-      const [d] = fileDeviations(this.root, this.manifest, [path]);
+      const [d] = fileDeviations(this.root, this.manifest, [path], this.loaded.files);
       if (d) this.observed.set(path, d);
     } catch (err) {
       this.log.debug({ err, path }, 'cannot fingerprint a changed path');

@@ -11,6 +11,7 @@ import type { FileItem } from '../../shared/schema/items.js';
 import type { Manifest } from '../../shared/schema/manifest.js';
 import { fileTypeOf, modeOf } from '../collectors/file-stat.js';
 import type { HostRoot } from '../root.js';
+import type { PackedFiles } from '../packed-files.js';
 
 function hashFile(realPath: string): { sha256?: string; error?: string } {
   let fd: number | undefined;
@@ -51,7 +52,8 @@ export function fingerprintPath(root: HostRoot, hostPath: string): FileItem | nu
 interface Lookups {
   ignored: (path: string) => boolean;
   inRoots: (path: string) => boolean;
-  expectedByKey: Map<string, FileItem>;
+  /** Built on first need, and only for a manifest whose items are not packed. */
+  expectedByKey: Map<string, FileItem> | null;
 }
 
 /**
@@ -67,7 +69,7 @@ function lookupsFor(manifest: Manifest): Lookups {
     l = {
       ignored: rules.ignore.length > 0 ? picomatch(rules.ignore, { dot: true }) : () => false,
       inRoots: picomatch(rules.roots.flatMap((r) => [r, `${r}/**`]), { dot: true }),
-      expectedByKey: new Map((manifest.sections.files?.items ?? []).map((i) => [i.key, i])),
+      expectedByKey: null,
     };
     lookups.set(manifest, l);
   }
@@ -75,16 +77,21 @@ function lookupsFor(manifest: Manifest): Lookups {
 }
 
 /**
- * Deviations of the changed paths that the manifest's file rules cover (inside a root, not ignored).
+ * Deviations of the changed paths that the manifest's file rules cover (inside a root, not ignored),
+ * against `packed` when the caller holds the files section packed (its items in the manifest unread).
  * A changed directory stands for itself only; the watcher reports the files inside it one by one.
  */
-export function fileDeviations(root: HostRoot, manifest: Manifest, paths: Iterable<string>): Deviation[] {
-  const { ignored, inRoots, expectedByKey } = lookupsFor(manifest);
+export function fileDeviations(root: HostRoot, manifest: Manifest, paths: Iterable<string>, packed?: PackedFiles | null): Deviation[] {
+  const l = lookupsFor(manifest);
+  const { ignored, inRoots } = l;
+  const expectedOf = packed
+    ? (key: string) => packed.get(key)
+    : (key: string) => (l.expectedByKey ??= new Map((manifest.sections.files?.items ?? []).map((i) => [i.key, i]))).get(key);
   const expected: FileItem[] = [];
   const actual: FileItem[] = [];
   for (const p of new Set(paths)) {
     if (!inRoots(p) || ignored(p)) continue;
-    const want = expectedByKey.get(p);
+    const want = expectedOf(p);
     if (want) expected.push(want);
     const got = fingerprintPath(root, p);
     if (got) actual.push(got);
