@@ -157,6 +157,8 @@ export class Scheduler {
         ? budgetAllowance('overall budget', cfg.overall, { now, ...fleet, starts: starts.map((s) => Date.parse(s.startedAt)) })
         : { allowed: Infinity, reason: '' };
       const groupLeft = new Map<string, Allowance>();
+      const givenThisPass = new Map<string, number>();
+      let givenFleetThisPass = 0;
       const allowanceOf = (group: string): Allowance => {
         let a = groupLeft.get(group);
         if (!a) {
@@ -183,12 +185,16 @@ export class Scheduler {
         else {
           const ga = allowanceOf(row.group);
           const limit = ga.allowed <= fleetLeft.allowed ? ga : fleetLeft;
-          if (limit.allowed <= 0) [decision, reason] = ['waiting', limit.reason];
+          const given = limit === ga ? (givenThisPass.get(row.group) ?? 0) : givenFleetThisPass;
+          // The counts in a budget's reason are those the pass began with; say where the rest went.
+          if (limit.allowed <= 0) [decision, reason] = ['waiting', given > 0 ? `${limit.reason}; ${given} going to hosts ahead in the queue` : limit.reason];
           else {
             const left = (n: number) => (n === Infinity ? 'no limit' : String(n - 1));
             reason = `within budgets (group ${row.group}: ${left(ga.allowed)} more allowed after this, fleet: ${left(fleetLeft.allowed)})`;
             groupLeft.set(row.group, { ...ga, allowed: ga.allowed - 1 });
             fleetLeft = { ...fleetLeft, allowed: fleetLeft.allowed - 1 };
+            givenThisPass.set(row.group, (givenThisPass.get(row.group) ?? 0) + 1);
+            givenFleetThisPass++;
             decision = mode === 'enforce' ? 'scheduled' : 'would-replace';
           }
         }

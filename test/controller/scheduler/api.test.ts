@@ -55,7 +55,7 @@ describe('replacements API', () => {
         ['web-0', 'would-replace', 'high'],
         ['web-1', 'waiting', 'high'],
       ]);
-      expect(r.body.replacements[1].decisionReason).toBe('budget "*": maxUnavailable 1, 0 unavailable');
+      expect(r.body.replacements[1].decisionReason).toBe('budget "*": maxUnavailable 1, 0 unavailable; 1 going to hosts ahead in the queue');
       expect(r.body.replacements[0].hostname).toBe('web-0.example.internal');
       expect((await h.host('web-0')).state).toBe('tainted');
       expect(provider.calls).toEqual([]);

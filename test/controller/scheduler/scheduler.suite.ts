@@ -54,7 +54,7 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         expect(q.h00!.decisionReason).toMatch(/within budgets/);
         expect(q.h01).toMatchObject({ decision: 'would-replace' });
         expect(q.h02).toMatchObject({ state: 'queued', decision: 'waiting' });
-        expect(q.h02!.decisionReason).toBe('budget "*": maxUnavailable 2, 0 unavailable');
+        expect(q.h02!.decisionReason).toBe('budget "*": maxUnavailable 2, 0 unavailable; 2 going to hosts ahead in the queue');
         expect(provider.calls).toEqual([]);
         expect(await hostState('h00')).toBe('tainted');
         // Recorded once, not on every tick.
