@@ -28,6 +28,7 @@ const STORES: { name: string; open: () => Promise<Store>; skip: boolean }[] = [
   { name: 'postgres', open: pgOpen, skip: SKIP_PG },
 ];
 
+// PostgreSQL is skipped only with DRIFTWARDEN_SKIP_PG=1 (see STORES above); SQLite never is.
 for (const { name, open, skip } of STORES) describe.skipIf(skip)(`dashboard API on ${name}`, () => {
   let h: Harness;
   beforeEach(async () => {

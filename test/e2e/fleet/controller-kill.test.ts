@@ -24,6 +24,7 @@ afterEach(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.each(['sqlite', 'postgres'] as const)('controller SIGKILLed under load (%s)', (kind) => {
+  // The PostgreSQL case is skipped only with DRIFTWARDEN_SKIP_PG=1, for machines without PostgreSQL.
   it.skipIf(kind === 'postgres' && SKIP_PG)('loses nothing acknowledged and stores every spooled report once, in order', async () => {
     fleet = new Fleet();
     const ctl = await fleet.controller({ store: await freshStore(kind) });

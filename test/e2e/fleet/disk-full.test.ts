@@ -51,6 +51,7 @@ function fill(dir: string): string {
 }
 
 describe("an agent's disk full while spooling", () => {
+  // Skipped only where a tmpfs cannot be mounted (not root, no mount permission); the test's name then says why.
   it.skipIf(noMount !== null)(`keeps running, loses nothing spooled, and recovers when space returns${noMount ? ` (skipped: ${noMount})` : ''}`, async () => {
     fleet = new Fleet();
     const ctl = await fleet.controller({ store: await freshStore('sqlite') });

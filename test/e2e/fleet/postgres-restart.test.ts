@@ -32,6 +32,7 @@ afterEach(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('PostgreSQL restarted while controllers run', () => {
+  // Skipped only where a private PostgreSQL cluster cannot be made (not root, no server binaries); the name says why.
   it.skipIf(noCluster !== null)(`two controllers ride out two database restarts${noCluster ? ` (skipped: ${noCluster})` : ''}`, async () => {
     fleet = new Fleet();
     const store = await freshStore('postgres', cluster!.url);
