@@ -273,12 +273,15 @@ if (!opts.skipTree) {
   const t0 = performance.now();
   const agent = startAgent(configFile);
   const samples = [];
+  /** [ms since start, VmRSS MB]: where in the scan the peak falls (written to work/agent/tree-timeline.json). */
+  const timeline = [];
   let scanMs = null;
   while (scanMs === null) {
     await sleep(100);
     if (agent.exitCode !== null) throw new Error(`the agent exited: ${agent.logText}`);
     try {
       samples.push(procStatus(agent.pid).rss);
+      timeline.push([Math.round(performance.now() - t0), Math.round(samples.at(-1))]);
     } catch {
       // between exec and /proc being readable
     }
@@ -286,6 +289,7 @@ if (!opts.skipTree) {
     if (m) scanMs = Number(m[1]);
   }
   const hwm = procStatus(agent.pid).hwm;
+  writeFileSync(join(WORK, 'tree-timeline.json'), JSON.stringify({ hwm, timeline }));
   await waitFor(async () => ['clean', 'drifted', 'tainted'].includes(await hostState(hostId)), 'tree host reported', 120_000);
   const stateAfter = await hostState(hostId);
   const wallMs = performance.now() - t0;

@@ -12,7 +12,7 @@ import { HashPool } from './hash-pool.js';
 import type { CollectContext, Collector } from './types.js';
 import { normalizeHostPath, type HostRoot } from '../root.js';
 import { EXTRA_ERROR, EXTRA_NONE, EXTRA_SHA, EXTRA_TARGET, FIELDS, FILE_TYPE_CODES, Walk, type WalkSpec } from './walker.js';
-import { walkOrder, type StatCache } from './stat-cache.js';
+import { ScannedStats, walkOrder, type StatCache } from './stat-cache.js';
 
 const GLOB_CHARS = /[*?[\]{}]/;
 
@@ -57,13 +57,13 @@ export function literalBase(glob: string): string | null {
   return base;
 }
 
-function walkSpec(root: HostRoot, rules: CollectionRules, cache: StatCache | undefined): WalkSpec {
+function walkSpec(root: HostRoot, rules: CollectionRules, cache: StatCache | undefined, ahead?: number): WalkSpec {
   // Roots in walk order too: the stat cache file is read alongside the walk (see walkOrder).
   const starts = expandRoots({ root }, rules.files.roots)
     .sort(walkOrder)
     .map((host) => ({ host, real: root.path(host) }));
   const source = cache?.takeForWalk();
-  return { starts, ...ignoreSpec(rules.files.ignore), ...(source ? { cache: source } : {}) };
+  return { starts, ...ignoreSpec(rules.files.ignore), ...(source ? { cache: source } : {}), ...(ahead ? { ahead } : {}) };
 }
 
 const specKey = (root: HostRoot, rules: CollectionRules) => JSON.stringify([root.dir, rules.files.roots, rules.files.ignore]);
@@ -153,7 +153,10 @@ export const files: Collector<'files'> = {
       return pool;
     };
 
-    const hashLater = (index: number, key: string, real: string, mode: string, uid: number, gid: number, size: number, ino: number, mtimeMs: number, ctimeMs: number): void => {
+    // What the stat cache will hold after this scan: each regular file's stat and hash, in walk order.
+    const scanned = statCache ? new ScannedStats() : null;
+
+    const hashLater = (index: number, key: string, real: string, mode: string, uid: number, gid: number, size: number, row: number): void => {
       total.files++;
       total.bytes += size;
       void getPool()
@@ -161,7 +164,7 @@ export const files: Collector<'files'> = {
         .then((r) => {
           if ('sha256' in r) {
             items[index] = { gid, key, mode, sha256: r.sha256, size, type: 'file', uid };
-            statCache?.set(key, ino, size, mtimeMs, ctimeMs, r.sha256);
+            if (row >= 0) scanned!.setSha(row, r.sha256);
             return;
           }
           if (r.error !== 'ENOENT') unreadable.push(key);
@@ -175,10 +178,9 @@ export const files: Collector<'files'> = {
     if (early && early.key === specKey(root, rules) && early.statCache === walkCache) walk = early.walk;
     else {
       cancelEarlyWalk();
-      walk = new Walk(walkSpec(root, rules, walkCache));
+      walk = new Walk(walkSpec(root, rules, walkCache, ctx.walkAhead));
     }
     early = null;
-    const seen = statCache && !walkCache ? new Set<string>() : null;
     // Walked paths are normalised host paths already: no need for root.path() per file.
     const realOf = root.dir === '/' ? (host: string) => host : (host: string) => root.dir + host;
 
@@ -195,19 +197,21 @@ export const files: Collector<'files'> = {
           const uid = n[o + 3]!;
           const gid = n[o + 4]!;
           if (type === 'file' && extraKind === EXTRA_SHA) {
-            items.push({ gid, key: hostPath, mode, sha256: extra, size: n[o + 5]!, type, uid });
+            const size = n[o + 5]!;
+            scanned?.add(hostPath, n[o + 6]!, size, n[o + 7]!, n[o + 8]!, extra);
+            items.push({ gid, key: hostPath, mode, sha256: extra, size, type, uid });
           } else if (type === 'file') {
             const size = n[o + 5]!;
             const ino = n[o + 6]!;
             const mtimeMs = n[o + 7]!;
             const ctimeMs = n[o + 8]!;
-            seen?.add(hostPath);
             const cached = fullRehash || walkCache ? undefined : statCache?.lookup(hostPath, ino, size, mtimeMs, ctimeMs);
+            const row = scanned ? scanned.add(hostPath, ino, size, mtimeMs, ctimeMs, cached) : -1;
             if (cached) {
               items.push({ gid, key: hostPath, mode, sha256: cached, size, type, uid });
             } else {
               items.push({ gid, key: hostPath, mode, size, type, uid }); // replaced when the hash comes back
-              hashLater(items.length - 1, hostPath, realOf(hostPath), mode, uid, gid, size, ino, mtimeMs, ctimeMs);
+              hashLater(items.length - 1, hostPath, realOf(hostPath), mode, uid, gid, size, row);
             }
           } else if (extraKind === EXTRA_TARGET) {
             items.push({ gid, key: hostPath, mode, target: extra, type, uid });
@@ -232,8 +236,9 @@ export const files: Collector<'files'> = {
       if (pool) await (pool as HashPool).close();
     }
 
-    if (walkCache && walk.cacheResult) walkCache.applyWalk(walk.cacheResult);
-    else if (seen && statCache) statCache.retain(seen);
+    // The scan's files replace the cache's entries (those of paths not seen as files are gone with it);
+    // the old entries are never read here.
+    if (statCache && scanned) statCache.recordScan(scanned, walkCache !== undefined && walk.cacheResult !== null && statCache.countWalk(walk.cacheResult));
     if (unreadable.length > 0) {
       warnings.push(`${unreadable.length} path(s) could not be read (their metadata is still compared), e.g. ${unreadable.slice(0, 3).join(', ')}`);
     }

@@ -4,6 +4,8 @@
  * works the same from source, from tsc output and from a bundle or single executable.
  */
 import { Worker } from 'node:worker_threads';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { createHash, type Hash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 
 const WORKER_SOURCE = `
@@ -62,6 +64,21 @@ interface Pending {
   callbacks: ((r: HashResult) => void)[];
 }
 
+/**
+ * Hashing on this thread (a pool of size 0) runs in slices of about this long, then lets the event loop
+ * in: a big file is read across several slices, so timers, signals and the watcher wait at most this.
+ */
+const SLICE_MS = 20;
+const CHUNK = 1 << 20;
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** The file being hashed on this thread, kept between slices. */
+interface InlineFile {
+  fd: number;
+  hash: Hash;
+  bytes: number;
+}
+
 const BATCH_FILES = 128;
 const BATCH_BYTES = 32 * 1024 * 1024;
 /** Batches queued per worker, so a worker never waits for the main thread between batches. */
@@ -69,7 +86,7 @@ const IN_FLIGHT = 2;
 
 export class HashPool {
   private readonly workers: Worker[] = [];
-  private readonly inFlight = new Map<number, { worker: Worker; batch: Pending }>();
+  private readonly inFlight = new Map<number, { worker: Worker | null; batch: Pending }>();
   private readonly load = new Map<Worker, number>();
   private readonly queue: Pending[] = [];
   private current: Pending | null = null;
@@ -83,9 +100,19 @@ export class HashPool {
   bytesHashed = 0;
   filesHashed = 0;
   onProgress?: () => void;
+  /** Size 0: the batch being hashed on this thread, how far it got, and the slice timer. */
+  private inline: { batch: Pending; next: number; digests: string[]; bytes: number; file: InlineFile | null } | null = null;
+  private inlineTimer: NodeJS.Immediate | null = null;
+  private inlineBuffer: Buffer | null = null;
+  private noatime = typeof constants.O_NOATIME === 'number';
 
+  /**
+   * `size` worker threads (default: one per core). 0: no worker, hashing on this thread in slices of
+   * about 20 ms. The agent hashes so within a CPU share of one core: a worker is an isolate of its own,
+   * 10-15 MB of a guest's memory, and would only hash faster than the share allows.
+   */
   constructor(size?: number) {
-    size = Math.max(1, Math.min(size ?? availableParallelism(), availableParallelism()));
+    size = size === 0 ? 0 : Math.max(1, Math.min(size ?? availableParallelism(), availableParallelism()));
     for (let i = 0; i < size; i++) {
       // A small young generation: a hash worker's garbage is a digest string a file, and the default
       // (up to 48 MB a worker) only grows the process.
@@ -147,10 +174,23 @@ export class HashPool {
   }
 
   async close(): Promise<void> {
+    if (this.inlineTimer) clearImmediate(this.inlineTimer);
+    this.inlineTimer = null;
+    if (this.inline?.file) closeSync(this.inline.file.fd);
+    this.inline = null;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 
   private dispatch(): void {
+    if (this.workers.length === 0) {
+      if (!this.inline && this.queue.length > 0) {
+        const batch = this.queue.shift()!;
+        this.inFlight.set(batch.id, { worker: null, batch });
+        this.inline = { batch, next: 0, digests: [], bytes: 0, file: null };
+      }
+      if (this.inline && !this.inlineTimer) this.inlineTimer = setImmediate(() => this.inlineSlice());
+      return;
+    }
     while (this.queue.length > 0) {
       let best: Worker | null = null;
       for (const w of this.workers) {
@@ -165,11 +205,78 @@ export class HashPool {
     }
   }
 
+  /** Hash on this thread for about SLICE_MS, then give the event loop back (size 0). */
+  private inlineSlice(): void {
+    this.inlineTimer = null;
+    const run = this.inline;
+    if (!run) return;
+    const buf = (this.inlineBuffer ??= Buffer.allocUnsafe(CHUNK));
+    const deadline = performance.now() + SLICE_MS;
+    while (run.next < run.batch.paths.length) {
+      if (!run.file) {
+        const opened = this.openForHash(run.batch.paths[run.next]!);
+        if (typeof opened === 'string') {
+          run.digests.push(opened);
+          run.next++;
+          continue;
+        }
+        run.file = opened;
+      }
+      const f = run.file;
+      let end: string | null = null;
+      try {
+        const n = readSync(f.fd, buf, 0, CHUNK, null);
+        if (n > 0) {
+          f.hash.update(n === CHUNK ? buf : buf.subarray(0, n));
+          f.bytes += n;
+        } else end = f.hash.digest('hex');
+      } catch (e) {
+        end = `!${(e as NodeJS.ErrnoException).code ?? 'EIO'}`;
+      }
+      if (end !== null) {
+        closeSync(f.fd);
+        run.file = null;
+        run.digests.push(end);
+        if (!end.startsWith('!')) run.bytes += f.bytes;
+        run.next++;
+      }
+      if (performance.now() >= deadline) break;
+    }
+    if (run.next === run.batch.paths.length) {
+      this.inline = null;
+      this.done({ id: run.batch.id, digests: run.digests, bytes: run.bytes });
+    } else this.inlineTimer = setImmediate(() => this.inlineSlice());
+  }
+
+  /** An open file and a fresh hash, or '!CODE' for a file that cannot be hashed (as the workers answer). */
+  private openForHash(path: string): InlineFile | string {
+    let fd: number | undefined;
+    try {
+      if (this.noatime) {
+        try {
+          fd = openSync(path, OPEN_FLAGS | constants.O_NOATIME);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+          this.noatime = false;
+        }
+      }
+      fd ??= openSync(path, OPEN_FLAGS);
+      if (!fstatSync(fd).isFile()) {
+        closeSync(fd);
+        return '!ENOTFILE';
+      }
+      return { fd, hash: createHash('sha256'), bytes: 0 };
+    } catch (e) {
+      if (fd !== undefined) closeSync(fd);
+      return `!${(e as NodeJS.ErrnoException).code ?? 'EIO'}`;
+    }
+  }
+
   private done(msg: { id: number; digests: string[]; bytes: number }): void {
     const entry = this.inFlight.get(msg.id);
     if (!entry) return;
     this.inFlight.delete(msg.id);
-    this.load.set(entry.worker, this.load.get(entry.worker)! - 1);
+    if (entry.worker) this.load.set(entry.worker, this.load.get(entry.worker)! - 1);
     this.bytesHashed += msg.bytes;
     this.filesHashed += msg.digests.length;
     msg.digests.forEach((d, i) => entry.batch.callbacks[i]!(d.startsWith('!') ? { error: d.slice(1) } : { sha256: d }));

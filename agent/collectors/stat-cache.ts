@@ -169,6 +169,77 @@ export function readStatCacheFile(
   return skipped ? 'skipped' : 'ok';
 }
 
+/**
+ * The stat and hash of every regular file a scan saw, in walk order, one row per file: what the next
+ * cache file holds. Kept in typed arrays (64 bytes a row, off the heap) rather than as a map of
+ * 100k+ strings, and written out as it is, so that neither a first scan nor a re-scan ever holds the
+ * cache's entries as strings.
+ */
+export class ScannedStats {
+  private paths: string[] = [];
+  /** ino, size, mtimeMs, ctimeMs of row r at 4r .. 4r+3. */
+  private numbers = new Float64Array(4 * 1024);
+  private shas = Buffer.alloc(32 * 1024);
+  /** 1 once row r has its hash; a file that could not be read has none, and is left out of the cache. */
+  private hashed = new Uint8Array(1024);
+
+  get length(): number {
+    return this.paths.length;
+  }
+
+  /** A row for a file the walk just reported (walk order); its hash comes now or later (setSha). */
+  add(path: string, ino: number, size: number, mtimeMs: number, ctimeMs: number, sha256?: string): number {
+    const row = this.paths.length;
+    if (row === this.hashed.length) this.grow();
+    this.paths.push(path);
+    const o = 4 * row;
+    this.numbers[o] = ino;
+    this.numbers[o + 1] = size;
+    this.numbers[o + 2] = mtimeMs;
+    this.numbers[o + 3] = ctimeMs;
+    if (sha256 !== undefined) this.setSha(row, sha256);
+    return row;
+  }
+
+  setSha(row: number, sha256: string): void {
+    if (this.shas.write(sha256, 32 * row, 32, 'hex') !== 32) return; // not a sha256 in hex: no entry
+    this.hashed[row] = 1;
+  }
+
+  /** Rows with a hash, in walk order: [path, entry line minus the path]. */
+  *entries(): Generator<[string, string]> {
+    for (let r = 0; r < this.paths.length; r++) {
+      if (this.hashed[r] !== 1) continue;
+      const o = 4 * r;
+      yield [this.paths[r]!, statPrefix(this.numbers[o]!, this.numbers[o + 1]!, this.numbers[o + 2]!, this.numbers[o + 3]!) + this.shas.toString('hex', 32 * r, 32 * r + 32)];
+    }
+  }
+
+  inWalkOrder(): boolean {
+    for (let r = 1; r < this.paths.length; r++) if (walkOrder(this.paths[r - 1]!, this.paths[r]!) >= 0) return false;
+    return true;
+  }
+
+  get hashedCount(): number {
+    let n = 0;
+    for (let r = 0; r < this.paths.length; r++) n += this.hashed[r]!;
+    return n;
+  }
+
+  private grow(): void {
+    const rows = this.hashed.length * 2;
+    const numbers = new Float64Array(4 * rows);
+    numbers.set(this.numbers);
+    this.numbers = numbers;
+    const shas = Buffer.alloc(32 * rows);
+    this.shas.copy(shas);
+    this.shas = shas;
+    const hashed = new Uint8Array(rows);
+    hashed.set(this.hashed);
+    this.hashed = hashed;
+  }
+}
+
 export class StatCache {
   private readonly entries = new Map<string, string>();
   /** The file whose entries are read on first need: a walk may do all the lookups (takeForWalk). */
@@ -176,6 +247,8 @@ export class StatCache {
   /** Changed since it was loaded from (or saved to) `file`: an unchanged cache is not rewritten. */
   private dirty = true;
   private file: string | null = null;
+  /** The latest scan's files (recordScan): when set, they are the cache, and the entries above are not read. */
+  private scanned: ScannedStats | null = null;
   hits = 0;
   misses = 0;
 
@@ -212,37 +285,36 @@ export class StatCache {
     this.dirty = true;
   }
 
-  /** Keep only the paths seen in the latest scan, so deleted files do not pile up. */
-  retain(paths: ReadonlySet<string>): void {
-    const entries = this.parsed();
-    for (const p of entries.keys()) {
-      if (!paths.has(p)) {
-        entries.delete(p);
-        this.dirty = true;
-      }
-    }
+  get size(): number {
+    return this.scanned ? this.scanned.hashedCount : this.parsed().size;
   }
 
-  get size(): number {
-    return this.parsed().size;
+  /**
+   * The files a scan saw, with their hashes, become the cache: what the next save() writes. `unchanged`
+   * when the walk found every file in the cache as it was and nothing gone (an unchanged re-scan): the
+   * file on disk already says the same, and is not rewritten.
+   */
+  recordScan(rows: ScannedStats, unchanged: boolean): void {
+    this.scanned = rows;
+    this.source = null;
+    this.entries.clear();
+    if (!unchanged) this.dirty = true;
   }
 
   /**
    * The cache file, for a walk worker to read and do the lookups in on its own thread; null once this
    * cache has been read here (looked up, changed), when the lookups must happen here. Afterwards hand
-   * the walk's result to applyWalk(); the cache reads its file only if that changes something.
+   * the walk's result to countWalk() and the scan's files to recordScan(): the cache never reads its file here.
    */
   takeForWalk(): { file: string; rootDir: string } | null {
     return this.source === null ? null : { file: this.source, rootDir: this.rootDir };
   }
 
-  applyWalk(result: WalkCacheResult): void {
+  /** What a walk that did the lookups found, once its scan is recorded (recordScan): only counted. */
+  countWalk(result: WalkCacheResult): boolean {
     this.hits += result.hits;
     this.misses += result.misses;
-    if (result.unordered) this.dirty = true;
-    if (result.gone.length === 0) return;
-    const entries = this.parsed();
-    for (const p of result.gone) if (entries.delete(p)) this.dirty = true;
+    return result.misses === 0 && result.gone.length === 0 && !result.unordered;
   }
 
   /**
@@ -263,19 +335,19 @@ export class StatCache {
    */
   save(file: string): void {
     if (!this.dirty && this.file === file) return;
-    const entries = this.parsed();
-    // In walk order, so that the next walk reads it alongside (see walkOrder). Only the paths are
-    // sorted, and the file is written a megabyte at a time: the whole text of a 100k-file cache (and
-    // an array of its lines) would be tens of MB at the end of a scan, when memory is at its peak.
-    const paths = [...entries.keys()].sort(walkOrder);
+    // In walk order, so that the next walk reads it alongside (see walkOrder), and written a megabyte at
+    // a time: the whole text of a 100k-file cache (and an array of its lines) would be tens of MB at
+    // the end of a scan, when memory is at its peak. A scan's rows come in walk order already; the
+    // entries of a cache changed by hand here are sorted (paths only).
+    const rows = this.scanned ? inWalkOrder(this.scanned) : this.sortedEntries();
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     const tmp = `${file}.${process.pid}.tmp`;
     const fd = openSync(tmp, 'w', 0o600);
     try {
       let chunk = `${HEADER}\n${this.rootDir}\n`;
-      for (const path of paths) {
+      for (const [path, rest] of rows) {
         if (path.includes('\t') || path.includes('\n')) continue;
-        chunk += `${path}\t${entries.get(path)!}\n`;
+        chunk += `${path}\t${rest}\n`;
         if (chunk.length >= 1 << 20) {
           writeAll(fd, chunk);
           chunk = '';
@@ -290,6 +362,24 @@ export class StatCache {
     this.dirty = false;
     this.file = file;
   }
+
+  private *sortedEntries(): Generator<[string, string]> {
+    const entries = this.parsed();
+    for (const path of [...entries.keys()].sort(walkOrder)) yield [path, entries.get(path)!];
+  }
+}
+
+/**
+ * A scan's rows in walk order. The walk visits paths in that order, so this is the rows as they are;
+ * should they ever not be (roots given in another order), they are sorted, since the next walk reads
+ * the file alongside and would miss every entry out of order.
+ */
+function* inWalkOrder(rows: ScannedStats): Generator<[string, string]> {
+  if (rows.inWalkOrder()) {
+    yield* rows.entries();
+    return;
+  }
+  yield* [...rows.entries()].sort((a, b) => walkOrder(a[0], b[0]));
 }
 
 /** writeSync may write less than asked (a full disk, a signal): go on until all of it is written. */

@@ -28,6 +28,8 @@ export interface CollectContext {
   pace?: () => Promise<void>;
   /** Hash worker threads (default: one per core). The agent uses as many as its CPU share allows. */
   hashWorkers?: number;
+  /** Batches the file walk may run ahead of the collector (default: no limit); the agent keeps it low for memory. */
+  walkAhead?: number;
 }
 
 export interface CollectOutput<I> {

@@ -55,12 +55,20 @@ export interface WalkSpec {
    * sends a hit's hash along, so the main thread neither reads the cache nor formats a stat.
    */
   cache?: { file: string; rootDir: string };
+  /**
+   * Batches the walk may be ahead of its consumer (default: no limit). On a first scan hashing is far
+   * slower than walking, and without a limit the whole walk (for 100k files, ~17 MB of packed batches)
+   * waits in memory for the collector to take it; the agent, a guest on its host, keeps it to a few.
+   */
+  ahead?: number;
 }
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
-const { starts, ignoreExact, ignoreRes } = workerData;
+const { starts, ignoreExact, ignoreRes, ahead, credit: creditBuffer } = workerData;
+// Batches sent and not yet taken by the consumer, when it limits them (see WalkSpec.ahead).
+const credit = creditBuffer ? new Int32Array(creditBuffer) : null;
 const readStatCacheFile = ${readStatCacheFile.toString()};
 const statCacheEntries = ${statCacheEntries.toString()};
 const statPrefix = ${statPrefix.toString()};
@@ -145,6 +153,11 @@ let numbers = new Float64Array(BATCH * FIELDS);
 let count = 0;
 function flush() {
   if (count === 0) return;
+  if (credit !== null) {
+    // Wait until the consumer has taken one; a timeout so a terminate() is seen even if no one takes any.
+    for (let v = Atomics.load(credit, 0); v >= ahead; v = Atomics.load(credit, 0)) Atomics.wait(credit, 0, v, 200);
+    Atomics.add(credit, 0, 1);
+  }
   const buf = numbers.buffer;
   parentPort.postMessage({ strings: strings.join('\\0'), numbers: buf, count }, [buf]);
   strings = [];
@@ -245,11 +258,17 @@ export class Walk {
   private finished = false;
   private failure: Error | null = null;
   private wake: (() => void) | null = null;
+  /** Batches sent by the worker and not yet taken (WalkSpec.ahead), shared with it. */
+  private readonly credit: Int32Array | null;
   /** With a stat cache to look up in, what the lookups found; set when the walk is done. */
   cacheResult: WalkCacheResult | null = null;
 
   constructor(spec: WalkSpec, youngMb = YOUNG_GENERATION_MB) {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: spec, resourceLimits: { maxYoungGenerationSizeMb: youngMb } });
+    const limited = spec.ahead !== undefined && spec.ahead > 0 && Number.isFinite(spec.ahead);
+    const creditBuffer = limited ? new SharedArrayBuffer(4) : null;
+    this.credit = creditBuffer ? new Int32Array(creditBuffer) : null;
+    const workerData = { ...spec, ...(limited ? { credit: creditBuffer } : { ahead: undefined }) };
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData, resourceLimits: { maxYoungGenerationSizeMb: youngMb } });
     this.worker.unref();
     this.worker.on('message', (msg: { strings?: string; numbers?: ArrayBuffer; count?: number; done?: true; cache?: WalkCacheResult | null; error?: { message: string; code?: string } }) => {
       if (msg.error) {
@@ -287,6 +306,10 @@ export class Walk {
       for (;;) {
         while (this.batches.length > 0) {
           const b = this.batches.shift()!;
+          if (this.credit) {
+            Atomics.sub(this.credit, 0, 1);
+            Atomics.notify(this.credit, 0);
+          }
           yield { strings: b.strings.split('\0'), numbers: new Float64Array(b.numbers), count: b.count };
         }
         if (this.failure) throw this.failure;

@@ -44,6 +44,8 @@ export interface CheckOptions {
   pace?: () => Promise<void>;
   /** Hash worker threads (default: one per core). */
   hashWorkers?: number;
+  /** Batches the file walk may run ahead of the collector (default: no limit). */
+  walkAhead?: number;
   /** Called once the collectors are done, before the diff (the agent collects its garbage there). */
   onCollected?: () => void;
 }
@@ -144,6 +146,7 @@ async function checkInner(opts: CheckOptions): Promise<CheckResult> {
     signal: opts.signal,
     pace: opts.pace,
     hashWorkers: opts.hashWorkers,
+    walkAhead: opts.walkAhead,
   });
   opts.onCollected?.();
   if (statCache && cacheFile) statCache.save(cacheFile);

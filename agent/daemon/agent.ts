@@ -47,6 +47,9 @@ const SOURCES: { collector: CollectorName; prefixes: string[] }[] = [
   { collector: 'sysctl', prefixes: ['/etc/sysctl.conf', '/etc/sysctl.d', '/usr/lib/sysctl.d', '/run/sysctl.d'] },
 ];
 
+/** Walk batches (4,096 entries each) a scan's walk may be ahead of the collector: enough to keep it busy. */
+const WALK_AHEAD_BATCHES = 2;
+
 /** How often a scan runs a full garbage collection (see collectDuring in scanToSpool). */
 const SCAN_COLLECT_MS = 2000;
 
@@ -126,6 +129,9 @@ export class AgentService {
     if (!this.config.controller) throw new DwError('DW_ERR_CONFIG', 'agent config: controller: required (url, and an enrollment token for the first start)');
     this.loaded = keepPacked(loadVerifiedManifest(this.config.manifest));
     this.manifest = this.loaded.manifest;
+    // The manifest's text and parsed items (tens of MB for 100k+ files) are garbage once packed: gone
+    // now, before the watcher's crawl and the first scan allocate on top of them.
+    releaseMemory();
     this.root = await HostRoot.open(this.config.root);
     const id = await readHostId(this.root, this.config.stateDir);
     this.hostId = id!;
@@ -187,8 +193,11 @@ export class AgentService {
             return watchdog.pace();
           },
           // More hashing threads than the CPU share allows would only be paced back, and each is an
-          // isolate of its own (memory): a share of 1 core hashes on one thread.
-          hashWorkers: Math.max(1, Math.ceil(limits.cpuShare)),
+          // isolate of its own (10-15 MB): a share of up to one core hashes on this thread, in slices
+          // between which the event loop runs (heartbeats, the watcher, signals).
+          hashWorkers: limits.cpuShare <= 1 ? 0 : Math.ceil(limits.cpuShare),
+          // A first scan walks far faster than it hashes: the walk waits rather than queue in memory.
+          walkAhead: WALK_AHEAD_BATCHES,
           // The walk's last seconds of garbage, gone before the diff and the stat cache's save add theirs.
           onCollected: releaseMemory,
         }).finally(() => watchdog.stop());

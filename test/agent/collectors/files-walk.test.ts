@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import picomatch from 'picomatch';
 import { cancelEarlyWalk, files, literalBase, startWalkEarly } from '../../../agent/collectors/files.js';
+import { Walk } from '../../../agent/collectors/walker.js';
 import { StatCache, statPrefix, walkOrder } from '../../../agent/collectors/stat-cache.js';
 import type { CollectContext } from '../../../agent/collectors/types.js';
 import { execProgram } from '../../../agent/exec.js';
@@ -285,5 +286,35 @@ describe('the stat cache file in walk order', () => {
     expect([cache.hits, cache.misses]).toEqual([2, 0]);
     cache.save(file);
     expect(readFileSync(file, 'utf8').split('\n').slice(2, 4).map((l) => l.split('\t')[0])).toEqual(['/etc/a/x', '/etc/a-b']);
+  });
+});
+
+describe('a walk kept a few batches ahead of its consumer', () => {
+  function wideTree(files: number): string {
+    const dir = tempDir();
+    for (let d = 0; d < 10; d++) {
+      mkdirSync(join(dir, 'r', `d${d}`), { recursive: true });
+      for (let f = 0; f < files / 10; f++) writeFileSync(join(dir, 'r', `d${d}`, `f${f}`), `${d}/${f}`);
+    }
+    return dir;
+  }
+
+  it('finds the same items, in the same order, as a walk without a limit', async () => {
+    const dir = wideTree(10_000); // three batches of 4,096 entries
+    const unlimited = await files.collect(ctx(dir, rulesFor(['/r'])));
+    const limited = await files.collect(ctx(dir, rulesFor(['/r']), { walkAhead: 1, hashWorkers: 0 }));
+    expect(limited.items).toHaveLength(10_011);
+    expect(limited.items).toEqual(unlimited.items);
+  });
+
+  it('can be cancelled while it waits for its consumer', async () => {
+    const dir = wideTree(10_000);
+    const walk = new Walk({ starts: [{ host: '/r', real: join(dir, 'r') }], ignoreExact: [], ignoreRes: [], ahead: 1 });
+    const batches = walk.batchesInOrder();
+    const first = await batches.next();
+    expect(first.done).toBe(false);
+    // The worker has sent its next batch and is waiting for this one to be taken: cancel returns anyway.
+    await new Promise((r) => setTimeout(r, 100));
+    await walk.cancel();
   });
 });
