@@ -124,7 +124,7 @@ export function buildProgram(): Command {
       const result = await check({
         manifest: manifestFile,
         root: o.root ?? config?.root ?? '/',
-        pubkeys: o.pubkey,
+        pubkeys: o.pubkey ?? config?.trustedKeys,
         signature: o.signature,
         cache: o.cache,
         stateDir: config?.stateDir,

@@ -35,7 +35,7 @@ import { StateDir } from './state-dir.js';
 import { backoffMs, Transport } from './transport.js';
 import { ChangeWatcher } from './watch.js';
 import { ScanWatchdog } from './watchdog.js';
-import { releaseMemory } from './release-memory.js';
+import { releaseMemory, settleMemory } from './release-memory.js';
 
 /** Paths watched when the config names none: config, cron, ssh keys, local binaries, /opt. */
 export const DEFAULT_WATCH_PATHS = ['/etc', '/var/spool/cron', '/root/.ssh', '/usr/local/bin', '/usr/local/sbin', '/opt'];
@@ -127,7 +127,7 @@ export class AgentService {
   async init(): Promise<void> {
     if (!this.config.manifest) throw new DwError('DW_ERR_CONFIG', 'agent config: manifest: required (the manifest baked into the image)');
     if (!this.config.controller) throw new DwError('DW_ERR_CONFIG', 'agent config: controller: required (url, and an enrollment token for the first start)');
-    this.loaded = keepPacked(loadVerifiedManifest(this.config.manifest));
+    this.loaded = keepPacked(loadVerifiedManifest(this.config.manifest, { pubkeys: this.config.trustedKeys }));
     this.manifest = this.loaded.manifest;
     // The manifest's text and parsed items (tens of MB for 100k+ files) are garbage once packed: gone
     // now, before the watcher's crawl and the first scan allocate on top of them.
@@ -217,7 +217,7 @@ export class AgentService {
         this.saveLastScan({ at: new Date().toISOString(), clean: false, complete: false, deviations: 0, durationMs: Date.now() - started, seq: 0, error: describeError(err) });
       } finally {
         lowerPriority(this.log, false);
-        releaseMemory();
+        settleMemory();
       }
     };
     // Scans never overlap: each waits for the one before it.

@@ -31,6 +31,12 @@ export const AgentConfigSchema = z.strictObject({
     })
     .optional(),
   manifest: HostPathSchema.optional(),
+  /**
+   * Public keys (PEM files) the manifest must be signed by: with any, an unsigned or badly signed
+   * manifest stops the agent at start. The controller checks the digest the agent reports against its
+   * own signed copy either way; this refuses a bad manifest on the host itself, before it is used.
+   */
+  trustedKeys: z.array(HostPathSchema).min(1).optional(),
   root: HostPathSchema.default('/'),
   stateDir: HostPathSchema.default('/var/lib/driftwarden'),
   group: z.string().min(1).optional(),

@@ -8,7 +8,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { agentFor, bake, HOST_ID, killAll, publishedController, until, type AgentHost, type AgentOptions, type Baked, type Controller } from '../helpers/agent-host.js';
+import { agentFor, bake, dw, HOST_ID, killAll, publishedController, until, type AgentHost, type AgentOptions, type Baked, type Controller } from '../helpers/agent-host.js';
 
 let baked: Baked;
 beforeAll(() => {
@@ -269,6 +269,22 @@ describe('driftwarden agent (service)', () => {
     expect(status.spool.rejected).toBe(names.length);
     expect(status.spool.reports).toBe(0);
     expect((await c.host())!.host.state).toBe('clean');
+  });
+
+  it('with trustedKeys, runs on a manifest signed by one of them, and will not start on one signed by another key', async () => {
+    const c = await controller();
+    const a = host(c, { trustedKeys: [baked.pub] });
+    expect(await a.once()).toMatchObject({ code: 0, stdout: 'scan reported\n' });
+    const reports = (await c.reports()).length;
+    const other = join(a.dir, 'other-keys');
+    expect(dw(['keygen', '--out', other]).code).toBe(0);
+    a.writeConfig({ trustedKeys: [join(other, 'bake.pub')] });
+    const refused = await a.once();
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/signed by key \S+, which is not a trusted key/);
+    expect((await c.reports()).length).toBe(reports); // nothing scanned, nothing sent
+    a.writeConfig({ trustedKeys: [join(a.dir, 'missing.pub')] });
+    expect((await a.once()).stderr).toContain('missing.pub');
   });
 
   it('--once exits 0 when the report is delivered, and 2 naming the spool when the controller is unreachable', async () => {

@@ -160,6 +160,7 @@ export interface AgentOptions {
   heartbeat?: string;
   watch?: string[] | null;
   spoolMaxBytes?: number;
+  trustedKeys?: string[];
 }
 
 /** One host: a copy of the fixture root, a state directory, an enrollment token file and agent.yaml. */
@@ -188,6 +189,7 @@ export class AgentHost {
     return {
       controller: { url: o.controllerUrl, enrollmentTokenFile: this.tokenFile },
       manifest: o.manifest,
+      ...(o.trustedKeys ? { trustedKeys: o.trustedKeys } : {}),
       root: this.root,
       stateDir: this.stateDir,
       // The default scan schedule is far off unless a test asks for one; the first scan runs at start.
