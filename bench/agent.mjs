@@ -3,7 +3,7 @@
  * Agent benchmark: detection latency and footprint of the real agent (`driftwarden agent`, a child
  * process) reporting over HTTP to a real controller (in this process, SQLite in bench/work/agent/).
  *
- *   npm run bench:agent -- [--trials 30] [--idle 60] [--tree /usr] [--skip-tree] [--bare-env] [--record]
+ *   npm run bench:agent -- [--trials 30] [--idle 60] [--tree /usr] [--skip-tree] [--bare-env] [--agent-bin FILE] [--record]
  *
  * 1. Detection latency: per trial a fresh host (a copy of test/fixtures/hosts/web with its own
  *    machine-id, watching /etc) is enrolled and scanned clean; then /etc/ssh/sshd_config is written
@@ -17,7 +17,9 @@
  *    100 ms; peak RSS is VmHWM. Then the same idle measurement. Target: peak RSS < 200 MB.
  *
  * The agent runs with the Environment= of its systemd unit (packaging/systemd/driftwarden-agent.service),
- * as it does as a service; --bare-env leaves it out (to see what those settings buy).
+ * as it does as a service; --bare-env leaves it out (to see what those settings buy). --agent-bin runs
+ * another build of the agent for the measured agents (e.g. the packaged bundle,
+ * dist/bundle/agent/driftwarden.cjs from `npm run package`), with node; the CLI steps stay bin/driftwarden.js.
  *
  * --record appends the section to bench/RESULTS.md; the markdown is always written to
  * bench/work/agent/latest.md. Needs a built dist/ (npm run build).
@@ -37,7 +39,7 @@ const FIXTURE = join(REPO, 'test', 'fixtures', 'hosts', 'web');
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 function parseArgs(argv) {
-  const o = { trials: 30, idle: 60, tree: '/usr', skipTree: false, bareEnv: false, record: false };
+  const o = { trials: 30, idle: 60, tree: '/usr', skipTree: false, bareEnv: false, agentBin: null, record: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => argv[++i] ?? (() => { throw new Error(`${a} needs a value`); })();
@@ -46,6 +48,7 @@ function parseArgs(argv) {
     else if (a === '--tree') o.tree = resolve(val());
     else if (a === '--skip-tree') o.skipTree = true;
     else if (a === '--bare-env') o.bareEnv = true;
+    else if (a === '--agent-bin') o.agentBin = resolve(val());
     else if (a === '--record') o.record = true;
     else if (a === '-h' || a === '--help') {
       process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0] + '*/\n');
@@ -140,7 +143,7 @@ const UNIT_ENV = opts.bareEnv ? {} : Object.fromEntries(
 );
 
 function startAgent(configFile) {
-  const child = spawn(process.execPath, [CLI, 'agent', '--config', configFile], { env: { ...process.env, ...UNIT_ENV, DRIFTWARDEN_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [opts.agentBin ?? CLI, 'agent', '--config', configFile], { env: { ...process.env, ...UNIT_ENV, DRIFTWARDEN_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(child);
   child.logText = '';
   child.stderr.on('data', (b) => (child.logText = (child.logText + b).slice(-20_000)));
@@ -332,7 +335,7 @@ const md = `
 
 Measured ${new Date().toISOString().slice(0, 10)} on ${machine.cpus} × ${machine.model}, Node ${machine.node}, with
 \`npm run build && npm run bench:agent -- ${args.join(' ')}${args.length ? ' ' : ''}--record\` (bench/agent.mjs). The agent is the real CLI
-(\`driftwarden agent --config …\`) as a child process${Object.keys(UNIT_ENV).length ? `, with its systemd unit's environment (${Object.entries(UNIT_ENV).map(([k, v]) => `\`${k}=${v}\``).join(', ')})` : ', without its systemd unit\'s environment (--bare-env)'}; the controller runs in the bench process on
+(\`driftwarden agent --config …\`${opts.agentBin ? `, run from \`${opts.agentBin}\`` : ''}) as a child process${Object.keys(UNIT_ENV).length ? `, with its systemd unit's environment (${Object.entries(UNIT_ENV).map(([k, v]) => `\`${k}=${v}\``).join(', ')})` : ', without its systemd unit\'s environment (--bare-env)'}; the controller runs in the bench process on
 127.0.0.1 with SQLite. Machine load (\`uptime\`): before \`${machine.before}\`; after \`${machine.after}\`.
 This machine is shared with other work, so the load is not ours alone.
 
