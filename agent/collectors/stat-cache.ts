@@ -183,10 +183,6 @@ export class ScannedStats {
   /** 1 once row r has its hash; a file that could not be read has none, and is left out of the cache. */
   private hashed = new Uint8Array(1024);
 
-  get length(): number {
-    return this.paths.length;
-  }
-
   /** A row for a file the walk just reported (walk order); its hash comes now or later (setSha). */
   add(path: string, ino: number, size: number, mtimeMs: number, ctimeMs: number, sha256?: string): number {
     const row = this.paths.length;
