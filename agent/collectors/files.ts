@@ -238,7 +238,10 @@ export const files: Collector<'files'> = {
 
     // The scan's files replace the cache's entries (those of paths not seen as files are gone with it);
     // the old entries are never read here.
-    if (statCache && scanned) statCache.recordScan(scanned, walkCache !== undefined && walk.cacheResult !== null && statCache.countWalk(walk.cacheResult));
+    if (statCache && scanned) {
+      const unchanged = walkCache !== undefined && walk.cacheResult !== null ? statCache.countWalk(walk.cacheResult) : false;
+      statCache.recordScan(scanned, unchanged);
+    }
     if (unreadable.length > 0) {
       warnings.push(`${unreadable.length} path(s) could not be read (their metadata is still compared), e.g. ${unreadable.slice(0, 3).join(', ')}`);
     }

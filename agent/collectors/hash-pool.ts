@@ -4,32 +4,51 @@
  * works the same from source, from tsc output and from a bundle or single executable.
  */
 import { Worker } from 'node:worker_threads';
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import * as fs from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
+
+/**
+ * Open a file to hash it: O_NOFOLLOW, so a file swapped for a symlink since the walk is refused, never
+ * followed out of the tree; O_NONBLOCK, so one swapped for a FIFO cannot hang the open; O_NOATIME
+ * where allowed (it needs the file's owner or CAP_FOWNER), so a scan leaves no trace. Null when it is
+ * not a regular file. Self-contained: the worker gets its source.
+ */
+export function openForHash(fsm: typeof import('node:fs'), path: string, state: { noatime: boolean }): number | null {
+  const C = fsm.constants;
+  const base = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
+  let fd: number | undefined;
+  if (state.noatime) {
+    try {
+      fd = fsm.openSync(path, base | C.O_NOATIME);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+      state.noatime = false;
+    }
+  }
+  if (fd === undefined) fd = fsm.openSync(path, base);
+  try {
+    if (fsm.fstatSync(fd).isFile()) return fd;
+  } catch (e) {
+    fsm.closeSync(fd);
+    throw e;
+  }
+  fsm.closeSync(fd);
+  return null;
+}
 
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
 const { createHash } = require('node:crypto');
-const C = fs.constants;
 const buf = Buffer.allocUnsafe(1 << 20);
-// O_NOFOLLOW: a file swapped for a symlink since the walk is refused, never followed out of the tree.
-// O_NONBLOCK: a file swapped for a FIFO cannot hang the open. O_NOATIME where allowed: a scan leaves no trace.
-const BASE = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
-let noatime = typeof C.O_NOATIME === 'number';
-function open(p) {
-  if (noatime) {
-    try { return fs.openSync(p, BASE | C.O_NOATIME); }
-    catch (e) { if (e.code !== 'EPERM') throw e; noatime = false; }
-  }
-  return fs.openSync(p, BASE);
-}
+const openForHash = ${openForHash.toString()};
+const noatime = { noatime: typeof fs.constants.O_NOATIME === 'number' };
 function hashOne(p) {
   let fd;
   try {
-    fd = open(p);
-    if (!fs.fstatSync(fd).isFile()) return ['!ENOTFILE', 0];
+    fd = openForHash(fs, p, noatime) ?? undefined;
+    if (fd === undefined) return ['!ENOTFILE', 0];
     const h = createHash('sha256');
     let n, bytes = 0;
     while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) {
@@ -70,7 +89,6 @@ interface Pending {
  */
 const SLICE_MS = 20;
 const CHUNK = 1 << 20;
-const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /** The file being hashed on this thread, kept between slices. */
 interface InlineFile {
@@ -104,7 +122,7 @@ export class HashPool {
   private inline: { batch: Pending; next: number; digests: string[]; bytes: number; file: InlineFile | null } | null = null;
   private inlineTimer: NodeJS.Immediate | null = null;
   private inlineBuffer: Buffer | null = null;
-  private noatime = typeof constants.O_NOATIME === 'number';
+  private readonly noatime = { noatime: typeof fs.constants.O_NOATIME === 'number' };
 
   /**
    * `size` worker threads (default: one per core). 0: no worker, hashing on this thread in slices of
@@ -176,7 +194,7 @@ export class HashPool {
   async close(): Promise<void> {
     if (this.inlineTimer) clearImmediate(this.inlineTimer);
     this.inlineTimer = null;
-    if (this.inline?.file) closeSync(this.inline.file.fd);
+    if (this.inline?.file) fs.closeSync(this.inline.file.fd);
     this.inline = null;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
@@ -225,7 +243,7 @@ export class HashPool {
       const f = run.file;
       let end: string | null = null;
       try {
-        const n = readSync(f.fd, buf, 0, CHUNK, null);
+        const n = fs.readSync(f.fd, buf, 0, CHUNK, null);
         if (n > 0) {
           f.hash.update(n === CHUNK ? buf : buf.subarray(0, n));
           f.bytes += n;
@@ -234,7 +252,7 @@ export class HashPool {
         end = `!${(e as NodeJS.ErrnoException).code ?? 'EIO'}`;
       }
       if (end !== null) {
-        closeSync(f.fd);
+        fs.closeSync(f.fd);
         run.file = null;
         run.digests.push(end);
         if (!end.startsWith('!')) run.bytes += f.bytes;
@@ -250,24 +268,10 @@ export class HashPool {
 
   /** An open file and a fresh hash, or '!CODE' for a file that cannot be hashed (as the workers answer). */
   private openForHash(path: string): InlineFile | string {
-    let fd: number | undefined;
     try {
-      if (this.noatime) {
-        try {
-          fd = openSync(path, OPEN_FLAGS | constants.O_NOATIME);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
-          this.noatime = false;
-        }
-      }
-      fd ??= openSync(path, OPEN_FLAGS);
-      if (!fstatSync(fd).isFile()) {
-        closeSync(fd);
-        return '!ENOTFILE';
-      }
-      return { fd, hash: createHash('sha256'), bytes: 0 };
+      const fd = openForHash(fs, path, this.noatime);
+      return fd === null ? '!ENOTFILE' : { fd, hash: createHash('sha256'), bytes: 0 };
     } catch (e) {
-      if (fd !== undefined) closeSync(fd);
       return `!${(e as NodeJS.ErrnoException).code ?? 'EIO'}`;
     }
   }

@@ -106,8 +106,8 @@ export function statCacheEntries(
 export interface WalkCacheResult {
   hits: number;
   misses: number;
-  /** Cached paths the walk did not see as regular files: they are dropped, as retain() drops them. */
-  gone: string[];
+  /** Cached paths the walk did not see as regular files (the scan's rows, the next cache, leave them out). */
+  gone: number;
   /** The file was not in walk order (written by an older version): rewrite it. */
   unordered?: boolean;
 }
@@ -310,7 +310,7 @@ export class StatCache {
   countWalk(result: WalkCacheResult): boolean {
     this.hits += result.hits;
     this.misses += result.misses;
-    return result.misses === 0 && result.gone.length === 0 && !result.unordered;
+    return result.misses === 0 && result.gone === 0 && !result.unordered;
   }
 
   /**

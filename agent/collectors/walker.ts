@@ -80,7 +80,7 @@ let cache = null;
 let next = null;
 let cursor = null;
 let unordered = false;
-const gone = [];
+let gone = 0;
 let hits = 0;
 let misses = 0;
 function openCache(file, rootDir) {
@@ -107,7 +107,7 @@ function cached(host) {
     return v;
   }
   while (cursor !== null && walkOrder(cursor[0], host) < 0) {
-    gone.push(cursor[0]);
+    gone++;
     cursor = next();
   }
   if (cursor === null || cursor[0] !== host) return undefined;
@@ -237,8 +237,8 @@ try {
     else leaf(s.host, s.real, st);
   }
   flush();
-  if (cache !== null) for (const k of cache.keys()) gone.push(k);
-  for (; cursor !== null; cursor = next()) gone.push(cursor[0]);
+  if (cache !== null) gone += cache.size;
+  for (; cursor !== null; cursor = next()) gone++;
   parentPort.postMessage({ done: true, cache: lookups ? { hits, misses, gone, unordered } : null });
 } catch (e) {
   parentPort.postMessage({ error: { message: e.message, code: e.code } });
