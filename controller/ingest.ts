@@ -22,6 +22,8 @@ export interface IngestDeps {
   lastDigests: LastDigests;
   clock: () => Date;
   log: Logger;
+  /** The controller's scanMaxAge: past half of it, a heartbeat asks for a full scan before the host is tainted for lack of one. */
+  scanMaxAgeMs?: number;
 }
 
 export interface IngestResult {
@@ -136,6 +138,8 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
         last = digestsKey(stored);
       }
       scanRequested = last !== digestsKey(report.digests);
+      // An honest agent whose scans were lost (a full disk, a spool set aside) gets asked while there is time.
+      if (deps.scanMaxAgeMs !== undefined && Date.parse(now) - Date.parse(host.lastScanAt ?? host.enrolledAt) > deps.scanMaxAgeMs / 2) scanRequested = true;
     }
 
     const exemptions = report.deviations.length > 0 ? await tx.listExemptions({ activeAt: now }) : [];

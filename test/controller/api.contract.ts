@@ -366,6 +366,17 @@ export function runApiContract(name: string, open: () => Promise<Store>): void {
         expect((await web1.scan()).body.state).toBe('tainted');
       });
 
+      it('asks for a full scan in the heartbeat answer once half of scanMaxAge has passed without one', async () => {
+        const web1 = await h.enroll('web-1');
+        await web1.scan();
+        h.clock.advance(12 * HOUR);
+        expect((await web1.send({ kind: 'heartbeat' })).body).toMatchObject({ status: 'accepted', scanRequested: false });
+        h.clock.advance(HOUR);
+        expect((await web1.send({ kind: 'heartbeat' })).body).toMatchObject({ status: 'accepted', scanRequested: true });
+        await web1.scan();
+        expect((await web1.send({ kind: 'heartbeat' })).body).toMatchObject({ status: 'accepted', scanRequested: false });
+      });
+
       it('a host that enrolls and heartbeats but never sends a scan is tainted scanMaxAge after enrollment', async () => {
         const web1 = await h.enroll('web-1');
         h.clock.advance(25 * HOUR + MINUTE);
