@@ -10,7 +10,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { DwError, isDwError } from '../shared/errors.js';
 import { bearer, hashSecret, roleAllows } from './auth.js';
-import type { ControllerConfig } from './config.js';
+import { durationMs, type ControllerConfig } from './config.js';
 import { ManifestCache } from './manifest-cache.js';
 import { LastDigests } from './ingest.js';
 import type { Metrics } from './metrics.js';
@@ -69,6 +69,7 @@ export interface AppContext extends Required<Omit<AppDeps, 'log' | 'https' | 'sc
   secureCookies: boolean;
   manifests: ManifestCache;
   lastDigests: LastDigests;
+  scanMaxAgeMs: number;
 }
 
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger, ZodTypeProvider>;
@@ -82,6 +83,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     scheduler,
     manifests: new ManifestCache(),
     lastDigests: new LastDigests(),
+    scanMaxAgeMs: durationMs(deps.config.scanMaxAge),
     sessionKey: deps.sessionKey ?? loadSessionKey(deps.config.dashboard.sessionKeyFile),
     secureCookies: deps.https !== undefined,
   };

@@ -29,6 +29,12 @@ export const ControllerConfigSchema = z.strictObject({
   silentAfter: DurationSchema.default('10m'),
   /** ...and after this long, tainted: a host that stays dark cannot be vouched for. */
   taintSilentAfter: DurationSchema.default('24h'),
+  /**
+   * The longest a host may go without a full scan reaching the controller before it is tainted:
+   * heartbeats and watcher events alone never keep a host clean. Set it to a few of the agents' scan
+   * intervals; the default allows a daily scan an hour's slack.
+   */
+  scanMaxAge: DurationSchema.default('25h'),
   retention: z.strictObject({ reports: DurationSchema.default('30d') }).default({ reports: '30d' }),
   /** Largest request body accepted, in bytes. */
   bodyLimit: z.number().int().positive().max(256 * 1024 * 1024).default(8 * 1024 * 1024),

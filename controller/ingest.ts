@@ -22,6 +22,8 @@ export interface IngestDeps {
   lastDigests: LastDigests;
   clock: () => Date;
   log: Logger;
+  /** The controller's scanMaxAge: past half of it, a heartbeat asks for a full scan before the host is tainted for lack of one. */
+  scanMaxAgeMs?: number;
 }
 
 export interface IngestResult {
@@ -136,6 +138,8 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
         last = digestsKey(stored);
       }
       scanRequested = last !== digestsKey(report.digests);
+      // An honest agent whose scans were lost (a full disk, a spool set aside) gets asked while there is time.
+      if (deps.scanMaxAgeMs !== undefined && Date.parse(now) - Date.parse(host.lastScanAt ?? host.enrolledAt) > deps.scanMaxAgeMs / 2) scanRequested = true;
     }
 
     const exemptions = report.deviations.length > 0 ? await tx.listExemptions({ activeAt: now }) : [];
@@ -160,7 +164,9 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
 
 
     let event: HostEvent;
-    if (report.kind === 'heartbeat') event = { type: 'heartbeat' };
+    // A heartbeat naming a manifest the host was not given is a host that lies about its baseline:
+    // it taints like a scan that does not add up, whatever kind of report carries it.
+    if (report.kind === 'heartbeat' && integrity.length === 0) event = { type: 'heartbeat' };
     else if (integrity.length > 0) {
       event = { type: 'report', worst: 'taint', culprit: { collector: 'integrity', key: integrity[0]!.key, change: 'modified', decidedBy: 'integrity' } };
     } else if (notes.length > 0 && (evaluation.worst === 'none' || evaluation.worst === 'ignore' || evaluation.worst === 'exempt')) {
@@ -184,8 +190,8 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     if (report.kind === 'scan') await tx.replaceHostDeviations(hostId, rows);
     else if (rows.length > 0) await tx.upsertHostDeviations(rows);
     // The store keeps each deviation's first sighting across scans and events.
-    const current = report.kind === 'scan' ? rows : report.kind === 'event' ? await tx.listHostDeviations(hostId) : [];
-    const counted = report.kind === 'heartbeat' ? host.deviationCount : current.filter((r) => r.action !== 'ignore').length;
+    const current = report.kind === 'scan' ? rows : report.kind === 'event' || rows.length > 0 ? await tx.listHostDeviations(hostId) : [];
+    const counted = report.kind === 'heartbeat' && rows.length === 0 ? host.deviationCount : current.filter((r) => r.action !== 'ignore').length;
 
     if (report.kind !== 'heartbeat') await tx.insertReport({
       reportId: report.reportId,
@@ -202,7 +208,8 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     await tx.updateHost(hostId, {
       lastSeenAt: now,
       lastSeq: report.seq,
-      ...(report.kind === 'heartbeat' ? {} : { lastReportAt: now, deviationCount: counted }),
+      ...(report.kind === 'heartbeat' ? (rows.length > 0 ? { deviationCount: counted } : {}) : { lastReportAt: now, deviationCount: counted }),
+      ...(report.kind === 'scan' ? { lastScanAt: now } : {}),
       ...(report.inventory ? { inventory: report.inventory, hostname: report.inventory.hostname ?? host.hostname } : {}),
       ...(report.group ? { group: report.group } : {}),
       agentVersion: report.agentVersion,

@@ -75,6 +75,7 @@ export async function startController(config: ControllerConfig, opts: { log?: Lo
     clock,
     silentAfterMs: durationMs(config.silentAfter),
     taintSilentAfterMs: durationMs(config.taintSilentAfter),
+    scanMaxAgeMs: durationMs(config.scanMaxAge),
     reportRetentionMs: durationMs(config.retention.reports),
     startedAt: clock(),
   });

@@ -33,6 +33,8 @@ import type { HostState, PolicyAction } from './store/types.js';
  *   silence is what stopping an agent to tamper with a host looks like. The next full report does.
  * - The long silence also applies to pending/clean/drifted directly, so a silence loop that ran
  *   late (or skipped the first step) still taints.
+ * - A scan that is overdue (heartbeats, but no full scan within scanMaxAge) is the long column too:
+ *   an agent that only heartbeats could be hiding anything, so it is treated as gone dark.
  * - Scheduling and its steps are only legal in order: a conflict here means two actors raced for
  *   one host, which must fail loudly (409) rather than be papered over. The exceptions are no-ops
  *   a retry produces: a second `done` on a replaced host (the instance is already gone), and
@@ -46,6 +48,7 @@ export type StateEventType =
   | 'heartbeat'
   | 'silent'
   | 'long-silence'
+  | 'scan-overdue'
   | 'replacement-scheduled'
   | 'replacement-started'
   | 'replacement-completed'
@@ -65,6 +68,8 @@ export type HostEvent =
   /** `after`: the period that passed, for the cause ("10m"). */
   | { type: 'silent'; after?: string }
   | { type: 'long-silence'; after?: string }
+  /** Heartbeats came, but no full scan for longer than `scanMaxAge` (`after`): the long column, for another reason. */
+  | { type: 'scan-overdue'; after?: string }
   | { type: 'replacement-scheduled'; detail?: string }
   | { type: 'replacement-started'; detail?: string }
   | { type: 'replacement-completed'; detail?: string }
@@ -118,6 +123,7 @@ export function columnOf(event: HostEvent): TableColumn {
     case 'silent':
       return 'silent';
     case 'long-silence':
+    case 'scan-overdue':
       return 'long';
     case 'replacement-scheduled':
       return 'sched';
@@ -168,6 +174,10 @@ function causeOf(from: HostState, to: HostState, changed: boolean, event: HostEv
       return changed
         ? `taint: silent for more than ${event.after ?? 'the long grace period'}, nothing vouches for the host any more`
         : `long silence: no change while ${from}`;
+    case 'scan-overdue':
+      return changed
+        ? `taint: no full scan received for more than ${event.after ?? 'the longest interval allowed'}; heartbeats alone do not vouch for the host`
+        : `scan overdue: no change while ${from}`;
     case 'replacement-scheduled':
       return `replacement scheduled${suffix(event.detail)}`;
     case 'replacement-started':

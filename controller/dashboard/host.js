@@ -87,6 +87,7 @@ registerPage('host', {
           h('tr', {}, h('th', {}, 'host id'), h('td', { class: 'mono' }, host.id), h('th', {}, 'image'), h('td', { class: 'mono' }, host.imageId)),
           h('tr', {}, h('th', {}, 'group'), h('td', {}, host.group ?? '—'), h('th', {}, 'state since'), h('td', {}, when(host.stateSince))),
           h('tr', {}, h('th', {}, 'last seen'), h('td', {}, when(host.lastSeenAt)), h('th', {}, 'last report'), h('td', {}, when(host.lastReportAt))),
+          h('tr', {}, h('th', {}, 'last full scan'), h('td', {}, when(host.lastScanAt)), h('th', {}, 'enrolled'), h('td', {}, when(host.enrolledAt))),
           h('tr', {}, h('th', {}, 'tainted at'), h('td', {}, when(host.taintedAt)), h('th', {}, 'agent'), h('td', {}, host.agentVersion ?? '—')),
         ),
         h('p', {}, downloads('host', host.id)),

@@ -35,6 +35,7 @@ export function hostSummary(h: HostRow) {
     deviationCount: h.deviationCount,
     lastSeenAt: h.lastSeenAt,
     lastReportAt: h.lastReportAt,
+    lastScanAt: h.lastScanAt,
   };
 }
 

@@ -55,6 +55,7 @@ interface HostsTable {
   enrolled_at: string;
   last_seen_at: string | null;
   last_report_at: string | null;
+  last_scan_at: string | null;
   last_seq: Int;
   deviation_count: Int;
   tainted_at: string | null;
@@ -220,6 +221,7 @@ function hostFromRow(r: Selectable<HostsTable>): HostRow {
     enrolledAt: r.enrolled_at,
     lastSeenAt: r.last_seen_at,
     lastReportAt: r.last_report_at,
+    lastScanAt: r.last_scan_at,
     lastSeq: Number(r.last_seq),
     deviationCount: Number(r.deviation_count),
     taintedAt: r.tainted_at,
@@ -238,6 +240,7 @@ const HOST_PATCH: { [K in keyof HostRow]?: [column: keyof HostsTable, write: (v:
   stateSince: ['state_since', (v: string) => iso(v, 'stateSince')],
   lastSeenAt: ['last_seen_at', (v: string | null) => isoOrNull(v, 'lastSeenAt')],
   lastReportAt: ['last_report_at', (v: string | null) => isoOrNull(v, 'lastReportAt')],
+  lastScanAt: ['last_scan_at', (v: string | null) => isoOrNull(v, 'lastScanAt')],
   lastSeq: ['last_seq', (v: number) => v],
   deviationCount: ['deviation_count', (v: number) => v],
   taintedAt: ['tainted_at', (v: string | null) => isoOrNull(v, 'taintedAt')],
@@ -456,7 +459,7 @@ class KyselyStoreTx implements StoreTx {
 
   // hosts
 
-  async insertHost(row: HostRow & { credentialHash: string }): Promise<void> {
+  async insertHost(row: Omit<HostRow, 'lastScanAt'> & { lastScanAt?: string | null; credentialHash: string }): Promise<void> {
     await insertOrConflict(
       'hosts',
       this.db
@@ -472,6 +475,7 @@ class KyselyStoreTx implements StoreTx {
           enrolled_at: iso(row.enrolledAt, 'enrolledAt'),
           last_seen_at: isoOrNull(row.lastSeenAt, 'lastSeenAt'),
           last_report_at: isoOrNull(row.lastReportAt, 'lastReportAt'),
+          last_scan_at: isoOrNull(row.lastScanAt ?? null, 'lastScanAt'),
           last_seq: row.lastSeq,
           deviation_count: row.deviationCount,
           tainted_at: isoOrNull(row.taintedAt, 'taintedAt'),
@@ -709,6 +713,26 @@ class KyselyStoreTx implements StoreTx {
         ]),
       )
       .orderBy((eb) => eb.fn.coalesce('last_seen_at', 'enrolled_at'))
+      .orderBy('id')
+      .limit(Math.floor(limit))
+      .execute();
+    return rows.map(hostFromRow);
+  }
+
+  async listHostsScannedBefore(before: string, states: readonly HostState[], limit: number): Promise<HostRow[]> {
+    if (states.length === 0 || limit <= 0) return [];
+    const t = iso(before, 'before');
+    const rows = await this.db
+      .selectFrom('hosts')
+      .selectAll()
+      // Two whole alternatives, each a range scan of hosts_state_scan (see listHostsSeenBefore).
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('state', 'in', states), eb('last_scan_at', '<', t)]),
+          eb.and([eb('state', 'in', states), eb('last_scan_at', 'is', null), eb('enrolled_at', '<', t)]),
+        ]),
+      )
+      .orderBy((eb) => eb.fn.coalesce('last_scan_at', 'enrolled_at'))
       .orderBy('id')
       .limit(Math.floor(limit))
       .execute();

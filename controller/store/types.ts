@@ -36,6 +36,8 @@ export interface HostRow {
   /** Any authenticated contact: report, heartbeat or event. */
   lastSeenAt: string | null;
   lastReportAt: string | null;
+  /** When the last full scan (not a heartbeat or watcher event) was received: what vouches for the whole host. */
+  lastScanAt: string | null;
   /** Highest report seq accepted; a report must carry a higher one. */
   lastSeq: number;
   /** Current deviations that the policy does not ignore. */
@@ -216,7 +218,7 @@ export interface StoreTx {
   touchToken(id: string, at: string): Promise<void>;
 
   // hosts
-  insertHost(row: HostRow & { credentialHash: string }): Promise<void>;
+  insertHost(row: Omit<HostRow, 'lastScanAt'> & { lastScanAt?: string | null; credentialHash: string }): Promise<void>;
   getHost(id: string): Promise<HostRow | null>;
   /**
    * `getHost` that also holds the host until the transaction ends, for read-modify-write (lastSeq,
@@ -237,6 +239,8 @@ export interface StoreTx {
    * A host never seen counts from its enrollment.
    */
   listHostsSeenBefore(before: string, states: readonly HostState[], limit: number): Promise<HostRow[]>;
+  /** Hosts in `states` whose last full scan (or, never scanned, enrollment) is older than `before`, oldest first. */
+  listHostsScannedBefore(before: string, states: readonly HostState[], limit: number): Promise<HostRow[]>;
 
   // manifests
   putManifest(row: ManifestRow): Promise<void>;

@@ -131,6 +131,7 @@ export function runApiContract(name: string, open: () => Promise<Store>): void {
       clock: h.clock.now,
       silentAfterMs: 10 * MINUTE,
       taintSilentAfterMs: 24 * HOUR,
+      scanMaxAgeMs: 25 * HOUR,
       reportRetentionMs: 30 * DAY,
       startedAt: new Date(T0),
       ...o,
@@ -333,6 +334,72 @@ export function runApiContract(name: string, open: () => Promise<Store>): void {
         expect((await h.store.listAudit({ limit: 100 })).filter((a) => a.action === 'host.taint')).toEqual([expect.objectContaining({ actor: 'controller', target: 'web-1' })]);
         // Reporting again does not clean it.
         expect((await web1.scan()).body.state).toBe('tainted');
+      });
+
+      it('a host that only heartbeats is tainted once no full scan has arrived within scanMaxAge', async () => {
+        const web1 = await h.enroll('web-1');
+        const web2 = await h.enroll('web-2');
+        await web1.scan();
+        await web2.scan();
+        // web-1's agent keeps heartbeating (and sends a watcher event) but its full scans stop; web-2 keeps scanning.
+        for (let i = 0; i < 5; i++) {
+          h.clock.advance(5 * HOUR);
+          expect((await web1.send({ kind: i === 2 ? 'event' : 'heartbeat', deviations: [] })).status).toBe(200);
+          expect((await web2.scan()).status).toBe(200);
+        }
+        expect(await detectSilence(background())).toBe(0); // 25 h: not more than scanMaxAge yet
+        h.clock.advance(MINUTE);
+        await web1.send({ kind: 'heartbeat' });
+        await web2.scan();
+        expect(await detectSilence(background())).toBe(1);
+        expect(await web1.row()).toMatchObject({ state: 'tainted', taintedAt: iso(T0 + 25 * HOUR + MINUTE), lastScanAt: iso(T0) });
+        expect((await transitions('web-1')).at(-1)).toEqual({
+          from: 'clean',
+          to: 'tainted',
+          cause: 'taint: no full scan received for more than 1500m; heartbeats alone do not vouch for the host',
+          actor: 'controller',
+          at: iso(T0 + 25 * HOUR + MINUTE),
+        });
+        expect((await h.store.listAudit({ limit: 100 })).filter((a) => a.action === 'host.taint')).toEqual([expect.objectContaining({ actor: 'controller', target: 'web-1' })]);
+        expect(await h.host('web-2')).toMatchObject({ state: 'clean', lastScanAt: iso(T0 + 25 * HOUR + MINUTE) });
+        // Taint is sticky: the overdue scan arriving now does not clean it.
+        expect((await web1.scan()).body.state).toBe('tainted');
+      });
+
+      it('asks for a full scan in the heartbeat answer once half of scanMaxAge has passed without one', async () => {
+        const web1 = await h.enroll('web-1');
+        await web1.scan();
+        h.clock.advance(12 * HOUR);
+        expect((await web1.send({ kind: 'heartbeat' })).body).toMatchObject({ status: 'accepted', scanRequested: false });
+        h.clock.advance(HOUR);
+        expect((await web1.send({ kind: 'heartbeat' })).body).toMatchObject({ status: 'accepted', scanRequested: true });
+        await web1.scan();
+        expect((await web1.send({ kind: 'heartbeat' })).body).toMatchObject({ status: 'accepted', scanRequested: false });
+      });
+
+      it('a host that enrolls and heartbeats but never sends a scan is tainted scanMaxAge after enrollment', async () => {
+        const web1 = await h.enroll('web-1');
+        h.clock.advance(25 * HOUR + MINUTE);
+        await web1.send({ kind: 'heartbeat' });
+        expect(await detectSilence(background({ scanMaxAgeMs: 25 * HOUR }))).toBe(1);
+        expect(await web1.row()).toMatchObject({ state: 'tainted', lastScanAt: null });
+      });
+
+      it('checks overdue scans only once the controller has been up for the grace period, not for scanMaxAge', async () => {
+        const web1 = await h.enroll('web-1');
+        await web1.scan();
+        h.clock.advance(30 * HOUR);
+        await web1.send({ kind: 'heartbeat' });
+        // Restarted five minutes ago: agents get the grace period to deliver what they spooled.
+        const bg = background({ startedAt: new Date(T0 + 30 * HOUR - 5 * MINUTE) });
+        expect(await detectSilence(bg)).toBe(0);
+        h.clock.advance(4 * MINUTE);
+        await web1.send({ kind: 'heartbeat' });
+        expect(await detectSilence(bg)).toBe(0);
+        h.clock.advance(2 * MINUTE); // up for 11 minutes
+        await web1.send({ kind: 'heartbeat' });
+        expect(await detectSilence(bg)).toBe(1);
+        expect((await web1.row()).state).toBe('tainted');
       });
 
       it('records the whole life of a host, every transition with cause, time and actor', async () => {
@@ -543,6 +610,22 @@ export function runApiContract(name: string, open: () => Promise<Store>): void {
         expect(devs).toContainEqual(
           expect.objectContaining({ collector: 'integrity', key: 'manifest', action: 'taint', expected: { value: h.manifest.digests.overall }, actual: { value: rebaked.digests.overall } }),
         );
+      });
+      it('a heartbeat naming another manifest than the controller’s copy taints, as a scan would', async () => {
+        const web1 = await h.enroll('web-1');
+        const web2 = await h.enroll('web-2');
+        await web1.scan();
+        await web2.scan();
+        const rebaked = bakeManifest(IMAGE, undefined, web1.upgrade('openssl', '3.0.13-1').actual);
+        const r = await web1.send({ kind: 'heartbeat', manifestDigest: rebaked.digests.overall });
+        expect(r.body).toMatchObject({ status: 'accepted', state: 'tainted', deviations: 1 });
+        expect(await h.store.listHostDeviations('web-1')).toContainEqual(
+          expect.objectContaining({ collector: 'integrity', key: 'manifest', action: 'taint', expected: { value: h.manifest.digests.overall }, actual: { value: rebaked.digests.overall } }),
+        );
+        expect(await web1.row()).toMatchObject({ state: 'tainted', deviationCount: 1 });
+        expect((await transitions('web-1')).at(-1)).toMatchObject({ from: 'clean', to: 'tainted', cause: expect.stringMatching(/integrity manifest/) });
+        // An honest host's heartbeat is still just a heartbeat.
+        expect((await web2.send({ kind: 'heartbeat' })).body).toMatchObject({ status: 'accepted', state: 'clean' });
       });
     });
 
@@ -803,7 +886,7 @@ export function runApiContract(name: string, open: () => Promise<Store>): void {
         expect(ids(await h.get('/api/v1/hosts?group=web&state=drifted'))).toEqual(['web-2']);
         expect(ids(await h.get('/api/v1/hosts?group=none'))).toEqual([]);
         const row = (await h.get('/api/v1/hosts?state=drifted')).body.hosts[0];
-        expect(row).toEqual({ id: 'web-2', hostname: 'web-2.example.internal', imageId: IMAGE, group: 'web', state: 'drifted', stateSince: iso(T0), deviationCount: 1, lastSeenAt: iso(T0), lastReportAt: iso(T0) });
+        expect(row).toEqual({ id: 'web-2', hostname: 'web-2.example.internal', imageId: IMAGE, group: 'web', state: 'drifted', stateSince: iso(T0), deviationCount: 1, lastSeenAt: iso(T0), lastReportAt: iso(T0), lastScanAt: iso(T0) });
       });
 
       it('pages with next (keyset): every host once, in id order, and next is null at the end', async () => {

@@ -116,6 +116,18 @@ describe('silence', () => {
     expect(next('clean', EVENTS.long).state).toBe('tainted');
   });
 
+  it('an overdue full scan taints like a long silence, with its own cause', () => {
+    for (const from of ['pending', 'clean', 'drifted', 'silent'] as const) {
+      expect(next(from, { type: 'scan-overdue', after: '1500m' })).toEqual({
+        state: 'tainted',
+        changed: true,
+        cause: 'taint: no full scan received for more than 1500m; heartbeats alone do not vouch for the host',
+      });
+    }
+    expect(next('tainted', { type: 'scan-overdue' }).changed).toBe(false);
+    expect(next('replaced', { type: 'scan-overdue' }).changed).toBe(false);
+  });
+
   it('says how long the host was silent', () => {
     expect(next('drifted', EVENTS.silent).cause).toBe('silent: no contact for more than 10m');
     expect(next('drifted', { type: 'silent' }).cause).toBe('silent: no contact for more than the grace period');

@@ -30,6 +30,7 @@ export async function addHost(store: Store, clock: FakeClock, id: string, o: { g
     enrolledAt: new Date(clock.now().getTime() - 86_400_000).toISOString(),
     lastSeenAt: now,
     lastReportAt: now,
+    lastScanAt: null,
     lastSeq: 1,
     deviationCount: state === 'tainted' ? 1 : 0,
     taintedAt: state === 'tainted' ? new Date(clock.now().getTime() - (o.taintedAgoMs ?? 0)).toISOString() : null,

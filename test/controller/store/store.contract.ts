@@ -28,6 +28,7 @@ export function hostRow(id: string, over: Partial<HostRow & { credentialHash: st
     enrolledAt: at(0),
     lastSeenAt: null,
     lastReportAt: null,
+    lastScanAt: null,
     lastSeq: 0,
     deviationCount: 0,
     taintedAt: null,
@@ -259,6 +260,22 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await ids(['clean', 'drifted', 'pending'], 2)).toEqual(['b', 'e']);
         expect(await ids(['tainted'])).toEqual(['d']);
         expect(await ids([])).toEqual([]);
+      });
+
+      it('lists hosts whose last full scan is older than a time (never scanned: from enrolment), oldest first, and keeps lastScanAt', async () => {
+        await store.insertHost(hostRow('a', { state: 'clean', lastSeenAt: at(30), lastScanAt: at(5) })); // heartbeats, old scan
+        await store.insertHost(hostRow('b', { state: 'drifted', lastSeenAt: at(30), lastScanAt: at(2) }));
+        await store.insertHost(hostRow('c', { state: 'clean', lastSeenAt: at(30), lastScanAt: at(20) })); // scanned recently
+        await store.insertHost(hostRow('d', { state: 'tainted', lastScanAt: at(1) })); // other state
+        await store.insertHost(hostRow('e', { state: 'pending', lastScanAt: null, enrolledAt: at(3) }));
+        await store.insertHost(hostRow('f', { state: 'pending', lastScanAt: null, enrolledAt: at(15) }));
+        const ids = async (states: HostState[], limit = 10) => (await store.listHostsScannedBefore(at(10), states, limit)).map((h) => h.id);
+        expect(await ids(['clean', 'drifted', 'pending'])).toEqual(['b', 'e', 'a']);
+        expect(await ids(['clean', 'drifted', 'pending'], 1)).toEqual(['b']);
+        expect(await ids(['tainted'])).toEqual(['d']);
+        await store.updateHost('a', { lastScanAt: at(40) });
+        expect(await store.getHost('a')).toMatchObject({ lastScanAt: at(40) });
+        expect(await ids(['clean', 'drifted', 'pending'])).toEqual(['b', 'e']);
       });
     });
 
