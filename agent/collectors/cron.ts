@@ -369,14 +369,14 @@ class Scan {
       if (!(err instanceof DwParseError)) throw err;
       return this.unparseable(path, err.message, loaded.sha256);
     }
-    // [Install] comes from the unit file alone: `systemctl enable` reads no drop-ins.
-    const state = await found(installSection(assignments));
     for (const dropIn of await this.dropIns(name, dirs)) {
       const more = await this.dropIn(dropIn);
       // systemd refuses to load a unit when any of its drop-ins will not parse: the timer no longer runs.
       if (typeof more === 'string') return this.unparseable(path, `drop-in ${more}`, loaded.sha256);
       assignments.push(...more);
     }
+    // [Install] is read after the drop-ins too: one adding WantedBy= turns a static timer into a disabled one.
+    const state = await found(installSection(assignments));
     this.add({ key: path, kind: 'timer', file: path, timer: timerSettings(assignments), sha256: loaded.sha256, state });
   }
 

@@ -7,7 +7,7 @@
 import type { UnitFileState } from '../../shared/schema/items.js';
 import type { UnitAssignment } from './systemd-timer.js';
 
-/** The [Install] section of a unit file, as `systemctl enable` reads it (the unit file only: install.c reads no drop-ins). */
+/** The [Install] section of a unit, as `systemctl enable` reads it: the unit file, then its drop-ins. */
 export interface InstallSection {
   wantedBy: string[];
   requiredBy: string[];

@@ -1,7 +1,7 @@
 /** @module The cron collector against fixture roots (Debian, RHEL, broken files) and against this machine's own root. */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cron } from '../../../agent/collectors/cron.js';
 import type { CollectContext } from '../../../agent/collectors/types.js';
@@ -390,6 +390,117 @@ describe('cron collector on odd roots', () => {
     expect(byKey.get('/usr/lib/systemd/system/backup@.timer')).toMatchObject({ state: 'indirect', timer: { OnCalendar: 'daily' } });
     expect(byKey.get('/usr/lib/systemd/system/backup-db.timer')).toMatchObject({ state: 'enabled', timer: { OnCalendar: '*-*-* 23:00' } });
   });
+});
+
+/** Roots laid out like the less common corners of systemd's unit states. */
+function unitStateRoot(): string {
+  const dir = tempDir();
+  const install = '[Timer]\nOnCalendar=daily\n\n[Install]\nWantedBy=timers.target\n';
+  // `systemctl mask --runtime`: a /dev/null link in run/ shadows the vendor unit until the next boot.
+  put(dir, 'usr/lib/systemd/system/phone-home.timer', install);
+  link(dir, 'run/systemd/system/phone-home.timer', '/dev/null');
+  // An alias: another name linked to a unit file, named in its Alias=.
+  put(dir, 'usr/lib/systemd/system/snapshot.timer', '[Timer]\nOnCalendar=hourly\n\n[Install]\nWantedBy=timers.target\nAlias=backup-snapshot.timer\n');
+  link(dir, 'etc/systemd/system/backup-snapshot.timer', '/usr/lib/systemd/system/snapshot.timer');
+  // Known under a name its [Install] does not give: in use indirectly.
+  put(dir, 'usr/lib/systemd/system/rotate-keys.timer', install);
+  link(dir, 'etc/systemd/system/nightly-keys.timer', '/usr/lib/systemd/system/rotate-keys.timer');
+  // A template whose instance the vendor links: not enabled by anyone on this host.
+  put(dir, 'usr/lib/systemd/system/ttyscan@.timer', '[Timer]\nOnBootSec=1min\n');
+  link(dir, 'usr/lib/systemd/system/timers.target.wants/ttyscan@tty1.timer', '../ttyscan@.timer');
+  // A generator's output (systemd-cron makes timers out of crontabs).
+  put(dir, 'run/systemd/generator/cron-alice-0.timer', '[Timer]\nOnCalendar=*-*-* 02:00\n');
+  // Also= only: enabled through its companions.
+  put(dir, 'usr/lib/systemd/system/sync-helper.timer', '[Timer]\nOnCalendar=weekly\n\n[Install]\nAlso=sync.socket\n');
+  // A template whose DefaultInstance is what is linked: plainly enabled.
+  put(dir, 'usr/lib/systemd/system/scrub@.timer', '[Timer]\nOnCalendar=monthly\n\n[Install]\nWantedBy=timers.target\nDefaultInstance=root\n');
+  link(dir, 'etc/systemd/system/timers.target.wants/scrub@root.timer', '/usr/lib/systemd/system/scrub@.timer');
+  // A template with [Install] and no instance anywhere.
+  put(dir, 'usr/lib/systemd/system/pg_dump@.timer', install);
+  // [Install] lists a target, but the only link is the vendor's: systemctl still says disabled.
+  put(dir, 'usr/lib/systemd/system/vendor-wanted.timer', install);
+  link(dir, 'usr/lib/systemd/system/timers.target.wants/vendor-wanted.timer', '../vendor-wanted.timer');
+  // A runtime unit file of its own, enabled under /etc.
+  put(dir, 'run/systemd/system/hotfix.timer', install);
+  link(dir, 'etc/systemd/system/timers.target.wants/hotfix.timer', '/run/systemd/system/hotfix.timer');
+  // A drop-in's [Install] counts: with a WantedBy= the timer is no longer static but disabled.
+  put(dir, 'usr/lib/systemd/system/quiet.timer', '[Timer]\nOnCalendar=daily\n');
+  put(dir, 'etc/systemd/system/quiet.timer.d/install.conf', '[Install]\nWantedBy=timers.target\n');
+  // A .wants directory that is itself a link is not read by systemd.
+  put(dir, 'usr/lib/systemd/system/via-linked-dir.timer', install);
+  put(dir, 'srv/wants/via-linked-dir.timer', '');
+  link(dir, 'etc/systemd/system/multi-user.target.wants', '/srv/wants');
+  return dir;
+}
+
+describe('cron collector on timers in each enablement state', () => {
+  it('names runtime masks, aliases, generated units, Also=, DefaultInstance and vendor links as systemctl does', async () => {
+    const { items } = await collect(unitStateRoot());
+    expect(items.filter((i) => i.kind === 'timer').map((i) => [i.key, i.state])).toEqual([
+      ['/etc/systemd/system/backup-snapshot.timer', 'alias'],
+      ['/etc/systemd/system/nightly-keys.timer', 'alias'],
+      ['/run/systemd/generator/cron-alice-0.timer', 'generated'],
+      ['/run/systemd/system/hotfix.timer', 'enabled'],
+      ['/run/systemd/system/phone-home.timer', 'masked-runtime'],
+      ['/usr/lib/systemd/system/pg_dump@.timer', 'disabled'],
+      ['/usr/lib/systemd/system/quiet.timer', 'disabled'],
+      ['/usr/lib/systemd/system/rotate-keys.timer', 'indirect'],
+      ['/usr/lib/systemd/system/scrub@.timer', 'enabled'],
+      // Its Alias= link under /etc is how `systemctl enable` enables it.
+      ['/usr/lib/systemd/system/snapshot.timer', 'enabled'],
+      ['/usr/lib/systemd/system/sync-helper.timer', 'indirect'],
+      ['/usr/lib/systemd/system/ttyscan@.timer', 'static'],
+      ['/usr/lib/systemd/system/vendor-wanted.timer', 'disabled'],
+      ['/usr/lib/systemd/system/via-linked-dir.timer', 'disabled'],
+    ]);
+  });
+
+  it('records a change of state alone as a change of the item', async () => {
+    const dir = unitStateRoot();
+    const before = (await collect(dir)).byKey.get('/usr/lib/systemd/system/vendor-wanted.timer')!;
+    link(dir, 'etc/systemd/system/timers.target.wants/vendor-wanted.timer', '/usr/lib/systemd/system/vendor-wanted.timer');
+    const after = (await collect(dir)).byKey.get('/usr/lib/systemd/system/vendor-wanted.timer')!;
+    expect({ ...before, state: undefined }).toEqual({ ...after, state: undefined });
+    expect([before.state, after.state]).toEqual(['disabled', 'enabled']);
+  });
+});
+
+/** systemctl answers offline for a root (`--root=DIR is-enabled UNIT`), so it can judge every state the collector records. */
+const systemctl = (() => {
+  try {
+    execFileSync('systemctl', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+function isEnabled(root: string, unit: string): string {
+  try {
+    return execFileSync('systemctl', [`--root=${root}`, 'is-enabled', unit], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (err) {
+    // is-enabled exits 1 for the states that are not "enabled" (disabled, masked, ...), still printing the state.
+    return String((err as { stdout?: string }).stdout ?? '').trim();
+  }
+}
+
+describe.skipIf(!systemctl)('timer states agree with systemctl is-enabled', () => {
+  const roots: [string, () => string][] = [
+    ['the Debian fixture', () => fixture('debian')],
+    ['the RHEL fixture', () => fixture('rhel')],
+    ['the broken fixture', () => fixture('broken')],
+    ['the unit-state root', unitStateRoot],
+    ["this machine's /", () => '/'],
+  ];
+  for (const [what, make] of roots) {
+    it(`on ${what}`, async () => {
+      const dir = make();
+      const timers = (await collect(dir)).items.filter((i) => i.kind === 'timer');
+      const ours = timers.map((i) => [i.key, i.state]);
+      const theirs = timers.map((i) => [i.key, isEnabled(dir, posix.basename(i.key))]);
+      expect(ours).toEqual(theirs);
+    });
+  }
 });
 
 describe("cron collector on this machine's root", () => {
