@@ -233,7 +233,6 @@ export function kubernetesProvider(cfg: KubernetesConfig, o: { kubeConfig?: Kube
     const deadline = ctx.clock().getTime() + drainMs;
     const evicted = new Set<string>();
     const allowed = { force: 0, deleteEmptyDirData: 0 };
-    const allowedSeen = new Set<string>();
     let skipped = 0;
     for (;;) {
       const pods = await podsOn(node, ctx.signal);
@@ -261,12 +260,9 @@ export function kubernetesProvider(cfg: KubernetesConfig, o: { kubeConfig?: Kube
           refused.push(`${podName(pod)}: ${r.why}`); // a PodDisruptionBudget says not now
           continue;
         }
-        if (r.outcome === 'evicted') {
+        if (r.outcome === 'evicted' && !evicted.has(podName(pod))) {
           evicted.add(podName(pod));
-          if (!allowedSeen.has(podName(pod))) {
-            allowedSeen.add(podName(pod));
-            for (const s of plan.allowedBy) allowed[s]++;
-          }
+          for (const s of plan.allowedBy) allowed[s]++;
         }
       }
       if (ctx.clock().getTime() + retryMs > deadline) {
