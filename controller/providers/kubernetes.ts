@@ -196,7 +196,12 @@ export function kubernetesProvider(cfg: KubernetesConfig, o: { kubeConfig?: Kube
     }
   }
 
-  /** One eviction: `evicted`, `gone` (404: nothing to do), or `refused` with the budget's words (429). Anything else throws. */
+  /**
+   * One eviction: `evicted`, `gone` (404: nothing to do), or `refused` with the budget's words (429).
+   * Anything else throws. The answers are those of "API-initiated eviction" in the Kubernetes docs:
+   * 200/201 allowed, 429 a PodDisruptionBudget says not now, 500 a misconfiguration such as several
+   * budgets selecting the pod, which no retry fixes.
+   */
   async function evict(pod: V1Pod, node: string, signal: AbortSignal): Promise<{ outcome: 'evicted' | 'gone' } | { outcome: 'refused'; why: string }> {
     const name = pod.metadata!.name!;
     const namespace = pod.metadata!.namespace ?? 'default';
