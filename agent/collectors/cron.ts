@@ -1,6 +1,6 @@
 /** @module Scheduled jobs: system and user crontabs, anacrontab, run-parts script directories and systemd timers. */
 import { createHash } from 'node:crypto';
-import { createReadStream, promises as fsp, type Stats } from 'node:fs';
+import { createReadStream, promises as fsp, type Dirent, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { sha256Hex } from '../../shared/canonical.js';
 import { DwParseError, describeError } from '../../shared/errors.js';
@@ -10,6 +10,7 @@ import type { HostRoot } from '../root.js';
 import { parseAnacrontab } from '../parsers/anacrontab.js';
 import { claimKey, parseCrontab } from '../parsers/crontab.js';
 import { parseUnitFile, timerSettings, type UnitAssignment } from '../parsers/systemd-timer.js';
+import { installSection, unitFileState, type SearchDir } from '../parsers/unit-file-state.js';
 import type { Collector } from './types.js';
 
 /*
@@ -23,6 +24,7 @@ import type { Collector } from './types.js';
  *   timer        `<host path>`         the unit file systemd uses for a *.timer name, with its effective
  *                                      [Timer] settings after drop-ins; a masked one (link to /dev/null,
  *                                      empty file) has `timer: { masked: 'yes' }` and the empty hash;
+ *                                      `state` is its enablement as `systemctl is-enabled` prints it;
  *   unparseable  `<host path>`         a file that failed to parse or to read, with the reason.
  * Every key is claimed through one set, so even a command that reads `env PATH`, or a user crontab
  * whose name has a space, cannot collide with another item: it gets the next ` #n`.
@@ -39,14 +41,33 @@ const USER_SPOOLS = ['/var/spool/cron/crontabs', '/var/spool/cron/tabs', '/var/s
 const ANACRONTAB = '/etc/anacrontab';
 const RUN_PARTS_DIRS = ['/etc/cron.hourly', '/etc/cron.daily', '/etc/cron.weekly', '/etc/cron.monthly'];
 /**
- * systemd's unit search path for the system manager, highest priority first (the /run ones are
- * volatile and left out); a name found in an earlier directory masks the same name in later ones.
- * /lib/systemd/system is last because unmerged Debian still ships units there; on merged-/usr hosts
- * it resolves to /usr/lib/systemd/system and is read once.
+ * systemd's unit search path for the system manager, highest priority first (path-lookup.c; the list
+ * `systemd-analyze unit-paths` prints): a name found in an earlier directory masks the same name in
+ * later ones, and every one of them may hold the *.wants/*.requires links that enable a unit and the
+ * drop-ins that change it. The /run ones hold runtime state (`systemctl enable --runtime`, transient
+ * timers from `systemd-run --on-calendar`, generator output): a live host's, recorded like the rest.
+ * /lib/systemd/system comes before /usr/lib/systemd/system as in Debian's build (its
+ * SYSTEM_DATA_UNIT_DIR is /lib/systemd/system; upstream reads /lib only for split-usr images, and
+ * last): only a Debian-family root that never merged /usr has the two apart, and there the same name
+ * in both means the /lib one. On a merged-/usr host /lib links to usr/lib and it is read once.
  */
-const UNIT_DIRS = ['/etc/systemd/system', '/usr/local/lib/systemd/system', '/usr/lib/systemd/system', '/lib/systemd/system'];
-/** Where `systemctl enable` puts its links: a timer is enabled when some *.wants or *.requires here names it. */
-const ENABLE_DIR = '/etc/systemd/system';
+const UNIT_DIRS = [
+  '/etc/systemd/system.control',
+  '/run/systemd/system.control',
+  '/run/systemd/transient',
+  '/run/systemd/generator.early',
+  '/etc/systemd/system',
+  '/etc/systemd/system.attached',
+  '/run/systemd/system',
+  '/run/systemd/system.attached',
+  '/run/systemd/generator',
+  '/usr/local/lib/systemd/system',
+  '/lib/systemd/system',
+  '/usr/lib/systemd/system',
+  '/run/systemd/generator.late',
+];
+/** The subdirectories whose links pull a unit in (find_symlinks reads these three). */
+const LINK_DIR = /\.(wants|requires|upholds)$/;
 
 /**
  * Debian's cron reads only /etc/cron.d files named like run-parts' default rule (letters, digits,
@@ -101,6 +122,14 @@ async function hashStream(realPath: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** One directory of the unit search path as read: `path` as systemd names it, `dir` where it resolved inside the root. */
+interface UnitDir {
+  path: string;
+  dir: string;
+  names: Set<string>;
+  entries: Dirent[];
+}
+
 class Scan {
   readonly items: CronItem[] = [];
   readonly warnings: string[] = [];
@@ -122,8 +151,8 @@ class Scan {
     this.warnings.push(message);
   }
 
-  /** A directory's entry names, with the directory's own symlinks resolved inside the root; null when absent. */
-  async list(hostDir: string): Promise<{ dir: string; names: string[] } | null> {
+  /** A directory's entries, with the directory's own symlinks resolved inside the root; null when absent. */
+  async list(hostDir: string): Promise<{ dir: string; names: string[]; entries: Dirent[] } | null> {
     try {
       const dir = await this.root.resolveInside(hostDir);
       if (dir === null) return null;
@@ -133,7 +162,8 @@ class Scan {
         this.warn(`${hostDir}: not a directory, skipped`);
         return null;
       }
-      return { dir, names: (await this.root.readdir(dir)).map((e) => e.name) };
+      const entries = await this.root.readdir(dir);
+      return { dir, names: entries.map((e) => e.name), entries };
     } catch (err) {
       this.warn(`${hostDir}: ${errorText(err)}, skipped`);
       return null;
@@ -267,40 +297,66 @@ class Scan {
   }
 
   async timers(): Promise<void> {
-    const dirs: { dir: string; names: Set<string> }[] = [];
+    const dirs: UnitDir[] = [];
     for (const hostDir of UNIT_DIRS) {
       const listing = await this.list(hostDir);
-      if (listing !== null && !dirs.some((d) => d.dir === listing.dir)) dirs.push({ dir: listing.dir, names: new Set(listing.names) });
+      if (listing !== null && !dirs.some((d) => d.dir === listing.dir)) dirs.push({ path: hostDir, dir: listing.dir, names: new Set(listing.names), entries: listing.entries });
     }
-    const units = new Map<string, string>();
-    for (const { dir, names } of dirs) {
-      for (const name of names) if (name.endsWith('.timer') && !units.has(name)) units.set(name, join(dir, name));
+    const units = new Map<string, UnitDir>();
+    for (const d of dirs) {
+      for (const name of d.names) if (name.endsWith('.timer') && !units.has(name)) units.set(name, d);
     }
-    const wanted = await this.enabledNames();
-    for (const name of [...units.keys()].sort(byString)) await this.timer(name, units.get(name)!, dirs, wanted);
+    if (units.size === 0) return;
+    const search = await this.searchDirs(dirs);
+    for (const name of [...units.keys()].sort(byString)) await this.timer(name, units.get(name)!, dirs, search);
   }
 
-  private async enabledNames(): Promise<Set<string>> {
-    const names = new Set<string>();
-    const listing = await this.list(ENABLE_DIR);
-    if (listing === null) return names;
-    for (const sub of listing.names) {
-      if (!sub.endsWith('.wants') && !sub.endsWith('.requires')) continue;
-      const inner = await this.list(join(listing.dir, sub));
-      for (const n of inner?.names ?? []) names.add(n);
+  /** The links of every search directory that can enable a unit, for unitFileState. */
+  private async searchDirs(dirs: UnitDir[]): Promise<SearchDir[]> {
+    const out: SearchDir[] = [];
+    for (const d of dirs) {
+      const wantsLinks: string[] = [];
+      const links: { name: string; target: string }[] = [];
+      for (const e of d.entries) {
+        // systemd reads only real directories here (a linked .wants directory is skipped) and only the symlinks in them.
+        if (e.isDirectory() && LINK_DIR.test(e.name)) {
+          try {
+            for (const inner of await this.root.readdir(join(d.dir, e.name))) if (inner.isSymbolicLink()) wantsLinks.push(inner.name);
+          } catch (err) {
+            this.warn(`${join(d.dir, e.name)}: ${errorText(err)}, skipped`);
+          }
+        } else if (e.isSymbolicLink()) {
+          try {
+            links.push({ name: e.name, target: posix.basename(await fsp.readlink(this.root.path(join(d.dir, e.name)))) });
+          } catch (err) {
+            this.warn(`${join(d.dir, e.name)}: ${errorText(err)}, skipped`);
+          }
+        }
+      }
+      out.push({ path: d.path, wantsLinks, links });
     }
-    return names;
+    return out;
   }
 
-  private async timer(name: string, path: string, dirs: { dir: string; names: Set<string> }[], wanted: Set<string>): Promise<void> {
-    // A template (`foo@.timer`) is enabled through its instances (`foo@bar.timer`).
-    const template = name.endsWith('@.timer') ? name.slice(0, -'.timer'.length) : null;
-    const enabled = wanted.has(name) || (template !== null && [...wanted].some((n) => n.startsWith(template) && n.endsWith('.timer')));
-    const loaded = (await this.isDevNullLink(path)) ? null : await this.load(path);
+  private async timer(name: string, home: UnitDir, dirs: UnitDir[], search: SearchDir[]): Promise<void> {
+    const path = join(home.dir, name);
+    const devNull = await this.isDevNullLink(path);
+    const loaded = devNull ? null : await this.load(path);
     // systemd treats a link to /dev/null, the device itself and an empty unit file alike: masked.
     const masked = loaded === null || (loaded.status === 'file' && loaded.st.size === 0) || (loaded.status === 'other' && loaded.st.isCharacterDevice());
+    const found = async (install: ReturnType<typeof installSection>) => {
+      // The unit as systemd's info->path sees it: a same-name link leads to its target; a link to another name is an alias.
+      const own = await this.root.lstat(path);
+      let target: string | null = null;
+      let resolved = `${home.path}/${name}`;
+      if (own?.isSymbolicLink() && !devNull) {
+        target = posix.basename(await fsp.readlink(this.root.path(path)));
+        resolved = (await this.root.resolveInside(path)) ?? resolved;
+      }
+      return unitFileState({ name, dir: home.path, path: resolved, masked, aliasOf: target, install }, search);
+    };
     if (masked) {
-      this.add({ key: path, kind: 'timer', file: path, timer: { masked: 'yes' }, sha256: EMPTY_SHA256, enabled });
+      this.add({ key: path, kind: 'timer', file: path, timer: { masked: 'yes' }, sha256: EMPTY_SHA256, state: await found(installSection([])) });
       return;
     }
     if (loaded.status === 'missing') return;
@@ -319,7 +375,9 @@ class Scan {
       if (typeof more === 'string') return this.unparseable(path, `drop-in ${more}`, loaded.sha256);
       assignments.push(...more);
     }
-    this.add({ key: path, kind: 'timer', file: path, timer: timerSettings(assignments), sha256: loaded.sha256, enabled });
+    // [Install] is read after the drop-ins too: one adding WantedBy= turns a static timer into a disabled one.
+    const state = await found(installSection(assignments));
+    this.add({ key: path, kind: 'timer', file: path, timer: timerSettings(assignments), sha256: loaded.sha256, state });
   }
 
   /**
@@ -328,7 +386,7 @@ class Scan {
    * in every unit directory by priority, then the type-wide `timer.d`; of files with the same name
    * the first found wins, and the winners apply sorted by name.
    */
-  private async dropIns(name: string, dirs: { dir: string; names: Set<string> }[]): Promise<string[]> {
+  private async dropIns(name: string, dirs: UnitDir[]): Promise<string[]> {
     const stem = name.slice(0, -'.timer'.length).replace(/@$/, '');
     const specific = [`${name}.d`];
     for (let i = stem.lastIndexOf('-'); i > 0; i = stem.lastIndexOf('-', i - 1)) specific.push(`${stem.slice(0, i)}-.timer.d`);
@@ -379,7 +437,7 @@ export const cron: Collector<'cron'> = {
   name: 'cron',
   reads: [SYSTEM_CRONTAB, CRON_D, ...USER_SPOOLS, ANACRONTAB, ...RUN_PARTS_DIRS, ...UNIT_DIRS],
   describe:
-    'Scheduled jobs: each crontab job (schedule, user, command, stdin) and environment setting from /etc/crontab, /etc/cron.d and the user spools; anacrontab jobs; the scripts in /etc/cron.{hourly,daily,weekly,monthly} by content hash and mode; systemd timers with their effective [Timer] settings, content hash and whether they are enabled.',
+    'Scheduled jobs: each crontab job (schedule, user, command, stdin) and environment setting from /etc/crontab, /etc/cron.d and the user spools; anacrontab jobs; the scripts in /etc/cron.{hourly,daily,weekly,monthly} by content hash and mode; systemd timers with their effective [Timer] settings, content hash and enablement state as systemctl is-enabled names it (enabled, static, disabled, masked, ...).',
   async collect(ctx) {
     const scan = new Scan(ctx.root, ctx.log.child({ collector: 'cron' }));
     await scan.systemCrontabs();

@@ -74,6 +74,10 @@ export const KubernetesProviderSchema = z.strictObject({
   drainTimeout: DurationSchema.default('10m'),
   /** Wait between eviction rounds while a PodDisruptionBudget refuses (429). */
   evictionRetry: DurationSchema.default('5s'),
+  /** Evict pods no controller manages (nothing recreates them), like `kubectl drain --force`; else such a pod stops the drain. */
+  force: z.boolean().default(false),
+  /** Evict pods with emptyDir volumes (their data is lost), like `kubectl drain --delete-emptydir-data`; else such a pod stops the drain. */
+  deleteEmptyDirData: z.boolean().default(false),
   /** Node names are host names unless the agent's hostname differs; `hostname` or `id`. */
   nodeName: z.enum(['hostname', 'id']).default('hostname'),
 });

@@ -23,6 +23,13 @@ export const SysctlItemSchema = z.strictObject({
 });
 export type SysctlItem = z.infer<typeof SysctlItemSchema>;
 
+/**
+ * A timer's enablement as `systemctl is-enabled` names it (systemd's UnitFileState, install.c), so
+ * an image's `static` vendor timer and an admin's `enabled` one read the same here as on the host.
+ */
+export const UNIT_FILE_STATES = ['enabled', 'enabled-runtime', 'linked', 'linked-runtime', 'alias', 'masked', 'masked-runtime', 'static', 'indirect', 'disabled', 'generated', 'transient'] as const;
+export type UnitFileState = (typeof UNIT_FILE_STATES)[number];
+
 export const CronItemSchema = z.strictObject({
   key: z.string().min(1),
   kind: z.enum(['entry', 'env', 'script', 'timer', 'unparseable']),
@@ -35,7 +42,10 @@ export const CronItemSchema = z.strictObject({
   value: z.string().optional(),
   sha256: HexSha256Schema.optional(),
   mode: z.string().optional(),
-  enabled: z.boolean().optional(),
+  /** Timers only: the enablement state (UNIT_FILE_STATES). */
+  state: z.enum(UNIT_FILE_STATES).optional(),
+  /** The boolean that `state` replaced: it called a statically enabled timer disabled. */
+  enabled: z.never({ error: 'replaced by `state` (the enablement as systemctl is-enabled names it): rebuild the manifest with this version of driftwarden' }).optional(),
   timer: z.record(z.string(), z.string()).optional(),
   error: z.string().optional(),
 });

@@ -23,7 +23,7 @@ function full(): UnsealedManifest {
         items: [
           {
             key: '/etc/cron.d/x#1', kind: 'entry', file: '/etc/cron.d/x', schedule: '* * * * *', user: 'root', command: 'true', stdin: '',
-            name: 'n', value: 'v', sha256: 'b'.repeat(64), mode: '0644', enabled: true, timer: { OnCalendar: 'daily' }, error: 'e',
+            name: 'n', value: 'v', sha256: 'b'.repeat(64), mode: '0644', state: 'static', timer: { OnCalendar: 'daily' }, error: 'e',
           },
         ],
       },

@@ -1,7 +1,7 @@
 /** @module The cron collector against fixture roots (Debian, RHEL, broken files) and against this machine's own root. */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cron } from '../../../agent/collectors/cron.js';
 import type { CollectContext } from '../../../agent/collectors/types.js';
@@ -102,9 +102,13 @@ describe('cron collector on a Debian host', () => {
       'timer /etc/systemd/system/db-dump.timer',
       'timer /etc/systemd/system/e2scrub_all.timer',
       'timer /etc/systemd/system/fstrim.timer',
+      'timer /etc/systemd/system/nightly-report.timer',
+      'timer /run/systemd/transient/run-r3c1f0e2a9b4d4e6f8a7b1c2d3e4f5a6b.timer',
       'timer /usr/lib/systemd/system/apt-daily-upgrade.timer',
       'timer /usr/lib/systemd/system/apt-daily.timer',
       'timer /usr/lib/systemd/system/logrotate.timer',
+      'timer /usr/lib/systemd/system/man-db.timer',
+      'timer /usr/lib/systemd/system/systemd-tmpfiles-clean.timer',
       'entry /var/spool/cron/crontabs/alice /home/alice/bin/poll',
       'entry /var/spool/cron/crontabs/alice /home/alice/bin/rotate',
       'entry /var/spool/cron/crontabs/alice /home/alice/bin/start-tunnel',
@@ -190,7 +194,7 @@ describe('cron collector on a Debian host', () => {
       file: '/etc/systemd/system/e2scrub_all.timer',
       timer: { OnCalendar: 'Sat *-*-* 01:00:00', Persistent: 'true', RandomizedDelaySec: '60' },
       sha256: sha(dir, 'etc/systemd/system/e2scrub_all.timer'),
-      enabled: true,
+      state: 'enabled',
     });
     expect(byKey.has('/usr/lib/systemd/system/e2scrub_all.timer')).toBe(false);
     expect(byKey.get('/etc/systemd/system/fstrim.timer')).toEqual({
@@ -199,19 +203,39 @@ describe('cron collector on a Debian host', () => {
       file: '/etc/systemd/system/fstrim.timer',
       timer: { masked: 'yes' },
       sha256: sha256Hex(''),
-      enabled: true,
+      state: 'masked',
     });
     expect(byKey.get('/usr/lib/systemd/system/apt-daily.timer')).toMatchObject({
       timer: { OnCalendar: '*-*-* 03:00', Persistent: 'true' },
       sha256: sha(dir, 'usr/lib/systemd/system/apt-daily.timer'),
-      enabled: true,
+      state: 'enabled',
     });
     expect(byKey.get('/etc/systemd/system/db-dump.timer')).toMatchObject({
       timer: { OnBootSec: '15min', OnCalendar: 'Mon..Fri *-*-* 23:30; Sat,Sun *-*-* 04:00', Persistent: 'true', RandomizedDelaySec: '5m', Unit: 'db-dump.service' },
-      enabled: true,
+      state: 'enabled',
     });
-    expect(byKey.get('/usr/lib/systemd/system/logrotate.timer')).toMatchObject({ enabled: false });
+    expect(byKey.get('/usr/lib/systemd/system/logrotate.timer')).toMatchObject({ state: 'disabled' });
     expect(items.filter((i) => i.file.startsWith('/lib/'))).toEqual([]);
+  });
+
+  it('names each timer\'s enablement as systemctl is-enabled does: vendor-linked static, admin-enabled, runtime, linked in, transient', async () => {
+    const { items } = await collect(fixture('debian'));
+    expect(items.filter((i) => i.kind === 'timer').map((i) => [i.key, i.state])).toEqual([
+      ['/etc/systemd/system/db-dump.timer', 'enabled'],
+      ['/etc/systemd/system/e2scrub_all.timer', 'enabled'],
+      ['/etc/systemd/system/fstrim.timer', 'masked'],
+      // `systemctl link /opt/reports/systemd/nightly-report.timer`: known to systemd, started by nothing.
+      ['/etc/systemd/system/nightly-report.timer', 'linked'],
+      // `systemd-run --on-calendar` leaves its timer in /run/systemd/transient, outside every package.
+      ['/run/systemd/transient/run-r3c1f0e2a9b4d4e6f8a7b1c2d3e4f5a6b.timer', 'transient'],
+      ['/usr/lib/systemd/system/apt-daily-upgrade.timer', 'enabled'],
+      ['/usr/lib/systemd/system/apt-daily.timer', 'enabled'],
+      ['/usr/lib/systemd/system/logrotate.timer', 'disabled'],
+      // Linked from run/systemd/system/timers.target.wants: `systemctl enable --runtime`, gone at the next boot.
+      ['/usr/lib/systemd/system/man-db.timer', 'enabled-runtime'],
+      // No [Install] section, pulled in by the vendor's usr/lib/systemd/system/timers.target.wants link.
+      ['/usr/lib/systemd/system/systemd-tmpfiles-clean.timer', 'static'],
+    ]);
   });
 
   it('gives the same items on a second run', async () => {
@@ -241,19 +265,20 @@ describe('cron collector on a RHEL host', () => {
     expect(byKey.get('/etc/anacrontab cron.weekly')).toMatchObject({ schedule: 'period=7 delay=25', command: 'nice run-parts /etc/cron.weekly' });
   });
 
-  it('searches /etc, /usr/local/lib, /usr/lib, /lib in that order and applies type-wide and per-unit drop-ins', async () => {
+  it('searches /etc, /usr/local/lib, an unmerged /lib, /usr/lib in that order and applies type-wide and per-unit drop-ins', async () => {
     const dir = fixture('rhel');
     const { byKey, items } = await collect(dir);
     const timers = items.filter((i) => i.kind === 'timer');
-    expect(timers.map((t) => [t.key, t.enabled])).toEqual([
-      ['/lib/systemd/system/legacy-poll.timer', false],
-      ['/usr/lib/systemd/system/dnf-makecache.timer', true],
-      ['/usr/lib/systemd/system/fstrim.timer', false],
-      ['/usr/lib/systemd/system/systemd-tmpfiles-clean.timer', false],
-      ['/usr/local/lib/systemd/system/report.timer', true],
+    expect(timers.map((t) => [t.key, t.state])).toEqual([
+      ['/lib/systemd/system/fstrim.timer', 'static'],
+      ['/lib/systemd/system/legacy-poll.timer', 'static'],
+      ['/usr/lib/systemd/system/dnf-makecache.timer', 'enabled'],
+      ['/usr/lib/systemd/system/systemd-tmpfiles-clean.timer', 'static'],
+      ['/usr/local/lib/systemd/system/report.timer', 'enabled'],
     ]);
-    // /usr/lib's fstrim.timer wins over the older copy in /lib.
-    expect(byKey.get('/usr/lib/systemd/system/fstrim.timer')).toMatchObject({ timer: { AccuracySec: '1s', OnCalendar: 'weekly', Persistent: 'true' } });
+    // Where /lib is not a link to usr/lib, its copy of a name wins, as systemd (Debian's build, the only one that reads both) has it.
+    expect(byKey.get('/lib/systemd/system/fstrim.timer')).toMatchObject({ timer: { AccuracySec: '1s', OnCalendar: 'daily' } });
+    expect(byKey.has('/usr/lib/systemd/system/fstrim.timer')).toBe(false);
     // The tmpfiles drop-in clears the triggers and sets its own; timer.d/ reaches every timer.
     expect(byKey.get('/usr/lib/systemd/system/systemd-tmpfiles-clean.timer')).toMatchObject({ timer: { AccuracySec: '1s', OnBootSec: '30min', OnUnitActiveSec: '12h' } });
     expect(byKey.get('/etc/systemd/system/timer.d/50-accuracy.conf')).toMatchObject({ kind: 'script', sha256: sha(dir, 'etc/systemd/system/timer.d/50-accuracy.conf') });
@@ -295,7 +320,7 @@ describe('cron collector on broken files', () => {
   it('treats an empty unit file as masked, and a timer whose drop-in will not parse as unparseable', async () => {
     const dir = fixture('broken');
     const { byKey } = await collect(dir);
-    expect(byKey.get('/usr/lib/systemd/system/empty.timer')).toMatchObject({ kind: 'timer', timer: { masked: 'yes' }, sha256: sha256Hex(''), enabled: false });
+    expect(byKey.get('/usr/lib/systemd/system/empty.timer')).toMatchObject({ kind: 'timer', timer: { masked: 'yes' }, sha256: sha256Hex(''), state: 'masked' });
     expect(byKey.get('/usr/lib/systemd/system/good.timer')).toEqual({
       key: '/usr/lib/systemd/system/good.timer',
       kind: 'unparseable',
@@ -354,7 +379,7 @@ describe('cron collector on odd roots', () => {
     expect(items.map((i) => [i.key, i.kind])).toEqual([['/var/spool/cron/crontabs/.hidden', 'script']]);
   });
 
-  it('enables a template timer through its instances and applies dash-prefix drop-ins', async () => {
+  it('a template enabled through an instance is indirect; a /dev/null link in timers.target.wants still enables; dash-prefix drop-ins apply', async () => {
     const dir = tempDir();
     put(dir, 'usr/lib/systemd/system/backup@.timer', '[Timer]\nOnCalendar=daily\n');
     put(dir, 'usr/lib/systemd/system/backup-.timer.d/10-late.conf', '[Timer]\nOnCalendar=\nOnCalendar=*-*-* 23:00\n');
@@ -362,9 +387,120 @@ describe('cron collector on odd roots', () => {
     link(dir, 'etc/systemd/system/timers.target.wants/backup@home.timer', '/usr/lib/systemd/system/backup@.timer');
     link(dir, 'etc/systemd/system/timers.target.wants/backup-db.timer', '/dev/null');
     const { byKey } = await collect(dir);
-    expect(byKey.get('/usr/lib/systemd/system/backup@.timer')).toMatchObject({ enabled: true, timer: { OnCalendar: 'daily' } });
-    expect(byKey.get('/usr/lib/systemd/system/backup-db.timer')).toMatchObject({ enabled: true, timer: { OnCalendar: '*-*-* 23:00' } });
+    expect(byKey.get('/usr/lib/systemd/system/backup@.timer')).toMatchObject({ state: 'indirect', timer: { OnCalendar: 'daily' } });
+    expect(byKey.get('/usr/lib/systemd/system/backup-db.timer')).toMatchObject({ state: 'enabled', timer: { OnCalendar: '*-*-* 23:00' } });
   });
+});
+
+/** Roots laid out like the less common corners of systemd's unit states. */
+function unitStateRoot(): string {
+  const dir = tempDir();
+  const install = '[Timer]\nOnCalendar=daily\n\n[Install]\nWantedBy=timers.target\n';
+  // `systemctl mask --runtime`: a /dev/null link in run/ shadows the vendor unit until the next boot.
+  put(dir, 'usr/lib/systemd/system/phone-home.timer', install);
+  link(dir, 'run/systemd/system/phone-home.timer', '/dev/null');
+  // An alias: another name linked to a unit file, named in its Alias=.
+  put(dir, 'usr/lib/systemd/system/snapshot.timer', '[Timer]\nOnCalendar=hourly\n\n[Install]\nWantedBy=timers.target\nAlias=backup-snapshot.timer\n');
+  link(dir, 'etc/systemd/system/backup-snapshot.timer', '/usr/lib/systemd/system/snapshot.timer');
+  // Known under a name its [Install] does not give: in use indirectly.
+  put(dir, 'usr/lib/systemd/system/rotate-keys.timer', install);
+  link(dir, 'etc/systemd/system/nightly-keys.timer', '/usr/lib/systemd/system/rotate-keys.timer');
+  // A template whose instance the vendor links: not enabled by anyone on this host.
+  put(dir, 'usr/lib/systemd/system/ttyscan@.timer', '[Timer]\nOnBootSec=1min\n');
+  link(dir, 'usr/lib/systemd/system/timers.target.wants/ttyscan@tty1.timer', '../ttyscan@.timer');
+  // A generator's output (systemd-cron makes timers out of crontabs).
+  put(dir, 'run/systemd/generator/cron-alice-0.timer', '[Timer]\nOnCalendar=*-*-* 02:00\n');
+  // Also= only: enabled through its companions.
+  put(dir, 'usr/lib/systemd/system/sync-helper.timer', '[Timer]\nOnCalendar=weekly\n\n[Install]\nAlso=sync.socket\n');
+  // A template whose DefaultInstance is what is linked: plainly enabled.
+  put(dir, 'usr/lib/systemd/system/scrub@.timer', '[Timer]\nOnCalendar=monthly\n\n[Install]\nWantedBy=timers.target\nDefaultInstance=root\n');
+  link(dir, 'etc/systemd/system/timers.target.wants/scrub@root.timer', '/usr/lib/systemd/system/scrub@.timer');
+  // A template with [Install] and no instance anywhere.
+  put(dir, 'usr/lib/systemd/system/pg_dump@.timer', install);
+  // [Install] lists a target, but the only link is the vendor's: systemctl still says disabled.
+  put(dir, 'usr/lib/systemd/system/vendor-wanted.timer', install);
+  link(dir, 'usr/lib/systemd/system/timers.target.wants/vendor-wanted.timer', '../vendor-wanted.timer');
+  // A runtime unit file of its own, enabled under /etc.
+  put(dir, 'run/systemd/system/hotfix.timer', install);
+  link(dir, 'etc/systemd/system/timers.target.wants/hotfix.timer', '/run/systemd/system/hotfix.timer');
+  // A drop-in's [Install] counts: with a WantedBy= the timer is no longer static but disabled.
+  put(dir, 'usr/lib/systemd/system/quiet.timer', '[Timer]\nOnCalendar=daily\n');
+  put(dir, 'etc/systemd/system/quiet.timer.d/install.conf', '[Install]\nWantedBy=timers.target\n');
+  // A .wants directory that is itself a link is not read by systemd.
+  put(dir, 'usr/lib/systemd/system/via-linked-dir.timer', install);
+  put(dir, 'srv/wants/via-linked-dir.timer', '');
+  link(dir, 'etc/systemd/system/multi-user.target.wants', '/srv/wants');
+  return dir;
+}
+
+describe('cron collector on timers in each enablement state', () => {
+  it('names runtime masks, aliases, generated units, Also=, DefaultInstance and vendor links as systemctl does', async () => {
+    const { items } = await collect(unitStateRoot());
+    expect(items.filter((i) => i.kind === 'timer').map((i) => [i.key, i.state])).toEqual([
+      ['/etc/systemd/system/backup-snapshot.timer', 'alias'],
+      ['/etc/systemd/system/nightly-keys.timer', 'alias'],
+      ['/run/systemd/generator/cron-alice-0.timer', 'generated'],
+      ['/run/systemd/system/hotfix.timer', 'enabled'],
+      ['/run/systemd/system/phone-home.timer', 'masked-runtime'],
+      ['/usr/lib/systemd/system/pg_dump@.timer', 'disabled'],
+      ['/usr/lib/systemd/system/quiet.timer', 'disabled'],
+      ['/usr/lib/systemd/system/rotate-keys.timer', 'indirect'],
+      ['/usr/lib/systemd/system/scrub@.timer', 'enabled'],
+      // Its Alias= link under /etc is how `systemctl enable` enables it.
+      ['/usr/lib/systemd/system/snapshot.timer', 'enabled'],
+      ['/usr/lib/systemd/system/sync-helper.timer', 'indirect'],
+      ['/usr/lib/systemd/system/ttyscan@.timer', 'static'],
+      ['/usr/lib/systemd/system/vendor-wanted.timer', 'disabled'],
+      ['/usr/lib/systemd/system/via-linked-dir.timer', 'disabled'],
+    ]);
+  });
+
+  it('records a change of state alone as a change of the item', async () => {
+    const dir = unitStateRoot();
+    const before = (await collect(dir)).byKey.get('/usr/lib/systemd/system/vendor-wanted.timer')!;
+    link(dir, 'etc/systemd/system/timers.target.wants/vendor-wanted.timer', '/usr/lib/systemd/system/vendor-wanted.timer');
+    const after = (await collect(dir)).byKey.get('/usr/lib/systemd/system/vendor-wanted.timer')!;
+    expect({ ...before, state: undefined }).toEqual({ ...after, state: undefined });
+    expect([before.state, after.state]).toEqual(['disabled', 'enabled']);
+  });
+});
+
+/** systemctl answers offline for a root (`--root=DIR is-enabled UNIT`), so it can judge every state the collector records. */
+const systemctl = (() => {
+  try {
+    execFileSync('systemctl', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+function isEnabled(root: string, unit: string): string {
+  try {
+    return execFileSync('systemctl', [`--root=${root}`, 'is-enabled', unit], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (err) {
+    // is-enabled exits 1 for the states that are not "enabled" (disabled, masked, ...), still printing the state.
+    return String((err as { stdout?: string }).stdout ?? '').trim();
+  }
+}
+
+describe.skipIf(!systemctl)('timer states agree with systemctl is-enabled', () => {
+  const roots: [string, () => string][] = [
+    ['the Debian fixture', () => fixture('debian')],
+    ['the RHEL fixture', () => fixture('rhel')],
+    ['the broken fixture', () => fixture('broken')],
+    ['the unit-state root', unitStateRoot],
+    ["this machine's /", () => '/'],
+  ];
+  for (const [what, make] of roots) {
+    it(`on ${what}`, async () => {
+      const dir = make();
+      const timers = (await collect(dir)).items.filter((i) => i.kind === 'timer');
+      const ours = timers.map((i) => [i.key, i.state]);
+      const theirs = timers.map((i) => [i.key, isEnabled(dir, posix.basename(i.key))]);
+      expect(ours).toEqual(theirs);
+    });
+  }
 });
 
 describe("cron collector on this machine's root", () => {

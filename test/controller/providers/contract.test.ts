@@ -108,7 +108,7 @@ contract('kubernetes', async () => {
   kc.loadFromOptions({ clusters: [{ name: 'c', server: s.url, skipTLSVerify: true }], users: [{ name: 'u', token: 't' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
   return {
     pendingUntilFinished: true,
-    provider: kubernetesProvider({ drainTimeout: '10s', evictionRetry: '50ms', nodeName: 'hostname' }, { kubeConfig: kc }),
+    provider: kubernetesProvider({ drainTimeout: '10s', evictionRetry: '50ms', nodeName: 'hostname', force: false, deleteEmptyDirData: false }, { kubeConfig: kc }),
     finish: () => void (node = false),
     refuse: () => void (mode = 'refuse'),
     hang: () => void (mode = 'hang'),
