@@ -180,7 +180,8 @@ export class Harness {
     // As `driftwarden token create` makes them: written to the store directly, by `cli:root`.
     await store.transaction(async (tx) => {
       for (const role of ['admin', 'agent', 'viewer', 'operator'] as const) {
-        const made = await createToken(tx, { name: role, role }, 'cli:root', h.clock.now());
+        // The agent token enrolls the whole simulated fleet, like an image-baked token.
+        const made = await createToken(tx, role === 'agent' ? { name: role, role, maxUses: 'unlimited', expiresIn: 'never' } : { name: role, role }, 'cli:root', h.clock.now());
         h.tokens[role] = made.secret;
         h.tokenIds[role] = made.token.id;
       }
