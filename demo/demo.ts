@@ -175,7 +175,7 @@ async function story(session: Session, term: Terminal): Promise<Outcome> {
   session.controller = ctl;
   const now = new Date();
   const admin = await ctl.store.transaction((tx) => createToken(tx, { name: 'demo-admin', role: 'admin' }, 'demo', now));
-  const enrollment = await ctl.store.transaction((tx) => createToken(tx, { name: 'demo-enrollment', role: 'agent' }, 'demo', now));
+  const enrollment = await ctl.store.transaction((tx) => createToken(tx, { name: 'demo-enrollment', role: 'agent', maxUses: 'unlimited' }, 'demo', now));
   const enrollmentTokenFile = join(work, 'enrollment-token');
   writeFileSync(enrollmentTokenFile, enrollment.secret + '\n', { mode: 0o600 });
   session.adminToken = admin.secret;

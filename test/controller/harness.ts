@@ -157,6 +157,13 @@ export interface HarnessOptions {
 
 export const IMAGE = 'ami-web-1';
 
+/**
+ * The harness sends every request from one address (app.inject's 127.0.0.1), and the route tables
+ * make hundreds of refused attempts on purpose: out of the rate limits' way unless a test sets
+ * `rateLimit` itself (test/controller/rate-limit.test.ts does).
+ */
+const UNLIMITED = { rateLimit: { failedAuth: { max: 1_000_000, per: '1s' }, enroll: { max: 1_000_000, per: '1s' } } };
+
 export class Harness {
   readonly clock = new FakeClock();
   readonly key = bakeKey();
@@ -174,7 +181,7 @@ export class Harness {
 
   static async start(store: Store, o: HarnessOptions = {}): Promise<Harness> {
     const h = new Harness(store);
-    h.config = ControllerConfigSchema.parse({ store: 'sqlite::memory:', ...o.config });
+    h.config = ControllerConfigSchema.parse({ store: 'sqlite::memory:', ...UNLIMITED, ...o.config });
     h.policy = o.policy ?? defaultPolicy();
     h.app = await h.buildApp({ trustedKeys: o.trustedKeys });
     // As `driftwarden token create` makes them: written to the store directly, by `cli:root`.
@@ -196,7 +203,7 @@ export class Harness {
 
   /** Another app on the same store and clock (a restart, or a different config). */
   async buildApp(o: { trustedKeys?: KeyObject[]; config?: Record<string, unknown>; policy?: Policy } = {}): Promise<App> {
-    const config = o.config ? ControllerConfigSchema.parse({ store: 'sqlite::memory:', ...o.config }) : this.config;
+    const config = o.config ? ControllerConfigSchema.parse({ store: 'sqlite::memory:', ...UNLIMITED, ...o.config }) : this.config;
     return buildApp({ store: this.store, config, policy: o.policy ?? this.policy, trustedKeys: o.trustedKeys ?? [this.key.publicKey], log: silentLog, metrics: createMetrics(), clock: this.clock.now });
   }
 
