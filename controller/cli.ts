@@ -11,6 +11,8 @@ import { createToken, revokeToken, TokenRequestSchema } from './routes/tokens.js
 import type { HostRow, TokenRow } from './store/types.js';
 import { REPORT_FORMATS } from './drift-report.js';
 import { describeChainReport, verifyChain } from './verify-history.js';
+import { anchorSignatureProblem, createAnchor, readAnchor, verifyAgainstAnchor } from './audit-anchor.js';
+import { loadPrivateKey, loadPublicKey } from '../shared/sign.js';
 import { registerReplacementCommands } from './cli-replacements.js';
 
 const out = (s: string): void => void process.stdout.write(s);
@@ -208,14 +210,51 @@ export function buildProgram(): Command {
     .requiredOption('--config <file>', 'controller.yaml (for its store)')
     .option('--expect-audit-head <hash>', 'a head hash recorded earlier: also proves no rows were cut from the end')
     .option('--expect-events-head <hash>', 'the same for the event stream')
+    .option('--anchor <file>', 'an anchor from `audit anchor`, kept outside the database: the chains must pass through it (catches a rewritten, rehashed chain)')
+    .option('--key <pub>', 'the public key the anchor must be signed with')
     .option('--json', 'print JSON')
-    .action(async (o: { config: string; expectAuditHead?: string; expectEventsHead?: string; json?: boolean }) => {
+    .action(async (o: { config: string; expectAuditHead?: string; expectEventsHead?: string; anchor?: string; key?: string; json?: boolean }) => {
+      if (o.key && !o.anchor) throw new DwError('DW_ERR_USAGE', '--key checks the signature of an anchor: give --anchor FILE too');
+      const anchor = o.anchor ? readAnchor(o.anchor) : undefined;
+      const problem = anchor && o.key ? anchorSignatureProblem(anchor, loadPublicKey(o.key)) : null;
       const config = loadControllerConfig(o.config);
       const store = await openStore(config.store);
       try {
-        const reports = [await verifyChain(store, 'audit', o.expectAuditHead), await verifyChain(store, 'events', o.expectEventsHead)];
-        out(o.json ? JSON.stringify({ ok: reports.every((r) => r.ok), chains: reports }, null, 2) + '\n' : reports.map(describeChainReport).join('\n') + '\n');
-        if (!reports.every((r) => r.ok)) process.exitCode = 1;
+        const heads = { audit: o.expectAuditHead, events: o.expectEventsHead };
+        const reports = anchor ? await verifyAgainstAnchor(store, anchor, heads) : [await verifyChain(store, 'audit', heads.audit), await verifyChain(store, 'events', heads.events)];
+        const ok = reports.every((r) => r.ok) && problem === null;
+        const anchorNote = anchor ? { file: o.anchor, createdAt: anchor.createdAt, signature: o.key ? (problem ?? 'valid') : anchor.signature ? 'not checked (no --key)' : 'unsigned' } : undefined;
+        if (o.json) out(JSON.stringify({ ok, chains: reports, ...(anchorNote ? { anchor: anchorNote } : {}) }, null, 2) + '\n');
+        else {
+          if (anchorNote) out(`anchor ${anchorNote.file} of ${anchorNote.createdAt}: signature ${problem ? `BAD: ${problem}` : anchorNote.signature}\n`);
+          out(reports.map(describeChainReport).join('\n') + '\n');
+        }
+        if (!ok) process.exitCode = 1;
+      } finally {
+        await store.close();
+      }
+    });
+  audit
+    .command('anchor')
+    .description('verify the chains, then print (or write) an anchor of where they stand, to keep outside the database; sign it with --key')
+    .requiredOption('--config <file>', 'controller.yaml (for its store)')
+    .option('--key <private>', 'an ed25519 private key (driftwarden keygen) to sign the anchor with')
+    .option('--out <file>', 'write the anchor to this file (created, never overwritten) instead of stdout')
+    .action(async (o: { config: string; key?: string; out?: string }) => {
+      const key = o.key ? loadPrivateKey(o.key) : undefined;
+      const config = loadControllerConfig(o.config);
+      const store = await openStore(config.store);
+      try {
+        const { anchor } = await createAnchor(store, new Date(), key);
+        const text = JSON.stringify(anchor, null, 2) + '\n';
+        if (o.out) {
+          try {
+            writeFileSync(o.out, text, { flag: 'wx', mode: 0o644 });
+          } catch (err) {
+            throw new DwError('DW_ERR_IO', `--out: cannot create ${o.out}: ${(err as NodeJS.ErrnoException).code ?? err}`, { path: o.out });
+          }
+          process.stderr.write(`anchor written to ${o.out}: audit through row ${anchor.chains.audit.throughId}, events through row ${anchor.chains.events.throughId}${key ? ', signed' : ', unsigned'}; keep it outside the database\n`);
+        } else out(text);
       } finally {
         await store.close();
       }
