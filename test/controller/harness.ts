@@ -124,6 +124,8 @@ export interface ReqOptions {
   /** Sent as is (for malformed bodies); wins over `body`. */
   payload?: string | Buffer;
   headers?: Record<string, string>;
+  /** The client's address as the controller sees it (app.inject's default is 127.0.0.1). */
+  remoteAddress?: string;
 }
 
 export async function inject(app: App, method: string, url: string, o: ReqOptions = {}): Promise<Res> {
@@ -132,7 +134,7 @@ export async function inject(app: App, method: string, url: string, o: ReqOption
   if (o.payload !== undefined) payload = o.payload;
   else if (o.body !== undefined) payload = JSON.stringify(o.body);
   if (payload !== undefined && !Object.keys(headers).some((k) => k.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
-  const r = await app.inject({ method: method as 'GET', url, headers, ...(payload !== undefined ? { payload } : {}) });
+  const r = await app.inject({ method: method as 'GET', url, headers, ...(payload !== undefined ? { payload } : {}), ...(o.remoteAddress ? { remoteAddress: o.remoteAddress } : {}) });
   let body: unknown = r.body;
   try {
     body = JSON.parse(r.body);
@@ -335,6 +337,9 @@ export class HostSim {
     return out;
   }
 
+  /** The address this host sends from (default: app.inject's 127.0.0.1). */
+  from: string | undefined;
+
   /** The report an honest agent sends for the host as it is now (seq is taken only when sent). */
   report(o: ReportOptions = {}): Report {
     const kind = o.kind ?? 'scan';
@@ -359,7 +364,7 @@ export class HostSim {
   /** POST a report with this host's credential; an accepted one advances the agent's seq. */
   async send(report: Report | ReportOptions = {}, credential = this.credential): Promise<Res> {
     const r = 'schema' in report ? report : this.report(report);
-    const res = await this.h.req('POST', '/api/v1/reports', { token: credential, body: r });
+    const res = await this.h.req('POST', '/api/v1/reports', { token: credential, body: r, ...(this.from ? { remoteAddress: this.from } : {}) });
     if (res.status === 200 && res.body.status === 'accepted') this.seq = Math.max(this.seq, r.seq);
     return res;
   }
