@@ -47,6 +47,7 @@ export async function startController(config: ControllerConfig, opts: { log?: Lo
   const https = config.tls ? { cert: readPem(config.tls.certFile, 'certificate'), key: readPem(config.tls.keyFile, 'key') } : undefined;
   const sinks = sinksFromConfig(config);
   const store = await openStore(config.store, { log });
+  await warnLegacyTokens(store, log, clock());
   const metrics = createMetrics();
   let scheduler;
   try {
@@ -98,4 +99,16 @@ export async function startController(config: ControllerConfig, opts: { log?: Lo
       return closing;
     },
   };
+}
+
+/**
+ * Enrollment tokens from before use counts (migration 0006) are reusable until their grace expiry:
+ * said at every start, so the operator replaces them before images that carry them stop enrolling.
+ */
+async function warnLegacyTokens(store: Store, log: Logger, now: Date): Promise<void> {
+  const at = now.toISOString();
+  for (const t of await store.listTokens()) {
+    if (!t.legacy || t.revokedAt || (t.expiresAt !== null && t.expiresAt <= at)) continue;
+    log.warn({ tokenId: t.id, name: t.name, expiresAt: t.expiresAt }, 'a legacy enrollment token (reusable, any group) is active until it expires: create a limited one (token create --role agent --uses N --group GLOB) and revoke this');
+  }
 }

@@ -4,10 +4,17 @@
  * 1-use token enroll one host. Each attack fails with nothing lost for the honest hosts, on SQLite and
  * PostgreSQL.
  */
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { Kysely, PostgresDialect, sql, SqliteDialect } from 'kysely';
+import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStore } from '../../controller/store/index.js';
+import { LEGACY_ENROLLMENT_GRACE_MS } from '../../controller/store/migration-0006.js';
+import { createMigrator } from '../../controller/store/migrations.js';
+import { tempDir } from '../helpers/tmp.js';
 import type { Store } from '../../controller/store/types.js';
-import { pgStores, requirePostgres, SKIP_PG } from '../helpers/postgres.js';
+import { PG_URL, pgStores, requirePostgres, SKIP_PG } from '../helpers/postgres.js';
 import { DAY, Harness, HOUR, IMAGE, type Res } from './harness.js';
 
 await requirePostgres();
@@ -156,5 +163,62 @@ for (const { name, open, skip } of STORES) describe.skipIf(skip)(`enrollment tok
     await bad({ role: 'agent', groups: [] }, /groups/);
     await bad({ role: 'agent', groups: ['web-\n*'] }, /groups/);
     expect(await h.store.listTokens()).toHaveLength(before);
+  });
+});
+
+/** A database as 0004 left it, with an old-style agent token (no expiry) and an API token. */
+async function legacyDatabase(kind: 'sqlite' | 'postgres'): Promise<{ open: () => Promise<Store>; cleanup: () => Promise<void> }> {
+  let db: Kysely<any>;
+  let open: () => Promise<Store>;
+  let cleanup = async () => {};
+  let pgSchema: string | undefined;
+  if (kind === 'sqlite') {
+    const file = join(tempDir('dw-legacy-'), 'old.db');
+    db = new Kysely<any>({ dialect: new SqliteDialect({ database: new Database(file) }) });
+    open = () => openStore(`sqlite:${file}`);
+  } else {
+    const schema = `dw_legacy_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+    pgSchema = schema;
+    db = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: PG_URL, max: 1, options: `-c search_path=${schema}` }) }) });
+    await sql`create schema ${sql.id(schema)}`.execute(db);
+    open = () => openStore(PG_URL, { schema, maxConnections: 2 });
+    cleanup = async () => {
+      const c = new pg.Client({ connectionString: PG_URL });
+      await c.connect();
+      await c.query(`drop schema if exists "${schema}" cascade`);
+      await c.end();
+    };
+  }
+  const r = await createMigrator(db, kind, pgSchema).migrateTo('0004_replacements_by_host');
+  expect(r.error).toBeUndefined();
+  const row = (id: string, role: string, expires_at: string | null) => ({ id, hash: `hash-${id}`, name: id, role, created_at: '2026-01-01T00:00:00.000Z', created_by: 'cli:root', expires_at, revoked_at: null, last_used_at: null });
+  await db.insertInto('tokens').values([row('baked', 'agent', null), row('soon', 'agent', '2026-01-02T00:00:00.000Z'), row('people', 'admin', null)]).execute();
+  await db.destroy();
+  return { open, cleanup };
+}
+
+describe.each([{ kind: 'sqlite' as const, skip: false }, { kind: 'postgres' as const, skip: SKIP_PG }])('migration 0006 on an existing $kind database', ({ kind, skip }) => {
+  it.skipIf(skip)('keeps old enrollment tokens working, marked legacy with unlimited uses, expiring 14 days after the upgrade at the latest', async () => {
+    const { open, cleanup } = await legacyDatabase(kind);
+    const before = Date.now();
+    const store = await open();
+    try {
+      const byId = Object.fromEntries((await store.listTokens()).map((t) => [t.id, t]));
+      expect(byId.baked).toMatchObject({ legacy: true, uses: 0, maxUses: null, groups: null });
+      const expires = Date.parse(byId.baked!.expiresAt!);
+      expect(expires).toBeGreaterThanOrEqual(before + LEGACY_ENROLLMENT_GRACE_MS);
+      expect(expires).toBeLessThanOrEqual(Date.now() + LEGACY_ENROLLMENT_GRACE_MS);
+      // An earlier expiry stays; people's tokens are not enrollment tokens and are left alone.
+      expect(byId.soon).toMatchObject({ legacy: true, expiresAt: '2026-01-02T00:00:00.000Z' });
+      expect(byId.people).toMatchObject({ legacy: false, expiresAt: null, maxUses: null });
+      // Still counts its uses, without a limit, until the grace expiry.
+      expect(await store.useToken('baked', new Date().toISOString())).toBe(true);
+      expect(await store.useToken('baked', new Date().toISOString())).toBe(true);
+      expect(await store.useToken('baked', new Date(expires).toISOString())).toBe(false);
+      expect((await store.getToken('baked'))?.uses).toBe(2);
+    } finally {
+      await store.close();
+      await cleanup();
+    }
   });
 });
