@@ -8,7 +8,8 @@
  * by whoever holds the key.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { canonicalJson } from '../shared/canonical.js';
 import { DwError } from '../shared/errors.js';
@@ -89,9 +90,91 @@ export function anchorSignatureProblem(anchor: Anchor, publicKey: KeyObject): st
   return null;
 }
 
-/** Each chain verified and required to pass through the anchor's point. */
-export async function verifyAgainstAnchor(store: StoreTx, anchor: Anchor, expectHeads: Partial<Record<ChainName, string>> = {}): Promise<ChainReport[]> {
+/** Each chain verified once and required to pass through every anchor's point. */
+export async function verifyAgainstAnchor(store: StoreTx, anchor: Anchor | readonly Anchor[], expectHeads: Partial<Record<ChainName, string>> = {}): Promise<ChainReport[]> {
+  const all = Array.isArray(anchor) ? anchor : [anchor as Anchor];
   const out: ChainReport[] = [];
-  for (const chain of CHAINS) out.push(await verifyChain(store, chain, expectHeads[chain], anchor.chains[chain]));
+  for (const chain of CHAINS) out.push(await verifyChain(store, chain, expectHeads[chain], all.map((a) => a.chains[chain])));
   return out;
+}
+
+/** How anchor files are named: they sort by time, and `audit verify --anchor DIR` reads them all. */
+export function anchorFileName(anchor: Anchor): string {
+  return `anchor-${anchor.createdAt.replace(/[:.]/g, '-')}.json`;
+}
+
+/** Writes a new anchor file into `dir`, never over an existing one; returns its path. */
+export function writeAnchorFile(dir: string, anchor: Anchor): string {
+  const path = join(dir, anchorFileName(anchor));
+  writeFileSync(path, JSON.stringify(anchor, null, 2) + '\n', { flag: 'wx', mode: 0o644 });
+  return path;
+}
+
+/** An anchor file, or every `anchor-*.json` in a directory (oldest first). */
+export function readAnchors(path: string): { file: string; anchor: Anchor }[] {
+  let isDir: boolean;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch (err) {
+    throw new DwError('DW_ERR_IO', `--anchor: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, { path });
+  }
+  if (!isDir) return [{ file: path, anchor: readAnchor(path) }];
+  const files = readdirSync(path).filter((f) => /^anchor-.*\.json$/.test(f)).sort();
+  if (files.length === 0) throw new DwError('DW_ERR_IO', `--anchor: ${path} holds no anchor-*.json files`, { path });
+  return files.map((f) => ({ file: join(path, f), anchor: readAnchor(join(path, f)) }));
+}
+
+export interface AnchoringOptions {
+  store: StoreTx;
+  dir: string;
+  privateKey?: KeyObject;
+  everyMs: number;
+  clock: () => Date;
+  log: { info(obj: object, msg: string): void; error(obj: object, msg: string): void };
+}
+
+/**
+ * The controller's own anchors (config `audit.anchors`): one at start and one per interval, skipped
+ * while neither chain has moved. A broken chain is logged, never anchored.
+ */
+export function startAnchoring(o: AnchoringOptions): { stop(): Promise<void>; tick(): Promise<string | null> } {
+  let last = '';
+  let running: Promise<unknown> = Promise.resolve();
+  const tick = async (): Promise<string | null> => {
+    try {
+      const { anchor } = await createAnchor(o.store, o.clock(), o.privateKey);
+      const at = canonicalJson(anchor.chains);
+      if (at === last) return null;
+      const file = writeAnchorFile(o.dir, anchor);
+      last = at;
+      o.log.info({ file, audit: anchor.chains.audit, events: anchor.chains.events }, 'audit anchor written');
+      return file;
+    } catch (err) {
+      o.log.error({ err }, 'audit anchor not written');
+      return null;
+    }
+  };
+  // One at a time; stop() waits for the one in flight, so the store is not closed under it.
+  const run = () => (running = running.then(tick));
+  const timer = setInterval(run, o.everyMs);
+  timer.unref();
+  run();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+    tick: () => run() as Promise<string | null>,
+  };
+}
+
+/** The anchors directory must exist and be a directory: checked at start, before the port opens. */
+export function checkAnchorDir(dir: string): void {
+  let ok = false;
+  try {
+    ok = statSync(dir).isDirectory();
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new DwError('DW_ERR_CONFIG', `audit.anchors.dir: ${dir} is not a directory`, { key: 'audit.anchors.dir' });
 }

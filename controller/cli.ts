@@ -11,7 +11,7 @@ import { createToken, revokeToken, TokenRequestSchema } from './routes/tokens.js
 import type { HostRow, TokenRow } from './store/types.js';
 import { REPORT_FORMATS } from './drift-report.js';
 import { describeChainReport, verifyChain } from './verify-history.js';
-import { anchorSignatureProblem, createAnchor, readAnchor, verifyAgainstAnchor } from './audit-anchor.js';
+import { anchorSignatureProblem, createAnchor, readAnchors, verifyAgainstAnchor } from './audit-anchor.js';
 import { loadPrivateKey, loadPublicKey } from '../shared/sign.js';
 import { registerReplacementCommands } from './cli-replacements.js';
 
@@ -210,23 +210,28 @@ export function buildProgram(): Command {
     .requiredOption('--config <file>', 'controller.yaml (for its store)')
     .option('--expect-audit-head <hash>', 'a head hash recorded earlier: also proves no rows were cut from the end')
     .option('--expect-events-head <hash>', 'the same for the event stream')
-    .option('--anchor <file>', 'an anchor from `audit anchor`, kept outside the database: the chains must pass through it (catches a rewritten, rehashed chain)')
-    .option('--key <pub>', 'the public key the anchor must be signed with')
+    .option('--anchor <file|dir>', 'an anchor from `audit anchor` (or a directory of anchor-*.json), kept outside the database: the chains must pass through each (catches a rewritten, rehashed chain)')
+    .option('--key <pub>', 'the public key every anchor must be signed with')
     .option('--json', 'print JSON')
     .action(async (o: { config: string; expectAuditHead?: string; expectEventsHead?: string; anchor?: string; key?: string; json?: boolean }) => {
       if (o.key && !o.anchor) throw new DwError('DW_ERR_USAGE', '--key checks the signature of an anchor: give --anchor FILE too');
-      const anchor = o.anchor ? readAnchor(o.anchor) : undefined;
-      const problem = anchor && o.key ? anchorSignatureProblem(anchor, loadPublicKey(o.key)) : null;
+      const anchors = o.anchor ? readAnchors(o.anchor) : [];
+      const pub = o.key ? loadPublicKey(o.key) : undefined;
+      const notes = anchors.map(({ file, anchor }) => {
+        const problem = pub ? anchorSignatureProblem(anchor, pub) : null;
+        return { file, createdAt: anchor.createdAt, problem, signature: pub ? (problem ?? 'valid') : anchor.signature ? 'not checked (no --key)' : 'unsigned' };
+      });
       const config = loadControllerConfig(o.config);
       const store = await openStore(config.store);
       try {
         const heads = { audit: o.expectAuditHead, events: o.expectEventsHead };
-        const reports = anchor ? await verifyAgainstAnchor(store, anchor, heads) : [await verifyChain(store, 'audit', heads.audit), await verifyChain(store, 'events', heads.events)];
-        const ok = reports.every((r) => r.ok) && problem === null;
-        const anchorNote = anchor ? { file: o.anchor, createdAt: anchor.createdAt, signature: o.key ? (problem ?? 'valid') : anchor.signature ? 'not checked (no --key)' : 'unsigned' } : undefined;
-        if (o.json) out(JSON.stringify({ ok, chains: reports, ...(anchorNote ? { anchor: anchorNote } : {}) }, null, 2) + '\n');
-        else {
-          if (anchorNote) out(`anchor ${anchorNote.file} of ${anchorNote.createdAt}: signature ${problem ? `BAD: ${problem}` : anchorNote.signature}\n`);
+        const reports = anchors.length ? await verifyAgainstAnchor(store, anchors.map((a) => a.anchor), heads) : [await verifyChain(store, 'audit', heads.audit), await verifyChain(store, 'events', heads.events)];
+        const ok = reports.every((r) => r.ok) && notes.every((n) => n.problem === null);
+        if (o.json) {
+          const anchorsOut = notes.map(({ problem: _p, ...n }) => n);
+          out(JSON.stringify({ ok, chains: reports, ...(anchors.length === 1 ? { anchor: anchorsOut[0] } : anchors.length ? { anchors: anchorsOut } : {}) }, null, 2) + '\n');
+        } else {
+          for (const n of notes) out(`anchor ${n.file} of ${n.createdAt}: signature ${n.problem ? `BAD: ${n.problem}` : n.signature}\n`);
           out(reports.map(describeChainReport).join('\n') + '\n');
         }
         if (!ok) process.exitCode = 1;

@@ -94,6 +94,16 @@ export const ControllerConfigSchema = z.strictObject({
    * it likes and escape the rate limits.
    */
   trustProxy: z.union([z.literal(false), z.number().int().min(1).max(10), z.array(ProxyAddressSchema).min(1)]).default(false),
+  /**
+   * Periodic anchors of the audit log and event stream (audit-anchor.ts), written as anchor-*.json
+   * files into `dir`: point it at storage the database's owner cannot rewrite (a mount of write-once
+   * storage, a directory another host collects from). Signed with `keyFile` when given.
+   */
+  audit: z
+    .strictObject({
+      anchors: z.strictObject({ dir: HostPathSchema, keyFile: HostPathSchema.optional(), every: DurationSchema.default('1h') }).optional(),
+    })
+    .default({}),
   /** Chat notifications on taint, breaker trips and failed replacements. */
   notifications: z.strictObject({ webhook: WebhookSinkSchema }).optional(),
 });

@@ -49,34 +49,42 @@ async function* links(store: StoreTx, chain: ChainName): AsyncGenerator<ChainLin
   }
 }
 
-export async function verifyChain(store: StoreTx, chain: ChainName, expectHead?: string, anchor?: ChainPoint): Promise<ChainReport> {
+/**
+ * `anchors`: points recorded earlier (any number, one walk for all): the chain must pass through each,
+ * the row `throughId` having hash `head` after exactly `rows` rows. The first one it misses is reported.
+ */
+export async function verifyChain(store: StoreTx, chain: ChainName, expectHead?: string, anchors: readonly ChainPoint[] = []): Promise<ChainReport> {
   let prev = GENESIS;
   let rows = 0;
   let lastId = 0;
   let found = false;
-  // Where the chain stands at the anchor's row: its hash and how many rows lead up to it.
-  let atAnchor: { head: string; rows: number } | null = anchor && anchor.throughId === 0 ? { head: GENESIS, rows: 0 } : null;
+  // An anchor of an empty chain holds for any chain.
+  const pending = anchors.filter((a) => a.throughId > 0).sort((x, y) => x.throughId - y.throughId);
+  let next = 0;
+  let missed: ChainReport['anchorMismatch'];
+  const miss = (a: ChainPoint, foundHead: string | null, foundRows: number) => {
+    missed ??= { throughId: a.throughId, expectedHead: a.head, expectedRows: a.rows, foundHead, foundRows };
+  };
   for await (const batch of batches(links(store, chain), 1_000)) {
     const r = verifyLinks(batch, prev);
     if (!r.ok) return { chain, ok: false, rows: rows + r.count, head: prev, lastId, broken: r.broken };
     if (expectHead && !found) found = batch.some((l) => l.hash === expectHead);
-    if (anchor && !atAnchor) {
-      const i = batch.findIndex((l) => l.id >= anchor.throughId);
-      if (i >= 0) atAnchor = batch[i]!.id === anchor.throughId ? { head: batch[i]!.hash, rows: rows + i + 1 } : { head: '', rows: rows + i };
+    for (const [i, l] of batch.entries()) {
+      for (; next < pending.length && pending[next]!.throughId <= l.id; next++) {
+        const a = pending[next]!;
+        // The anchored row is gone when the walk passes its id without meeting it.
+        if (a.throughId < l.id) miss(a, null, rows + i);
+        else if (a.head !== l.hash || a.rows !== rows + i + 1) miss(a, l.hash, rows + i + 1);
+      }
     }
     rows += r.count;
     prev = r.head;
     lastId = batch[batch.length - 1]!.id;
   }
+  for (; next < pending.length; next++) miss(pending[next]!, null, rows);
   const report: ChainReport = { chain, ok: true, rows, head: prev, lastId };
   if (expectHead && expectHead !== GENESIS && !found) return { ...report, ok: false, headMismatch: { expected: expectHead } };
-  if (anchor && (!atAnchor || atAnchor.head !== anchor.head || atAnchor.rows !== anchor.rows)) {
-    return {
-      ...report,
-      ok: false,
-      anchorMismatch: { throughId: anchor.throughId, expectedHead: anchor.head, expectedRows: anchor.rows, foundHead: atAnchor?.head || null, foundRows: atAnchor?.rows ?? rows },
-    };
-  }
+  if (missed) return { ...report, ok: false, anchorMismatch: missed };
   return report;
 }
 

@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
-import { anchorSignatureProblem, createAnchor, verifyAgainstAnchor, type Anchor } from '../../controller/audit-anchor.js';
+import { anchorSignatureProblem, createAnchor, readAnchors, startAnchoring, verifyAgainstAnchor, type Anchor } from '../../controller/audit-anchor.js';
 import { auditContent, chainHash, GENESIS } from '../../controller/store/chain.js';
 import { openStore } from '../../controller/store/index.js';
 import type { AuditRow, Store } from '../../controller/store/types.js';
@@ -164,6 +164,38 @@ describe.each(cases)('anchored audit verification: $name', ({ open }) => {
     const other = generateKeyPair();
     const { anchor: byOther } = await createAnchor(h.store, h.clock.now(), createPrivateKey(other.privateKeyPem));
     expect(anchorSignatureProblem(byOther, pub)).toMatch(new RegExp(`signed by key ${other.keyId}, not by the given key ${key.keyId}`));
+  });
+
+  it('the controller anchors periodically into a directory; verifying against all of them catches a rewrite between two', async () => {
+    await withHistory();
+    const dir = tempDir('dw-anchors-');
+    const key = generateKeyPair();
+    const logged: string[] = [];
+    const log = { info: (_o: object, m: string) => void logged.push(m), error: (_o: object, m: string) => void logged.push(`error: ${m}`) };
+    const anchoring = startAnchoring({ store: h.store, dir, privateKey: createPrivateKey(key.privateKeyPem), everyMs: HOUR, clock: h.clock.now, log });
+    try {
+      const first = await anchoring.tick(); // the one at start is already written, and nothing moved since
+      expect(first).toBeNull();
+      h.clock.advance(HOUR);
+      await h.req('POST', '/api/v1/tokens', { token: h.tokens.admin, body: { name: 'between', role: 'viewer' } });
+      h.clock.advance(HOUR);
+      expect(await anchoring.tick()).toMatch(/anchor-.*\.json$/);
+    } finally {
+      await anchoring.stop();
+    }
+    const anchors = readAnchors(dir);
+    expect(anchors).toHaveLength(2);
+    expect(logged).toEqual(['audit anchor written', 'audit anchor written']);
+    for (const a of anchors) expect(anchorSignatureProblem(a.anchor, createPublicKey(key.publicKeyPem))).toBeNull();
+    expect((await verifyAgainstAnchor(h.store, anchors.map((a) => a.anchor))).every((r) => r.ok)).toBe(true);
+
+    // Rewrite the row written between the two anchors: the first anchor cannot see it, the second does.
+    const rows = await h.store.listAudit({ limit: 1000 });
+    const i = rows.findIndex((r) => r.action === 'token.create' && r.detail.name === 'between');
+    await backdoor.exec(rewriteAndRehash(rows, i, { ...rows[i]!.detail, role: 'viewer', name: 'nothing-to-see' }));
+    expect((await verifyAgainstAnchor(h.store, anchors[0]!.anchor))[0]!.ok).toBe(true);
+    const [audit] = await verifyAgainstAnchor(h.store, anchors.map((a) => a.anchor));
+    expect(audit).toMatchObject({ ok: false, anchorMismatch: { throughId: anchors[1]!.anchor.chains.audit.throughId } });
   });
 
   it('refuses to anchor a chain that is already broken', async () => {
