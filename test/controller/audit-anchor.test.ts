@@ -5,7 +5,7 @@
  * forged or altered anchor fails its signature check. On SQLite and PostgreSQL, and through the CLI.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
@@ -21,7 +21,9 @@ import { generateKeyPair } from '../../shared/sign.js';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { PG_URL, requirePostgres, SKIP_PG } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/tmp.js';
-import { Harness, HOUR } from './harness.js';
+import { ControllerConfigSchema } from '../../controller/config.js';
+import { startController } from '../../controller/server.js';
+import { Harness, HOUR, silentLog } from './harness.js';
 
 await requirePostgres();
 
@@ -203,6 +205,26 @@ describe.each(cases)('anchored audit verification: $name', ({ open }) => {
     const rows = await h.store.listAudit({ limit: 1000 });
     await backdoor.exec(`update audit set detail = ${q(JSON.stringify({ forged: true }))} where id = ${rows[1]!.id}`);
     await expect(createAnchor(h.store, h.clock.now())).rejects.toThrow(/not anchoring a broken chain: audit/);
+  });
+});
+
+describe('audit.anchors in the controller config', () => {
+  it('writes a signed anchor at start, and refuses a directory that does not exist before listening', async () => {
+    const dir = tempDir('dw-anchor-srv-');
+    const keys = generateKeyPair();
+    writeFileSync(join(dir, 'audit.key'), keys.privateKeyPem, { mode: 0o600 });
+    const anchors = join(dir, 'anchors');
+    mkdirSync(anchors);
+    const config = (d: string) => ControllerConfigSchema.parse({ listen: '127.0.0.1:0', store: `sqlite:${join(dir, 'c.db')}`, audit: { anchors: { dir: d, keyFile: join(dir, 'audit.key'), every: '1h' } } });
+    await expect(startController(config(join(dir, 'missing')), { log: silentLog })).rejects.toThrow(/audit\.anchors\.dir: .* is not a directory/);
+    const ctl = await startController(config(anchors), { log: silentLog });
+    try {
+      for (let i = 0; i < 100 && readdirSync(anchors).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      await ctl.close();
+    }
+    const [only] = readAnchors(anchors);
+    expect(anchorSignatureProblem(only!.anchor, createPublicKey(keys.publicKeyPem))).toBeNull();
   });
 });
 
