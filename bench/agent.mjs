@@ -99,7 +99,7 @@ const ctlConfig = ControllerConfigSchema.parse({ listen: '127.0.0.1:0', store: `
 const ctl = await startController(ctlConfig, { log: pino({ level: 'silent' }) });
 const now = new Date();
 const admin = (await ctl.store.transaction((tx) => createToken(tx, { name: 'bench', role: 'admin' }, 'bench', now))).secret;
-const enroll = (await ctl.store.transaction((tx) => createToken(tx, { name: 'bench-agents', role: 'agent' }, 'bench', now))).secret;
+const enroll = (await ctl.store.transaction((tx) => createToken(tx, { name: 'bench-agents', role: 'agent', maxUses: 'unlimited', expiresIn: 'never' }, 'bench', now))).secret;
 const tokenFile = join(WORK, 'enrollment-token');
 writeFileSync(tokenFile, enroll + '\n', { mode: 0o600 });
 

@@ -32,6 +32,8 @@ import { registerSessionRoutes } from './routes/session.js';
 import { cookieValue, CSRF_HEADER, csrfMatches, loadSessionKey, readSession, SESSION_COOKIE } from './session.js';
 import { registerReplacementRoutes } from './routes/replacements.js';
 import { createScheduler, type Scheduler } from './scheduler/index.js';
+import { SourceLimiter, sourceKey } from './rate-limit.js';
+import { usedUp } from './routes/tokens.js';
 
 /** Who may call a route: nobody needs to (`none`), a host credential, or a token of at least this role. */
 export type RouteAuth = 'none' | 'host' | 'enroll' | Exclude<Role, 'agent'>;
@@ -70,6 +72,8 @@ export interface AppContext extends Required<Omit<AppDeps, 'log' | 'https' | 'sc
   manifests: ManifestCache;
   lastDigests: LastDigests;
   scanMaxAgeMs: number;
+  /** Per-source limits on failed authentications and on enrollments (rate-limit.ts). */
+  limits: { failedAuth: SourceLimiter; enroll: SourceLimiter };
 }
 
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger, ZodTypeProvider>;
@@ -86,11 +90,17 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     scanMaxAgeMs: durationMs(deps.config.scanMaxAge),
     sessionKey: deps.sessionKey ?? loadSessionKey(deps.config.dashboard.sessionKeyFile),
     secureCookies: deps.https !== undefined,
+    limits: {
+      failedAuth: new SourceLimiter('failedAuth', { max: deps.config.rateLimit.failedAuth.max, perMs: durationMs(deps.config.rateLimit.failedAuth.per) }, deps.config.rateLimit.maxSources),
+      enroll: new SourceLimiter('enroll', { max: deps.config.rateLimit.enroll.max, perMs: durationMs(deps.config.rateLimit.enroll.per) }, deps.config.rateLimit.maxSources),
+    },
   };
   const app = Fastify({
     ...(deps.https ? { https: deps.https } : {}),
     loggerInstance: deps.log,
     bodyLimit: deps.config.bodyLimit,
+    // req.ip, which the rate limits count by, is the socket's peer unless proxies are configured.
+    trustProxy: trustProxyOption(deps.config.trustProxy),
     // Per-request logs would cost more than ingesting a heartbeat; refusals and failures are logged below.
     logController: new LogController({ disableRequestLogging: true }),
     // Lets in-flight requests finish on close(); new connections are refused.
@@ -134,7 +144,20 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       throw new DwError('DW_ERR_INTERNAL', 'route without an auth declaration');
     }
     if (need === 'none') return;
-    await authenticate(ctx, req, need);
+    const source = sourceKey(req.ip);
+    const now = ctx.clock().getTime();
+    // Before any credential is looked at: a source out of attempts learns nothing more by guessing.
+    ctx.limits.failedAuth.assertAllowed(source, now, 'failed authentications');
+    if (need === 'enroll') {
+      ctx.limits.enroll.assertAllowed(source, now, 'enrollment attempts');
+      ctx.limits.enroll.take(source, now);
+    }
+    try {
+      await authenticate(ctx, req, need);
+    } catch (err) {
+      if (isDwError(err) && err.code === 'DW_ERR_UNAUTHORIZED') ctx.limits.failedAuth.take(source, now);
+      throw err;
+    }
   });
 
   app.setErrorHandler((err, req, reply) => {
@@ -142,6 +165,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     ctx.metrics.rejections.inc({ code: e.code });
     if (e.status >= 500) req.log.error({ err, url: req.url }, 'request failed');
     else req.log.info({ code: e.code, url: req.url, msg: e.message }, 'request refused');
+    if (e.code === 'DW_ERR_RATE_LIMITED') void reply.header('retry-after', String(e.context.retryAfterSeconds ?? 60));
     void reply.status(e.status).send({ error: e.code, message: e.message });
   });
   app.setNotFoundHandler((req, reply) => {
@@ -165,6 +189,12 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   return app;
 }
 
+/** A hop count trusts that many proxies nearest the controller (proxy-addr's rule for a number). */
+function trustProxyOption(t: ControllerConfig['trustProxy']): false | string[] | ((addr: string, hop: number) => boolean) {
+  if (t === false || Array.isArray(t)) return t;
+  return (_addr, hop) => hop < t;
+}
+
 async function authenticate(ctx: AppContext, req: FastifyRequest, need: Exclude<RouteAuth, 'none'>): Promise<void> {
   const secret = bearer(req.headers.authorization);
   if (!secret) {
@@ -186,6 +216,9 @@ async function authenticate(ctx: AppContext, req: FastifyRequest, need: Exclude<
   if (token.expiresAt && token.expiresAt <= now) throw new DwError('DW_ERR_UNAUTHORIZED', `token ${token.id} expired at ${token.expiresAt}`);
   if (need === 'enroll') {
     if (token.role !== 'agent') throw new DwError('DW_ERR_FORBIDDEN', `enrollment needs an agent token; ${token.id} has role ${token.role}`);
+    // Counted again, atomically, in the enrollment's transaction; this is the early answer.
+    const spent = usedUp(token);
+    if (spent) throw new DwError('DW_ERR_UNAUTHORIZED', spent);
   } else if (!roleAllows(token.role, need)) {
     throw new DwError('DW_ERR_FORBIDDEN', `this needs role ${need}; token ${token.id} has role ${token.role}`);
   }
@@ -212,6 +245,10 @@ async function authenticateSession(ctx: AppContext, req: FastifyRequest, need: E
   const now = ctx.clock();
   const session = readSession(ctx.sessionKey, cookie, now);
   if (!session) throw new DwError('DW_ERR_UNAUTHORIZED', 'the session has expired or is not valid; log in again');
+  // The cookie alone is not enough: logging out ends the session here, so a copied cookie dies with it.
+  const row = await ctx.store.getSession(session.id);
+  if (!row || row.tokenId !== session.tokenId) throw new DwError('DW_ERR_UNAUTHORIZED', 'the session is not known to the controller (ended, or opened before an upgrade); log in again');
+  if (row.endedAt) throw new DwError('DW_ERR_UNAUTHORIZED', 'the session was ended (logged out); log in again');
   if (!SAFE_METHODS.has(req.method)) {
     if (!csrfMatches(session, req.headers[CSRF_HEADER])) throw new DwError('DW_ERR_FORBIDDEN', `a session request that changes state needs the session's CSRF token in ${CSRF_HEADER}`);
     const origin = req.headers.origin;

@@ -7,10 +7,12 @@ import { runProgram } from '../shared/cli-run.js';
 import { loadControllerConfig } from './config.js';
 import { controllerLogger, startController } from './server.js';
 import { openStore } from './store/index.js';
-import { createToken, TokenRequestSchema } from './routes/tokens.js';
-import type { HostRow } from './store/types.js';
+import { createToken, revokeToken, TokenRequestSchema } from './routes/tokens.js';
+import type { HostRow, TokenRow } from './store/types.js';
 import { REPORT_FORMATS } from './drift-report.js';
 import { describeChainReport, verifyChain } from './verify-history.js';
+import { anchorSignatureProblem, createAnchor, readAnchors, verifyAgainstAnchor } from './audit-anchor.js';
+import { loadPrivateKey, loadPublicKey } from '../shared/sign.js';
 import { registerReplacementCommands } from './cli-replacements.js';
 
 const out = (s: string): void => void process.stdout.write(s);
@@ -19,6 +21,15 @@ const remote = (cmd: Command) => cmd.option('--url <url>', 'controller URL (defa
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+/** The flag each field of a token request comes from, for usage errors. */
+const TOKEN_FLAGS: Record<string, string> = { name: '--name', role: '--role', expiresIn: '--expires', maxUses: '--uses', groups: '--group' };
+
+function describeLimits(t: TokenRow): string {
+  const parts = [`expires ${t.expiresAt ?? 'never'}`];
+  if (t.role === 'agent') parts.push(`${t.maxUses ?? 'unlimited'} use${t.maxUses === 1 ? '' : 's'}`, t.groups ? `groups ${t.groups.join(', ')}` : 'any group');
+  return `, ${parts.join(', ')}`;
 }
 
 export function buildProgram(): Command {
@@ -53,19 +64,61 @@ export function buildProgram(): Command {
     .requiredOption('--config <file>', 'controller.yaml (for its store)')
     .requiredOption('--role <role>', 'agent (enrollment) | viewer | operator | admin')
     .option('--name <name>', 'what the token is for', 'cli')
-    .option('--expires-in <duration>', 'lifetime such as 90d')
-    .action(async (o: { config: string; role: string; name: string; expiresIn?: string }) => {
-      const parsed = TokenRequestSchema.safeParse({ name: o.name, role: o.role, expiresIn: o.expiresIn });
-      if (!parsed.success) throw new DwError('DW_ERR_USAGE', parsed.error.issues.map((i) => `--${String(i.path[0]).replace('expiresIn', 'expires-in')}: ${i.message}`).join('; '));
+    .option('--expires <duration>', 'lifetime such as 30d, or never (enrollment tokens: default 24h; others: never)')
+    .option('--expires-in <duration>', 'the same as --expires (older spelling)')
+    .option('--uses <n>', 'enrollment tokens: how many hosts it may enroll (default 1), or unlimited')
+    .option('--group <glob>', "enrollment tokens: a host's group must match (repeatable, e.g. 'web-*'); then a host must name a group", (v: string, prev: string[] = []) => [...prev, v])
+    .action(async (o: { config: string; role: string; name: string; expires?: string; expiresIn?: string; uses?: string; group?: string[] }) => {
+      if (o.expires !== undefined && o.expiresIn !== undefined) throw new DwError('DW_ERR_USAGE', '--expires and --expires-in are the same option: give one');
+      const uses = o.uses === undefined ? undefined : o.uses === 'unlimited' ? 'unlimited' : /^\d+$/.test(o.uses) ? Number(o.uses) : o.uses;
+      const parsed = TokenRequestSchema.safeParse({ name: o.name, role: o.role, expiresIn: o.expires ?? o.expiresIn, maxUses: uses, groups: o.group });
+      if (!parsed.success) throw new DwError('DW_ERR_USAGE', parsed.error.issues.map((i) => `${TOKEN_FLAGS[String(i.path[0])] ?? String(i.path[0])}: ${i.message}`).join('; '));
       const config = loadControllerConfig(o.config);
       const store = await openStore(config.store);
       try {
         const r = await store.transaction((tx) => createToken(tx, parsed.data, `cli:${process.env.USER ?? 'root'}`, new Date()));
         out(`${r.secret}\n`);
-        process.stderr.write(`token ${r.token.id} (${r.token.role}, "${r.token.name}") created; the secret above is shown only once\n`);
+        process.stderr.write(`token ${r.token.id} (${r.token.role}, "${r.token.name}"${describeLimits(r.token)}) created; the secret above is shown only once\n`);
       } finally {
         await store.close();
       }
+    });
+
+  /** `--config` reads the store directly (no API token needed, actor cli:$USER); otherwise the API (admin). */
+  const local = (cmd: Command) => remote(cmd).option('--config <file>', 'controller.yaml: use its store directly instead of the API');
+  local(token.command('list').description('tokens, without their secrets: role, expiry, uses, groups, revoked'))
+    .action(async (o: { url?: string; token?: string; json?: boolean; config?: string }) => {
+      let tokens: TokenRow[];
+      if (o.config) {
+        const store = await openStore(loadControllerConfig(o.config).store);
+        try {
+          tokens = await store.listTokens();
+        } finally {
+          await store.close();
+        }
+      } else tokens = (await api<{ tokens: TokenRow[] }>(apiTarget(o), 'GET', '/api/v1/tokens')).tokens;
+      if (o.json) return out(JSON.stringify({ tokens }, null, 2) + '\n');
+      const now = new Date().toISOString();
+      const status = (t: TokenRow) => (t.revokedAt ? 'revoked' : t.expiresAt && t.expiresAt <= now ? 'expired' : t.maxUses !== null && t.uses >= t.maxUses ? 'used up' : 'active') + (t.legacy ? ' (legacy)' : '');
+      out(
+        table([
+          ['ID', 'NAME', 'ROLE', 'STATUS', 'EXPIRES', 'USES', 'GROUPS', 'CREATED BY'],
+          ...tokens.map((t) => [t.id, t.name, t.role, status(t), t.expiresAt ?? 'never', t.role === 'agent' ? `${t.uses}/${t.maxUses ?? 'unlimited'}` : '', t.groups?.join(',') ?? '', t.createdBy]),
+        ]),
+      );
+    });
+  local(token.command('revoke').description('revoke a token now (its sessions end with it)').argument('<id>', 'the token id (from token list)'))
+    .action(async (id: string, o: { url?: string; token?: string; json?: boolean; config?: string }) => {
+      let r: { id: string; revokedAt: string };
+      if (o.config) {
+        const store = await openStore(loadControllerConfig(o.config).store);
+        try {
+          r = await revokeToken(store, id, `cli:${process.env.USER ?? 'root'}`, new Date().toISOString());
+        } finally {
+          await store.close();
+        }
+      } else r = await api<{ id: string; revokedAt: string }>(apiTarget(o), 'DELETE', `/api/v1/tokens/${encodeURIComponent(id)}`);
+      out(o.json ? JSON.stringify(r, null, 2) + '\n' : `token ${r.id} revoked at ${r.revokedAt}\n`);
     });
 
   remote(program.command('hosts').description('list hosts (filter by state, image, group)'))
@@ -157,14 +210,56 @@ export function buildProgram(): Command {
     .requiredOption('--config <file>', 'controller.yaml (for its store)')
     .option('--expect-audit-head <hash>', 'a head hash recorded earlier: also proves no rows were cut from the end')
     .option('--expect-events-head <hash>', 'the same for the event stream')
+    .option('--anchor <file|dir>', 'an anchor from `audit anchor` (or a directory of anchor-*.json), kept outside the database: the chains must pass through each (catches a rewritten, rehashed chain)')
+    .option('--key <pub>', 'the public key every anchor must be signed with')
     .option('--json', 'print JSON')
-    .action(async (o: { config: string; expectAuditHead?: string; expectEventsHead?: string; json?: boolean }) => {
+    .action(async (o: { config: string; expectAuditHead?: string; expectEventsHead?: string; anchor?: string; key?: string; json?: boolean }) => {
+      if (o.key && !o.anchor) throw new DwError('DW_ERR_USAGE', '--key checks the signature of an anchor: give --anchor FILE too');
+      const anchors = o.anchor ? readAnchors(o.anchor) : [];
+      const pub = o.key ? loadPublicKey(o.key) : undefined;
+      const notes = anchors.map(({ file, anchor }) => {
+        const problem = pub ? anchorSignatureProblem(anchor, pub) : null;
+        return { file, createdAt: anchor.createdAt, problem, signature: pub ? (problem ?? 'valid') : anchor.signature ? 'not checked (no --key)' : 'unsigned' };
+      });
       const config = loadControllerConfig(o.config);
       const store = await openStore(config.store);
       try {
-        const reports = [await verifyChain(store, 'audit', o.expectAuditHead), await verifyChain(store, 'events', o.expectEventsHead)];
-        out(o.json ? JSON.stringify({ ok: reports.every((r) => r.ok), chains: reports }, null, 2) + '\n' : reports.map(describeChainReport).join('\n') + '\n');
-        if (!reports.every((r) => r.ok)) process.exitCode = 1;
+        const heads = { audit: o.expectAuditHead, events: o.expectEventsHead };
+        const reports = anchors.length ? await verifyAgainstAnchor(store, anchors.map((a) => a.anchor), heads) : [await verifyChain(store, 'audit', heads.audit), await verifyChain(store, 'events', heads.events)];
+        const ok = reports.every((r) => r.ok) && notes.every((n) => n.problem === null);
+        if (o.json) {
+          const anchorsOut = notes.map(({ problem: _p, ...n }) => n);
+          out(JSON.stringify({ ok, chains: reports, ...(anchors.length === 1 ? { anchor: anchorsOut[0] } : anchors.length ? { anchors: anchorsOut } : {}) }, null, 2) + '\n');
+        } else {
+          for (const n of notes) out(`anchor ${n.file} of ${n.createdAt}: signature ${n.problem ? `BAD: ${n.problem}` : n.signature}\n`);
+          out(reports.map(describeChainReport).join('\n') + '\n');
+        }
+        if (!ok) process.exitCode = 1;
+      } finally {
+        await store.close();
+      }
+    });
+  audit
+    .command('anchor')
+    .description('verify the chains, then print (or write) an anchor of where they stand, to keep outside the database; sign it with --key')
+    .requiredOption('--config <file>', 'controller.yaml (for its store)')
+    .option('--key <private>', 'an ed25519 private key (driftwarden keygen) to sign the anchor with')
+    .option('--out <file>', 'write the anchor to this file (created, never overwritten) instead of stdout')
+    .action(async (o: { config: string; key?: string; out?: string }) => {
+      const key = o.key ? loadPrivateKey(o.key) : undefined;
+      const config = loadControllerConfig(o.config);
+      const store = await openStore(config.store);
+      try {
+        const { anchor } = await createAnchor(store, new Date(), key);
+        const text = JSON.stringify(anchor, null, 2) + '\n';
+        if (o.out) {
+          try {
+            writeFileSync(o.out, text, { flag: 'wx', mode: 0o644 });
+          } catch (err) {
+            throw new DwError('DW_ERR_IO', `--out: cannot create ${o.out}: ${(err as NodeJS.ErrnoException).code ?? err}`, { path: o.out });
+          }
+          process.stderr.write(`anchor written to ${o.out}: audit through row ${anchor.chains.audit.throughId}, events through row ${anchor.chains.events.throughId}${key ? ', signed' : ', unsigned'}; keep it outside the database\n`);
+        } else out(text);
       } finally {
         await store.close();
       }

@@ -1,4 +1,5 @@
 /** @module The controller's YAML configuration: validated once at start-up, frozen, errors name the key. */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { loadConfigFile } from '../shared/config-load.js';
 import { HostPathSchema } from '../shared/schema/common.js';
@@ -16,6 +17,20 @@ const WebhookSinkSchema = z.strictObject({
   url: z.string().url().refine((u) => /^https?:\/\//.test(u), 'expected an http(s) URL'),
   secretFile: HostPathSchema.optional(),
 });
+
+/** A token bucket: a burst of `max` attempts, refilled at `max` per `per`. */
+const AttemptRateSchema = z.strictObject({ max: z.number().int().min(1).max(1_000_000), per: DurationSchema.refine((d) => parseDuration(d)! > 0, 'expected a duration above zero') });
+
+/** A proxy address or CIDR block whose X-Forwarded-For is believed. */
+const ProxyAddressSchema = z.string().refine((s) => {
+  const [addr, bits, extra] = s.split('/');
+  if (extra !== undefined || isIP(addr ?? '') === 0) return false;
+  if (bits === undefined) return true;
+  const n = Number(bits);
+  return /^\d{1,3}$/.test(bits) && n <= (isIP(addr!) === 4 ? 32 : 128);
+}, 'expected an IP address or CIDR block, e.g. 10.0.0.0/8');
+
+export const RATE_LIMIT_DEFAULT = { failedAuth: { max: 20, per: '1m' }, enroll: { max: 10, per: '1m' }, maxSources: 10_000 };
 
 export const ControllerConfigSchema = z.strictObject({
   listen: ListenSchema.default('127.0.0.1:8443'),
@@ -66,6 +81,35 @@ export const ControllerConfigSchema = z.strictObject({
       interval: DurationSchema.default('5s'),
     })
     .default({ interval: '5s' }),
+  /**
+   * Per source address (IPv6 by /64): failed authentications of any kind (bearer tokens, host
+   * credentials, enrollment tokens, dashboard sign-ins, session cookies), and enrollment attempts.
+   * A source past either gets 429 with Retry-After on everything that needs a credential.
+   */
+  rateLimit: z
+    .strictObject({
+      failedAuth: AttemptRateSchema.default(RATE_LIMIT_DEFAULT.failedAuth),
+      enroll: AttemptRateSchema.default(RATE_LIMIT_DEFAULT.enroll),
+      /** Sources tracked at once (bounded memory); the least recently seen is forgotten first. */
+      maxSources: z.number().int().min(100).max(1_000_000).default(RATE_LIMIT_DEFAULT.maxSources),
+    })
+    .default(RATE_LIMIT_DEFAULT),
+  /**
+   * Behind a reverse proxy or load balancer, which X-Forwarded-For to believe: the proxies' addresses
+   * or CIDR blocks, or a number of hops. Off by default: a client could otherwise name any address
+   * it likes and escape the rate limits.
+   */
+  trustProxy: z.union([z.literal(false), z.number().int().min(1).max(10), z.array(ProxyAddressSchema).min(1)]).default(false),
+  /**
+   * Periodic anchors of the audit log and event stream (audit-anchor.ts), written as anchor-*.json
+   * files into `dir`: point it at storage the database's owner cannot rewrite (a mount of write-once
+   * storage, a directory another host collects from). Signed with `keyFile` when given.
+   */
+  audit: z
+    .strictObject({
+      anchors: z.strictObject({ dir: HostPathSchema, keyFile: HostPathSchema.optional(), every: DurationSchema.default('1h') }).optional(),
+    })
+    .default({}),
   /** Chat notifications on taint, breaker trips and failed replacements. */
   notifications: z.strictObject({ webhook: WebhookSinkSchema }).optional(),
 });

@@ -6,9 +6,10 @@ import { readFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import { DwError } from '../shared/errors.js';
-import { loadPublicKey } from '../shared/sign.js';
+import { loadPrivateKey, loadPublicKey } from '../shared/sign.js';
 import { buildApp, type App } from './app.js';
 import { startBackground } from './background.js';
+import { checkAnchorDir, startAnchoring } from './audit-anchor.js';
 import { forwarderIntervalMs, sinksFromConfig, startForwarders } from './siem/forwarder.js';
 import { durationMs, type ControllerConfig } from './config.js';
 import { createMetrics } from './metrics.js';
@@ -46,7 +47,11 @@ export async function startController(config: ControllerConfig, opts: { log?: Lo
   const trustedKeys: KeyObject[] = config.trustedKeys.map(loadPublicKey);
   const https = config.tls ? { cert: readPem(config.tls.certFile, 'certificate'), key: readPem(config.tls.keyFile, 'key') } : undefined;
   const sinks = sinksFromConfig(config);
+  const anchors = config.audit.anchors;
+  const anchorKey = anchors?.keyFile ? loadPrivateKey(anchors.keyFile) : undefined;
+  if (anchors) checkAnchorDir(anchors.dir);
   const store = await openStore(config.store, { log });
+  await warnLegacyTokens(store, log, clock());
   const metrics = createMetrics();
   let scheduler;
   try {
@@ -81,6 +86,7 @@ export async function startController(config: ControllerConfig, opts: { log?: Lo
   });
   const stopForwarders = startForwarders({ store, sinks, log, clock, intervalMs: forwarderIntervalMs(config) });
   const stopScheduler = startSchedulerLoop(scheduler, log);
+  const anchoring = anchors ? startAnchoring({ store, dir: anchors.dir, privateKey: anchorKey, everyMs: durationMs(anchors.every), clock, log }) : null;
   log.info({ mode: config.scheduler.mode, interval: config.scheduler.interval, provider: config.scheduler.provider?.type ?? null }, 'replacement scheduler running');
   log.info({ url, store: config.store.replace(/:\/\/[^@]*@/, '://***@'), policy: policy.label, trustedKeys: trustedKeys.length }, 'controller listening');
   let closing: Promise<void> | null = null;
@@ -93,10 +99,23 @@ export async function startController(config: ControllerConfig, opts: { log?: Lo
         stopBackground();
         stopForwarders();
         await stopScheduler();
+        await anchoring?.stop();
         await app.close();
         await store.close();
       })();
       return closing;
     },
   };
+}
+
+/**
+ * Enrollment tokens from before use counts (migration 0006) are reusable until their grace expiry:
+ * said at every start, so the operator replaces them before images that carry them stop enrolling.
+ */
+async function warnLegacyTokens(store: Store, log: Logger, now: Date): Promise<void> {
+  const at = now.toISOString();
+  for (const t of await store.listTokens()) {
+    if (!t.legacy || t.revokedAt || (t.expiresAt !== null && t.expiresAt <= at)) continue;
+    log.warn({ tokenId: t.id, name: t.name, expiresAt: t.expiresAt }, 'a legacy enrollment token (reusable, any group) is active until it expires: create a limited one (token create --role agent --uses N --group GLOB) and revoke this');
+  }
 }

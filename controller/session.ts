@@ -1,18 +1,22 @@
 /**
- * @module Dashboard sessions as HMAC-signed cookies (no server-side session table): the cookie names the
+ * @module Dashboard sessions as HMAC-signed cookies backed by a row in the store: the cookie names the
  * token it was opened with (its id, never its secret), an expiry and a nonce, signed with the
- * controller's session key. Every request re-reads the token, so revoking or expiring the token ends
- * its sessions at once. The CSRF token is a second HMAC of the same cookie value: the page reads it
+ * controller's session key; the store keeps the nonce's hash, so logging out ends the session on the
+ * controller (a copied cookie is refused afterwards, on every controller sharing the store). Every
+ * request re-reads the token, so revoking or expiring the token ends its sessions at once. The CSRF token is a second HMAC of the same cookie value: the page reads it
  * from GET /api/v1/session and sends it as `x-csrf-token` on every mutating request.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { DwError } from '../shared/errors.js';
+import { hashSecret } from './auth.js';
 
 export const SESSION_COOKIE = 'dw_session';
 export const CSRF_HEADER = 'x-csrf-token';
 
 export interface Session {
+  /** The store's key for it: sha256 of the cookie's nonce. */
+  id: string;
   tokenId: string;
   expiresAt: string;
   csrf: string;
@@ -45,8 +49,9 @@ const mac = (key: Buffer, purpose: string, payload: string) => createHmac('sha25
 
 export function issueSession(key: Buffer, tokenId: string, now: Date, ttlMs: number): { cookie: string; session: Session } {
   const expires = new Date(now.getTime() + ttlMs);
-  const payload = Buffer.from(JSON.stringify({ t: tokenId, e: expires.getTime(), n: randomBytes(12).toString('base64url') })).toString('base64url');
-  return { cookie: `${payload}.${mac(key, 'session', payload)}`, session: { tokenId, expiresAt: expires.toISOString(), csrf: mac(key, 'csrf', payload) } };
+  const nonce = randomBytes(16).toString('base64url');
+  const payload = Buffer.from(JSON.stringify({ t: tokenId, e: expires.getTime(), n: nonce })).toString('base64url');
+  return { cookie: `${payload}.${mac(key, 'session', payload)}`, session: { id: hashSecret(nonce), tokenId, expiresAt: expires.toISOString(), csrf: mac(key, 'csrf', payload) } };
 }
 
 function sameMac(a: string, b: string): boolean {
@@ -61,14 +66,14 @@ export function readSession(key: Buffer, value: string, now: Date): Session | nu
   if (dot <= 0) return null;
   const payload = value.slice(0, dot);
   if (!sameMac(value.slice(dot + 1), mac(key, 'session', payload))) return null;
-  let p: { t?: unknown; e?: unknown };
+  let p: { t?: unknown; e?: unknown; n?: unknown };
   try {
     p = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as typeof p;
   } catch {
     return null;
   }
-  if (typeof p.t !== 'string' || typeof p.e !== 'number' || p.e <= now.getTime()) return null;
-  return { tokenId: p.t, expiresAt: new Date(p.e).toISOString(), csrf: mac(key, 'csrf', payload) };
+  if (typeof p.t !== 'string' || typeof p.e !== 'number' || typeof p.n !== 'string' || p.e <= now.getTime()) return null;
+  return { id: hashSecret(p.n), tokenId: p.t, expiresAt: new Date(p.e).toISOString(), csrf: mac(key, 'csrf', payload) };
 }
 
 export function csrfMatches(session: Session, header: string | string[] | undefined): boolean {

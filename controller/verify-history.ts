@@ -3,7 +3,9 @@
  * the store (not through the API, so a compromised controller process cannot vouch for itself) and
  * reports the first broken link of each chain. A changed row fails its own hash, a removed row the
  * next row's prev_hash; removing rows at the tail is caught by comparing the head with one recorded
- * earlier (`--expect-head`).
+ * earlier (`--expect-head`). Someone who can write the database can also recompute every later hash,
+ * and the chain then holds together: an anchor (audit-anchor.ts), a point of the chain recorded outside
+ * the database, catches that, because the rewritten chain no longer passes through it.
  */
 import { auditContent, eventContent, GENESIS, verifyLinks, type ChainBreak, type ChainLink } from './store/chain.js';
 import type { StoreTx } from './store/types.js';
@@ -16,9 +18,20 @@ export interface ChainReport {
   rows: number;
   /** The hash of the last row (GENESIS for an empty chain): record it to detect a truncated tail later. */
   head: string;
+  /** The id of the row whose hash is `head` (0 for an empty chain). */
+  lastId: number;
   broken?: ChainBreak;
   /** Set when an expected head was given and the chain does not contain it. */
   headMismatch?: { expected: string };
+  /** Set when an anchor was given and the chain does not pass through it. */
+  anchorMismatch?: { throughId: number; expectedHead: string; expectedRows: number; foundHead: string | null; foundRows: number };
+}
+
+/** A point of a chain recorded elsewhere: after row `throughId` (0: none yet), `rows` rows, ending in `head`. */
+export interface ChainPoint {
+  throughId: number;
+  rows: number;
+  head: string;
 }
 
 const BATCH = 5_000;
@@ -36,19 +49,42 @@ async function* links(store: StoreTx, chain: ChainName): AsyncGenerator<ChainLin
   }
 }
 
-export async function verifyChain(store: StoreTx, chain: ChainName, expectHead?: string): Promise<ChainReport> {
+/**
+ * `anchors`: points recorded earlier (any number, one walk for all): the chain must pass through each,
+ * the row `throughId` having hash `head` after exactly `rows` rows. The first one it misses is reported.
+ */
+export async function verifyChain(store: StoreTx, chain: ChainName, expectHead?: string, anchors: readonly ChainPoint[] = []): Promise<ChainReport> {
   let prev = GENESIS;
   let rows = 0;
+  let lastId = 0;
   let found = false;
+  // An anchor of an empty chain holds for any chain.
+  const pending = anchors.filter((a) => a.throughId > 0).sort((x, y) => x.throughId - y.throughId);
+  let next = 0;
+  let missed: ChainReport['anchorMismatch'];
+  const miss = (a: ChainPoint, foundHead: string | null, foundRows: number) => {
+    missed ??= { throughId: a.throughId, expectedHead: a.head, expectedRows: a.rows, foundHead, foundRows };
+  };
   for await (const batch of batches(links(store, chain), 1_000)) {
     const r = verifyLinks(batch, prev);
-    rows += r.count;
-    if (!r.ok) return { chain, ok: false, rows, head: prev, broken: r.broken };
+    if (!r.ok) return { chain, ok: false, rows: rows + r.count, head: prev, lastId, broken: r.broken };
     if (expectHead && !found) found = batch.some((l) => l.hash === expectHead);
+    for (const [i, l] of batch.entries()) {
+      for (; next < pending.length && pending[next]!.throughId <= l.id; next++) {
+        const a = pending[next]!;
+        // The anchored row is gone when the walk passes its id without meeting it.
+        if (a.throughId < l.id) miss(a, null, rows + i);
+        else if (a.head !== l.hash || a.rows !== rows + i + 1) miss(a, l.hash, rows + i + 1);
+      }
+    }
+    rows += r.count;
     prev = r.head;
+    lastId = batch[batch.length - 1]!.id;
   }
-  const report: ChainReport = { chain, ok: true, rows, head: prev };
+  for (; next < pending.length; next++) miss(pending[next]!, null, rows);
+  const report: ChainReport = { chain, ok: true, rows, head: prev, lastId };
   if (expectHead && expectHead !== GENESIS && !found) return { ...report, ok: false, headMismatch: { expected: expectHead } };
+  if (missed) return { ...report, ok: false, anchorMismatch: missed };
   return report;
 }
 
@@ -68,6 +104,11 @@ export function describeChainReport(r: ChainReport): string {
   if (r.broken) {
     const what = r.broken.problem === 'hash' ? 'its content does not match its hash (changed)' : 'its prev_hash does not match the row before it (a row before it was removed or changed)';
     return `${r.chain}: BROKEN at id ${r.broken.id}: ${what}; ${r.rows} rows verified before it`;
+  }
+  if (r.anchorMismatch) {
+    const a = r.anchorMismatch;
+    const found = a.foundHead === null ? `there is no row ${a.throughId} any more (${a.foundRows} rows lead up to where it was)` : `row ${a.throughId} has hash ${a.foundHead} after ${a.foundRows} rows`;
+    return `${r.chain}: BROKEN: the chain does not pass through the anchor (row ${a.throughId}, ${a.expectedRows} rows, hash ${a.expectedHead}): ${found}; rows up to it were changed, removed or added and the hashes recomputed`;
   }
   if (r.headMismatch) return `${r.chain}: BROKEN: the recorded head ${r.headMismatch.expected} is not in the chain (rows were removed from the end, or the chain was rebuilt); ${r.rows} rows, head ${r.head}`;
   return `${r.chain}: ok, ${r.rows} rows, head ${r.head}`;

@@ -165,6 +165,8 @@ async function story(session: Session, term: Terminal): Promise<Outcome> {
     store: `sqlite:${join(ctlDir, 'controller.db')}`,
     trustedKeys: [keys.publicKeyFile],
     scheduler: SCHEDULER,
+    // The whole demo fleet enrolls from 127.0.0.1 within a second, like hosts behind one NAT.
+    rateLimit: { enroll: { max: 100, per: '1m' } },
   });
   // The controller's own log goes to a file: the terminal is for the story.
   const log = pino(
@@ -175,7 +177,7 @@ async function story(session: Session, term: Terminal): Promise<Outcome> {
   session.controller = ctl;
   const now = new Date();
   const admin = await ctl.store.transaction((tx) => createToken(tx, { name: 'demo-admin', role: 'admin' }, 'demo', now));
-  const enrollment = await ctl.store.transaction((tx) => createToken(tx, { name: 'demo-enrollment', role: 'agent' }, 'demo', now));
+  const enrollment = await ctl.store.transaction((tx) => createToken(tx, { name: 'demo-enrollment', role: 'agent', maxUses: 'unlimited' }, 'demo', now));
   const enrollmentTokenFile = join(work, 'enrollment-token');
   writeFileSync(enrollmentTokenFile, enrollment.secret + '\n', { mode: 0o600 });
   session.adminToken = admin.secret;

@@ -18,6 +18,7 @@ export const ERRORS = {
   DW_ERR_UNAUTHORIZED: { status: 401, exit: 2, summary: 'no valid credential was presented' },
   DW_ERR_FORBIDDEN: { status: 403, exit: 2, summary: 'the credential may not do this' },
   DW_ERR_NOT_FOUND: { status: 404, exit: 2, summary: 'no such resource' },
+  DW_ERR_RATE_LIMITED: { status: 429, exit: 2, summary: 'too many failed or enrollment attempts from this address; retry later' },
   DW_ERR_CONFLICT: { status: 409, exit: 2, summary: 'the request conflicts with stored state' },
   DW_ERR_REPLAY: { status: 409, exit: 2, summary: 'a report was replayed or arrived out of order' },
   DW_ERR_NO_MANIFEST: { status: 422, exit: 2, summary: 'no manifest is published for the image' },

@@ -157,7 +157,7 @@ export function stats(lat) {
 }
 
 export function tokenCreate(configFile, role) {
-  const r = spawnSync(process.execPath, [CLI, 'token', 'create', '--config', configFile, '--role', role, '--name', `bench-${role}`], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [CLI, 'token', 'create', '--config', configFile, '--role', role, '--name', `bench-${role}`, ...(role === 'agent' ? ['--uses', 'unlimited', '--expires', 'never'] : [])], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`token create --role ${role} failed: ${r.stderr}`);
   return r.stdout.trim();
 }
@@ -238,7 +238,7 @@ export async function prepareStore(work, kind, { pgUrl, schemaPrefix, log = () =
     storeUrl = `${pgUrl}${pgUrl.includes('?') ? '&' : '?'}options=-csearch_path%3D${pgSchema}`;
   }
   const configFile = join(dir, 'controller.yaml');
-  writeFileSync(configFile, [`listen: 127.0.0.1:0`, `store: "${storeUrl}"`, `trustedKeys: [${join(dir, 'bench.pub.pem')}]`, `silentAfter: 1h`, `taintSilentAfter: 48h`, ''].join('\n'));
+  writeFileSync(configFile, [`listen: 127.0.0.1:0`, `store: "${storeUrl}"`, `trustedKeys: [${join(dir, 'bench.pub.pem')}]`, `silentAfter: 1h`, `taintSilentAfter: 48h`, '# every simulated host enrolls from 127.0.0.1', `rateLimit: { enroll: { max: 1000000, per: 1s } }`, ''].join('\n'));
   log(`${kind}: work dir ${dir}${pgSchema ? `, schema ${pgSchema}` : ''}`);
   return {
     dir,

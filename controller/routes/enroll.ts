@@ -1,11 +1,16 @@
-/** @module Enrollment: an agent trades an enrollment token for its own per-host credential, once. */
+/**
+ * @module Enrollment: an agent trades an enrollment token for its own per-host credential, once. The
+ * token's use is counted in the same transaction as the new host, so a token enrolls at most its
+ * `maxUses` hosts however many enrollments race, and only into the groups it allows.
+ */
 import { z } from 'zod';
 import { DwError } from '../../shared/errors.js';
 import { InventorySchema } from '../../shared/schema/report.js';
 import type { App, AppContext } from '../app.js';
 import { hashSecret, newSecret } from '../auth.js';
 import { recordTransition } from '../events.js';
-import { StoreConflictError } from '../store/types.js';
+import { StoreConflictError, type StoreTx, type TokenRow } from '../store/types.js';
+import { groupRefusal, usedUp } from './tokens.js';
 
 export const EnrollRequestSchema = z.strictObject({
   hostId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'expected the host id (machine-id): letters, digits, . _ : -'),
@@ -19,12 +24,18 @@ export const EnrollRequestSchema = z.strictObject({
 export function registerEnrollRoutes(app: App, ctx: AppContext): void {
   app.post('/api/v1/enroll', { config: { auth: 'enroll' }, schema: { body: EnrollRequestSchema } }, async (req, reply) => {
     const body = req.body;
+    const principal = req.principal;
+    if (principal?.kind !== 'token') throw new DwError('DW_ERR_UNAUTHORIZED', 'enrollment needs an enrollment token');
+    const token = principal.token;
+    const refusedGroup = groupRefusal(token, body.group);
+    if (refusedGroup) throw new DwError('DW_ERR_FORBIDDEN', refusedGroup, { tokenId: token.id, group: body.group ?? null });
     const credential = newSecret('host');
     const now = ctx.clock().toISOString();
     // A second enrollment of a known host id would hand its identity to whoever holds an enrollment token.
     const enrolled = () => new DwError('DW_ERR_CONFLICT', `host ${body.hostId} is already enrolled; a host enrolls once (an operator can reset it)`, { hostId: body.hostId });
     await ctx.store.transaction(async (tx) => {
       if (await tx.getHost(body.hostId)) throw enrolled();
+      if (!(await tx.useToken(token.id, now))) throw await whyUnusable(tx, token, now);
       await tx.insertHost({
         id: body.hostId,
         hostname: body.hostname ?? body.inventory?.hostname ?? null,
@@ -43,8 +54,10 @@ export function registerEnrollRoutes(app: App, ctx: AppContext): void {
         inventory: body.inventory ?? null,
         credentialHash: hashSecret(credential),
       });
-      await recordTransition(tx, { hostId: body.hostId, hostname: body.hostname ?? body.inventory?.hostname ?? null, imageId: body.imageId, group: body.group ?? null }, { from: null, to: 'pending', cause: 'enrolled', actor: req.principal!.actor, at: now, reportId: null });
-      await tx.appendAudit({ at: now, actor: req.principal!.actor, action: 'host.enroll', target: body.hostId, detail: { imageId: body.imageId, group: body.group ?? null } });
+      await recordTransition(tx, { hostId: body.hostId, hostname: body.hostname ?? body.inventory?.hostname ?? null, imageId: body.imageId, group: body.group ?? null }, { from: null, to: 'pending', cause: 'enrolled', actor: principal.actor, at: now, reportId: null });
+      const used = await tx.getToken(token.id);
+      await tx.appendAudit({ at: now, actor: principal.actor, action: 'token.use', target: token.id, detail: { hostId: body.hostId, uses: used?.uses ?? null, maxUses: used?.maxUses ?? null } });
+      await tx.appendAudit({ at: now, actor: principal.actor, action: 'host.enroll', target: body.hostId, detail: { imageId: body.imageId, group: body.group ?? null } });
     }).catch((err: unknown) => {
       // Two enrollments of one id at once both pass the check above on PostgreSQL; the primary key stops the second.
       throw err instanceof StoreConflictError && err.table === 'hosts' ? enrolled() : err;
@@ -52,4 +65,12 @@ export function registerEnrollRoutes(app: App, ctx: AppContext): void {
     void reply.status(201);
     return { hostId: body.hostId, credential };
   });
+}
+
+/** The token changed since the request was authenticated (another enrollment took its last use, or it was revoked or expired). */
+async function whyUnusable(tx: StoreTx, token: TokenRow, now: string): Promise<DwError> {
+  const current = await tx.getToken(token.id);
+  if (!current || current.revokedAt) return new DwError('DW_ERR_UNAUTHORIZED', `enrollment token ${token.id} was revoked`);
+  if (current.expiresAt && current.expiresAt <= now) return new DwError('DW_ERR_UNAUTHORIZED', `enrollment token ${token.id} expired at ${current.expiresAt}`);
+  return new DwError('DW_ERR_UNAUTHORIZED', usedUp(current) ?? `enrollment token ${token.id} cannot enroll another host`);
 }

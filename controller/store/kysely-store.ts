@@ -21,6 +21,7 @@ import {
   type HostState,
   type ManifestRow,
   type ReportRow,
+  type SessionRow,
   type Store,
   type StoreTx,
   type TokenRow,
@@ -39,6 +40,18 @@ interface TokensTable {
   expires_at: string | null;
   revoked_at: string | null;
   last_used_at: string | null;
+  uses: Generated<number | string>;
+  max_uses: number | string | null;
+  groups: string | null; // JSON
+  legacy: Generated<number | string>;
+}
+
+interface SessionsTable {
+  id: string;
+  token_id: string;
+  created_at: string;
+  expires_at: string;
+  ended_at: string | null;
 }
 
 /** Integer columns: numbers from better-sqlite3, strings (int8) or numbers from pg; writes take numbers. */
@@ -158,6 +171,7 @@ interface ExemptionsTable {
 
 export interface DB {
   tokens: TokensTable;
+  sessions: SessionsTable;
   hosts: HostsTable;
   manifests: ManifestsTable;
   reports: ReportsTable;
@@ -207,6 +221,10 @@ function tokenFromRow(r: Selectable<TokensTable>): TokenRow {
     expiresAt: r.expires_at,
     revokedAt: r.revoked_at,
     lastUsedAt: r.last_used_at,
+    uses: Number(r.uses),
+    maxUses: r.max_uses === null ? null : Number(r.max_uses),
+    groups: parseJsonOrNull<string[]>(r.groups),
+    legacy: Number(r.legacy) === 1,
   };
 }
 
@@ -433,6 +451,10 @@ class KyselyStoreTx implements StoreTx {
           expires_at: isoOrNull(row.expiresAt, 'expiresAt'),
           revoked_at: isoOrNull(row.revokedAt, 'revokedAt'),
           last_used_at: isoOrNull(row.lastUsedAt, 'lastUsedAt'),
+          uses: row.uses,
+          max_uses: row.maxUses,
+          groups: row.groups === null ? null : json(row.groups),
+          legacy: row.legacy ? 1 : 0,
         })
         .execute(),
     );
@@ -455,6 +477,48 @@ class KyselyStoreTx implements StoreTx {
 
   async touchToken(id: string, at: string): Promise<void> {
     await this.db.updateTable('tokens').set({ last_used_at: iso(at, 'at') }).where('id', '=', id).execute();
+  }
+
+  async useToken(id: string, at: string): Promise<boolean> {
+    const now = iso(at, 'at');
+    // One conditional UPDATE is the check and the count: PostgreSQL re-evaluates the WHERE on a row a
+    // concurrent transaction changed (after waiting for its commit), so two callers cannot both take a last use.
+    const r = await this.db
+      .updateTable('tokens')
+      .set((eb) => ({ uses: eb('uses', '+', 1), last_used_at: now }))
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+      .where((eb) => eb.or([eb('max_uses', 'is', null), eb('uses', '<', eb.ref('max_uses'))]))
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+
+  // dashboard sessions
+
+  async insertSession(row: SessionRow): Promise<void> {
+    await insertOrConflict(
+      'sessions',
+      this.db
+        .insertInto('sessions')
+        .values({ id: row.id, token_id: row.tokenId, created_at: iso(row.createdAt, 'createdAt'), expires_at: iso(row.expiresAt, 'expiresAt'), ended_at: isoOrNull(row.endedAt, 'endedAt') })
+        .execute(),
+    );
+  }
+
+  async getSession(id: string): Promise<SessionRow | null> {
+    const r = await this.db.selectFrom('sessions').selectAll().where('id', '=', id).executeTakeFirst();
+    return r ? { id: r.id, tokenId: r.token_id, createdAt: r.created_at, expiresAt: r.expires_at, endedAt: r.ended_at } : null;
+  }
+
+  async endSession(id: string, at: string): Promise<boolean> {
+    const r = await this.db.updateTable('sessions').set({ ended_at: iso(at, 'at') }).where('id', '=', id).where('ended_at', 'is', null).executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+
+  async pruneSessions(before: string): Promise<number> {
+    const r = await this.db.deleteFrom('sessions').where('expires_at', '<', iso(before, 'before')).executeTakeFirst();
+    return Number(r.numDeletedRows);
   }
 
   // hosts

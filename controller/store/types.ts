@@ -23,6 +23,24 @@ export interface TokenRow {
   expiresAt: string | null;
   revokedAt: string | null;
   lastUsedAt: string | null;
+  /** Enrollments made with it (agent tokens; 0 for the others). */
+  uses: number;
+  /** Enrollments it allows; null: unlimited (set explicitly, or a legacy token). */
+  maxUses: number | null;
+  /** Globs a new host's group must match; null: any group, or none. Agent tokens only. */
+  groups: string[] | null;
+  /** An enrollment token from before use counts (migration 0006): reusable until its grace expiry. */
+  legacy: boolean;
+}
+
+/** A dashboard session (migration 0006): logging out ends it here, not only in the browser. */
+export interface SessionRow {
+  /** sha256 of the cookie's nonce. */
+  id: string;
+  tokenId: string;
+  createdAt: string;
+  expiresAt: string;
+  endedAt: string | null;
 }
 
 export interface HostRow {
@@ -216,6 +234,21 @@ export interface StoreTx {
   listTokens(): Promise<TokenRow[]>;
   revokeToken(id: string, at: string): Promise<boolean>;
   touchToken(id: string, at: string): Promise<void>;
+  /**
+   * Counts one enrollment against the token, atomically: only if it is still unrevoked, unexpired at
+   * `at` and under its use limit. False when it is not (a concurrent enrollment took the last use, or
+   * it was revoked or expired meanwhile). On PostgreSQL the row lock makes concurrent callers queue
+   * and re-check, so a 1-use token is used exactly once.
+   */
+  useToken(id: string, at: string): Promise<boolean>;
+
+  // dashboard sessions
+  insertSession(row: SessionRow): Promise<void>;
+  getSession(id: string): Promise<SessionRow | null>;
+  /** Ends a session that has not ended yet; false when there is none. */
+  endSession(id: string, at: string): Promise<boolean>;
+  /** Deletes sessions that expired before `before`; returns how many. */
+  pruneSessions(before: string): Promise<number>;
 
   // hosts
   insertHost(row: Omit<HostRow, 'lastScanAt'> & { lastScanAt?: string | null; credentialHash: string }): Promise<void>;

@@ -985,7 +985,7 @@ export function runApiContract(name: string, open: () => Promise<Store>): void {
 
     // -----------------------------------------------------------------------------------------
     describe('audit', () => {
-      it('records every action with its actor: token create/revoke, publish, enroll, exemption create/revoke, taint', async () => {
+      it('records every action with its actor: token create/revoke/use, publish, enroll, exemption create/revoke, taint', async () => {
         const admin = h.actor('admin');
         const operator = h.actor('operator');
         const agent = h.actor('agent');
@@ -1005,6 +1005,7 @@ export function runApiContract(name: string, open: () => Promise<Store>): void {
           ['manifest.publish', operator, IMAGE],
           ['token.create', admin, ci.body.id],
           ['token.revoke', admin, ci.body.id],
+          ['token.use', agent, h.tokenIds.agent],
           ['host.enroll', agent, 'web-1'],
           ['exemption.create', operator, ex.body.id],
           ['exemption.revoke', operator, ex.body.id],

@@ -124,6 +124,8 @@ export interface ReqOptions {
   /** Sent as is (for malformed bodies); wins over `body`. */
   payload?: string | Buffer;
   headers?: Record<string, string>;
+  /** The client's address as the controller sees it (app.inject's default is 127.0.0.1). */
+  remoteAddress?: string;
 }
 
 export async function inject(app: App, method: string, url: string, o: ReqOptions = {}): Promise<Res> {
@@ -132,7 +134,7 @@ export async function inject(app: App, method: string, url: string, o: ReqOption
   if (o.payload !== undefined) payload = o.payload;
   else if (o.body !== undefined) payload = JSON.stringify(o.body);
   if (payload !== undefined && !Object.keys(headers).some((k) => k.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
-  const r = await app.inject({ method: method as 'GET', url, headers, ...(payload !== undefined ? { payload } : {}) });
+  const r = await app.inject({ method: method as 'GET', url, headers, ...(payload !== undefined ? { payload } : {}), ...(o.remoteAddress ? { remoteAddress: o.remoteAddress } : {}) });
   let body: unknown = r.body;
   try {
     body = JSON.parse(r.body);
@@ -157,6 +159,13 @@ export interface HarnessOptions {
 
 export const IMAGE = 'ami-web-1';
 
+/**
+ * The harness sends every request from one address (app.inject's 127.0.0.1), and the route tables
+ * make hundreds of refused attempts on purpose: out of the rate limits' way unless a test sets
+ * `rateLimit` itself (test/controller/rate-limit.test.ts does).
+ */
+const UNLIMITED = { rateLimit: { failedAuth: { max: 1_000_000, per: '1s' }, enroll: { max: 1_000_000, per: '1s' } } };
+
 export class Harness {
   readonly clock = new FakeClock();
   readonly key = bakeKey();
@@ -174,13 +183,14 @@ export class Harness {
 
   static async start(store: Store, o: HarnessOptions = {}): Promise<Harness> {
     const h = new Harness(store);
-    h.config = ControllerConfigSchema.parse({ store: 'sqlite::memory:', ...o.config });
+    h.config = ControllerConfigSchema.parse({ store: 'sqlite::memory:', ...UNLIMITED, ...o.config });
     h.policy = o.policy ?? defaultPolicy();
     h.app = await h.buildApp({ trustedKeys: o.trustedKeys });
     // As `driftwarden token create` makes them: written to the store directly, by `cli:root`.
     await store.transaction(async (tx) => {
       for (const role of ['admin', 'agent', 'viewer', 'operator'] as const) {
-        const made = await createToken(tx, { name: role, role }, 'cli:root', h.clock.now());
+        // The agent token enrolls the whole simulated fleet, like an image-baked token.
+        const made = await createToken(tx, role === 'agent' ? { name: role, role, maxUses: 'unlimited', expiresIn: 'never' } : { name: role, role }, 'cli:root', h.clock.now());
         h.tokens[role] = made.secret;
         h.tokenIds[role] = made.token.id;
       }
@@ -195,7 +205,7 @@ export class Harness {
 
   /** Another app on the same store and clock (a restart, or a different config). */
   async buildApp(o: { trustedKeys?: KeyObject[]; config?: Record<string, unknown>; policy?: Policy } = {}): Promise<App> {
-    const config = o.config ? ControllerConfigSchema.parse({ store: 'sqlite::memory:', ...o.config }) : this.config;
+    const config = o.config ? ControllerConfigSchema.parse({ store: 'sqlite::memory:', ...UNLIMITED, ...o.config }) : this.config;
     return buildApp({ store: this.store, config, policy: o.policy ?? this.policy, trustedKeys: o.trustedKeys ?? [this.key.publicKey], log: silentLog, metrics: createMetrics(), clock: this.clock.now });
   }
 
@@ -327,6 +337,9 @@ export class HostSim {
     return out;
   }
 
+  /** The address this host sends from (default: app.inject's 127.0.0.1). */
+  from: string | undefined;
+
   /** The report an honest agent sends for the host as it is now (seq is taken only when sent). */
   report(o: ReportOptions = {}): Report {
     const kind = o.kind ?? 'scan';
@@ -351,7 +364,7 @@ export class HostSim {
   /** POST a report with this host's credential; an accepted one advances the agent's seq. */
   async send(report: Report | ReportOptions = {}, credential = this.credential): Promise<Res> {
     const r = 'schema' in report ? report : this.report(report);
-    const res = await this.h.req('POST', '/api/v1/reports', { token: credential, body: r });
+    const res = await this.h.req('POST', '/api/v1/reports', { token: credential, body: r, ...(this.from ? { remoteAddress: this.from } : {}) });
     if (res.status === 200 && res.body.status === 'accepted') this.seq = Math.max(this.seq, r.seq);
     return res;
   }

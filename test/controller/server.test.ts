@@ -89,7 +89,7 @@ async function setup(): Promise<Setup> {
   const tokens = {} as Record<Role, string>;
   try {
     for (const role of ['admin', 'operator', 'viewer', 'agent'] as const) {
-      tokens[role] = (await store.transaction((tx) => createToken(tx, { name: role, role }, 'cli:test', new Date()))).secret;
+      tokens[role] = (await store.transaction((tx) => createToken(tx, role === 'agent' ? { name: role, role, maxUses: 'unlimited' } : { name: role, role }, 'cli:test', new Date()))).secret;
     }
   } finally {
     await store.close();

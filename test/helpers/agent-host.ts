@@ -98,7 +98,7 @@ export class Controller {
       const store = this.running.store;
       const now = new Date();
       this.adminToken = (await store.transaction((tx) => createToken(tx, { name: 'test-admin', role: 'admin' }, 'test', now))).secret;
-      this.enrollToken = (await store.transaction((tx) => createToken(tx, { name: 'test-enroll', role: 'agent' }, 'test', now))).secret;
+      this.enrollToken = (await store.transaction((tx) => createToken(tx, { name: 'test-enroll', role: 'agent', maxUses: 'unlimited' }, 'test', now))).secret;
     }
   }
 

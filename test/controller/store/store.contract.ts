@@ -40,7 +40,7 @@ export function hostRow(id: string, over: Partial<HostRow & { credentialHash: st
 }
 
 function tokenRow(id: string, over: Partial<TokenRow & { hash: string }> = {}): TokenRow & { hash: string } {
-  return { id, hash: `hash-${id}`, name: `token ${id}`, role: 'viewer', createdAt: at(0), createdBy: 'admin', expiresAt: null, revokedAt: null, lastUsedAt: null, ...over };
+  return { id, hash: `hash-${id}`, name: `token ${id}`, role: 'viewer', createdAt: at(0), createdBy: 'admin', expiresAt: null, revokedAt: null, lastUsedAt: null, uses: 0, maxUses: null, groups: null, legacy: false, ...over };
 }
 
 function reportRow(id: string, hostId: string, seq: number, over: Partial<ReportRow> = {}): ReportRow {
@@ -122,7 +122,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.insertToken(tokenRow('t2', { createdAt: at(2), role: 'admin', expiresAt: at(100) }));
         await store.insertToken(tokenRow('t1', { createdAt: at(1) }));
         const found = await store.findTokenByHash('hash-t2');
-        expect(found).toEqual({ id: 't2', name: 'token t2', role: 'admin', createdAt: at(2), createdBy: 'admin', expiresAt: at(100), revokedAt: null, lastUsedAt: null });
+        expect(found).toEqual({ id: 't2', name: 'token t2', role: 'admin', createdAt: at(2), createdBy: 'admin', expiresAt: at(100), revokedAt: null, lastUsedAt: null, uses: 0, maxUses: null, groups: null, legacy: false });
         expect(found).not.toHaveProperty('hash');
         expect(await store.findTokenByHash('nope')).toBeNull();
         expect((await store.listTokens()).map((t) => t.id)).toEqual(['t1', 't2']);
@@ -134,6 +134,43 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.revokeToken('t1', at(7))).toBe(false);
         expect(await store.revokeToken('missing', at(7))).toBe(false);
         expect((await store.findTokenByHash('hash-t1'))?.revokedAt).toBe(at(6));
+      });
+
+      it('counts an enrollment token use only while it is unrevoked, unexpired and under its limit', async () => {
+        await store.insertToken(tokenRow('e1', { role: 'agent', maxUses: 2, groups: ['web-*', 'db'], expiresAt: at(10) }));
+        expect(await store.useToken('e1', at(1))).toBe(true);
+        expect(await store.useToken('e1', at(2))).toBe(true);
+        expect(await store.useToken('e1', at(3))).toBe(false); // used up
+        expect(await store.getToken('e1')).toMatchObject({ uses: 2, maxUses: 2, groups: ['web-*', 'db'], lastUsedAt: at(2) });
+
+        await store.insertToken(tokenRow('e2', { role: 'agent', maxUses: null, expiresAt: at(10) }));
+        expect(await store.useToken('e2', at(9))).toBe(true);
+        expect(await store.useToken('e2', at(10))).toBe(false); // expired at that instant
+        await store.insertToken(tokenRow('e3', { role: 'agent', maxUses: null }));
+        await store.revokeToken('e3', at(1));
+        expect(await store.useToken('e3', at(2))).toBe(false);
+        expect(await store.useToken('missing', at(2))).toBe(false);
+      });
+
+      it('lets exactly one of two concurrent transactions take the last use of a token', async () => {
+        await store.insertToken(tokenRow('e1', { role: 'agent', maxUses: 1 }));
+        const attempt = () => store.transaction(async (tx) => tx.useToken('e1', at(1)));
+        const results = await Promise.all([attempt(), attempt(), attempt()]);
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect((await store.getToken('e1'))?.uses).toBe(1);
+      });
+
+      it('keeps dashboard sessions: ends one once, prunes the expired', async () => {
+        await store.insertSession({ id: 's1', tokenId: 't1', createdAt: at(0), expiresAt: at(10), endedAt: null });
+        await store.insertSession({ id: 's2', tokenId: 't1', createdAt: at(0), expiresAt: at(30), endedAt: null });
+        await expect(store.insertSession({ id: 's1', tokenId: 't2', createdAt: at(0), expiresAt: at(10), endedAt: null })).rejects.toBeInstanceOf(StoreConflictError);
+        expect(await store.endSession('s1', at(5))).toBe(true);
+        expect(await store.endSession('s1', at(6))).toBe(false);
+        expect(await store.endSession('missing', at(6))).toBe(false);
+        expect(await store.getSession('s1')).toEqual({ id: 's1', tokenId: 't1', createdAt: at(0), expiresAt: at(10), endedAt: at(5) });
+        expect(await store.pruneSessions(at(20))).toBe(1);
+        expect(await store.getSession('s1')).toBeNull();
+        expect((await store.getSession('s2'))?.endedAt).toBeNull();
       });
 
       it('refuses a second token with the same hash or id', async () => {

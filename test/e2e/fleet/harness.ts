@@ -107,6 +107,8 @@ export class FleetController {
         trustedKeys: [o.trustedKey],
         silentAfter: o.silentAfter ?? '1h',
         taintSilentAfter: '48h',
+        // The whole fleet enrolls from 127.0.0.1 at once, like hosts behind one NAT: room for all of it.
+        rateLimit: { enroll: { max: 1000, per: '1m' } },
         ...(o.scheduler ? { scheduler: o.scheduler } : {}),
         ...o.extra,
       }),
@@ -153,7 +155,7 @@ export class FleetController {
   /** `driftwarden token create`, the real command, writing to the store. */
   async token(role: 'admin' | 'agent'): Promise<string> {
     this.writeConfig();
-    const r = await dwAsync(['token', 'create', '--config', this.configFile, '--role', role, '--name', `fleet-${role}`]);
+    const r = await dwAsync(['token', 'create', '--config', this.configFile, '--role', role, '--name', `fleet-${role}`, ...(role === 'agent' ? ['--uses', 'unlimited'] : [])]);
     if (r.code !== 0) throw new Error(`token create: exit ${r.code}: ${r.stderr}`);
     return r.stdout.trim();
   }
