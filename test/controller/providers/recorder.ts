@@ -65,7 +65,7 @@ export function target(over: Partial<ReplacementTarget> = {}): ReplacementTarget
     hostname: 'i-0abc123def4567890.eu-west-1.compute.internal',
     imageId: 'ami-web-1',
     group: 'web-asg',
-    inventory: { hostId: '4f1c', hostname: 'web-1', os: 'Debian 12', kernel: '6.1', addresses: ['10.0.1.7'] },
+    addresses: ['10.0.1.7'],
     reason: 'tainted',
     ref: null,
     startedAt: null,
