@@ -22,6 +22,8 @@ export interface ReplacementTarget {
   group: string;
   /** The addresses the host enrolled with. */
   addresses: string[];
+  /** When the host enrolled: a machine launched after it cannot be the host's own. */
+  enrolledAt: string | null;
   reason: string;
   /** What `replace` returned on an earlier call for this replacement, for `status` (and for an idempotent retry). */
   ref: string | null;

@@ -256,7 +256,7 @@ export class Scheduler {
 
   /** Pinned identity only (hostname, group, addresses from enrollment): never the host's latest claims or inventory. */
   private target(row: ReplacementRow, host: HostRow): ReplacementTarget {
-    return { replacementId: row.id, attempt: row.attempts, hostId: row.hostId, hostname: host.hostname, imageId: host.imageId, group: row.group, addresses: host.enrolledAddresses ?? [], reason: row.reason, ref: row.providerRef, startedAt: row.startedAt };
+    return { replacementId: row.id, attempt: row.attempts, hostId: row.hostId, hostname: host.hostname, imageId: host.imageId, group: row.group, addresses: host.enrolledAddresses ?? [], enrolledAt: host.enrolledAt, reason: row.reason, ref: row.providerRef, startedAt: row.startedAt };
   }
 
   private ctx(row: ReplacementRow, signal: AbortSignal) {

@@ -66,6 +66,7 @@ export function target(over: Partial<ReplacementTarget> = {}): ReplacementTarget
     imageId: 'ami-web-1',
     group: 'web-asg',
     addresses: ['10.0.1.7'],
+    enrolledAt: '2026-03-01T00:00:00.000Z',
     reason: 'tainted',
     ref: null,
     startedAt: null,
