@@ -12,7 +12,8 @@ import { awsAsgProvider } from '../../controller/providers/aws-asg.js';
 import type { Store } from '../../controller/store/types.js';
 import type { Inventory, Report } from '../../shared/schema/report.js';
 import { SKIP_MOTO, startMoto, type Moto } from '../helpers/moto.js';
-import { makeScheduler } from './scheduler/fixtures.js';
+import { FakeProvider, makeScheduler } from './scheduler/fixtures.js';
+import type { ReplacementTarget } from '../../controller/providers/types.js';
 import { Harness, HostSim, IMAGE, MINUTE } from './harness.js';
 
 const inventory = (hostId: string, hostname: string | null, addresses: string[]): Inventory => ({ hostId, hostname, os: 'Debian GNU/Linux 12', kernel: '6.1.0-18-amd64', addresses });
@@ -100,6 +101,19 @@ export function runIdentitySuite(label: string, newStore: () => Promise<Store>):
       expect(await web1.row()).toMatchObject({ hostname: 'web-1.example.internal', reportedHostname: 'web-9.example.internal' });
       expect(await audit('host.identity-refused')).toHaveLength(1);
       expect((await web2.row()).state).toBe('clean');
+    });
+
+    it('the scheduler hands providers the pinned identity only, whatever the host claims', async () => {
+      const web1 = await enrollAs(h, 'web-1', 'ip-10-0-1-7.ec2.internal', ['10.0.1.7']);
+      web1.upgrade('openssl', '3.0.99-1');
+      await web1.send(claiming(web1, { hostname: 'ip-10-0-1-8.ec2.internal', addresses: ['10.0.1.8'], group: 'db' }));
+      const provider = new FakeProvider();
+      const seen: ReplacementTarget[] = [];
+      provider.onReplace = (t) => void seen.push(t);
+      await makeScheduler(h.store, h.clock, { mode: 'enforce', budgets: [{ group: '*', maxUnavailable: 1 }] }, provider).tick();
+      expect(seen).toHaveLength(1);
+      expect(seen[0]).toMatchObject({ hostId: 'web-1', hostname: 'ip-10-0-1-7.ec2.internal', group: 'web', addresses: ['10.0.1.7'] });
+      expect(seen[0]).not.toHaveProperty('inventory');
     });
 
     it('enrollment pins and audits the identity it was given', async () => {
