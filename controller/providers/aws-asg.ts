@@ -33,6 +33,8 @@ export interface AwsAsgConfig {
 }
 
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
+/** How long an instance may be out of its group yet still running after terminate/unhealthy before that is a failure (AWS starts shutting it down within seconds). */
+const LEFT_RUNNING_GRACE_MS = 10 * 60_000;
 const GONE_STATES = new Set(['shutting-down', 'terminated']);
 const TAG = {
   replacement: 'driftwarden:replacement',
@@ -40,6 +42,9 @@ const TAG = {
   detachedAt: 'driftwarden:detached-at',
   successor: 'driftwarden:successor',
   successorOf: 'driftwarden:successor-of',
+  /** The latest launch time among the group's members just before the detach, and the members launched then. */
+  membersUpTo: 'driftwarden:members-launched-up-to',
+  membersAtLast: 'driftwarden:members-launched-last',
   standalone: 'driftwarden:standalone',
 } as const;
 
@@ -160,27 +165,52 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
     }
   }
 
-  /**
-   * The instance the group launched for this detach: recorded on the detached instance once found,
-   * else the earliest in-service member launched at or after the detach (AWS's own clock, to the
-   * second) that no other replacement has claimed; claimed by tagging both.
-   */
-  async function successorOf(t: ReplacementTarget, old: Instance, signal: AbortSignal): Promise<Instance | null> {
-    const recorded = old.tags[TAG.successor];
-    if (recorded) return (await describe(recorded, { InstanceIds: [recorded] }, signal))[0] ?? null;
-    const group = old.tags[TAG.detachedFrom]!;
-    const detachedAt = Math.floor(Date.parse(old.tags[TAG.detachedAt] ?? '') / 1000) * 1000;
-    let ids: string[];
+  /** The group's members (any lifecycle state) as EC2 instances. */
+  async function groupMembers(group: string, signal: AbortSignal): Promise<{ id: string; lifecycle: string }[]> {
     try {
       const r = await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [group] }), { abortSignal: signal });
-      ids = (r.AutoScalingGroups?.[0]?.Instances ?? []).filter((i) => i.LifecycleState === 'InService' && i.InstanceId && i.InstanceId !== old.id).map((i) => i.InstanceId!);
+      return (r.AutoScalingGroups?.[0]?.Instances ?? []).filter((i) => i.InstanceId).map((i) => ({ id: i.InstanceId!, lifecycle: i.LifecycleState ?? '' }));
     } catch (err) {
       throw awsError(err, `DescribeAutoScalingGroups ${group}`);
     }
+  }
+
+  /**
+   * What tells the group's members before the detach from those launched after it, in two tags (EC2
+   * launch times have whole seconds): the latest launch time among them, and which of them were
+   * launched in that second. Past 13 such instances the ids do not fit a tag, and only later
+   * launches count.
+   */
+  async function membersBefore(group: string, signal: AbortSignal): Promise<Record<string, string>> {
+    const ids = (await groupMembers(group, signal)).map((m) => m.id);
+    const times = ids.length > 0 ? (await describe(`members of ${group}`, { InstanceIds: ids }, signal)).filter((i) => i.launchTime) : [];
+    if (times.length === 0) return {};
+    const last = Math.max(...times.map((i) => i.launchTime!.getTime()));
+    const atLast = times.filter((i) => i.launchTime!.getTime() === last).map((i) => i.id).join(' ');
+    return { [TAG.membersUpTo]: new Date(last).toISOString(), ...(atLast.length <= 256 ? { [TAG.membersAtLast]: atLast } : {}) };
+  }
+
+  /**
+   * The instance the group launched for this detach: recorded on the detached instance once found,
+   * else the earliest in-service member that was not a member before the detach (see membersBefore)
+   * and that no other replacement has claimed; claimed by tagging both.
+   */
+  async function successorOf(t: ReplacementTarget, old: Instance, signal: AbortSignal): Promise<Instance | null> {
+    const recorded = old.tags[TAG.successor];
+    if (recorded) {
+      const known = (await describe(recorded, { InstanceIds: [recorded] }, signal))[0];
+      // A successor that itself ended (failed health checks, scaled in) is no successor: pick again.
+      if (known && !GONE_STATES.has(known.state)) return known;
+    }
+    const group = old.tags[TAG.detachedFrom]!;
+    const upTo = Date.parse(old.tags[TAG.membersUpTo] ?? '');
+    const atLast = old.tags[TAG.membersAtLast] !== undefined ? new Set(old.tags[TAG.membersAtLast]!.split(' ')) : null;
+    const launchedAfter = (i: Instance) => Number.isNaN(upTo) || i.launchTime!.getTime() > upTo || (i.launchTime!.getTime() === upTo && atLast !== null && !atLast.has(i.id));
+    const ids = (await groupMembers(group, signal)).filter((m) => m.lifecycle === 'InService' && m.id !== old.id).map((m) => m.id);
     if (ids.length === 0) return null;
     const fresh = (await describe(`members of ${group}`, { InstanceIds: ids }, signal))
-      .filter((i) => i.state === 'running' && i.launchTime && (Number.isNaN(detachedAt) || i.launchTime.getTime() >= detachedAt))
-      .filter((i) => !i.tags[TAG.successorOf] || i.tags[TAG.successorOf] === t.replacementId)
+      .filter((i) => i.state === 'running' && i.launchTime && launchedAfter(i))
+      .filter((i) => i.id !== recorded && (!i.tags[TAG.successorOf] || i.tags[TAG.successorOf] === t.replacementId))
       .sort((a, b) => a.launchTime!.getTime() - b.launchTime!.getTime() || a.id.localeCompare(b.id));
     const pick = fresh[0];
     if (!pick) return null;
@@ -243,7 +273,10 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
         await terminateInstance(inst.id, ctx.signal);
         return { ref: inst.id, detail: `${inst.id} is in no auto-scaling group; terminated (standalone: terminate, no successor is launched)` };
       }
+      if (m.lifecycle.startsWith('Terminating')) return { ref: inst.id, detail: `${inst.id} is already ${m.lifecycle} in ${m.group}` };
       let detachedAt: string;
+      // Who was a member before the detach, so the successor can be told from them later.
+      const before = cfg.strategy === 'detach' ? await membersBefore(m.group, ctx.signal) : {};
       try {
         if (cfg.strategy === 'terminate') {
           const r = await asg.send(new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: inst.id, ShouldDecrementDesiredCapacity: false }), { abortSignal: ctx.signal });
@@ -258,7 +291,7 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
       } catch (err) {
         throw awsError(err, `${cfg.strategy} ${inst.id} in ${m.group}`);
       }
-      await tag(inst.id, { [TAG.replacement]: t.replacementId, [TAG.detachedFrom]: m.group, [TAG.detachedAt]: detachedAt }, ctx.signal);
+      await tag(inst.id, { [TAG.replacement]: t.replacementId, [TAG.detachedFrom]: m.group, [TAG.detachedAt]: detachedAt, ...before }, ctx.signal);
       return { ref: inst.id, detail: `detached ${inst.id} from ${m.group} (desired capacity kept: a successor launches; the instance is deregistered from the group's load balancers and target groups)` };
     },
     async status(t, ctx) {
@@ -267,9 +300,12 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
       if (cfg.strategy === 'detach' && inst.tags[TAG.standalone] !== 'true') return settleDetached(t, ctx, inst);
       const m = await membership(inst.id, ctx.signal);
       if (m) return { state: 'pending', detail: `${inst.id} is ${m.lifecycle} in ${m.group}` };
-      // Out of its group yet running: someone detached it, and no one is ending it.
+      // Out of its group yet running: past a short grace (AWS begins shutting an instance down within
+      // seconds of taking it out), someone detached it and no one is ending it.
       if (inst.state === 'running' || inst.state === 'pending') {
-        throw permanent(`${inst.id} has left its auto-scaling group but is still ${inst.state}; it was not terminated`);
+        const since = t.startedAt ? Date.parse(t.startedAt) : ctx.clock().getTime();
+        if (ctx.clock().getTime() - since > LEFT_RUNNING_GRACE_MS) throw permanent(`${inst.id} has left its auto-scaling group but is still ${inst.state}; it was not terminated`);
+        return { state: 'pending', detail: `${inst.id} has left its auto-scaling group; EC2 still reports it ${inst.state}` };
       }
       return { state: 'pending', detail: `${inst.id} is ${inst.state}, outside any auto-scaling group` };
     },

@@ -188,6 +188,35 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
       expect([await stateOf(other), await stateOf(successor)]).toEqual(['running', 'running']);
     });
 
+    it('two detaches in one group each get a successor of their own; a successor that ended is replaced by another', async () => {
+      const [a, b] = groupIds as [string, string];
+      const p = provider({ strategy: 'detach' });
+      const ta = { ...(await hostOn(a)), replacementId: 'r-a' };
+      const tb = { ...(await hostOn(b)), replacementId: 'r-b' };
+      await p.replace(ta, context());
+      await p.replace(tb, context());
+      const since = new Date().toISOString();
+      // Asked in this order because moto launches everything within one second: b's detach happened
+      // after a's successor joined, so only b's own successor can be b's; a then takes what is left.
+      // (Real launches are seconds apart, and the earliest launched after a detach is its successor.)
+      await p.status({ ...tb, ref: b, startedAt: since }, ctxWith(async () => null));
+      await p.status({ ...ta, ref: a, startedAt: since }, ctxWith(async () => null));
+      const sa = (await tagsOf(a))['driftwarden:successor']!;
+      const sb = (await tagsOf(b))['driftwarden:successor']!;
+      expect(sa).toBeDefined();
+      expect(sb).toBeDefined();
+      expect(sa).not.toBe(sb);
+      expect(await tagsOf(sa)).toMatchObject({ 'driftwarden:successor-of': 'r-a' });
+      expect(await tagsOf(sb)).toMatchObject({ 'driftwarden:successor-of': 'r-b' });
+
+      // r-a's successor fails and is terminated; the group launches another, which r-a takes.
+      await ec2.send(new TerminateInstancesCommand({ InstanceIds: [sa] }));
+      await p.status({ ...ta, ref: a, startedAt: since }, ctxWith(async () => null));
+      const again = (await tagsOf(a))['driftwarden:successor'];
+      expect(again).toMatch(/^i-/);
+      expect([sa, sb]).not.toContain(again);
+    });
+
     it('with forensicHold, tags and stops the detached instance instead', async () => {
       const p = provider({ strategy: 'detach', forensicHold: true });
       const t0 = await hostOn(groupIds[0]!);

@@ -48,6 +48,8 @@ describe('aws-asg provider', () => {
         return {
           body: asgOk(action, `<Activity><ActivityId>5ef4ba3b</ActivityId><AutoScalingGroupName>web-asg</AutoScalingGroupName><Description>Terminating EC2 instance: ${ID}</Description><Cause>At 2026-03-02T08:00:00Z instance ${ID} was taken out of service in response to a user request.</Cause><StartTime>2026-03-02T08:00:00.000Z</StartTime><StatusCode>InProgress</StatusCode><Progress>0</Progress><Details>{}</Details></Activity>`),
         };
+      case 'DescribeAutoScalingGroups':
+        return { body: asgOk(action, `<AutoScalingGroups><member><AutoScalingGroupName>web-asg</AutoScalingGroupName><Instances><member><InstanceId>${ID}</InstanceId><LifecycleState>InService</LifecycleState><HealthStatus>Healthy</HealthStatus></member></Instances></member></AutoScalingGroups>`) };
       case 'SetInstanceHealth':
         return { body: asgEmpty(action) };
       case 'DetachInstances':
@@ -118,9 +120,12 @@ describe('aws-asg provider', () => {
     expect((await p.status(host({ ref: ID }), context())).state).toBe('done');
   });
 
-  it('out of its group but still running is a failure, not "done"', async () => {
+  it('out of its group but still running is never "done": pending for a short grace, then a failure', async () => {
     inGroup = null;
-    const err = (await provider().status(host({ ref: ID }), context()).catch((e: unknown) => e)) as ProviderError;
+    const started = '2026-03-02T08:00:00.000Z';
+    const at = (min: number) => () => new Date(Date.parse(started) + min * 60_000);
+    expect(await provider().status(host({ ref: ID, startedAt: started }), context({ now: at(1) }))).toMatchObject({ state: 'pending', detail: `${ID} has left its auto-scaling group; EC2 still reports it running` });
+    const err = (await provider().status(host({ ref: ID, startedAt: started }), context({ now: at(11) })).catch((e: unknown) => e)) as ProviderError;
     expect(err).toBeInstanceOf(ProviderError);
     expect(err.retryable).toBe(false);
     expect(err.message).toMatch(/left its auto-scaling group but is still running/);
@@ -156,12 +161,28 @@ describe('aws-asg provider', () => {
     expect(err.retryable).toBe(true);
   });
 
-  it('detach: DetachInstances keeping the desired capacity, then tags naming the replacement, the group and AWS\'s detach time', async () => {
+  it('detach: notes who was a member, DetachInstances keeping the desired capacity, then tags naming the replacement, the group, AWS\'s detach time and the members before it', async () => {
     const r = await provider({ strategy: 'detach' }).replace(host(), context());
     expect(r.ref).toBe(ID);
     expect(params().slice(3)).toEqual([
+      { Action: 'DescribeAutoScalingGroups', Version: '2011-01-01', 'AutoScalingGroupNames.member.1': 'web-asg' },
+      { Action: 'DescribeInstances', Version: '2016-11-15', 'InstanceId.1': ID },
       { Action: 'DetachInstances', Version: '2011-01-01', AutoScalingGroupName: 'web-asg', 'InstanceIds.member.1': ID, ShouldDecrementDesiredCapacity: 'false' },
-      { Action: 'CreateTags', Version: '2016-11-15', 'ResourceId.1': ID, 'Tag.1.Key': 'driftwarden:replacement', 'Tag.1.Value': 'r-1', 'Tag.2.Key': 'driftwarden:detached-from', 'Tag.2.Value': 'web-asg', 'Tag.3.Key': 'driftwarden:detached-at', 'Tag.3.Value': '2026-03-02T08:00:00.000Z' },
+      {
+        Action: 'CreateTags',
+        Version: '2016-11-15',
+        'ResourceId.1': ID,
+        'Tag.1.Key': 'driftwarden:replacement',
+        'Tag.1.Value': 'r-1',
+        'Tag.2.Key': 'driftwarden:detached-from',
+        'Tag.2.Value': 'web-asg',
+        'Tag.3.Key': 'driftwarden:detached-at',
+        'Tag.3.Value': '2026-03-02T08:00:00.000Z',
+        'Tag.4.Key': 'driftwarden:members-launched-up-to',
+        'Tag.4.Value': '2026-02-01T00:00:00.000Z',
+        'Tag.5.Key': 'driftwarden:members-launched-last',
+        'Tag.5.Value': ID,
+      },
     ]);
   });
 
