@@ -17,11 +17,14 @@ export interface IdentityClaim {
  * The fields this report claims differently from the pinned identity. A report that states nothing
  * (no inventory hostname, no group) claims nothing: agents without a configured group send none.
  */
+/** A claim is kept (host row, deviation, audit) at most this long: a DNS name has at most 253 characters. */
+export const MAX_CLAIM = 256;
+
 export function identityClaims(host: Pick<HostRow, 'hostname' | 'group'>, report: Pick<Report, 'inventory' | 'group'>): IdentityClaim[] {
   const out: IdentityClaim[] = [];
   const hostname = report.inventory?.hostname ?? null;
-  if (hostname !== null && hostname !== host.hostname) out.push({ field: 'hostname', pinned: host.hostname, claimed: hostname });
-  if (report.group !== undefined && report.group !== host.group) out.push({ field: 'group', pinned: host.group, claimed: report.group });
+  if (hostname !== null && hostname !== host.hostname) out.push({ field: 'hostname', pinned: host.hostname, claimed: hostname.slice(0, MAX_CLAIM) });
+  if (report.group !== undefined && report.group !== host.group) out.push({ field: 'group', pinned: host.group, claimed: report.group.slice(0, MAX_CLAIM) });
   return out;
 }
 

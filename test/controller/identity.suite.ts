@@ -116,6 +116,15 @@ export function runIdentitySuite(label: string, newStore: () => Promise<Store>):
       expect(seen[0]).not.toHaveProperty('inventory');
     });
 
+    it('a claim is kept at most 256 characters long, in the row, the deviation and the audit', async () => {
+      const web1 = await enrollAs(h, 'web-1', 'web-1.example.internal', ['10.0.1.7']);
+      const long = `${'a'.repeat(300)}.example.internal`;
+      expect((await web1.send(claiming(web1, { hostname: long }))).body.state).toBe('tainted');
+      expect((await web1.row()).reportedHostname).toBe(long.slice(0, 256));
+      expect((await h.store.listHostDeviations('web-1')).find((d) => d.key === 'identity:hostname')?.actual).toEqual({ value: long.slice(0, 256) });
+      expect((await audit('host.identity-refused'))[0]!.detail.claimed).toBe(long.slice(0, 256));
+    });
+
     it('enrollment pins and audits the identity it was given', async () => {
       await enrollAs(h, 'web-1', 'ip-10-0-1-7.ec2.internal', ['10.0.1.7', '172.17.0.1']);
       expect(await h.host('web-1')).toMatchObject({ hostname: 'ip-10-0-1-7.ec2.internal', group: 'web', enrolledAddresses: ['10.0.1.7', '172.17.0.1'] });
