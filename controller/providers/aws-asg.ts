@@ -116,6 +116,33 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
    */
   async function resolve(t: ReplacementTarget, signal: AbortSignal): Promise<Instance | null> {
     if (t.ref && INSTANCE_ID.test(t.ref)) return (await describe(t.ref, { InstanceIds: [t.ref] }, signal))[0] ?? null;
+    return fromPinned(t, signal);
+  }
+
+  /**
+   * Before acting, the instance is always found again from the pinned identity: a recorded `ref` must
+   * agree with it (a ref kept from an earlier attempt, or from before identity was pinned, is not
+   * trusted on its own); only when the pinned identity finds nothing does a recorded ref that EC2
+   * reports gone count as "already gone".
+   */
+  async function resolveToAct(t: ReplacementTarget, signal: AbortSignal): Promise<Instance | null> {
+    const recorded = t.ref && INSTANCE_ID.test(t.ref) ? t.ref : null;
+    let pinned: Instance;
+    try {
+      pinned = await fromPinned(t, signal);
+    } catch (err) {
+      if (!recorded || !(err instanceof ProviderError) || err.retryable) throw err;
+      const known = (await describe(recorded, { InstanceIds: [recorded] }, signal))[0];
+      if (!known || GONE_STATES.has(known.state)) return known ?? null;
+      throw err;
+    }
+    if (recorded && pinned.id !== recorded) {
+      throw permanent(`the recorded instance ${recorded} is not the one the pinned identity of host ${t.hostId} names (${pinned.id}); refusing to act on either`);
+    }
+    return pinned;
+  }
+
+  async function fromPinned(t: ReplacementTarget, signal: AbortSignal): Promise<Instance> {
     const enrolled = t.enrolledAt ? Date.parse(t.enrolledAt) : Number.POSITIVE_INFINITY;
     const own = (list: Instance[]) => list.filter((i) => !i.launchTime || i.launchTime.getTime() <= enrolled);
     const name = t.hostname?.trim() || null;
@@ -255,7 +282,7 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
   return {
     type: 'aws-asg',
     async replace(t, ctx) {
-      const inst = await resolve(t, ctx.signal);
+      const inst = await resolveToAct(t, ctx.signal);
       if (!inst) return { ref: t.ref, detail: `${t.ref} is gone (EC2 no longer knows it)` };
       // "Already gone" only on EC2's word: terminated or shutting down.
       if (GONE_STATES.has(inst.state)) return { ref: inst.id, detail: `${inst.id} is already ${inst.state}` };

@@ -119,6 +119,14 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
     expect(await stateOf(victim)).toBe('running');
   });
 
+  it('a recorded ref that is not the pinned identity\'s instance is refused before anything is done', async () => {
+    const [mine, victim] = groupIds as [string, string];
+    const err = await failure(provider().replace({ ...(await hostOn(mine)), ref: victim }, context()));
+    expect(err.retryable).toBe(false);
+    expect(err.message).toMatch(new RegExp(`recorded instance ${victim} is not the one`));
+    expect([await stateOf(mine), await stateOf(victim)]).toEqual(['running', 'running']);
+  });
+
   it('an unknown instance fails at once, non-retryable; so does an instance launched after the host enrolled (a reused address)', async () => {
     const err = await failure(provider().replace(target({ hostname: 'ip-10-99-99-99.ec2.internal', addresses: ['10.99.99.99'], enrolledAt: new Date().toISOString() }), context()));
     expect(err.retryable).toBe(false);
