@@ -223,9 +223,9 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     const who = { hostId, hostname: host.hostname, imageId: host.imageId, group: host.group };
     for (const c of claims) {
       // Once per new claim: a host repeating the same rename in every report is one audit row, not thousands.
-      const previous = c.field === 'hostname' ? host.reportedHostname : host.reportedGroup;
-      if (previous === c.claimed) continue;
-      await tx.appendAudit({ at: now, actor: `host:${hostId}`, action: 'host.identity-refused', target: hostId, detail: { field: c.field, pinned: c.pinned, claimed: c.claimed, previousClaim: previous ?? null, reportId: report.reportId } });
+      const lastClaim = c.field === 'hostname' ? host.reportedHostname : host.reportedGroup;
+      if (lastClaim === c.claimed) continue;
+      await tx.appendAudit({ at: now, actor: `host:${hostId}`, action: 'host.identity-refused', target: hostId, detail: { field: c.field, pinned: c.pinned, claimed: c.claimed, previousClaim: lastClaim ?? null, reportId: report.reportId } });
       deps.log.warn({ hostId, field: c.field, pinned: c.pinned, claimed: c.claimed }, 'host claimed another identity; refused and tainted');
     }
     await tx.appendEvents(deviationEvents(who, previous, rows, now, report.reportId));
