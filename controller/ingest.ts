@@ -11,6 +11,7 @@ import type { Report } from '../shared/schema/report.js';
 import { checkReportDigests } from './digest-check.js';
 import { deviationEvents, recordTransition } from './events.js';
 import type { ManifestCache } from './manifest-cache.js';
+import { identityClaims, identityKey } from './identity.js';
 import { evaluateAll, type Policy } from './policy.js';
 import { IllegalTransitionError, next, type HostEvent } from './states.js';
 import type { HostDeviationRow, HostRow, HostState, Store, StoreTx } from './store/types.js';
@@ -109,6 +110,11 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     if (report.manifestDigest !== manifest.digests.overall) {
       integrity.push(integrityDeviation(hostId, 'manifest', manifest.digests.overall, report.manifestDigest, now));
     }
+    // A host that renames itself or moves itself to another group has changed in place: taint (the
+    // replacement acts on the pinned identity, so it can only ever replace this host itself).
+    const claims = identityClaims(host, report);
+    const identity = claims.map((c) => integrityDeviation(hostId, identityKey(c.field), c.pinned, c.claimed, now));
+    integrity.push(...identity);
     const notes: HostDeviationRow[] = [];
     if (report.spoolDropped) notes.push(integrityDeviation(hostId, 'agent:spool-dropped', 0, report.spoolDropped, now, 'report'));
     // Silence, ordering and retention run on our receipt time and the seq, never on the host's clock;
@@ -164,9 +170,12 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
 
 
     let event: HostEvent;
+    if (identity.length > 0) {
+      event = { type: 'report', worst: 'taint', culprit: { collector: 'integrity', key: identity[0]!.key, change: 'modified', decidedBy: 'integrity' } };
+    }
     // A heartbeat naming a manifest the host was not given is a host that lies about its baseline:
     // it taints like a scan that does not add up, whatever kind of report carries it.
-    if (report.kind === 'heartbeat' && integrity.length === 0) event = { type: 'heartbeat' };
+    else if (report.kind === 'heartbeat' && integrity.length === 0) event = { type: 'heartbeat' };
     else if (integrity.length > 0) {
       event = { type: 'report', worst: 'taint', culprit: { collector: 'integrity', key: integrity[0]!.key, change: 'modified', decidedBy: 'integrity' } };
     } else if (notes.length > 0 && (evaluation.worst === 'none' || evaluation.worst === 'ignore' || evaluation.worst === 'exempt')) {
@@ -210,14 +219,23 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
       lastSeq: report.seq,
       ...(report.kind === 'heartbeat' ? (rows.length > 0 ? { deviationCount: counted } : {}) : { lastReportAt: now, deviationCount: counted }),
       ...(report.kind === 'scan' ? { lastScanAt: now } : {}),
-      ...(report.inventory ? { inventory: report.inventory, hostname: report.inventory.hostname ?? host.hostname } : {}),
-      ...(report.group ? { group: report.group } : {}),
+      // The pinned hostname and group are never patched here; a differing claim is kept beside them.
+      ...(report.inventory ? { inventory: report.inventory } : {}),
+      ...(report.inventory?.hostname != null ? { reportedHostname: claims.find((c) => c.field === 'hostname')?.claimed ?? null } : {}),
+      ...(report.group !== undefined ? { reportedGroup: claims.find((c) => c.field === 'group')?.claimed ?? null } : {}),
       agentVersion: report.agentVersion,
       manifestDigest: report.manifestDigest,
       ...(transition.changed ? { state: transition.state, stateSince: now } : {}),
       ...(transition.changed && transition.state === 'tainted' ? { taintedAt: now } : {}),
     });
-    const who = { hostId, hostname: report.inventory?.hostname ?? host.hostname, imageId: host.imageId, group: report.group ?? host.group };
+    const who = { hostId, hostname: host.hostname, imageId: host.imageId, group: host.group };
+    for (const c of claims) {
+      // Once per new claim: a host repeating the same rename in every report is one audit row, not thousands.
+      const lastClaim = c.field === 'hostname' ? host.reportedHostname : host.reportedGroup;
+      if (lastClaim === c.claimed) continue;
+      await tx.appendAudit({ at: now, actor: `host:${hostId}`, action: 'host.identity-refused', target: hostId, detail: { field: c.field, pinned: c.pinned, claimed: c.claimed, previousClaim: lastClaim ?? null, reportId: report.reportId } });
+      deps.log.warn({ hostId, field: c.field, pinned: c.pinned, claimed: c.claimed }, 'host claimed another identity; refused and tainted');
+    }
     await tx.appendEvents(deviationEvents(who, previous, rows, now, report.reportId));
     if (transition.changed) {
       await recordTransition(tx, who, { from: host.state, to: transition.state, cause: transition.cause, actor: 'policy', at: now, reportId: report.reportId });

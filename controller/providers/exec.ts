@@ -95,7 +95,7 @@ function describe(argv: string[], r: RunResult, timeoutMs: number): string {
 export function execProvider(cfg: ExecConfig): Provider {
   const timeoutMs = parseDuration(cfg.timeout) ?? 300_000;
   const invoke = async (argv: string[], action: 'replace' | 'status', t: ReplacementTarget, signal: AbortSignal): Promise<RunResult> => {
-    const input = JSON.stringify({ action, replacementId: t.replacementId, attempt: t.attempt, ref: t.ref, group: t.group, reason: t.reason, host: { id: t.hostId, hostname: t.hostname, imageId: t.imageId, inventory: t.inventory } });
+    const input = JSON.stringify({ action, replacementId: t.replacementId, attempt: t.attempt, ref: t.ref, group: t.group, reason: t.reason, host: { id: t.hostId, hostname: t.hostname, imageId: t.imageId, addresses: t.addresses } });
     try {
       return await run(argv, input, envOf(action, t), timeoutMs, signal);
     } catch (err) {

@@ -4,18 +4,26 @@
  */
 import type { Logger } from 'pino';
 import { DwError } from '../../shared/errors.js';
-import type { Inventory } from '../../shared/schema/report.js';
 
-/** What a provider is told about the host to replace. */
+/**
+ * What a provider is told about the host to replace: only its identity as pinned at enrollment, never
+ * what its later reports say (a host must not be able to get another machine replaced by renaming
+ * itself; see controller/identity.ts).
+ */
 export interface ReplacementTarget {
   replacementId: string;
   /** 1 for the first attempt. */
   attempt: number;
   hostId: string;
+  /** The hostname the host enrolled with. */
   hostname: string | null;
   imageId: string;
+  /** The group the host enrolled with (or scheduler.defaultGroup). */
   group: string;
-  inventory: Inventory | null;
+  /** The addresses the host enrolled with. */
+  addresses: string[];
+  /** When the host enrolled: a machine launched after it cannot be the host's own. */
+  enrolledAt: string | null;
   reason: string;
   /** What `replace` returned on an earlier call for this replacement, for `status` (and for an idempotent retry). */
   ref: string | null;
@@ -30,9 +38,16 @@ export interface ProviderContext {
   signal: AbortSignal;
   /**
    * Launch before terminate: a host of the target's group that enrolled after `since` and reports
-   * clean against its manifest, or null while there is none yet.
+   * clean against its manifest, or null while there is none yet. With `match`, only a host whose
+   * pinned hostname (full, or its first label) or one of whose pinned addresses is listed: the
+   * provider names the machine it launched for this replacement.
    */
-  findCleanSuccessor(since: string): Promise<string | null>;
+  findCleanSuccessor(since: string, match?: SuccessorMatch): Promise<string | null>;
+}
+
+export interface SuccessorMatch {
+  hostnames: string[];
+  addresses: string[];
 }
 
 export interface ReplaceAccepted {

@@ -120,7 +120,7 @@ function payloadOf(event: 'replace' | 'status', t: ReplacementTarget) {
     ref: t.ref,
     group: t.group,
     reason: t.reason,
-    host: { id: t.hostId, hostname: t.hostname, imageId: t.imageId, addresses: t.inventory?.addresses ?? [] },
+    host: { id: t.hostId, hostname: t.hostname, imageId: t.imageId, addresses: t.addresses },
   };
 }
 

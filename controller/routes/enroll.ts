@@ -52,12 +52,14 @@ export function registerEnrollRoutes(app: App, ctx: AppContext): void {
         agentVersion: body.agentVersion ?? null,
         manifestDigest: null,
         inventory: body.inventory ?? null,
+        // The identity providers act on is pinned here, once; later reports cannot move it (controller/identity.ts).
+        enrolledAddresses: body.inventory?.addresses ?? [],
         credentialHash: hashSecret(credential),
       });
       await recordTransition(tx, { hostId: body.hostId, hostname: body.hostname ?? body.inventory?.hostname ?? null, imageId: body.imageId, group: body.group ?? null }, { from: null, to: 'pending', cause: 'enrolled', actor: principal.actor, at: now, reportId: null });
       const used = await tx.getToken(token.id);
       await tx.appendAudit({ at: now, actor: principal.actor, action: 'token.use', target: token.id, detail: { hostId: body.hostId, uses: used?.uses ?? null, maxUses: used?.maxUses ?? null } });
-      await tx.appendAudit({ at: now, actor: principal.actor, action: 'host.enroll', target: body.hostId, detail: { imageId: body.imageId, group: body.group ?? null } });
+      await tx.appendAudit({ at: now, actor: principal.actor, action: 'host.enroll', target: body.hostId, detail: { imageId: body.imageId, group: body.group ?? null, hostname: body.hostname ?? body.inventory?.hostname ?? null, addresses: body.inventory?.addresses ?? [] } });
     }).catch((err: unknown) => {
       // Two enrollments of one id at once both pass the check above on PostgreSQL; the primary key stops the second.
       throw err instanceof StoreConflictError && err.table === 'hosts' ? enrolled() : err;

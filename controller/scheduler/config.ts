@@ -50,7 +50,8 @@ const SecretRef = {
 
 export const AwsAsgProviderSchema = z.strictObject({
   type: z.literal('aws-asg'),
-  region: z.string().min(1).optional(),
+  /** Required: a missing region is a configuration error at start-up, not a transient failure to retry. */
+  region: z.string({ error: 'required: the AWS region of the auto-scaling groups, e.g. eu-west-1' }).min(1),
   /** Another endpoint (a VPC endpoint, LocalStack, a test server). */
   endpoint: z.string().url().optional(),
   /**
@@ -63,6 +64,11 @@ export const AwsAsgProviderSchema = z.strictObject({
   forensicHold: z.boolean().default(false),
   /** With `detach`: how long to wait for a clean successor before giving up (the attempt then fails). */
   successorTimeout: DurationSchema.default('20m'),
+  /**
+   * A host whose instance is in no auto-scaling group: `fail` (the default; nothing would launch a
+   * successor) or `terminate` it with TerminateInstances (no successor is launched).
+   */
+  standalone: z.enum(['fail', 'terminate']).default('fail'),
 });
 
 export const KubernetesProviderSchema = z.strictObject({

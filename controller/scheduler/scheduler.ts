@@ -12,7 +12,7 @@ import { next, type HostEvent } from '../states.js';
 import { EVENT_KINDS, recordEvent, recordTransition, type HostContext } from '../events.js';
 import type { HostRow, HostState, Store, StoreTx } from '../store/types.js';
 import { ACTIVE_REPLACEMENT_STATES, IN_FLIGHT_STATES, type Decision, type GroupPause, type GroupStateRow, type ReplacementRow } from '../store/replacements.js';
-import { ProviderError, type Provider, type ReplacementTarget } from '../providers/types.js';
+import { ProviderError, type Provider, type ReplacementTarget, type SuccessorMatch } from '../providers/types.js';
 import { budgetAllowance, combine, groupMatches, type Allowance } from './budgets.js';
 import { breakerVerdict } from './breaker.js';
 import type { Mode, SchedulerConfig } from './config.js';
@@ -254,8 +254,9 @@ export class Scheduler {
     return new Date(now.getTime() + ms(this.d.config.lease)).toISOString();
   }
 
-  private target(row: ReplacementRow, host: { hostname: string | null; imageId: string; inventory: ReplacementTarget['inventory'] }): ReplacementTarget {
-    return { replacementId: row.id, attempt: row.attempts, hostId: row.hostId, hostname: host.hostname, imageId: host.imageId, group: row.group, inventory: host.inventory, reason: row.reason, ref: row.providerRef, startedAt: row.startedAt };
+  /** Pinned identity only (hostname, group, addresses from enrollment): never the host's latest claims or inventory. */
+  private target(row: ReplacementRow, host: HostRow): ReplacementTarget {
+    return { replacementId: row.id, attempt: row.attempts, hostId: row.hostId, hostname: host.hostname, imageId: host.imageId, group: row.group, addresses: host.enrolledAddresses ?? [], enrolledAt: host.enrolledAt, reason: row.reason, ref: row.providerRef, startedAt: row.startedAt };
   }
 
   private ctx(row: ReplacementRow, signal: AbortSignal) {
@@ -264,7 +265,7 @@ export class Scheduler {
       log: this.d.log.child({ replacement: row.id, host: row.hostId, group: row.group }),
       clock: this.d.clock,
       signal,
-      findCleanSuccessor: (since: string) => this.d.store.replacements.findSuccessor(row.group, cfg.defaultGroup, since, row.hostId),
+      findCleanSuccessor: (since: string, match?: SuccessorMatch) => this.d.store.replacements.findSuccessor(row.group, cfg.defaultGroup, since, row.hostId, match),
     };
   }
 

@@ -75,6 +75,9 @@ interface HostsTable {
   agent_version: string | null;
   manifest_digest: string | null;
   inventory: string | null;
+  enrolled_addresses: string | null;
+  reported_hostname: string | null;
+  reported_group: string | null;
 }
 
 interface ManifestsTable {
@@ -246,6 +249,9 @@ function hostFromRow(r: Selectable<HostsTable>): HostRow {
     agentVersion: r.agent_version,
     manifestDigest: r.manifest_digest,
     inventory: parseJsonOrNull(r.inventory),
+    enrolledAddresses: parseJsonOrNull<string[]>(r.enrolled_addresses) ?? [],
+    reportedHostname: r.reported_hostname,
+    reportedGroup: r.reported_group,
   };
 }
 
@@ -265,6 +271,10 @@ const HOST_PATCH: { [K in keyof HostRow]?: [column: keyof HostsTable, write: (v:
   agentVersion: ['agent_version', (v: string | null) => v],
   manifestDigest: ['manifest_digest', (v: string | null) => v],
   inventory: ['inventory', (v: HostRow['inventory']) => (v === null ? null : json(v))],
+  // The pinned hostname, group and addresses are patchable only by an operator's reset (not from
+  // ingestion); the claims are what ingestion records when a report disagrees with them.
+  reportedHostname: ['reported_hostname', (v: string | null) => v],
+  reportedGroup: ['reported_group', (v: string | null) => v],
 };
 
 function manifestFromRow(r: Omit<Selectable<ManifestsTable>, 'body'> & { body?: string }): ManifestRow | Omit<ManifestRow, 'body'> {
@@ -546,6 +556,9 @@ class KyselyStoreTx implements StoreTx {
           agent_version: row.agentVersion,
           manifest_digest: row.manifestDigest,
           inventory: row.inventory === null ? null : json(row.inventory),
+          enrolled_addresses: json(row.enrolledAddresses ?? row.inventory?.addresses ?? []),
+          reported_hostname: row.reportedHostname ?? null,
+          reported_group: row.reportedGroup ?? null,
         })
         .execute(),
     );

@@ -1,5 +1,6 @@
 /** @module The store's one set of migrations (Kysely schema builder), run on SQLite and PostgreSQL alike. */
 import { migrateHistoryChain } from './migration-0003.js';
+import { migratePinnedIdentity } from './migration-0005.js';
 import { migrateTokenLimits } from './migration-0006.js';
 import { migrateLastScan } from './migration-0008.js';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
@@ -190,6 +191,11 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         // The scheduler asks, for every tainted host, whether it has a replacement (active or cancelled),
         // and the host page lists a host's replacements: without this, each of those scans the table.
         await db.schema.createIndex('replacements_host_state').on('replacements').columns(['host_id', 'state']).execute();
+      },
+    },
+    '0005_pinned_identity': {
+      async up(db: Kysely<any>): Promise<void> {
+        await migratePinnedIdentity(db);
       },
     },
     '0006_token_limits_sessions': {

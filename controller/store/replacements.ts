@@ -136,8 +136,11 @@ export interface ReplacementStoreTx {
   getGroup(name: string): Promise<GroupStateRow | null>;
   putGroup(row: GroupStateRow): Promise<void>;
   listGroups(): Promise<GroupStateRow[]>;
-  /** The first host of `group` enrolled after `after` that reports clean and is not already someone's successor. */
-  findSuccessor(group: string, defaultGroup: string, after: string, exclude: string): Promise<string | null>;
+  /**
+   * The first host of `group` enrolled after `after` that reports clean and is not already someone's
+   * successor; with `match`, only one whose pinned hostname (or its first label) or a pinned address is listed.
+   */
+  findSuccessor(group: string, defaultGroup: string, after: string, exclude: string, match?: { hostnames: string[]; addresses: string[] }): Promise<string | null>;
 }
 
 // ---- tables ----
@@ -192,6 +195,7 @@ interface HostsView {
   tainted_at: string | null;
   last_seen_at: string | null;
   enrolled_at: string;
+  enrolled_addresses: string | null;
 }
 
 interface DeviationsView {
@@ -618,16 +622,27 @@ export class KyselyReplacementStore implements ReplacementStoreTx {
     return rows.map(groupFromRow);
   }
 
-  async findSuccessor(group: string, defaultGroup: string, after: string, exclude: string): Promise<string | null> {
+  async findSuccessor(group: string, defaultGroup: string, after: string, exclude: string, match?: { hostnames: string[]; addresses: string[] }): Promise<string | null> {
     let q = this.db
       .selectFrom('hosts as h')
-      .select('h.id')
+      .select(['h.id', 'h.hostname', 'h.enrolled_addresses'])
       .where('h.enrolled_at', '>=', iso(after))
       .where('h.state', '=', 'clean')
       .where('h.id', '<>', exclude)
       .where((eb) => eb.not(eb.exists(eb.selectFrom('replacements as r').select('r.id').whereRef('r.replaced_by', '=', 'h.id'))));
     q = group === defaultGroup ? q.where((eb) => eb.or([eb('h.host_group', '=', group), eb('h.host_group', 'is', null)])) : q.where('h.host_group', '=', group);
-    const r = await q.orderBy('h.enrolled_at').orderBy('h.id').limit(1).executeTakeFirst();
-    return r?.id ?? null;
+    if (!match) {
+      const r = await q.orderBy('h.enrolled_at').orderBy('h.id').limit(1).executeTakeFirst();
+      return r?.id ?? null;
+    }
+    // Few hosts of one group enroll within one replacement's wait; the identity match is done here,
+    // on the pinned columns, rather than in JSON operators that differ between the two dialects.
+    const names = new Set(match.hostnames.flatMap((n) => [n, n.split('.')[0]!]));
+    const addresses = new Set(match.addresses);
+    for (const r of await q.orderBy('h.enrolled_at').orderBy('h.id').limit(1000).execute()) {
+      const pinned: string[] = r.enrolled_addresses ? (JSON.parse(r.enrolled_addresses) as string[]) : [];
+      if ((r.hostname && (names.has(r.hostname) || names.has(r.hostname.split('.')[0]!))) || pinned.some((a) => addresses.has(a))) return r.id;
+    }
+    return null;
   }
 }

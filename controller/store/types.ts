@@ -45,8 +45,10 @@ export interface SessionRow {
 
 export interface HostRow {
   id: string;
+  /** Pinned at enrollment (migration 0005): what providers act on. A report never changes it. */
   hostname: string | null;
   imageId: string;
+  /** Pinned at enrollment, like `hostname`. */
   group: string | null;
   state: HostState;
   stateSince: string;
@@ -63,7 +65,13 @@ export interface HostRow {
   taintedAt: string | null;
   agentVersion: string | null;
   manifestDigest: string | null;
+  /** The latest inventory the host reported (its addresses included): what the host says, not its identity. */
   inventory: Inventory | null;
+  /** The addresses the host enrolled with (pinned); the aws-asg provider finds its instance by them. */
+  enrolledAddresses?: string[];
+  /** A hostname / group a report claimed that differs from the pinned one (refused, audited); null while they agree. */
+  reportedHostname?: string | null;
+  reportedGroup?: string | null;
 }
 
 export interface ManifestRow {

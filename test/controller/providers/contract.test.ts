@@ -80,6 +80,11 @@ contract('aws-asg', async () => {
     const action = new URLSearchParams(r.body).get('Action');
     if (mode === 'hang') await new Promise((res) => setTimeout(res, 5_000));
     if (mode === 'refuse') return { status: 403, body: `<ErrorResponse xmlns="${ASG_NS}"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized</Message></Error><RequestId>1</RequestId></ErrorResponse>` };
+    if (action === 'DescribeInstances') {
+      // The instance EC2 knows by the host's pinned private DNS name: running until the platform finishes.
+      const state = inGroup ? 'running' : 'terminated';
+      return { body: `<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><reservationSet><item><reservationId>r-1</reservationId><instancesSet><item><instanceId>${ID}</instanceId><instanceState><code>16</code><name>${state}</name></instanceState><privateDnsName>ip-10-0-1-7.eu-west-1.compute.internal</privateDnsName><privateIpAddress>10.0.1.7</privateIpAddress><launchTime>2026-02-01T00:00:00.000Z</launchTime></item></instancesSet></item></reservationSet></DescribeInstancesResponse>` };
+    }
     const member = inGroup ? `<member><InstanceId>${ID}</InstanceId><AutoScalingGroupName>web-asg</AutoScalingGroupName><AvailabilityZone>eu-west-1a</AvailabilityZone><LifecycleState>InService</LifecycleState><HealthStatus>HEALTHY</HealthStatus><ProtectedFromScaleIn>false</ProtectedFromScaleIn></member>` : '';
     const result = action === 'DescribeAutoScalingInstances' ? `<AutoScalingInstances>${member}</AutoScalingInstances>` : '<Activity><ActivityId>a1</ActivityId><AutoScalingGroupName>web-asg</AutoScalingGroupName><StatusCode>InProgress</StatusCode></Activity>';
     return { body: `<${action}Response xmlns="${ASG_NS}"><${action}Result>${result}</${action}Result><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></${action}Response>` };

@@ -28,7 +28,7 @@ describe('exec provider', () => {
       DRIFTWARDEN_REPLACEMENT_ID: 'r-1',
       DRIFTWARDEN_ATTEMPT: '1',
     });
-    expect(call.stdin).toMatchObject({ action: 'replace', replacementId: 'r-1', host: { id: '4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e', imageId: 'ami-web-1', inventory: { addresses: ['10.0.1.7'] } } });
+    expect(call.stdin).toMatchObject({ action: 'replace', replacementId: 'r-1', host: { id: '4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e', imageId: 'ami-web-1', addresses: ['10.0.1.7'] } });
   });
 
   it('a non-zero exit is a retryable failure with the end of stderr', async () => {

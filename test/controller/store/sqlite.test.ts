@@ -3,7 +3,9 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { Kysely, SqliteDialect } from 'kysely';
 import { openStore } from '../../../controller/store/index.js';
+import { createMigrator } from '../../../controller/store/migrations.js';
 import { DwError } from '../../../shared/errors.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { at, hostRow, runStoreContract } from './store.contract.js';
@@ -67,5 +69,24 @@ describe('openStore(url)', () => {
     expect((err as DwError).message).not.toContain('hunter2');
     await expect(openStore('/var/lib/driftwarden/controller.db')).rejects.toMatchObject({ code: 'DW_ERR_CONFIG' });
     await expect(openStore('sqlite:')).rejects.toMatchObject({ code: 'DW_ERR_CONFIG' });
+  });
+});
+
+describe('migration 0005_pinned_identity', () => {
+  it('upgrades a 0004 database: hostname and group stay the pinned identity, the latest addresses become the pinned ones', async () => {
+    const file = join(tempDir('dw-store-'), 'old.db');
+    const db = new Kysely<any>({ dialect: new SqliteDialect({ database: new Database(file) }) });
+    const r = await createMigrator(db, 'sqlite').migrateTo('0004_replacements_by_host');
+    expect(r.error).toBeUndefined();
+    const now = at(0);
+    const base = { image_id: 'ami-1', state: 'clean', state_since: now, enrolled_at: now, last_seq: 1, deviation_count: 0 };
+    await db.insertInto('hosts').values({ ...base, id: 'h1', credential_hash: 'c1', hostname: 'ip-10-0-0-5.ec2.internal', host_group: 'web', inventory: JSON.stringify({ hostId: 'h1', hostname: 'ip-10-0-0-5.ec2.internal', os: null, kernel: null, addresses: ['10.0.0.5'] }) }).execute();
+    await db.insertInto('hosts').values({ ...base, id: 'h2', credential_hash: 'c2', hostname: null, host_group: null, inventory: null }).execute();
+    await db.destroy();
+
+    const store = await openStore(`sqlite:${file}`);
+    expect(await store.getHost('h1')).toMatchObject({ hostname: 'ip-10-0-0-5.ec2.internal', group: 'web', enrolledAddresses: ['10.0.0.5'], reportedHostname: null, reportedGroup: null });
+    expect(await store.getHost('h2')).toMatchObject({ hostname: null, enrolledAddresses: [], reportedHostname: null });
+    await store.close();
   });
 });

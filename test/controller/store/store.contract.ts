@@ -185,13 +185,23 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       it('inserts, gets and finds by credential', async () => {
         const row = hostRow('h1', { inventory: { hostId: 'h1', hostname: 'h1', os: 'Debian 12', kernel: '6.1.0', addresses: ['10.0.0.5', 'fe80::1'] } });
         await store.insertHost(row);
-        const { credentialHash: _c, ...expected } = row;
+        const { credentialHash: _c, ...given } = row;
+        // Without explicit ones, the pinned addresses are those of the inventory it enrolled with.
+        const expected = { ...given, enrolledAddresses: ['10.0.0.5', 'fe80::1'], reportedHostname: null, reportedGroup: null };
         expect(await store.getHost('h1')).toEqual(expected);
         expect(await store.findHostByCredentialHash('cred-h1')).toEqual(expected);
         expect(await store.getHost('h2')).toBeNull();
         expect(await store.findHostByCredentialHash('cred-h2')).toBeNull();
         expect(await store.lockHost('h1')).toEqual(expected);
         expect(await store.lockHost('h2')).toBeNull();
+      });
+
+      it('keeps the pinned identity apart from what the host claims (migration 0005)', async () => {
+        await store.insertHost(hostRow('h1', { hostname: 'ip-10-0-0-5.ec2.internal', group: 'web', enrolledAddresses: ['10.0.0.5'] }));
+        await store.updateHost('h1', { reportedHostname: 'ip-10-0-0-6.ec2.internal', reportedGroup: 'db', inventory: { hostId: 'h1', hostname: 'ip-10-0-0-6.ec2.internal', os: null, kernel: null, addresses: ['10.0.0.6'] } });
+        expect(await store.getHost('h1')).toMatchObject({ hostname: 'ip-10-0-0-5.ec2.internal', group: 'web', enrolledAddresses: ['10.0.0.5'], reportedHostname: 'ip-10-0-0-6.ec2.internal', reportedGroup: 'db' });
+        await store.updateHost('h1', { reportedHostname: null });
+        expect((await store.getHost('h1'))?.reportedHostname).toBeNull();
       });
 
       it('keeps credentials unique, on insert and on rotation', async () => {
