@@ -10,6 +10,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { DwError, isDwError } from '../shared/errors.js';
 import { bearer, hashSecret, roleAllows } from './auth.js';
+import { decodeBody } from './body-decoding.js';
 import type { ControllerConfig } from './config.js';
 import { ManifestCache } from './manifest-cache.js';
 import { LastDigests } from './ingest.js';
@@ -106,6 +107,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     if (closing) void reply.header('connection', 'close');
     done(null, payload);
   });
+  // Runs after authentication (onRequest): an unauthenticated client never gets a body decompressed.
+  app.addHook('preParsing', async (req, _reply, payload) =>
+    decodeBody(req, payload, { wire: deps.config.bodyLimit, decoded: req.routeOptions.bodyLimit ?? deps.config.bodyLimit }),
+  );
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest('principal', null);

@@ -1,0 +1,67 @@
+/**
+ * @module Request bodies as sent and as decoded: gzip is accepted (agents compress large reports),
+ * any other content encoding is refused with 415, and both sizes are capped while streaming, so a
+ * small compressed body cannot expand into gigabytes (a zip bomb) before anything is parsed.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import type { FastifyRequest } from 'fastify';
+import { DwError } from '../shared/errors.js';
+
+/** Passes bytes through until `limit` of them have gone by, then fails with a 413 that names the limit. */
+class ByteCap extends Transform {
+  private seen = 0;
+  constructor(
+    private readonly limit: number,
+    private readonly what: string,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.limit) return done(tooLarge(this.what, this.limit));
+    done(null, chunk);
+  }
+}
+
+function tooLarge(what: string, limit: number): DwError {
+  return new DwError('DW_ERR_TOO_LARGE', `request body is larger than the ${what} limit of ${limit} bytes`, { limit });
+}
+
+export interface BodyLimits {
+  /** Bytes as sent (the config's bodyLimit). */
+  wire: number;
+  /** Bytes once decompressed: the route's body limit. */
+  decoded: number;
+}
+
+/**
+ * fastify's preParsing hook: returns the stream the body parser reads. An identity body is capped by
+ * fastify's own limit; a gzip body is read through two caps, before and after decompression.
+ */
+export function decodeBody(req: FastifyRequest, payload: NodeJS.ReadableStream, limits: BodyLimits): NodeJS.ReadableStream {
+  const encoding = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  const declared = Number(req.headers['content-length']);
+  if (declared > limits.wire) throw tooLarge('request', limits.wire);
+  if (encoding === 'identity' || encoding === '') {
+    // With a length declared, node's parser holds the body to it; without one (chunked), count.
+    return Number.isFinite(declared) ? payload : payload.pipe(new ByteCap(limits.wire, 'request'));
+  }
+  if (encoding !== 'gzip' && encoding !== 'x-gzip') {
+    throw new DwError('DW_ERR_UNSUPPORTED_ENCODING', `content-encoding ${JSON.stringify(encoding.slice(0, 40))} is not accepted: send gzip or no encoding`, { encoding: encoding.slice(0, 40) });
+  }
+  const wire = new ByteCap(limits.wire, 'request');
+  const gunzip = createGunzip();
+  const decoded = new ByteCap(limits.decoded, 'decompressed');
+  // A broken gzip stream is the client's mistake (400), not ours.
+  gunzip.on('error', (err) => decoded.destroy(new DwError('DW_ERR_VALIDATION', `request body is not valid gzip: ${err.message}`)));
+  wire.on('error', (err) => decoded.destroy(err));
+  payload.on('error', (err) => decoded.destroy(err as Error));
+  payload.pipe(wire).pipe(gunzip).pipe(decoded);
+  // Once the body is refused nothing reads on: stop decompressing what is left of it.
+  decoded.on('close', () => {
+    payload.unpipe(wire);
+    gunzip.destroy();
+  });
+  return decoded;
+}
