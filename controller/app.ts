@@ -7,6 +7,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type
 import fastifySwagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { KeyObject } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { DwError, isDwError } from '../shared/errors.js';
 import { bearer, hashSecret, roleAllows } from './auth.js';
@@ -55,8 +56,8 @@ export interface AppDeps {
   log: Logger;
   metrics: Metrics;
   clock?: () => Date;
-  /** PEM certificate and key: the server speaks HTTPS only. */
-  https?: { cert: Buffer; key: Buffer };
+  /** PEM certificate and key: the server speaks HTTPS only; with `ca`, clients are asked for a certificate (mTLS). */
+  https?: { cert: Buffer; key: Buffer; ca?: Buffer; requestCert?: boolean; rejectUnauthorized?: boolean };
   /** Signs dashboard session cookies (default: config.dashboard.sessionKeyFile, else a per-process random key). */
   sessionKey?: Buffer;
   /** The replacement scheduler; built from `config.scheduler` when not given. */
@@ -131,6 +132,15 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
 
   app.addHook('onRequest', async (req) => {
+    // With client certificates optional (tls.requireClientCert: false) the handshake lets a bad one
+    // through; a certificate that is presented must still be valid.
+    if (deps.https?.requestCert && deps.https.rejectUnauthorized === false) {
+      const socket = req.raw.socket as TLSSocket;
+      const peer = socket.getPeerCertificate?.();
+      if (peer && Object.keys(peer).length > 0 && !socket.authorized) {
+        throw new DwError('DW_ERR_UNAUTHORIZED', `client certificate refused: ${String(socket.authorizationError)}`);
+      }
+    }
     const need = req.routeOptions.config.auth;
     if (need === undefined) {
       if (req.routeOptions.url === undefined) return; // 404s are answered by the not-found handler

@@ -11,11 +11,19 @@ import { DwError } from '../shared/errors.js';
 /** Passes bytes through until `limit` of them have gone by, then fails with a 413 that names the limit. */
 class ByteCap extends Transform {
   private seen = 0;
+  /**
+   * fastify's body reader compares this, when set, with Content-Length (the compressed size) instead of
+   * the length it read; kept up to date on the decompressed end from the compressed one.
+   */
+  receivedEncodedLength?: number;
   constructor(
     private readonly limit: number,
     private readonly what: string,
   ) {
     super();
+  }
+  get bytes(): number {
+    return this.seen;
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.seen += chunk.length;
@@ -53,6 +61,9 @@ export function decodeBody(req: FastifyRequest, payload: NodeJS.ReadableStream, 
   const wire = new ByteCap(limits.wire, 'request');
   const gunzip = createGunzip();
   const decoded = new ByteCap(limits.decoded, 'decompressed');
+  decoded.receivedEncodedLength = 0;
+  // Before the decompressed end passes on what these bytes became, so fastify's check sees them all.
+  wire.on('data', () => (decoded.receivedEncodedLength = wire.bytes));
   // A broken gzip stream is the client's mistake (400), not ours.
   gunzip.on('error', (err) => decoded.destroy(new DwError('DW_ERR_VALIDATION', `request body is not valid gzip: ${err.message}`)));
   wire.on('error', (err) => decoded.destroy(err));
