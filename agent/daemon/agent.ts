@@ -216,9 +216,9 @@ export class AgentService {
         // otherwise be refused (and fill most of the spool's bound) on every attempt.
         const { report } = fitReport(whole, DEFAULT_REPORT_LIMITS);
         if (report.truncated) this.log.warn({ seq: report.seq, deviations: report.truncated.deviations, sent: report.truncated.sent }, 'scan too large for the controller: only the most severe deviations are sent, and the report says so');
-        this.spool.add(report);
+        const spooled = this.spool.add(report);
         this.saveLastScan({ at: result.scannedAt, clean: result.clean, complete: result.complete, deviations: result.deviations.length, durationMs: Date.now() - started, seq: report.seq });
-        this.log.info({ seq: report.seq, deviations: result.deviations.length, fullRehash, ms: Date.now() - started }, 'scan spooled');
+        this.log.info({ seq: report.seq, deviations: result.deviations.length, bytes: spooled.bytes, fullRehash, ms: Date.now() - started }, 'scan spooled');
       } catch (err) {
         this.log.error({ err }, 'scan failed');
         this.saveLastScan({ at: new Date().toISOString(), clean: false, complete: false, deviations: 0, durationMs: Date.now() - started, seq: 0, error: describeError(err) });
@@ -236,10 +236,7 @@ export class AgentService {
   async heartbeat(): Promise<void> {
     if (!this.lastResult || this.stopped) return;
     try {
-      const beat = reportFromCheck(this.lastResult, { seq: this.state.nextSeq(), hostId: this.hostId, group: this.config.group, kind: 'heartbeat' });
-      const undelivered = this.undeliveredScan();
-      if (undelivered) beat.undeliveredScan = undelivered;
-      this.spool.add(beat);
+      this.spool.add(reportFromCheck(this.lastResult, { seq: this.state.nextSeq(), hostId: this.hostId, group: this.config.group, kind: 'heartbeat' }));
       await this.flush();
     } catch (err) {
       // Called from a timer: an error here (a full disk) must not end the process.
@@ -285,8 +282,6 @@ export class AgentService {
         inventory,
         ...(this.config.group ? { group: this.config.group } : {}),
       };
-      const undelivered = this.undeliveredScan();
-      if (undelivered) report.undeliveredScan = undelivered;
       this.spool.add(report);
       this.log.warn({ seq: report.seq, deviations: deviations.length, paths: paths.length }, 'change detected: event spooled');
       await this.flush();
@@ -343,6 +338,9 @@ export class AgentService {
       let report = this.spool.read(entry);
       // Superseded or dropped while this pass was sending the ones before it.
       if (!report) continue;
+      // Added as it is sent, not when spooled: a heartbeat spooled behind the stuck scan says so too.
+      const undelivered = report.kind === 'scan' ? null : this.undeliveredScan();
+      if (undelivered) report = { ...report, undeliveredScan: undelivered };
       let r = await this.transport.postEncoded('/api/v1/reports', this.credential, encodeBody(JSON.stringify(report)));
       // The controller's limits are lower than the agent's defaults: halve what is sent until it fits.
       while (!r.ok && !r.retry && r.status === 413 && report.kind !== 'heartbeat' && report.deviations.length > 0 && !this.stopped) {
