@@ -6,7 +6,7 @@
  * http:// to a controller that is not on loopback is refused at start.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -75,6 +75,9 @@ describe('delivery of large and undeliverable scans', () => {
     expect(detail.host.deviationCount).toBeGreaterThanOrEqual(45_000);
     expect(a.log).not.toMatch(/truncated|refused/);
     expect(readdirSync(a.rejectedDir())).toEqual([]);
+    // Here, within the test's time, rather than in the temp-dir cleanup's 10 s.
+    await killAll();
+    rmSync(join(a.root, 'opt/bulk'), { recursive: true, force: true });
   }, 300_000);
 
   it('past the controller limits, sends the most severe deviations flagged truncated: the host is tainted for it', async () => {
