@@ -110,7 +110,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   // Runs after authentication (onRequest): an unauthenticated client never gets a body decompressed.
   app.addHook('preParsing', async (req, _reply, payload) =>
-    decodeBody(req, payload, { wire: deps.config.bodyLimit, decoded: req.routeOptions.bodyLimit ?? deps.config.bodyLimit }),
+    decodeBody(req, payload, {
+      wire: deps.config.bodyLimit,
+      decoded: req.routeOptions.bodyLimit ?? deps.config.bodyLimit,
+      decodedKey: req.routeOptions.bodyLimit === deps.config.decodedBodyLimit ? 'decodedBodyLimit' : 'bodyLimit',
+    }),
   );
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

@@ -18,6 +18,7 @@ class ByteCap extends Transform {
   receivedEncodedLength?: number;
   constructor(
     private readonly limit: number,
+    /** For the error: see tooLarge. */
     private readonly what: string,
   ) {
     super();
@@ -27,13 +28,14 @@ class ByteCap extends Transform {
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.seen += chunk.length;
-    if (this.seen > this.limit) return done(tooLarge(this.what, this.limit));
+    if (this.seen > this.limit) return done(tooLarge(this.what));
     done(null, chunk);
   }
 }
 
-function tooLarge(what: string, limit: number): DwError {
-  return new DwError('DW_ERR_TOO_LARGE', `request body is larger than the ${what} limit of ${limit} bytes`, { limit });
+/** `what` names the config key and the side of decompression it caps, e.g. "bodyLimit: 8388608 bytes as sent". */
+function tooLarge(what: string): DwError {
+  return new DwError('DW_ERR_TOO_LARGE', `request body is larger than the limit (${what})`, {});
 }
 
 export interface BodyLimits {
@@ -41,6 +43,8 @@ export interface BodyLimits {
   wire: number;
   /** Bytes once decompressed: the route's body limit. */
   decoded: number;
+  /** The config key the decoded limit comes from. */
+  decodedKey: string;
 }
 
 /**
@@ -50,17 +54,18 @@ export interface BodyLimits {
 export function decodeBody(req: FastifyRequest, payload: NodeJS.ReadableStream, limits: BodyLimits): NodeJS.ReadableStream {
   const encoding = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   const declared = Number(req.headers['content-length']);
-  if (declared > limits.wire) throw tooLarge('request', limits.wire);
+  const asSent = `bodyLimit: ${limits.wire} bytes as sent`;
+  if (declared > limits.wire) throw tooLarge(asSent);
   if (encoding === 'identity' || encoding === '') {
     // With a length declared, node's parser holds the body to it; without one (chunked), count.
-    return Number.isFinite(declared) ? payload : payload.pipe(new ByteCap(limits.wire, 'request'));
+    return Number.isFinite(declared) ? payload : payload.pipe(new ByteCap(limits.wire, asSent));
   }
   if (encoding !== 'gzip' && encoding !== 'x-gzip') {
     throw new DwError('DW_ERR_UNSUPPORTED_ENCODING', `content-encoding ${JSON.stringify(encoding.slice(0, 40))} is not accepted: send gzip or no encoding`, { encoding: encoding.slice(0, 40) });
   }
-  const wire = new ByteCap(limits.wire, 'request');
+  const wire = new ByteCap(limits.wire, asSent);
   const gunzip = createGunzip();
-  const decoded = new ByteCap(limits.decoded, 'decompressed');
+  const decoded = new ByteCap(limits.decoded, `${limits.decodedKey}: ${limits.decoded} bytes once decompressed`);
   decoded.receivedEncodedLength = 0;
   // Before the decompressed end passes on what these bytes became, so fastify's check sees them all.
   wire.on('data', () => (decoded.receivedEncodedLength = wire.bytes));
