@@ -362,7 +362,8 @@ export class AgentService {
         continue;
       }
       if (r.retry) {
-        if (report.kind === 'scan' && (await this.scanStuck(entry, r.reason))) {
+        // Only a scan that gets no answer at all can be stuck: an answer (503, 422) is the controller's own trouble, which it gets over.
+        if (report.kind === 'scan' && r.status === undefined && (await this.scanStuck(entry, r.reason))) {
           this.log.error({ seq: report.seq, reportId: report.reportId, reason: r.reason }, 'a scan the controller does not take while it answers: set aside as undelivered; heartbeats say so until a scan gets through');
           this.spool.reject(entry, `undeliverable: ${r.reason}`);
           this.markUndelivered(report, r.reason);
@@ -388,9 +389,10 @@ export class AgentService {
   }
 
   /**
-   * Whether the scan at the head of the spool has failed for longer than `controller.undeliveredAfter`
-   * while the controller answers its health check (a body it cuts off, a proxy that drops it). During a
-   * plain outage the health check fails too, and the scan waits: an outage must not cost a host its scan.
+   * Whether the scan at the head of the spool has failed without an answer for longer than
+   * `controller.undeliveredAfter` while the controller answers its health check (a body cut off on the
+   * way, a proxy that drops it). During a plain outage the health check fails too, and the scan waits:
+   * an outage must not cost a host its scan.
    */
   private async scanStuck(entry: { file: string }, reason: string): Promise<boolean> {
     const now = Date.now();

@@ -16,7 +16,8 @@ import type { AgentConfig } from '../../shared/schema/config.js';
 
 export type SendOutcome =
   | { ok: true; status: number; body: unknown }
-  | { ok: false; retry: true; reason: string }
+  /** `status` when the controller answered (5xx, 429, 408, 422); none when there was no answer at all. */
+  | { ok: false; retry: true; reason: string; status?: number }
   | { ok: false; retry: false; status: number; reason: string };
 
 export interface TransportOptions {
@@ -126,7 +127,7 @@ export class Transport {
     const message = (parsed as { message?: string } | null)?.message ?? String(text).slice(0, 300);
     const reason = `${res.status}: ${message}`;
     // 422 means the controller has no manifest for this image yet: publishing it fixes that, so wait.
-    if (res.status >= 500 || res.status === 429 || res.status === 408 || res.status === 422) return { ok: false, retry: true, reason };
+    if (res.status >= 500 || res.status === 429 || res.status === 408 || res.status === 422) return { ok: false, retry: true, reason, status: res.status };
     return { ok: false, retry: false, status: res.status, reason };
   }
 
@@ -169,12 +170,9 @@ export class Transport {
         });
       });
       const timer = setTimeout(() => req.destroy(Object.assign(new Error(`no complete answer within ${this.timeout} ms`), { code: 'ETIMEDOUT' })), this.timeout);
-      let answered = false;
-      req.on('response', () => (answered = true));
+      // A controller that refuses a body early (413) answers before the body is written; that answer
+      // settles the promise, and the EPIPE that may follow it changes nothing (test/agent/daemon/transport.test.ts).
       req.on('error', (err) => {
-        // A controller that refuses a body early (413) may close the socket while it is still being
-        // written: the answer it sent counts, not the EPIPE that follows it.
-        if (answered && ((err as NodeJS.ErrnoException).code === 'EPIPE' || (err as NodeJS.ErrnoException).code === 'ECONNRESET')) return;
         clearTimeout(timer);
         reject(err);
       });
