@@ -11,7 +11,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { DwError, isDwError } from '../shared/errors.js';
 import { bearer, hashSecret, roleAllows } from './auth.js';
-import { decodeBody } from './body-decoding.js';
+import { decodeBody, type BodyLimits } from './body-decoding.js';
 import type { ControllerConfig } from './config.js';
 import { ManifestCache } from './manifest-cache.js';
 import { LastDigests } from './ingest.js';
@@ -41,6 +41,8 @@ export type RouteAuth = 'none' | 'host' | 'enroll' | Exclude<Role, 'agent'>;
 declare module 'fastify' {
   interface FastifyContextConfig {
     auth?: RouteAuth;
+    /** A body limit as sent, below the route's bodyLimit (which then caps the body decompressed). */
+    wireBodyLimit?: number;
   }
   interface FastifyRequest {
     /** The token or host that authenticated this request; `actor` is what the audit log records. */
@@ -110,11 +112,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   // Runs after authentication (onRequest): an unauthenticated client never gets a body decompressed.
   app.addHook('preParsing', async (req, _reply, payload) =>
-    decodeBody(req, payload, {
-      wire: deps.config.bodyLimit,
-      decoded: req.routeOptions.bodyLimit ?? deps.config.bodyLimit,
-      decodedKey: req.routeOptions.bodyLimit === deps.config.decodedBodyLimit ? 'decodedBodyLimit' : 'bodyLimit',
-    }),
+    decodeBody(req, payload, bodyLimits(deps.config, req.routeOptions.bodyLimit ?? deps.config.bodyLimit, req.routeOptions.config.wireBodyLimit)),
   );
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -180,6 +178,15 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerDriftReportRoutes(app, ctx);
   registerReplacementRoutes(app, ctx);
   return app;
+}
+
+/** The reports route caps both sides by config keys; other routes cap both by their one limit. */
+function bodyLimits(config: ControllerConfig, routeLimit: number, wireLimit: number | undefined): BodyLimits {
+  if (wireLimit !== undefined) {
+    return { wire: wireLimit, decoded: routeLimit, wireLabel: `bodyLimit: ${wireLimit} bytes as sent`, decodedLabel: `decodedBodyLimit: ${routeLimit} bytes once decompressed` };
+  }
+  const label = routeLimit === config.bodyLimit ? `bodyLimit: ${routeLimit} bytes` : `${routeLimit} bytes`;
+  return { wire: routeLimit, decoded: routeLimit, wireLabel: `${label} as sent`, decodedLabel: `${label} once decompressed` };
 }
 
 async function authenticate(ctx: AppContext, req: FastifyRequest, need: Exclude<RouteAuth, 'none'>): Promise<void> {

@@ -33,18 +33,19 @@ class ByteCap extends Transform {
   }
 }
 
-/** `what` names the config key and the side of decompression it caps, e.g. "bodyLimit: 8388608 bytes as sent". */
+/** `what` names the limit (its config key, where it has one) and the side of decompression it caps. */
 function tooLarge(what: string): DwError {
   return new DwError('DW_ERR_TOO_LARGE', `request body is larger than the limit (${what})`, {});
 }
 
 export interface BodyLimits {
-  /** Bytes as sent (the config's bodyLimit). */
+  /** Bytes as sent. */
   wire: number;
-  /** Bytes once decompressed: the route's body limit. */
+  /** Bytes once decompressed. */
   decoded: number;
-  /** The config key the decoded limit comes from. */
-  decodedKey: string;
+  /** Each limit as a 413 names it, e.g. "bodyLimit: 8388608 bytes as sent". */
+  wireLabel: string;
+  decodedLabel: string;
 }
 
 /**
@@ -54,7 +55,7 @@ export interface BodyLimits {
 export function decodeBody(req: FastifyRequest, payload: NodeJS.ReadableStream, limits: BodyLimits): NodeJS.ReadableStream {
   const encoding = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   const declared = Number(req.headers['content-length']);
-  const asSent = `bodyLimit: ${limits.wire} bytes as sent`;
+  const asSent = limits.wireLabel;
   if (declared > limits.wire) throw tooLarge(asSent);
   if (encoding === 'identity' || encoding === '') {
     // With a length declared, node's parser holds the body to it; without one (chunked), count.
@@ -65,7 +66,7 @@ export function decodeBody(req: FastifyRequest, payload: NodeJS.ReadableStream, 
   }
   const wire = new ByteCap(limits.wire, asSent);
   const gunzip = createGunzip();
-  const decoded = new ByteCap(limits.decoded, `${limits.decodedKey}: ${limits.decoded} bytes once decompressed`);
+  const decoded = new ByteCap(limits.decoded, limits.decodedLabel);
   decoded.receivedEncodedLength = 0;
   // Before the decompressed end passes on what these bytes became, so fastify's check sees them all.
   wire.on('data', () => (decoded.receivedEncodedLength = wire.bytes));

@@ -6,7 +6,7 @@ import { ingestReport } from '../ingest.js';
 
 export function registerReportRoutes(app: App, ctx: AppContext): void {
   // A drifted host's scan is large: its body may decompress to decodedBodyLimit (it is at most bodyLimit as sent).
-  app.post('/api/v1/reports', { config: { auth: 'host' }, bodyLimit: ctx.config.decodedBodyLimit, schema: { body: ReportSchema } }, async (req) => {
+  app.post('/api/v1/reports', { config: { auth: 'host', wireBodyLimit: ctx.config.bodyLimit }, bodyLimit: ctx.config.decodedBodyLimit, schema: { body: ReportSchema } }, async (req) => {
     const principal = req.principal!;
     const hostId = principal.kind === 'host' ? principal.host.id : '';
     const started = performance.now();
