@@ -16,11 +16,12 @@ export interface ReportLimits {
 }
 
 /**
- * A little under the controller's defaults (bodyLimit 8 MiB, decodedBodyLimit 64 MiB), for the
- * report's envelope and headers. A controller with lower limits answers 413, and the agent halves
- * what it sends until a report fits (see AgentService.flushOnce).
+ * What the agent applies before spooling a scan: a little under the controller's default
+ * decodedBodyLimit (64 MiB), which also keeps one scan within the spool's default bound. The size on
+ * the wire is left to the controller, whose bodyLimit the agent cannot know: it answers 413, and the
+ * agent halves what it sends until a report fits (see AgentService.flushOnce).
  */
-export const DEFAULT_REPORT_LIMITS: ReportLimits = { maxJsonBytes: 60 * 1024 * 1024, maxWireBytes: 7.5 * 1024 * 1024 };
+export const DEFAULT_REPORT_LIMITS: ReportLimits = { maxJsonBytes: 60 * 1024 * 1024, maxWireBytes: Number.POSITIVE_INFINITY };
 
 const RANK = new Map<string, number>(SEVERITIES.map((s, i) => [s, i]));
 
