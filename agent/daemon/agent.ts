@@ -212,8 +212,8 @@ export class AgentService {
         const dropped = this.spool.dropped();
         const whole = reportFromCheck(result, { seq: this.state.nextSeq(), hostId: this.hostId, group: this.config.group });
         if (dropped > 0) whole.spoolDropped = dropped;
-        // Cut to the controller's default limits before it is spooled: a report of 200k+ deviations would
-        // otherwise be refused (and fill most of the spool's bound) on every attempt.
+        // Cut to 60 MiB of JSON before it is spooled: a report of 200k+ deviations would otherwise pass the
+        // controller's default decompressed limit and fill the spool's default bound by itself.
         const { report } = fitReport(whole, DEFAULT_REPORT_LIMITS);
         if (report.truncated) this.log.warn({ seq: report.seq, deviations: report.truncated.deviations, sent: report.truncated.sent }, 'scan too large for the controller: only the most severe deviations are sent, and the report says so');
         const spooled = this.spool.add(report);
@@ -342,8 +342,8 @@ export class AgentService {
       const undelivered = report.kind === 'scan' ? null : this.undeliveredScan();
       if (undelivered) report = { ...report, undeliveredScan: undelivered };
       let r = await this.transport.postEncoded('/api/v1/reports', this.credential, encodeBody(JSON.stringify(report)));
-      // The controller's limits are lower than the agent's defaults: halve what is sent until it fits.
-      while (!r.ok && !r.retry && r.status === 413 && report.kind !== 'heartbeat' && report.deviations.length > 0 && !this.stopped) {
+      // Too large for this controller's limits (which the agent cannot know): halve what is sent until it fits.
+      while (!r.ok && !r.retry && r.status === 413 && report.kind === 'scan' && report.deviations.length > 0 && !this.stopped) {
         const fitted = fitReport(report, DEFAULT_REPORT_LIMITS, Math.floor(report.deviations.length / 2));
         report = fitted.report;
         entry = this.spool.replace(entry, report);
