@@ -7,9 +7,11 @@ import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type
 import fastifySwagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { KeyObject } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { DwError, isDwError } from '../shared/errors.js';
 import { bearer, hashSecret, roleAllows } from './auth.js';
+import { decodeBody, type BodyLimits } from './body-decoding.js';
 import { durationMs, type ControllerConfig } from './config.js';
 import { ManifestCache } from './manifest-cache.js';
 import { LastDigests } from './ingest.js';
@@ -41,6 +43,8 @@ export type RouteAuth = 'none' | 'host' | 'enroll' | Exclude<Role, 'agent'>;
 declare module 'fastify' {
   interface FastifyContextConfig {
     auth?: RouteAuth;
+    /** A body limit as sent, below the route's bodyLimit (which then caps the body decompressed). */
+    wireBodyLimit?: number;
   }
   interface FastifyRequest {
     /** The token or host that authenticated this request; `actor` is what the audit log records. */
@@ -56,8 +60,8 @@ export interface AppDeps {
   log: Logger;
   metrics: Metrics;
   clock?: () => Date;
-  /** PEM certificate and key: the server speaks HTTPS only. */
-  https?: { cert: Buffer; key: Buffer };
+  /** PEM certificate and key: the server speaks HTTPS only; with `ca`, clients are asked for a certificate (mTLS). */
+  https?: { cert: Buffer; key: Buffer; ca?: Buffer; requestCert?: boolean; rejectUnauthorized?: boolean };
   /** Signs dashboard session cookies (default: config.dashboard.sessionKeyFile, else a per-process random key). */
   sessionKey?: Buffer;
   /** The replacement scheduler; built from `config.scheduler` when not given. */
@@ -118,6 +122,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     if (closing) void reply.header('connection', 'close');
     done(null, payload);
   });
+  // Runs after authentication (onRequest): an unauthenticated client never gets a body decompressed.
+  app.addHook('preParsing', async (req, _reply, payload) =>
+    decodeBody(req, payload, bodyLimits(deps.config, req.routeOptions.bodyLimit ?? deps.config.bodyLimit, req.routeOptions.config.wireBodyLimit)),
+  );
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest('principal', null);
@@ -138,6 +146,15 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
 
   app.addHook('onRequest', async (req) => {
+    // With client certificates optional (tls.requireClientCert: false) the handshake lets a bad one
+    // through; a certificate that is presented must still be valid.
+    if (deps.https?.requestCert && deps.https.rejectUnauthorized === false) {
+      const socket = req.raw.socket as TLSSocket;
+      const peer = socket.getPeerCertificate?.();
+      if (peer && Object.keys(peer).length > 0 && !socket.authorized) {
+        throw new DwError('DW_ERR_UNAUTHORIZED', `client certificate refused: ${String(socket.authorizationError)}`);
+      }
+    }
     const need = req.routeOptions.config.auth;
     if (need === undefined) {
       if (req.routeOptions.url === undefined) return; // 404s are answered by the not-found handler
@@ -193,6 +210,15 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 function trustProxyOption(t: ControllerConfig['trustProxy']): false | string[] | ((addr: string, hop: number) => boolean) {
   if (t === false || Array.isArray(t)) return t;
   return (_addr, hop) => hop < t;
+}
+
+/** The reports route caps both sides by config keys; other routes cap both by their one limit. */
+function bodyLimits(config: ControllerConfig, routeLimit: number, wireLimit: number | undefined): BodyLimits {
+  if (wireLimit !== undefined) {
+    return { wire: wireLimit, decoded: routeLimit, wireLabel: `bodyLimit: ${wireLimit} bytes as sent`, decodedLabel: `decodedBodyLimit: ${routeLimit} bytes once decompressed` };
+  }
+  const label = routeLimit === config.bodyLimit ? `bodyLimit: ${routeLimit} bytes` : `${routeLimit} bytes`;
+  return { wire: routeLimit, decoded: routeLimit, wireLabel: `${label} as sent`, decodedLabel: `${label} once decompressed` };
 }
 
 async function authenticate(ctx: AppContext, req: FastifyRequest, need: Exclude<RouteAuth, 'none'>): Promise<void> {

@@ -34,7 +34,16 @@ export const RATE_LIMIT_DEFAULT = { failedAuth: { max: 20, per: '1m' }, enroll: 
 
 export const ControllerConfigSchema = z.strictObject({
   listen: ListenSchema.default('127.0.0.1:8443'),
-  tls: z.strictObject({ certFile: HostPathSchema, keyFile: HostPathSchema }).optional(),
+  tls: z
+    .strictObject({
+      certFile: HostPathSchema,
+      keyFile: HostPathSchema,
+      /** CA that client certificates must chain to (mTLS); agents then send controller.certFile/keyFile. */
+      clientCaFile: HostPathSchema.optional(),
+      /** With clientCaFile: refuse, at the TLS handshake, a client without a valid certificate (default true). */
+      requireClientCert: z.boolean().default(true),
+    })
+    .optional(),
   store: StoreUrlSchema.default('sqlite:/var/lib/driftwarden/controller.db'),
   /** Public keys whose manifest signatures are trusted. */
   trustedKeys: z.array(HostPathSchema).default([]),
@@ -51,8 +60,10 @@ export const ControllerConfigSchema = z.strictObject({
    */
   scanMaxAge: DurationSchema.default('25h'),
   retention: z.strictObject({ reports: DurationSchema.default('30d') }).default({ reports: '30d' }),
-  /** Largest request body accepted, in bytes. */
+  /** Largest request body accepted, in bytes, as sent (gzip-compressed or not). */
   bodyLimit: z.number().int().positive().max(256 * 1024 * 1024).default(8 * 1024 * 1024),
+  /** Largest report body once decompressed, in bytes: a small gzip body cannot expand past it. */
+  decodedBodyLimit: z.number().int().positive().max(1024 * 1024 * 1024).default(64 * 1024 * 1024),
   /** The replacement scheduler (controller/scheduler/config.ts). */
   scheduler: SchedulerConfigSchema.default(SCHEDULER_DEFAULT),
   /** The web dashboard served at `/`. */

@@ -70,6 +70,12 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
   if (report.kind === 'heartbeat' && report.deviations.length > 0) {
     throw new DwError('DW_ERR_VALIDATION', 'a heartbeat carries no deviations; send them in a scan or event report', {});
   }
+  if (report.truncated && (report.kind !== 'scan' || report.truncated.sent !== report.deviations.length || report.truncated.deviations < report.truncated.sent)) {
+    throw new DwError('DW_ERR_VALIDATION', `truncated: only a scan is truncated, with sent equal to its ${report.deviations.length} deviations and no more than the total`, {});
+  }
+  if (report.undeliveredScan && report.kind === 'scan') {
+    throw new DwError('DW_ERR_VALIDATION', 'undeliveredScan: a scan that arrived is not undelivered; heartbeats and events carry it', {});
+  }
   const now = deps.clock().toISOString();
 
   return deps.store.transaction(async (tx): Promise<IngestResult> => {
@@ -125,9 +131,22 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
       notes.push(integrityDeviation(hostId, 'agent:clock-skew', `within ${CLOCK_SKEW_TOLERANCE_MS / 1000} s`, `${Math.round(skew / 1000)} s`, now, 'report'));
       deps.log.warn({ hostId, skewSeconds: Math.round(skew / 1000) }, 'host clock is skewed');
     }
+    if (report.truncated) {
+      // The host has drift it could not send: nothing judges the part left out, so it taints.
+      integrity.push(integrityDeviation(hostId, 'agent:scan-truncated', 'the whole scan', `${report.truncated.sent} of ${report.truncated.deviations} deviations sent`, now));
+    }
+    if (report.undeliveredScan) {
+      // A scan the agent could not deliver must not leave the host clean on heartbeats alone. With
+      // deviations in it, drift the controller cannot judge taints (making a scan undeliverable is how a
+      // compromised host would hide it); a scan without any is reported, and the next delivered one clears it.
+      const u = report.undeliveredScan;
+      const row = integrityDeviation(hostId, 'agent:scan-undelivered', 'scan delivered', `since ${u.since}: ${u.deviations} deviations: ${u.reason}`, now, u.deviations > 0 ? 'taint' : 'report');
+      (u.deviations > 0 ? integrity : notes).push(row);
+    }
     let digestMismatch: string[] = [];
     let scanRequested = false;
-    if (report.kind === 'scan') {
+    // A truncated scan's deviations are a part: its digests cannot add up, and it taints anyway.
+    if (report.kind === 'scan' && !report.truncated) {
       // A collector that failed on the host (or was stopped by its watchdog) has no section to check:
       // that is recorded as what it is, a gap in what the host could vouch for, not as tampering.
       const failed = new Map(report.collectors.filter((c) => !c.ok).map((c) => [c.collector as string, c.error ?? 'failed']));
@@ -169,13 +188,16 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     rows.push(...integrity, ...notes);
 
 
+    // A heartbeat only keeps a host alive, unless it announces an undelivered scan or does not add up
+    // (another manifest, another identity): then it is judged like a report.
+    const beatOnly = report.kind === 'heartbeat' && !report.undeliveredScan && integrity.length === 0;
     let event: HostEvent;
     if (identity.length > 0) {
       event = { type: 'report', worst: 'taint', culprit: { collector: 'integrity', key: identity[0]!.key, change: 'modified', decidedBy: 'integrity' } };
     }
     // A heartbeat naming a manifest the host was not given is a host that lies about its baseline:
     // it taints like a scan that does not add up, whatever kind of report carries it.
-    else if (report.kind === 'heartbeat' && integrity.length === 0) event = { type: 'heartbeat' };
+    else if (beatOnly) event = { type: 'heartbeat' };
     else if (integrity.length > 0) {
       event = { type: 'report', worst: 'taint', culprit: { collector: 'integrity', key: integrity[0]!.key, change: 'modified', decidedBy: 'integrity' } };
     } else if (notes.length > 0 && (evaluation.worst === 'none' || evaluation.worst === 'ignore' || evaluation.worst === 'exempt')) {
@@ -199,8 +221,8 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     if (report.kind === 'scan') await tx.replaceHostDeviations(hostId, rows);
     else if (rows.length > 0) await tx.upsertHostDeviations(rows);
     // The store keeps each deviation's first sighting across scans and events.
-    const current = report.kind === 'scan' ? rows : report.kind === 'event' || rows.length > 0 ? await tx.listHostDeviations(hostId) : [];
-    const counted = report.kind === 'heartbeat' && rows.length === 0 ? host.deviationCount : current.filter((r) => r.action !== 'ignore').length;
+    const current = report.kind === 'scan' ? rows : !beatOnly || rows.length > 0 ? await tx.listHostDeviations(hostId) : [];
+    const counted = beatOnly && rows.length === 0 ? host.deviationCount : current.filter((r) => r.action !== 'ignore').length;
 
     if (report.kind !== 'heartbeat') await tx.insertReport({
       reportId: report.reportId,
@@ -217,7 +239,7 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     await tx.updateHost(hostId, {
       lastSeenAt: now,
       lastSeq: report.seq,
-      ...(report.kind === 'heartbeat' ? (rows.length > 0 ? { deviationCount: counted } : {}) : { lastReportAt: now, deviationCount: counted }),
+      ...(report.kind !== 'heartbeat' ? { lastReportAt: now, deviationCount: counted } : beatOnly && rows.length === 0 ? {} : { deviationCount: counted }),
       ...(report.kind === 'scan' ? { lastScanAt: now } : {}),
       // The pinned hostname and group are never patched here; a differing claim is kept beside them.
       ...(report.inventory ? { inventory: report.inventory } : {}),

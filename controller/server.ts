@@ -45,7 +45,15 @@ export async function startController(config: ControllerConfig, opts: { log?: Lo
   // Everything that can be wrong with the config fails here, before the port opens.
   const policy = config.policy ? loadPolicy(config.policy) : defaultPolicy();
   const trustedKeys: KeyObject[] = config.trustedKeys.map(loadPublicKey);
-  const https = config.tls ? { cert: readPem(config.tls.certFile, 'certificate'), key: readPem(config.tls.keyFile, 'key') } : undefined;
+  const https = config.tls
+    ? {
+        cert: readPem(config.tls.certFile, 'certificate'),
+        key: readPem(config.tls.keyFile, 'key'),
+        // mTLS: a client certificate is checked at the handshake, before any HTTP is read. It is an extra
+        // gate in front of the host credential, which every report still needs.
+        ...(config.tls.clientCaFile ? { ca: readPem(config.tls.clientCaFile, 'client CA'), requestCert: true, rejectUnauthorized: config.tls.requireClientCert } : {}),
+      }
+    : undefined;
   const sinks = sinksFromConfig(config);
   const anchors = config.audit.anchors;
   const anchorKey = anchors?.keyFile ? loadPrivateKey(anchors.keyFile) : undefined;

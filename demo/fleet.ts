@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { DEFAULT_WATCH_PATHS } from '../agent/daemon/agent.js';
-import type { AgentConfig } from '../shared/schema/config.js';
+import type { AgentConfigInput } from '../shared/schema/config.js';
 import type { DriftName } from './drifts.js';
 
 export interface HostSpec {
@@ -63,7 +63,7 @@ export function prepareHost(work: string, spec: HostSpec, image: { root: string;
   const id = randomBytes(16).toString('hex');
   writeFileSync(join(root, 'etc/machine-id'), `${id}\n`);
   writeFileSync(join(root, 'etc/hostname'), `${spec.name}\n`);
-  const config: Partial<AgentConfig> = {
+  const config: AgentConfigInput = {
     controller: { url: controller.url, enrollmentTokenFile: controller.enrollmentTokenFile },
     manifest: image.manifest,
     root,

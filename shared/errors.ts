@@ -15,6 +15,7 @@ export const ERRORS = {
   DW_ERR_IO: { status: 500, exit: 2, summary: 'a file could not be read or written' },
   DW_ERR_VALIDATION: { status: 400, exit: 2, summary: 'a request failed validation' },
   DW_ERR_TOO_LARGE: { status: 413, exit: 2, summary: 'a request body is larger than allowed' },
+  DW_ERR_UNSUPPORTED_ENCODING: { status: 415, exit: 2, summary: 'a request body is in an encoding the controller does not accept' },
   DW_ERR_UNAUTHORIZED: { status: 401, exit: 2, summary: 'no valid credential was presented' },
   DW_ERR_FORBIDDEN: { status: 403, exit: 2, summary: 'the credential may not do this' },
   DW_ERR_NOT_FOUND: { status: 404, exit: 2, summary: 'no such resource' },

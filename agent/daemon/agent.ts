@@ -17,7 +17,7 @@ import type { Deviation } from '../../shared/schema/deviation.js';
 import type { AnyItem } from '../../shared/schema/items.js';
 import type { Manifest } from '../../shared/schema/manifest.js';
 import type { VerifyResult } from '../../shared/manifest.js';
-import type { Report } from '../../shared/schema/report.js';
+import type { Report, UndeliveredScan } from '../../shared/schema/report.js';
 import { COLLECTORS } from '../collectors/index.js';
 import { check } from '../commands/check.js';
 import { loadVerifiedManifest } from '../commands/manifest.js';
@@ -32,7 +32,8 @@ import { fileDeviations } from './fingerprint.js';
 import { PackedFiles } from '../packed-files.js';
 import { Spool } from './spool.js';
 import { StateDir } from './state-dir.js';
-import { backoffMs, Transport } from './transport.js';
+import { DEFAULT_REPORT_LIMITS, fitReport } from './report-size.js';
+import { backoffMs, encodeBody, transportFor, type Transport } from './transport.js';
 import { ChangeWatcher } from './watch.js';
 import { ScanWatchdog } from './watchdog.js';
 import { releaseMemory, settleMemory } from './release-memory.js';
@@ -112,6 +113,8 @@ export class AgentService {
   /** Re-enrollment attempts are paced like retries: one per refusal, never two within a backoff period. */
   private reenrollAttempt = 0;
   private reenrollNotBefore = 0;
+  /** The scan at the head of the spool that keeps failing with retryable errors, and since when. */
+  private headFailing: { file: string; since: number } | null = null;
 
   constructor(
     private config: AgentConfig,
@@ -137,7 +140,7 @@ export class AgentService {
     this.hostId = id!;
     if (this.config.controller) {
       await this.transport?.close();
-      this.transport = new Transport({ url: this.config.controller.url, caFile: this.config.controller.caFile });
+      this.transport = transportFor(this.config.controller);
     }
   }
 
@@ -207,11 +210,15 @@ export class AgentService {
         // can be 100k+ items with both bodies, which would otherwise sit in memory until the next scan.
         this.lastResult = { ...result, deviations: [] };
         const dropped = this.spool.dropped();
-        const report = reportFromCheck(result, { seq: this.state.nextSeq(), hostId: this.hostId, group: this.config.group });
-        if (dropped > 0) report.spoolDropped = dropped;
-        this.spool.add(report);
+        const whole = reportFromCheck(result, { seq: this.state.nextSeq(), hostId: this.hostId, group: this.config.group });
+        if (dropped > 0) whole.spoolDropped = dropped;
+        // Cut to 60 MiB of JSON before it is spooled: a report of 200k+ deviations would otherwise pass the
+        // controller's default decompressed limit and fill the spool's default bound by itself.
+        const { report } = fitReport(whole, DEFAULT_REPORT_LIMITS);
+        if (report.truncated) this.log.warn({ seq: report.seq, deviations: report.truncated.deviations, sent: report.truncated.sent }, 'scan too large for the controller: only the most severe deviations are sent, and the report says so');
+        const spooled = this.spool.add(report);
         this.saveLastScan({ at: result.scannedAt, clean: result.clean, complete: result.complete, deviations: result.deviations.length, durationMs: Date.now() - started, seq: report.seq });
-        this.log.info({ seq: report.seq, deviations: result.deviations.length, fullRehash, ms: Date.now() - started }, 'scan spooled');
+        this.log.info({ seq: report.seq, deviations: result.deviations.length, bytes: spooled.bytes, fullRehash, ms: Date.now() - started }, 'scan spooled');
       } catch (err) {
         this.log.error({ err }, 'scan failed');
         this.saveLastScan({ at: new Date().toISOString(), clean: false, complete: false, deviations: 0, durationMs: Date.now() - started, seq: 0, error: describeError(err) });
@@ -326,15 +333,27 @@ export class AgentService {
       this.credential = r.credential;
       this.log.info({ hostId: this.hostId }, 'enrolled');
     }
-    for (const entry of this.spool.list()) {
+    for (let entry of this.spool.list()) {
       if (this.stopped) return false;
-      const report = this.spool.read(entry);
+      let report = this.spool.read(entry);
       // Superseded or dropped while this pass was sending the ones before it.
       if (!report) continue;
-      const r = await this.transport.post('/api/v1/reports', this.credential, report);
+      // Added as it is sent, not when spooled: a heartbeat spooled behind the stuck scan says so too.
+      const undelivered = report.kind === 'scan' ? null : this.undeliveredScan();
+      if (undelivered) report = { ...report, undeliveredScan: undelivered };
+      let r = await this.transport.postEncoded('/api/v1/reports', this.credential, encodeBody(JSON.stringify(report)));
+      // Too large for this controller's limits (which the agent cannot know): halve what is sent until it fits.
+      while (!r.ok && !r.retry && r.status === 413 && report.kind === 'scan' && report.deviations.length > 0 && !this.stopped) {
+        const fitted = fitReport(report, DEFAULT_REPORT_LIMITS, Math.floor(report.deviations.length / 2));
+        report = fitted.report;
+        entry = this.spool.replace(entry, report);
+        this.log.warn({ seq: report.seq, deviations: report.truncated?.deviations, sent: report.truncated?.sent, reason: r.reason }, 'controller refused the report as too large: resending it with fewer deviations, flagged truncated');
+        r = await this.transport.postEncoded('/api/v1/reports', this.credential, fitted.body ?? encodeBody(JSON.stringify(report)));
+      }
       if (r.ok) {
         if (this.refused || this.reenrollAttempt > 0) this.credentialAccepted();
         this.spool.ack(entry);
+        if (report.kind === 'scan') this.scanDelivered();
         this.log.debug({ seq: report.seq, kind: report.kind, reportId: report.reportId }, 'report delivered');
         if (report.spoolDropped) this.spool.clearDropped(report.spoolDropped);
         this.retryAttempt = 0;
@@ -343,6 +362,13 @@ export class AgentService {
         continue;
       }
       if (r.retry) {
+        // Only a scan that gets no answer at all can be stuck: an answer (503, 422) is the controller's own trouble, which it gets over.
+        if (report.kind === 'scan' && r.status === undefined && (await this.scanStuck(entry, r.reason))) {
+          this.log.error({ seq: report.seq, reportId: report.reportId, reason: r.reason }, 'a scan the controller does not take while it answers: set aside as undelivered; heartbeats say so until a scan gets through');
+          this.spool.reject(entry, `undeliverable: ${r.reason}`);
+          this.markUndelivered(report, r.reason);
+          continue;
+        }
         this.log.warn({ reason: r.reason, spooled: this.spool.list().length }, 'controller unreachable; reports stay spooled');
         this.scheduleRetry();
         return false;
@@ -357,8 +383,46 @@ export class AgentService {
       // Retrying cannot fix any other 4xx: keep the report aside with the controller's reason, and go on.
       this.log.error({ seq: report.seq, reportId: report.reportId, reason: r.reason }, 'controller refused a report; moved to spool/rejected');
       this.spool.reject(entry, r.reason);
+      if (report.kind === 'scan') this.markUndelivered(report, r.reason);
     }
     return true;
+  }
+
+  /**
+   * Whether the scan at the head of the spool has failed without an answer for longer than
+   * `controller.undeliveredAfter` while the controller answers its health check (a body cut off on the
+   * way, a proxy that drops it). During a plain outage the health check fails too, and the scan waits:
+   * an outage must not cost a host its scan.
+   */
+  private async scanStuck(entry: { file: string }, reason: string): Promise<boolean> {
+    const now = Date.now();
+    if (this.headFailing?.file !== entry.file) this.headFailing = { file: entry.file, since: now };
+    const bound = parseDuration(this.config.controller?.undeliveredAfter ?? '15m') ?? 900_000;
+    if (now - this.headFailing.since < bound) return false;
+    const health = await this.transport!.get('/healthz');
+    if (!health.ok) return false;
+    this.log.debug({ reason }, 'the controller answers, but not to this scan');
+    this.headFailing = null;
+    return true;
+  }
+
+  /** What heartbeats and events announce while a scan is undelivered. */
+  private undeliveredScan(): UndeliveredScan | null {
+    return this.state.readJson<UndeliveredScan>(this.state.undeliveredScanFile);
+  }
+
+  private markUndelivered(report: Report, reason: string): void {
+    const since = this.undeliveredScan()?.since ?? new Date().toISOString();
+    const undelivered: UndeliveredScan = { since, reason: reason.slice(0, 1000), deviations: report.truncated?.deviations ?? report.deviations.length };
+    this.state.writeJson(this.state.undeliveredScanFile, undelivered);
+  }
+
+  private scanDelivered(): void {
+    this.headFailing = null;
+    if (this.undeliveredScan()) {
+      this.state.clearUndeliveredScan();
+      this.log.info('a scan was delivered; the undelivered one is no longer announced');
+    }
   }
 
   /**

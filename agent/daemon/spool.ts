@@ -80,6 +80,14 @@ export class Spool {
     return JSON.parse(text) as Report;
   }
 
+  /** The same report, rewritten in place (cut to fit the controller's limits): same seq, same id. */
+  replace(entry: SpoolEntry, report: Report): SpoolEntry {
+    const body = JSON.stringify(report);
+    writeFileAtomic(entry.file, body, 0o600);
+    this.syncDir();
+    return { ...entry, bytes: Buffer.byteLength(body) };
+  }
+
   /** The controller acknowledged it. */
   ack(entry: SpoolEntry): void {
     this.remove(entry);

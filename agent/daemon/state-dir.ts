@@ -30,6 +30,15 @@ export class StateDir {
     return join(this.dir, 'credential-refused.json');
   }
 
+  /** Present while a scan could not be delivered (see UndeliveredScan in shared/schema/report.ts). */
+  get undeliveredScanFile(): string {
+    return join(this.dir, 'undelivered-scan.json');
+  }
+
+  clearUndeliveredScan(): void {
+    rmSync(this.undeliveredScanFile, { force: true });
+  }
+
   clearCredentialRefused(): void {
     rmSync(this.credentialRefusedFile, { force: true });
   }

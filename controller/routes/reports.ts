@@ -5,7 +5,8 @@ import type { App, AppContext } from '../app.js';
 import { ingestReport } from '../ingest.js';
 
 export function registerReportRoutes(app: App, ctx: AppContext): void {
-  app.post('/api/v1/reports', { config: { auth: 'host' }, schema: { body: ReportSchema } }, async (req) => {
+  // A drifted host's scan is large: its body may decompress to decodedBodyLimit (it is at most bodyLimit as sent).
+  app.post('/api/v1/reports', { config: { auth: 'host', wireBodyLimit: ctx.config.bodyLimit }, bodyLimit: ctx.config.decodedBodyLimit, schema: { body: ReportSchema } }, async (req) => {
     const principal = req.principal!;
     const hostId = principal.kind === 'host' ? principal.host.id : '';
     const started = performance.now();

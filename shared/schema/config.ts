@@ -21,15 +21,51 @@ const CronExprSchema = z.string().refine((s) => validateCron(s), 'expected a cro
 
 const toggle = { enabled: z.boolean().default(true) };
 
+/** 127.0.0.0/8, ::1 and localhost: traffic to them never leaves the host. */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
+  if (/^::ffff:127\.\d+\.\d+\.\d+$/.test(h)) return true;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+export const AgentControllerSchema = z
+  .strictObject({
+    url: z.string().url().refine((u) => /^https?:\/\//i.test(u), 'expected an http(s) URL'),
+    enrollmentToken: z.string().min(1).optional(),
+    enrollmentTokenFile: HostPathSchema.optional(),
+    caFile: HostPathSchema.optional(),
+    /** A client certificate and its key (0600) for a controller that requires mTLS; the host credential is still sent. */
+    certFile: HostPathSchema.optional(),
+    keyFile: HostPathSchema.optional(),
+    /** Plain http:// to a host other than loopback sends the host credential and every report in the clear. */
+    allowInsecure: z.boolean().default(false),
+    /**
+     * A scan the controller does not take for this long, while the controller answers its health check,
+     * is set aside as undelivered and announced in every heartbeat until a scan gets through.
+     */
+    undeliveredAfter: DurationSchema.default('15m'),
+  })
+  .superRefine((c, ctx) => {
+    const url = new URL(c.url);
+    if (url.protocol === 'http:' && !c.allowInsecure && !isLoopbackHost(url.hostname)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['url'],
+        message: `plain http:// to ${url.hostname}, which is not loopback, would send the host credential and reports in the clear: use https://, or set controller.allowInsecure: true`,
+      });
+    }
+    if ((c.certFile === undefined) !== (c.keyFile === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [c.certFile === undefined ? 'certFile' : 'keyFile'], message: 'a client certificate needs both controller.certFile and controller.keyFile' });
+    }
+    if (c.certFile && url.protocol !== 'https:') {
+      ctx.addIssue({ code: 'custom', path: ['certFile'], message: 'a client certificate is only sent over https://' });
+    }
+  });
+
 export const AgentConfigSchema = z.strictObject({
-  controller: z
-    .strictObject({
-      url: z.string().url(),
-      enrollmentToken: z.string().min(1).optional(),
-      enrollmentTokenFile: HostPathSchema.optional(),
-      caFile: HostPathSchema.optional(),
-    })
-    .optional(),
+  controller: AgentControllerSchema.optional(),
   manifest: HostPathSchema.optional(),
   /**
    * Public keys (PEM files) the manifest must be signed by: with any, an unsigned or badly signed
@@ -83,3 +119,5 @@ export const AgentConfigSchema = z.strictObject({
     .default({ cpuShare: 1, memoryMb: 1024, maxScanDuration: '1h' }),
 });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+/** The config as a user writes it: keys with defaults may be left out. */
+export type AgentConfigInput = z.input<typeof AgentConfigSchema>;

@@ -30,6 +30,28 @@ export type Inventory = z.infer<typeof InventorySchema>;
  */
 export const ReportKindSchema = z.enum(['scan', 'heartbeat', 'event']);
 
+/**
+ * A scan cut short to fit the controller's body limits: only the `sent` most severe of `deviations`
+ * are in the report. The controller cannot judge the rest, so it treats the host as having drift it
+ * could not see (an integrity deviation, `agent:scan-truncated`).
+ */
+export const TruncatedSchema = z.strictObject({
+  deviations: z.number().int().nonnegative(),
+  sent: z.number().int().nonnegative(),
+});
+
+/**
+ * Carried by heartbeats and events while the agent holds a scan the controller did not take (refused
+ * with a 4xx, or failing for longer than the agent's bound while the controller answers): the host must
+ * not look clean on the strength of heartbeats alone.
+ */
+export const UndeliveredScanSchema = z.strictObject({
+  since: IsoTimeSchema,
+  reason: z.string().max(1000),
+  deviations: z.number().int().nonnegative(),
+});
+export type UndeliveredScan = z.infer<typeof UndeliveredScanSchema>;
+
 export const ReportSchema = z.strictObject({
   schema: z.literal(REPORT_SCHEMA_ID),
   kind: ReportKindSchema.default('scan'),
@@ -48,5 +70,7 @@ export const ReportSchema = z.strictObject({
   group: z.string().min(1).max(256).optional(),
   /** Reports the agent's spool had to drop for space since the last acknowledged count. */
   spoolDropped: z.number().int().nonnegative().optional(),
+  truncated: TruncatedSchema.optional(),
+  undeliveredScan: UndeliveredScanSchema.optional(),
 });
 export type Report = z.infer<typeof ReportSchema>;

@@ -82,6 +82,8 @@ export class Controller {
   constructor(
     readonly dir: string,
     private readonly pub: string,
+    /** Any other controller.yaml keys (bodyLimit, tls, ...). */
+    private readonly extra: Record<string, unknown> = {},
   ) {
     this.db = join(dir, 'controller.db');
   }
@@ -91,7 +93,7 @@ export class Controller {
   }
 
   async start(): Promise<void> {
-    const config = ControllerConfigSchema.parse({ listen: `127.0.0.1:${this.port}`, store: `sqlite:${this.db}`, trustedKeys: [this.pub], silentAfter: '1h' });
+    const config = ControllerConfigSchema.parse({ listen: `127.0.0.1:${this.port}`, store: `sqlite:${this.db}`, trustedKeys: [this.pub], silentAfter: '1h', ...this.extra });
     this.running = await startController(config, { log: silent });
     this.port = Number(new URL(this.running.url).port);
     if (!this.adminToken) {
@@ -161,6 +163,8 @@ export interface AgentOptions {
   watch?: string[] | null;
   spoolMaxBytes?: number;
   trustedKeys?: string[];
+  /** More agent.yaml `controller` keys (undeliveredAfter, allowInsecure, certFile, ...). */
+  controllerKeys?: Record<string, unknown>;
 }
 
 /** One host: a copy of the fixture root, a state directory, an enrollment token file and agent.yaml. */
@@ -187,7 +191,7 @@ export class AgentHost {
   configObject(over: Partial<AgentOptions> = {}): Record<string, unknown> {
     const o = { ...this.opts, ...over };
     return {
-      controller: { url: o.controllerUrl, enrollmentTokenFile: this.tokenFile },
+      controller: { url: o.controllerUrl, enrollmentTokenFile: this.tokenFile, ...o.controllerKeys },
       manifest: o.manifest,
       ...(o.trustedKeys ? { trustedKeys: o.trustedKeys } : {}),
       root: this.root,
@@ -311,8 +315,8 @@ export function spooledReports(spoolDir: string): SpooledReport[] {
  * A Controller in a temp dir trusting `baked`'s key, started, with `baked`'s manifest published. It joins
  * `track` before it starts, so the test's afterEach stops it even when the start fails.
  */
-export async function publishedController(baked: Baked, track: Controller[], port = 0): Promise<Controller> {
-  const c = new Controller(tempDir('dw-ctl-'), baked.pub);
+export async function publishedController(baked: Baked, track: Controller[], port = 0, extra: Record<string, unknown> = {}): Promise<Controller> {
+  const c = new Controller(tempDir('dw-ctl-'), baked.pub, extra);
   c.port = port;
   track.push(c);
   await c.start();

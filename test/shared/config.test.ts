@@ -35,6 +35,25 @@ watch: { paths: [/etc, /root/.ssh, /usr/local/bin, /opt] }
     expect(() => parse('collectors:\n  cron: { enabled: "no" }\n')).toThrow(/agent.yaml: collectors.cron.enabled: /);
   });
 
+  it('refuses plain http:// to a controller that is not on loopback unless controller.allowInsecure says so', () => {
+    const at = (url: string, extra = '') => parse(`controller:\n  url: ${url}\n${extra}`);
+    for (const url of ['http://127.0.0.1:8443', 'http://127.8.9.10:80', 'http://localhost:8443', 'http://[::1]:8443', 'https://10.0.0.5:8443', 'https://drift.example.internal']) {
+      expect(at(url).controller!.url).toBe(url);
+    }
+    for (const url of ['http://10.0.0.5:8443', 'http://drift.example.internal:8443', 'http://[fd00::1]:8443', 'http://127.0.0.1.example.com/', 'http://0.0.0.0:8443']) {
+      expect(() => at(url)).toThrow(/agent\.yaml: controller\.url: plain http:\/\/ to .* use https:\/\/, or set controller\.allowInsecure: true/);
+    }
+    expect(at('http://10.0.0.5:8443', '  allowInsecure: true\n').controller!.allowInsecure).toBe(true);
+    expect(() => at('ftp://10.0.0.5/')).toThrow(/controller\.url: expected an http\(s\) URL/);
+  });
+
+  it('takes a client certificate only as a pair, and only over https', () => {
+    const at = (url: string, extra: string) => parse(`controller:\n  url: ${url}\n${extra}`);
+    expect(at('https://drift.example.internal', '  certFile: /etc/dw/host.crt\n  keyFile: /etc/dw/host.key\n').controller).toMatchObject({ certFile: '/etc/dw/host.crt', keyFile: '/etc/dw/host.key' });
+    expect(() => at('https://drift.example.internal', '  certFile: /etc/dw/host.crt\n')).toThrow(/controller\.keyFile: a client certificate needs both/);
+    expect(() => at('http://127.0.0.1:8443', '  certFile: /etc/dw/host.crt\n  keyFile: /etc/dw/host.key\n')).toThrow(/controller\.certFile: a client certificate is only sent over https/);
+  });
+
   it('refuses broken YAML with the line', () => {
     expect(() => parse('root: /\nroot: /x\n')).toThrow(/agent.yaml:2: invalid YAML/);
   });

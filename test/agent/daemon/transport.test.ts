@@ -6,6 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
+import { gunzipSync } from 'node:zlib';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { ControllerConfigSchema } from '../../../controller/config.js';
@@ -50,7 +52,7 @@ describe('Transport', () => {
     try {
       for (const s of [503, 429, 422]) {
         status = s;
-        expect(await t.post('/api/v1/reports', 'x', { a: 1 })).toEqual({ ok: false, retry: true, reason: `${s}: status ${s}` });
+        expect(await t.post('/api/v1/reports', 'x', { a: 1 })).toEqual({ ok: false, retry: true, status: s, reason: `${s}: status ${s}` });
       }
       status = 409;
       expect(await t.post('/api/v1/reports', 'x', { a: 1 })).toEqual({ ok: false, retry: false, status: 409, reason: '409: status 409' });
@@ -98,6 +100,51 @@ describe('Transport', () => {
         ['Bearer dwh_secret', 'application/json', '{"seq":2}'],
       ]);
       expect(seen[1]!.socket).toBe(seen[0]!.socket);
+    } finally {
+      await t.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('sends a large body gzip-compressed, and a small one as it is', async () => {
+    const seen: { encoding: string | undefined; length: number; body: string }[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const raw = Buffer.concat(chunks);
+        seen.push({ encoding: req.headers['content-encoding'], length: Number(req.headers['content-length']), body: (req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString() });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    const url = await listen(server);
+    const t = new Transport({ url });
+    const big = { deviations: Array.from({ length: 2000 }, (_, i) => ({ key: `/opt/bulk/${i}` })) };
+    try {
+      expect(await t.post('/api/v1/reports', 'x', { small: true })).toMatchObject({ ok: true });
+      expect(await t.post('/api/v1/reports', 'x', big)).toMatchObject({ ok: true });
+      expect(seen[0]).toEqual({ encoding: undefined, length: 14, body: '{"small":true}' });
+      expect(seen[1]!.encoding).toBe('gzip');
+      expect(seen[1]!.body).toBe(JSON.stringify(big));
+      expect(seen[1]!.length).toBeLessThan(JSON.stringify(big).length / 4);
+    } finally {
+      await t.close();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('takes a 413 answered before the body is written as the answer, not as a broken connection', async () => {
+    // Answers at once and closes, as a server does that refuses a body by its Content-Length.
+    const server = createServer((req, res) => {
+      res.writeHead(413, { 'content-type': 'application/json', connection: 'close' }).end(JSON.stringify({ message: 'too large' }));
+      req.socket.end();
+    });
+    const url = await listen(server);
+    const t = new Transport({ url });
+    try {
+      const body = { pad: randomBytes(6 * 1024 * 1024).toString('base64') };
+      expect(await t.post('/api/v1/reports', 'x', body)).toEqual({ ok: false, retry: false, status: 413, reason: '413: too large' });
     } finally {
       await t.close();
       server.closeAllConnections();
