@@ -329,3 +329,39 @@ describe('properties', () => {
     );
   });
 });
+
+describe('issue 21: a name with a line terminator no longer escapes the policy', () => {
+  const TERMINATORS = [
+    ['newline', '\n'],
+    ['carriage return', '\r'],
+    ['U+2028', '\u2028'],
+    ['U+2029', '\u2029'],
+    ['NUL', '\u0000'],
+    ['an invalid UTF-8 byte (U+FFFD)', '\uFFFD'],
+  ] as const;
+
+  it.each(TERMINATORS)('a setuid file named "sshd<%s>backdoor" in /usr/bin taints under the defaults and the operator policy', (_label, c) => {
+    const d = dev('files', `/usr/bin/sshd${c}backdoor`, 'added', 'critical');
+    expect(evaluate(defaultPolicy(), d, ctx())).toEqual({ action: 'taint', severity: 'critical', decidedBy: 'rule:default/system-files', rule: 'default/system-files' });
+    expect(evaluate(loadPolicy(FIXTURE), d, ctx())).toMatchObject({ action: 'taint', rule: 'usr binaries' });
+  });
+
+  it.each(TERMINATORS)('ignores, exemptions and name-style rules see through %s as well', (_label, c) => {
+    const p = defaultPolicy();
+    expect(evaluate(p, dev('files', `/var/log/a${c}b`), ctx()).action).toBe('ignore');
+    expect(evaluate(p, dev('files', `/etc/nginx/a${c}b`), ctx([exemption()])).action).toBe('exempt');
+    expect(evaluate(p, dev('packages', `evil${c}:amd64`, 'added'), ctx()).decidedBy).toBe('rule:default/packages');
+    expect(evaluate(p, dev('cron', `/etc/cron.d/x${c}y * * * * * root sh`, 'added'), ctx()).decidedBy).toBe('rule:default/cron');
+  });
+
+  it('any key no rule covers taints, whatever it holds', () => {
+    const bare = parsePolicy('defaults: false\nrules:\n  - { collector: files, key: /home/**, action: report }\n');
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (k) => {
+        const d = evaluate(bare, dev('files', `/srv/${k}`, 'added'), ctx());
+        expect(d).toMatchObject({ action: 'taint', decidedBy: 'no-rule' });
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
