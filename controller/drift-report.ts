@@ -114,7 +114,7 @@ export async function reportHead(store: StoreTx, scope: ReportScope, now: Date):
  * A report in memory with at most `limit` deviations after `after` (an HTML page, or a small scope),
  * and the cursor of the next page (null on the last).
  */
-export async function buildDriftReport(store: StoreTx, scope: ReportScope, now: Date, opts: { after?: DeviationCursor; limit?: number } = {}): Promise<DriftReport & { next: DeviationCursor | null }> {
+export async function buildDriftReport(store: StoreTx, scope: ReportScope, now: Date, opts: { after?: DeviationCursor; limit?: number } = {}): Promise<{ report: DriftReport; next: DeviationCursor | null }> {
   const report = await reportHead(store, scope, now);
   const limit = opts.limit ?? Number.POSITIVE_INFINITY;
   let next: DeviationCursor | null = null;
@@ -130,7 +130,7 @@ export async function buildDriftReport(store: StoreTx, scope: ReportScope, now: 
     if (next) break;
   }
   report.summary.truncated = next !== null || opts.after !== undefined;
-  return { ...report, next };
+  return { report, next };
 }
 
 /** A page cursor in a URL: base64url of the JSON triple. */
@@ -217,7 +217,7 @@ export function streamReport(store: StoreTx, stream: { format: 'csv' | 'jsonl'; 
     const open = text.slice(0, -EMPTY.length);
     let first = true;
     for await (const page of pages) {
-      const body = page.map(jsonElement).join(',\n');
+      const body = page.map((d) => jsonElement(reportDeviation(d))).join(',\n');
       yield first ? `${open}[\n${body}` : `,\n${body}`;
       first = false;
     }

@@ -57,9 +57,9 @@ export function registerDriftReportRoutes(app: App, ctx: AppContext): void {
       if (q.format === 'html') {
         const after = q.after !== undefined ? decodeCursor(q.after) : undefined;
         const limit = q.limit ?? HTML_PAGE;
-        const report = await buildDriftReport(ctx.store, scope, now, { after, limit });
-        const next = report.next
-          ? `?${new URLSearchParams({ scope: q.scope, ...(q.id ? { id: q.id } : {}), format: 'html', after: encodeCursor(report.next), limit: String(limit) })}`
+        const { report, next: cursor } = await buildDriftReport(ctx.store, scope, now, { after, limit });
+        const next = cursor
+          ? `?${new URLSearchParams({ scope: q.scope, ...(q.id ? { id: q.id } : {}), format: 'html', after: encodeCursor(cursor), limit: String(limit) })}`
           : null;
         // The HTML report carries one style block and nothing executable.
         void reply.header('content-security-policy', `default-src 'none'; style-src '${REPORT_STYLE_HASH}'`);
