@@ -237,7 +237,7 @@ export function exemptionRequestSchema(now: () => number = Date.now) {
       if (problem) ctx.addIssue({ code: 'custom', path: ['keyPattern'], message: problem });
       const all = problem || req.hostId || req.imageId ? null : catchAllCollector(req.keyPattern, req.collector ?? null);
       if (all) {
-        ctx.addIssue({ code: 'custom', path: ['keyPattern'], message: `"${req.keyPattern}" matches every ${all} key: a pattern this wide needs a hostId or an imageId, or it would exempt every host` });
+        ctx.addIssue({ code: 'custom', path: ['keyPattern'], message: `"${req.keyPattern}" is a catch-all (it matches every ${all} key): give a hostId or an imageId, or it would exempt every host` });
       }
       const t = now();
       if (req.expiresAt !== undefined && req.for !== undefined) {

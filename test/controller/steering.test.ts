@@ -79,7 +79,7 @@ for (const { name, open, skip } of STORES) {
         for (const collector of [undefined, 'files']) {
           const r = await exempt({ keyPattern, ...(collector ? { collector } : {}) });
           expect(r.status).toBe(400);
-          expect(r.body).toMatchObject({ error: 'DW_ERR_VALIDATION', message: expect.stringContaining(`keyPattern: "${keyPattern}" matches every files key`) });
+          expect(r.body).toMatchObject({ error: 'DW_ERR_VALIDATION', message: expect.stringContaining(`keyPattern: "${keyPattern}" is a catch-all (it matches every files key)`) });
         }
         expect(await h.store.listExemptions({})).toEqual([]);
         expect((await h.store.listAudit({ limit: 100 })).filter((a) => a.action === 'exemption.create')).toEqual([]);

@@ -201,7 +201,7 @@ describe('exemption request schema', () => {
 
   it('refuses a catch-all pattern with no host or image: it would exempt the fleet', () => {
     expect(messages(schema.safeParse({ keyPattern: '**', reason: 'r', for: '1h' }))).toEqual([
-      'keyPattern: "**" matches every files key: a pattern this wide needs a hostId or an imageId, or it would exempt every host',
+      'keyPattern: "**" is a catch-all (it matches every files key): give a hostId or an imageId, or it would exempt every host',
     ]);
     expect(schema.safeParse({ keyPattern: '**', imageId: 'ami-1', reason: 'r', for: '1h' }).success).toBe(true);
     expect(schema.safeParse({ keyPattern: '/*/**', hostId: 'h1', collector: 'files', reason: 'r', for: '1h' }).success).toBe(true);
