@@ -11,7 +11,7 @@ import { actualDigest } from './store/migration-0003.js';
 import { HOST_STATES, type HostDeviationWithHost, type HostRow, type HostState, type StoreTx } from './store/types.js';
 
 export const REPORT_SCHEMA = 'driftwarden/drift-report/v1';
-export const REPORT_FORMATS = ['json', 'csv', 'jsonl', 'html'] as const;
+export const REPORT_FORMATS = ['json', 'csv', 'html', 'jsonl'] as const;
 export type ReportFormat = (typeof REPORT_FORMATS)[number];
 export type ReportScope = { kind: 'fleet' } | { kind: 'image'; id: string } | { kind: 'host'; id: string };
 
