@@ -57,6 +57,19 @@ describe('files collector', () => {
     expect(items.has('/etc/ssh/sshd_config')).toBe(true);
   });
 
+  it('applies ignore globs to names with a newline, CR or U+2028 as the controller policy does (shared/glob.ts)', async () => {
+    const dir = tempDir();
+    for (const c of ['\n', '\r', '\u2028']) {
+      mkdirSync(join(dir, `etc/d${c}d`), { recursive: true });
+      writeFileSync(join(dir, `etc/d${c}d/x.log`), 'ignored');
+      writeFileSync(join(dir, `etc/d${c}d/x.conf`), 'kept');
+    }
+    const rules = { ...defaultRules(), files: { roots: ['/etc'], ignore: ['**/*.log'] } };
+    const keys = [...(await collect(dir, { rules })).keys()];
+    expect(keys.filter((k) => k.endsWith('.log'))).toEqual([]);
+    expect(keys.filter((k) => k.endsWith('.conf')).sort()).toEqual(['/etc/d\nd/x.conf', '/etc/d\rd/x.conf', '/etc/d\u2028d/x.conf']);
+  });
+
   it('expands /home/*/.ssh and skips roots that do not exist', async () => {
     const dir = copyFixture(join(FIXTURES, 'files/basic'));
     expect(expandRoots(ctxFor(dir), ['/home/*/.ssh', '/boot', '/etc', '/etc/ssh'])).toEqual(['/boot', '/etc', '/home/alice/.ssh', '/home/bob/.ssh']);
