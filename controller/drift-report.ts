@@ -198,32 +198,29 @@ const jsonElement = (d: ReportDeviation): string => `    ${JSON.stringify(d, nul
  * the last one, so a slow client holds one page in memory, not the fleet. JSON and CSV are byte for
  * byte what renderReport makes of the whole report in memory.
  */
-export function streamReport(store: StoreTx, stream: { format: 'csv' | 'jsonl'; scope: ReportScope } | { format: 'json'; head: DriftReport }): Readable {
-  async function* chunks(): AsyncGenerator<string> {
-    const format = stream.format;
-    const pages = deviationPages(store, stream.format === 'json' ? stream.head.scope : stream.scope);
-    if (format === 'csv') {
-      yield CSV_COLUMNS.join(',') + '\r\n';
-      for await (const page of pages) yield page.map((d) => csvRow(reportDeviation(d)) + '\r\n').join('');
-      return;
-    }
-    if (format === 'jsonl') {
-      for await (const page of pages) yield page.map((d) => JSON.stringify(reportDeviation(d)) + '\n').join('');
-      return;
-    }
-    const text = JSON.stringify((stream as { head: DriftReport }).head, null, 2);
-    const EMPTY = '[]\n}';
-    // The head was written with `"deviations": []` last; the array is opened there and filled.
-    const open = text.slice(0, -EMPTY.length);
-    let first = true;
-    for await (const page of pages) {
-      const body = page.map((d) => jsonElement(reportDeviation(d))).join(',\n');
-      yield first ? `${open}[\n${body}` : `,\n${body}`;
-      first = false;
-    }
-    yield first ? `${text}\n` : '\n  ]\n}\n';
+export type ReportStream = { format: 'csv' | 'jsonl'; scope: ReportScope } | { format: 'json'; head: DriftReport };
+
+export function streamReport(store: StoreTx, what: ReportStream): Readable {
+  return Readable.from(what.format === 'json' ? jsonChunks(store, what.head) : rowChunks(store, what.scope, what.format), { objectMode: false });
+}
+
+async function* rowChunks(store: StoreTx, scope: ReportScope, format: 'csv' | 'jsonl'): AsyncGenerator<string> {
+  if (format === 'csv') yield CSV_COLUMNS.join(',') + '\r\n';
+  const line = format === 'csv' ? (d: ReportDeviation) => csvRow(d) + '\r\n' : (d: ReportDeviation) => JSON.stringify(d) + '\n';
+  for await (const page of deviationPages(store, scope)) yield page.map((d) => line(reportDeviation(d))).join('');
+}
+
+async function* jsonChunks(store: StoreTx, head: DriftReport): AsyncGenerator<string> {
+  // The head is written with `"deviations": []` last; the array is opened there and filled.
+  const text = JSON.stringify(head, null, 2);
+  const open = text.slice(0, -'[]\n}'.length);
+  let first = true;
+  for await (const page of deviationPages(store, head.scope)) {
+    const body = page.map((d) => jsonElement(reportDeviation(d))).join(',\n');
+    yield first ? `${open}[\n${body}` : `,\n${body}`;
+    first = false;
   }
-  return Readable.from(chunks(), { objectMode: false });
+  yield first ? `${text}\n` : '\n  ]\n}\n';
 }
 
 const esc = (v: unknown): string =>
