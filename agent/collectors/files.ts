@@ -107,7 +107,10 @@ export function expandRoots(ctx: Pick<CollectContext, 'root'>, roots: readonly s
           next.push(join(seg));
           continue;
         }
-        const match = picomatch(seg, { dot: false });
+        // The shared compiler, so a home directory named ".x" or "a\nb" is expanded like any other:
+        // a root glob that skipped some names would be a blind spot a user could choose.
+        const re = globRegex(seg, 'path');
+        const match = (name: string) => re.test(name);
         let names: string[] = [];
         try {
           names = readdirSync(ctx.root.path(prefix)).sort();

@@ -80,6 +80,12 @@ describe('files collector', () => {
     expect([...items.keys()].some((k) => k.startsWith('/boot'))).toBe(false);
   });
 
+  it('expands a root glob over hidden and oddly named directories too: none is a blind spot', () => {
+    const dir = tempDir();
+    for (const u of ['.hidden', 'a\nb', 'carol']) mkdirSync(join(dir, 'home', u, '.ssh'), { recursive: true });
+    expect(expandRoots(ctxFor(dir), ['/home/*/.ssh'])).toEqual(['/home/.hidden/.ssh', '/home/a\nb/.ssh', '/home/carol/.ssh']);
+  });
+
   it('records fifos, sockets and devices by type without reading them', async () => {
     const dir = copyFixture(join(FIXTURES, 'files/basic'));
     execFileSync('mkfifo', [join(dir, 'etc/pipe')]);
