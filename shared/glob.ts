@@ -40,7 +40,16 @@ export function globRegex(glob: string, style: GlobStyle, opts: GlobOptions = {}
   // general parser's output is the one whose shape is known here.
   const options: picomatch.PicomatchOptions = { dot: true, windows: false, fastpaths: false, strictBrackets: opts.strict === true };
   // The typings give parse() only maxLength; it takes (and needs) the compile options.
-  const parsed = (picomatch.parse as (glob: string, options: picomatch.PicomatchOptions) => { output: string; negated: boolean })(glob, options);
+  const parse = picomatch.parse as (glob: string, options: picomatch.PicomatchOptions) => { output: string; negated: boolean };
+  let parsed: { output: string; negated: boolean };
+  try {
+    parsed = parse(glob, options);
+  } catch (err) {
+    // Lenient callers (the agent's baked ignores) get a glob that matches nothing: an ignore that
+    // fails only reports more, and a scan must not stop on it.
+    if (opts.strict) throw err;
+    return /(?!)/;
+  }
   let source = parsed.output;
   if (source.endsWith(MAYBE_SLASH) && !source.endsWith(`\\${MAYBE_SLASH}`)) source = source.slice(0, -MAYBE_SLASH.length);
   // In a name nothing is a separator. (Swapping `/` for NUL, as this code once did, fails:
