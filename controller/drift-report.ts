@@ -210,17 +210,32 @@ async function* rowChunks(store: StoreTx, scope: ReportScope, format: 'csv' | 'j
   for await (const page of deviationPages(store, scope)) yield page.map((d) => line(reportDeviation(d))).join('');
 }
 
+/** One element of the JSON report's findings array, as JSON.stringify(report, null, 2) writes it. */
+const findingElement = (f: DriftReport['findings'][number]): string => `    ${JSON.stringify(f, null, 2).replaceAll('\n', '\n    ')}`;
+
 async function* jsonChunks(store: StoreTx, head: DriftReport): AsyncGenerator<string> {
-  // The head is written with `"deviations": []` last; the array is opened there and filled.
-  const text = JSON.stringify(head, null, 2);
-  const open = text.slice(0, -'[]\n}'.length);
+  // The head is written with empty `findings` and `deviations` (its last two keys); both arrays are
+  // opened there and filled, the findings a slice at a time, then dropped before the deviations.
+  const text = JSON.stringify({ ...head, findings: [], deviations: [] }, null, 2);
+  const tail = '[],\n  "deviations": []\n}';
+  let out = text.slice(0, -tail.length);
+  const findings = head.findings;
+  if (findings.length === 0) out += '[],\n  "deviations": ';
+  else {
+    for (let i = 0; i < findings.length; i += PAGE) {
+      yield `${out}${i === 0 ? '[\n' : ',\n'}${findings.slice(i, i + PAGE).map(findingElement).join(',\n')}`;
+      out = '';
+    }
+    out = '\n  ],\n  "deviations": ';
+  }
+  head.findings = [];
   let first = true;
   for await (const page of deviationPages(store, head.scope)) {
     const body = page.map((d) => jsonElement(reportDeviation(d))).join(',\n');
-    yield first ? `${open}[\n${body}` : `,\n${body}`;
+    yield first ? `${out}[\n${body}` : `,\n${body}`;
     first = false;
   }
-  yield first ? `${text}\n` : '\n  ]\n}\n';
+  yield first ? `${out}[]\n}\n` : '\n  ]\n}\n';
 }
 
 const esc = (v: unknown): string =>
