@@ -140,11 +140,11 @@ export function buildProgram(): Command {
   remote(
     program
       .command('report')
-      .description("drift reports: `report host ID|image ID|fleet --format json|csv|html [--out FILE]`; `report HOST` prints one host's state, deviations and timeline")
+      .description("drift reports: `report host ID|image ID|fleet --format json|csv|jsonl|html [--out FILE]`; `report HOST` prints one host's state, deviations and timeline")
       .argument('<what>', 'host | image | fleet, or a host id')
       .argument('[id]', 'the host or image id'),
   )
-    .option('--format <format>', `json | csv | html (a drift report)`)
+    .option('--format <format>', `json | csv | jsonl | html (a drift report; html is its first page)`)
     .option('--out <file>', 'write the report to a file instead of stdout')
     .action(async (what: string, id: string | undefined, o: { url?: string; token?: string; json?: boolean; format?: string; out?: string }) => {
       const scoped = (what === 'host' || what === 'image') && id !== undefined;

@@ -39,7 +39,7 @@ export interface EvaluationContext {
 export interface Decision {
   action: PolicyAction;
   severity: Severity;
-  /** `rule:<name>`, `exemption:<id>`, or `no-rule` (nothing matched: reported, never dropped). */
+  /** `rule:<name>`, `exemption:<id>`, or `no-rule` (nothing matched: tainted, see decide). */
   decidedBy: string;
   /** The rule that matched, also when an exemption then decided; null when none did. */
   rule: string | null;
@@ -270,20 +270,28 @@ function applicable(ctx: EvaluationContext): CompiledExemption[] {
 // Evaluation
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * IMPORTANT: a deviation no rule matches taints. The rules name what may be reported or ignored;
+ * anything they did not foresee (a key shape no glob anticipated, a path outside every rule) is
+ * drift on an immutable host, and failing open would let a host choose a key that escapes review.
+ */
+const NO_RULE_ACTION: RuleAction = 'taint';
+
 function decide(policy: Policy, d: DeviationLike, exemptions: readonly CompiledExemption[]): Decision {
   const hit = policy.match(d);
-  if (hit === null) return { action: 'report', severity: d.severity, decidedBy: 'no-rule', rule: null };
-  const { rule, decidedBy } = hit;
-  const severity = rule.severity ?? d.severity;
-  // An exemption waives a report or a taint; an ignore has nothing to waive.
-  if (rule.action !== 'ignore') {
+  const action = hit ? hit.rule.action : NO_RULE_ACTION;
+  const severity = hit?.rule.severity ?? d.severity;
+  const decidedBy = hit ? hit.decidedBy : 'no-rule';
+  const rule = hit ? hit.rule.name : null;
+  // An exemption waives a report or a taint (the fallback's too); an ignore has nothing to waive.
+  if (action !== 'ignore') {
     for (const e of exemptions) {
       if (e.row.collector !== null && e.row.collector !== d.collector) continue;
       const test = exemptionTest(e, d.collector);
-      if (test !== null && test(d.key)) return { action: 'exempt', severity, decidedBy: `exemption:${e.row.id}`, rule: rule.name };
+      if (test !== null && test(d.key)) return { action: 'exempt', severity, decidedBy: `exemption:${e.row.id}`, rule };
     }
   }
-  return { action: rule.action, severity, decidedBy, rule: rule.name };
+  return { action, severity, decidedBy, rule };
 }
 
 /** The decision for one deviation: the first matching rule, then any exemption that covers it. */

@@ -137,9 +137,32 @@ export interface VerifyResult {
   signedBy: string | null;
 }
 
+/** Items across every section of a manifest. */
+export function manifestItemCount(m: Pick<Manifest, 'sections'>): number {
+  let n = 0;
+  for (const section of Object.values(m.sections)) n += section?.items.length ?? 0;
+  return n;
+}
+
+/**
+ * A manifest with no item in any section describes no image: against it every item of a host is
+ * "added", and a baseline that vouches for nothing should not be signed, published or checked
+ * against. One empty section is fine (an image without cron jobs); all of them empty is refused.
+ */
+export function assertManifestHasItems(m: Pick<Manifest, 'sections'>, label: string): void {
+  if (manifestItemCount(m) > 0) return;
+  const names = Object.keys(m.sections);
+  throw new DwError(
+    'DW_ERR_MANIFEST_INVALID',
+    `${label} has no items in any section (${names.length > 0 ? names.join(', ') : 'no sections at all'}): it is not the manifest of a real image; build it from the image's root`,
+    { sections: names },
+  );
+}
+
 /**
  * Recompute every digest and, with trusted keys, check the signature. Order matters: digests first,
- * so a signature can only ever vouch for the content actually present.
+ * so a signature can only ever vouch for the content actually present. Then a manifest with no item
+ * at all is refused, signed or not (assertManifestHasItems).
  */
 export function verifyManifest(m: Manifest, opts: VerifyOptions = {}): VerifyResult {
   const label = opts.label ?? 'manifest';
@@ -156,6 +179,7 @@ export function verifyManifest(m: Manifest, opts: VerifyOptions = {}): VerifyRes
   if (overall !== m.digests.overall) {
     throw new DwError('DW_ERR_MANIFEST_DIGEST', `${label}: overall digest does not match (the manifest header was changed after it was built)`, {});
   }
+  assertManifestHasItems(m, label);
   const keys = opts.trustedKeys;
   if (!keys || keys.length === 0) return { digest: overall, signedBy: null };
   const sig = m.signature ?? opts.detached;

@@ -1,10 +1,10 @@
 /** @module Default severity of a deviation, before any controller policy: what a reviewer should look at first. */
-import picomatch from 'picomatch';
+import { globMatcher } from './glob.js';
 import type { CollectorName } from './schema/common.js';
 import type { Change, Severity } from './schema/deviation.js';
 
 /** Where a changed file means code execution or credentials: binaries, libraries, boot, auth, keys. */
-const CRITICAL_PATHS = picomatch(
+const CRITICAL_PATHS = globMatcher(
   [
     '/usr/bin/**', '/usr/sbin/**', '/bin/**', '/sbin/**', '/usr/local/bin/**', '/usr/local/sbin/**',
     '/usr/lib/**/*.so', '/usr/lib/**/*.so.*', '/usr/lib64/**', '/lib/**', '/lib64/**', '/usr/libexec/**',
@@ -12,11 +12,11 @@ const CRITICAL_PATHS = picomatch(
     '/etc/shadow', '/etc/group', '/etc/gshadow', '/etc/pam.d/**', '/etc/ld.so.preload', '/etc/ssh/sshd_config',
     '/etc/ssh/sshd_config.d/**', '/etc/security/**',
   ],
-  { dot: true },
+  'path',
 );
 
 /** Kernel parameters that switch off a protection or turn a host into a router. */
-const SECURITY_SYSCTLS = picomatch(
+const SECURITY_SYSCTLS = globMatcher(
   [
     'kernel.kptr_restrict', 'kernel.dmesg_restrict', 'kernel.yama.ptrace_scope', 'kernel.modules_disabled',
     'kernel.unprivileged_bpf_disabled', 'kernel.randomize_va_space', 'kernel.kexec_load_disabled',
@@ -24,7 +24,7 @@ const SECURITY_SYSCTLS = picomatch(
     'net.ipv6.conf.*.forwarding', 'net.ipv4.conf.*.accept_redirects', 'net.ipv4.conf.*.rp_filter',
     'net.core.bpf_jit_harden', 'user.max_user_namespaces', 'kernel.unprivileged_userns_clone',
   ],
-  { dot: true },
+  'name',
 );
 
 function setuidGained(expected: Record<string, unknown> | null, actual: Record<string, unknown> | null): boolean {

@@ -6,6 +6,7 @@
  */
 import { readdirSync } from 'node:fs';
 import picomatch from 'picomatch';
+import { globRegex } from '../../shared/glob.js';
 import type { FileItem } from '../../shared/schema/items.js';
 import type { CollectionRules } from '../../shared/schema/rules.js';
 import { HashPool } from './hash-pool.js';
@@ -24,8 +25,6 @@ function modeString(bits: number): string {
   return s;
 }
 
-const IGNORE_OPTS = { dot: true };
-
 /**
  * Files queued for hashing before the collector stops taking walk batches: enough to keep every hash
  * worker busy many times over (each takes batches of 128), few enough that a first scan of 100k+ files
@@ -35,13 +34,13 @@ const MAX_PENDING_HASHES = 4096;
 
 /**
  * The ignore globs as the walk tests them: a path is ignored when it equals a glob or matches the
- * regex picomatch makes of one (with these options, all that picomatch's matcher does).
+ * regex the shared compiler makes of one (shared/glob.ts, as the controller's policy matches keys).
  */
 function ignoreSpec(globs: readonly string[]): Pick<WalkSpec, 'ignoreExact' | 'ignoreRes'> {
   return {
     ignoreExact: [...globs],
     ignoreRes: globs.map((g) => {
-      const re = picomatch.makeRe(g, IGNORE_OPTS);
+      const re = globRegex(g, 'path');
       return { source: re.source, flags: re.flags, base: literalBase(g) };
     }),
   };
@@ -108,7 +107,10 @@ export function expandRoots(ctx: Pick<CollectContext, 'root'>, roots: readonly s
           next.push(join(seg));
           continue;
         }
-        const match = picomatch(seg, { dot: false });
+        // The shared compiler, so a home directory named ".x" or "a\nb" is expanded like any other:
+        // a root glob that skipped some names would be a blind spot a user could choose.
+        const re = globRegex(seg, 'path');
+        const match = (name: string) => re.test(name);
         let names: string[] = [];
         try {
           names = readdirSync(ctx.root.path(prefix)).sort();

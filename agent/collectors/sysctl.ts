@@ -1,6 +1,6 @@
 /** @module Kernel parameters: runtime values from proc/sys beside the values sysctl.conf and sysctl.d declare. */
 import { closeSync, constants as fsc, lstatSync, openSync, promises as fsp, readSync } from 'node:fs';
-import picomatch from 'picomatch';
+import { globMatcher } from '../../shared/glob.js';
 import { DwParseError, describeError } from '../../shared/errors.js';
 import type { SysctlItem } from '../../shared/schema/items.js';
 import type { Logger } from '../log.js';
@@ -29,18 +29,9 @@ const READ_BATCH = 200;
 /** Errors the kernel returns for parameters that exist but have nothing to show (unset stable_secret, no device, ...). */
 const EXPECTED_READ_ERRORS = new Set(['EACCES', 'EPERM', 'EINVAL', 'EIO', 'ENOENT', 'ENOTDIR', 'EOPNOTSUPP', 'ENOTSUP', 'ENXIO', 'ENODEV', 'EBUSY', 'EAGAIN']);
 
-/**
- * `*` must cross the dots of a dotted name (`*.stat`, `net.ipv4.conf.veth*.*`), so the whole name
- * is matched as one path segment: picomatch only treats `/` as a separator, and the `/` that stands
- * for a literal dot in a name (`eth0/100`) is swapped for a character no name or pattern contains.
- */
+/** `*` must cross the dots of a dotted name (`*.stat`, `net.ipv4.conf.veth*.*`): name-style globs (shared/glob.ts). */
 function excludeMatcher(patterns: readonly string[]): (name: string) => boolean {
-  const SEP = '\u0000';
-  const matchers = patterns.map((p) => picomatch(p.replaceAll('/', SEP), { dot: true }));
-  return (name) => {
-    const subject = name.replaceAll('/', SEP);
-    return matchers.some((m) => m(subject));
-  };
+  return globMatcher(patterns, 'name');
 }
 
 interface Candidate {

@@ -5,7 +5,7 @@ import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { DwError } from '../../shared/errors.js';
 import { loadConfigFile } from '../../shared/config-load.js';
-import { loadDetachedSignature, loadManifest, sealManifest, verifyManifest, type VerifyResult } from '../../shared/manifest.js';
+import { assertManifestHasItems, loadDetachedSignature, loadManifest, sealManifest, verifyManifest, type VerifyResult } from '../../shared/manifest.js';
 import { AgentConfigSchema, type AgentConfig } from '../../shared/schema/config.js';
 import { MANIFEST_SCHEMA_ID, type Manifest } from '../../shared/schema/manifest.js';
 import { loadPrivateKey, loadPublicKey } from '../../shared/sign.js';
@@ -73,6 +73,8 @@ export async function buildManifest(opts: BuildOptions): Promise<BuildOutcome> {
       { collectors: failed.map((r) => r.collector) },
     );
   }
+  // Before signing: an empty scan (a wrong --root, every collector disabled) is no image's manifest.
+  assertManifestHasItems({ sections }, `a manifest of ${root.dir}`);
   const manifest = sealManifest(
     {
       schema: MANIFEST_SCHEMA_ID,

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, readSync } from 'node:fs';
-import picomatch from 'picomatch';
+import { globMatcher } from '../../shared/glob.js';
 import { diffSection } from '../../shared/diff.js';
 import type { Deviation } from '../../shared/schema/deviation.js';
 import type { FileItem } from '../../shared/schema/items.js';
@@ -67,8 +67,8 @@ function lookupsFor(manifest: Manifest): Lookups {
   if (!l) {
     const rules = manifest.rules.files;
     l = {
-      ignored: rules.ignore.length > 0 ? picomatch(rules.ignore, { dot: true }) : () => false,
-      inRoots: picomatch(rules.roots.flatMap((r) => [r, `${r}/**`]), { dot: true }),
+      ignored: globMatcher(rules.ignore, 'path'),
+      inRoots: globMatcher(rules.roots.flatMap((r) => [r, `${r}/**`]), 'path'),
       expectedByKey: null,
     };
     lookups.set(manifest, l);

@@ -1,7 +1,8 @@
 /** @module The controller's policy file (rules that turn deviations into ignore/report/taint), its shipped defaults, key globs, and exemption requests. */
 import picomatch from 'picomatch';
 import { z } from 'zod';
-import { COLLECTOR_NAMES, CollectorNameSchema, IsoTimeSchema } from './common.js';
+import { globMatcher, globRegex, type GlobStyle } from '../glob.js';
+import { COLLECTOR_NAMES, CollectorNameSchema, IsoTimeSchema, type CollectorName } from './common.js';
 import { DurationSchema, parseDuration } from './config.js';
 import { ChangeSchema, SEVERITIES } from './deviation.js';
 
@@ -27,17 +28,11 @@ export function keyStyleOf(collector: string): KeyStyle {
   return 'name';
 }
 
-/** Stands in for `/` in name-style keys and globs: picomatch only treats `/` as a separator. */
-const NAME_SEP = '\u0000';
-/** strictBrackets turns an unbalanced `[`, `{` or `(` into an error instead of a literal, and debug makes a bad regex throw instead of quietly matching nothing. */
-const GLOB_OPTIONS = { dot: true, strictBrackets: true, debug: true, windows: false } as const;
 const MAX_GLOB_LENGTH = 1024;
 /** What a path or cron glob may start with: it is matched against an absolute host path. */
 const ABSOLUTE_START = /^(?:\/|\*\*|\{)/;
 
-function regexFor(glob: string, style: KeyStyle): RegExp {
-  return picomatch.makeRe(style === 'name' ? glob.replaceAll('/', NAME_SEP) : glob, GLOB_OPTIONS);
-}
+const globStyleOf = (style: KeyStyle): GlobStyle => (style === 'name' ? 'name' : 'path');
 
 /**
  * Why `glob` cannot be used for keys of this style, or null. Called when a policy or an exemption
@@ -53,7 +48,7 @@ export function globProblem(glob: string, style: KeyStyle | null): string | null
     return `expected an absolute path glob (starting with "/" or "**"), got "${glob}"`;
   }
   try {
-    for (const s of style ? [style] : (['path', 'name'] as const)) regexFor(glob, s);
+    for (const s of style ? [globStyleOf(style)] : (['path', 'name'] as const)) globRegex(glob, s, { strict: true });
   } catch (err) {
     return `invalid glob "${glob}": ${err instanceof Error ? err.message : String(err)}`;
   }
@@ -61,35 +56,17 @@ export function globProblem(glob: string, style: KeyStyle | null): string | null
 }
 
 /**
- * One test for a list of globs: literal keys by set lookup, the rest through one regex joining
- * every glob's (same semantics as picomatch's list matcher, without a call and a result object per
- * glob). The globs must have passed globProblem.
+ * One test for a list of globs, through the shared compiler (shared/glob.ts: every character of a
+ * key, newline included, is an ordinary one). The globs must have passed globProblem.
  */
 export function compileKeyGlobs(globs: readonly string[], style: KeyStyle): (key: string) => boolean {
-  const exact = new Set<string>();
-  const sources: string[] = [];
-  for (const g of globs) {
-    const literal = !picomatch.scan(g).isGlob && !g.includes('\\');
-    if (literal) exact.add(g);
-    else sources.push(`(?:${regexFor(g, style).source})`);
-  }
-  const re = sources.length > 0 ? new RegExp(sources.join('|')) : null;
-  const test = (subject: string): boolean => exact.has(subject) || (re !== null && re.test(subject));
-  switch (style) {
-    case 'path':
-      return test;
-    case 'entry':
-      return (key) => {
-        if (test(key)) return true;
-        const space = key.indexOf(' ');
-        return space > 0 && test(key.slice(0, space));
-      };
-    case 'name':
-      return (key) => {
-        if (exact.has(key)) return true;
-        return re !== null && re.test(key.includes('/') ? key.replaceAll('/', NAME_SEP) : key);
-      };
-  }
+  const test = globMatcher(globs, globStyleOf(style), { strict: true });
+  if (style !== 'entry') return test;
+  return (key) => {
+    if (test(key)) return true;
+    const space = key.indexOf(' ');
+    return space > 0 && test(key.slice(0, space));
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -164,9 +141,9 @@ export type PolicyFile = z.infer<typeof PolicyFileSchema>;
 
 /**
  * The shipped defaults, appended after the user's rules (so any user rule overrides them). Order
- * matters: the ignores come first because /var/log, /run and friends would otherwise fall to the
- * catch-all report, and ssh host keys and resolv.conf sit under /etc, which taints. The ignored
- * paths mirror the agent's DEFAULT_FILE_IGNORES, for agents configured to collect them anyway.
+ * matters: the ignores come first because ssh host keys and resolv.conf sit under /etc, which
+ * taints. There is no catch-all: what no rule names taints (controller/policy.ts, NO_RULE_ACTION).
+ * The ignored paths mirror the agent's DEFAULT_FILE_IGNORES, for agents configured to collect them anyway.
  */
 export const DEFAULT_POLICY: readonly PolicyRule[] = Object.freeze(
   (
@@ -197,7 +174,8 @@ export const DEFAULT_POLICY: readonly PolicyRule[] = Object.freeze(
       { name: 'default/ssh-known-hosts', collector: 'files', key: ['/root/.ssh/known_hosts*', '/home/*/.ssh/known_hosts*'], action: 'report' },
       // An added authorized key (or rc, environment) is a way back in: as serious as a changed binary.
       { name: 'default/ssh-credentials', collector: 'files', key: ['/root/.ssh/**', '/home/*/.ssh/**'], action: 'taint' },
-      { name: 'default/everything-else', collector: '*', key: '**', action: 'report' },
+      // People's files (for agents configured to collect them): worth seeing, not a replacement.
+      { name: 'default/home-directories', collector: 'files', key: ['/home/**', '/root/**'], action: 'report' },
     ] satisfies PolicyRule[]
   ).map((rule) => Object.freeze({ ...rule, key: typeof rule.key === 'string' ? rule.key : Object.freeze([...rule.key]) }) as PolicyRule),
 );
@@ -209,8 +187,33 @@ export const DEFAULT_POLICY: readonly PolicyRule[] = Object.freeze(
 /** Exemptions are time-bound: a longer one is a policy change and belongs in the policy file. */
 export const MAX_EXEMPTION_MS = 90 * 86_400_000;
 
-/** Globs that match every key: without a host or image they would exempt the whole fleet. */
-const CATCH_ALL = new Set(['*', '**', '/**', '**/*']);
+/**
+ * Keys of every collector at several depths and of several shapes, for the catch-all guard: a
+ * pattern that matches all of one collector's probes matches (nearly) everything that collector
+ * reports. Path probes lie three or more levels deep under different top-level directories, so
+ * `/*\/**` and `/*\/*\/**` (everything below the first or second level) count as catch-alls.
+ */
+const CATCH_ALL_PROBES: Record<CollectorName, readonly string[]> = {
+  files: ['/usr/bin/x', '/etc/ssh/sshd_config', '/a/b/c/d', '/root/.ssh/authorized_keys', '/opt/app/lib/x.so', '/boot/grub/grub.cfg', '/var/lib/x/y/z/w', '/srv/.hidden/x', '/Z9/-/ \n'],
+  cron: ['/etc/crontab 17 * * * * root cd / && run-parts /etc/cron.hourly', '/etc/cron.d/backup', '/var/spool/cron/crontabs/root 0 * * * * /x', '/etc/cron.daily/logrotate', '/etc/systemd/system/x.timer'],
+  packages: ['openssl:amd64', 'libc6:i386', 'bash:x86_64', 'python3.11:all', 'rpm/zlib:aarch64'],
+  sysctl: ['net.ipv4.ip_forward', 'kernel.modules_disabled', 'vm.swappiness', 'fs.protected_symlinks', 'net.ipv4.conf.eth0/100.rp_filter'],
+};
+
+/**
+ * The collector for which `pattern` is a catch-all (it matches every probe key of that collector),
+ * or null. Semantic, not a list of strings: `**`, `/**`, `/*\/**`, `/**\/*`, `*`, `**\/*`, `/?*\/**`
+ * and `{/**,x}` are all caught. The pattern must have passed globProblem for these collectors.
+ */
+export function catchAllCollector(pattern: string, collector: CollectorName | null): CollectorName | null {
+  for (const c of collector ? [collector] : (['files', 'cron', 'packages', 'sysctl'] as const)) {
+    const style = keyStyleOf(c);
+    if (globProblem(pattern, style) !== null) continue;
+    const test = compileKeyGlobs([pattern], style);
+    if (CATCH_ALL_PROBES[c].every((k) => test(k))) return c;
+  }
+  return null;
+}
 
 /**
  * The schema checks times against `now`, so it is built per clock: the API passes its injected
@@ -232,8 +235,9 @@ export function exemptionRequestSchema(now: () => number = Date.now) {
     .superRefine((req, ctx) => {
       const problem = globProblem(req.keyPattern, req.collector ? keyStyleOf(req.collector) : null);
       if (problem) ctx.addIssue({ code: 'custom', path: ['keyPattern'], message: problem });
-      if (CATCH_ALL.has(req.keyPattern) && !req.hostId && !req.imageId) {
-        ctx.addIssue({ code: 'custom', path: ['keyPattern'], message: 'a catch-all pattern needs a hostId or an imageId: it would exempt every host' });
+      const all = problem || req.hostId || req.imageId ? null : catchAllCollector(req.keyPattern, req.collector ?? null);
+      if (all) {
+        ctx.addIssue({ code: 'custom', path: ['keyPattern'], message: `"${req.keyPattern}" is a catch-all (it matches every ${all} key): give a hostId or an imageId, or it would exempt every host` });
       }
       const t = now();
       if (req.expiresAt !== undefined && req.for !== undefined) {

@@ -217,11 +217,11 @@ export function runApiContract(name: string, open: () => Promise<Store>): void {
         expect((await transitions('web-1')).at(-1)).toEqual({
           from: 'clean',
           to: 'drifted',
-          cause: 'drift: files /home/alice/notes.txt added (rule "default/everything-else")',
+          cause: 'drift: files /home/alice/notes.txt added (rule "default/home-directories")',
           actor: 'policy',
           at: iso(T0 + MINUTE),
         });
-        expect(await h.store.listHostDeviations('web-1')).toEqual([expect.objectContaining({ collector: 'files', key: '/home/alice/notes.txt', change: 'added', action: 'report', decidedBy: 'rule:default/everything-else' })]);
+        expect(await h.store.listHostDeviations('web-1')).toEqual([expect.objectContaining({ collector: 'files', key: '/home/alice/notes.txt', change: 'added', action: 'report', decidedBy: 'rule:default/home-directories' })]);
       });
 
       it('clean → drifted by a rule in the operator’s policy (a package the policy only reports)', async () => {

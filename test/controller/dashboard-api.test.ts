@@ -247,7 +247,7 @@ for (const { name, open, skip } of STORES) describe.skipIf(skip)(`dashboard API 
       expect(lines[0]).toBe(CSV_COLUMNS.join(','));
       expect(lines).toHaveLength(6); // header, 4 rows, trailing empty
       expect(lines[1]).toMatch(/^web-01,web-01\.example\.internal,ami-web-1,web,tainted,packages,openssl:amd64,modified,high,taint,/);
-      expect(lines[4]).toContain(',/home/alice/=cmd|calc.csv,added,medium,report,rule:default/everything-else,,"{""type"":""file"",');
+      expect(lines[4]).toContain(',/home/alice/=cmd|calc.csv,added,medium,report,rule:default/home-directories,,"{""type"":""file"",');
     });
 
     it('CSV cells: RFC 4180 quoting, and a leading apostrophe on anything a spreadsheet would run as a formula', () => {

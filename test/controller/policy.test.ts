@@ -134,11 +134,18 @@ describe('shipped defaults', () => {
     ['/etc itself', dev('files', '/etc'), 'taint', 'default/system-files'],
     ['an authorized key', dev('files', '/home/ubuntu/.ssh/authorized_keys'), 'taint', 'default/ssh-credentials'],
     ['known_hosts', dev('files', '/root/.ssh/known_hosts'), 'report', 'default/ssh-known-hosts'],
-    ['anything else', dev('files', '/srv/data/x', 'added'), 'report', 'default/everything-else'],
-    ['a collector added later', dev('systemd', 'evil.service', 'added'), 'report', 'default/everything-else'],
   ];
   it.each(cases)('%s', (_label, d, action, rule) => {
     expect(decide(d)).toEqual({ action, severity: d.severity, decidedBy: `rule:${rule}`, rule });
+  });
+
+  // There is no catch-all rule: what the defaults do not name falls to the taint fallback.
+  const unnamed: [string, DeviationLike][] = [
+    ['anything else', dev('files', '/srv/data/x', 'added', 'medium')],
+    ['a collector added later', dev('systemd', 'evil.service', 'added')],
+  ];
+  it.each(unnamed)('%s taints, as no rule matched', (_label, d) => {
+    expect(decide(d)).toEqual({ action: 'taint', severity: d.severity, decidedBy: 'no-rule', rule: null });
   });
 });
 
@@ -163,15 +170,16 @@ describe('rule matching', () => {
     expect(decide(dev('files', '/srv/x', 'added', 'medium')).severity).toBe('medium');
   });
 
-  it('reports (never drops) a deviation no rule covers', () => {
+  it('taints a deviation no rule covers, with its own severity: failing open would let a host pick a key no rule names', () => {
     const bare = parsePolicy('defaults: false\nrules:\n  - { collector: files, key: /srv/**, action: ignore }\n');
-    expect(evaluate(bare, dev('packages', 'x:amd64', 'added', 'low'), ctx())).toEqual({ action: 'report', severity: 'low', decidedBy: 'no-rule', rule: null });
+    expect(evaluate(bare, dev('packages', 'x:amd64', 'added', 'low'), ctx())).toEqual({ action: 'taint', severity: 'low', decidedBy: 'no-rule', rule: null });
+    expect(evaluate(bare, dev('files', '/srv/a\nb', 'added', 'low'), ctx())).toMatchObject({ action: 'ignore', decidedBy: 'rule:rules[0]' });
   });
 
   it('applies a collector "*" rule to every collector with that collector\'s key style', () => {
     const any = parsePolicy('defaults: false\nrules:\n  - { collector: "*", key: ["/srv/*", "net.*", "a:*"], action: taint }\n');
     expect(evaluate(any, dev('files', '/srv/a'), ctx()).action).toBe('taint');
-    expect(evaluate(any, dev('files', '/srv/a/b'), ctx()).action).toBe('report');
+    expect(evaluate(any, dev('files', '/srv/a/b'), ctx()).decidedBy).toBe('no-rule');
     expect(evaluate(any, dev('sysctl', 'net.ipv4.ip_forward'), ctx()).action).toBe('taint');
     expect(evaluate(any, dev('packages', 'a:arm64'), ctx()).action).toBe('taint');
   });
@@ -186,7 +194,11 @@ describe('exemptions', () => {
   });
 
   it('turn a report into exempt', () => {
-    expect(evaluate(p, dev('files', '/srv/x'), ctx([exemption({ keyPattern: '/srv/**' })])).action).toBe('exempt');
+    expect(evaluate(p, dev('files', '/root/.ssh/known_hosts'), ctx([exemption({ keyPattern: '/root/.ssh/*' })]))).toMatchObject({ action: 'exempt', rule: 'default/ssh-known-hosts' });
+  });
+
+  it('turn the no-rule taint into exempt', () => {
+    expect(evaluate(p, dev('files', '/srv/x'), ctx([exemption({ keyPattern: '/srv/**' })]))).toEqual({ action: 'exempt', severity: 'high', decidedBy: 'exemption:ex-1', rule: null });
   });
 
   it('leave an ignore as it is', () => {
@@ -230,7 +242,7 @@ describe('evaluating a whole report', () => {
   });
 
   it('returns one decision per deviation, in order, and the worst action', () => {
-    const devs = [dev('files', '/var/log/x'), dev('files', '/srv/x', 'added'), dev('files', '/etc/nginx/a'), dev('packages', 'openssl:amd64', 'modified', 'medium')];
+    const devs = [dev('files', '/var/log/x'), dev('files', '/root/.ssh/known_hosts', 'added'), dev('files', '/etc/nginx/a'), dev('packages', 'openssl:amd64', 'modified', 'medium')];
     const r = evaluateAll(p, devs, ctx([exemption()]));
     expect(r.decisions.map((d) => d.action)).toEqual(['ignore', 'report', 'exempt', 'taint']);
     expect(r.worst).toBe('taint');
@@ -242,7 +254,7 @@ describe('evaluating a whole report', () => {
     const worst = (...devs: DeviationLike[]) => evaluateAll(p, devs, ctx([exemption()])).worst;
     expect(worst(dev('files', '/var/log/x'))).toBe('ignore');
     expect(worst(dev('files', '/var/log/x'), dev('files', '/etc/nginx/a'))).toBe('exempt');
-    expect(worst(dev('files', '/etc/nginx/a'), dev('files', '/srv/x'), dev('files', '/var/log/x'))).toBe('report');
+    expect(worst(dev('files', '/etc/nginx/a'), dev('files', '/root/.ssh/known_hosts'), dev('files', '/var/log/x'))).toBe('report');
   });
 
   it('cites the most severe deviation of the worst kind, the first on a tie', () => {
@@ -312,6 +324,42 @@ describe('properties', () => {
         const decision = evaluate(policy, d, ctx());
         if (first < 0) expect(decision.decidedBy).toBe('no-rule');
         else expect(decision).toMatchObject({ action: rules[first]!.action, rule: `rules[${first}]` });
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
+
+describe('issue 21: a name with a line terminator no longer escapes the policy', () => {
+  const TERMINATORS = [
+    ['newline', '\n'],
+    ['carriage return', '\r'],
+    ['U+2028', '\u2028'],
+    ['U+2029', '\u2029'],
+    ['NUL', '\u0000'],
+    ['an invalid UTF-8 byte (U+FFFD)', '\uFFFD'],
+  ] as const;
+
+  it.each(TERMINATORS)('a setuid file named "sshd<%s>backdoor" in /usr/bin taints under the defaults and the operator policy', (_label, c) => {
+    const d = dev('files', `/usr/bin/sshd${c}backdoor`, 'added', 'critical');
+    expect(evaluate(defaultPolicy(), d, ctx())).toEqual({ action: 'taint', severity: 'critical', decidedBy: 'rule:default/system-files', rule: 'default/system-files' });
+    expect(evaluate(loadPolicy(FIXTURE), d, ctx())).toMatchObject({ action: 'taint', rule: 'usr binaries' });
+  });
+
+  it.each(TERMINATORS)('ignores, exemptions and name-style rules see through %s as well', (_label, c) => {
+    const p = defaultPolicy();
+    expect(evaluate(p, dev('files', `/var/log/a${c}b`), ctx()).action).toBe('ignore');
+    expect(evaluate(p, dev('files', `/etc/nginx/a${c}b`), ctx([exemption()])).action).toBe('exempt');
+    expect(evaluate(p, dev('packages', `evil${c}:amd64`, 'added'), ctx()).decidedBy).toBe('rule:default/packages');
+    expect(evaluate(p, dev('cron', `/etc/cron.d/x${c}y * * * * * root sh`, 'added'), ctx()).decidedBy).toBe('rule:default/cron');
+  });
+
+  it('any key no rule covers taints, whatever it holds', () => {
+    const bare = parsePolicy('defaults: false\nrules:\n  - { collector: files, key: /home/**, action: report }\n');
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (k) => {
+        const d = evaluate(bare, dev('files', `/srv/${k}`, 'added'), ctx());
+        expect(d).toMatchObject({ action: 'taint', decidedBy: 'no-rule' });
       }),
       { numRuns: 1000 },
     );

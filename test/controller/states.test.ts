@@ -149,7 +149,7 @@ describe('causes', () => {
       [
         { collector: 'files', key: '/var/log/syslog', change: 'modified', severity: 'medium' },
         { collector: 'sysctl', key: 'net.ipv4.ip_forward', change: 'modified', severity: 'high' },
-        { collector: 'files', key: '/srv/x', change: 'added', severity: 'medium' },
+        { collector: 'files', key: '/home/alice/x', change: 'added', severity: 'medium' },
       ],
       { hostId: 'h', imageId: 'i', now: 0, exemptions: [] },
     );

@@ -61,6 +61,8 @@ describe('driftwarden report and audit verify', () => {
     expect(lines[1]).toMatch(/^web-1,web-1\.example\.internal,ami-web-1,web,tainted,packages,openssl:amd64,modified,high,taint,/);
     const json = await cli(['report', 'image', 'ami-web-1', '--format', 'json'], env);
     expect(JSON.parse(json.stdout)).toMatchObject({ scope: { kind: 'image', id: 'ami-web-1' }, summary: { hosts: 2, deviations: 1 } });
+    const jsonl = await cli(['report', 'fleet', '--format', 'jsonl'], env);
+    expect(jsonl.stdout.trimEnd().split('\n').map((l) => JSON.parse(l))).toEqual([expect.objectContaining({ hostId: 'web-1', key: 'openssl:amd64', action: 'taint' })]);
     const html = await cli(['report', 'host', 'web-1', '--format', 'html'], env);
     expect(html.stdout).toMatch(/<h1>Drift report: host web-1<\/h1>/);
     const legacy = await cli(['report', 'web-1'], env);

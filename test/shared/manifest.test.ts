@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadManifest, sealManifest, verifyManifest, type UnsealedManifest } from '../../shared/manifest.js';
+import { loadVerifiedManifest } from '../../agent/commands/manifest.js';
+import type { DwError } from '../../shared/errors.js';
+import { loadManifest, manifestItemCount, sealManifest, verifyManifest, type UnsealedManifest } from '../../shared/manifest.js';
 import { MANIFEST_SCHEMA_ID } from '../../shared/schema/manifest.js';
 import { defaultRules } from '../../shared/schema/rules.js';
 import { generateKeyPair } from '../../shared/sign.js';
@@ -95,5 +97,37 @@ describe('loadManifest', () => {
     const m = sealManifest(unsealed(), priv);
     writeFileSync(join(dir, 'm.json'), canonicalJson(m));
     expect(loadManifest(join(dir, 'm.json'))).toEqual(m);
+  });
+});
+
+describe('a manifest with no items', () => {
+  const empty = (): UnsealedManifest => ({ ...unsealed(), sections: { packages: { items: [] }, sysctl: { items: [] }, cron: { items: [] }, files: { items: [] } } });
+
+  it('is refused, signed or not, naming what is empty: every host item would be "added" against it', () => {
+    for (const m of [sealManifest(empty()), sealManifest(empty(), priv)]) {
+      const err = (() => {
+        try {
+          verifyManifest(m, m.signature ? { trustedKeys: [pub] } : {});
+        } catch (e) {
+          return e as DwError;
+        }
+        throw new Error('accepted an empty manifest');
+      })();
+      expect(err.code).toBe('DW_ERR_MANIFEST_INVALID');
+      expect(err.message).toBe("manifest has no items in any section (packages, sysctl, cron, files): it is not the manifest of a real image; build it from the image's root");
+    }
+    expect(() => verifyManifest(sealManifest({ ...unsealed(), sections: {} }))).toThrow(/no sections at all/);
+  });
+
+  it('is refused by `manifest verify` (loadVerifiedManifest), which every check and agent start goes through', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'm.json'), canonicalJson(sealManifest(empty(), priv)));
+    expect(() => loadVerifiedManifest(join(dir, 'm.json'))).toThrow(/has no items in any section/);
+  });
+
+  it('is fine when only some sections are empty: an image without cron jobs is real', () => {
+    const some = { ...unsealed(), sections: { ...unsealed().sections, cron: { items: [] }, sysctl: { items: [] } } };
+    expect(manifestItemCount(some)).toBe(2);
+    expect(verifyManifest(sealManifest(some, priv), { trustedKeys: [pub] }).signedBy).not.toBeNull();
   });
 });

@@ -1,6 +1,7 @@
 /** @module Policy file schema, key globs and exemption requests. */
 import { describe, expect, it } from 'vitest';
 import {
+  catchAllCollector,
   compileKeyGlobs,
   DEFAULT_POLICY,
   exemptionRequestSchema,
@@ -103,7 +104,7 @@ describe('policy file schema', () => {
     const names = DEFAULT_POLICY.map((r) => r.name!);
     expect(names.indexOf('default/ssh-host-keys')).toBeLessThan(names.indexOf('default/system-files'));
     expect(names.indexOf('default/host-identity')).toBeLessThan(names.indexOf('default/system-files'));
-    expect(names.at(-1)).toBe('default/everything-else');
+    expect(names.at(-1)).toBe('default/home-directories');
     expect(Object.isFrozen(DEFAULT_POLICY)).toBe(true);
     expect(Object.isFrozen(DEFAULT_POLICY[0])).toBe(true);
   });
@@ -200,9 +201,33 @@ describe('exemption request schema', () => {
 
   it('refuses a catch-all pattern with no host or image: it would exempt the fleet', () => {
     expect(messages(schema.safeParse({ keyPattern: '**', reason: 'r', for: '1h' }))).toEqual([
-      'keyPattern: a catch-all pattern needs a hostId or an imageId: it would exempt every host',
+      'keyPattern: "**" is a catch-all (it matches every files key): give a hostId or an imageId, or it would exempt every host',
     ]);
     expect(schema.safeParse({ keyPattern: '**', imageId: 'ami-1', reason: 'r', for: '1h' }).success).toBe(true);
+    expect(schema.safeParse({ keyPattern: '/*/**', hostId: 'h1', collector: 'files', reason: 'r', for: '1h' }).success).toBe(true);
+  });
+
+  it('judges a catch-all by what it matches, not by how it is spelled', () => {
+    const refused = (keyPattern: string, collector?: string) => !schema.safeParse({ keyPattern, ...(collector ? { collector } : {}), reason: 'r', for: '1h' }).success;
+    for (const p of ['**', '/**', '/*/**', '/**/*', '**/*', '/?*/**', '/{**,x}', '/**/**', '/*/*/**']) {
+      expect(refused(p, 'files'), p).toBe(true);
+      expect(refused(p), p).toBe(true);
+    }
+    for (const [p, c] of [['*', 'packages'], ['*:*', 'packages'], ['*', 'sysctl'], ['*.*', 'sysctl'], ['/**', 'cron'], ['*', undefined], ['*:*', undefined]] as const) {
+      expect(refused(p, c), `${p} ${c}`).toBe(true);
+    }
+    // Wide, but not everything: each leaves most of the fleet's keys to the policy.
+    for (const [p, c] of [['/etc/**', 'files'], ['/usr/bin/*', 'files'], ['/*', 'files'], ['openssl:*', 'packages'], ['net.*', 'sysctl'], ['/etc/cron.d/*', 'cron'], ['/etc/**', 'cron'], ['/etc/nginx/**', undefined]] as const) {
+      expect(refused(p, c), `${p} ${c}`).toBe(false);
+    }
+  });
+
+  it('names the collector whose every key a pattern matches', () => {
+    expect(catchAllCollector('/*/**', 'files')).toBe('files');
+    expect(catchAllCollector('/*/**', null)).toBe('files');
+    expect(catchAllCollector('/*/**', 'cron')).toBe('cron');
+    expect(catchAllCollector('*', null)).toBe('packages');
+    expect(catchAllCollector('/etc/**', 'files')).toBeNull();
   });
 
   it('refuses unknown keys (actor comes from the credential, not the body)', () => {

@@ -57,6 +57,19 @@ describe('files collector', () => {
     expect(items.has('/etc/ssh/sshd_config')).toBe(true);
   });
 
+  it('applies ignore globs to names with a newline, CR or U+2028 as the controller policy does (shared/glob.ts)', async () => {
+    const dir = tempDir();
+    for (const c of ['\n', '\r', '\u2028']) {
+      mkdirSync(join(dir, `etc/d${c}d`), { recursive: true });
+      writeFileSync(join(dir, `etc/d${c}d/x.log`), 'ignored');
+      writeFileSync(join(dir, `etc/d${c}d/x.conf`), 'kept');
+    }
+    const rules = { ...defaultRules(), files: { roots: ['/etc'], ignore: ['**/*.log'] } };
+    const keys = [...(await collect(dir, { rules })).keys()];
+    expect(keys.filter((k) => k.endsWith('.log'))).toEqual([]);
+    expect(keys.filter((k) => k.endsWith('.conf')).sort()).toEqual(['/etc/d\nd/x.conf', '/etc/d\rd/x.conf', '/etc/d\u2028d/x.conf']);
+  });
+
   it('expands /home/*/.ssh and skips roots that do not exist', async () => {
     const dir = copyFixture(join(FIXTURES, 'files/basic'));
     expect(expandRoots(ctxFor(dir), ['/home/*/.ssh', '/boot', '/etc', '/etc/ssh'])).toEqual(['/boot', '/etc', '/home/alice/.ssh', '/home/bob/.ssh']);
@@ -65,6 +78,12 @@ describe('files collector', () => {
     expect(items.has('/home/bob/.profile')).toBe(false);
     expect(items.has('/root/.ssh/authorized_keys')).toBe(true);
     expect([...items.keys()].some((k) => k.startsWith('/boot'))).toBe(false);
+  });
+
+  it('expands a root glob over hidden and oddly named directories too: none is a blind spot', () => {
+    const dir = tempDir();
+    for (const u of ['.hidden', 'a\nb', 'carol']) mkdirSync(join(dir, 'home', u, '.ssh'), { recursive: true });
+    expect(expandRoots(ctxFor(dir), ['/home/*/.ssh'])).toEqual(['/home/.hidden/.ssh', '/home/a\nb/.ssh', '/home/carol/.ssh']);
   });
 
   it('records fifos, sockets and devices by type without reading them', async () => {
