@@ -7,7 +7,7 @@
  * Shapes: `removed` as many minimal deviations as the body limit holds (the issue's 80,000-deviation
  * case), `modified` file deviations with full expected/actual items, `deep` values nested to the limit.
  */
-import { randomUUID } from 'node:crypto';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { openStore } from '../controller/store/index.js';
 import { digestOf } from '../shared/canonical.js';
 import { applyDeviations } from '../shared/diff.js';
@@ -75,12 +75,15 @@ async function run(storeKind: string, shape: string) {
       await new Promise((r) => setTimeout(r, 50));
     }
   })();
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
   const s = performance.now();
   const r = await h.req('POST', '/api/v1/reports', { token: host.credential, payload: body });
   const took = performance.now() - s;
   polling = false;
+  loop.disable();
   await poll;
-  console.log(JSON.stringify({ store: storeKind, shape, bytes: body.length, deviations: devs.length, status: r.status, answer: r.text.slice(0, 200), ingestMs: Math.round(took), worstHealthzMs: Math.round(worstGap), prepMs: Math.round(prep) }));
+  console.log(JSON.stringify({ store: storeKind, shape, bytes: body.length, deviations: devs.length, status: r.status, answer: r.text.slice(0, 200), ingestMs: Math.round(took), worstHealthzMs: Math.round(worstGap), worstLoopStallMs: Math.round(loop.max / 1e6), prepMs: Math.round(prep) }));
   await h.app.close();
   if (storeKind === 'postgres') {
     const pg = (await import('pg')).default;

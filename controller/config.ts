@@ -32,6 +32,11 @@ export const ControllerConfigSchema = z.strictObject({
   retention: z.strictObject({ reports: DurationSchema.default('30d') }).default({ reports: '30d' }),
   /** Largest request body accepted, in bytes. */
   bodyLimit: z.number().int().positive().max(256 * 1024 * 1024).default(8 * 1024 * 1024),
+  /**
+   * Wall time one report may take to ingest; past it the report is rolled back and answered 503 (the
+   * agent retries later). The limits in shared/schema/limits.ts keep the largest report well inside it.
+   */
+  requestTimeBudget: DurationSchema.default('10s'),
   /** The replacement scheduler (controller/scheduler/config.ts). */
   scheduler: SchedulerConfigSchema.default(SCHEDULER_DEFAULT),
   /** The web dashboard served at `/`. */

@@ -1,18 +1,19 @@
 /** @module Enrollment: an agent trades an enrollment token for its own per-host credential, once. */
 import { z } from 'zod';
 import { DwError } from '../../shared/errors.js';
-import { InventorySchema } from '../../shared/schema/report.js';
+import { AgentVersionSchema, HostnameSchema, nameSchema } from '../../shared/schema/limits.js';
+import { HostIdSchema, InventorySchema } from '../../shared/schema/report.js';
 import type { App, AppContext } from '../app.js';
 import { hashSecret, newSecret } from '../auth.js';
 import { recordTransition } from '../events.js';
 import { StoreConflictError } from '../store/types.js';
 
 export const EnrollRequestSchema = z.strictObject({
-  hostId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'expected the host id (machine-id): letters, digits, . _ : -'),
-  hostname: z.string().max(255).nullable().optional(),
-  imageId: z.string().min(1).max(256),
-  group: z.string().min(1).max(256).optional(),
-  agentVersion: z.string().max(64).optional(),
+  hostId: HostIdSchema,
+  hostname: HostnameSchema.nullable().optional(),
+  imageId: nameSchema(),
+  group: nameSchema().optional(),
+  agentVersion: AgentVersionSchema.optional(),
   inventory: InventorySchema.optional(),
 });
 
