@@ -66,11 +66,14 @@ async function run(storeKind: string, shape: string) {
   await h.app.listen({ port: 0, host: '127.0.0.1' });
   const port = (h.app.server.address() as { port: number }).port;
   let worstGap = 0;
+  let healthzErrors = 0;
   let polling = true;
   const poll = (async () => {
     while (polling) {
       const s = performance.now();
-      await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.text());
+      await fetch(`http://127.0.0.1:${port}/healthz`)
+        .then((r) => r.text())
+        .catch(() => healthzErrors++);
       worstGap = Math.max(worstGap, performance.now() - s);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -83,7 +86,7 @@ async function run(storeKind: string, shape: string) {
   polling = false;
   loop.disable();
   await poll;
-  console.log(JSON.stringify({ store: storeKind, shape, bytes: body.length, deviations: devs.length, status: r.status, answer: r.text.slice(0, 200), ingestMs: Math.round(took), worstHealthzMs: Math.round(worstGap), worstLoopStallMs: Math.round(loop.max / 1e6), prepMs: Math.round(prep) }));
+  console.log(JSON.stringify({ store: storeKind, shape, bytes: body.length, deviations: devs.length, status: r.status, answer: r.text.slice(0, 200), ingestMs: Math.round(took), worstHealthzMs: Math.round(worstGap), worstLoopStallMs: Math.round(loop.max / 1e6), healthzErrors, prepMs: Math.round(prep) }));
   await h.app.close();
   if (storeKind === 'postgres') {
     const pg = (await import('pg')).default;
