@@ -6,6 +6,7 @@
  * Run for every store by api.sqlite.test.ts and api.postgres.test.ts.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { capDeviations } from '../../agent/report.js';
 import type { App } from '../../controller/app.js';
 import type { Store } from '../../controller/store/types.js';
 import type { Deviation } from '../../shared/schema/deviation.js';
@@ -116,6 +117,20 @@ export function runHostileInputContract(name: string, open: () => Promise<Store>
         expect(JSON.parse(r.body).message).toMatch(/body\.deviations.*100000/);
         expect(await h.snapshot()).toEqual(before);
       }, 60_000);
+
+      it('from an agent with more deviations than a report carries is sent capped, and taints instead of leaving the host clean', async () => {
+        const host = await h.enroll('drifted-1');
+        host.upgrade('openssl', '9.9.9-1').write('/home/alice/a.txt', 'a\n').write('/home/alice/b.txt', 'b\n');
+        const full = host.report();
+        expect(full.deviations).toHaveLength(3);
+        // The agent's own capping, with a limit of 2 standing in for LIMITS.maxDeviations.
+        const capped = capDeviations(full.deviations, full.collectors, 2);
+        expect(capped.deviations.map((d) => d.collector)).toContain('packages');
+        expect(capped.collectors.find((c) => c.collector === 'files')?.warnings).toEqual([expect.stringMatching(/^1 deviations not sent: a report carries at most 2/)]);
+        const r = await host.send({ ...full, ...capped });
+        expect(r.status, r.text).toBe(200);
+        expect(r.body).toMatchObject({ status: 'accepted', state: 'tainted', digestMismatch: ['files'] });
+      });
 
       it('that overruns its time budget is answered 503 and rolled back; the same report goes through with time to spare', async () => {
         const hurried = await h.buildApp({ config: { requestTimeBudget: '1ms' } });
