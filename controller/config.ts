@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { loadConfigFile } from '../shared/config-load.js';
 import { HostPathSchema } from '../shared/schema/common.js';
+import { LIMITS } from '../shared/schema/limits.js';
 import { DurationSchema, parseDuration } from '../shared/schema/config.js';
 import { SCHEDULER_DEFAULT, SchedulerConfigSchema } from './scheduler/config.js';
 
@@ -36,7 +37,7 @@ export const ControllerConfigSchema = z.strictObject({
    * Wall time one report may take to ingest; past it the report is rolled back and answered 503 (the
    * agent retries later). The limits in shared/schema/limits.ts keep the largest report well inside it.
    */
-  requestTimeBudget: DurationSchema.default('10s'),
+  requestTimeBudget: DurationSchema.default(`${LIMITS.requestTimeBudgetMs / 1000}s`),
   /** The replacement scheduler (controller/scheduler/config.ts). */
   scheduler: SchedulerConfigSchema.default(SCHEDULER_DEFAULT),
   /** The web dashboard served at `/`. */

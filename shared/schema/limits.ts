@@ -22,7 +22,7 @@ export const LIMITS = {
   maxWarnings: 100,
   /** A collector's error or warning text. */
   maxMessage: 4096,
-  /** Wall time one request may take before it is aborted and rolled back (config `requestTimeBudget`). */
+  /** Wall time one report may take to ingest before it is rolled back: the default of the controller's `requestTimeBudget`. */
   requestTimeBudgetMs: 10_000,
 } as const;
 
