@@ -8,28 +8,40 @@ import { AGENT_VERSION } from './version.js';
 
 /**
  * A scan with more deviations than a report may carry (LIMITS.maxDeviations) is sent with the most
- * severe ones and a warning on each collector that lost some. It must still be sent: refused whole,
+ * severe ones and a warning on each collector that lost some; a deviation whose key is longer than the
+ * store can index is left out the same way. It must still be sent: refused whole,
  * it would leave the host in its last state (clean, say) while the controller, finding the sections
  * do not add up, taints it on an integrity deviation, which is what so large a drift deserves.
  */
 export function capDeviations(deviations: readonly Deviation[], collectors: readonly CollectorResult[], max: number = LIMITS.maxDeviations): { deviations: Deviation[]; collectors: CollectorResult[] } {
-  if (deviations.length <= max) return { deviations: [...deviations], collectors: [...collectors] };
-  const rank = (d: Deviation) => SEVERITIES.indexOf(d.severity);
-  const order = deviations.map((_, i) => i).sort((a, b) => rank(deviations[b]!) - rank(deviations[a]!) || a - b);
-  const keep = new Set(order.slice(0, max));
-  const kept: Deviation[] = [];
-  const lost = new Map<string, number>();
-  deviations.forEach((d, i) => {
-    if (keep.has(i)) kept.push(d);
-    else lost.set(d.collector, (lost.get(d.collector) ?? 0) + 1);
+  const lost = new Map<string, string[]>();
+  const note = (collector: string, why: string) => lost.set(collector, [...(lost.get(collector) ?? []), why]);
+  // A key the store cannot index (a path of more than 2 KB) goes the same way: left out, so it taints.
+  const longKeys = new Map<string, number>();
+  let sendable = deviations.filter((d) => {
+    if (d.key.length * 3 <= LIMITS.maxKeyBytes || Buffer.byteLength(d.key) <= LIMITS.maxKeyBytes) return true;
+    longKeys.set(d.collector, (longKeys.get(d.collector) ?? 0) + 1);
+    return false;
   });
+  for (const [c, n] of longKeys) note(c, `${n} deviations not sent: their keys are longer than ${LIMITS.maxKeyBytes} bytes`);
+  if (sendable.length > max) {
+    const rank = (d: Deviation) => SEVERITIES.indexOf(d.severity);
+    const order = sendable.map((_, i) => i).sort((a, b) => rank(sendable[b]!) - rank(sendable[a]!) || a - b);
+    const keep = new Set(order.slice(0, max));
+    const over = new Map<string, number>();
+    sendable = sendable.filter((d, i) => {
+      if (keep.has(i)) return true;
+      over.set(d.collector, (over.get(d.collector) ?? 0) + 1);
+      return false;
+    });
+    for (const [c, n] of over) note(c, `${n} deviations not sent: a report carries at most ${max} (the most severe were kept)`);
+  }
+  if (lost.size === 0) return { deviations: sendable, collectors: [...collectors] };
   return {
-    deviations: kept,
+    deviations: sendable,
     collectors: collectors.map((c) => {
-      const n = lost.get(c.collector);
-      if (!n) return c;
-      const warning = `${n} deviations not sent: a report carries at most ${max} (the most severe were kept)`;
-      return { ...c, warnings: [...(c.warnings ?? []).slice(0, LIMITS.maxWarnings - 1), warning] };
+      const why = lost.get(c.collector);
+      return why ? { ...c, warnings: [...(c.warnings ?? []).slice(0, LIMITS.maxWarnings - why.length), ...why] } : c;
     }),
   };
 }

@@ -12,8 +12,11 @@ export const LIMITS = {
   maxDeviations: 100_000,
   /** Any string anywhere in a request, in UTF-16 code units (a cron command, a file's error text...). */
   maxString: 64 * 1024,
-  /** An item key: a host path (PATH_MAX), a package name:arch, a dotted sysctl name, a cron entry. */
-  maxKey: 4096,
+  /**
+   * An item key (a host path, a package name:arch, a dotted sysctl name, a cron entry), in UTF-8 bytes:
+   * the store indexes it, and PostgreSQL's btree refuses an index row over 2,704 bytes.
+   */
+  maxKeyBytes: 2048,
   /** A short name: group, agent version, OS and kernel strings, an address. */
   maxName: 256,
   /** Host addresses in an inventory. */

@@ -24,6 +24,13 @@ describe('capDeviations', () => {
     expect(out.collectors[0]!.warnings).toEqual(['2 deviations not sent: a report carries at most 3 (the most severe were kept)']);
     expect(out.collectors[1]).toEqual(collectors[1]);
   });
+
+  it('leaves out a deviation whose key is longer than the store can index, with a warning', () => {
+    const long = dev(`/${'d/'.repeat(LIMITS.maxKeyBytes)}`, 'high');
+    const out = capDeviations([dev('/a', 'low'), long], [{ collector: 'files', ok: true, durationMs: 1, items: 2 }]);
+    expect(out.deviations.map((d) => d.key)).toEqual(['/a']);
+    expect(out.collectors[0]!.warnings).toEqual([`1 deviations not sent: their keys are longer than ${LIMITS.maxKeyBytes} bytes`]);
+  });
 });
 
 describe('boundCollectors', () => {

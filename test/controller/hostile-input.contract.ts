@@ -5,6 +5,7 @@
  * bounded time while /healthz keeps answering), that nothing changed, and that honest hosts still report.
  * Run for every store by api.sqlite.test.ts and api.postgres.test.ts.
  */
+import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { capDeviations } from '../../agent/report.js';
 import type { App } from '../../controller/app.js';
@@ -179,10 +180,15 @@ export function runHostileInputContract(name: string, open: () => Promise<Store>
         await honestStillReports();
       });
 
-      it('refuses a string longer than the limit and a key longer than PATH_MAX', async () => {
+      it('refuses a string longer than the limit and a key longer than the store can index, and takes one at the limit', async () => {
         const attacker = await h.enroll('evil-1');
         refused(await attacker.scan({ deviations: [cronDeviation('x'.repeat(LIMITS.maxString + 1))] }), 400, 'DW_ERR_VALIDATION', /body\.deviations\[0\]\.actual\.command: longer than 65536/);
-        refused(await attacker.scan({ deviations: [{ ...cronDeviation('x'), key: `/${'k'.repeat(LIMITS.maxKey)}` }] }), 400, 'DW_ERR_VALIDATION', /body\.deviations\.0\.key/);
+        refused(await attacker.scan({ deviations: [{ ...cronDeviation('x'), key: `/${'é'.repeat(LIMITS.maxKeyBytes / 2)}` }] }), 400, 'DW_ERR_VALIDATION', /body\.deviations\.0\.key: at most 2048 bytes/);
+        // At the limit, and incompressible: the store's index takes it (PostgreSQL's btree refuses rows over 2,704 bytes).
+        const key = `/home/alice/${randomBytes(LIMITS.maxKeyBytes).toString('base64url')}`.slice(0, LIMITS.maxKeyBytes);
+        const atLimit = await attacker.scan({ deviations: [{ collector: 'files', key, change: 'removed', expected: null, actual: null, severity: 'low' }] });
+        expect(atLimit.status, atLimit.text).toBe(200);
+        expect((await h.store.listHostDeviations('evil-1')).map((d) => d.key)).toContain(key);
         await honestStillReports();
       });
     });
