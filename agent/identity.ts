@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Os } from '../shared/schema/manifest.js';
+import { CONTROL_CHARS, HOSTNAME, LIMITS } from '../shared/schema/limits.js';
 import type { Inventory } from '../shared/schema/report.js';
 import type { HostRoot } from './root.js';
 
@@ -55,6 +56,34 @@ export async function readHostId(root: HostRoot, stateDir?: string): Promise<str
 
 /** Inventory of the live machine; for any other root only what its files say (systeminformation reads this machine). */
 export async function readInventory(root: HostRoot, hostId: string | null): Promise<Inventory> {
+  return boundInventory(await readInventoryAsIs(root, hostId));
+}
+
+/** A name the controller takes (see shared/schema/limits.ts), or null: one odd field must not cost the host its report. */
+function boundName(s: string | null, max: number = LIMITS.maxName): string | null {
+  if (s === null) return null;
+  const clean = s.replace(new RegExp(CONTROL_CHARS.source, 'g'), ' ').trim().slice(0, max);
+  return clean === '' ? null : clean;
+}
+
+/**
+ * The inventory as the controller's InventorySchema bounds it: a hostname that is not an RFC 1123 name
+ * is sent as null (the host is still known by its id), other names lose their control characters.
+ */
+export function boundInventory(inv: Inventory): Inventory {
+  return {
+    hostId: inv.hostId,
+    hostname: inv.hostname !== null && HOSTNAME.test(inv.hostname) ? inv.hostname : null,
+    os: boundName(inv.os),
+    kernel: boundName(inv.kernel),
+    addresses: inv.addresses
+      .map((a) => boundName(a, 64))
+      .filter((a): a is string => a !== null)
+      .slice(0, LIMITS.maxAddresses),
+  };
+}
+
+async function readInventoryAsIs(root: HostRoot, hostId: string | null): Promise<Inventory> {
   const hostname = await readHostname(root);
   const os = await readOs(root);
   if (root.dir !== '/') {

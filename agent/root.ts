@@ -2,6 +2,7 @@
 import { promises as fsp, type Dirent, type Stats } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
 import { DwError } from '../shared/errors.js';
+import { hostText } from './host-text.js';
 
 /** Turn any host path into the normal absolute form: "/etc//cron.d/" → "/etc/cron.d". */
 export function normalizeHostPath(hostPath: string): string {
@@ -60,7 +61,7 @@ export class HostRoot {
   }
 
   async readText(hostPath: string): Promise<string> {
-    return fsp.readFile(this.path(hostPath), 'utf8');
+    return hostText(await fsp.readFile(this.path(hostPath)));
   }
 
   /** The file's text, or null when it (or a parent) does not exist. Other errors propagate. */

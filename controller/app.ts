@@ -33,6 +33,7 @@ import { registerDriftReportRoutes } from './routes/drift-report.js';
 import { registerSessionRoutes } from './routes/session.js';
 import { cookieValue, CSRF_HEADER, csrfMatches, loadSessionKey, readSession, SESSION_COOKIE } from './session.js';
 import { registerReplacementRoutes } from './routes/replacements.js';
+import { assertStorable, assertStorableBody } from './request-guard.js';
 import { createScheduler, type Scheduler } from './scheduler/index.js';
 import { SourceLimiter, sourceKey } from './rate-limit.js';
 import { usedUp } from './routes/tokens.js';
@@ -126,6 +127,13 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.addHook('preParsing', async (req, _reply, payload) =>
     decodeBody(req, payload, bodyLimits(deps.config, req.routeOptions.bodyLimit ?? deps.config.bodyLimit, req.routeOptions.config.wireBodyLimit)),
   );
+  // Before any schema or handler: nothing a request carries may be nested past the limit or hold what
+  // the store refuses (controller/request-guard.ts).
+  app.addHook('preValidation', async (req) => {
+    assertStorable(req.params, 'params');
+    assertStorable(req.query, 'querystring');
+    if (req.body !== undefined) await assertStorableBody(req.body);
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest('principal', null);
@@ -314,5 +322,10 @@ function toDwError(err: unknown): DwError {
     return new DwError('DW_ERR_VALIDATION', `request body is not valid JSON: ${e.message}`);
   }
   if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return new DwError('DW_ERR_VALIDATION', e.message);
+  // A PostgreSQL data exception (class 22: a value of the wrong type or encoding) can only come from a
+  // value in the request that slipped past validation: the request is at fault, not the controller.
+  if (typeof e.code === 'string' && /^22[0-9A-Z]{3}$/.test(e.code) && (err as { severity?: unknown }).severity !== undefined) {
+    return new DwError('DW_ERR_VALIDATION', `a value in the request cannot be stored: ${e.message}`, {}, { cause: err });
+  }
   return new DwError('DW_ERR_INTERNAL', 'internal error', {}, { cause: err });
 }

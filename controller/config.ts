@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { loadConfigFile } from '../shared/config-load.js';
 import { HostPathSchema } from '../shared/schema/common.js';
+import { LIMITS } from '../shared/schema/limits.js';
 import { DurationSchema, parseDuration } from '../shared/schema/config.js';
 import { SCHEDULER_DEFAULT, SchedulerConfigSchema } from './scheduler/config.js';
 
@@ -64,6 +65,11 @@ export const ControllerConfigSchema = z.strictObject({
   bodyLimit: z.number().int().positive().max(256 * 1024 * 1024).default(8 * 1024 * 1024),
   /** Largest report body once decompressed, in bytes: a small gzip body cannot expand past it. */
   decodedBodyLimit: z.number().int().positive().max(1024 * 1024 * 1024).default(64 * 1024 * 1024),
+  /**
+   * Wall time one report may take to ingest; past it the report is rolled back and answered 503 (the
+   * agent retries later). The limits in shared/schema/limits.ts keep the largest report well inside it.
+   */
+  requestTimeBudget: DurationSchema.default(`${LIMITS.requestTimeBudgetMs / 1000}s`),
   /** The replacement scheduler (controller/scheduler/config.ts). */
   scheduler: SchedulerConfigSchema.default(SCHEDULER_DEFAULT),
   /** The web dashboard served at `/`. */

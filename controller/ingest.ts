@@ -14,7 +14,11 @@ import type { ManifestCache } from './manifest-cache.js';
 import { identityClaims, identityKey } from './identity.js';
 import { evaluateAll, type Policy } from './policy.js';
 import { IllegalTransitionError, next, type HostEvent } from './states.js';
+import { UNBOUNDED, type TimeBudget } from './time-budget.js';
 import type { HostDeviationRow, HostRow, HostState, Store, StoreTx } from './store/types.js';
+
+/** Reports with more deviations than this give the event loop back between their steps. */
+const YIELD_ABOVE_DEVIATIONS = 1000;
 
 export interface IngestDeps {
   store: Store;
@@ -61,6 +65,8 @@ function integrityDeviation(hostId: string, key: string, expected: unknown, actu
 export interface IngestOptions {
   /** The host's clock minus ours when it sent this report (see shared/clock-skew.ts); null when unknown. */
   clockSkewMs?: number | null;
+  /** Checkpoints between the steps of a large report; past the deadline the transaction rolls back. */
+  budget?: TimeBudget;
 }
 
 export async function ingestReport(deps: IngestDeps, hostId: string, report: Report, opts: IngestOptions = {}): Promise<IngestResult> {
@@ -77,6 +83,11 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     throw new DwError('DW_ERR_VALIDATION', 'undeliveredScan: a scan that arrived is not undelivered; heartbeats and events carry it', {});
   }
   const now = deps.clock().toISOString();
+  const budget = opts.budget ?? UNBOUNDED;
+  // Heartbeats (most requests by far) carry no deviations and skip the checkpoints; only large reports
+  // yield at them.
+  const large = report.deviations.length > YIELD_ABOVE_DEVIATIONS;
+  const checkpoint = report.deviations.length > 0 ? (step: string) => budget.checkpoint(step, large) : async () => {};
 
   return deps.store.transaction(async (tx): Promise<IngestResult> => {
     // Lock the host first: two controllers (or two requests) must not both accept the next seq, and a
@@ -151,6 +162,7 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
       // that is recorded as what it is, a gap in what the host could vouch for, not as tampering.
       const failed = new Map(report.collectors.filter((c) => !c.ok).map((c) => [c.collector as string, c.error ?? 'failed']));
       for (const [name, error] of failed) notes.push(integrityDeviation(hostId, `collector-failed:${name}`, 'ok', error, now, 'report'));
+      await checkpoint('digest check');
       const mismatches = checkReportDigests(manifest, report.digests, report.deviations).filter((m) => !failed.has(m.section));
       digestMismatch = mismatches.map((m) => m.section);
       for (const m of mismatches) integrity.push(integrityDeviation(hostId, `digest:${m.section}`, m.expected, m.reported, now));
@@ -167,6 +179,7 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
       if (deps.scanMaxAgeMs !== undefined && Date.parse(now) - Date.parse(host.lastScanAt ?? host.enrolledAt) > deps.scanMaxAgeMs / 2) scanRequested = true;
     }
 
+    await checkpoint('policy');
     const exemptions = report.deviations.length > 0 ? await tx.listExemptions({ activeAt: now }) : [];
     const evaluation = evaluateAll(deps.policy, report.deviations, { hostId, imageId: host.imageId, now, exemptions });
     const rows: HostDeviationRow[] = report.deviations.map((d: Deviation, i) => {
@@ -217,9 +230,12 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     }
 
     // What the host had before this report, so that only new drift becomes an event.
+    await checkpoint('reading current deviations');
     const previous = rows.length > 0 ? await tx.listHostDeviations(hostId) : [];
+    await checkpoint('storing deviations');
     if (report.kind === 'scan') await tx.replaceHostDeviations(hostId, rows);
     else if (rows.length > 0) await tx.upsertHostDeviations(rows);
+    await checkpoint('storing the report');
     // The store keeps each deviation's first sighting across scans and events.
     const current = report.kind === 'scan' ? rows : !beatOnly || rows.length > 0 ? await tx.listHostDeviations(hostId) : [];
     const counted = beatOnly && rows.length === 0 ? host.deviationCount : current.filter((r) => r.action !== 'ignore').length;
@@ -258,6 +274,7 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
       await tx.appendAudit({ at: now, actor: `host:${hostId}`, action: 'host.identity-refused', target: hostId, detail: { field: c.field, pinned: c.pinned, claimed: c.claimed, previousClaim: lastClaim ?? null, reportId: report.reportId } });
       deps.log.warn({ hostId, field: c.field, pinned: c.pinned, claimed: c.claimed }, 'host claimed another identity; refused and tainted');
     }
+    await checkpoint('events');
     await tx.appendEvents(deviationEvents(who, previous, rows, now, report.reportId));
     if (transition.changed) {
       await recordTransition(tx, who, { from: host.state, to: transition.state, cause: transition.cause, actor: 'policy', at: now, reportId: report.reportId });
@@ -265,6 +282,8 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
         await tx.appendAudit({ at: now, actor: 'controller', action: 'host.taint', target: hostId, detail: { cause: transition.cause, reportId: report.reportId } });
       }
     }
+    // The last check before the commit: a report that overran changes nothing.
+    await checkpoint('commit');
     return { status: 'accepted', reportId: report.reportId, state: transition.state, deviations: counted, digestMismatch, scanRequested };
   }).then((result) => {
     // Only after the commit: a rolled-back scan must not become the baseline heartbeats are held to.

@@ -24,6 +24,7 @@ export const ERRORS = {
   DW_ERR_REPLAY: { status: 409, exit: 2, summary: 'a report was replayed or arrived out of order' },
   DW_ERR_NO_MANIFEST: { status: 422, exit: 2, summary: 'no manifest is published for the image' },
   DW_ERR_INTERNAL: { status: 500, exit: 2, summary: 'an internal error' },
+  DW_ERR_TIME_BUDGET: { status: 503, exit: 2, summary: 'a request took longer than its time budget and was rolled back' },
   DW_ERR_STATE: { status: 409, exit: 2, summary: 'the host is not in a state that allows this' },
   DW_ERR_PROVIDER: { status: 502, exit: 2, summary: 'a replacement provider failed or refused' },
 } as const;

@@ -12,6 +12,7 @@ import { claimKey, parseCrontab } from '../parsers/crontab.js';
 import { parseUnitFile, timerSettings, type UnitAssignment } from '../parsers/systemd-timer.js';
 import { installSection, unitFileState, type SearchDir } from '../parsers/unit-file-state.js';
 import type { Collector } from './types.js';
+import { hostText } from '../host-text.js';
 
 /*
  * Item keys (identity is "which file, which job"):
@@ -233,7 +234,7 @@ class Scan {
     if (loaded.bytes === null) return this.unparseable(hostPath, `larger than ${MAX_PARSE_BYTES} bytes, not parsed`, loaded.sha256);
     let items: CronItem[];
     try {
-      items = parse(loaded.bytes.toString('utf8'));
+      items = parse(hostText(loaded.bytes));
     } catch (err) {
       if (!(err instanceof DwParseError)) throw err;
       return this.unparseable(hostPath, err.message, loaded.sha256);
@@ -364,7 +365,7 @@ class Scan {
     if (loaded.bytes === null) return this.unparseable(path, `larger than ${MAX_PARSE_BYTES} bytes, not parsed`, loaded.sha256);
     let assignments: UnitAssignment[];
     try {
-      assignments = parseUnitFile(loaded.bytes.toString('utf8'), path);
+      assignments = parseUnitFile(hostText(loaded.bytes), path);
     } catch (err) {
       if (!(err instanceof DwParseError)) throw err;
       return this.unparseable(path, err.message, loaded.sha256);
@@ -422,7 +423,7 @@ class Scan {
       return `${path} cannot be read`;
     }
     try {
-      const assignments = parseUnitFile(loaded.bytes.toString('utf8'), path);
+      const assignments = parseUnitFile(hostText(loaded.bytes), path);
       if (first) this.script(path, loaded);
       return assignments;
     } catch (err) {

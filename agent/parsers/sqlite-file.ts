@@ -6,6 +6,7 @@
  * (page visits are bounded and cycles refused) or a read out of bounds.
  */
 import { DwParseError } from '../../shared/errors.js';
+import { hostText } from '../host-text.js';
 
 export type SqlValue = null | number | bigint | string | Uint8Array;
 
@@ -217,7 +218,7 @@ function serialValue(t: number, p: Uint8Array, at: number, len: number): SqlValu
     return small(BigInt.asIntN(len * 8, v));
   }
   const bytes = p.subarray(at, at + len);
-  return t % 2 === 0 ? bytes.slice() : Buffer.from(bytes).toString('utf8');
+  return t % 2 === 0 ? bytes.slice() : hostText(Buffer.from(bytes));
 }
 
 const CONSTRAINT = /^(constraint|primary|unique|check|foreign)\b/i;

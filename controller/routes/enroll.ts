@@ -5,7 +5,8 @@
  */
 import { z } from 'zod';
 import { DwError } from '../../shared/errors.js';
-import { InventorySchema } from '../../shared/schema/report.js';
+import { AgentVersionSchema, HostnameSchema, nameSchema } from '../../shared/schema/limits.js';
+import { HostIdSchema, InventorySchema } from '../../shared/schema/report.js';
 import type { App, AppContext } from '../app.js';
 import { hashSecret, newSecret } from '../auth.js';
 import { recordTransition } from '../events.js';
@@ -13,11 +14,11 @@ import { StoreConflictError, type StoreTx, type TokenRow } from '../store/types.
 import { groupRefusal, usedUp } from './tokens.js';
 
 export const EnrollRequestSchema = z.strictObject({
-  hostId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'expected the host id (machine-id): letters, digits, . _ : -'),
-  hostname: z.string().max(255).nullable().optional(),
-  imageId: z.string().min(1).max(256),
-  group: z.string().min(1).max(256).optional(),
-  agentVersion: z.string().max(64).optional(),
+  hostId: HostIdSchema,
+  hostname: HostnameSchema.nullable().optional(),
+  imageId: nameSchema(),
+  group: nameSchema().optional(),
+  agentVersion: AgentVersionSchema.optional(),
   inventory: InventorySchema.optional(),
 });
 

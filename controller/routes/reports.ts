@@ -2,15 +2,20 @@
 import { clockSkewMs, SENT_AT_HEADER } from '../../shared/clock-skew.js';
 import { ReportSchema } from '../../shared/schema/report.js';
 import type { App, AppContext } from '../app.js';
+import { durationMs } from '../config.js';
 import { ingestReport } from '../ingest.js';
+import { TimeBudget } from '../time-budget.js';
 
 export function registerReportRoutes(app: App, ctx: AppContext): void {
+  const budgetMs = durationMs(ctx.config.requestTimeBudget);
   // A drifted host's scan is large: its body may decompress to decodedBodyLimit (it is at most bodyLimit as sent).
   app.post('/api/v1/reports', { config: { auth: 'host', wireBodyLimit: ctx.config.bodyLimit }, bodyLimit: ctx.config.decodedBodyLimit, schema: { body: ReportSchema } }, async (req) => {
     const principal = req.principal!;
     const hostId = principal.kind === 'host' ? principal.host.id : '';
     const started = performance.now();
-    const result = await ingestReport(ctx, hostId, req.body, { clockSkewMs: clockSkewMs(req.headers[SENT_AT_HEADER], ctx.clock()) });
+    // The budget counts from here: parsing and validation before it are linear in the body limit.
+    const budget = new TimeBudget(budgetMs);
+    const result = await ingestReport(ctx, hostId, req.body, { clockSkewMs: clockSkewMs(req.headers[SENT_AT_HEADER], ctx.clock()), budget });
     ctx.metrics.ingestSeconds.observe((performance.now() - started) / 1000);
     ctx.metrics.reports.inc({ kind: req.body.kind, status: result.status });
     return result;

@@ -1,4 +1,5 @@
 /** @module The one Store implementation: Kysely queries shared by SQLite and PostgreSQL, dialect differences kept to a few marked places. */
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { sql, type Generated, type Insertable, type Kysely, type Selectable, type Updateable } from 'kysely';
 import { DwError } from '../../shared/errors.js';
 import { auditContent, chainHash, eventContent, GENESIS } from './chain.js';
@@ -420,6 +421,14 @@ const INSERT_CHUNK = 500;
 /** Reports deleted per statement, so a large prune does not hold SQLite's write lock for long. */
 const PRUNE_BATCH = 5_000;
 
+/**
+ * Between the statements of a large write on SQLite: better-sqlite3 is synchronous, so without this a
+ * 100,000-row report would hold the event loop (and /healthz) for its whole write.
+ */
+async function breathe(dialect: Dialect, i: number): Promise<void> {
+  if (dialect === 'sqlite' && i > 0) await yieldToLoop();
+}
+
 /** Last one wins, except that the earliest firstSeenAt is kept (one statement cannot touch a key twice). */
 function dedupeDeviations(rows: HostDeviationRow[]): HostDeviationRow[] {
   const byKey = new Map<string, HostDeviationRow>();
@@ -622,6 +631,10 @@ class KyselyStoreTx implements StoreTx {
       if (sort === 'id') q = q.where('id', filter.desc ? '<' : '>', filter.after);
       else {
         const [v, id] = decodeCursor(filter.after);
+        // A cursor of the wrong type would reach PostgreSQL as a cast error; it is the client's mistake.
+        if (sort === 'deviations' ? !Number.isSafeInteger(v) : typeof v !== 'string' || Number.isNaN(Date.parse(v))) {
+          throw new DwError('DW_ERR_VALIDATION', `after: not a cursor of a listing sorted by ${sort} (pass the previous page's next)`, { after: filter.after });
+        }
         // A row-value comparison is one index range scan of (col, id) on both dialects.
         q = q.where(sql<boolean>`(${sql.ref(col)}, id) ${cmp} (${v}, ${id})`);
       }
@@ -915,23 +928,26 @@ class KyselyStoreTx implements StoreTx {
       for (const e of existing) firstSeen.set(`${e.collector}\u0000${e.item_key}`, e.first_seen_at);
     }
     await this.db.deleteFrom('host_deviations').where('host_id', '=', hostId).execute();
-    const values = unique.map((d) => {
+    const toRow = (d: HostDeviationRow) => {
       const v = deviationToRow(d);
       const prev = firstSeen.get(`${d.collector}\u0000${d.key}`);
       if (prev !== undefined && prev < v.first_seen_at) v.first_seen_at = prev;
       return v;
-    });
-    for (let i = 0; i < values.length; i += INSERT_CHUNK) {
-      await this.db.insertInto('host_deviations').values(values.slice(i, i + INSERT_CHUNK)).execute();
+    };
+    // Rows are converted a chunk at a time, so the CPU work is spread between the yields too.
+    for (let i = 0; i < unique.length; i += INSERT_CHUNK) {
+      await breathe(this.dialect, i);
+      await this.db.insertInto('host_deviations').values(unique.slice(i, i + INSERT_CHUNK).map(toRow)).execute();
     }
   }
 
   async upsertHostDeviations(rows: HostDeviationRow[]): Promise<void> {
-    const values = dedupeDeviations(rows).map(deviationToRow);
-    for (let i = 0; i < values.length; i += INSERT_CHUNK) {
+    const unique = dedupeDeviations(rows);
+    for (let i = 0; i < unique.length; i += INSERT_CHUNK) {
+      await breathe(this.dialect, i);
       await this.db
         .insertInto('host_deviations')
-        .values(values.slice(i, i + INSERT_CHUNK))
+        .values(unique.slice(i, i + INSERT_CHUNK).map(deviationToRow))
         .onConflict((oc) =>
           oc.columns(['host_id', 'collector', 'item_key']).doUpdateSet((eb) => ({
             change: eb.ref('excluded.change'),

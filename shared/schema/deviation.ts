@@ -1,6 +1,7 @@
 /** @module A deviation: one item that differs between the manifest and the live host. */
 import { z } from 'zod';
 import { CollectorNameSchema } from './common.js';
+import { LIMITS } from './limits.js';
 
 export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
 export const SeveritySchema = z.enum(SEVERITIES);
@@ -39,12 +40,17 @@ export type Attribution = z.infer<typeof AttributionSchema>;
 
 export const DeviationSchema = z.strictObject({
   collector: CollectorNameSchema,
-  key: z.string().min(1),
+  key: z
+    .string()
+    .min(1)
+    // A UTF-16 code unit is at most 3 bytes of UTF-8: most keys are settled without encoding them.
+    .refine((k) => k.length * 3 <= LIMITS.maxKeyBytes || Buffer.byteLength(k) <= LIMITS.maxKeyBytes, `at most ${LIMITS.maxKeyBytes} bytes of UTF-8 (the store indexes it)`),
   change: ChangeSchema,
-  expected: z.record(z.string(), z.unknown()).nullable(),
-  actual: z.record(z.string(), z.unknown()).nullable(),
+  // Item bodies: their strings, depth and size are bounded for every request in controller/app.ts.
+  expected: z.record(z.string().max(128), z.unknown()).nullable(),
+  actual: z.record(z.string().max(128), z.unknown()).nullable(),
   /** Names of the fields that differ, for a modified item. */
-  fields: z.array(z.string()).optional(),
+  fields: z.array(z.string().max(128)).max(64).optional(),
   severity: SeveritySchema,
   attribution: AttributionSchema.optional(),
 });

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { CollectorNameSchema, DigestSchema, IsoTimeSchema } from './common.js';
 import { DeviationSchema } from './deviation.js';
+import { AgentVersionSchema, HostnameSchema, LIMITS, MessageSchema, nameSchema } from './limits.js';
 
 export const REPORT_SCHEMA_ID = 'driftwarden/report/v1';
 
@@ -10,17 +11,21 @@ export const CollectorResultSchema = z.strictObject({
   ok: z.boolean(),
   durationMs: z.number().nonnegative(),
   items: z.number().int().nonnegative(),
-  error: z.string().optional(),
-  warnings: z.array(z.string()).optional(),
+  error: MessageSchema.optional(),
+  warnings: z.array(MessageSchema).max(LIMITS.maxWarnings).optional(),
 });
 export type CollectorResult = z.infer<typeof CollectorResultSchema>;
 
+/** The host id (machine-id, or the id the agent made once): the same characters everywhere it is taken. */
+export const HostIdSchema = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'expected the host id (machine-id): 1-128 letters, digits, . _ : -');
+
+/** Every field bounded and free of control characters: they reach the dashboard, logs and providers. */
 export const InventorySchema = z.strictObject({
-  hostId: z.string(),
-  hostname: z.string().nullable(),
-  os: z.string().nullable(),
-  kernel: z.string().nullable(),
-  addresses: z.array(z.string()),
+  hostId: HostIdSchema,
+  hostname: HostnameSchema.nullable(),
+  os: nameSchema().nullable(),
+  kernel: nameSchema().nullable(),
+  addresses: z.array(nameSchema(64)).max(LIMITS.maxAddresses),
 });
 export type Inventory = z.infer<typeof InventorySchema>;
 
@@ -56,18 +61,18 @@ export const ReportSchema = z.strictObject({
   schema: z.literal(REPORT_SCHEMA_ID),
   kind: ReportKindSchema.default('scan'),
   reportId: z.string().uuid(),
-  hostId: z.string().min(1).max(128),
-  imageId: z.string().min(1).max(256),
+  hostId: HostIdSchema,
+  imageId: nameSchema(),
   manifestDigest: DigestSchema,
-  agentVersion: z.string(),
+  agentVersion: AgentVersionSchema,
   seq: z.number().int().nonnegative(),
   scannedAt: IsoTimeSchema,
   /** Per-section digests of the host's actual state. */
-  digests: z.record(z.string(), DigestSchema),
-  collectors: z.array(CollectorResultSchema),
-  deviations: z.array(DeviationSchema),
+  digests: z.record(nameSchema(64), DigestSchema).refine((d) => Object.keys(d).length <= 32, 'at most 32 sections'),
+  collectors: z.array(CollectorResultSchema).max(32),
+  deviations: z.array(DeviationSchema).max(LIMITS.maxDeviations),
   inventory: InventorySchema.optional(),
-  group: z.string().min(1).max(256).optional(),
+  group: nameSchema().optional(),
   /** Reports the agent's spool had to drop for space since the last acknowledged count. */
   spoolDropped: z.number().int().nonnegative().optional(),
   truncated: TruncatedSchema.optional(),

@@ -4,6 +4,7 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseOsRelease, readHostId, readHostname, readInventory, readOs } from '../../agent/identity.js';
 import { HostRoot } from '../../agent/root.js';
+import { InventorySchema } from '../../shared/schema/report.js';
 import { copyFixture, FIXTURES, tempDir } from '../helpers/tmp.js';
 
 describe('host identity', () => {
@@ -31,6 +32,18 @@ describe('host identity', () => {
     mkdirSync(join(dir, 'etc'));
     writeFileSync(join(dir, 'etc/machine-id'), 'uninitialized\n');
     expect(await readHostId(new HostRoot(dir))).toBeNull();
+  });
+
+  it('sends only what the controller takes: a hostname that is not RFC 1123 as null, other names without control characters', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'etc'));
+    for (const bad of ['web_1', 'a'.repeat(300), '-rf', 'web\u00001']) {
+      writeFileSync(join(dir, 'etc/hostname'), `${bad}\n`);
+      writeFileSync(join(dir, 'etc/os-release'), 'PRETTY_NAME="Debian\u0085\u0007 12"\n');
+      const inv = await readInventory(new HostRoot(dir), 'x');
+      expect(inv.hostname, bad).toBeNull();
+      expect(InventorySchema.parse(inv).os).toBe('Debian   12');
+    }
   });
 
   it('on the live root, reads the kernel and addresses through systeminformation', async () => {

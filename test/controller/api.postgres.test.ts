@@ -5,6 +5,7 @@
 import { describe } from 'vitest';
 import { pgStores, requirePostgres, SKIP_PG } from '../helpers/postgres.js';
 import { runApiContract } from './api.contract.js';
+import { runHostileInputContract } from './hostile-input.contract.js';
 
 await requirePostgres();
 
@@ -14,4 +15,5 @@ const open = pgStores('dw_api');
 // server fails the run (requirePostgres), so CI cannot pass without running these.
 describe.skipIf(SKIP_PG)('postgres', () => {
   runApiContract('postgres', open);
+  runHostileInputContract('postgres', open);
 });

