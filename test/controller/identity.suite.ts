@@ -116,13 +116,20 @@ export function runIdentitySuite(label: string, newStore: () => Promise<Store>):
       expect(seen[0]).not.toHaveProperty('inventory');
     });
 
-    it('a claim is kept at most 256 characters long, in the row, the deviation and the audit', async () => {
+    it('a hostname claim that is no RFC 1123 name is refused whole (400) and changes nothing; a valid one is kept as claimed', async () => {
       const web1 = await enrollAs(h, 'web-1', 'web-1.example.internal', ['10.0.1.7']);
+      const before = await web1.row();
       const long = `${'a'.repeat(300)}.example.internal`;
-      expect((await web1.send(claiming(web1, { hostname: long }))).body.state).toBe('tainted');
-      expect((await web1.row()).reportedHostname).toBe(long.slice(0, 256));
-      expect((await h.store.listHostDeviations('web-1')).find((d) => d.key === 'identity:hostname')?.actual).toEqual({ value: long.slice(0, 256) });
-      expect((await audit('host.identity-refused'))[0]!.detail.claimed).toBe(long.slice(0, 256));
+      const refused = await web1.send(claiming(web1, { hostname: long }));
+      expect(refused.status).toBe(400);
+      expect(refused.body.error).toBe('DW_ERR_VALIDATION');
+      expect(await web1.row()).toEqual(before);
+      expect(await audit('host.identity-refused')).toEqual([]);
+      const claimed = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.example.internal`;
+      expect((await web1.send(claiming(web1, { hostname: claimed }))).body.state).toBe('tainted');
+      expect((await web1.row()).reportedHostname).toBe(claimed);
+      expect((await h.store.listHostDeviations('web-1')).find((d) => d.key === 'identity:hostname')?.actual).toEqual({ value: claimed });
+      expect((await audit('host.identity-refused'))[0]!.detail.claimed).toBe(claimed);
     });
 
     it('enrollment pins and audits the identity it was given', async () => {
