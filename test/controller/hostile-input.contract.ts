@@ -149,6 +149,18 @@ export function runHostileInputContract(name: string, open: () => Promise<Store>
         expect(again.body.status).toBe('accepted');
         await honestStillReports();
       });
+      it('a large scan that overruns its time budget is answered 413 (send fewer), not 503, so the agent does not resend it for ever', async () => {
+        const hurried = await h.buildApp({ config: { requestTimeBudget: '1ms', bodyLimit: 64 * 1024 * 1024 } });
+        extraApps.push(hurried);
+        const host = await h.enroll('huge-1');
+        const deviations = Array.from({ length: 10_001 }, (_, i): Deviation => ({ collector: 'files', key: `/x/${i}`, change: 'removed', expected: null, actual: null, severity: 'low' }));
+        const before = await h.snapshot();
+        const r = await hurried.inject({ method: 'POST', url: '/api/v1/reports', headers: { authorization: `Bearer ${host.credential}`, 'content-type': 'application/json' }, payload: JSON.stringify(host.report({ deviations })) });
+        expect(r.statusCode, r.body).toBe(413);
+        expect(JSON.parse(r.body)).toMatchObject({ error: 'DW_ERR_TOO_LARGE', message: expect.stringMatching(/requestTimeBudget: a scan of 10001 deviations .* send fewer/) });
+        expect(await h.snapshot()).toEqual(before);
+        await honestStillReports();
+      }, 60_000);
     });
 
     describe('strings the store cannot hold', () => {
