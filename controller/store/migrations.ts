@@ -234,7 +234,14 @@ export function createMigrator(db: Kysely<any>, dialect: Dialect, pgSchema?: str
 
 /** Brings the schema to the latest migration; each migration runs in its own transaction on both dialects. */
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect, pgSchema?: string): Promise<string[]> {
-  const { error, results } = await createMigrator(db, dialect, pgSchema).migrateToLatest();
+  let outcome = await createMigrator(db, dialect, pgSchema).migrateToLatest();
+  // Kysely's check for its bookkeeping table lists the tables of every schema and asks for privileges
+  // by schema name: another schema dropped meanwhile (another deployment or test run in the same
+  // database) fails that query with 3F000 before any migration ran. Asking again is safe.
+  for (let attempt = 1; attempt < 5 && outcome.error && (outcome.error as { code?: string }).code === '3F000'; attempt++) {
+    outcome = await createMigrator(db, dialect, pgSchema).migrateToLatest();
+  }
+  const { error, results } = outcome;
   const failed = results?.find((r) => r.status === 'Error');
   if (error) {
     throw new Error(`store migration ${failed ? `${failed.migrationName} ` : ''}failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
