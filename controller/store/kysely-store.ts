@@ -788,41 +788,30 @@ class KyselyStoreTx implements StoreTx {
   }
 
   async listHostsSeenBefore(before: string, states: readonly HostState[], limit: number): Promise<HostRow[]> {
+    return this.listHostsStaleBy('last_seen_at', before, states, limit);
+  }
+
+  async listHostsScannedBefore(before: string, states: readonly HostState[], limit: number): Promise<HostRow[]> {
+    return this.listHostsStaleBy('last_scan_at', before, states, limit);
+  }
+
+  /** Hosts in `states` whose `column` (or, when null, enrollment) is older than `before`, oldest first. */
+  private async listHostsStaleBy(column: 'last_seen_at' | 'last_scan_at', before: string, states: readonly HostState[], limit: number): Promise<HostRow[]> {
     if (states.length === 0 || limit <= 0) return [];
     const t = iso(before, 'before');
     const rows = await this.db
       .selectFrom('hosts')
       .selectAll()
       // Written as two complete alternatives (state repeated in each) so that each is a range scan of
-      // hosts_state_seen: SQLite's OR-by-union and PostgreSQL's BitmapOr; with `state in` factored
-      // out, SQLite reads every host in those states.
+      // the (state, column) index (hosts_state_seen, hosts_state_scan): SQLite's OR-by-union and
+      // PostgreSQL's BitmapOr; with `state in` factored out, SQLite reads every host in those states.
       .where((eb) =>
         eb.or([
-          eb.and([eb('state', 'in', states), eb('last_seen_at', '<', t)]),
-          eb.and([eb('state', 'in', states), eb('last_seen_at', 'is', null), eb('enrolled_at', '<', t)]),
+          eb.and([eb('state', 'in', states), eb(column, '<', t)]),
+          eb.and([eb('state', 'in', states), eb(column, 'is', null), eb('enrolled_at', '<', t)]),
         ]),
       )
-      .orderBy((eb) => eb.fn.coalesce('last_seen_at', 'enrolled_at'))
-      .orderBy('id')
-      .limit(Math.floor(limit))
-      .execute();
-    return rows.map(hostFromRow);
-  }
-
-  async listHostsScannedBefore(before: string, states: readonly HostState[], limit: number): Promise<HostRow[]> {
-    if (states.length === 0 || limit <= 0) return [];
-    const t = iso(before, 'before');
-    const rows = await this.db
-      .selectFrom('hosts')
-      .selectAll()
-      // Two whole alternatives, each a range scan of hosts_state_scan (see listHostsSeenBefore).
-      .where((eb) =>
-        eb.or([
-          eb.and([eb('state', 'in', states), eb('last_scan_at', '<', t)]),
-          eb.and([eb('state', 'in', states), eb('last_scan_at', 'is', null), eb('enrolled_at', '<', t)]),
-        ]),
-      )
-      .orderBy((eb) => eb.fn.coalesce('last_scan_at', 'enrolled_at'))
+      .orderBy((eb) => eb.fn.coalesce(column, 'enrolled_at'))
       .orderBy('id')
       .limit(Math.floor(limit))
       .execute();
