@@ -1,6 +1,7 @@
 /** @module The controller's policy file (rules that turn deviations into ignore/report/taint), its shipped defaults, key globs, and exemption requests. */
 import picomatch from 'picomatch';
 import { z } from 'zod';
+import { COLLECTOR_DEFS, collectorDef } from '../collectors.js';
 import { COLLECTOR_NAMES, CollectorNameSchema, IsoTimeSchema } from './common.js';
 import { DurationSchema, parseDuration } from './config.js';
 import { ChangeSchema, SEVERITIES } from './deviation.js';
@@ -22,9 +23,7 @@ import { ChangeSchema, SEVERITIES } from './deviation.js';
 export type KeyStyle = 'path' | 'entry' | 'name';
 
 export function keyStyleOf(collector: string): KeyStyle {
-  if (collector === 'files') return 'path';
-  if (collector === 'cron') return 'entry';
-  return 'name';
+  return collectorDef(collector)?.keyStyle ?? 'name';
 }
 
 /** Stands in for `/` in name-style keys and globs: picomatch only treats `/` as a separator. */
@@ -189,9 +188,8 @@ export const DEFAULT_POLICY: readonly PolicyRule[] = Object.freeze(
       },
       // Generated on first boot, so every host's differ from the image's.
       { name: 'default/ssh-host-keys', collector: 'files', key: ['/etc/ssh/ssh_host_*'], action: 'ignore' },
-      { name: 'default/packages', collector: 'packages', key: '*', action: 'taint' },
-      { name: 'default/cron', collector: 'cron', key: '**', action: 'taint' },
-      { name: 'default/sysctl', collector: 'sysctl', key: '*', action: 'taint' },
+      // Every collector the registry says to taint on, whatever the key (default/packages, default/cron, ...).
+      ...COLLECTOR_DEFS.filter((d) => d.defaultAction === 'taint').map((d) => ({ name: `default/${d.name}`, collector: d.name, key: d.keyStyle === 'name' ? '*' : '**', action: 'taint' as const })),
       { name: 'default/system-files', collector: 'files', key: ['/usr/**', '/etc/**', '/opt/**', '/boot/**'], action: 'taint' },
       // known_hosts grows whenever root ssh-es somewhere: worth seeing, not worth a replacement.
       { name: 'default/ssh-known-hosts', collector: 'files', key: ['/root/.ssh/known_hosts*', '/home/*/.ssh/known_hosts*'], action: 'report' },
