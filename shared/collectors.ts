@@ -50,7 +50,7 @@ export const COLLECTOR_DEFS = [
   {
     name: 'packages',
     label: 'Packages',
-    reads: ['/var/lib/dpkg/status', '/var/lib/dpkg/status.d', '/usr/lib/sysimage/rpm', '/var/lib/rpm', '/lib/apk/db/installed'],
+    reads: ['/var/lib/dpkg/status', '/var/lib/dpkg/status.d', '/usr/lib/sysimage/rpm', '/var/lib/rpm', '/lib/apk/db/installed', '/usr/lib/apk/db/installed'],
     itemKey: '`name:arch`',
     keyStyle: 'name',
     fields: [f('manager', 'dpkg, rpm or apk'), f('name', 'package name', false), f('arch', 'architecture', false), f('version', 'version'), f('state', '`installed`, or dpkg\'s `half-installed`, `config-files`, …')],
@@ -121,7 +121,7 @@ export const COLLECTOR_DEFS = [
   {
     name: 'kernel-modules',
     label: 'Kernel modules',
-    reads: ['/proc/modules', '/etc/modules', '/etc/modules-load.d', '/run/modules-load.d', '/usr/local/lib/modules-load.d', '/usr/lib/modules-load.d', '/lib/modules-load.d', '/etc/modprobe.d', '/run/modprobe.d', '/usr/lib/modprobe.d', '/lib/modprobe.d'],
+    reads: ['/proc/modules', '/etc/modules', '/etc/modules-load.d', '/run/modules-load.d', '/usr/local/lib/modules-load.d', '/usr/lib/modules-load.d', '/lib/modules-load.d', '/etc/modprobe.d', '/run/modprobe.d', '/usr/local/lib/modprobe.d', '/usr/lib/modprobe.d', '/lib/modprobe.d'],
     itemKey: 'module name (`-` and `_` alike)',
     keyStyle: 'name',
     fields: [
@@ -143,7 +143,7 @@ export const COLLECTOR_DEFS = [
   {
     name: 'services',
     label: 'Services (systemd units)',
-    reads: ['/etc/systemd/system', '/run/systemd', '/usr/local/lib/systemd/system', '/lib/systemd/system', '/usr/lib/systemd/system', '/etc/systemd/system-preset', '/usr/lib/systemd/system-preset'],
+    reads: ['/etc/systemd/system', '/run/systemd', '/usr/local/lib/systemd/system', '/lib/systemd/system', '/usr/lib/systemd/system', '/etc/systemd/system-preset', '/usr/local/lib/systemd/system-preset', '/usr/lib/systemd/system-preset', '/lib/systemd/system-preset'],
     itemKey: 'unit name, or `preset:<host path>`',
     keyStyle: 'name',
     fields: [
@@ -194,7 +194,7 @@ export const COLLECTOR_DEFS = [
   {
     name: 'firewall',
     label: 'Firewall rules',
-    reads: ['/etc/nftables.conf', '/etc/nftables.d', '/etc/iptables/rules.v4', '/etc/iptables/rules.v6', '/etc/sysconfig/iptables', '/etc/sysconfig/ip6tables', 'exec: nft list ruleset, iptables-save, ip6tables-save (only when checking /)'],
+    reads: ['/etc/nftables.conf', '/etc/nftables.d', '/etc/iptables/rules.v4', '/etc/iptables/rules.v6', '/etc/sysconfig/iptables', '/etc/sysconfig/ip6tables', '/etc/sysconfig/nftables.conf', '/etc/nftables', '/etc/ufw', 'exec: nft list ruleset, iptables-save, ip6tables-save (only when checking /)'],
     itemKey: '`saved:<host path>`, `live:nft:<family> <table> <chain|set|map> <name>`, `live:iptables:<table> <chain>` (and `ip6tables`)',
     keyStyle: 'name',
     fields: [
@@ -234,7 +234,7 @@ export function comparedFields(name: string): string[] {
 export function compareTableMarkdown(): string {
   const code = (s: string) => (s.startsWith('exec:') || s.startsWith('the ') || s.startsWith('<') ? s : `\`${s.replace(/^\//, '')}\``);
   const rows = COLLECTOR_DEFS.map((d) => {
-    const compared = d.fields.filter((x) => x.compared).map((x) => `${x.name} (${x.doc})`).join('; ');
+    const compared = d.fields.filter((x) => x.compared).map((x) => (x.doc === x.name ? x.name : `${x.name} (${x.doc})`)).join('; ');
     return `| \`${d.name}\` | ${d.reads.map(code).join(', ')} | ${d.itemKey} | ${compared} | ${d.enabledByDefault ? 'on' : 'off'} |`;
   });
   return ['| collector | reads (under `--root`) | item key | compared | default |', '|---|---|---|---|---|', ...rows].join('\n');

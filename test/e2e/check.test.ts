@@ -71,7 +71,7 @@ describe('driftwarden check, end to end', () => {
 
   it('bakes a signed manifest with every section', () => {
     const m = ManifestSchema.parse(JSON.parse(readFileSync(manifest, 'utf8')));
-    expect(Object.keys(m.sections).sort()).toEqual(['cron', 'files', 'packages', 'sysctl']);
+    expect(Object.keys(m.sections).sort()).toEqual(['accounts', 'cron', 'files', 'firewall', 'kernel-modules', 'packages', 'services', 'sysctl']);
     expect(m.os?.id).toBe('debian');
     expect(m.sections.packages!.items.map((i) => i.key)).toEqual(['bash:amd64', 'libssl3:amd64', 'openssh-server:amd64', 'openssl:amd64', 'tzdata:all']);
     const v = dw('manifest', 'verify', manifest, '--pubkey', pub);
