@@ -1,0 +1,71 @@
+/** @module The firewall collector: saved rulesets under any root; the live ruleset only on `/`, through recorded program output. */
+import { describe, expect, it } from 'vitest';
+import { firewall } from '../../../agent/collectors/firewall.js';
+import type { ExecFn } from '../../../agent/exec.js';
+import { HostRoot } from '../../../agent/root.js';
+import { silentLogger } from '../../../agent/log.js';
+import { diffSection } from '../../../shared/diff.js';
+import { defaultRules } from '../../../shared/schema/rules.js';
+import { ctx, put, WEB, webCopy } from './new-collectors.helpers.js';
+
+const NFT_OUTPUT = (packets: number) => `table inet filter {
+	chain input {
+		type filter hook input priority filter; policy drop;
+		ct state established,related counter packets ${packets} bytes ${packets * 60} accept
+		tcp dport 22 accept
+	}
+}
+`;
+
+/** Recorded programs: `nft` answers as given; everything else is not installed. */
+function recorded(answers: Record<string, { stdout: string; code?: number; stderr?: string }>, calls: string[] = []): ExecFn {
+  return async (file, args) => {
+    calls.push([file, ...args].join(' '));
+    const a = answers[file];
+    if (!a) throw Object.assign(new Error(`spawn ${file} ENOENT`), { code: 'ENOENT' });
+    return { stdout: a.stdout, stderr: a.stderr ?? '', code: a.code ?? 0 };
+  };
+}
+
+const live = (exec: ExecFn) => ({ root: new HostRoot('/'), rules: defaultRules(), exec, log: silentLogger });
+
+describe('firewall collector', () => {
+  it('records saved rulesets under a root by content and rules, and runs no program there', async () => {
+    const calls: string[] = [];
+    const { items } = await firewall.collect(ctx(WEB, recorded({}, calls)));
+    expect(calls).toEqual([]);
+    expect(items.map((i) => i.key)).toEqual(['saved:/etc/nftables.conf']);
+    expect(items[0]!.rules).toContain('tcp dport { 22, 443 } accept');
+  });
+
+  it('sees a rule added to the saved ruleset', async () => {
+    const before = (await firewall.collect(ctx(WEB))).items;
+    const root = webCopy();
+    put(root, 'etc/iptables/rules.v4', '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 8080 -j ACCEPT\nCOMMIT\n');
+    const devs = diffSection('firewall', before, (await firewall.collect(ctx(root))).items);
+    expect(devs.map((d) => `${d.change} ${d.key}`)).toEqual(['added saved:/etc/iptables/rules.v4']);
+  });
+
+  it('on / reads the live ruleset with nft, the same on a later scan whose counters moved', async () => {
+    const calls: string[] = [];
+    const first = await firewall.collect(live(recorded({ nft: { stdout: NFT_OUTPUT(100) } }, calls)));
+    const second = await firewall.collect(live(recorded({ nft: { stdout: NFT_OUTPUT(90_000) } })));
+    expect(calls).toEqual(['nft list ruleset']);
+    const liveItems = first.items.filter((i) => i.source === 'live');
+    expect(liveItems).toEqual([{ key: 'live:nft:inet filter chain input', source: 'live', policy: 'drop', rules: ['type filter hook input priority filter; policy drop;', 'ct state established,related counter accept', 'tcp dport 22 accept'] }]);
+    expect(diffSection('firewall', first.items, second.items)).toEqual([]);
+  });
+
+  it('falls back to iptables-save without nft, and says so when neither is installed', async () => {
+    const v4 = '*filter\n:INPUT DROP [1:2]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n';
+    const { items } = await firewall.collect(live(recorded({ 'iptables-save': { stdout: v4 } })));
+    expect(items.filter((i) => i.source === 'live').map((i) => `${i.key} ${i.policy}`)).toEqual(['live:iptables:filter INPUT DROP']);
+    const none = await firewall.collect(live(recorded({})));
+    expect(none.warnings).toEqual(['neither nft nor iptables-save is installed: the live ruleset is not collected']);
+  });
+
+  it('fails when the program is there but cannot list the ruleset (no CAP_NET_ADMIN), never reporting it empty', async () => {
+    const exec = recorded({ nft: { stdout: '', code: 1, stderr: 'Error: Operation not permitted' } });
+    await expect(firewall.collect(live(exec))).rejects.toThrow('nft list ruleset exited 1: Error: Operation not permitted');
+  });
+});
