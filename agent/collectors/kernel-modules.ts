@@ -40,8 +40,11 @@ export const kernelModules: Collector<'kernel-modules'> = {
     // Absent: a kernel built without module support, or an offline image. Present but unreadable
     // is a failure (it throws), never an empty list.
     const proc = await root.readTextIfExists(PROC_MODULES);
-    if (proc === null) warnings.push(`${PROC_MODULES} not found under the root: loaded modules not collected`);
-    else {
+    if (proc === null) {
+      // On `/` that is the kernel's answer (no module support, or a sandbox without them); under another root, an image without /proc.
+      if (root.dir === '/') ctx.log.debug({ path: PROC_MODULES }, 'no proc/modules: this kernel loads no modules');
+      else warnings.push(`${PROC_MODULES} not found under the root: loaded modules not collected`);
+    } else {
       for (const m of parseProcModules(proc)) Object.assign(item(m.name), { loaded: true, sizeClass: sizeClass(m.size), taint: m.taint });
     }
     for (const file of [ETC_MODULES, ...(await confFiles(root, MODULES_LOAD_DIRS))]) {

@@ -56,12 +56,14 @@ describe('firewall collector', () => {
     expect(diffSection('firewall', first.items, second.items)).toEqual([]);
   });
 
-  it('falls back to iptables-save without nft, and says so when neither is installed', async () => {
+  it('falls back to iptables-save without nft, and collects no live ruleset when neither is installed', async () => {
     const v4 = '*filter\n:INPUT DROP [1:2]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n';
     const { items } = await firewall.collect(live(recorded({ 'iptables-save': { stdout: v4 } })));
     expect(items.filter((i) => i.source === 'live').map((i) => `${i.key} ${i.policy}`)).toEqual(['live:iptables:filter INPUT DROP']);
-    const none = await firewall.collect(live(recorded({})));
-    expect(none.warnings).toEqual(['neither nft nor iptables-save is installed: the live ruleset is not collected']);
+    const calls: string[] = [];
+    const none = await firewall.collect(live(recorded({}, calls)));
+    expect(none.items.filter((i) => i.source === 'live')).toEqual([]);
+    expect(calls.filter((c) => c.startsWith('/usr/sbin/'))).toEqual(['/usr/sbin/nft list ruleset', '/usr/sbin/iptables-save', '/usr/sbin/ip6tables-save']);
   });
 
   it('fails when the program is there but cannot list the ruleset (no CAP_NET_ADMIN), never reporting it empty', async () => {

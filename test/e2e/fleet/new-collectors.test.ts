@@ -64,7 +64,7 @@ describe('fleet: drift in kernel modules, services, accounts and the firewall', 
     await until(async () => {
       for (const h of drifted) if ((await detail(h)).host.state !== 'tainted') return false;
       return true;
-    }, async () => `every drifted host tainted: ${JSON.stringify(await Promise.all(drifted.map(async (h) => (await detail(h)).host.state)))}`, 60_000, 250);
+    }, () => `every drifted host tainted\n${drifted.map((h) => `${h.name}: ${h.log.slice(-600)}`).join('\n')}`, 60_000, 250);
 
     for (const [i, d] of DRIFTS.entries()) {
       const got = await detail(drifted[i]!);
