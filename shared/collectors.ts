@@ -194,7 +194,7 @@ export const COLLECTOR_DEFS = [
   {
     name: 'firewall',
     label: 'Firewall rules',
-    reads: ['/etc/nftables.conf', '/etc/nftables.d', '/etc/iptables/rules.v4', '/etc/iptables/rules.v6', '/etc/sysconfig/iptables', '/etc/sysconfig/ip6tables', '/etc/sysconfig/nftables.conf', '/etc/nftables', '/etc/ufw', 'exec: nft list ruleset, iptables-save, ip6tables-save (only when checking /)'],
+    reads: ['/etc/nftables.conf', '/etc/nftables.d', '/etc/iptables/rules.v4', '/etc/iptables/rules.v6', '/etc/sysconfig/iptables', '/etc/sysconfig/ip6tables', '/etc/sysconfig/nftables.conf', '/etc/nftables', '/etc/ufw', 'exec: nft list ruleset, else iptables-save and ip6tables-save, found in usr/sbin, sbin, usr/bin or bin (only when checking /)'],
     itemKey: '`saved:<host path>`, `live:nft:<family> <table> <chain|set|map> <name>`, `live:iptables:<table> <chain>` (and `ip6tables`)',
     keyStyle: 'name',
     fields: [

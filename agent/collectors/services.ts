@@ -21,6 +21,7 @@ const PRESET_DIRS = ['/etc/systemd/system-preset', '/run/systemd/system-preset',
 /** Unit files are a few KiB; a larger one is hashed but not parsed. */
 const MAX_PARSE_BYTES = 1024 * 1024;
 const EMPTY_SHA256 = sha256Hex('');
+const READ_AHEAD = 16;
 
 interface Dir {
   /** As systemd names it. */
@@ -88,13 +89,15 @@ async function dropInsOf(root: HostRoot, name: string, dirs: Dir[]): Promise<str
 
 async function unit(root: HostRoot, name: string, home: Dir, dirs: Dir[], search: SearchDir[]): Promise<ServiceItem> {
   const file = join(home.dir, name);
-  const devNull = await isDevNullLink(root, file);
-  const st = devNull ? null : await root.statInside(file);
-  const masked = devNull || st === null || (st.isFile() && st.size === 0) || st.isCharacterDevice();
+  // Most units are plain files: one lstat; only links take the slower way through resolveInside.
   const own = await root.lstat(file);
+  const isLink = own?.isSymbolicLink() ?? false;
+  const devNull = isLink && (await isDevNullLink(root, file));
+  const st = devNull ? null : isLink ? await root.statInside(file) : own;
+  const masked = devNull || st === null || (st.isFile() && st.size === 0) || st.isCharacterDevice();
   let aliasOf: string | null = null;
   let resolved = join(home.path, name);
-  if (own?.isSymbolicLink() && !devNull) {
+  if (isLink && !devNull) {
     aliasOf = posix.basename(await fsp.readlink(root.path(file)));
     resolved = (await root.resolveInside(file)) ?? resolved;
   }
@@ -132,7 +135,11 @@ export const services: Collector<'services'> = {
     const homes = new Map<string, Dir>();
     for (const d of dirs) for (const n of d.names) if (UNIT_NAME.test(n) && !homes.has(n)) homes.set(n, d);
     const search = await searchDirs(root, dirs);
-    for (const name of [...homes.keys()].sort(byString)) items.push(await unit(root, name, homes.get(name)!, dirs, search));
+    // A few units read at once: each is a handful of small reads, and the thread pool overlaps them.
+    const names = [...homes.keys()].sort(byString);
+    for (let i = 0; i < names.length; i += READ_AHEAD) {
+      items.push(...(await Promise.all(names.slice(i, i + READ_AHEAD).map((n) => unit(root, n, homes.get(n)!, dirs, search)))));
+    }
     for (const d of await listDirs(root, PRESET_DIRS)) {
       for (const e of d.entries) {
         if (!e.name.endsWith('.preset')) continue;
