@@ -4,6 +4,8 @@
  * the kind a new collector sees (a module loaded, a service enabled, a user added, a firewall rule
  * opened), and a fifth host is left alone. Each drifted host must be tainted by a deviation of that
  * collector, on the key of the change; the untouched host must stay clean through the same scans.
+ * A sixth host gets the same service enabled by hand: the fleet's findings show it as one finding on
+ * two hosts, as the dashboard's Findings page lists it.
  */
 import { appendFileSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -51,8 +53,9 @@ describe('fleet: drift in kernel modules, services, accounts and the firewall', 
     const ctl = await fleet.controller({ store: await freshStore('sqlite') });
     const opts = { path: { kind: 'direct' as const, controllerUrl: ctl.url }, scan: '*/3 * * * * *', heartbeat: '500ms', watch: ['/opt'] };
     const drifted: FleetHost[] = DRIFTS.map(() => fleet.host(opts));
+    const sameService = fleet.host(opts);
     const clean = fleet.host(opts);
-    const hosts = [...drifted, clean];
+    const hosts = [...drifted, sameService, clean];
     for (const h of hosts) await h.start();
     const detail = async (h: FleetHost) => (await fleet.api.host(h.id))!;
     await until(async () => {
@@ -61,8 +64,9 @@ describe('fleet: drift in kernel modules, services, accounts and the firewall', 
     }, () => `every host clean\n${hosts.map((h) => `${h.name}: ${h.log.slice(-600)}`).join('\n')}`, 90_000, 250);
 
     DRIFTS.forEach((d, i) => d.apply(drifted[i]!.root));
+    DRIFTS.find((d) => d.collector === 'services')!.apply(sameService.root);
     await until(async () => {
-      for (const h of drifted) if ((await detail(h)).host.state !== 'tainted') return false;
+      for (const h of [...drifted, sameService]) if ((await detail(h)).host.state !== 'tainted') return false;
       return true;
     }, () => `every drifted host tainted\n${drifted.map((h) => `${h.name}: ${h.log.slice(-600)}`).join('\n')}`, 60_000, 250);
 
@@ -73,6 +77,8 @@ describe('fleet: drift in kernel modules, services, accounts and the firewall', 
       // Only the kind of drift made on that host (the files collector also sees a changed /etc file).
       expect(got.deviations.every((x) => x.collector === d.collector || x.collector === 'files'), JSON.stringify(got.deviations)).toBe(true);
     }
+    const findings = (await fleet.api.call<{ findings: { collector: string; key: string; change: string; hosts: number }[] }>('GET', '/api/v1/findings?collector=services')).body.findings;
+    expect(findings.map((f) => `${f.change} ${f.key} on ${f.hosts} hosts`)).toEqual(['modified rsync.service on 2 hosts']);
     const seqBefore = (await detail(clean)).host.lastSeq;
     await until(async () => (await detail(clean)).host.lastSeq > seqBefore + 2, 'the untouched host reported again', 30_000, 250);
     const untouched = await detail(clean);
