@@ -72,16 +72,25 @@ async function searchDirs(root: HostRoot, dirs: Dir[]): Promise<SearchDir[]> {
   return out;
 }
 
-/** Drop-in files in systemd's order (dropin.c): `<name>.d`, the dash prefixes (`foo-.service.d`), the type-wide `<type>.d`; first name wins, applied sorted. */
-async function dropInsOf(root: HostRoot, name: string, dirs: Dir[]): Promise<string[]> {
-  const dot = name.lastIndexOf('.');
-  const type = name.slice(dot + 1);
-  const stem = name.slice(0, dot).replace(/@$/, '');
-  const specific = [`${name}.d`];
-  for (let i = stem.lastIndexOf('-'); i > 0; i = stem.lastIndexOf('-', i - 1)) specific.push(`${stem.slice(0, i)}-.${type}.d`);
+/**
+ * Drop-in files in systemd's order (dropin.c): for each name of the unit (its own, the unit it aliases,
+ * its Alias= names: systemd loads a unit's drop-ins under all of them), `<name>.d` and the dash
+ * prefixes (`foo-.service.d`), then the type-wide `<type>.d`; of files with the same name the first
+ * found wins, and the winners apply sorted by name.
+ */
+async function dropInsOf(root: HostRoot, names: readonly string[], dirs: Dir[]): Promise<string[]> {
+  const specific: string[] = [];
+  let type = '';
+  for (const name of names) {
+    const dot = name.lastIndexOf('.');
+    type = name.slice(dot + 1);
+    const stem = name.slice(0, dot).replace(/@$/, '');
+    specific.push(`${name}.d`);
+    for (let i = stem.lastIndexOf('-'); i > 0; i = stem.lastIndexOf('-', i - 1)) specific.push(`${stem.slice(0, i)}-.${type}.d`);
+  }
   const order: string[] = [];
-  for (const { dir, names } of dirs) for (const s of specific) if (names.has(s)) order.push(join(dir, s));
-  for (const { dir, names } of dirs) if (names.has(`${type}.d`)) order.push(join(dir, `${type}.d`));
+  for (const { dir, names: present } of dirs) for (const s of new Set(specific)) if (present.has(s)) order.push(join(dir, s));
+  for (const { dir, names: present } of dirs) if (present.has(`${type}.d`)) order.push(join(dir, `${type}.d`));
   const byName = new Map<string, string>();
   for (const d of order) for (const e of await root.readdir(d)) if (e.name.endsWith('.conf') && !byName.has(e.name)) byName.set(e.name, join(d, e.name));
   return [...byName.keys()].sort(byString).map((f) => byName.get(f)!);
@@ -110,7 +119,8 @@ async function unit(root: HostRoot, name: string, home: Dir, dirs: Dir[], search
   const assignments: UnitAssignment[] = [];
   try {
     if (bytes.length <= MAX_PARSE_BYTES) assignments.push(...parseUnitFile(bytes.toString('utf8'), resolved));
-    for (const path of await dropInsOf(root, name, dirs)) {
+    const names = [...new Set([name, ...(aliasOf !== null ? [aliasOf] : []), ...installSection(assignments).alias])];
+    for (const path of await dropInsOf(root, names, dirs)) {
       if (await isDevNullLink(root, path)) {
         dropIns.push({ path, sha256: EMPTY_SHA256 });
         continue;

@@ -46,13 +46,18 @@ describe('services collector', () => {
     for (const [unit, state] of ours) expect(`${unit} ${systemctlState(root, unit)}`).toBe(`${unit} ${state}`);
   });
 
-  it('sees a unit enabled by hand during an incident, and a drop-in added to one', async () => {
+  it('sees a unit enabled by hand during an incident, and a drop-in added to one (under every name of the unit)', async () => {
     const before = (await services.collect(ctx(WEB))).items;
     const root = webCopy();
     link(root, 'etc/systemd/system/multi-user.target.wants/rsync.service', '/usr/lib/systemd/system/rsync.service');
     put(root, 'etc/systemd/system/ssh.service.d/override.conf', '[Service]\nExecStart=\nExecStart=/usr/sbin/sshd -D -o PermitRootLogin=yes\n');
     const devs = diffSection('services', before, (await services.collect(ctx(root))).items);
-    expect(devs.map((d) => `${d.change} ${d.key} ${d.fields?.join(',')}`)).toEqual(['modified rsync.service state', 'modified ssh.service dropIns']);
+    expect(devs.map((d) => `${d.change} ${d.key} ${d.fields?.join(',')}`)).toEqual(['modified rsync.service state', 'modified ssh.service dropIns', 'modified sshd.service dropIns']);
     expect(devs[0]).toMatchObject({ expected: { state: 'disabled' }, actual: { state: 'enabled' }, severity: 'high' });
+    // A drop-in under the alias's name changes the unit too.
+    const other = webCopy();
+    put(other, 'etc/systemd/system/sshd.service.d/10-listen.conf', '[Service]\nEnvironment=SSHD_OPTS=-p2222\n');
+    const ssh = (await services.collect(ctx(other))).items.find((i) => i.key === 'ssh.service')!;
+    expect(ssh.dropIns?.map((d) => d.path)).toEqual(['/etc/systemd/system/sshd.service.d/10-listen.conf']);
   });
 });
