@@ -5,6 +5,7 @@ import { posix } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describeError, type DwParseError } from '../shared/errors.js';
 import type { Attribution, Deviation } from '../shared/schema/deviation.js';
+import { attributeFromAuthLog } from './attribution-auth.js';
 import type { ExecFn } from './exec.js';
 import { instantToIso, isAfter, localToIso, localToUtcMs, readHostZone, type HostZone } from './host-time.js';
 import type { Logger } from './log.js';
@@ -80,6 +81,11 @@ export async function attributeDeviations(ctx: AttributionContext, deviations: D
     await new Attributor({ ...ctx, log }).run(deviations);
   } catch (err) {
     log.debug({ err: describeError(err) }, 'attribution stopped early');
+  }
+  try {
+    await attributeFromAuthLog({ ...ctx, log }, deviations);
+  } catch (err) {
+    log.debug({ err: describeError(err) }, 'auth-log attribution stopped early');
   }
   return deviations;
 }

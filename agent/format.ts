@@ -27,7 +27,7 @@ const DONE: Record<string, string> = {
   purge: 'purged',
   configure: 'configured',
 };
-const SOURCES: Record<Attribution['source'], string> = { 'dpkg-log': 'dpkg.log', 'apt-history': 'apt history', 'dnf-history': 'dnf history', rpm: 'rpm database' };
+const SOURCES: Record<Attribution['source'], string> = { 'dpkg-log': 'dpkg.log', 'apt-history': 'apt history', 'dnf-history': 'dnf history', rpm: 'rpm database', 'auth-log': 'auth log' };
 
 /**
  * One line a reviewer reads as a sentence: `upgraded by "apt-get upgrade", run by alice (1000) at

@@ -5,7 +5,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { formatPath } from '../shared/config-load.js';
 import { DwError } from '../shared/errors.js';
-import type { CollectorName } from '../shared/schema/common.js';
+import { COLLECTOR_NAMES, type CollectorName } from '../shared/schema/common.js';
 import type { Change, Severity } from '../shared/schema/deviation.js';
 import { SEVERITIES } from '../shared/schema/deviation.js';
 import {
@@ -116,7 +116,7 @@ export class Policy {
             test: compileKeyGlobs(rule.key, keyStyleOf(collector)),
           })),
       );
-    for (const c of ['packages', 'sysctl', 'cron', 'files'] satisfies CollectorName[]) this.#plans.set(c, stepsFor(c));
+    for (const c of COLLECTOR_NAMES) this.#plans.set(c, stepsFor(c));
     this.#fallback = stepsFor('\0unknown');
     Object.freeze(this);
   }

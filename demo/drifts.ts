@@ -1,10 +1,10 @@
 /**
  * @module The classic drifts, done to a host root the way people do them to running servers: a package
  * patched in place with `dpkg -i`, a kernel parameter tuned during an incident, a debugging tool installed
- * and a cron job left behind. Each writes what the real tool leaves on the disk (dpkg rewrites its status
+ * with a cron job left behind and a service enabled by hand. Each writes what the real tool leaves on the disk (dpkg rewrites its status
  * database through a temporary file and a rename, as here), so the agent sees the change as it would on a host.
  */
-import { appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dpkgStanza, OPENSSL_BAKED } from './sample-root.js';
 
@@ -56,13 +56,18 @@ export const DRIFTS: Record<DriftName, Drift> = {
   },
   'debug-session': {
     name: 'debug-session',
-    story: 'strace installed to debug a hang, and a cron job left behind that runs it',
+    story: 'strace installed to debug a hang, a cron job left behind that runs it, and the rsync daemon enabled by hand to copy the traces off',
     apply(root) {
       writeFileSync(join(root, 'usr/bin/strace'), '#!/bin/sh\n# sample image stand-in for strace 6.1\nexec /bin/false "$@"\n', { mode: 0o755 });
       writeFileSync(join(root, 'var/lib/dpkg/info/strace.list'), '/usr/bin/strace\n');
       writeDpkgStatus(root, (text) => text + '\n' + dpkgStanza({ name: 'strace', version: '6.1-0.1', section: 'utils', priority: 'optional', description: 'System call tracer' }));
       dpkgLog(root, ['install strace:amd64 <none> 6.1-0.1']);
       writeFileSync(join(root, 'etc/cron.d/debug-trace'), '# TODO remove after INC-2240\n*/5 * * * * root /usr/bin/strace -f -p 1 -o /tmp/trace.log\n');
+      // `sudo systemctl enable rsync`: the link systemctl makes, and the line sudo leaves in the auth log.
+      mkdirSync(join(root, 'etc/systemd/system/multi-user.target.wants'), { recursive: true });
+      symlinkSync('/usr/lib/systemd/system/rsync.service', join(root, 'etc/systemd/system/multi-user.target.wants/rsync.service'));
+      mkdirSync(join(root, 'var/log'), { recursive: true });
+      appendFileSync(join(root, 'var/log/auth.log'), `${new Date().toISOString().replace('Z', '+00:00')} debian sudo:   deploy : TTY=pts/0 ; PWD=/home/deploy ; USER=root ; COMMAND=/usr/bin/systemctl enable rsync\n`);
     },
   },
 };

@@ -38,6 +38,15 @@ export function samplePackages(): SamplePackage[] {
     { name: 'openssh-server', version: '1:9.2p1-2+deb12u2', section: 'net', priority: 'optional', description: 'secure shell (SSH) server, for secure access from remote machines', files: { '/usr/sbin/sshd': binary('sshd', '9.2p1'), '/etc/ssh/sshd_config': 'PermitRootLogin no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM yes\n' } },
     { name: 'openssl', version: OPENSSL_BAKED, section: 'utils', priority: 'optional', description: 'Secure Sockets Layer toolkit - cryptographic utility', files: { '/usr/bin/openssl': binary('openssl', OPENSSL_BAKED), '/etc/ssl/openssl.cnf': 'openssl_conf = openssl_init\n[openssl_init]\nproviders = provider_sect\n[provider_sect]\ndefault = default_sect\n[default_sect]\nactivate = 1\n' } },
     { name: 'procps', version: '2:4.0.2-3', section: 'admin', priority: 'important', description: '/proc file system utilities', files: { '/usr/sbin/sysctl': binary('sysctl', '4.0.2'), '/usr/bin/ps': binary('ps', '4.0.2') } },
+    {
+      name: 'rsync',
+      version: '3.2.7-1',
+      section: 'net',
+      priority: 'optional',
+      description: 'fast, versatile, remote (and local) file-copying tool',
+      // Shipped disabled: the daemon runs only where someone enables it.
+      files: { '/usr/bin/rsync': binary('rsync', '3.2.7'), '/usr/lib/systemd/system/rsync.service': '[Unit]\nDescription=fast remote file copy program daemon\nConditionPathExists=/etc/rsyncd.conf\nAfter=network.target\n\n[Service]\nExecStart=/usr/bin/rsync --daemon --no-detach\n\n[Install]\nWantedBy=multi-user.target\n' },
+    },
     { name: 'sudo', version: '1.9.13p3-1+deb12u1', section: 'admin', priority: 'optional', description: 'Provide limited super user privileges to specific users', files: { '/usr/bin/sudo': binary('sudo', '1.9.13p3'), '/etc/sudoers': 'Defaults env_reset\nroot ALL=(ALL:ALL) ALL\n%sudo ALL=(ALL:ALL) ALL\n' } },
   ];
 }

@@ -1,4 +1,5 @@
 /** @module Default severity of a deviation, before any controller policy: what a reviewer should look at first. */
+import { collectorDef } from './collectors.js';
 import { globMatcher } from './glob.js';
 import type { CollectorName } from './schema/common.js';
 import type { Change, Severity } from './schema/deviation.js';
@@ -40,11 +41,6 @@ export function defaultSeverity(
   actual: Record<string, unknown> | null,
 ): Severity {
   switch (collector) {
-    case 'packages':
-      return change === 'removed' ? 'medium' : 'high';
-    case 'cron':
-      // cron and timers are the classic persistence mechanism.
-      return change === 'removed' ? 'medium' : 'high';
     case 'sysctl':
       return SECURITY_SYSCTLS(key) ? 'high' : 'medium';
     case 'files':
@@ -52,5 +48,13 @@ export function defaultSeverity(
       if (CRITICAL_PATHS(key)) return change === 'removed' ? 'high' : 'critical';
       if (key.startsWith('/etc/') || key.startsWith('/opt/') || key.startsWith('/usr/')) return change === 'removed' ? 'medium' : 'high';
       return 'medium';
+    case 'accounts':
+      // A group alone grants nothing until someone is in it; a user, a key or a sudo rule is a way in.
+      if (key.startsWith('group:') && change === 'added') return 'high';
+      if (change !== 'removed' && (actual?.uid === 0 || (key.startsWith('group:') && ['root', 'sudo', 'wheel', 'adm', 'docker'].includes(key.slice(6))))) return 'critical';
+      return collectorDef(collector)!.severity[change];
+    default:
+      // Packages and cron (persistence) and the rest: as the registry declares.
+      return collectorDef(collector)!.severity[change];
   }
 }

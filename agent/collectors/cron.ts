@@ -52,7 +52,7 @@ const RUN_PARTS_DIRS = ['/etc/cron.hourly', '/etc/cron.daily', '/etc/cron.weekly
  * last): only a Debian-family root that never merged /usr has the two apart, and there the same name
  * in both means the /lib one. On a merged-/usr host /lib links to usr/lib and it is read once.
  */
-const UNIT_DIRS = [
+export const UNIT_DIRS = [
   '/etc/systemd/system.control',
   '/run/systemd/system.control',
   '/run/systemd/transient',
@@ -436,9 +436,6 @@ class Scan {
 
 export const cron: Collector<'cron'> = {
   name: 'cron',
-  reads: [SYSTEM_CRONTAB, CRON_D, ...USER_SPOOLS, ANACRONTAB, ...RUN_PARTS_DIRS, ...UNIT_DIRS],
-  describe:
-    'Scheduled jobs: each crontab job (schedule, user, command, stdin) and environment setting from /etc/crontab, /etc/cron.d and the user spools; anacrontab jobs; the scripts in /etc/cron.{hourly,daily,weekly,monthly} by content hash and mode; systemd timers with their effective [Timer] settings, content hash and enablement state as systemctl is-enabled names it (enabled, static, disabled, masked, ...).',
   async collect(ctx) {
     const scan = new Scan(ctx.root, ctx.log.child({ collector: 'cron' }));
     await scan.systemCrontabs();

@@ -130,9 +130,6 @@ export function expandRoots(ctx: Pick<CollectContext, 'root'>, roots: readonly s
 
 export const files: Collector<'files'> = {
   name: 'files',
-  reads: ['configured roots (default /etc, /usr, /opt, /boot, /root/.ssh, /home/*/.ssh)'],
-  describe: 'type, mode, owner, size, sha256 and symlink target of every path under the file roots',
-
   async collect(ctx) {
     const { root, rules, statCache, fullRehash } = ctx;
     // Items are built with their keys in sorted order (error, gid, key, mode, sha256, size, target,

@@ -30,8 +30,6 @@ const APK_INSTALLED = ['/lib/apk/db/installed', '/usr/lib/apk/db/installed'];
 
 export const packages: Collector<'packages'> = {
   name: 'packages',
-  reads: [DPKG_STATUS, `${DPKG_STATUS_D}/*`, ...RPM_DBPATHS.map((p) => `${p} (through the rpm program)`), ...APK_INSTALLED],
-  describe: 'installed packages of dpkg, rpm and apk, keyed name:arch, with version and state',
   async collect(ctx) {
     const warnings: string[] = [];
     const found = [...(await collectDpkg(ctx, warnings)), ...(await collectRpm(ctx, warnings)), ...(await collectApk(ctx.root, warnings))];

@@ -213,8 +213,6 @@ async function collectDeclared(root: HostRoot, warnings: string[]): Promise<Map<
 
 export const sysctl: Collector<'sysctl'> = {
   name: 'sysctl',
-  reads: [PROC_SYS, SYSCTL_CONF, ...SYSCTL_D_DIRS],
-  describe: 'Kernel parameters: the runtime value of each readable proc/sys entry, side by side with the value sysctl.d and sysctl.conf declare for boot (later files win; globs kept as written).',
   async collect(ctx) {
     const log = ctx.log.child({ collector: 'sysctl' });
     const excluded = excludeMatcher(ctx.rules.sysctl.exclude);

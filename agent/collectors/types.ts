@@ -40,8 +40,6 @@ export interface CollectOutput<I> {
 
 export interface Collector<N extends CollectorName = CollectorName> {
   name: N;
-  /** Host paths (or programs) this collector reads, for docs and `--help`. */
-  reads: readonly string[];
-  describe: string;
+  // What it reads, its fields and its docs live in the registry, shared/collectors.ts.
   collect(ctx: CollectContext): Promise<CollectOutput<ItemTypes[N]>>;
 }

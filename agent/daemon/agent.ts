@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { setPriority } from 'node:os';
 import cron, { type ScheduledTask } from 'node-cron';
+import { COLLECTOR_DEFS } from '../../shared/collectors.js';
 import { diffSection } from '../../shared/diff.js';
 import { randomUUID } from 'node:crypto';
 import { describeError, DwError } from '../../shared/errors.js';
@@ -41,12 +42,8 @@ import { releaseMemory, settleMemory } from './release-memory.js';
 /** Paths watched when the config names none: config, cron, ssh keys, local binaries, /opt. */
 export const DEFAULT_WATCH_PATHS = ['/etc', '/var/spool/cron', '/root/.ssh', '/usr/local/bin', '/usr/local/sbin', '/opt'];
 
-/** Which collectors a changed path feeds, besides the files collector. */
-const SOURCES: { collector: CollectorName; prefixes: string[] }[] = [
-  { collector: 'cron', prefixes: ['/etc/crontab', '/etc/cron.', '/etc/anacrontab', '/var/spool/cron', '/etc/systemd/system', '/usr/lib/systemd/system', '/lib/systemd/system'] },
-  { collector: 'packages', prefixes: ['/var/lib/dpkg/status', '/var/lib/rpm', '/usr/lib/sysimage/rpm', '/lib/apk/db'] },
-  { collector: 'sysctl', prefixes: ['/etc/sysctl.conf', '/etc/sysctl.d', '/usr/lib/sysctl.d', '/run/sysctl.d'] },
-];
+/** Which collectors a changed path feeds, besides the files collector: the registry's watch triggers. */
+const SOURCES: { collector: CollectorName; prefixes: readonly string[] }[] = COLLECTOR_DEFS.filter((d) => d.watch.length > 0).map((d) => ({ collector: d.name, prefixes: d.watch }));
 
 /** Walk batches (4,096 entries each) a scan's walk may be ahead of the collector: enough to keep it busy. */
 const WALK_AHEAD_BATCHES = 2;

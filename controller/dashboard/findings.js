@@ -1,6 +1,7 @@
 // Findings: identical deviations across hosts are one row (the openssl patched by hand on 20 hosts
 // is one finding with 20 hosts), with when it first appeared and the hosts it affects.
 import { api, h, hostLink, registerPage, sevText, show, stateBadge, when, fill } from './core.js';
+import { COLLECTORS } from './collectors.js';
 
 registerPage('findings', {
   title: 'Findings',
@@ -28,7 +29,7 @@ registerPage('findings', {
     const form = h(
       'form',
       { class: 'filters' },
-      h('label', {}, 'collector', h('select', { name: 'collector' }, ['', 'packages', 'sysctl', 'cron', 'files', 'integrity'].map((c) => h('option', { value: c, selected: params.get('collector') === c }, c || 'any')))),
+      h('label', {}, 'collector', h('select', { name: 'collector' }, [['', 'any'], ...COLLECTORS.map((c) => [c.name, c.label]), ['integrity', 'Integrity (scan gaps)']].map(([c, label]) => h('option', { value: c, selected: params.get('collector') === c }, label)))),
       h('label', {}, 'severity', h('select', { name: 'severity' }, ['', 'low', 'medium', 'high', 'critical'].map((c) => h('option', { value: c, selected: params.get('severity') === c }, c || 'any')))),
       h('button', { type: 'submit', class: 'primary' }, 'Apply'),
     );

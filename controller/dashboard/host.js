@@ -1,11 +1,14 @@
 // One host: its current deviations as expected-vs-actual diffs grouped by collector, its timeline
 // (reports, events, state changes) and, while it is being replaced, the replacement's progress.
 import { api, can, confirmAction, downloads, flash, h, registerPage, route, sevText, show, stateBadge, when, fill } from './core.js';
+import { COLLECTORS } from './collectors.js';
 
 /** Sections other parts add to the host page (the replacement scheduler's progress): (host, detail) => Node | null. */
 export const hostSections = [];
 
-const EXEMPTABLE = new Set(['packages', 'sysctl', 'cron', 'files']);
+/** Exemptions name a registered collector; `integrity` gaps are not exemptable. */
+const EXEMPTABLE = new Set(COLLECTORS.map((c) => c.name));
+const LABEL = new Map(COLLECTORS.map((c) => [c.name, c.label]));
 const REPLACEMENT_STATES = ['replacement-scheduled', 'replacing', 'replaced'];
 
 function diffTable(d) {
@@ -105,7 +108,7 @@ registerPage('host', {
         h(
           'section',
           { class: 'collector', 'data-collector': collector },
-          h('h2', {}, `${collector} (${list.length})`),
+          h('h2', {}, `${LABEL.get(collector) ?? collector} (${list.length})`),
           list.map((d) =>
             h(
               'div',

@@ -1,6 +1,7 @@
 // The hosts table: server-side filters and sorts, keyset pages (the API's `next` cursor), so it
 // never loads more than one page of a 100,000-host fleet.
 import { api, go, h, hostLink, registerPage, stateBadge, when, fill } from './core.js';
+import { COLLECTORS } from './collectors.js';
 
 const FILTERS = ['state', 'image', 'group', 'collector', 'severity', 'q', 'sort', 'order'];
 
@@ -25,7 +26,7 @@ registerPage('hosts', {
       field('state', sel('state', ['pending', 'clean', 'drifted', 'silent', 'tainted', 'replacement-scheduled', 'replacing', 'replaced'])),
       field('image', text('image', 'image id')),
       field('group', text('group', 'group')),
-      field('collector', sel('collector', ['packages', 'sysctl', 'cron', 'files', 'integrity'])),
+      field('collector', sel('collector', [...COLLECTORS.map((c) => c.name), 'integrity'])),
       field('severity', sel('severity', ['low', 'medium', 'high', 'critical'])),
       field('search', text('q', 'host id or name prefix')),
       field('sort', h('select', { name: 'sort' }, [['id', 'host id'], ['deviations', 'deviations'], ['stateSince', 'state since']].map(([v, l]) => h('option', { value: v, selected: (params.get('sort') ?? 'id') === v }, l)))),

@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { dashboardModule } from '../../shared/collectors.js';
 import { DwError } from '../../shared/errors.js';
 import type { App, AppContext } from '../app.js';
 
@@ -39,6 +40,8 @@ export function registerDashboardRoutes(app: App, _ctx: AppContext): void {
     const type = TYPES[extname(name)];
     if (type) files.set(name, { body: readFileSync(join(dir, name)), type });
   }
+  // The collector list the dashboard's filters and labels use, from the registry rather than restated in each page.
+  files.set('collectors.js', { body: Buffer.from(dashboardModule()), type: TYPES['.js']! });
   const send = (name: string) => {
     const f = files.get(name);
     if (!f) throw new DwError('DW_ERR_NOT_FOUND', `no dashboard file ${name}`);

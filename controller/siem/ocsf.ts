@@ -1,12 +1,13 @@
 /**
  * @module The event stream in the Open Cybersecurity Schema Framework (OCSF 1.3.0), for SIEMs:
- * a file deviation is a File System Activity (1001), any other deviation a Device Config State Change
- * (5019), a host's state change a Compliance Finding (2003) on the host's conformance to its image.
+ * a deviation takes the class its collector declares in shared/collectors.ts (files: File System
+ * Activity 1001; the rest, and an integrity gap: Device Config State Change 5019), a host's state change a Compliance Finding (2003) on the host's conformance to its image.
  * Every event is checked against zod schemas of the base event's and its class's required fields
  * before it leaves: a mapping bug fails loudly here rather than as a rejected record in a SIEM.
  */
 import { basename } from 'node:path';
 import { z } from 'zod';
+import { collectorDef } from '../../shared/collectors.js';
 import type { EventRow } from '../store/types.js';
 
 export const OCSF_VERSION = '1.3.0';
@@ -131,7 +132,7 @@ export function toOcsf(e: EventRow): OcsfEvent {
     const d = e.detail as unknown as DeviationDetail;
     const unmapped = { collector: d.collector, key: d.key, change: d.change, policy_action: d.action, decided_by: d.decidedBy, expected: d.expected, actual: d.actual, truncated: d.truncated };
     const message = `${d.collector} ${d.change}: ${d.key} (${d.action}, ${d.severity})`;
-    if (d.collector === 'files') {
+    if (collectorDef(d.collector)?.ocsfClass === 1001) {
       const activity = d.change === 'added' ? 1 : d.change === 'removed' ? 4 : 3;
       out = {
         ...base(e, 1001, 1, activity, sev[d.severity] ?? 0),

@@ -1,7 +1,9 @@
 /** @module Small schema pieces shared by manifests, reports and configs. */
 import { z } from 'zod';
+import { REGISTERED_COLLECTORS } from '../collectors.js';
 
-export const COLLECTOR_NAMES = ['packages', 'sysctl', 'cron', 'files'] as const;
+/** Derived from the registry (shared/collectors.ts), in its order. */
+export const COLLECTOR_NAMES = REGISTERED_COLLECTORS;
 export const CollectorNameSchema = z.enum(COLLECTOR_NAMES);
 export type CollectorName = z.infer<typeof CollectorNameSchema>;
 

@@ -1,7 +1,8 @@
 /** @module The agent's YAML configuration: parsed once, validated with zod, frozen. */
 import { validate as validateCron } from 'node-cron';
 import { z } from 'zod';
-import { HostPathSchema } from './common.js';
+import { collectorDef } from '../collectors.js';
+import { COLLECTOR_NAMES, HostPathSchema, type CollectorName } from './common.js';
 import { GlobListSchema } from './rules.js';
 
 /** "90s", "10m", "1h", "500ms", "2d" → milliseconds. */
@@ -64,6 +65,14 @@ export const AgentControllerSchema = z
     }
   });
 
+/** Collectors whose only setting is `enabled`, defaulting as the registry says. */
+type SimpleCollector = Exclude<CollectorName, 'sysctl' | 'files'>;
+const SIMPLE = COLLECTOR_NAMES.filter((n): n is SimpleCollector => n !== 'sysctl' && n !== 'files');
+const simpleDefaults = () => Object.fromEntries(SIMPLE.map((n) => [n, { enabled: collectorDef(n)!.enabledByDefault }])) as Record<SimpleCollector, { enabled: boolean }>;
+const simpleToggles = Object.fromEntries(
+  SIMPLE.map((n) => [n, z.strictObject({ enabled: z.boolean().default(collectorDef(n)!.enabledByDefault) }).default({ enabled: collectorDef(n)!.enabledByDefault })]),
+) as Record<SimpleCollector, z.ZodDefault<z.ZodObject<{ enabled: z.ZodDefault<z.ZodBoolean> }, z.core.$strict>>>;
+
 export const AgentConfigSchema = z.strictObject({
   controller: AgentControllerSchema.optional(),
   manifest: HostPathSchema.optional(),
@@ -85,9 +94,8 @@ export const AgentConfigSchema = z.strictObject({
     .default({ scan: '*/30 * * * *', fullRehash: '0 3 * * 0', heartbeat: '60s' }),
   collectors: z
     .strictObject({
-      packages: z.strictObject({ ...toggle }).default({ enabled: true }),
+      ...simpleToggles,
       sysctl: z.strictObject({ ...toggle, exclude: GlobListSchema.default([]) }).default({ enabled: true, exclude: [] }),
-      cron: z.strictObject({ ...toggle }).default({ enabled: true }),
       files: z
         .strictObject({
           ...toggle,
@@ -98,12 +106,11 @@ export const AgentConfigSchema = z.strictObject({
         })
         .default({ enabled: true, ignore: [] }),
     })
-    .default({
-      packages: { enabled: true },
-      sysctl: { enabled: true, exclude: [] },
-      cron: { enabled: true },
-      files: { enabled: true, ignore: [] },
-    }),
+    .default(() => ({
+      ...simpleDefaults(),
+      sysctl: { enabled: collectorDef('sysctl')!.enabledByDefault, exclude: [] },
+      files: { enabled: collectorDef('files')!.enabledByDefault, ignore: [] },
+    })),
   watch: z.strictObject({ paths: z.array(HostPathSchema) }).optional(),
   /** The durable spool's bound in bytes (default 64 MiB); past it the oldest reports go first, never the newest scan. */
   spool: z.strictObject({ maxBytes: z.number().int().positive().optional() }).optional(),

@@ -20,13 +20,14 @@ export type Change = z.infer<typeof ChangeSchema>;
  * sees "installed by apt-get install strace, run by alice at 02:14", not only a changed hash.
  */
 export const AttributionSchema = z.strictObject({
-  /** Where it was found: dpkg.log, apt history.log, dnf history, rpm database. */
-  source: z.enum(['dpkg-log', 'apt-history', 'dnf-history', 'rpm']),
+  /** Where it was found: dpkg.log, apt history.log, dnf history, rpm database, the auth log (useradd, sudo systemctl ...). */
+  source: z.enum(['dpkg-log', 'apt-history', 'dnf-history', 'rpm', 'auth-log']),
   /** When the transaction ran (ISO time; local times are recorded as the host wrote them, with its offset when known). */
   at: z.string(),
   /** install, upgrade, remove, purge, downgrade, reinstall, configure... */
   action: z.string(),
-  package: z.string(),
+  /** The package of a package-manager transaction; absent for an auth-log action. */
+  package: z.string().optional(),
   fromVersion: z.string().optional(),
   toVersion: z.string().optional(),
   /** The command that ran the transaction, e.g. "apt-get install strace". */

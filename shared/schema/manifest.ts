@@ -1,7 +1,8 @@
 /** @module The manifest: what an image contained when it was baked, one section per collector. */
 import { z } from 'zod';
 import { DigestSchema, IsoTimeSchema } from './common.js';
-import { CronItemSchema, FileItemSchema, PackageItemSchema, SysctlItemSchema } from './items.js';
+import { COLLECTOR_NAMES, type CollectorName } from './common.js';
+import { ITEM_SCHEMAS, type ItemTypes } from './items.js';
 import { CollectionRulesSchema } from './rules.js';
 
 export const MANIFEST_SCHEMA_ID = 'driftwarden/manifest/v1';
@@ -24,12 +25,10 @@ export type Os = z.infer<typeof OsSchema>;
 
 const section = <T extends z.ZodTypeAny>(item: T) => z.strictObject({ items: z.array(item) });
 
-export const SectionsSchema = z.strictObject({
-  packages: section(PackageItemSchema).optional(),
-  sysctl: section(SysctlItemSchema).optional(),
-  cron: section(CronItemSchema).optional(),
-  files: section(FileItemSchema).optional(),
-});
+/** One optional section per registered collector (shared/collectors.ts). */
+export const SectionsSchema = z.strictObject(
+  Object.fromEntries(COLLECTOR_NAMES.map((n) => [n, section(ITEM_SCHEMAS[n]).optional()])),
+) as unknown as z.ZodType<{ [N in CollectorName]?: { items: ItemTypes[N][] } }>;
 export type Sections = z.infer<typeof SectionsSchema>;
 
 export const ManifestSchema = z.strictObject({

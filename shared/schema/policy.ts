@@ -1,6 +1,7 @@
 /** @module The controller's policy file (rules that turn deviations into ignore/report/taint), its shipped defaults, key globs, and exemption requests. */
 import picomatch from 'picomatch';
 import { z } from 'zod';
+import { COLLECTOR_DEFS, collectorDef } from '../collectors.js';
 import { globMatcher, globRegex, type GlobStyle } from '../glob.js';
 import { COLLECTOR_NAMES, CollectorNameSchema, IsoTimeSchema, type CollectorName } from './common.js';
 import { DurationSchema, parseDuration } from './config.js';
@@ -23,9 +24,7 @@ import { ChangeSchema, SEVERITIES } from './deviation.js';
 export type KeyStyle = 'path' | 'entry' | 'name';
 
 export function keyStyleOf(collector: string): KeyStyle {
-  if (collector === 'files') return 'path';
-  if (collector === 'cron') return 'entry';
-  return 'name';
+  return collectorDef(collector)?.keyStyle ?? 'name';
 }
 
 const MAX_GLOB_LENGTH = 1024;
@@ -166,9 +165,8 @@ export const DEFAULT_POLICY: readonly PolicyRule[] = Object.freeze(
       },
       // Generated on first boot, so every host's differ from the image's.
       { name: 'default/ssh-host-keys', collector: 'files', key: ['/etc/ssh/ssh_host_*'], action: 'ignore' },
-      { name: 'default/packages', collector: 'packages', key: '*', action: 'taint' },
-      { name: 'default/cron', collector: 'cron', key: '**', action: 'taint' },
-      { name: 'default/sysctl', collector: 'sysctl', key: '*', action: 'taint' },
+      // Every collector the registry says to taint on, whatever the key (default/packages, default/cron, ...).
+      ...COLLECTOR_DEFS.filter((d) => d.defaultAction === 'taint').map((d) => ({ name: `default/${d.name}`, collector: d.name, key: d.keyStyle === 'name' ? '*' : '**', action: 'taint' as const })),
       { name: 'default/system-files', collector: 'files', key: ['/usr/**', '/etc/**', '/opt/**', '/boot/**'], action: 'taint' },
       // known_hosts grows whenever root ssh-es somewhere: worth seeing, not worth a replacement.
       { name: 'default/ssh-known-hosts', collector: 'files', key: ['/root/.ssh/known_hosts*', '/home/*/.ssh/known_hosts*'], action: 'report' },
@@ -198,6 +196,10 @@ const CATCH_ALL_PROBES: Record<CollectorName, readonly string[]> = {
   cron: ['/etc/crontab 17 * * * * root cd / && run-parts /etc/cron.hourly', '/etc/cron.d/backup', '/var/spool/cron/crontabs/root 0 * * * * /x', '/etc/cron.daily/logrotate', '/etc/systemd/system/x.timer'],
   packages: ['openssl:amd64', 'libc6:i386', 'bash:x86_64', 'python3.11:all', 'rpm/zlib:aarch64'],
   sysctl: ['net.ipv4.ip_forward', 'kernel.modules_disabled', 'vm.swappiness', 'fs.protected_symlinks', 'net.ipv4.conf.eth0/100.rp_filter'],
+  'kernel-modules': ['nf_tables', 'wireguard', 'usb_storage', 'dm-crypt', 'x'],
+  services: ['ssh.service', 'rsync.service', 'getty@tty1.service', 'preset:/usr/lib/systemd/system-preset/90-systemd.preset', 'x.socket'],
+  accounts: ['user:root', 'group:sudo', 'sudoers:/etc/sudoers.d/90-cloud', 'key:alice:SHA256:abc/def+ghi', 'user:x'],
+  firewall: ['saved:/etc/nftables.conf', 'live:nft:inet filter chain input', 'live:iptables:filter INPUT', 'live:ip6tables:nat POSTROUTING', 'saved:/etc/iptables/rules.v4'],
 };
 
 /**

@@ -1,5 +1,6 @@
 /** @module Collection rules: what a manifest was built from, baked in so every check collects the same way. */
 import { z } from 'zod';
+import { COLLECTOR_DEFS } from '../collectors.js';
 import { CollectorNameSchema, HostPathSchema } from './common.js';
 
 /** Paths a healthy host rewrites by itself; comparing them would only produce noise. */
@@ -72,7 +73,7 @@ export type CollectionRules = z.infer<typeof CollectionRulesSchema>;
 
 export function defaultRules(): CollectionRules {
   return {
-    collectors: ['packages', 'sysctl', 'cron', 'files'],
+    collectors: COLLECTOR_DEFS.filter((d) => d.enabledByDefault).map((d) => d.name),
     files: { roots: [...DEFAULT_FILE_ROOTS], ignore: [...DEFAULT_FILE_IGNORES] },
     sysctl: { exclude: [...DEFAULT_SYSCTL_EXCLUDES] },
   };

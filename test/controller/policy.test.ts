@@ -72,7 +72,7 @@ describe('loading a policy', () => {
       [
         'policy.yaml: rules[0]: actoin: unknown key',
         'policy.yaml: rules[0]: key: expected an absolute path glob (starting with "/" or "**"), got "etc/**"',
-        'policy.yaml: rules[1] (name "ok"): collector: expected one of packages|sysctl|cron|files|*',
+        'policy.yaml: rules[1] (name "ok"): collector: expected one of packages|sysctl|cron|files|kernel-modules|services|accounts|firewall|*',
       ].join('\n'),
     );
     expect(errorOf(() => parsePolicy('rules:\n  - collector: files\n    key: [/a, "etc/**"]\n    action: taint\n')).message).toBe(

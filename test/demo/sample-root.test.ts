@@ -32,7 +32,15 @@ describe('the demo sample image', () => {
   const EXPECTED: Record<DriftName, string[]> = {
     'openssl-patched': ['files /usr/bin/openssl', 'files /usr/lib/x86_64-linux-gnu/libssl.so.3', 'packages libssl3:amd64', 'packages openssl:amd64'],
     'sysctl-tuned': ['files /etc/sysctl.d/99-tuning.conf', 'sysctl net.core.somaxconn'],
-    'debug-session': ['cron /etc/cron.d/debug-trace /usr/bin/strace -f -p 1 -o /tmp/trace.log', 'files /etc/cron.d/debug-trace', 'files /usr/bin/strace', 'packages strace:amd64'],
+    'debug-session': [
+      'cron /etc/cron.d/debug-trace /usr/bin/strace -f -p 1 -o /tmp/trace.log',
+      'files /etc/cron.d/debug-trace',
+      'files /etc/systemd/system/multi-user.target.wants',
+      'files /etc/systemd/system/multi-user.target.wants/rsync.service',
+      'files /usr/bin/strace',
+      'packages strace:amd64',
+      'services rsync.service',
+    ],
   };
 
   it.each(Object.keys(EXPECTED) as DriftName[])('%s: the deviations it causes, and the default policy taints the host', async (name) => {
@@ -44,6 +52,17 @@ describe('the demo sample image', () => {
     expect(r.deviations.map((d) => `${d.collector} ${d.key}`).sort()).toEqual(EXPECTED[name]);
     const evaluation = evaluateAll(defaultPolicy(), r.deviations, { hostId: 'h', imageId: 'img-test', now: new Date(), exemptions: [] });
     expect(evaluation.worst).toBe('taint');
+  });
+
+  it('debug-session: the service enabled by hand is attributed to the sudo command in the auth log', async () => {
+    const { dir, root, manifest } = await bakedImage();
+    const host = join(dir, 'debug-session-attribution');
+    cpSync(root, host, { recursive: true, verbatimSymlinks: true });
+    DRIFTS['debug-session'].apply(host);
+    const r = await check({ manifest, root: host, log: silentLogger });
+    const enabled = r.deviations.find((d) => d.collector === 'services')!;
+    expect(enabled).toMatchObject({ key: 'rsync.service', change: 'modified', fields: ['state'], expected: { state: 'disabled' }, actual: { state: 'enabled' } });
+    expect(enabled.attribution).toMatchObject({ source: 'auth-log', action: 'systemctl enable', user: 'deploy', commandLine: '/usr/bin/systemctl enable rsync' });
   });
 
   it('drifts some hosts of each group and leaves others clean, with the breaker’s 30% crossed in one group only', () => {

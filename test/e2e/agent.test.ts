@@ -196,8 +196,8 @@ describe('driftwarden agent (service)', () => {
 
   it('bounds the spool: the oldest reports go, the newest scan stays, and the loss reaches the controller', async () => {
     const c = await controller();
-    // Room for about two scan reports of this host (each about 1.5 KB).
-    const a = host(c, { scan: '*/1 * * * * *', heartbeat: '200ms', spoolMaxBytes: 4096, watch: null });
+    // Room for about two scan reports of this host (each larger now that it carries eight collectors' results and digests).
+    const a = host(c, { scan: '*/1 * * * * *', heartbeat: '200ms', spoolMaxBytes: 6144, watch: null });
     a.start();
     await clean(c, a);
     await c.stop();
@@ -216,7 +216,7 @@ describe('driftwarden agent (service)', () => {
     expect(await a.exited()).toEqual({ code: 0, signal: null });
     const left = a.spooled();
     const bytes = left.reduce((n, e) => n + statSync(join(a.spoolDir, e.name)).size, 0);
-    expect(bytes).toBeLessThanOrEqual(4096);
+    expect(bytes).toBeLessThanOrEqual(6144);
     const newestScan = Math.max(...left.filter((e) => e.kind === 'scan').map((e) => e.seq));
     expect(newestScan).toBe(Math.max(...left.filter((e) => e.kind !== 'heartbeat').map((e) => e.seq)));
     // The oldest went.

@@ -4,14 +4,14 @@
  */
 import { describe, expect, it, beforeAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { digestOf } from '../../shared/canonical.js';
 import { applyDeviations } from '../../shared/diff.js';
 import { CheckResultSchema, type CheckResult } from '../../shared/schema/check.js';
 import { ManifestSchema } from '../../shared/schema/manifest.js';
-import type { CollectorName } from '../../shared/schema/common.js';
+import { COLLECTOR_NAMES, type CollectorName } from '../../shared/schema/common.js';
 import type { AnyItem } from '../../shared/schema/items.js';
 import { copyFixture, FIXTURES, tempDir } from '../helpers/tmp.js';
 
@@ -71,7 +71,7 @@ describe('driftwarden check, end to end', () => {
 
   it('bakes a signed manifest with every section', () => {
     const m = ManifestSchema.parse(JSON.parse(readFileSync(manifest, 'utf8')));
-    expect(Object.keys(m.sections).sort()).toEqual(['cron', 'files', 'packages', 'sysctl']);
+    expect(Object.keys(m.sections).sort()).toEqual(['accounts', 'cron', 'files', 'firewall', 'kernel-modules', 'packages', 'services', 'sysctl']);
     expect(m.os?.id).toBe('debian');
     expect(m.sections.packages!.items.map((i) => i.key)).toEqual(['bash:amd64', 'libssl3:amd64', 'openssh-server:amd64', 'openssl:amd64', 'tzdata:all']);
     const v = dw('manifest', 'verify', manifest, '--pubkey', pub);
@@ -123,7 +123,7 @@ describe('driftwarden check, end to end', () => {
     drift(drifted);
     const { result } = checkJson('--manifest', manifest, '--root', drifted);
     const m = ManifestSchema.parse(JSON.parse(readFileSync(manifest, 'utf8')));
-    for (const name of ['packages', 'sysctl', 'cron', 'files'] as CollectorName[]) {
+    for (const name of COLLECTOR_NAMES as readonly CollectorName[]) {
       const expected = m.sections[name]!.items as AnyItem[];
       expect(digestOf(applyDeviations(name, expected, result.deviations)), name).toBe(result.digests[name]);
     }
@@ -163,6 +163,33 @@ describe('driftwarden check, end to end', () => {
 
     expect(dw('check', '--manifest', manifest, '--root', join(work, 'no-such-root'))).toMatchObject({ code: 2, stderr: expect.stringMatching(/root .*no-such-root cannot be read: ENOENT/) });
     expect(dw('check', '--manifest', manifest, '--root', root, '--frobnicate')).toMatchObject({ code: 2, stderr: expect.stringMatching(/unknown option '--frobnicate'/) });
+  });
+
+  it('a new collector that cannot read its source makes the check incomplete, never clean', () => {
+    const broken = copyFixture(root);
+    rmSync(join(broken, 'etc/passwd'));
+    rmSync(join(broken, 'proc/modules'));
+    mkdirSync(join(broken, 'proc/modules'));
+    const r = dw('check', '--json', '--manifest', manifest, '--root', broken);
+    const result = CheckResultSchema.parse(JSON.parse(r.stdout));
+    // Drift found (the files collector sees /etc/passwd gone): 1; with none, a failed collector alone exits 2.
+    expect(r.code).toBe(1);
+    expect(result.clean).toBe(false);
+    expect(result.deviations.map((d) => `${d.collector} ${d.change} ${d.key}`)).toEqual(['files removed /etc/passwd']);
+    // The failures are logged (at error) as well as reported.
+    expect(r.stderr).toMatch(/"collector":"accounts".*"msg":"collector failed"/);
+    expect(result.complete).toBe(false);
+    expect(result.collectors.filter((c) => !c.ok).map((c) => [c.collector, c.error])).toEqual([
+      ['kernel-modules', expect.stringMatching(/EISDIR/)],
+      ['accounts', expect.stringMatching(/\/etc\/passwd not found under the root/)],
+    ]);
+    // Only proc/modules unreadable: nothing drifted that could be seen, and that proves nothing: 2.
+    const modulesOnly = copyFixture(root);
+    rmSync(join(modulesOnly, 'proc/modules'));
+    mkdirSync(join(modulesOnly, 'proc/modules'));
+    const m = dw('check', '--json', '--manifest', manifest, '--root', modulesOnly);
+    expect(m.code).toBe(2);
+    expect(CheckResultSchema.parse(JSON.parse(m.stdout))).toMatchObject({ complete: false, deviations: [] });
   });
 
   it('refuses to bake a manifest from an incomplete scan', () => {

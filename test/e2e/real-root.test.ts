@@ -27,6 +27,10 @@ describe('on this machine\'s real root', () => {
     expect(result.collectors.every((c) => c.ok)).toBe(true);
     expect(result.collectors.find((c) => c.collector === 'packages')!.items).toBeGreaterThan(50);
     expect(result.collectors.find((c) => c.collector === 'sysctl')!.items).toBeGreaterThan(100);
+    // Every Debian root has users and groups and systemd's units.
+    expect(result.collectors.find((c) => c.collector === 'accounts')!.items).toBeGreaterThan(20);
+    expect(result.collectors.find((c) => c.collector === 'services')!.items).toBeGreaterThan(50);
+    for (const c of ['kernel-modules', 'firewall']) expect(result.collectors.find((x) => x.collector === c)?.ok, c).toBe(true);
     expect(r.status).toBe(0);
   });
 
@@ -41,6 +45,9 @@ describe('on this machine\'s real root', () => {
     const r = dw('check', '--manifest', join(work, 'm.json'), '--root', root, '--json');
     expect(r.status).toBe(1);
     const result = CheckResultSchema.parse(JSON.parse(r.stdout));
-    expect(result.deviations.map((d) => [d.key, d.change, d.severity])).toEqual([['/etc/passwd', 'modified', 'critical']]);
+    expect(result.deviations.map((d) => [d.collector, d.key, d.change, d.severity])).toEqual([
+      ['files', '/etc/passwd', 'modified', 'critical'],
+      ['accounts', 'user:mallory', 'added', 'critical'],
+    ]);
   });
 });

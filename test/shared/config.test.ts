@@ -60,7 +60,7 @@ watch: { paths: [/etc, /root/.ssh, /usr/local/bin, /opt] }
 
   it('turns into collection rules: roots replace, ignores and excludes extend, collectors switch off', () => {
     const rules = rulesFromConfig(parse('collectors:\n  packages: { enabled: false }\n  files: { roots: [/srv], ignore: ["/srv/cache/**"] }\n  sysctl: { exclude: ["net.core.*"] }\n'));
-    expect(rules.collectors).toEqual(['sysctl', 'cron', 'files']);
+    expect(rules.collectors).toEqual(['sysctl', 'cron', 'files', 'kernel-modules', 'services', 'accounts', 'firewall']);
     expect(rules.files.roots).toEqual(['/srv']);
     expect(rules.files.ignore).toEqual([...DEFAULT_FILE_IGNORES, '/srv/cache/**']);
     expect(rules.sysctl.exclude).toContain('net.core.*');

@@ -29,7 +29,7 @@ describe('policy rule schema', () => {
 
   it('says what it expected for every field, in the words of the docs', () => {
     expect(messages(PolicyRuleSchema.safeParse({ collector: 'file', key: '/x', action: 'replace', severity: 'urgent', change: ['changed'] }))).toEqual([
-      'collector: expected one of packages|sysctl|cron|files|*',
+      'collector: expected one of packages|sysctl|cron|files|kernel-modules|services|accounts|firewall|*',
       'change.0: expected one of added|removed|modified',
       'action: expected one of ignore|report|taint',
       'severity: expected one of low|medium|high|critical',

@@ -9,6 +9,7 @@ import type { CollectContext } from '../../../agent/collectors/types.js';
 import { execProgram, type ExecFn } from '../../../agent/exec.js';
 import { silentLogger } from '../../../agent/log.js';
 import { RPM_QUERY_FORMAT } from '../../../agent/parsers/rpm.js';
+import { collectorDef } from '../../../shared/collectors.js';
 import { HostRoot } from '../../../agent/root.js';
 import { DwError, DwParseError } from '../../../shared/errors.js';
 import { PackageItemSchema } from '../../../shared/schema/items.js';
@@ -71,9 +72,9 @@ function rpmAvailable(): boolean {
 describe('packages collector declaration', () => {
   it('is named for its section and says what it reads', () => {
     expect(packages.name).toBe('packages');
-    expect(packages.reads).toContain('/var/lib/dpkg/status');
-    expect(packages.reads.some((r) => r.includes('/usr/lib/sysimage/rpm'))).toBe(true);
-    expect(packages.reads).toContain('/lib/apk/db/installed');
+    expect(collectorDef('packages')!.reads).toContain('/var/lib/dpkg/status');
+    expect(collectorDef('packages')!.reads.some((r) => r.includes('/usr/lib/sysimage/rpm'))).toBe(true);
+    expect(collectorDef('packages')!.reads).toContain('/lib/apk/db/installed');
   });
 });
 
