@@ -112,7 +112,9 @@ export const COLLECTOR_DEFS = [
     keyStyle: 'path',
     fields: [f('type', 'file, dir, symlink, …'), f('mode', 'mode with setuid bits'), f('uid', 'owner'), f('gid', 'group'), f('size', 'size'), f('sha256', 'content hash'), f('target', 'symlink target'), f('error', 'why a file has no hash')],
     severity: { added: 'medium', removed: 'medium', modified: 'medium' },
-    defaultAction: 'report',
+    // By path: the shipped rules report home directories and taint system paths; a path no rule
+    // foresaw falls to the policy's no-rule default, which taints.
+    defaultAction: 'taint',
     watch: [],
     ocsfClass: 1001,
     enabledByDefault: true,

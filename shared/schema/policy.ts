@@ -166,7 +166,8 @@ export const DEFAULT_POLICY: readonly PolicyRule[] = Object.freeze(
       // Generated on first boot, so every host's differ from the image's.
       { name: 'default/ssh-host-keys', collector: 'files', key: ['/etc/ssh/ssh_host_*'], action: 'ignore' },
       // Every collector the registry says to taint on, whatever the key (default/packages, default/cron, ...).
-      ...COLLECTOR_DEFS.filter((d) => d.defaultAction === 'taint').map((d) => ({ name: `default/${d.name}`, collector: d.name, key: d.keyStyle === 'name' ? '*' : '**', action: 'taint' as const })),
+      // Path-keyed collectors (files) get rules by path instead, below.
+      ...COLLECTOR_DEFS.filter((d) => d.defaultAction === 'taint' && d.keyStyle !== 'path').map((d) => ({ name: `default/${d.name}`, collector: d.name, key: d.keyStyle === 'name' ? '*' : '**', action: 'taint' as const })),
       { name: 'default/system-files', collector: 'files', key: ['/usr/**', '/etc/**', '/opt/**', '/boot/**'], action: 'taint' },
       // known_hosts grows whenever root ssh-es somewhere: worth seeing, not worth a replacement.
       { name: 'default/ssh-known-hosts', collector: 'files', key: ['/root/.ssh/known_hosts*', '/home/*/.ssh/known_hosts*'], action: 'report' },
