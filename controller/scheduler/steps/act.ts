@@ -5,7 +5,7 @@
  * replacements an attempt, never another group's.
  */
 import type { ReplacementRow } from '../../store/replacements.js';
-import { forEachConcurrently, interleaveByGroup } from './concurrency.js';
+import { forEachConcurrently, interleaveByGroup, serially } from './concurrency.js';
 import { callProvider, failAttempt, target } from './failures.js';
 import { claim } from './leases.js';
 import { PLAN_BATCH, SYSTEM, transition, type SchedulerRuntime, type TickResult } from './runtime.js';
@@ -13,14 +13,18 @@ import { PLAN_BATCH, SYSTEM, transition, type SchedulerRuntime, type TickResult 
 export async function act(rt: SchedulerRuntime, result: TickResult): Promise<void> {
   const rows = await rt.d.store.replacements.list({ states: ['scheduled'], limit: PLAN_BATCH });
   const mine = interleaveByGroup(rows.filter((r) => rt.modeFor(r.group) === 'enforce'));
-  await forEachConcurrently(mine, rt.d.config.parallelism, rt.signal, (candidate) => actOn(rt, candidate, result));
+  const inTurn = serially();
+  await forEachConcurrently(mine, rt.d.config.parallelism, rt.signal, (candidate) => actOn(rt, candidate, inTurn, result));
 }
 
-async function actOn(rt: SchedulerRuntime, candidate: ReplacementRow, result: TickResult): Promise<void> {
-  const row = await claim(rt, candidate.id, 'scheduled');
-  if (!row) return;
+async function actOn(rt: SchedulerRuntime, candidate: ReplacementRow, inTurn: ReturnType<typeof serially>, result: TickResult): Promise<void> {
+  const claimed = await inTurn(async () => {
+    const row = await claim(rt, candidate.id, 'scheduled');
+    return row ? { row, host: await rt.d.store.getHost(row.hostId) } : null;
+  });
+  if (!claimed) return;
+  const { row, host } = claimed;
   const provider = rt.d.providerFor(row.group);
-  const host = await rt.d.store.getHost(row.hostId);
   if (!host) return failAttempt(rt, row, 'the host no longer exists', false, result);
   if (!provider) return failAttempt(rt, row, `no provider is configured for group ${row.group} (scheduler.provider or scheduler.groups.<group>.provider)`, false, result);
   const accepted = await callProvider(rt, row, 'replace', (ctx) => provider.replace(target(row, host), ctx), result);

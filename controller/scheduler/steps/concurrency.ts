@@ -31,3 +31,17 @@ export async function forEachConcurrently<T>(items: readonly T[], limit: number,
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
 }
+
+/**
+ * A queue of one: each function starts after the previous one settled, in the order they were
+ * handed in. The calls of a pass claim their rows through one, so providers are asked in queue order
+ * (the head of the queue first) even though their calls then overlap.
+ */
+export function serially(): <T>(fn: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = tail.then(fn, fn);
+    tail = run.catch(() => {});
+    return run;
+  };
+}

@@ -55,7 +55,8 @@ export async function callProvider<T>(rt: SchedulerRuntime, row: ReplacementRow,
         reject(new ProviderError(row.provider ?? 'provider', `${method}: ${why}`, { retryable: true }));
       }, ABORT_GRACE_MS);
     };
-    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
   });
   try {
     return await holdingLease(rt, row.id, () => Promise.race([call(providerContext(rt, row, signal)), abandoned]));

@@ -3,7 +3,7 @@
  * like `act`), and completes one once the provider confirmed and the old host has gone quiet.
  */
 import type { ReplacementRow } from '../../store/replacements.js';
-import { forEachConcurrently, interleaveByGroup } from './concurrency.js';
+import { forEachConcurrently, interleaveByGroup, serially } from './concurrency.js';
 import { callProvider, failAttempt, target } from './failures.js';
 import { claim, release } from './leases.js';
 import { ms, PLAN_BATCH, SYSTEM, transition, type SchedulerRuntime, type TickResult } from './runtime.js';
@@ -11,13 +11,18 @@ import { ms, PLAN_BATCH, SYSTEM, transition, type SchedulerRuntime, type TickRes
 export async function poll(rt: SchedulerRuntime, result: TickResult): Promise<void> {
   const rows = await rt.d.store.replacements.list({ states: ['replacing'], limit: PLAN_BATCH });
   const mine = interleaveByGroup(rows.filter((r) => rt.modeFor(r.group) === 'enforce'));
-  await forEachConcurrently(mine, rt.d.config.parallelism, rt.signal, (candidate) => pollOne(rt, candidate, result));
+  const inTurn = serially();
+  await forEachConcurrently(mine, rt.d.config.parallelism, rt.signal, (candidate) => pollOne(rt, candidate, inTurn, result));
 }
 
-async function pollOne(rt: SchedulerRuntime, candidate: ReplacementRow, result: TickResult): Promise<void> {
+async function pollOne(rt: SchedulerRuntime, candidate: ReplacementRow, inTurn: ReturnType<typeof serially>, result: TickResult): Promise<void> {
   const cfg = rt.d.config;
-  const row = await claim(rt, candidate.id, 'replacing');
-  if (!row) return;
+  const claimed = await inTurn(async () => {
+    const row = await claim(rt, candidate.id, 'replacing');
+    return row ? { row, host: await rt.d.store.getHost(row.hostId) } : null;
+  });
+  if (!claimed) return;
+  const { row } = claimed;
   const now = rt.d.clock();
   try {
     if (!row.confirmedAt) {
@@ -25,7 +30,7 @@ async function pollOne(rt: SchedulerRuntime, candidate: ReplacementRow, result: 
         return await failAttempt(rt, row, `not confirmed within replaceTimeout ${cfg.replaceTimeout}`, true, result);
       }
       const provider = rt.d.providerFor(row.group);
-      const host = await rt.d.store.getHost(row.hostId);
+      const host = claimed.host;
       if (!provider || !host) {
         return await failAttempt(rt, row, provider ? 'the host no longer exists' : `no provider is configured for group ${row.group}`, false, result);
       }

@@ -198,6 +198,24 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         expect(provider.accepted).toEqual(['h00', 'h01']);
       });
 
+      it('maintenance windows on the overall budget hold every group; a closed window is the reason even where another limit is also 0', async () => {
+        await fleet(10, 1, { group: 'web', prefix: 'w' });
+        await fleet(10, 1, { group: 'db', prefix: 'd' });
+        const provider = new FakeProvider();
+        const windows = [{ schedule: '0 2 * * 1-5', duration: '3h' }];
+        const cfg = { ...ENFORCE, budgets: [{ group: 'web', maxUnavailable: 5 }, { group: 'db', maxUnavailable: 0, windows }], overall: { maxUnavailable: 10, windows } };
+        const s = makeScheduler(store, clock, cfg, provider);
+        await s.tick();
+        expect(provider.accepted).toEqual([]);
+        const q = await byHost();
+        expect(q.w00).toMatchObject({ decision: 'waiting', decisionReason: 'overall budget: outside its maintenance windows' });
+        expect(q.d00).toMatchObject({ decision: 'waiting', decisionReason: 'budget "db": outside its maintenance windows' });
+        await advance(18 * HOUR + 30 * MINUTE); // Tuesday 02:30: open; db's own maxUnavailable 0 still holds it
+        await s.tick();
+        expect(provider.accepted).toEqual(['w00']);
+        expect((await byHost()).d00!.decisionReason).toBe('budget "db": maxUnavailable 0, 0 unavailable');
+      });
+
       it('minClean: nothing starts while the group has fewer clean reporting hosts', async () => {
         await fleet(4, 3);
         const provider = new FakeProvider();
