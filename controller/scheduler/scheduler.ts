@@ -13,7 +13,7 @@ import { ACTIVE_REPLACEMENT_STATES, IN_FLIGHT_STATES, type GroupPause, type Grou
 import { budgetAllowance, combine, groupMatches } from './budgets.js';
 import type { Mode, SchedulerConfig } from './config.js';
 import { SchedulerEvents } from './events.js';
-import { emptyGroup, hostContext, ms, newRow, runPass, SYSTEM, transition, type SchedulerDeps, type SchedulerRuntime, type TickResult } from './steps/index.js';
+import { emptyGroup, hostContext, ms, newRow, runPass, transition, type SchedulerDeps, type SchedulerRuntime, type TickResult } from './steps/index.js';
 
 export type { SchedulerDeps, TickResult } from './steps/index.js';
 

@@ -44,28 +44,36 @@ function providerContext(rt: SchedulerRuntime, row: ReplacementRow, signal: Abor
  * hanging platform costs one slot for at most the timeout, never the whole pass.
  */
 export async function callProvider<T>(rt: SchedulerRuntime, row: ReplacementRow, method: 'replace' | 'status', call: (ctx: ProviderContext) => Promise<T>, result: TickResult): Promise<T | null> {
-  const timeoutMs = ms(rt.d.config.replaceTimeout);
-  const signal = AbortSignal.any([rt.signal, AbortSignal.timeout(timeoutMs)]);
-  let onAbort: (() => void) | undefined;
+  // Our own timer, not AbortSignal.timeout(): that signal is only weakly held, and one collected
+  // mid-call never fires, which would leave a hanging provider holding its slot for good.
+  const deadline = new AbortController();
+  const stop = () => deadline.abort();
+  const timer = setTimeout(stop, ms(rt.d.config.replaceTimeout));
+  if (rt.signal.aborted) stop();
+  else rt.signal.addEventListener('abort', stop, { once: true });
   let grace: NodeJS.Timeout | undefined;
   const abandoned = new Promise<never>((_, reject) => {
-    onAbort = () => {
-      grace = setTimeout(() => {
-        const why = rt.signal.aborted ? 'the controller is stopping' : `no answer within replaceTimeout ${rt.d.config.replaceTimeout}`;
-        reject(new ProviderError(row.provider ?? 'provider', `${method}: ${why}`, { retryable: true }));
-      }, ABORT_GRACE_MS);
-    };
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
+    deadline.signal.addEventListener(
+      'abort',
+      () => {
+        grace = setTimeout(() => {
+          const why = rt.signal.aborted ? 'the controller is stopping' : `no answer within replaceTimeout ${rt.d.config.replaceTimeout}`;
+          reject(new ProviderError(row.provider ?? 'provider', `${method}: ${why}`, { retryable: true }));
+        }, ABORT_GRACE_MS);
+      },
+      { once: true },
+    );
   });
   try {
-    return await holdingLease(rt, row.id, () => Promise.race([call(providerContext(rt, row, signal)), abandoned]));
+    if (deadline.signal.aborted) throw new ProviderError(row.provider ?? 'provider', `${method}: the controller is stopping`, { retryable: true });
+    return await holdingLease(rt, row.id, () => Promise.race([call(providerContext(rt, row, deadline.signal)), abandoned]));
   } catch (err) {
     await failAttempt(rt, row, describeError(err), isRetryable(err), result);
     return null;
   } finally {
-    if (onAbort) signal.removeEventListener('abort', onAbort);
+    clearTimeout(timer);
     clearTimeout(grace);
+    rt.signal.removeEventListener('abort', stop);
   }
 }
 

@@ -8,7 +8,7 @@ import type { Decision, ReplacementRow } from '../../store/replacements.js';
 import type { StoreTx } from '../../store/types.js';
 import type { Allowance } from '../budgets.js';
 import { SYSTEM, transition, type SchedulerRuntime } from './runtime.js';
-import type { PlanPass, PlanStep } from './plan.js';
+import type { PlanStep } from './plan.js';
 
 export const scheduleStep: PlanStep = {
   name: 'schedule',

@@ -444,11 +444,15 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         await fleet(20, 6);
         let inFlight = 0;
         let most = 0;
+        let expected = 3;
         const slow = new FakeProvider();
+        // Each call stays in flight until `expected` calls are (or 2s pass), then a little longer: a
+        // bound that is too low never gets there, one too high lets more in meanwhile.
         slow.onReplace = async () => {
           inFlight++;
           most = Math.max(most, inFlight);
-          await new Promise((r) => setTimeout(r, 50));
+          for (let i = 0; i < 200 && inFlight < expected; i++) await new Promise((r) => setTimeout(r, 10));
+          await new Promise((r) => setTimeout(r, 100));
           inFlight--;
         };
         const s = makeScheduler(store, clock, { ...ENFORCE, parallelism: 3, budgets: [{ group: '*', maxUnavailable: 10 }] }, slow);
@@ -460,6 +464,7 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         // One at a time when configured so.
         await fleet(20, 4, { group: 'db', prefix: 'd' });
         most = 0;
+        expected = 1;
         const serial = makeScheduler(store, clock, { ...ENFORCE, parallelism: 1, budgets: [{ group: '*', maxUnavailable: 10 }] }, slow);
         expect(await serial.tick()).toMatchObject({ started: 4 });
         expect(most).toBe(1);
