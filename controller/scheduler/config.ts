@@ -155,6 +155,11 @@ export const SchedulerConfigSchema = z.strictObject({
   quietFor: DurationSchema.default('2m'),
   /** A controller's hold on a replacement it is acting on; another controller takes over after it lapses. */
   lease: DurationSchema.default('2m'),
+  /**
+   * Provider calls (replace, status) a pass runs at once, taken from the groups in turn: a slow or
+   * hanging platform holds its own slots until replaceTimeout, never every slot.
+   */
+  parallelism: z.number().int().min(1).max(64).default(4),
   /** Group name for hosts that report none. */
   defaultGroup: z.string().min(1).default('ungrouped'),
 });
@@ -170,5 +175,6 @@ export const SCHEDULER_DEFAULT = {
   replaceTimeout: '30m',
   quietFor: '2m',
   lease: '2m',
+  parallelism: 4,
   defaultGroup: 'ungrouped',
 };

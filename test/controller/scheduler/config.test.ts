@@ -13,7 +13,7 @@ const README = readFileSync(fileURLToPath(new URL('../../../README.md', import.m
 describe('scheduler config', () => {
   it('defaults to dry-run with a 10% budget and a 30% breaker', () => {
     const c = ControllerConfigSchema.parse({}).scheduler;
-    expect(c).toMatchObject({ mode: 'dry-run', budgets: [{ group: '*', maxUnavailable: '10%' }], breaker: { taintedShare: 0.3, window: '15m' } });
+    expect(c).toMatchObject({ mode: 'dry-run', budgets: [{ group: '*', maxUnavailable: '10%' }], breaker: { taintedShare: 0.3, window: '15m' }, parallelism: 4 });
   });
 
   it('accepts the DESIGN.md keys and the README example as written', () => {
@@ -22,6 +22,7 @@ describe('scheduler config', () => {
     const block = /## Replacement[\s\S]*?```yaml\n([\s\S]*?)```/.exec(README)![1]!.replace(/secretFile: \/etc\/driftwarden\/[a-z-]+/g, 'secret: x');
     const c = parseConfigText(ControllerConfigSchema, block, 'README.md').scheduler;
     expect(c.budgets).toHaveLength(2);
+    expect(c.parallelism).toBe(4);
     expect(c.groups['payments-*']).toMatchObject({ requireApproval: true, provider: { type: 'webhook' } });
   });
 
@@ -33,6 +34,8 @@ describe('scheduler config', () => {
     expect(bad('scheduler: { provider: { type: exec, command: "replace.sh --host" } }')).toThrow(/scheduler.provider.command/);
     expect(bad('scheduler: { provider: { type: gcp-mig } }')).toThrow(/scheduler.provider.type/);
     expect(bad('scheduler: { breaker: { taintedShare: 0 } }')).toThrow(/scheduler.breaker.taintedShare/);
+    expect(bad('scheduler: { parallelism: 0 }')).toThrow(/scheduler.parallelism: /);
+    expect(bad('scheduler: { parallelism: 2.5 }')).toThrow(/scheduler.parallelism: /);
   });
 });
 

@@ -4,7 +4,9 @@ import type { SchedulerEvent } from '../../../controller/scheduler/events.js';
 import { replacementCursor, type ReplacementRow } from '../../../controller/store/replacements.js';
 import type { Store } from '../../../controller/store/types.js';
 import { FakeClock, HOUR, MINUTE } from '../harness.js';
-import { FakeProvider, addHost, makeScheduler, taint } from './fixtures.js';
+import { Scheduler } from '../../../controller/scheduler/scheduler.js';
+import { ProviderError, type Provider, type ReplacementTarget } from '../../../controller/providers/types.js';
+import { FakeProvider, addHost, makeScheduler, schedulerConfig, silent, taint } from './fixtures.js';
 
 const ENFORCE = { mode: 'enforce', quietFor: '2m' };
 
@@ -196,6 +198,24 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         expect(provider.accepted).toEqual(['h00', 'h01']);
       });
 
+      it('maintenance windows on the overall budget hold every group; a closed window is the reason even where another limit is also 0', async () => {
+        await fleet(10, 1, { group: 'web', prefix: 'w' });
+        await fleet(10, 1, { group: 'db', prefix: 'd' });
+        const provider = new FakeProvider();
+        const windows = [{ schedule: '0 2 * * 1-5', duration: '3h' }];
+        const cfg = { ...ENFORCE, budgets: [{ group: 'web', maxUnavailable: 5 }, { group: 'db', maxUnavailable: 0, windows }], overall: { maxUnavailable: 10, windows } };
+        const s = makeScheduler(store, clock, cfg, provider);
+        await s.tick();
+        expect(provider.accepted).toEqual([]);
+        const q = await byHost();
+        expect(q.w00).toMatchObject({ decision: 'waiting', decisionReason: 'overall budget: outside its maintenance windows' });
+        expect(q.d00).toMatchObject({ decision: 'waiting', decisionReason: 'budget "db": outside its maintenance windows' });
+        await advance(18 * HOUR + 30 * MINUTE); // Tuesday 02:30: open; db's own maxUnavailable 0 still holds it
+        await s.tick();
+        expect(provider.accepted).toEqual(['w00']);
+        expect((await byHost()).d00!.decisionReason).toBe('budget "db": maxUnavailable 0, 0 unavailable');
+      });
+
       it('minClean: nothing starts while the group has fewer clean reporting hosts', async () => {
         await fleet(4, 3);
         const provider = new FakeProvider();
@@ -364,6 +384,90 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         await ticking.catch(() => {});
         // A's late failure does not undo what B did.
         expect((await byHost()).h00!.state).toBe('replacing');
+      });
+    });
+
+    describe('provider calls in parallel', () => {
+      /** A platform that never answers and ignores its aborted signal (the worst a provider can do), or throws at once for the hosts listed. */
+      class DeadPlatform implements Provider {
+        readonly type = 'dead';
+        inFlight = 0;
+        readonly calls: string[] = [];
+        constructor(private readonly throwsFor: ReadonlySet<string> = new Set()) {}
+        async replace(t: ReplacementTarget): Promise<never> {
+          this.calls.push(t.hostId);
+          if (this.throwsFor.has(t.hostId)) throw new ProviderError('dead', `platform refused ${t.hostId}`);
+          this.inFlight++;
+          return new Promise<never>(() => {});
+        }
+        async status(): Promise<never> {
+          return new Promise<never>(() => {});
+        }
+      }
+
+      const schedulerFor = (config: Record<string, unknown>, providers: Record<string, Provider>) =>
+        new Scheduler({ store, config: schedulerConfig(config), log: silent, clock: clock.now, providerFor: (g) => providers[g] ?? null, silentAfterMs: 10 * MINUTE });
+
+      it('a provider that hangs or throws for group A costs A an attempt; group B is replaced in the same pass, without waiting for A', async () => {
+        await fleet(10, 3, { group: 'a', prefix: 'a' });
+        await fleet(10, 1, { group: 'b', prefix: 'b' });
+        const dead = new DeadPlatform(new Set(['a02']));
+        const fine = new FakeProvider();
+        let aHangingWhenBCalled = -1;
+        let bCalledAfterMs = Infinity;
+        const began = Date.now();
+        fine.onReplace = () => {
+          aHangingWhenBCalled = dead.inFlight;
+          bCalledAfterMs = Date.now() - began;
+        };
+        const s = schedulerFor({ ...ENFORCE, replaceTimeout: '1s', parallelism: 2, budgets: [{ group: '*', maxUnavailable: 5 }] }, { a: dead, b: fine });
+        const r = await s.tick();
+        expect(r).toMatchObject({ scheduled: 4, started: 1, failed: 3 });
+        expect(fine.accepted).toEqual(['b00']);
+        // B's call went out while A's first call was still hanging (long before its 1s timeout): A's slot was A's alone.
+        expect(aHangingWhenBCalled).toBe(1);
+        expect(bCalledAfterMs).toBeLessThan(900);
+        expect(dead.calls.sort()).toEqual(['a00', 'a01', 'a02']);
+        expect(await hostState('b00')).toBe('replacing');
+        const q = await byHost();
+        for (const id of ['a00', 'a01']) {
+          expect(q[id]).toMatchObject({ state: 'queued', decision: 'backoff', attempts: 1 });
+          expect(q[id]!.lastError).toBe('dead: replace: no answer within replaceTimeout 1s');
+        }
+        expect(q.a02).toMatchObject({ state: 'queued', decision: 'backoff', lastError: 'dead: platform refused a02' });
+        expect(await hostState('a00')).toBe('tainted');
+        // Nobody holds a lease on the failed attempts: the next pass (or another controller) may retry them.
+        expect([q.a00!.leaseOwner, q.a01!.leaseOwner, q.a02!.leaseOwner]).toEqual([null, null, null]);
+      }, 15_000);
+
+      it('runs at most scheduler.parallelism provider calls at once, and every scheduled host is still asked for', async () => {
+        await fleet(20, 6);
+        let inFlight = 0;
+        let most = 0;
+        let expected = 3;
+        const slow = new FakeProvider();
+        // Each call stays in flight until `expected` calls are (or 2s pass), then a little longer: a
+        // bound that is too low never gets there, one too high lets more in meanwhile.
+        slow.onReplace = async () => {
+          inFlight++;
+          most = Math.max(most, inFlight);
+          for (let i = 0; i < 200 && inFlight < expected; i++) await new Promise((r) => setTimeout(r, 10));
+          await new Promise((r) => setTimeout(r, 100));
+          inFlight--;
+        };
+        const s = makeScheduler(store, clock, { ...ENFORCE, parallelism: 3, budgets: [{ group: '*', maxUnavailable: 10 }] }, slow);
+        const r = await s.tick();
+        expect(r).toMatchObject({ scheduled: 6, started: 6, failed: 0 });
+        expect(most).toBe(3);
+        expect(slow.accepted.sort()).toEqual(['h00', 'h01', 'h02', 'h03', 'h04', 'h05']);
+
+        // One at a time when configured so.
+        await fleet(20, 4, { group: 'db', prefix: 'd' });
+        most = 0;
+        expected = 1;
+        const serial = makeScheduler(store, clock, { ...ENFORCE, parallelism: 1, budgets: [{ group: '*', maxUnavailable: 10 }] }, slow);
+        expect(await serial.tick()).toMatchObject({ started: 4 });
+        expect(most).toBe(1);
       });
     });
 
