@@ -94,6 +94,8 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     // retry racing its original must see the original's report, not a "replay".
     const host = await tx.lockHost(hostId);
     if (!host) throw new DwError('DW_ERR_UNAUTHORIZED', `host ${hostId} is not enrolled`, { hostId });
+    // Authenticated before an operator's reset or forget committed: the lock says what holds now.
+    if (host.retiredAt || host.resetAt) throw new DwError('DW_ERR_UNAUTHORIZED', `host ${hostId} was ${host.retiredAt ? 'forgotten' : 'reset'} by an operator; its credential no longer works`, { hostId });
     const duplicate = (deviations: number, digestMismatch: string[]): IngestResult => ({
       status: 'duplicate',
       reportId: report.reportId,
@@ -177,6 +179,8 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
       scanRequested = last !== digestsKey(report.digests);
       // An honest agent whose scans were lost (a full disk, a spool set aside) gets asked while there is time.
       if (deps.scanMaxAgeMs !== undefined && Date.parse(now) - Date.parse(host.lastScanAt ?? host.enrolledAt) > deps.scanMaxAgeMs / 2) scanRequested = true;
+      // An operator's re-check (POST /hosts/:id/recheck), stored so any controller answers it.
+      if (host.scanRequestedAt) scanRequested = true;
     }
 
     await checkpoint('policy');
@@ -256,7 +260,7 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
       lastSeenAt: now,
       lastSeq: report.seq,
       ...(report.kind !== 'heartbeat' ? { lastReportAt: now, deviationCount: counted } : beatOnly && rows.length === 0 ? {} : { deviationCount: counted }),
-      ...(report.kind === 'scan' ? { lastScanAt: now } : {}),
+      ...(report.kind === 'scan' ? { lastScanAt: now, ...(host.scanRequestedAt ? { scanRequestedAt: null } : {}) } : {}),
       // The pinned hostname and group are never patched here; a differing claim is kept beside them.
       ...(report.inventory ? { inventory: report.inventory } : {}),
       ...(report.inventory?.hostname != null ? { reportedHostname: claims.find((c) => c.field === 'hostname')?.claimed ?? null } : {}),
