@@ -20,6 +20,9 @@ import type { HostDeviationRow, HostRow, HostState, Store, StoreTx } from './sto
 /** Reports with more deviations than this give the event loop back between their steps. */
 const YIELD_ABOVE_DEVIATIONS = 1000;
 
+/** An operator's scan request that a heartbeat answer carried, with no scan since, is asked again after this long. */
+export const SCAN_REQUEST_RESEND_MS = 5 * 60_000;
+
 export interface IngestDeps {
   store: Store;
   policy: Policy;
@@ -158,6 +161,7 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     }
     let digestMismatch: string[] = [];
     let scanRequested = false;
+    let operatorScanSent = false;
     // A truncated scan's deviations are a part: its digests cannot add up, and it taints anyway.
     if (report.kind === 'scan' && !report.truncated) {
       // A collector that failed on the host (or was stopped by its watchdog) has no section to check:
@@ -179,8 +183,13 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
       scanRequested = last !== digestsKey(report.digests);
       // An honest agent whose scans were lost (a full disk, a spool set aside) gets asked while there is time.
       if (deps.scanMaxAgeMs !== undefined && Date.parse(now) - Date.parse(host.lastScanAt ?? host.enrolledAt) > deps.scanMaxAgeMs / 2) scanRequested = true;
-      // An operator's re-check (POST /hosts/:id/recheck), stored so any controller answers it.
-      if (host.scanRequestedAt) scanRequested = true;
+      // An operator's re-check (POST /hosts/:id/recheck), stored so any controller answers it. Asked
+      // once: the heartbeats that follow while the scan runs must not start another; asked again only
+      // if no scan came within SCAN_REQUEST_RESEND_MS (the answer was lost, the agent restarted).
+      if (host.scanRequestedAt && (!host.scanRequestSentAt || Date.parse(now) - Date.parse(host.scanRequestSentAt) >= SCAN_REQUEST_RESEND_MS)) {
+        scanRequested = true;
+        operatorScanSent = true;
+      }
     }
 
     await checkpoint('policy');
@@ -260,7 +269,8 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
       lastSeenAt: now,
       lastSeq: report.seq,
       ...(report.kind !== 'heartbeat' ? { lastReportAt: now, deviationCount: counted } : beatOnly && rows.length === 0 ? {} : { deviationCount: counted }),
-      ...(report.kind === 'scan' ? { lastScanAt: now, ...(host.scanRequestedAt ? { scanRequestedAt: null } : {}) } : {}),
+      ...(report.kind === 'scan' ? { lastScanAt: now, ...(host.scanRequestedAt ? { scanRequestedAt: null, scanRequestSentAt: null } : {}) } : {}),
+      ...(operatorScanSent ? { scanRequestSentAt: now } : {}),
       // The pinned hostname and group are never patched here; a differing claim is kept beside them.
       ...(report.inventory ? { inventory: report.inventory } : {}),
       ...(report.inventory?.hostname != null ? { reportedHostname: claims.find((c) => c.field === 'hostname')?.claimed ?? null } : {}),

@@ -52,7 +52,7 @@ export function registerHostActionRoutes(app: App, ctx: AppContext): void {
     return ctx.store.transaction(async (tx) => {
       const host = await liveHost(tx, req.params.id, 'forgotten again');
       await noReplacementInFlight(tx, host, 'forget');
-      await tx.updateHost(host.id, { retiredAt: now, scanRequestedAt: null });
+      await tx.updateHost(host.id, { retiredAt: now, scanRequestedAt: null, scanRequestSentAt: null });
       // Its current deviations are no longer the fleet's findings; its reports, transitions and audit stay.
       await tx.replaceHostDeviations(host.id, []);
       await tx.appendAudit({ at: now, actor, action: 'host.forget', target: host.id, detail: { state: host.state, hostname: host.hostname, deviations: host.deviationCount, reason: req.body?.reason ?? null } });
@@ -68,7 +68,7 @@ export function registerHostActionRoutes(app: App, ctx: AppContext): void {
       if (host.resetAt) throw new DwError('DW_ERR_CONFLICT', `host ${host.id} is reset and cannot report until it enrolls again`, { hostId: host.id });
       // A second request before the scan arrives keeps the first one's time: one scan answers both.
       const at = host.scanRequestedAt ?? now;
-      if (!host.scanRequestedAt) await tx.updateHost(host.id, { scanRequestedAt: now });
+      if (!host.scanRequestedAt) await tx.updateHost(host.id, { scanRequestedAt: now, scanRequestSentAt: null });
       await tx.appendAudit({ at: now, actor, action: 'host.recheck', target: host.id, detail: { requestedAt: at, reason: req.body?.reason ?? null } });
       return { hostId: host.id, scanRequestedAt: at };
     });
@@ -100,6 +100,7 @@ export async function reEnroll(
     agentVersion: e.agentVersion,
     inventory: e.inventory,
     scanRequestedAt: null,
+    scanRequestSentAt: null,
     ...(keep ? {} : { state: 'pending' as const, stateSince: e.now, deviationCount: 0 }),
   });
   if (!keep) {

@@ -82,6 +82,7 @@ interface HostsTable {
   reset_at: string | null;
   retired_at: string | null;
   scan_requested_at: string | null;
+  scan_request_sent_at: string | null;
 }
 
 interface ManifestsTable {
@@ -259,6 +260,7 @@ function hostFromRow(r: Selectable<HostsTable>): HostRow {
     resetAt: r.reset_at,
     retiredAt: r.retired_at,
     scanRequestedAt: r.scan_requested_at,
+    scanRequestSentAt: r.scan_request_sent_at,
   };
 }
 
@@ -287,6 +289,7 @@ const HOST_PATCH: { [K in keyof HostRow]?: [column: keyof HostsTable, write: (v:
   resetAt: ['reset_at', (v: string | null) => isoOrNull(v, 'resetAt')],
   retiredAt: ['retired_at', (v: string | null) => isoOrNull(v, 'retiredAt')],
   scanRequestedAt: ['scan_requested_at', (v: string | null) => isoOrNull(v, 'scanRequestedAt')],
+  scanRequestSentAt: ['scan_request_sent_at', (v: string | null) => isoOrNull(v, 'scanRequestSentAt')],
 };
 
 function manifestFromRow(r: Omit<Selectable<ManifestsTable>, 'body'> & { body?: string }): ManifestRow | Omit<ManifestRow, 'body'> {

@@ -78,6 +78,8 @@ export interface HostRow {
   retiredAt?: string | null;
   /** An operator asked for a scan now: the heartbeat answer says `scanRequested` until a scan arrives. */
   scanRequestedAt?: string | null;
+  /** When a heartbeat answer last carried that request: it is asked once, and again only after SCAN_REQUEST_RESEND without a scan. */
+  scanRequestSentAt?: string | null;
 }
 
 export interface ManifestRow {

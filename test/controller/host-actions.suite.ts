@@ -5,6 +5,7 @@
  * for a scan until one arrives, across a restart). Each is an operator's and audited.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SCAN_REQUEST_RESEND_MS } from '../../controller/ingest.js';
 import type { Store } from '../../controller/store/types.js';
 import { Harness, HostSim, IMAGE, MINUTE } from './harness.js';
 
@@ -125,7 +126,7 @@ export function runHostActionSuite(label: string, newStore: () => Promise<Store>
       for (const what of ['forget', 'reset', 'recheck'] as const) expect((await act(what, 'web-1')).status).toBe(409);
     });
 
-    it('re-check: heartbeats ask for a scan until one arrives (also after a restart); then they stop', async () => {
+    it('re-check: the next heartbeat asks for a scan, once (also from a restarted controller); again only if no scan came', async () => {
       const web1 = await h.enroll('web-1');
       expect((await web1.scan()).status).toBe(200);
       expect(await heartbeat(web1)).toBe(false);
@@ -133,16 +134,21 @@ export function runHostActionSuite(label: string, newStore: () => Promise<Store>
       const r = await act('recheck', 'web-1');
       expect(r.status, r.text).toBe(200);
       expect(r.body).toEqual({ hostId: 'web-1', scanRequestedAt: h.clock.iso() });
-      expect(await heartbeat(web1)).toBe(true);
-      // Stored, not in one controller's memory: a restarted controller (another app on the store) asks too.
+      // Stored, not in one controller's memory: a restarted controller (another app on the store) asks.
       await h.app.close();
       h.app = await h.buildApp();
       expect(await heartbeat(web1)).toBe(true);
-
-      h.clock.advance(MINUTE);
-      expect((await web1.scan()).status).toBe(200);
-      expect((await h.host('web-1')).scanRequestedAt).toBeNull();
+      // The heartbeats while that scan runs do not start another one.
       expect(await heartbeat(web1)).toBe(false);
+      expect(await heartbeat(web1)).toBe(false);
+      // No scan came (the answer was lost, the agent restarted): asked again after SCAN_REQUEST_RESEND_MS.
+      h.clock.advance(SCAN_REQUEST_RESEND_MS);
+      expect(await heartbeat(web1)).toBe(true);
+      expect(await heartbeat(web1)).toBe(false);
+
+      expect((await web1.scan()).status).toBe(200);
+      expect(await h.host('web-1')).toMatchObject({ scanRequestedAt: null, scanRequestSentAt: null });
+      h.clock.advance(SCAN_REQUEST_RESEND_MS);
       expect(await heartbeat(web1)).toBe(false);
       expect(await audit('host.recheck')).toMatchObject([{ actor: h.actor('operator'), target: 'web-1', detail: { reason: 'ticket OPS-7' } }]);
     });

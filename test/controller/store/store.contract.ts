@@ -187,7 +187,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.insertHost(row);
         const { credentialHash: _c, ...given } = row;
         // Without explicit ones, the pinned addresses are those of the inventory it enrolled with.
-        const expected = { ...given, enrolledAddresses: ['10.0.0.5', 'fe80::1'], reportedHostname: null, reportedGroup: null, resetAt: null, retiredAt: null, scanRequestedAt: null };
+        const expected = { ...given, enrolledAddresses: ['10.0.0.5', 'fe80::1'], reportedHostname: null, reportedGroup: null, resetAt: null, retiredAt: null, scanRequestedAt: null, scanRequestSentAt: null };
         expect(await store.getHost('h1')).toEqual(expected);
         expect(await store.findHostByCredentialHash('cred-h1')).toEqual(expected);
         expect(await store.getHost('h2')).toBeNull();
