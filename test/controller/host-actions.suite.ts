@@ -85,6 +85,21 @@ export function runHostActionSuite(label: string, newStore: () => Promise<Store>
       expect(await h.host('web-1')).toMatchObject({ state: 'tainted', resetAt: null });
     });
 
+    it('a host with an open replacement can be neither reset nor forgotten (409 naming it, nothing changed)', async () => {
+      const web1 = await h.enroll('web-1');
+      web1.upgrade('openssl', '3.0.99');
+      expect((await web1.scan()).body.state).toBe('tainted');
+      const rep = await h.req('POST', '/api/v1/replacements', { token: h.tokens.operator, body: { hostId: 'web-1', reason: 'INC-1' } });
+      expect(rep.status, rep.text).toBeLessThan(300);
+      const before = await h.snapshot();
+      for (const what of ['reset', 'forget'] as const) {
+        const r = await act(what, 'web-1');
+        expect(r.status).toBe(409);
+        expect(r.body.message).toMatch(new RegExp(`host web-1 has replacement ${rep.body.id} in flight .*cancel or complete it`));
+      }
+      expect(await h.snapshot()).toEqual(before);
+    });
+
     it('a host that was never reset cannot be enrolled again (409, nothing changed)', async () => {
       await h.enroll('web-1');
       const before = await h.snapshot();
