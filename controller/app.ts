@@ -21,6 +21,7 @@ import type { HostRow, Role, Store, TokenRow } from './store/types.js';
 import { registerAuditRoutes } from './routes/audit.js';
 import { registerEnrollRoutes } from './routes/enroll.js';
 import { registerExemptionRoutes } from './routes/exemptions.js';
+import { registerHostActionRoutes } from './routes/host-actions.js';
 import { registerHostRoutes } from './routes/hosts.js';
 import { registerManifestRoutes } from './routes/manifests.js';
 import { registerMetaRoutes } from './routes/meta.js';
@@ -202,6 +203,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerManifestRoutes(app, ctx);
   registerReportRoutes(app, ctx);
   registerHostRoutes(app, ctx);
+  registerHostActionRoutes(app, ctx);
   registerExemptionRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
   registerTokenRoutes(app, ctx);
@@ -241,6 +243,9 @@ async function authenticate(ctx: AppContext, req: FastifyRequest, need: Exclude<
   if (need === 'host') {
     const host = await ctx.store.findHostByCredentialHash(hash);
     if (!host) throw new DwError('DW_ERR_UNAUTHORIZED', 'unknown host credential');
+    // Refused by name, so the agent's log says what an operator did rather than "unknown credential".
+    if (host.retiredAt) throw new DwError('DW_ERR_UNAUTHORIZED', `host ${host.id} was forgotten (retired) by an operator at ${host.retiredAt}; it cannot report`, { hostId: host.id });
+    if (host.resetAt) throw new DwError('DW_ERR_UNAUTHORIZED', `host ${host.id} was reset by an operator at ${host.resetAt}; its credential no longer works: enroll again with an enrollment token`, { hostId: host.id });
     req.principal = { kind: 'host', host, actor: `host:${host.id}` };
     return;
   }

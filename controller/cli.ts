@@ -13,6 +13,7 @@ import { REPORT_FORMATS } from './drift-report.js';
 import { describeChainReport, verifyChain } from './verify-history.js';
 import { anchorSignatureProblem, createAnchor, readAnchors, verifyAgainstAnchor } from './audit-anchor.js';
 import { loadPrivateKey, loadPublicKey } from '../shared/sign.js';
+import { registerHostActionCommands } from './cli-hosts.js';
 import { registerReplacementCommands } from './cli-replacements.js';
 
 const out = (s: string): void => void process.stdout.write(s);
@@ -121,7 +122,9 @@ export function buildProgram(): Command {
       out(o.json ? JSON.stringify(r, null, 2) + '\n' : `token ${r.id} revoked at ${r.revokedAt}\n`);
     });
 
-  remote(program.command('hosts').description('list hosts (filter by state, image, group)'))
+  const hostsCmd = program.command('hosts').description('list hosts (filter by state, image, group); hosts reset|forget|recheck HOST act on one');
+  registerHostActionCommands(hostsCmd);
+  remote(hostsCmd)
     .option('--state <state>')
     .option('--image <imageId>')
     .option('--group <group>')

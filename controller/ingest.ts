@@ -20,6 +20,9 @@ import type { HostDeviationRow, HostRow, HostState, Store, StoreTx } from './sto
 /** Reports with more deviations than this give the event loop back between their steps. */
 const YIELD_ABOVE_DEVIATIONS = 1000;
 
+/** An operator's scan request that a heartbeat answer carried, with no scan since, is asked again after this long. */
+export const SCAN_REQUEST_RESEND_MS = 5 * 60_000;
+
 export interface IngestDeps {
   store: Store;
   policy: Policy;
@@ -94,6 +97,8 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     // retry racing its original must see the original's report, not a "replay".
     const host = await tx.lockHost(hostId);
     if (!host) throw new DwError('DW_ERR_UNAUTHORIZED', `host ${hostId} is not enrolled`, { hostId });
+    // Authenticated before an operator's reset or forget committed: the lock says what holds now.
+    if (host.retiredAt || host.resetAt) throw new DwError('DW_ERR_UNAUTHORIZED', `host ${hostId} was ${host.retiredAt ? 'forgotten' : 'reset'} by an operator; its credential no longer works`, { hostId });
     const duplicate = (deviations: number, digestMismatch: string[]): IngestResult => ({
       status: 'duplicate',
       reportId: report.reportId,
@@ -156,6 +161,7 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     }
     let digestMismatch: string[] = [];
     let scanRequested = false;
+    let scanRequestSent = false;
     // A truncated scan's deviations are a part: its digests cannot add up, and it taints anyway.
     if (report.kind === 'scan' && !report.truncated) {
       // A collector that failed on the host (or was stopped by its watchdog) has no section to check:
@@ -175,8 +181,15 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
         last = digestsKey(stored);
       }
       scanRequested = last !== digestsKey(report.digests);
-      // An honest agent whose scans were lost (a full disk, a spool set aside) gets asked while there is time.
-      if (deps.scanMaxAgeMs !== undefined && Date.parse(now) - Date.parse(host.lastScanAt ?? host.enrolledAt) > deps.scanMaxAgeMs / 2) scanRequested = true;
+      // Asked once, for an operator's re-check (POST /hosts/:id/recheck, stored so any controller
+      // answers it) or when half of scanMaxAge has passed without a scan (an honest agent whose scans
+      // were lost gets asked while there is time): the heartbeats that follow while the scan runs must
+      // not start another; asked again only if no scan came within SCAN_REQUEST_RESEND_MS.
+      const overdue = deps.scanMaxAgeMs !== undefined && Date.parse(now) - Date.parse(host.lastScanAt ?? host.enrolledAt) > deps.scanMaxAgeMs / 2;
+      if ((host.scanRequestedAt || overdue) && (!host.scanRequestSentAt || Date.parse(now) - Date.parse(host.scanRequestSentAt) >= SCAN_REQUEST_RESEND_MS)) {
+        scanRequested = true;
+        scanRequestSent = true;
+      }
     }
 
     await checkpoint('policy');
@@ -256,7 +269,8 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
       lastSeenAt: now,
       lastSeq: report.seq,
       ...(report.kind !== 'heartbeat' ? { lastReportAt: now, deviationCount: counted } : beatOnly && rows.length === 0 ? {} : { deviationCount: counted }),
-      ...(report.kind === 'scan' ? { lastScanAt: now } : {}),
+      ...(report.kind === 'scan' ? { lastScanAt: now, ...(host.scanRequestedAt || host.scanRequestSentAt ? { scanRequestedAt: null, scanRequestSentAt: null } : {}) } : {}),
+      ...(scanRequestSent ? { scanRequestSentAt: now } : {}),
       // The pinned hostname and group are never patched here; a differing claim is kept beside them.
       ...(report.inventory ? { inventory: report.inventory } : {}),
       ...(report.inventory?.hostname != null ? { reportedHostname: claims.find((c) => c.field === 'hostname')?.claimed ?? null } : {}),

@@ -11,6 +11,7 @@ import type { App, AppContext } from '../app.js';
 import { hashSecret, newSecret } from '../auth.js';
 import { recordTransition } from '../events.js';
 import { StoreConflictError, type StoreTx, type TokenRow } from '../store/types.js';
+import { reEnroll } from './host-actions.js';
 import { groupRefusal, usedUp } from './tokens.js';
 
 export const EnrollRequestSchema = z.strictObject({
@@ -35,8 +36,27 @@ export function registerEnrollRoutes(app: App, ctx: AppContext): void {
     // A second enrollment of a known host id would hand its identity to whoever holds an enrollment token.
     const enrolled = () => new DwError('DW_ERR_CONFLICT', `host ${body.hostId} is already enrolled; a host enrolls once (an operator can reset it)`, { hostId: body.hostId });
     await ctx.store.transaction(async (tx) => {
-      if (await tx.getHost(body.hostId)) throw enrolled();
+      const existing = await tx.lockHost(body.hostId);
+      // An operator's reset lets this id enroll once more (re-pinning its identity); otherwise it is taken.
+      if (existing?.retiredAt) throw new DwError('DW_ERR_CONFLICT', `host ${body.hostId} was forgotten (retired) at ${existing.retiredAt}; a forgotten host id cannot enroll again`, { hostId: body.hostId });
+      if (existing && !existing.resetAt) throw enrolled();
       if (!(await tx.useToken(token.id, now))) throw await whyUnusable(tx, token, now);
+      if (existing) {
+        await reEnroll(tx, existing, {
+          credentialHash: hashSecret(credential),
+          hostname: body.hostname ?? body.inventory?.hostname ?? null,
+          imageId: body.imageId,
+          group: body.group ?? null,
+          addresses: body.inventory?.addresses ?? [],
+          agentVersion: body.agentVersion ?? null,
+          inventory: body.inventory ?? null,
+          actor: principal.actor,
+          now,
+        });
+        const used = await tx.getToken(token.id);
+        await tx.appendAudit({ at: now, actor: principal.actor, action: 'token.use', target: token.id, detail: { hostId: body.hostId, uses: used?.uses ?? null, maxUses: used?.maxUses ?? null, reEnrollment: true } });
+        return;
+      }
       await tx.insertHost({
         id: body.hostId,
         hostname: body.hostname ?? body.inventory?.hostname ?? null,

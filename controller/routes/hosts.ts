@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { DwError } from '../../shared/errors.js';
 import type { App, AppContext } from '../app.js';
 import { SEVERITIES } from '../../shared/schema/deviation.js';
+import { lifecycle } from './host-actions.js';
 import { HOST_SORTS, HOST_STATES, type HostRow } from '../store/types.js';
 
 const ListQuerySchema = z.strictObject({
@@ -57,7 +58,7 @@ export function registerHostRoutes(app: App, ctx: AppContext): void {
       ctx.store.listReports(host.id, { limit: 20 }),
     ]);
     return {
-      host,
+      host: { ...host, lifecycle: lifecycle(host) },
       deviations,
       timeline: {
         transitions,

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { HostPathSchema } from '../../shared/schema/common.js';
 import { DurationSchema } from '../../shared/schema/config.js';
-import { parseCron } from './windows.js';
+import { isTimeZone, parseCron } from './windows.js';
 
 export const MODES = ['off', 'dry-run', 'enforce'] as const;
 export type Mode = (typeof MODES)[number];
@@ -16,10 +16,15 @@ const CountOrPercent = z.union([z.number().int().nonnegative(), z.string().regex
 const CronSchema = z.string().refine((s) => parseCron(s) !== null, 'expected a 5-field cron expression (minute hour day-of-month month day-of-week), e.g. "0 2 * * 1-5"');
 
 export const WindowSchema = z.strictObject({
-  /** When a window opens (UTC). */
+  /** When a window opens, on the wall clock of `timeZone`. */
   schedule: CronSchema,
-  /** How long it stays open. */
+  /** How long it stays open (elapsed time: a window across a DST change is still this long). */
   duration: DurationSchema,
+  /** An IANA time zone name ("Europe/Berlin"); checked against the runtime's tz database at start-up. */
+  timeZone: z
+    .string()
+    .refine(isTimeZone, { error: (iss) => `unknown time zone ${JSON.stringify(iss.input)}: expected an IANA name such as "Europe/Berlin" or "UTC"` })
+    .default('UTC'),
 });
 export type Window = z.infer<typeof WindowSchema>;
 

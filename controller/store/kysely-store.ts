@@ -79,6 +79,10 @@ interface HostsTable {
   enrolled_addresses: string | null;
   reported_hostname: string | null;
   reported_group: string | null;
+  reset_at: string | null;
+  retired_at: string | null;
+  scan_requested_at: string | null;
+  scan_request_sent_at: string | null;
 }
 
 interface ManifestsTable {
@@ -253,6 +257,10 @@ function hostFromRow(r: Selectable<HostsTable>): HostRow {
     enrolledAddresses: parseJsonOrNull<string[]>(r.enrolled_addresses) ?? [],
     reportedHostname: r.reported_hostname,
     reportedGroup: r.reported_group,
+    resetAt: r.reset_at,
+    retiredAt: r.retired_at,
+    scanRequestedAt: r.scan_requested_at,
+    scanRequestSentAt: r.scan_request_sent_at,
   };
 }
 
@@ -276,6 +284,12 @@ const HOST_PATCH: { [K in keyof HostRow]?: [column: keyof HostsTable, write: (v:
   // ingestion); the claims are what ingestion records when a report disagrees with them.
   reportedHostname: ['reported_hostname', (v: string | null) => v],
   reportedGroup: ['reported_group', (v: string | null) => v],
+  // Re-pinned only by a re-enrollment an operator's reset allowed (routes/enroll.ts).
+  enrolledAddresses: ['enrolled_addresses', (v: string[]) => json(v)],
+  resetAt: ['reset_at', (v: string | null) => isoOrNull(v, 'resetAt')],
+  retiredAt: ['retired_at', (v: string | null) => isoOrNull(v, 'retiredAt')],
+  scanRequestedAt: ['scan_requested_at', (v: string | null) => isoOrNull(v, 'scanRequestedAt')],
+  scanRequestSentAt: ['scan_request_sent_at', (v: string | null) => isoOrNull(v, 'scanRequestSentAt')],
 };
 
 function manifestFromRow(r: Omit<Selectable<ManifestsTable>, 'body'> & { body?: string }): ManifestRow | Omit<ManifestRow, 'body'> {
@@ -650,7 +664,8 @@ class KyselyStoreTx implements StoreTx {
   }
 
   private filteredHosts(filter: Omit<HostFilter, 'after' | 'limit' | 'sort' | 'desc'>) {
-    let q = this.db.selectFrom('hosts');
+    // A forgotten host has left the fleet: its detail and history stay reachable by id (getHost).
+    let q = this.db.selectFrom('hosts').where('retired_at', 'is', null);
     if (filter.state !== undefined) q = q.where('state', '=', filter.state);
     if (filter.imageId !== undefined) q = q.where('image_id', '=', filter.imageId);
     if (filter.group !== undefined) q = q.where('host_group', '=', filter.group);
@@ -681,6 +696,7 @@ class KyselyStoreTx implements StoreTx {
     const col = column === 'image' ? 'image_id' : 'host_group';
     const rows = await this.db
       .selectFrom('hosts')
+      .where('retired_at', 'is', null)
       .select([
         sql.ref<string | null>(col).as('value'),
         sql<number>`count(*)`.as('hosts'),
@@ -779,6 +795,7 @@ class KyselyStoreTx implements StoreTx {
   async countHostsByState(): Promise<Record<HostState, number>> {
     const rows = await this.db
       .selectFrom('hosts')
+      .where('retired_at', 'is', null)
       .select((eb) => ['state', eb.fn.countAll().as('n')])
       .groupBy('state')
       .execute();
@@ -811,6 +828,8 @@ class KyselyStoreTx implements StoreTx {
           eb.and([eb('state', 'in', states), eb(column, 'is', null), eb('enrolled_at', '<', t)]),
         ]),
       )
+      // A forgotten host never goes silent (and so is never tainted and replaced for its silence).
+      .where('retired_at', 'is', null)
       .orderBy((eb) => eb.fn.coalesce(column, 'enrolled_at'))
       .orderBy('id')
       .limit(Math.floor(limit))

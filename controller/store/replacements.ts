@@ -196,6 +196,7 @@ interface HostsView {
   last_seen_at: string | null;
   enrolled_at: string;
   enrolled_addresses: string | null;
+  retired_at: string | null;
 }
 
 interface DeviationsView {
@@ -528,6 +529,7 @@ export class KyselyReplacementStore implements ReplacementStoreTx {
           .as('rank'),
       )
       .where('h.state', '=', 'tainted')
+      .where('h.retired_at', 'is', null)
       // A cancelled replacement keeps its host out of the automatic queue: the operator decided; a
       // request by hand queues it again.
       .where((eb) => eb.not(eb.exists(eb.selectFrom('replacements as r').select('r.id').whereRef('r.host_id', '=', 'h.id').where('r.state', 'in', [...ACTIVE_REPLACEMENT_STATES, 'cancelled']))))
@@ -548,7 +550,7 @@ export class KyselyReplacementStore implements ReplacementStoreTx {
       select host_group as g, count(*) as total,
         sum(case when state in ('replacement-scheduled', 'replacing', 'silent') or coalesce(last_seen_at, enrolled_at) < ${stale} then 1 else 0 end) as unavailable,
         sum(case when state = 'clean' and coalesce(last_seen_at, enrolled_at) >= ${stale} then 1 else 0 end) as clean
-      from hosts where state <> 'replaced' group by host_group`.execute(this.db);
+      from hosts where state <> 'replaced' and retired_at is null group by host_group`.execute(this.db);
     const merged = new Map<string, GroupCounts>();
     for (const row of r.rows) {
       const group = row.g ?? defaultGroup;

@@ -72,6 +72,14 @@ export interface HostRow {
   /** A hostname / group a report claimed that differs from the pinned one (refused, audited); null while they agree. */
   reportedHostname?: string | null;
   reportedGroup?: string | null;
+  /** Reset by an operator (migration 0010): the credential is refused; the next enrollment of this id is accepted once. */
+  resetAt?: string | null;
+  /** Forgotten by an operator: out of the fleet views and counts, the credential refused for good; history kept. */
+  retiredAt?: string | null;
+  /** An operator asked for a scan now: the heartbeat answer says `scanRequested` until a scan arrives. */
+  scanRequestedAt?: string | null;
+  /** When a heartbeat answer last carried that request: it is asked once, and again only after SCAN_REQUEST_RESEND without a scan. */
+  scanRequestSentAt?: string | null;
 }
 
 export interface ManifestRow {

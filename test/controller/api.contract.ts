@@ -83,6 +83,9 @@ const ROUTES: { method: string; url: string; need: 'enroll' | 'host' | 'viewer' 
   { method: 'GET', url: '/api/v1/hosts', need: 'viewer' },
   { method: 'GET', url: '/api/v1/hosts/none', need: 'viewer' },
   { method: 'GET', url: '/api/v1/hosts/none/reports', need: 'viewer' },
+  { method: 'POST', url: '/api/v1/hosts/none/reset', need: 'operator', body: {} },
+  { method: 'POST', url: '/api/v1/hosts/none/forget', need: 'operator', body: {} },
+  { method: 'POST', url: '/api/v1/hosts/none/recheck', need: 'operator', body: {} },
   { method: 'POST', url: '/api/v1/exemptions', need: 'operator', body: {} },
   { method: 'GET', url: '/api/v1/exemptions', need: 'viewer' },
   { method: 'DELETE', url: '/api/v1/exemptions/none', need: 'operator' },
@@ -372,6 +375,11 @@ export function runApiContract(name: string, open: () => Promise<Store>): void {
         h.clock.advance(12 * HOUR);
         expect((await web1.send({ kind: 'heartbeat' })).body).toMatchObject({ status: 'accepted', scanRequested: false });
         h.clock.advance(HOUR);
+        expect((await web1.send({ kind: 'heartbeat' })).body).toMatchObject({ status: 'accepted', scanRequested: true });
+        // Asked once: the heartbeats while that scan runs do not start another, until the resend interval.
+        h.clock.advance(MINUTE);
+        expect((await web1.send({ kind: 'heartbeat' })).body).toMatchObject({ status: 'accepted', scanRequested: false });
+        h.clock.advance(5 * MINUTE);
         expect((await web1.send({ kind: 'heartbeat' })).body).toMatchObject({ status: 'accepted', scanRequested: true });
         await web1.scan();
         expect((await web1.send({ kind: 'heartbeat' })).body).toMatchObject({ status: 'accepted', scanRequested: false });

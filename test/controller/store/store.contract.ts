@@ -187,7 +187,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.insertHost(row);
         const { credentialHash: _c, ...given } = row;
         // Without explicit ones, the pinned addresses are those of the inventory it enrolled with.
-        const expected = { ...given, enrolledAddresses: ['10.0.0.5', 'fe80::1'], reportedHostname: null, reportedGroup: null };
+        const expected = { ...given, enrolledAddresses: ['10.0.0.5', 'fe80::1'], reportedHostname: null, reportedGroup: null, resetAt: null, retiredAt: null, scanRequestedAt: null, scanRequestSentAt: null };
         expect(await store.getHost('h1')).toEqual(expected);
         expect(await store.findHostByCredentialHash('cred-h1')).toEqual(expected);
         expect(await store.getHost('h2')).toBeNull();
@@ -202,6 +202,20 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.getHost('h1')).toMatchObject({ hostname: 'ip-10-0-0-5.ec2.internal', group: 'web', enrolledAddresses: ['10.0.0.5'], reportedHostname: 'ip-10-0-0-6.ec2.internal', reportedGroup: 'db' });
         await store.updateHost('h1', { reportedHostname: null });
         expect((await store.getHost('h1'))?.reportedHostname).toBeNull();
+      });
+
+      it('keeps an operator\'s reset, retirement and scan request, and leaves a retired host out of lists and counts (migration 0010)', async () => {
+        await store.insertHost(hostRow('h1'));
+        await store.insertHost(hostRow('h2'));
+        await store.updateHost('h1', { resetAt: '2026-03-02T08:00:00.000Z', scanRequestedAt: '2026-03-02T08:01:00.000Z', enrolledAddresses: ['10.0.0.9'] });
+        expect(await store.getHost('h1')).toMatchObject({ resetAt: '2026-03-02T08:00:00.000Z', retiredAt: null, scanRequestedAt: '2026-03-02T08:01:00.000Z', enrolledAddresses: ['10.0.0.9'] });
+        await store.updateHost('h2', { retiredAt: '2026-03-02T08:02:00.000Z' });
+        expect((await store.listHosts({ limit: 10 })).hosts.map((h) => h.id)).toEqual(['h1']);
+        expect(await store.countHosts({})).toBe(1);
+        expect(Object.values(await store.countHostsByState()).reduce((a, b) => a + b, 0)).toBe(1);
+        expect((await store.getHost('h2'))?.retiredAt).toBe('2026-03-02T08:02:00.000Z');
+        await store.updateHost('h1', { resetAt: null, scanRequestedAt: null });
+        expect(await store.getHost('h1')).toMatchObject({ resetAt: null, scanRequestedAt: null });
       });
 
       it('keeps credentials unique, on insert and on rotation', async () => {

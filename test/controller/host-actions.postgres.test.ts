@@ -1,0 +1,10 @@
+/** @module The host-actions suite on PostgreSQL. */
+import { describe } from 'vitest';
+import { SKIP_PG, pgStores, requirePostgres } from '../helpers/postgres.js';
+import { runHostActionSuite } from './host-actions.suite.js';
+
+await requirePostgres();
+
+describe.skipIf(SKIP_PG)('postgres', () => {
+  runHostActionSuite('postgres', pgStores('dw_hostact'));
+});
