@@ -2,6 +2,7 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { sql, type Generated, type Insertable, type Kysely, type Selectable, type Updateable } from 'kysely';
 import { DwError } from '../../shared/errors.js';
+import type { CloudIdentity } from '../../shared/schema/identity.js';
 import { auditContent, chainHash, eventContent, GENESIS } from './chain.js';
 import { actualDigest } from './migration-0003.js';
 import { migrateToLatest, type Dialect } from './migrations.js';
@@ -79,6 +80,9 @@ interface HostsTable {
   enrolled_addresses: string | null;
   reported_hostname: string | null;
   reported_group: string | null;
+  cloud_identity: string | null;
+  instance_id: string | null;
+  reported_cloud_identity: string | null;
 }
 
 interface ManifestsTable {
@@ -253,6 +257,9 @@ function hostFromRow(r: Selectable<HostsTable>): HostRow {
     enrolledAddresses: parseJsonOrNull<string[]>(r.enrolled_addresses) ?? [],
     reportedHostname: r.reported_hostname,
     reportedGroup: r.reported_group,
+    cloudIdentity: parseJsonOrNull<CloudIdentity>(r.cloud_identity),
+    instanceId: r.instance_id,
+    reportedCloudIdentity: parseJsonOrNull<CloudIdentity>(r.reported_cloud_identity),
   };
 }
 
@@ -276,6 +283,7 @@ const HOST_PATCH: { [K in keyof HostRow]?: [column: keyof HostsTable, write: (v:
   // ingestion); the claims are what ingestion records when a report disagrees with them.
   reportedHostname: ['reported_hostname', (v: string | null) => v],
   reportedGroup: ['reported_group', (v: string | null) => v],
+  reportedCloudIdentity: ['reported_cloud_identity', (v: CloudIdentity | null) => (v === null ? null : json(v))],
 };
 
 function manifestFromRow(r: Omit<Selectable<ManifestsTable>, 'body'> & { body?: string }): ManifestRow | Omit<ManifestRow, 'body'> {
@@ -568,6 +576,10 @@ class KyselyStoreTx implements StoreTx {
           enrolled_addresses: json(row.enrolledAddresses ?? row.inventory?.addresses ?? []),
           reported_hostname: row.reportedHostname ?? null,
           reported_group: row.reportedGroup ?? null,
+          cloud_identity: row.cloudIdentity ? json(row.cloudIdentity) : null,
+          // Derived here, not taken separately: the unique column can only ever say what the identity says.
+          instance_id: row.cloudIdentity?.kind === 'aws' ? row.cloudIdentity.instanceId : null,
+          reported_cloud_identity: row.reportedCloudIdentity ? json(row.reportedCloudIdentity) : null,
         })
         .execute(),
     );
@@ -575,6 +587,11 @@ class KyselyStoreTx implements StoreTx {
 
   async getHost(id: string): Promise<HostRow | null> {
     const r = await this.db.selectFrom('hosts').selectAll().where('id', '=', id).executeTakeFirst();
+    return r ? hostFromRow(r) : null;
+  }
+
+  async findHostByInstanceId(instanceId: string): Promise<HostRow | null> {
+    const r = await this.db.selectFrom('hosts').selectAll().where('instance_id', '=', instanceId).executeTakeFirst();
     return r ? hostFromRow(r) : null;
   }
 

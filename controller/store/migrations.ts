@@ -3,6 +3,7 @@ import { migrateHistoryChain } from './migration-0003.js';
 import { migratePinnedIdentity } from './migration-0005.js';
 import { migrateTokenLimits } from './migration-0006.js';
 import { migrateLastScan } from './migration-0008.js';
+import { migrateCloudIdentity } from './migration-0009.js';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { createReplacementTables } from './replacements.js';
 
@@ -206,6 +207,11 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0008_last_scan': {
       async up(db: Kysely<any>): Promise<void> {
         await migrateLastScan(db, dialect);
+      },
+    },
+    '0009_cloud_identity': {
+      async up(db: Kysely<any>): Promise<void> {
+        await migrateCloudIdentity(db);
       },
     },
   };
