@@ -74,8 +74,10 @@ function reportFromCheck(c: CheckResult, seq: number): Report {
 }
 
 /** Every route the controller serves, the least role it needs, and a request that does nothing when allowed. */
-const ROUTES: { method: string; url: string; need: 'enroll' | 'host' | 'viewer' | 'operator' | 'admin'; body?: unknown }[] = [
+const ROUTES: { method: string; url: string; need: 'enroll' | 'identity' | 'host' | 'viewer' | 'operator' | 'admin'; body?: unknown }[] = [
   { method: 'POST', url: '/api/v1/enroll', need: 'enroll', body: {} },
+  // The signed AWS identity document in the body is the credential (test/controller/enroll-aws.test.ts).
+  { method: 'POST', url: '/api/v1/enroll/aws', need: 'identity', body: {} },
   { method: 'POST', url: '/api/v1/reports', need: 'host', body: {} },
   { method: 'POST', url: '/api/v1/manifests', need: 'operator', body: {} },
   { method: 'GET', url: '/api/v1/manifests', need: 'viewer' },
@@ -708,6 +710,11 @@ export function runApiContract(name: string, open: () => Promise<Store>): void {
 
       it('every route refuses a request without a token, or with an unknown one: 401', async () => {
         for (const r of ROUTES) {
+          if (r.need === 'identity') {
+            // No token to miss: without a signed document in the body it is a 400 naming the field.
+            refused(await h.req(r.method, r.url, { body: r.body }), 400, 'DW_ERR_VALIDATION', /awsIdentity/);
+            continue;
+          }
           refused(await h.req(r.method, r.url, { body: r.body }), 401, 'DW_ERR_UNAUTHORIZED', /missing bearer token/);
           refused(await h.req(r.method, r.url, { body: r.body, token: 'dwt_not-a-token' }), 401, 'DW_ERR_UNAUTHORIZED');
           refused(await h.req(r.method, r.url, { body: r.body, headers: { authorization: `Basic ${h.tokens.admin}` } }), 401, 'DW_ERR_UNAUTHORIZED');
@@ -718,6 +725,7 @@ export function runApiContract(name: string, open: () => Promise<Store>): void {
         const web1 = await h.enroll('web-1');
         const credentials = { viewer: h.tokens.viewer, operator: h.tokens.operator, admin: h.tokens.admin, agent: h.tokens.agent, host: web1.credential };
         const expected = (need: (typeof ROUTES)[number]['need'], who: keyof typeof credentials): 'allowed' | 401 | 403 => {
+          if (need === 'identity') return 'allowed'; // a token proves nothing here; the empty body is a 400
           if (need === 'host') return who === 'host' ? 'allowed' : 401; // only a host credential is one
           if (who === 'host') return 401; // and it is no token
           if (need === 'enroll') return who === 'agent' ? 'allowed' : 403;
