@@ -894,7 +894,7 @@ export function runApiContract(name: string, open: () => Promise<Store>): void {
         expect(ids(await h.get('/api/v1/hosts?group=web&state=drifted'))).toEqual(['web-2']);
         expect(ids(await h.get('/api/v1/hosts?group=none'))).toEqual([]);
         const row = (await h.get('/api/v1/hosts?state=drifted')).body.hosts[0];
-        expect(row).toEqual({ id: 'web-2', hostname: 'web-2.example.internal', imageId: IMAGE, group: 'web', state: 'drifted', stateSince: iso(T0), deviationCount: 1, lastSeenAt: iso(T0), lastReportAt: iso(T0), lastScanAt: iso(T0) });
+        expect(row).toEqual({ id: 'web-2', hostname: 'web-2.example.internal', imageId: IMAGE, group: 'web', state: 'drifted', stateSince: iso(T0), deviationCount: 1, lastSeenAt: iso(T0), lastReportAt: iso(T0), lastScanAt: iso(T0), identity: null, instanceId: null });
       });
 
       it('pages with next (keyset): every host once, in id order, and next is null at the end', async () => {
