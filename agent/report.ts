@@ -1,4 +1,5 @@
 /** @module Turn a check result into the report an agent sends: the same facts, plus its sequence number and a unique id. */
+import type { CloudIdentity } from '../shared/schema/identity.js';
 import { randomUUID } from 'node:crypto';
 import type { CheckResult } from '../shared/schema/check.js';
 import { SEVERITIES, type Deviation } from '../shared/schema/deviation.js';
@@ -61,7 +62,7 @@ export function boundCollectors(collectors: readonly CollectorResult[]): Collect
   });
 }
 
-export function reportFromCheck(result: CheckResult, opts: { seq: number; hostId?: string; group?: string; kind?: Report['kind'] }): Report {
+export function reportFromCheck(result: CheckResult, opts: { seq: number; hostId?: string; group?: string; kind?: Report['kind']; identity?: CloudIdentity }): Report {
   const sent = opts.kind === 'heartbeat' ? { deviations: [], collectors: [] } : capDeviations(result.deviations, boundCollectors(result.collectors));
   return {
     schema: REPORT_SCHEMA_ID,
@@ -78,6 +79,7 @@ export function reportFromCheck(result: CheckResult, opts: { seq: number; hostId
     collectors: sent.collectors,
     deviations: sent.deviations,
     ...(opts.kind === 'heartbeat' ? {} : { inventory: result.host }),
+    ...(opts.identity ? { identity: opts.identity } : {}),
     ...(opts.group ? { group: opts.group } : {}),
   };
 }

@@ -40,7 +40,8 @@ import { SourceLimiter, sourceKey } from './rate-limit.js';
 import { usedUp } from './routes/tokens.js';
 
 /** Who may call a route: nobody needs to (`none`), a host credential, or a token of at least this role. */
-export type RouteAuth = 'none' | 'host' | 'enroll' | Exclude<Role, 'agent'>;
+/** `enroll-aws`: no bearer token; the route verifies the signed identity document the body carries. */
+export type RouteAuth = 'none' | 'host' | 'enroll' | 'enroll-aws' | Exclude<Role, 'agent'>;
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -174,7 +175,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     const now = ctx.clock().getTime();
     // Before any credential is looked at: a source out of attempts learns nothing more by guessing.
     ctx.limits.failedAuth.assertAllowed(source, now, 'failed authentications');
-    if (need === 'enroll') {
+    if (need === 'enroll' || need === 'enroll-aws') {
       ctx.limits.enroll.assertAllowed(source, now, 'enrollment attempts');
       ctx.limits.enroll.take(source, now);
     }
@@ -232,10 +233,11 @@ function bodyLimits(config: ControllerConfig, routeLimit: number, wireLimit: num
 }
 
 async function authenticate(ctx: AppContext, req: FastifyRequest, need: Exclude<RouteAuth, 'none'>): Promise<void> {
+  if (need === 'enroll-aws') return; // the body is the credential: routes/enroll.ts verifies it
   const secret = bearer(req.headers.authorization);
   if (!secret) {
     const cookie = need === 'host' || need === 'enroll' ? null : cookieValue(req.headers.cookie, SESSION_COOKIE);
-    if (cookie !== null) return authenticateSession(ctx, req, need as Exclude<RouteAuth, 'none' | 'host' | 'enroll'>, cookie);
+    if (cookie !== null) return authenticateSession(ctx, req, need as Exclude<RouteAuth, 'none' | 'host' | 'enroll' | 'enroll-aws'>, cookie);
     throw new DwError('DW_ERR_UNAUTHORIZED', 'missing bearer token (Authorization: Bearer ...)');
   }
   const hash = hashSecret(secret);
@@ -280,7 +282,7 @@ function originHost(origin: string): string | null {
  * the cookie, the session's CSRF token in a header a cross-site form cannot set, and a same-origin
  * Origin header when the browser sends one).
  */
-async function authenticateSession(ctx: AppContext, req: FastifyRequest, need: Exclude<RouteAuth, 'none' | 'host' | 'enroll'>, cookie: string): Promise<void> {
+async function authenticateSession(ctx: AppContext, req: FastifyRequest, need: Exclude<RouteAuth, 'none' | 'host' | 'enroll' | 'enroll-aws'>, cookie: string): Promise<void> {
   const now = ctx.clock();
   const session = readSession(ctx.sessionKey, cookie, now);
   if (!session) throw new DwError('DW_ERR_UNAUTHORIZED', 'the session has expired or is not valid; log in again');

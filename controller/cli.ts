@@ -1,4 +1,5 @@
 /** @module The controller side of the CLI: the server, token bootstrap, and people's commands over the API. */
+import type { CloudIdentity } from '../shared/schema/identity.js';
 import { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { api, apiTarget, apiText } from '../shared/api-client.js';
@@ -134,9 +135,9 @@ export function buildProgram(): Command {
       if (o.state) q.set('state', o.state);
       if (o.image) q.set('image', o.image);
       if (o.group) q.set('group', o.group);
-      const r = await api<{ hosts: HostRow[]; next: string | null }>(apiTarget(o), 'GET', `/api/v1/hosts?${q}`);
+      const r = await api<{ hosts: (HostRow & { identity?: string | null })[]; next: string | null }>(apiTarget(o), 'GET', `/api/v1/hosts?${q}`);
       if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
-      out(table([['HOST', 'HOSTNAME', 'IMAGE', 'GROUP', 'STATE', 'DEVIATIONS', 'LAST SEEN'], ...r.hosts.map((h) => [h.id, h.hostname ?? '', h.imageId, h.group ?? '', h.state, String(h.deviationCount), h.lastSeenAt ?? 'never'])]));
+      out(table([['HOST', 'HOSTNAME', 'IMAGE', 'GROUP', 'STATE', 'DEVIATIONS', 'LAST SEEN', 'IDENTITY'], ...r.hosts.map((h) => [h.id, h.hostname ?? '', h.imageId, h.group ?? '', h.state, String(h.deviationCount), h.lastSeenAt ?? 'never', h.identity ?? ''])]));
       if (r.next) out(`(more: --limit or filter; next page after ${r.next})\n`);
     });
 
@@ -178,7 +179,8 @@ export function buildProgram(): Command {
     );
     if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
     const h = r.host;
-    out(`host ${h.id} (${h.hostname ?? 'unnamed'}), image ${h.imageId}, group ${h.group ?? '-'}\nstate ${h.state} since ${h.stateSince}; last seen ${h.lastSeenAt ?? 'never'}\n\n`);
+    out(`host ${h.id} (${h.hostname ?? 'unnamed'}), image ${h.imageId}, group ${h.group ?? '-'}\nstate ${h.state} since ${h.stateSince}; last seen ${h.lastSeenAt ?? 'never'}\n`);
+    out(`identity ${h.cloudIdentity ? identityText(h.cloudIdentity) : 'none pinned'}${h.reportedCloudIdentity ? `; claims ${identityText(h.reportedCloudIdentity)} (refused)` : ''}\n\n`);
     out(`deviations (${r.deviations.length}):\n`);
     for (const d of r.deviations) out(`  ${d.action.padEnd(6)} ${d.severity.padEnd(8)} ${d.collector} ${d.change} ${d.key}\n`);
     out('\ntimeline:\n');
@@ -282,4 +284,11 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[]): Promise<void> {
   await runProgram(buildProgram(), argv);
+}
+
+/** One line for a cloud identity, as `hosts` and `report HOST` print it. */
+function identityText(i: CloudIdentity): string {
+  if (i.kind === 'aws') return `aws instance ${i.instanceId} (account ${i.accountId}, ${i.availabilityZone}, ${i.imageId})`;
+  if (i.kind === 'kubernetes') return `kubernetes node ${i.nodeName}${i.providerId ? ` (${i.providerId})` : ''}`;
+  return `machine-id ${i.machineId}`;
 }

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { loadConfigFile } from '../shared/config-load.js';
 import { HostPathSchema } from '../shared/schema/common.js';
+import { AwsAccountIdSchema, AwsRegionSchema } from '../shared/schema/identity.js';
 import { LIMITS } from '../shared/schema/limits.js';
 import { DurationSchema, parseDuration } from '../shared/schema/config.js';
 import { SCHEDULER_DEFAULT, SchedulerConfigSchema } from './scheduler/config.js';
@@ -46,6 +47,26 @@ export const ControllerConfigSchema = z.strictObject({
     })
     .optional(),
   store: StoreUrlSchema.default('sqlite:/var/lib/driftwarden/controller.db'),
+  /**
+   * Enrollment by AWS identity (POST /api/v1/enroll/aws), beside enrollment tokens: an instance whose
+   * signed identity document verifies against one of `certificates` (AWS's published regional
+   * certificates for the base64 `signature` document, PEM files), names one of `accounts` and, when
+   * given, one of `regions`, and launched at most `maxAge` ago, enrolls without a token, into a group
+   * matching `groups` when that is set. Absent: the route answers 403.
+   */
+  enrollment: z
+    .strictObject({
+      aws: z
+        .strictObject({
+          certificates: z.array(HostPathSchema).min(1, 'at least one certificate: without one no document can be verified'),
+          accounts: z.array(AwsAccountIdSchema).min(1, 'at least one account: any account at all would let anyone with an EC2 instance enroll'),
+          regions: z.array(AwsRegionSchema).default([]),
+          maxAge: DurationSchema.default('1h'),
+          groups: z.array(z.string().min(1)).optional(),
+        })
+        .optional(),
+    })
+    .default({}),
   /** Public keys whose manifest signatures are trusted. */
   trustedKeys: z.array(HostPathSchema).default([]),
   allowUnsignedManifests: z.boolean().default(false),

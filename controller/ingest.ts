@@ -11,7 +11,7 @@ import type { Report } from '../shared/schema/report.js';
 import { checkReportDigests } from './digest-check.js';
 import { deviationEvents, recordTransition } from './events.js';
 import type { ManifestCache } from './manifest-cache.js';
-import { identityClaims, identityKey } from './identity.js';
+import { identityClaims, identityKey, identityLabel } from './identity.js';
 import { evaluateAll, type Policy } from './policy.js';
 import { IllegalTransitionError, next, type HostEvent } from './states.js';
 import { UNBOUNDED, type TimeBudget } from './time-budget.js';
@@ -137,6 +137,11 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     const claims = identityClaims(host, report);
     const identity = claims.map((c) => integrityDeviation(hostId, identityKey(c.field), c.pinned, c.claimed, now));
     integrity.push(...identity);
+    // The AMI the host booted, held against the one the manifest was baked into: another AMI is another image.
+    const cloudImage = manifest.image.cloudImageId;
+    if (cloudImage && report.identity?.kind === 'aws' && report.identity.imageId !== cloudImage) {
+      integrity.push(integrityDeviation(hostId, 'identity:image', cloudImage, report.identity.imageId, now));
+    }
     const notes: HostDeviationRow[] = [];
     if (report.spoolDropped) notes.push(integrityDeviation(hostId, 'agent:spool-dropped', 0, report.spoolDropped, now, 'report'));
     // Silence, ordering and retention run on our receipt time and the seq, never on the host's clock;
@@ -275,6 +280,7 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
       ...(report.inventory ? { inventory: report.inventory } : {}),
       ...(report.inventory?.hostname != null ? { reportedHostname: claims.find((c) => c.field === 'hostname')?.claimed ?? null } : {}),
       ...(report.group !== undefined ? { reportedGroup: claims.find((c) => c.field === 'group')?.claimed ?? null } : {}),
+      ...(report.identity !== undefined ? { reportedCloudIdentity: claims.some((c) => c.field === 'cloud') ? report.identity : null } : {}),
       agentVersion: report.agentVersion,
       manifestDigest: report.manifestDigest,
       ...(transition.changed ? { state: transition.state, stateSince: now } : {}),
@@ -283,7 +289,7 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     const who = { hostId, hostname: host.hostname, imageId: host.imageId, group: host.group };
     for (const c of claims) {
       // Once per new claim: a host repeating the same rename in every report is one audit row, not thousands.
-      const lastClaim = c.field === 'hostname' ? host.reportedHostname : host.reportedGroup;
+      const lastClaim = c.field === 'hostname' ? host.reportedHostname : c.field === 'group' ? host.reportedGroup : host.reportedCloudIdentity ? identityLabel(host.reportedCloudIdentity) : null;
       if (lastClaim === c.claimed) continue;
       await tx.appendAudit({ at: now, actor: `host:${hostId}`, action: 'host.identity-refused', target: hostId, detail: { field: c.field, pinned: c.pinned, claimed: c.claimed, previousClaim: lastClaim ?? null, reportId: report.reportId } });
       deps.log.warn({ hostId, field: c.field, pinned: c.pinned, claimed: c.claimed }, 'host claimed another identity; refused and tainted');

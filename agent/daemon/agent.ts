@@ -23,6 +23,7 @@ import { COLLECTORS } from '../collectors/index.js';
 import { check } from '../commands/check.js';
 import { loadVerifiedManifest } from '../commands/manifest.js';
 import { execProgram } from '../exec.js';
+import { readCloudIdentity, type ReadIdentity } from '../cloud-identity.js';
 import { readHostId, readInventory } from '../identity.js';
 import type { Logger } from '../log.js';
 import { reportFromCheck } from '../report.js';
@@ -89,6 +90,8 @@ export class AgentService {
   private loaded!: { manifest: Manifest; verified: VerifyResult; files: PackedFiles | null };
   private root!: HostRoot;
   private hostId!: string;
+  /** Where this host runs (agent/cloud-identity.ts), read once at start; null for a mounted root. */
+  private cloud: ReadIdentity | null = null;
   private transport: Transport | null = null;
   private spool: Spool;
   private state: StateDir;
@@ -135,10 +138,19 @@ export class AgentService {
     this.root = await HostRoot.open(this.config.root);
     const id = await readHostId(this.root, this.config.stateDir);
     this.hostId = id!;
+    this.cloud = await this.readCloud();
     if (this.config.controller) {
       await this.transport?.close();
       this.transport = transportFor(this.config.controller);
     }
+  }
+
+  private async readCloud(): Promise<ReadIdentity | null> {
+    if (this.root.dir !== '/') return null;
+    const c = this.config.identity;
+    const read = await readCloudIdentity({ mode: c.mode, imdsEndpoint: c.imdsEndpoint, imdsTimeoutMs: parseDuration(c.imdsTimeout) ?? 1000, machineId: this.hostId, stateDir: this.config.stateDir });
+    if (read.fallback) this.log.info({ reason: read.fallback }, 'no cloud identity (IMDS did not answer): reporting as a plain host');
+    return read;
   }
 
   /** One full scan, spooled; then delivery is attempted. */
@@ -207,7 +219,7 @@ export class AgentService {
         // can be 100k+ items with both bodies, which would otherwise sit in memory until the next scan.
         this.lastResult = { ...result, deviations: [] };
         const dropped = this.spool.dropped();
-        const whole = reportFromCheck(result, { seq: this.state.nextSeq(), hostId: this.hostId, group: this.config.group });
+        const whole = reportFromCheck(result, { seq: this.state.nextSeq(), hostId: this.hostId, group: this.config.group, identity: this.cloud?.identity });
         if (dropped > 0) whole.spoolDropped = dropped;
         // Cut to 60 MiB of JSON before it is spooled: a report of 200k+ deviations would otherwise pass the
         // controller's default decompressed limit and fill the spool's default bound by itself.
@@ -233,7 +245,7 @@ export class AgentService {
   async heartbeat(): Promise<void> {
     if (!this.lastResult || this.stopped) return;
     try {
-      this.spool.add(reportFromCheck(this.lastResult, { seq: this.state.nextSeq(), hostId: this.hostId, group: this.config.group, kind: 'heartbeat' }));
+      this.spool.add(reportFromCheck(this.lastResult, { seq: this.state.nextSeq(), hostId: this.hostId, group: this.config.group, kind: 'heartbeat', identity: this.cloud?.identity }));
       await this.flush();
     } catch (err) {
       // Called from a timer: an error here (a full disk) must not end the process.
@@ -277,6 +289,7 @@ export class AgentService {
         collectors: [],
         deviations,
         inventory,
+        ...(this.cloud ? { identity: this.cloud.identity } : {}),
         ...(this.config.group ? { group: this.config.group } : {}),
       };
       this.spool.add(report);
@@ -321,7 +334,7 @@ export class AgentService {
     if (!this.transport) return this.spool.list().length === 0;
     if (!this.credential) {
       const inventory = this.lastResult?.host ?? (await readInventory(this.root, this.hostId));
-      const r = await ensureEnrolled(this.state, this.transport, this.config, { hostId: this.hostId, imageId: this.manifest.image.id, inventory, agentVersion: AGENT_VERSION });
+      const r = await ensureEnrolled(this.state, this.transport, this.config, { hostId: this.hostId, imageId: this.manifest.image.id, inventory, agentVersion: AGENT_VERSION, cloud: this.cloud });
       if (!r.ok) {
         this.log.error({ reason: r.reason }, 'enrollment failed');
         this.scheduleRetry();
@@ -439,7 +452,7 @@ export class AgentService {
     } else {
       this.reenrollNotBefore = Date.now() + backoffMs(this.reenrollAttempt++);
       const inventory = this.lastResult?.host ?? (await readInventory(this.root, this.hostId));
-      const r = await enroll(this.state, this.transport!, this.config, { hostId: this.hostId, imageId: this.manifest.image.id, inventory, agentVersion: AGENT_VERSION });
+      const r = await enroll(this.state, this.transport!, this.config, { hostId: this.hostId, imageId: this.manifest.image.id, inventory, agentVersion: AGENT_VERSION, cloud: this.cloud });
       if (r.ok) {
         this.credential = r.credential;
         renewed = true;

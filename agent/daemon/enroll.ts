@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { DwError } from '../../shared/errors.js';
 import type { AgentConfig } from '../../shared/schema/config.js';
 import type { Inventory } from '../../shared/schema/report.js';
+import type { ReadIdentity } from '../cloud-identity.js';
 import type { StateDir } from './state-dir.js';
 import type { Transport } from './transport.js';
 
@@ -40,7 +41,7 @@ export async function ensureEnrolled(
   state: StateDir,
   transport: Transport,
   config: AgentConfig,
-  host: { hostId: string; imageId: string; inventory: Inventory; agentVersion: string },
+  host: { hostId: string; imageId: string; inventory: Inventory; agentVersion: string; cloud?: ReadIdentity | null },
 ): Promise<EnrollOutcome> {
   const existing = state.readCredential();
   if (existing) return { ok: true, credential: existing };
@@ -56,17 +57,25 @@ export async function enroll(
   state: StateDir,
   transport: Transport,
   config: AgentConfig,
-  host: { hostId: string; imageId: string; inventory: Inventory; agentVersion: string },
+  host: { hostId: string; imageId: string; inventory: Inventory; agentVersion: string; cloud?: ReadIdentity | null },
 ): Promise<EnrollOutcome> {
-  const token = enrollmentToken(config);
-  const r = await transport.post('/api/v1/enroll', token, {
+  const body = {
     hostId: host.hostId,
     hostname: host.inventory.hostname,
     imageId: host.imageId,
     ...(config.group ? { group: config.group } : {}),
     agentVersion: host.agentVersion,
     inventory: host.inventory,
-  });
+  };
+  let r;
+  if (config.identity.enroll === 'aws') {
+    // The signed document is the credential: no token is read, and none need be configured.
+    const proof = host.cloud?.awsProof;
+    if (!proof) return { ok: false, retry: false, reason: `identity.enroll is aws but this host has no AWS identity document (identity.mode ${config.identity.mode}: ${host.cloud?.fallback ?? 'not on AWS'})` };
+    r = await transport.post('/api/v1/enroll/aws', null, { ...body, awsIdentity: proof });
+  } else {
+    r = await transport.post('/api/v1/enroll', enrollmentToken(config), { ...body, ...(host.cloud ? { identity: host.cloud.identity } : {}) });
+  }
   if (!r.ok) return { ok: false, retry: r.retry, reason: r.reason };
   const credential = (r.body as { credential?: string } | null)?.credential;
   if (!credential) return { ok: false, retry: true, reason: 'the controller answered enrollment without a credential' };

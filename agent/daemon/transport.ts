@@ -91,8 +91,9 @@ export class Transport {
     this.agent = this.base.protocol === 'https:' ? new HttpsAgent({ ...agentOpts, ...tls }) : new HttpAgent(agentOpts);
   }
 
-  async post(path: string, bearer: string, body: unknown): Promise<SendOutcome> {
-    return this.call('POST', path, bearer, body);
+  /** `bearer` null: a request whose body is its credential (enrollment by AWS identity). */
+  async post(path: string, bearer: string | null, body: unknown): Promise<SendOutcome> {
+    return this.call('POST', path, bearer ?? undefined, body);
   }
 
   /** A body already encoded (see encodeBody), so a caller can measure it before sending. */

@@ -92,9 +92,10 @@ registerPage('host', {
           h('tr', {}, h('th', {}, 'last seen'), h('td', {}, when(host.lastSeenAt)), h('th', {}, 'last report'), h('td', {}, when(host.lastReportAt))),
           h('tr', {}, h('th', {}, 'last full scan'), h('td', {}, when(host.lastScanAt)), h('th', {}, 'enrolled'), h('td', {}, when(host.enrolledAt))),
           h('tr', {}, h('th', {}, 'tainted at'), h('td', {}, when(host.taintedAt)), h('th', {}, 'agent'), h('td', {}, host.agentVersion ?? '—')),
-          // The name and group above are pinned at enrollment; a different claim is shown, never used.
-          host.reportedHostname || host.reportedGroup
-            ? h('tr', { class: 'claim' }, h('th', {}, 'claims'), h('td', { colspan: '3' }, [host.reportedHostname ? `hostname ${host.reportedHostname}` : null, host.reportedGroup ? `group ${host.reportedGroup}` : null].filter(Boolean).join(', '), h('span', { class: 'muted' }, ' (refused: replacements act on the enrolled identity)')))
+          h('tr', {}, h('th', {}, 'cloud identity'), h('td', { colspan: '3', class: 'mono' }, host.cloudIdentity ? identityText(host.cloudIdentity) : '—')),
+          // The name, group and identity above are pinned at enrollment; a different claim is shown, never used.
+          host.reportedHostname || host.reportedGroup || host.reportedCloudIdentity
+            ? h('tr', { class: 'claim' }, h('th', {}, 'claims'), h('td', { colspan: '3' }, [host.reportedHostname ? `hostname ${host.reportedHostname}` : null, host.reportedGroup ? `group ${host.reportedGroup}` : null, host.reportedCloudIdentity ? `identity ${identityText(host.reportedCloudIdentity)}` : null].filter(Boolean).join(', '), h('span', { class: 'muted' }, ' (refused: replacements act on the enrolled identity)')))
             : null,
         ),
         h('p', {}, downloads('host', host.id)),
@@ -124,3 +125,10 @@ registerPage('host', {
     );
   },
 });
+
+/** One line for a cloud identity (as the CLI's `report HOST` prints it). */
+function identityText(i) {
+  if (i.kind === 'aws') return `aws instance ${i.instanceId} (account ${i.accountId}, ${i.availabilityZone}, ${i.imageId})`;
+  if (i.kind === 'kubernetes') return `kubernetes node ${i.nodeName}${i.providerId ? ` (${i.providerId})` : ''}`;
+  return `machine-id ${i.machineId}`;
+}

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { DwError } from '../../shared/errors.js';
+import type { CloudIdentity } from '../../shared/schema/identity.js';
 import type { App, AppContext } from '../app.js';
 import { recordTransition } from '../events.js';
 import type { HostRow, StoreTx } from '../store/types.js';
@@ -83,7 +84,7 @@ export function registerHostActionRoutes(app: App, ctx: AppContext): void {
 export async function reEnroll(
   tx: StoreTx,
   host: HostRow,
-  e: { credentialHash: string; hostname: string | null; imageId: string; group: string | null; addresses: string[]; agentVersion: string | null; inventory: HostRow['inventory']; actor: string; now: string },
+  e: { credentialHash: string; hostname: string | null; imageId: string; group: string | null; addresses: string[]; identity?: CloudIdentity | null; agentVersion: string | null; inventory: HostRow['inventory']; actor: string; now: string },
 ): Promise<void> {
   await tx.setHostCredential(host.id, e.credentialHash);
   const keep = host.state === 'tainted';
@@ -93,8 +94,11 @@ export async function reEnroll(
     imageId: e.imageId,
     group: e.group,
     enrolledAddresses: e.addresses,
+    cloudIdentity: e.identity ?? null,
+    instanceId: e.identity?.kind === 'aws' ? e.identity.instanceId : null,
     reportedHostname: null,
     reportedGroup: null,
+    reportedCloudIdentity: null,
     lastSeq: 0,
     lastSeenAt: e.now,
     agentVersion: e.agentVersion,
@@ -112,6 +116,6 @@ export async function reEnroll(
     actor: e.actor,
     action: 'host.re-enroll',
     target: host.id,
-    detail: { resetAt: host.resetAt ?? null, previous: { hostname: host.hostname, imageId: host.imageId, group: host.group, addresses: host.enrolledAddresses ?? [] }, pinned: { hostname: e.hostname, imageId: e.imageId, group: e.group, addresses: e.addresses }, state: keep ? host.state : 'pending' },
+    detail: { resetAt: host.resetAt ?? null, previous: { hostname: host.hostname, imageId: host.imageId, group: host.group, addresses: host.enrolledAddresses ?? [] }, pinned: { hostname: e.hostname, imageId: e.imageId, group: e.group, addresses: e.addresses, identity: e.identity ?? null }, state: keep ? host.state : 'pending' },
   });
 }

@@ -1,5 +1,6 @@
 /** @module Hosts for people: the fleet list (filtered, keyset-paginated), one host's detail and its reports. */
 import { z } from 'zod';
+import { identityLabel } from '../identity.js';
 import { DwError } from '../../shared/errors.js';
 import type { App, AppContext } from '../app.js';
 import { SEVERITIES } from '../../shared/schema/deviation.js';
@@ -37,6 +38,9 @@ export function hostSummary(h: HostRow) {
     lastSeenAt: h.lastSeenAt,
     lastReportAt: h.lastReportAt,
     lastScanAt: h.lastScanAt,
+    /** The pinned cloud identity, as one label (controller/identity.ts), and the AWS instance id when there is one. */
+    identity: h.cloudIdentity ? identityLabel(h.cloudIdentity) : null,
+    instanceId: h.instanceId ?? null,
   };
 }
 

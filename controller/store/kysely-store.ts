@@ -2,6 +2,7 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { sql, type Generated, type Insertable, type Kysely, type Selectable, type Updateable } from 'kysely';
 import { DwError } from '../../shared/errors.js';
+import type { CloudIdentity } from '../../shared/schema/identity.js';
 import { auditContent, chainHash, eventContent, GENESIS } from './chain.js';
 import { actualDigest } from './migration-0003.js';
 import { migrateToLatest, type Dialect } from './migrations.js';
@@ -83,6 +84,9 @@ interface HostsTable {
   retired_at: string | null;
   scan_requested_at: string | null;
   scan_request_sent_at: string | null;
+  cloud_identity: string | null;
+  instance_id: string | null;
+  reported_cloud_identity: string | null;
 }
 
 interface ManifestsTable {
@@ -261,6 +265,9 @@ function hostFromRow(r: Selectable<HostsTable>): HostRow {
     retiredAt: r.retired_at,
     scanRequestedAt: r.scan_requested_at,
     scanRequestSentAt: r.scan_request_sent_at,
+    cloudIdentity: parseJsonOrNull<CloudIdentity>(r.cloud_identity),
+    instanceId: r.instance_id,
+    reportedCloudIdentity: parseJsonOrNull<CloudIdentity>(r.reported_cloud_identity),
   };
 }
 
@@ -290,6 +297,10 @@ const HOST_PATCH: { [K in keyof HostRow]?: [column: keyof HostsTable, write: (v:
   retiredAt: ['retired_at', (v: string | null) => isoOrNull(v, 'retiredAt')],
   scanRequestedAt: ['scan_requested_at', (v: string | null) => isoOrNull(v, 'scanRequestedAt')],
   scanRequestSentAt: ['scan_request_sent_at', (v: string | null) => isoOrNull(v, 'scanRequestSentAt')],
+  reportedCloudIdentity: ['reported_cloud_identity', (v: CloudIdentity | null) => (v === null ? null : json(v))],
+  // Re-pinned only by a re-enrollment an operator's reset allowed, like the addresses.
+  cloudIdentity: ['cloud_identity', (v: CloudIdentity | null) => (v === null ? null : json(v))],
+  instanceId: ['instance_id', (v: string | null) => v],
 };
 
 function manifestFromRow(r: Omit<Selectable<ManifestsTable>, 'body'> & { body?: string }): ManifestRow | Omit<ManifestRow, 'body'> {
@@ -582,6 +593,10 @@ class KyselyStoreTx implements StoreTx {
           enrolled_addresses: json(row.enrolledAddresses ?? row.inventory?.addresses ?? []),
           reported_hostname: row.reportedHostname ?? null,
           reported_group: row.reportedGroup ?? null,
+          cloud_identity: row.cloudIdentity ? json(row.cloudIdentity) : null,
+          // Derived here, not taken separately: the unique column can only ever say what the identity says.
+          instance_id: row.cloudIdentity?.kind === 'aws' ? row.cloudIdentity.instanceId : null,
+          reported_cloud_identity: row.reportedCloudIdentity ? json(row.reportedCloudIdentity) : null,
         })
         .execute(),
     );
@@ -589,6 +604,11 @@ class KyselyStoreTx implements StoreTx {
 
   async getHost(id: string): Promise<HostRow | null> {
     const r = await this.db.selectFrom('hosts').selectAll().where('id', '=', id).executeTakeFirst();
+    return r ? hostFromRow(r) : null;
+  }
+
+  async findHostByInstanceId(instanceId: string): Promise<HostRow | null> {
+    const r = await this.db.selectFrom('hosts').selectAll().where('instance_id', '=', instanceId).executeTakeFirst();
     return r ? hostFromRow(r) : null;
   }
 

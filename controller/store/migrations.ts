@@ -3,6 +3,7 @@ import { migrateHistoryChain } from './migration-0003.js';
 import { migratePinnedIdentity } from './migration-0005.js';
 import { migrateTokenLimits } from './migration-0006.js';
 import { migrateLastScan } from './migration-0008.js';
+import { migrateCloudIdentity } from './migration-0009.js';
 import { migrateHostLifecycle } from './migration-0010.js';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { createReplacementTables } from './replacements.js';
@@ -209,7 +210,11 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await migrateLastScan(db, dialect);
       },
     },
-    // 0009 is another branch's; the names only have to sort in the order they run.
+    '0009_cloud_identity': {
+      async up(db: Kysely<any>): Promise<void> {
+        await migrateCloudIdentity(db);
+      },
+    },
     '0010_host_lifecycle': {
       async up(db: Kysely<any>): Promise<void> {
         await migrateHostLifecycle(db, dialect);

@@ -4,6 +4,7 @@
  * Times are ISO-8601 strings in UTC; JSON columns are parsed objects on this side of the interface.
  */
 import type { Deviation, Severity } from '../../shared/schema/deviation.js';
+import type { CloudIdentity } from '../../shared/schema/identity.js';
 import type { Inventory } from '../../shared/schema/report.js';
 import type { ReplacementStoreTx } from './replacements.js';
 
@@ -80,6 +81,12 @@ export interface HostRow {
   scanRequestedAt?: string | null;
   /** When a heartbeat answer last carried that request: it is asked once, and again only after SCAN_REQUEST_RESEND without a scan. */
   scanRequestSentAt?: string | null;
+  /** Where the host runs, pinned at enrollment (migration 0009); null for hosts enrolled without one. */
+  cloudIdentity?: CloudIdentity | null;
+  /** The AWS instance id of `cloudIdentity`: unique among hosts, what the aws-asg provider acts on. */
+  instanceId?: string | null;
+  /** A different identity a report claimed (refused, audited); null while it agrees. */
+  reportedCloudIdentity?: CloudIdentity | null;
 }
 
 export interface ManifestRow {
@@ -278,6 +285,8 @@ export interface StoreTx {
   lockHost(id: string): Promise<HostRow | null>;
   /** The host a per-host credential belongs to. */
   findHostByCredentialHash(hash: string): Promise<HostRow | null>;
+  /** The host enrolled as this AWS instance, if any. */
+  findHostByInstanceId(instanceId: string): Promise<HostRow | null>;
   setHostCredential(id: string, credentialHash: string): Promise<void>;
   /** Sets the given fields (undefined ones are left alone); throws if there is no such host. */
   updateHost(id: string, patch: Partial<Omit<HostRow, 'id' | 'enrolledAt'>>): Promise<void>;

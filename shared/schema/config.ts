@@ -84,6 +84,21 @@ export const AgentConfigSchema = z.strictObject({
   trustedKeys: z.array(HostPathSchema).min(1).optional(),
   root: HostPathSchema.default('/'),
   stateDir: HostPathSchema.default('/var/lib/driftwarden'),
+  /**
+   * Where the host runs, sent in every report (agent/cloud-identity.ts). `auto`: a Kubernetes node when
+   * NODE_NAME is set, else one IMDSv2 probe within `imdsTimeout`, else a plain host (machine-id); the
+   * answer is cached in stateDir. Read only for the live root (`root: /`): a mounted root is another
+   * machine's files, and this machine's IMDS says nothing about it. `enroll: aws` enrolls with the
+   * signed identity document (POST /api/v1/enroll/aws) instead of an enrollment token.
+   */
+  identity: z
+    .strictObject({
+      mode: z.enum(['auto', 'aws', 'kubernetes', 'host']).default('auto'),
+      imdsEndpoint: z.string().url().refine((u) => /^https?:\/\//.test(u), 'expected an http(s) URL').default('http://169.254.169.254'),
+      imdsTimeout: DurationSchema.default('1s'),
+      enroll: z.enum(['token', 'aws']).default('token'),
+    })
+    .default({ mode: 'auto', imdsEndpoint: 'http://169.254.169.254', imdsTimeout: '1s', enroll: 'token' }),
   group: z.string().min(1).optional(),
   schedule: z
     .strictObject({

@@ -39,6 +39,11 @@ export const ManifestSchema = z.strictObject({
     version: z.string().max(256).optional(),
     /** Where the image came from: a build URL, a commit, a Packer template. */
     source: z.string().max(1024).optional(),
+    /**
+     * The cloud image this manifest was baked into (an AMI id), when `id` is not it: a host whose
+     * identity says it booted another image is an integrity deviation (`identity:image`), and taints.
+     */
+    cloudImageId: z.string().min(1).max(256).optional(),
   }),
   os: OsSchema.nullable(),
   createdAt: IsoTimeSchema,

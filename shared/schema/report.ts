@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { CollectorNameSchema, DigestSchema, IsoTimeSchema } from './common.js';
 import { DeviationSchema } from './deviation.js';
+import { CloudIdentitySchema } from './identity.js';
 import { AgentVersionSchema, HostnameSchema, LIMITS, MessageSchema, nameSchema } from './limits.js';
 
 export const REPORT_SCHEMA_ID = 'driftwarden/report/v1';
@@ -72,6 +73,8 @@ export const ReportSchema = z.strictObject({
   collectors: z.array(CollectorResultSchema).max(32),
   deviations: z.array(DeviationSchema).max(LIMITS.maxDeviations),
   inventory: InventorySchema.optional(),
+  /** Where the host runs (agent/cloud-identity.ts); held against the identity pinned at enrollment. */
+  identity: CloudIdentitySchema.optional(),
   group: nameSchema().optional(),
   /** Reports the agent's spool had to drop for space since the last acknowledged count. */
   spoolDropped: z.number().int().nonnegative().optional(),

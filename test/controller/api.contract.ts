@@ -74,8 +74,10 @@ function reportFromCheck(c: CheckResult, seq: number): Report {
 }
 
 /** Every route the controller serves, the least role it needs, and a request that does nothing when allowed. */
-const ROUTES: { method: string; url: string; need: 'enroll' | 'host' | 'viewer' | 'operator' | 'admin'; body?: unknown }[] = [
+const ROUTES: { method: string; url: string; need: 'enroll' | 'identity' | 'host' | 'viewer' | 'operator' | 'admin'; body?: unknown }[] = [
   { method: 'POST', url: '/api/v1/enroll', need: 'enroll', body: {} },
+  // The signed AWS identity document in the body is the credential (test/controller/enroll-aws.test.ts).
+  { method: 'POST', url: '/api/v1/enroll/aws', need: 'identity', body: {} },
   { method: 'POST', url: '/api/v1/reports', need: 'host', body: {} },
   { method: 'POST', url: '/api/v1/manifests', need: 'operator', body: {} },
   { method: 'GET', url: '/api/v1/manifests', need: 'viewer' },
@@ -716,6 +718,11 @@ export function runApiContract(name: string, open: () => Promise<Store>): void {
 
       it('every route refuses a request without a token, or with an unknown one: 401', async () => {
         for (const r of ROUTES) {
+          if (r.need === 'identity') {
+            // No token to miss: without a signed document in the body it is a 400 naming the field.
+            refused(await h.req(r.method, r.url, { body: r.body }), 400, 'DW_ERR_VALIDATION', /awsIdentity/);
+            continue;
+          }
           refused(await h.req(r.method, r.url, { body: r.body }), 401, 'DW_ERR_UNAUTHORIZED', /missing bearer token/);
           refused(await h.req(r.method, r.url, { body: r.body, token: 'dwt_not-a-token' }), 401, 'DW_ERR_UNAUTHORIZED');
           refused(await h.req(r.method, r.url, { body: r.body, headers: { authorization: `Basic ${h.tokens.admin}` } }), 401, 'DW_ERR_UNAUTHORIZED');
@@ -726,6 +733,7 @@ export function runApiContract(name: string, open: () => Promise<Store>): void {
         const web1 = await h.enroll('web-1');
         const credentials = { viewer: h.tokens.viewer, operator: h.tokens.operator, admin: h.tokens.admin, agent: h.tokens.agent, host: web1.credential };
         const expected = (need: (typeof ROUTES)[number]['need'], who: keyof typeof credentials): 'allowed' | 401 | 403 => {
+          if (need === 'identity') return 'allowed'; // a token proves nothing here; the empty body is a 400
           if (need === 'host') return who === 'host' ? 'allowed' : 401; // only a host credential is one
           if (who === 'host') return 401; // and it is no token
           if (need === 'enroll') return who === 'agent' ? 'allowed' : 403;
@@ -894,7 +902,7 @@ export function runApiContract(name: string, open: () => Promise<Store>): void {
         expect(ids(await h.get('/api/v1/hosts?group=web&state=drifted'))).toEqual(['web-2']);
         expect(ids(await h.get('/api/v1/hosts?group=none'))).toEqual([]);
         const row = (await h.get('/api/v1/hosts?state=drifted')).body.hosts[0];
-        expect(row).toEqual({ id: 'web-2', hostname: 'web-2.example.internal', imageId: IMAGE, group: 'web', state: 'drifted', stateSince: iso(T0), deviationCount: 1, lastSeenAt: iso(T0), lastReportAt: iso(T0), lastScanAt: iso(T0) });
+        expect(row).toEqual({ id: 'web-2', hostname: 'web-2.example.internal', imageId: IMAGE, group: 'web', state: 'drifted', stateSince: iso(T0), deviationCount: 1, lastSeenAt: iso(T0), lastReportAt: iso(T0), lastScanAt: iso(T0), identity: null, instanceId: null });
       });
 
       it('pages with next (keyset): every host once, in id order, and next is null at the end', async () => {

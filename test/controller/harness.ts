@@ -80,11 +80,11 @@ export function imageSections(): Sections {
 }
 
 /** A sealed manifest for `imageId`, signed when a key is given. */
-export function bakeManifest(imageId: string, signKey: KeyObject | undefined, sections: Sections = imageSections(), extra: { version?: string } = {}): Manifest {
+export function bakeManifest(imageId: string, signKey: KeyObject | undefined, sections: Sections = imageSections(), extra: { version?: string; cloudImageId?: string } = {}): Manifest {
   return sealManifest(
     {
       schema: MANIFEST_SCHEMA_ID,
-      image: { id: imageId, name: 'web', version: extra.version ?? '2026.03.1', source: 'packer/web.pkr.hcl' },
+      image: { id: imageId, name: 'web', version: extra.version ?? '2026.03.1', source: 'packer/web.pkr.hcl', ...(extra.cloudImageId ? { cloudImageId: extra.cloudImageId } : {}) },
       os: { id: 'debian', versionId: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)' },
       createdAt: '2026-03-01T12:00:00.000Z',
       builder: { agentVersion: '0.1.0', hostname: 'bake-1' },

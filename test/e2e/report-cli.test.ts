@@ -84,4 +84,18 @@ describe('driftwarden report and audit verify', () => {
     expect(broken.status).toBe(1);
     expect(JSON.parse(broken.stdout)).toMatchObject({ ok: false, chains: [{ chain: 'audit', ok: false, broken: { id: victim.id, problem: 'hash' } }, { chain: 'events', ok: true }] });
   });
+  // Last: it enrolls another host, which the fleet report above does not expect.
+  it('hosts and report HOST show the pinned cloud identity', async () => {
+    const identity = { kind: 'aws', instanceId: 'i-0123456789abcdef0', accountId: '123456789012', region: 'eu-west-1', availabilityZone: 'eu-west-1a', imageId: 'ami-0abcdef1234567890' };
+    const r = await h.req('POST', '/api/v1/enroll', { token: h.tokens.agent, body: { hostId: 'web-9', imageId: 'ami-web-1', identity } });
+    expect(r.status, r.text).toBe(201);
+    const list = await cli(['hosts'], env);
+    expect(list.status, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(/^HOST\s.*\sIDENTITY$/m);
+    expect(list.stdout).toMatch(/^web-9\s.*aws:123456789012\/eu-west-1\/i-0123456789abcdef0$/m);
+    const one = await cli(['report', 'web-9'], env);
+    expect(one.status, one.stderr).toBe(0);
+    expect(one.stdout).toContain('identity aws instance i-0123456789abcdef0 (account 123456789012, eu-west-1a, ami-0abcdef1234567890)');
+    expect((await cli(['report', 'web-1'], env)).stdout).toContain('identity none pinned');
+  });
 });

@@ -20,6 +20,9 @@ describe('the shipped configs', () => {
     expect(unit).toContain(`ConditionPathExists=${config.manifest}`);
     expect(unit).toMatch(new RegExp(`^ReadWritePaths=${config.stateDir}$`, 'm'));
     expect(config.controller).toBeUndefined();
+    // Verified on the host by default: a manifest not signed by the bake key is refused at start.
+    expect(config.trustedKeys).toEqual(['/etc/driftwarden/keys/bake.pub']);
+    expect(config.identity.mode).toBe('auto');
   });
 
   it('controller.yaml is valid and keeps its SQLite store in the unit\'s state directory', () => {
@@ -48,6 +51,12 @@ describe('the bake examples', () => {
     const hcl = read('examples/packer/driftwarden.pkr.hcl');
     expect(hcl).toContain('--sign-key /run/driftwarden-bake/bake.key');
     expect(hcl).toContain("trap 'sudo rm -rf /run/driftwarden-bake' EXIT");
+    // Both write the bake key's public half where the shipped agent.yaml trusts it, before the manifest.
+    const pub = parseConfigText(AgentConfigSchema, read('config/agent.yaml'), 'agent.yaml').trustedKeys![0]!;
+    expect(dockerfile).toContain(`openssl pkey -in /run/secrets/bake.key -pubout -out ${pub}`);
+    expect(hcl).toContain(`openssl pkey -in /run/driftwarden-bake/bake.key -pubout -out ${pub}`);
+    expect(dockerfile.indexOf(pub)).toBeLessThan(dockerfile.indexOf('manifest build'));
+    expect(hcl.indexOf(pub)).toBeLessThan(hcl.indexOf('manifest build'));
     // The manifest is the last thing built: no provisioner that changes the image comes after it.
     const afterBuild = hcl.slice(hcl.indexOf('manifest build'));
     expect(afterBuild).not.toMatch(/apt-get|provisioner "shell"/);

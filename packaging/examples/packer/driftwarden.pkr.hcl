@@ -62,6 +62,8 @@ build {
       "sudo mv /tmp/bake.key.upload /run/driftwarden-bake/bake.key",
       "sudo chmod 0600 /run/driftwarden-bake/bake.key",
       "trap 'sudo rm -rf /run/driftwarden-bake' EXIT",
+      "sudo install -d -m 0755 /etc/driftwarden/keys",
+      "sudo openssl pkey -in /run/driftwarden-bake/bake.key -pubout -out /etc/driftwarden/keys/bake.pub",
       "sudo driftwarden manifest build --root / --image-id '${var.image_id}' --name '${source.name}' --source '${build.PackerRunUUID}' --config /etc/driftwarden/agent.yaml --sign-key /run/driftwarden-bake/bake.key --out /etc/driftwarden/manifest.json",
     ]
   }

@@ -187,13 +187,26 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.insertHost(row);
         const { credentialHash: _c, ...given } = row;
         // Without explicit ones, the pinned addresses are those of the inventory it enrolled with.
-        const expected = { ...given, enrolledAddresses: ['10.0.0.5', 'fe80::1'], reportedHostname: null, reportedGroup: null, resetAt: null, retiredAt: null, scanRequestedAt: null, scanRequestSentAt: null };
+        const expected = { ...given, enrolledAddresses: ['10.0.0.5', 'fe80::1'], reportedHostname: null, reportedGroup: null, resetAt: null, retiredAt: null, scanRequestedAt: null, scanRequestSentAt: null, cloudIdentity: null, instanceId: null, reportedCloudIdentity: null };
         expect(await store.getHost('h1')).toEqual(expected);
         expect(await store.findHostByCredentialHash('cred-h1')).toEqual(expected);
         expect(await store.getHost('h2')).toBeNull();
         expect(await store.findHostByCredentialHash('cred-h2')).toBeNull();
         expect(await store.lockHost('h1')).toEqual(expected);
         expect(await store.lockHost('h2')).toBeNull();
+      });
+
+      it('pins an AWS identity: the instance id is derived from it, found by it, and unique among hosts', async () => {
+        const identity = { kind: 'aws' as const, instanceId: 'i-0123456789abcdef0', accountId: '123456789012', region: 'eu-west-1', availabilityZone: 'eu-west-1a', imageId: 'ami-0abcdef1234567890' };
+        await store.insertHost({ ...hostRow('h1'), cloudIdentity: identity });
+        expect(await store.getHost('h1')).toMatchObject({ cloudIdentity: identity, instanceId: 'i-0123456789abcdef0', reportedCloudIdentity: null });
+        expect((await store.findHostByInstanceId('i-0123456789abcdef0'))?.id).toBe('h1');
+        expect(await store.findHostByInstanceId('i-0fedcba9876543210')).toBeNull();
+        await expect(store.insertHost({ ...hostRow('h2'), cloudIdentity: identity })).rejects.toBeInstanceOf(StoreConflictError);
+        // Hosts without an instance id never collide on it.
+        await store.insertHost({ ...hostRow('h3'), cloudIdentity: { kind: 'host', machineId: 'h3' } });
+        await store.insertHost(hostRow('h4'));
+        expect((await store.getHost('h3'))?.instanceId).toBeNull();
       });
 
       it('keeps the pinned identity apart from what the host claims (migration 0005)', async () => {
