@@ -147,6 +147,18 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
     const own = (list: Instance[]) => list.filter((i) => !i.launchTime || i.launchTime.getTime() <= enrolled);
     const name = t.hostname?.trim() || null;
     const ips = privateIps(t.addresses);
+    if (t.instanceId) {
+      // The instance id the host enrolled with (its identity document) is what we act on; the pinned
+      // name and addresses, where EC2 reports them, must describe that same instance.
+      const found = (await describe(t.instanceId, { InstanceIds: [t.instanceId] }, signal))[0];
+      if (!found) throw permanent(`EC2 in ${cfg.region} does not know instance ${t.instanceId}, which host ${t.hostId} enrolled as (terminated long ago, or another region: if the host is gone, mark the replacement done)`);
+      const nameDisagrees = name !== null && found.privateDns !== null && found.privateDns !== name && found.privateDns.split('.')[0] !== name;
+      const ipDisagrees = ips.length > 0 && found.privateIp !== null && !ips.includes(found.privateIp);
+      if (nameDisagrees || ipDisagrees) {
+        throw permanent(`the pinned identity of host ${t.hostId} disagrees: it enrolled as instance ${t.instanceId}, whose private DNS name is ${found.privateDns} and address ${found.privateIp}, but with name ${name} and addresses ${ips.join(', ')}; refusing to act`, { instanceId: t.instanceId });
+      }
+      return found;
+    }
     const byName = name ? own(await describe(`private-dns-name=${name}`, { Filters: [{ Name: 'private-dns-name', Values: [name.includes('.') ? name : `${name}.*`] }] }, signal)) : null;
     const byIp = ips.length > 0 ? own(await describe(`private-ip-address=${ips.join(',')}`, { Filters: [{ Name: 'private-ip-address', Values: ips }] }, signal)) : null;
     const who = [name ? `private DNS name ${name}` : null, ips.length > 0 ? `private IP ${ips.join(', ')}` : null].filter(Boolean).join(' or ');

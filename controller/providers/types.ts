@@ -24,6 +24,8 @@ export interface ReplacementTarget {
   addresses: string[];
   /** When the host enrolled: a machine launched after it cannot be the host's own. */
   enrolledAt: string | null;
+  /** The AWS instance id pinned at enrollment (from its identity document), or null: what aws-asg acts on. */
+  instanceId?: string | null;
   reason: string;
   /** What `replace` returned on an earlier call for this replacement, for `status` (and for an idempotent retry). */
   ref: string | null;

@@ -24,7 +24,7 @@ export function isRetryable(err: unknown): boolean {
 
 /** Pinned identity only (hostname, group, addresses from enrollment): never the host's latest claims or inventory. */
 export function target(row: ReplacementRow, host: HostRow): ReplacementTarget {
-  return { replacementId: row.id, attempt: row.attempts, hostId: row.hostId, hostname: host.hostname, imageId: host.imageId, group: row.group, addresses: host.enrolledAddresses ?? [], enrolledAt: host.enrolledAt, reason: row.reason, ref: row.providerRef, startedAt: row.startedAt };
+  return { replacementId: row.id, attempt: row.attempts, hostId: row.hostId, hostname: host.hostname, imageId: host.imageId, group: row.group, addresses: host.enrolledAddresses ?? [], enrolledAt: host.enrolledAt, instanceId: host.instanceId ?? null, reason: row.reason, ref: row.providerRef, startedAt: row.startedAt };
 }
 
 function providerContext(rt: SchedulerRuntime, row: ReplacementRow, signal: AbortSignal): ProviderContext {

@@ -119,6 +119,23 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
     expect(await stateOf(victim)).toBe('running');
   });
 
+  it('acts on the instance id the host enrolled with; a pinned name or address of another instance is refused, nothing touched', async () => {
+    const [a, b] = groupIds as [string, string];
+    const byId = await hostOn(a, { instanceId: a });
+    expect((await provider().replace(byId, context())).ref).toBe(a);
+    expect(await stateOf(a)).toMatch(/shutting-down|terminated/);
+    const other = await describeOne(b);
+    // Enrolled on the standalone instance's name and address, claiming b's id.
+    const liar = await hostOn(standaloneId, { instanceId: b });
+    const err = await failure(provider().replace(liar, context()));
+    expect(err).toMatchObject({ retryable: false, message: expect.stringMatching(new RegExp(`enrolled as instance ${b}.*refusing to act`)) });
+    expect(await stateOf(b)).toBe('running');
+    expect(await stateOf(standaloneId)).toBe('running');
+    expect(other.State?.Name).toBe('running');
+    const unknown = await failure(provider().replace(target({ instanceId: 'i-0123456789abcdef0', hostname: null, addresses: [] }), context()));
+    expect(unknown).toMatchObject({ retryable: false, message: expect.stringMatching(/does not know instance i-0123456789abcdef0/) });
+  });
+
   it('a recorded ref that is not the pinned identity\'s instance is refused before anything is done', async () => {
     const [mine, victim] = groupIds as [string, string];
     const err = await failure(provider().replace({ ...(await hostOn(mine)), ref: victim }, context()));
