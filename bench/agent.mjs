@@ -269,7 +269,8 @@ if (!opts.skipTree) {
   const dir = join(WORK, 'tree');
   mkdirSync(dir, { recursive: true });
   const configFile = join(dir, 'agent.yaml');
-  writeFileSync(configFile, stringify({ controller: { url: ctl.url, enrollmentTokenFile: tokenFile }, manifest: treeManifest, root: '/', stateDir: join(dir, 'state'), collectors }));
+  // The real root, but never the cloud's metadata service: this bench sends nothing off the machine.
+  writeFileSync(configFile, stringify({ controller: { url: ctl.url, enrollmentTokenFile: tokenFile }, manifest: treeManifest, root: '/', stateDir: join(dir, 'state'), collectors, identity: { mode: 'host' } }));
   const hostId = readFileSync('/etc/machine-id', 'utf8').trim();
   log(`full scan of ${opts.tree}: ${uptime()}`);
   const loadScan0 = loadavg()[0];

@@ -82,6 +82,9 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
   if (report.truncated && (report.kind !== 'scan' || report.truncated.sent !== report.deviations.length || report.truncated.deviations < report.truncated.sent)) {
     throw new DwError('DW_ERR_VALIDATION', `truncated: only a scan is truncated, with sent equal to its ${report.deviations.length} deviations and no more than the total`, {});
   }
+  if (report.manifestRefused && report.kind !== 'heartbeat') {
+    throw new DwError('DW_ERR_VALIDATION', 'manifestRefused: only a heartbeat carries it (an agent that refused its manifest scans nothing)', {});
+  }
   if (report.undeliveredScan && report.kind === 'scan') {
     throw new DwError('DW_ERR_VALIDATION', 'undeliveredScan: a scan that arrived is not undelivered; heartbeats and events carry it', {});
   }
@@ -155,6 +158,11 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     if (report.truncated) {
       // The host has drift it could not send: nothing judges the part left out, so it taints.
       integrity.push(integrityDeviation(hostId, 'agent:scan-truncated', 'the whole scan', `${report.truncated.sent} of ${report.truncated.deviations} deviations sent`, now));
+    }
+    if (report.manifestRefused) {
+      // The manifest on the host does not verify: its baseline was altered or replaced, so nothing it
+      // could report would mean anything. Always taints.
+      integrity.push(integrityDeviation(hostId, 'agent:manifest-signature', 'a manifest signed by a trusted key', `${report.manifestRefused.code}: ${report.manifestRefused.reason}`, now));
     }
     if (report.undeliveredScan) {
       // A scan the agent could not deliver must not leave the host clean on heartbeats alone. With

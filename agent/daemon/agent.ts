@@ -18,7 +18,8 @@ import type { Deviation } from '../../shared/schema/deviation.js';
 import type { AnyItem } from '../../shared/schema/items.js';
 import type { Manifest } from '../../shared/schema/manifest.js';
 import type { VerifyResult } from '../../shared/manifest.js';
-import type { Report, UndeliveredScan } from '../../shared/schema/report.js';
+import { REPORT_SCHEMA_ID, type Report, type UndeliveredScan } from '../../shared/schema/report.js';
+import { loadManifest } from '../../shared/manifest.js';
 import { COLLECTORS } from '../collectors/index.js';
 import { check } from '../commands/check.js';
 import { loadVerifiedManifest } from '../commands/manifest.js';
@@ -130,7 +131,12 @@ export class AgentService {
   async init(): Promise<void> {
     if (!this.config.manifest) throw new DwError('DW_ERR_CONFIG', 'agent config: manifest: required (the manifest baked into the image)');
     if (!this.config.controller) throw new DwError('DW_ERR_CONFIG', 'agent config: controller: required (url, and an enrollment token for the first start)');
-    this.loaded = keepPacked(loadVerifiedManifest(this.config.manifest, { pubkeys: this.config.trustedKeys }));
+    try {
+      this.loaded = keepPacked(loadVerifiedManifest(this.config.manifest, { pubkeys: this.config.trustedKeys }));
+    } catch (err) {
+      if (err instanceof DwError && (err.code === 'DW_ERR_MANIFEST_SIGNATURE' || err.code === 'DW_ERR_MANIFEST_DIGEST')) await this.reportRefusedManifest(err);
+      throw err;
+    }
     this.manifest = this.loaded.manifest;
     // The manifest's text and parsed items (tens of MB for 100k+ files) are garbage once packed: gone
     // now, before the watcher's crawl and the first scan allocate on top of them.
@@ -142,6 +148,54 @@ export class AgentService {
     if (this.config.controller) {
       await this.transport?.close();
       this.transport = transportFor(this.config.controller);
+    }
+  }
+
+  /**
+   * The baked manifest does not verify: the agent will not run on it, but first tells the controller
+   * (one heartbeat carrying `manifestRefused`, which taints), so an altered baseline is a finding and
+   * not just a host gone quiet. Best effort: a manifest that does not even parse, or a controller out of
+   * reach, leaves only the refusal at start (and silence, which taints later).
+   */
+  private async reportRefusedManifest(refusal: DwError): Promise<void> {
+    const controller = this.config.controller;
+    if (!controller || !this.config.manifest) return;
+    try {
+      // Unverified, and used only to name the image and the digest the host holds.
+      const manifest = loadManifest(this.config.manifest);
+      const root = await HostRoot.open(this.config.root);
+      const hostId = (await readHostId(root, this.config.stateDir))!;
+      const transport = transportFor(controller);
+      try {
+        const inventory = await readInventory(root, hostId);
+        const enrolled = await ensureEnrolled(this.state, transport, this.config, { hostId, imageId: manifest.image.id, inventory, agentVersion: AGENT_VERSION });
+        if (!enrolled.ok) {
+          this.log.error({ reason: enrolled.reason }, 'could not enroll to report the refused manifest');
+          return;
+        }
+        const report: Report = {
+          schema: REPORT_SCHEMA_ID,
+          kind: 'heartbeat',
+          reportId: randomUUID(),
+          hostId,
+          imageId: manifest.image.id,
+          manifestDigest: manifest.digests.overall,
+          agentVersion: AGENT_VERSION,
+          seq: this.state.nextSeq(),
+          scannedAt: new Date().toISOString(),
+          digests: {},
+          collectors: [],
+          deviations: [],
+          manifestRefused: { code: refusal.code as 'DW_ERR_MANIFEST_SIGNATURE' | 'DW_ERR_MANIFEST_DIGEST', reason: refusal.message.slice(0, 1000) },
+        };
+        const r = await transport.postEncoded('/api/v1/reports', enrolled.credential, encodeBody(JSON.stringify(report)));
+        if (r.ok) this.log.error({ code: refusal.code }, 'manifest refused; the controller was told');
+        else this.log.error({ reason: r.reason }, 'manifest refused; telling the controller failed');
+      } finally {
+        await transport.close();
+      }
+    } catch (err) {
+      this.log.error({ err }, 'manifest refused; could not tell the controller');
     }
   }
 

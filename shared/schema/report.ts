@@ -58,6 +58,15 @@ export const UndeliveredScanSchema = z.strictObject({
 });
 export type UndeliveredScan = z.infer<typeof UndeliveredScanSchema>;
 
+/**
+ * The agent refused its manifest at start (a signature that does not verify against `trustedKeys`):
+ * it says so once before it stops, so the controller taints instead of only seeing the host go quiet.
+ */
+export const ManifestRefusedSchema = z.strictObject({
+  code: z.enum(['DW_ERR_MANIFEST_SIGNATURE', 'DW_ERR_MANIFEST_DIGEST']),
+  reason: z.string().max(1000),
+});
+
 export const ReportSchema = z.strictObject({
   schema: z.literal(REPORT_SCHEMA_ID),
   kind: ReportKindSchema.default('scan'),
@@ -80,5 +89,6 @@ export const ReportSchema = z.strictObject({
   spoolDropped: z.number().int().nonnegative().optional(),
   truncated: TruncatedSchema.optional(),
   undeliveredScan: UndeliveredScanSchema.optional(),
+  manifestRefused: ManifestRefusedSchema.optional(),
 });
 export type Report = z.infer<typeof ReportSchema>;

@@ -621,6 +621,18 @@ export function runApiContract(name: string, open: () => Promise<Store>): void {
           expect.objectContaining({ collector: 'integrity', key: 'manifest', action: 'taint', expected: { value: h.manifest.digests.overall }, actual: { value: rebaked.digests.overall } }),
         );
       });
+      it('a heartbeat saying the agent refused its manifest (signature) taints; only a heartbeat may say it', async () => {
+        const web1 = await h.enroll('web-1');
+        await web1.scan();
+        const manifestRefused = { code: 'DW_ERR_MANIFEST_SIGNATURE', reason: 'manifest signed by key 0123, which is not a trusted key' };
+        refused(await web1.send({ ...web1.report({ kind: 'scan' }), manifestRefused } as never), 400, 'DW_ERR_VALIDATION', /manifestRefused: only a heartbeat/);
+        const r = await web1.send({ ...web1.report({ kind: 'heartbeat' }), manifestRefused } as never);
+        expect(r.body).toMatchObject({ status: 'accepted', state: 'tainted' });
+        expect(await h.store.listHostDeviations('web-1')).toContainEqual(
+          expect.objectContaining({ collector: 'integrity', key: 'agent:manifest-signature', action: 'taint', actual: { value: `DW_ERR_MANIFEST_SIGNATURE: ${manifestRefused.reason}` } }),
+        );
+      });
+
       it('a heartbeat naming another manifest than the controller’s copy taints, as a scan would', async () => {
         const web1 = await h.enroll('web-1');
         const web2 = await h.enroll('web-2');

@@ -271,7 +271,7 @@ describe('driftwarden agent (service)', () => {
     expect((await c.host())!.host.state).toBe('clean');
   });
 
-  it('with trustedKeys, runs on a manifest signed by one of them, and will not start on one signed by another key', async () => {
+  it('with trustedKeys, runs on a manifest signed by one of them, and will not start on one signed by another key: it tells the controller, which taints', async () => {
     const c = await controller();
     const a = host(c, { trustedKeys: [baked.pub] });
     expect(await a.once()).toMatchObject({ code: 0, stdout: 'scan reported\n' });
@@ -282,7 +282,10 @@ describe('driftwarden agent (service)', () => {
     const refused = await a.once();
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/signed by key \S+, which is not a trusted key/);
-    expect((await c.reports()).length).toBe(reports); // nothing scanned, nothing sent
+    expect((await c.reports()).length).toBe(reports); // nothing scanned: one heartbeat says why
+    const seen = (await c.host())!;
+    expect(seen.host.state).toBe('tainted');
+    expect(seen.deviations).toContainEqual(expect.objectContaining({ collector: 'integrity', key: 'agent:manifest-signature', action: 'taint', actual: { value: expect.stringMatching(/^DW_ERR_MANIFEST_SIGNATURE: .*not a trusted key/) } }));
     a.writeConfig({ trustedKeys: [join(a.dir, 'missing.pub')] });
     expect((await a.once()).stderr).toContain('missing.pub');
   });
