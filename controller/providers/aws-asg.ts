@@ -30,6 +30,8 @@ export interface AwsAsgConfig {
   successorTimeout: string;
   /** An instance in no auto-scaling group: `fail` (nothing would launch a successor) or `terminate` it. */
   standalone?: 'fail' | 'terminate';
+  /** `terminate` and `detach` shrink the group instead of replacing the instance (no successor). */
+  decrementDesiredCapacity?: boolean;
 }
 
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
@@ -46,6 +48,8 @@ const TAG = {
   membersUpTo: 'driftwarden:members-launched-up-to',
   membersAtLast: 'driftwarden:members-launched-last',
   standalone: 'driftwarden:standalone',
+  /** Detached with the desired capacity decremented: no successor is coming. */
+  decremented: 'driftwarden:decremented',
 } as const;
 
 interface Instance {
@@ -85,6 +89,7 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
   const ec2 = new EC2Client(common);
   const successorTimeoutMs = parseDuration(cfg.successorTimeout) ?? 20 * 60_000;
   const standalone = cfg.standalone ?? 'fail';
+  const decrement = cfg.decrementDesiredCapacity ?? false;
 
   async function describe(what: string, input: { InstanceIds?: string[]; Filters?: Filter[] }, signal: AbortSignal): Promise<Instance[]> {
     let r;
@@ -265,6 +270,7 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
     }
     const m = await membership(old.id, ctx.signal);
     if (m) throw permanent(`${old.id} is back in auto-scaling group ${m.group} (${m.lifecycle}); refusing to stop or terminate a group member`);
+    if (old.tags[TAG.decremented] === 'true') return endDetached(t, ctx, old, null, null);
     const since = t.startedAt ?? ctx.clock().toISOString();
     const next = await successorOf(t, old, ctx.signal);
     const successor = next ? await ctx.findCleanSuccessor(since, { hostnames: next.privateDns ? [next.privateDns] : [], addresses: next.privateIp ? [next.privateIp] : [] }) : null;
@@ -275,8 +281,14 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
       }
       return { state: 'pending', detail: next ? `detached ${old.id}; waiting for the host on ${next.id} to report clean` : `detached ${old.id}; waiting for ${old.tags[TAG.detachedFrom]} to launch a successor` };
     }
+    return endDetached(t, ctx, old, successor, next!.id);
+  }
+
+  /** The detached instance's end: stopped and held for forensics, or terminated; `successor` is null when the group was shrunk. */
+  async function endDetached(t: ReplacementTarget, ctx: ProviderContext, old: Instance, successor: string | null, successorInstance: string | null): Promise<ReplaceStatus> {
+    const by = successor ? `; replaced by ${successor} on ${successorInstance}` : ' (the group was shrunk: no successor)';
     if (cfg.forensicHold) {
-      await tag(old.id, { 'driftwarden:forensic-hold': 'true', 'driftwarden:replaced-by': successor, [TAG.replacement]: t.replacementId }, ctx.signal);
+      await tag(old.id, { 'driftwarden:forensic-hold': 'true', 'driftwarden:replaced-by': successor ?? 'none', [TAG.replacement]: t.replacementId }, ctx.signal);
       if (old.state !== 'stopped' && old.state !== 'stopping') {
         try {
           ctx.log.info({ instanceId: old.id, successor }, 'forensic hold: stopping the detached instance');
@@ -285,10 +297,10 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
           throw awsError(err, `StopInstances ${old.id}`);
         }
       }
-      return { state: 'done', detail: `${old.id} stopped and held for investigation; replaced by ${successor} on ${next!.id}`, replacedBy: successor };
+      return { state: 'done', detail: `${old.id} stopped and held for investigation${by}`, ...(successor ? { replacedBy: successor } : {}) };
     }
     await terminateInstance(old.id, ctx.signal);
-    return { state: 'done', detail: `${old.id} terminated after ${successor} on ${next!.id} reported clean`, replacedBy: successor };
+    return { state: 'done', detail: successor ? `${old.id} terminated after ${successor} on ${successorInstance} reported clean` : `${old.id} terminated${by}`, ...(successor ? { replacedBy: successor } : {}) };
   }
 
   return {
@@ -318,20 +330,21 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
       const before = cfg.strategy === 'detach' ? await membersBefore(m.group, ctx.signal) : {};
       try {
         if (cfg.strategy === 'terminate') {
-          const r = await asg.send(new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: inst.id, ShouldDecrementDesiredCapacity: false }), { abortSignal: ctx.signal });
-          return { ref: inst.id, detail: `terminating ${inst.id} in ${m.group} (activity ${r.Activity?.ActivityId ?? 'unknown'}, desired capacity kept)` };
+          const r = await asg.send(new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: inst.id, ShouldDecrementDesiredCapacity: decrement }), { abortSignal: ctx.signal });
+          return { ref: inst.id, detail: `terminating ${inst.id} in ${m.group} (activity ${r.Activity?.ActivityId ?? 'unknown'}, ${decrement ? 'desired capacity decremented: no successor' : 'desired capacity kept'})` };
         }
         if (cfg.strategy === 'unhealthy') {
           await asg.send(new SetInstanceHealthCommand({ InstanceId: inst.id, HealthStatus: 'Unhealthy', ShouldRespectGracePeriod: false }), { abortSignal: ctx.signal });
           return { ref: inst.id, detail: `${inst.id} marked Unhealthy in ${m.group}` };
         }
-        const r = await asg.send(new DetachInstancesCommand({ AutoScalingGroupName: m.group, InstanceIds: [inst.id], ShouldDecrementDesiredCapacity: false }), { abortSignal: ctx.signal });
+        const r = await asg.send(new DetachInstancesCommand({ AutoScalingGroupName: m.group, InstanceIds: [inst.id], ShouldDecrementDesiredCapacity: decrement }), { abortSignal: ctx.signal });
         detachedAt = (r.Activities?.[0]?.StartTime ?? ctx.clock()).toISOString();
       } catch (err) {
         throw awsError(err, `${cfg.strategy} ${inst.id} in ${m.group}`);
       }
-      await tag(inst.id, { [TAG.replacement]: t.replacementId, [TAG.detachedFrom]: m.group, [TAG.detachedAt]: detachedAt, ...before }, ctx.signal);
-      return { ref: inst.id, detail: `detached ${inst.id} from ${m.group} (desired capacity kept: a successor launches; the instance is deregistered from the group's load balancers and target groups)` };
+      await tag(inst.id, { [TAG.replacement]: t.replacementId, [TAG.detachedFrom]: m.group, [TAG.detachedAt]: detachedAt, ...before, ...(decrement ? { [TAG.decremented]: 'true' } : {}) }, ctx.signal);
+      const capacity = decrement ? 'desired capacity decremented: no successor launches' : 'desired capacity kept: a successor launches';
+      return { ref: inst.id, detail: `detached ${inst.id} from ${m.group} (${capacity}; the instance is deregistered from the group's load balancers and target groups)` };
     },
     async status(t, ctx) {
       const inst = await resolve(t, ctx.signal);

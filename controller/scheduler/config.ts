@@ -74,6 +74,12 @@ export const AwsAsgProviderSchema = z.strictObject({
    * successor) or `terminate` it with TerminateInstances (no successor is launched).
    */
   standalone: z.enum(['fail', 'terminate']).default('fail'),
+  /**
+   * Shrink the group instead of replacing the instance: `terminate` and `detach` decrement the desired
+   * capacity, so no successor launches (for a group being scaled in, or a host not to be replaced).
+   * With `detach` the instance is then terminated, or held with forensicHold, at once.
+   */
+  decrementDesiredCapacity: z.boolean().default(false),
 });
 
 export const KubernetesProviderSchema = z.strictObject({

@@ -242,6 +242,22 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
       expect([sa, sb]).not.toContain(again);
     });
 
+    it('with decrementDesiredCapacity, detaches and shrinks the group: no successor launches, the instance is ended at once', async () => {
+      const p = provider({ strategy: 'detach', decrementDesiredCapacity: true });
+      const t0 = await hostOn(groupIds[0]!);
+      const r = await p.replace(t0, context());
+      expect(r.detail).toMatch(/desired capacity decremented: no successor launches/);
+      expect(await members()).toEqual([groupIds[1]!]);
+      const g = await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ['web-asg'] }));
+      expect(g.AutoScalingGroups![0]!.DesiredCapacity).toBe(1);
+      expect(await tagsOf(groupIds[0]!)).toMatchObject({ 'driftwarden:decremented': 'true', 'driftwarden:replacement': 'r-1' });
+      const done = await p.status({ ...t0, ref: r.ref, startedAt: new Date().toISOString() }, context());
+      expect(done).toMatchObject({ state: 'done', detail: expect.stringMatching(/terminated \(the group was shrunk: no successor\)/) });
+      expect(done).not.toHaveProperty('replacedBy');
+      expect(await stateOf(groupIds[0]!)).toMatch(/shutting-down|terminated/);
+      expect(await stateOf(groupIds[1]!)).toBe('running');
+    });
+
     it('with forensicHold, tags and stops the detached instance instead', async () => {
       const p = provider({ strategy: 'detach', forensicHold: true });
       const t0 = await hostOn(groupIds[0]!);
