@@ -47,6 +47,10 @@ describe.skipIf(SKIP_PG)('postgres', () => {
       const a = makeScheduler(first, clock, cfg, pa, 'controller-a');
       const b = makeScheduler(second, clock, cfg, pb, 'controller-b');
       for (let round = 0; round < 12; round++) {
+        // Which controller wins a race is up to timing; so that both are seen to act, each gets one
+        // round where it ticks first, alone. Every round then races all four passes.
+        if (round === 0) await b.tick();
+        if (round === 1) await a.tick();
         await Promise.all([a.tick(), b.tick(), a.tick(), b.tick()]);
         // What the budget allows at once: every replacing host confirmed, quiet, completed next round.
         const replacing = (await first.replacements.list({ states: ['replacing'], limit: 100 })).map((r) => r.hostId);
