@@ -20,6 +20,7 @@ const STORES: { name: string; open: () => Promise<Store>; skip: boolean }[] = [
 
 const instance = (instanceId: string, imageId = 'ami-0abcdef1234567890'): CloudIdentity => ({ kind: 'aws', instanceId, accountId: '123456789012', region: 'eu-west-1', availabilityZone: 'eu-west-1a', imageId });
 
+// PostgreSQL is skipped only with DRIFTWARDEN_SKIP_PG=1, for machines without it (requirePostgres fails the run otherwise); SQLite never is.
 for (const { name, open, skip } of STORES) describe.skipIf(skip)(`cloud identity in reports on ${name}`, () => {
   let h: Harness;
   beforeEach(async () => {

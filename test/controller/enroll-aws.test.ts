@@ -24,6 +24,7 @@ const aws = makeFakeAwsCert();
 const stranger = makeFakeAwsCert();
 const ACCOUNT = '123456789012';
 
+// PostgreSQL is skipped only with DRIFTWARDEN_SKIP_PG=1, for machines without it (requirePostgres fails the run otherwise); SQLite never is.
 for (const { name, open, skip } of STORES) describe.skipIf(skip)(`enrollment by AWS identity on ${name}`, () => {
   let h: Harness;
   let pending: string;

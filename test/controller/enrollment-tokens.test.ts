@@ -25,6 +25,7 @@ const STORES: { name: string; open: () => Promise<Store>; skip: boolean }[] = [
   { name: 'postgres', open: pgOpen, skip: SKIP_PG },
 ];
 
+// PostgreSQL is skipped only with DRIFTWARDEN_SKIP_PG=1, for machines without it (requirePostgres fails the run otherwise); SQLite never is.
 for (const { name, open, skip } of STORES) describe.skipIf(skip)(`enrollment tokens on ${name}`, () => {
   let h: Harness;
   beforeEach(async () => {
@@ -198,6 +199,7 @@ async function legacyDatabase(kind: 'sqlite' | 'postgres'): Promise<{ open: () =
 }
 
 describe.each([{ kind: 'sqlite' as const, skip: false }, { kind: 'postgres' as const, skip: SKIP_PG }])('migration 0006 on an existing $kind database', ({ kind, skip }) => {
+  // PostgreSQL is skipped only with DRIFTWARDEN_SKIP_PG=1, for machines without it (requirePostgres fails the run otherwise); SQLite never is.
   it.skipIf(skip)('keeps old enrollment tokens working, marked legacy with unlimited uses, expiring 14 days after the upgrade at the latest', async () => {
     const { open, cleanup } = await legacyDatabase(kind);
     const before = Date.now();

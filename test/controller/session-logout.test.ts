@@ -21,6 +21,7 @@ const STORES: { name: string; open: () => Promise<Store>; skip: boolean }[] = [
   { name: 'postgres', open: pgOpen, skip: SKIP_PG },
 ];
 
+// PostgreSQL is skipped only with DRIFTWARDEN_SKIP_PG=1, for machines without it (requirePostgres fails the run otherwise); SQLite never is.
 for (const { name, open, skip } of STORES) describe.skipIf(skip)(`logout on ${name}`, () => {
   let h: Harness;
   const sessionKey = randomBytes(32);

@@ -41,6 +41,7 @@ function pieces(line: string): string[] {
 const FORMULA = /^[ "]*[=+\-@\uFF1D\uFF0B\uFF0D\uFF20]/;
 
 for (const { name, open, skip } of STORES) {
+  // PostgreSQL is skipped only with DRIFTWARDEN_SKIP_PG=1, for machines without it (requirePostgres fails the run otherwise); SQLite never is.
   describe.skipIf(skip)(`issue 21 attacks on ${name}`, () => {
     let h: Harness;
     beforeEach(async () => {

@@ -15,6 +15,7 @@ import { context, target } from './recorder.js';
 const REGION = 'us-east-1';
 const AMI = 'ami-12c6146b'; // one of moto's built-in images
 
+// Skipped only with DRIFTWARDEN_SKIP_MOTO=1; a missing moto_server fails the file (test/helpers/moto.ts), and .ci/run finds it.
 describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
   const saved = { ...process.env };
   let moto: Moto;
