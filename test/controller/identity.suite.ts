@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { awsAsgProvider } from '../../controller/providers/aws-asg.js';
 import type { Store } from '../../controller/store/types.js';
 import type { Inventory, Report } from '../../shared/schema/report.js';
-import { SKIP_MOTO, startMoto, type Moto } from '../helpers/moto.js';
+import { SKIP_MOTO, useMotoAws } from '../helpers/moto.js';
 import { FakeProvider, makeScheduler } from './scheduler/fixtures.js';
 import type { ReplacementTarget } from '../../controller/providers/types.js';
 import { Harness, HostSim, IMAGE, MINUTE } from './harness.js';
@@ -141,34 +141,20 @@ export function runIdentitySuite(label: string, newStore: () => Promise<Store>):
     // Skipped only with DRIFTWARDEN_SKIP_MOTO=1; a missing moto_server fails the file (test/helpers/moto.ts), and .ci/run finds it.
     describe.skipIf(SKIP_MOTO)('the attack, end to end against moto', () => {
       const REGION = 'us-east-1';
-      let moto: Moto;
-      let asg: AutoScalingClient;
-      let ec2: EC2Client;
-      const saved = { ...process.env };
-      beforeAll(async () => {
-        Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_EC2_METADATA_DISABLED: 'true', AWS_MAX_ATTEMPTS: '1' });
-        delete process.env.AWS_PROFILE;
-        moto = await startMoto();
-        asg = new AutoScalingClient({ region: REGION, endpoint: moto.url });
-        ec2 = new EC2Client({ region: REGION, endpoint: moto.url });
-      }, 60_000);
-      afterAll(async () => {
-        process.env = saved;
-        await moto?.stop();
-      });
+      const aws = useMotoAws(REGION);
 
-      const stateOf = async (id: string) => (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations![0]!.Instances![0]!.State!.Name!;
+      const stateOf = async (id: string) => (await aws.ec2().send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations![0]!.Instances![0]!.State!.Name!;
 
       it('a host renames itself to another instance\'s DNS name and moves itself to another group, then taints itself: only its own instance is terminated', async () => {
-        await moto.reset();
-        await ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: 'web', LaunchTemplateData: { ImageId: 'ami-12c6146b', InstanceType: 't3.micro' } }));
+        await aws.moto().reset();
+        await aws.ec2().send(new CreateLaunchTemplateCommand({ LaunchTemplateName: 'web', LaunchTemplateData: { ImageId: 'ami-12c6146b', InstanceType: 't3.micro' } }));
         for (const name of ['web-asg', 'db-asg']) {
-          await asg.send(new CreateAutoScalingGroupCommand({ AutoScalingGroupName: name, LaunchTemplate: { LaunchTemplateName: 'web', Version: '$Latest' }, MinSize: 0, MaxSize: 4, DesiredCapacity: 2, AvailabilityZones: [`${REGION}a`] }));
+          await aws.asg().send(new CreateAutoScalingGroupCommand({ AutoScalingGroupName: name, LaunchTemplate: { LaunchTemplateName: 'web', Version: '$Latest' }, MinSize: 0, MaxSize: 4, DesiredCapacity: 2, AvailabilityZones: [`${REGION}a`] }));
         }
-        const ids = async (g: string) => ((await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [g] }))).AutoScalingGroups![0]!.Instances ?? []).map((i) => i.InstanceId!);
+        const ids = async (g: string) => ((await aws.asg().send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [g] }))).AutoScalingGroups![0]!.Instances ?? []).map((i) => i.InstanceId!);
         const [attackerI, honestI] = (await ids('web-asg')) as [string, string];
         const [victimI, dbHonestI] = (await ids('db-asg')) as [string, string];
-        const described = async (id: string) => (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations![0]!.Instances![0]!;
+        const described = async (id: string) => (await aws.ec2().send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations![0]!.Instances![0]!;
         // The controller's clock is after the instances launched (a host enrolls once it has booted).
         h.clock.advance(Date.now() + 5_000 - h.clock.now().getTime());
         const sims: Record<string, HostSim> = {};
@@ -187,7 +173,7 @@ export function runIdentitySuite(label: string, newStore: () => Promise<Store>):
         // Also the form the issue reports: an instance-id name of the victim.
         await attacker.send(claiming(attacker, { hostname: `${victimI}.eu-west-1.compute.internal`, group: 'db' }));
 
-        const provider = awsAsgProvider({ region: REGION, endpoint: moto.url, strategy: 'terminate', forensicHold: false, successorTimeout: '20m' });
+        const provider = awsAsgProvider({ region: REGION, endpoint: aws.moto().url, strategy: 'terminate', forensicHold: false, successorTimeout: '20m' });
         const s = makeScheduler(h.store, h.clock, { mode: 'enforce', budgets: [{ group: '*', maxUnavailable: 2 }], breaker: { taintedShare: 1, sameDeviation: 100 } }, provider);
         const tick = await s.tick();
         expect(tick.started).toBe(1);

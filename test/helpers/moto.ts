@@ -5,6 +5,9 @@
  * Missing moto fails the file with what to install, unless DRIFTWARDEN_SKIP_MOTO=1 (explicit, like
  * DRIFTWARDEN_SKIP_PG in postgres.ts).
  */
+import { afterAll, beforeAll } from 'vitest';
+import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { EC2Client } from '@aws-sdk/client-ec2';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -106,4 +109,27 @@ export async function startMoto(): Promise<Moto> {
       clearTimeout(killer);
     },
   };
+}
+
+/**
+ * One moto server for a describe block, with SDK clients on it and dummy credentials in the
+ * environment (restored afterwards): the getters are valid inside the block's tests.
+ */
+export function useMotoAws(region: string): { moto: () => Moto; asg: () => AutoScalingClient; ec2: () => EC2Client } {
+  const saved = { ...process.env };
+  let moto: Moto | undefined;
+  let asg: AutoScalingClient | undefined;
+  let ec2: EC2Client | undefined;
+  beforeAll(async () => {
+    Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_EC2_METADATA_DISABLED: 'true', AWS_MAX_ATTEMPTS: '1' });
+    delete process.env.AWS_PROFILE;
+    moto = await startMoto();
+    asg = new AutoScalingClient({ region, endpoint: moto.url });
+    ec2 = new EC2Client({ region, endpoint: moto.url });
+  }, 60_000);
+  afterAll(async () => {
+    process.env = saved;
+    await moto?.stop();
+  });
+  return { moto: () => moto!, asg: () => asg!, ec2: () => ec2! };
 }

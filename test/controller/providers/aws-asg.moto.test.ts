@@ -9,7 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { awsAsgProvider, type AwsAsgConfig } from '../../../controller/providers/aws-asg.js';
 import { ProviderError, type SuccessorMatch } from '../../../controller/providers/types.js';
 import { AwsAsgProviderSchema } from '../../../controller/scheduler/config.js';
-import { SKIP_MOTO, startMoto, type Moto } from '../../helpers/moto.js';
+import { SKIP_MOTO, useMotoAws } from '../../helpers/moto.js';
 import { context, target } from './recorder.js';
 
 const REGION = 'us-east-1';
@@ -17,37 +17,22 @@ const AMI = 'ami-12c6146b'; // one of moto's built-in images
 
 // Skipped only with DRIFTWARDEN_SKIP_MOTO=1; a missing moto_server fails the file (test/helpers/moto.ts), and .ci/run finds it.
 describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
-  const saved = { ...process.env };
-  let moto: Moto;
-  let asg: AutoScalingClient;
-  let ec2: EC2Client;
+  const aws = useMotoAws(REGION);
 
-  beforeAll(async () => {
-    Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_EC2_METADATA_DISABLED: 'true', AWS_MAX_ATTEMPTS: '1' });
-    delete process.env.AWS_PROFILE;
-    moto = await startMoto();
-    asg = new AutoScalingClient({ region: REGION, endpoint: moto.url });
-    ec2 = new EC2Client({ region: REGION, endpoint: moto.url });
-  }, 60_000);
-  afterAll(async () => {
-    process.env = saved;
-    await moto?.stop();
-  });
-
-  const provider = (over: Partial<AwsAsgConfig> = {}) => awsAsgProvider({ region: REGION, endpoint: moto.url, strategy: 'terminate', forensicHold: false, successorTimeout: '20m', ...over });
+  const provider = (over: Partial<AwsAsgConfig> = {}) => awsAsgProvider({ region: REGION, endpoint: aws.moto().url, strategy: 'terminate', forensicHold: false, successorTimeout: '20m', ...over });
 
   async function describeOne(id: string): Promise<Instance> {
-    const r = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
+    const r = await aws.ec2().send(new DescribeInstancesCommand({ InstanceIds: [id] }));
     return r.Reservations![0]!.Instances![0]!;
   }
   const stateOf = async (id: string) => (await describeOne(id)).State!.Name!;
   const tagsOf = async (id: string) => Object.fromEntries(((await describeOne(id)).Tags ?? []).map((t) => [t.Key!, t.Value!]));
   async function members(group = 'web-asg'): Promise<string[]> {
-    const r = await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [group] }));
+    const r = await aws.asg().send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [group] }));
     return (r.AutoScalingGroups![0]!.Instances ?? []).map((i) => i.InstanceId!).sort();
   }
   async function health(id: string): Promise<string | undefined> {
-    const r = await asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [id] }));
+    const r = await aws.asg().send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [id] }));
     return r.AutoScalingInstances?.[0]?.HealthStatus;
   }
   /** The pinned identity of a host enrolled on this instance, after it launched. */
@@ -59,11 +44,11 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
   let groupIds: string[];
   let standaloneId: string;
   beforeEach(async () => {
-    await moto.reset();
-    await ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: 'web', LaunchTemplateData: { ImageId: AMI, InstanceType: 't3.micro' } }));
-    await asg.send(new CreateAutoScalingGroupCommand({ AutoScalingGroupName: 'web-asg', LaunchTemplate: { LaunchTemplateName: 'web', Version: '$Latest' }, MinSize: 0, MaxSize: 6, DesiredCapacity: 2, AvailabilityZones: [`${REGION}a`] }));
+    await aws.moto().reset();
+    await aws.ec2().send(new CreateLaunchTemplateCommand({ LaunchTemplateName: 'web', LaunchTemplateData: { ImageId: AMI, InstanceType: 't3.micro' } }));
+    await aws.asg().send(new CreateAutoScalingGroupCommand({ AutoScalingGroupName: 'web-asg', LaunchTemplate: { LaunchTemplateName: 'web', Version: '$Latest' }, MinSize: 0, MaxSize: 6, DesiredCapacity: 2, AvailabilityZones: [`${REGION}a`] }));
     groupIds = await members();
-    const r = await ec2.send(new RunInstancesCommand({ ImageId: AMI, MinCount: 1, MaxCount: 1, InstanceType: 't3.micro' }));
+    const r = await aws.ec2().send(new RunInstancesCommand({ ImageId: AMI, MinCount: 1, MaxCount: 1, InstanceType: 't3.micro' }));
     standaloneId = r.Instances![0]!.InstanceId!;
   });
 
@@ -170,7 +155,7 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
 
   it('an instance that really is terminated is already gone: success', async () => {
     const t = await hostOn(standaloneId);
-    await ec2.send(new TerminateInstancesCommand({ InstanceIds: [standaloneId] }));
+    await aws.ec2().send(new TerminateInstancesCommand({ InstanceIds: [standaloneId] }));
     expect((await provider().replace(t, context())).detail).toMatch(/already terminated/);
     expect(await provider().status({ ...t, ref: standaloneId }, context())).toMatchObject({ state: 'done' });
   });
@@ -236,7 +221,7 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
       expect(await tagsOf(sb)).toMatchObject({ 'driftwarden:successor-of': 'r-b' });
 
       // r-a's successor fails and is terminated; the group launches another, which r-a takes.
-      await ec2.send(new TerminateInstancesCommand({ InstanceIds: [sa] }));
+      await aws.ec2().send(new TerminateInstancesCommand({ InstanceIds: [sa] }));
       await p.status({ ...ta, ref: a, startedAt: since }, ctxWith(async () => null));
       const again = (await tagsOf(a))['driftwarden:successor'];
       expect(again).toMatch(/^i-/);
@@ -249,7 +234,7 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
       const r = await p.replace(t0, context());
       expect(r.detail).toMatch(/desired capacity decremented: no successor launches/);
       expect(await members()).toEqual([groupIds[1]!]);
-      const g = await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ['web-asg'] }));
+      const g = await aws.asg().send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ['web-asg'] }));
       expect(g.AutoScalingGroups![0]!.DesiredCapacity).toBe(1);
       expect(await tagsOf(groupIds[0]!)).toMatchObject({ 'driftwarden:decremented': 'true', 'driftwarden:replacement': 'r-1' });
       const done = await p.status({ ...t0, ref: r.ref, startedAt: new Date().toISOString() }, context());
@@ -289,7 +274,7 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
       const t = { ...t0, ref: r.ref, startedAt: started.toISOString() };
       const late = () => new Date(started.getTime() + 21 * 60_000);
       expect((await failure(p.status(t, ctxWith(async () => null, late)))).message).toMatch(new RegExp(`${groupIds[0]} is running, outside any auto-scaling group`));
-      await ec2.send(new StopInstancesCommand({ InstanceIds: [groupIds[0]!] }));
+      await aws.ec2().send(new StopInstancesCommand({ InstanceIds: [groupIds[0]!] }));
       expect((await failure(p.status(t, ctxWith(async () => null, late)))).message).toMatch(new RegExp(`${groupIds[0]} is (stopping|stopped), outside`));
     });
   });
