@@ -4,10 +4,9 @@
  * passes; verification against an anchor taken earlier (and kept outside the database) fails, and a
  * forged or altered anchor fails its signature check. On SQLite and PostgreSQL, and through the CLI.
  */
-import { execFile, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { execFile } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { stringify } from 'yaml';
@@ -24,6 +23,7 @@ import { tempDir } from '../helpers/tmp.js';
 import { ControllerConfigSchema } from '../../controller/config.js';
 import { startController } from '../../controller/server.js';
 import { Harness, HOUR, silentLog } from './harness.js';
+import { BIN, ensureBuilt } from '../helpers/built-cli.js';
 
 await requirePostgres();
 
@@ -230,23 +230,6 @@ describe('audit.anchors in the controller config', () => {
 
 // ---- the CLI, on the built bin (npm run build when dist/ is older than the sources) ----
 
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = join(REPO, 'bin/driftwarden.js');
-function* tsFiles(dir: string): Generator<string> {
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) yield* tsFiles(p);
-    else if (e.name.endsWith('.ts')) yield p;
-  }
-}
-const stale = () =>
-  [join(REPO, 'cli.ts'), ...tsFiles(join(REPO, 'controller')), ...tsFiles(join(REPO, 'shared'))].filter((src) => {
-    try {
-      return statSync(join(REPO, 'dist', relative(REPO, src).replace(/\.ts$/, '.js'))).mtimeMs < statSync(src).mtimeMs;
-    } catch {
-      return true;
-    }
-  });
 const dw = (...args: string[]) =>
   new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
     execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'error' } }, (err, stdout, stderr) =>
@@ -256,8 +239,7 @@ const dw = (...args: string[]) =>
 
 describe('driftwarden token and audit anchor commands', () => {
   it('create limited tokens, list them without secrets, revoke; anchor, then catch a rehashed rewrite', async () => {
-    if (stale().length > 0) spawnSync('npm', ['run', 'build'], { cwd: REPO, encoding: 'utf8' });
-    expect(stale()).toEqual([]);
+    expect(ensureBuilt()).toEqual([]);
     const dir = tempDir('dw-anchor-cli-');
     const db = join(dir, 'controller.db');
     const config = join(dir, 'controller.yaml');

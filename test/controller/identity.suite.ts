@@ -5,9 +5,9 @@
  * scheduler and the real aws-asg provider against moto: a host that names itself after another
  * instance and taints itself gets only its own instance terminated.
  */
-import { CreateAutoScalingGroupCommand, AutoScalingClient, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
-import { CreateLaunchTemplateCommand, DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { CreateAutoScalingGroupCommand, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
+import { CreateLaunchTemplateCommand, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { awsAsgProvider } from '../../controller/providers/aws-asg.js';
 import type { Store } from '../../controller/store/types.js';
 import type { Inventory, Report } from '../../shared/schema/report.js';

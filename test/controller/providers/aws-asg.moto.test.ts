@@ -3,9 +3,9 @@
  * driven through the official SDK with an endpoint override: fixtures are real groups and instances,
  * and every claim the provider makes is checked against EC2's own state afterwards.
  */
-import { AutoScalingClient, CreateAutoScalingGroupCommand, DescribeAutoScalingGroupsCommand, DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scaling';
-import { CreateLaunchTemplateCommand, DescribeInstancesCommand, EC2Client, RunInstancesCommand, StopInstancesCommand, TerminateInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { CreateAutoScalingGroupCommand, DescribeAutoScalingGroupsCommand, DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scaling';
+import { CreateLaunchTemplateCommand, DescribeInstancesCommand, RunInstancesCommand, StopInstancesCommand, TerminateInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { awsAsgProvider, type AwsAsgConfig } from '../../../controller/providers/aws-asg.js';
 import { ProviderError, type SuccessorMatch } from '../../../controller/providers/types.js';
 import { AwsAsgProviderSchema } from '../../../controller/scheduler/config.js';

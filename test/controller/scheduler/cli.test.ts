@@ -3,10 +3,8 @@
  * HTTP, in dry-run: the queue with its decisions, the groups with breaker and budgets, a request by
  * hand, a pause and a resume, and the refusal a viewer gets.
  */
-import { execFile, spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ControllerConfigSchema } from '../../../controller/config.js';
 import { createToken } from '../../../controller/routes/tokens.js';
@@ -14,32 +12,14 @@ import { startController, type RunningController } from '../../../controller/ser
 import { tempDir } from '../../helpers/tmp.js';
 import { FakeClock, silentLog } from '../harness.js';
 import { addHost } from './fixtures.js';
+import { BIN, ensureBuilt } from '../../helpers/built-cli.js';
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-const BIN = join(REPO, 'bin/driftwarden.js');
-
-function* tsFiles(dir: string): Generator<string> {
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) yield* tsFiles(p);
-    else if (e.name.endsWith('.ts')) yield p;
-  }
-}
-const stale = () =>
-  [join(REPO, 'cli.ts'), ...tsFiles(join(REPO, 'controller')), ...tsFiles(join(REPO, 'shared'))].filter((src) => {
-    try {
-      return statSync(join(REPO, 'dist', relative(REPO, src).replace(/\.ts$/, '.js'))).mtimeMs < statSync(src).mtimeMs;
-    } catch {
-      return true;
-    }
-  });
 
 let ctl: RunningController;
 const tokens: Record<string, string> = {};
 
 beforeAll(async () => {
-  if (stale().length > 0) spawnSync('npm', ['run', 'build'], { cwd: REPO, encoding: 'utf8' });
-  expect(stale()).toEqual([]);
+  expect(ensureBuilt()).toEqual([]);
   const config = ControllerConfigSchema.parse({
     listen: '127.0.0.1:0',
     store: `sqlite:${join(tempDir('dw-cli-'), 'controller.db')}`,
