@@ -231,14 +231,12 @@ export async function ingestReport(deps: IngestDeps, hostId: string, report: Rep
     // (another manifest, another identity): then it is judged like a report.
     const beatOnly = report.kind === 'heartbeat' && !report.undeliveredScan && integrity.length === 0;
     let event: HostEvent;
-    if (identity.length > 0) {
-      event = { type: 'report', worst: 'taint', culprit: { collector: 'integrity', key: identity[0]!.key, change: 'modified', decidedBy: 'integrity' } };
-    }
-    // A heartbeat naming a manifest the host was not given is a host that lies about its baseline:
-    // it taints like a scan that does not add up, whatever kind of report carries it.
-    else if (beatOnly) event = { type: 'heartbeat' };
+    // A heartbeat naming a manifest the host was not given, or another identity, is a host that lies
+    // about itself: it taints like a scan that does not add up, whatever kind of report carries it.
+    if (beatOnly) event = { type: 'heartbeat' };
     else if (integrity.length > 0) {
-      event = { type: 'report', worst: 'taint', culprit: { collector: 'integrity', key: integrity[0]!.key, change: 'modified', decidedBy: 'integrity' } };
+      const culprit = identity[0] ?? integrity[0]!;
+      event = { type: 'report', worst: 'taint', culprit: { collector: 'integrity', key: culprit.key, change: 'modified', decidedBy: 'integrity' } };
     } else if (notes.length > 0 && (evaluation.worst === 'none' || evaluation.worst === 'ignore' || evaluation.worst === 'exempt')) {
       event = { type: 'report', worst: 'report', culprit: { collector: 'integrity', key: notes[0]!.key, change: 'modified', decidedBy: 'integrity' } };
     } else event = { type: 'report', worst: evaluation.worst, culprit: evaluation.culprit };
