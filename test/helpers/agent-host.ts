@@ -15,6 +15,7 @@ import { ControllerConfigSchema } from '../../controller/config.js';
 import { createToken } from '../../controller/routes/tokens.js';
 import { startController, type RunningController } from '../../controller/server.js';
 import { copyFixture, FIXTURES, tempDir } from './tmp.js';
+import { until } from './wait.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/driftwarden.js', import.meta.url));
 /** The web fixture's /etc/machine-id. */
@@ -342,19 +343,5 @@ export async function killAll(): Promise<void> {
   children.clear();
 }
 
-/** Poll until fn returns a truthy value; fail with the last value (and a note) at the deadline. */
-export async function until<T>(fn: () => T | Promise<T>, what: string | (() => string), timeoutMs = 15_000, everyMs = 25): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  let lastErr: unknown;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last as NonNullable<T>;
-    } catch (err) {
-      lastErr = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}; last: ${JSON.stringify(last)}${lastErr ? ` (${String(lastErr)})` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+/** Re-exported from ./wait.js, where every test's waiting lives. */
+export { until };

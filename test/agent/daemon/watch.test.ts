@@ -10,8 +10,17 @@ import { ChangeWatcher } from '../../../agent/daemon/watch.js';
 import { silentLogger } from '../../../agent/log.js';
 import { HostRoot } from '../../../agent/root.js';
 import { tempDir } from '../../helpers/tmp.js';
+import { until } from '../../helpers/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * A file written now, and the batch that reports it: the watcher hands over changes in order, so once
+ * the sentinel's batch is in, every batch for what came before it is in too. This is how the tests
+ * see that nothing else was reported, without sleeping for a guessed while.
+ */
+async function sentinel(dir: string, batches: string[][]): Promise<void> {
+  writeFileSync(join(dir, 'etc/zz-sentinel'), 'x');
+  await until(() => batches.some((b) => b.includes('/etc/zz-sentinel')), () => `the sentinel's batch; batches: ${JSON.stringify(batches)}`, 10_000, 10);
+}
 let watcher: ChangeWatcher | null = null;
 afterEach(async () => {
   await watcher?.close();
@@ -33,14 +42,15 @@ async function watched(setup: (dir: string) => void) {
 
 describe('ChangeWatcher', () => {
   it('reports nothing for what was there before it started, symlinks included', async () => {
-    const { batches, seen } = await watched((dir) => {
-      writeFileSync(join(dir, 'etc/hosts'), '127.0.0.1 localhost\n');
+    const { dir, batches, seen } = await watched((d) => {
+      writeFileSync(join(d, 'etc/hosts'), '127.0.0.1 localhost\n');
       // Links to files that exist (a dangling link does not trigger it), like /etc/alternatives.
-      for (let i = 0; i < 20; i++) symlinkSync(join(dir, 'etc/hosts'), join(dir, `etc/alternatives/tool-${i}`));
+      for (let i = 0; i < 20; i++) symlinkSync(join(d, 'etc/hosts'), join(d, `etc/alternatives/tool-${i}`));
     });
-    await sleep(600);
-    expect(seen).toEqual([]);
-    expect(batches).toEqual([]);
+    await sentinel(dir, batches);
+    // Only the sentinel, written after start: nothing that was there before.
+    expect(seen).toEqual(['/etc/zz-sentinel']);
+    expect(batches).toEqual([['/etc/zz-sentinel']]);
     expect(watcher!.status).toMatchObject({ state: 'active' });
   });
 
@@ -52,9 +62,11 @@ describe('ChangeWatcher', () => {
     writeFileSync(join(dir, 'etc/hosts'), '10.0.0.1 evil\n');
     writeFileSync(join(dir, 'etc/alternatives/new'), 'x');
     writeFileSync(join(dir, 'var/lib/driftwarden/seq'), '7\n');
-    for (let i = 0; i < 100 && batches.length === 0; i++) await sleep(20);
-    await sleep(200);
-    expect(batches).toEqual([['/etc/alternatives/new', '/etc/hosts']]);
-    expect([...new Set(seen)].sort()).toEqual(['/etc/alternatives/new', '/etc/hosts']);
+    await until(() => batches.length > 0, 'the first batch', 10_000, 10);
+    await sentinel(dir, batches);
+    // One batch for the burst (then the sentinel's own): the burst was not split, nothing else came.
+    expect(batches).toEqual([['/etc/alternatives/new', '/etc/hosts'], ['/etc/zz-sentinel']]);
+    const beforeSentinel = seen.slice(0, seen.indexOf('/etc/zz-sentinel'));
+    expect([...new Set(beforeSentinel)].sort()).toEqual(['/etc/alternatives/new', '/etc/hosts']);
   });
 });
