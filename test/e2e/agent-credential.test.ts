@@ -8,6 +8,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { request } from 'undici';
 import { hashSecret } from '../../controller/auth.js';
 import { agentFor, bake, HOST_ID, killAll, publishedController, until, type AgentHost, type AgentOptions, type Baked, type Controller } from '../helpers/agent-host.js';
 
@@ -23,6 +24,13 @@ afterEach(async () => {
 });
 
 const controller = (port = 0): Promise<Controller> => publishedController(baked, controllers, port);
+
+/** How many requests the controller refused for want of a valid credential (its own metric). */
+async function refusedRequests(c: Controller): Promise<number> {
+  const res = await request(`${c.url}/metrics`, { headers: { authorization: `Bearer ${c.adminToken}` } });
+  const m = /^driftwarden_requests_rejected_total\{code="DW_ERR_UNAUTHORIZED"\} (\d+)$/m.exec(await res.body.text());
+  return m ? Number(m[1]) : 0;
+}
 const host = (c: Controller, opts: Partial<AgentOptions> = {}): AgentHost => agentFor(baked, c, opts);
 
 async function clean(c: Controller, a: AgentHost): Promise<void> {
@@ -82,8 +90,10 @@ describe('driftwarden agent: a refused host credential', () => {
     expect(readFileSync(join(a.stateDir, 'credential'), 'utf8').trim()).toBe(credential);
     expect((await c.host())!.host.state).toBe('clean');
     // Re-enrollment is paced by the backoff, not tried on every heartbeat (5 a second here).
-    // Each attempt is logged once (backoff 1 s, 2 s, 4 s, ... with jitter); heartbeats alone would make 15.
-    await new Promise((r) => setTimeout(r, 3_000));
+    // Each attempt is logged once (backoff 1 s, 2 s, 4 s, ... with jitter): over the next 15 refused
+    // requests (the heartbeats' own 401s, counted by the controller), fewer than 8 attempts.
+    const refusedBefore = await refusedRequests(c);
+    await until(async () => (await refusedRequests(c)) >= refusedBefore + 15, () => `15 more refused requests\n${a.log.slice(-2000)}`, 20_000);
     expect(a.count('the controller refuses this host credential')).toBeLessThan(8);
     expect(a.spooled().some((e) => e.kind === 'event')).toBe(true);
 
