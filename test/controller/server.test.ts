@@ -6,6 +6,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -23,9 +24,29 @@ import type { Deviation } from '../../shared/schema/deviation.js';
 import type { Manifest } from '../../shared/schema/manifest.js';
 import { REPORT_SCHEMA_ID, type Report } from '../../shared/schema/report.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
 import { bakeKey, bakeManifest, file, silentLog, type BakeKey } from './harness.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Resolves once undici has written a chunk of a request body to its socket. */
+function bodyChunkSent(): Promise<void> {
+  const ch = diagnosticsChannel.channel('undici:request:bodyChunkSent');
+  return new Promise((resolve) => {
+    const on = () => {
+      ch.unsubscribe(on);
+      resolve();
+    };
+    ch.subscribe(on);
+  });
+}
+
+/** One GET on a fresh connection: its status, or a rejection if the connection is refused or hangs. */
+async function statusOf(url: string): Promise<number> {
+  const r = await request(url, { headersTimeout: 2_000, reset: true });
+  await r.body.dump();
+  return r.statusCode;
+}
 const BIN = join(REPO, 'bin/driftwarden.js');
 const IMAGE = 'ami-web-1';
 
@@ -292,12 +313,16 @@ describe('controller server', () => {
     // A manifest upload whose body arrives slowly: the request is in flight while the signal lands.
     const text = JSON.stringify({ manifest: s.manifest });
     const body = new PassThrough();
+    const firstChunk = bodyChunkSent();
     const upload = request(`${ctl.url}/api/v1/manifests`, { method: 'POST', headers: { authorization: `Bearer ${s.tokens.operator}`, 'content-type': 'application/json' }, body });
     body.write(text.slice(0, 100));
-    await new Promise((r) => setTimeout(r, 300));
+    await firstChunk;
+    // The upload's bytes were on the wire before this probe's connection existed: once the controller
+    // answers the probe, it has taken the upload in too, and the request is in flight.
+    expect(await statusOf(`${ctl.url}/healthz`)).toBe(200);
     ctl.proc.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 300));
-    await expect(request(`${ctl.url}/healthz`, { headersTimeout: 2_000 }).then((r) => r.statusCode)).rejects.toThrow();
+    // New connections are refused while the upload is still open (its body is not finished yet).
+    await until(async () => (await statusOf(`${ctl.url}/healthz`).then(() => false, () => true)), `healthz refused after SIGTERM\n${ctl.output()}`, 10_000);
     body.end(text.slice(100));
     const res = await upload;
     expect(res.statusCode).toBe(201);

@@ -7,6 +7,7 @@ import { FakeClock, HOUR, MINUTE } from '../harness.js';
 import { Scheduler } from '../../../controller/scheduler/scheduler.js';
 import { ProviderError, type Provider, type ReplacementTarget } from '../../../controller/providers/types.js';
 import { FakeProvider, addHost, makeScheduler, schedulerConfig, silent, taint } from './fixtures.js';
+import { until } from '../../helpers/wait.js';
 
 const ENFORCE = { mode: 'enforce', quietFor: '2m' };
 
@@ -371,7 +372,7 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         const a = makeScheduler(store, clock, { ...ENFORCE, lease: '2m' }, stuck, 'controller-a');
         const ticking = a.tick();
         // Wait until A is inside the provider call (it holds the lease).
-        for (let i = 0; i < 200 && stuck.calls.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+        await until(() => stuck.calls.length > 0, 'controller A inside the provider call', 5_000, 5);
         expect(stuck.calls).toHaveLength(1);
         const other = new FakeProvider();
         const b = makeScheduler(store, clock, { ...ENFORCE, lease: '2m' }, other, 'controller-b');
@@ -451,7 +452,9 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         slow.onReplace = async () => {
           inFlight++;
           most = Math.max(most, inFlight);
-          for (let i = 0; i < 200 && inFlight < expected; i++) await new Promise((r) => setTimeout(r, 10));
+          await until(() => inFlight >= expected, () => `${expected} provider calls in flight (${inFlight} are)`, 5_000, 10);
+          // IMPORTANT: the one fixed wait left: proving that no extra call starts needs a window in which
+          // one could. Nothing the scheduler exposes says "I would start no more"; 100 ms is that window.
           await new Promise((r) => setTimeout(r, 100));
           inFlight--;
         };
@@ -478,11 +481,13 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         slow.replaceOutcomes.set('h00', ['hang']);
         const a = makeScheduler(store, clock, { ...ENFORCE, lease: '3s' }, slow, 'controller-a');
         const ticking = a.tick();
-        for (let i = 0; i < 200 && slow.calls.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+        await until(() => slow.calls.length > 0, 'controller A inside the provider call', 5_000, 5);
+        const held = (await byHost()).h00!.leaseUntil;
         const other = new FakeProvider();
         const b = makeScheduler(store, clock, { ...ENFORCE, lease: '3s' }, other, 'controller-b');
         clock.advance(2_000);
-        await new Promise((r) => setTimeout(r, 1_300)); // A renews (every lease/3, at least 1 s)
+        // A renews (every lease/3, at least 1 s): the stored lease moves past the one it took.
+        await until(async () => (await byHost()).h00!.leaseUntil !== held, 'controller A renews its lease', 10_000, 20);
         clock.advance(2_000); // past the first lease, inside the renewed one
         await b.tick();
         expect(other.calls).toEqual([]);
