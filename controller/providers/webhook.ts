@@ -3,28 +3,24 @@
  * retried on network errors, 429 and 5xx. The receiver answers `{"status": "done" | "pending", "ref"?,
  * "detail"?}`; it is asked again with `"event": "status"` until it says done.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request } from 'undici';
 import { DwError } from '../../shared/errors.js';
 import { parseDuration } from '../../shared/schema/config.js';
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, signWebhook, verifyWebhook } from '../siem/webhook.js';
 import { ProviderError, type Provider, type ProviderContext, type ReplaceAccepted, type ReplaceStatus, type ReplacementTarget } from './types.js';
 
-export const SIGNATURE_HEADER = 'x-driftwarden-signature';
-export const TIMESTAMP_HEADER = 'x-driftwarden-timestamp';
+// One signature format for every webhook the controller sends: it lives in ../siem/webhook.ts.
+export { SIGNATURE_HEADER, TIMESTAMP_HEADER };
 
-/** `sha256=<hex>` of HMAC-SHA256(secret, "<timestamp>.<body>"): the timestamp is signed so a captured request cannot be replayed later. */
+/** The `v1=<hex>` signature of `<timestamp>.<body>` (see ../siem/webhook.ts), for a timestamp given as text. */
 export function signPayload(secret: string, timestamp: string, body: string): string {
-  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+  return signWebhook(secret, Number(timestamp), body);
 }
 
-/** What a receiver does (a reference implementation for the README and tests): check the signature and that the timestamp is fresh. */
+/** What a receiver does: check the signature and that the timestamp is fresh (docs/examples/webhook-receiver.mjs). */
 export function verifySignature(secret: string, timestamp: string, body: string, signature: string, nowMs: number, toleranceMs = 300_000): boolean {
-  const t = Number(timestamp) * 1000;
-  if (!Number.isFinite(t) || Math.abs(nowMs - t) > toleranceMs) return false;
-  const want = Buffer.from(signPayload(secret, timestamp, body));
-  const got = Buffer.from(signature);
-  return want.length === got.length && timingSafeEqual(want, got);
+  return verifyWebhook(secret, { [TIMESTAMP_HEADER]: timestamp, [SIGNATURE_HEADER]: signature }, body, nowMs, toleranceMs / 1000);
 }
 
 export function readSecret(o: { secret?: string; secretFile?: string }, key: string): string | null {

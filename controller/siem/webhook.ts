@@ -1,5 +1,6 @@
 /**
- * @module Signed webhook POSTs (SIEM feed and chat notifications). The signature is HMAC-SHA256 over
+ * @module Signed webhook POSTs (SIEM feed, chat notifications, and the `webhook` replacement provider:
+ * one format for all of them, docs/examples/webhook-receiver.mjs checks it). The signature is HMAC-SHA256 over
  * `TIMESTAMP.BODY` with a shared secret: headers `x-driftwarden-timestamp` (Unix seconds) and
  * `x-driftwarden-signature: v1=<hex>`. Receivers recompute it and refuse old timestamps (replays).
  */

@@ -34,7 +34,7 @@ describe('webhook provider', () => {
       });
       // The HMAC is computed independently here too, not only through the module's own function.
       const { createHmac } = await import('node:crypto');
-      expect(req.headers['x-driftwarden-signature']).toBe(`sha256=${createHmac('sha256', SECRET).update(`${now.getTime() / 1000}.${req.body}`).digest('hex')}`);
+      expect(req.headers['x-driftwarden-signature']).toBe(`v1=${createHmac('sha256', SECRET).update(`${now.getTime() / 1000}.${req.body}`).digest('hex')}`);
     } finally {
       await server.stop();
     }
