@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { DwError } from '../shared/errors.js';
+import { severityRank } from '../shared/severity.js';
 import { actualDigest } from './store/migration-0003.js';
 import { HOST_STATES, type HostDeviationWithHost, type HostRow, type HostState, type StoreTx } from './store/types.js';
 
@@ -36,8 +37,6 @@ export interface DriftReport {
   deviations: ReportDeviation[];
 }
 export type ReportDeviation = { hostId: string; hostname: string | null; imageId: string; group: string | null; state: HostState; collector: string; key: string; change: string; severity: string; action: string; decidedBy: string; expected: unknown; actual: unknown; firstSeenAt: string; lastSeenAt: string };
-
-const SEV_RANK: Record<string, number> = { low: 1, medium: 2, high: 3, critical: 4 };
 
 function reportDeviation(d: HostDeviationWithHost): ReportDeviation {
   return { hostId: d.hostId, hostname: d.hostname, imageId: d.imageId, group: d.group, state: d.state, collector: d.collector, key: d.key, change: d.change, severity: d.severity, action: d.action, decidedBy: d.decidedBy, expected: d.expected, actual: d.actual, firstSeenAt: d.firstSeenAt, lastSeenAt: d.lastSeenAt };
@@ -94,11 +93,11 @@ export async function reportHead(store: StoreTx, scope: ReportScope, now: Date):
       else {
         f.hosts++;
         if (d.firstSeenAt < f.firstSeenAt) f.firstSeenAt = d.firstSeenAt;
-        if ((SEV_RANK[d.severity] ?? 0) > (SEV_RANK[f.severity] ?? 0)) f.severity = d.severity;
+        if (severityRank(d.severity) > severityRank(f.severity)) f.severity = d.severity;
       }
     }
   }
-  const sortedFindings = [...findings.values()].sort((a, b) => b.hosts - a.hosts || (SEV_RANK[b.severity] ?? 0) - (SEV_RANK[a.severity] ?? 0) || a.firstSeenAt.localeCompare(b.firstSeenAt) || a.key.localeCompare(b.key));
+  const sortedFindings = [...findings.values()].sort((a, b) => b.hosts - a.hosts || severityRank(b.severity) - severityRank(a.severity) || a.firstSeenAt.localeCompare(b.firstSeenAt) || a.key.localeCompare(b.key));
   return {
     schema: REPORT_SCHEMA,
     generatedAt: now.toISOString(),

@@ -7,7 +7,7 @@ import { formatPath } from '../shared/config-load.js';
 import { DwError } from '../shared/errors.js';
 import { COLLECTOR_NAMES, type CollectorName } from '../shared/schema/common.js';
 import type { Change, Severity } from '../shared/schema/deviation.js';
-import { SEVERITIES } from '../shared/schema/deviation.js';
+import { SEVERITY_RANK } from '../shared/severity.js';
 import {
   compileKeyGlobs,
   DEFAULT_POLICY,
@@ -86,7 +86,6 @@ interface Step {
 const CHANGE_BIT: Record<Change, number> = { added: 1, removed: 2, modified: 4 };
 const ALL_CHANGES = 7;
 const RANK: Record<WorstAction, number> = { none: 0, ignore: 1, exempt: 2, report: 3, taint: 4 };
-const SEVERITY_RANK: Record<Severity, number> = Object.fromEntries(SEVERITIES.map((s, i) => [s, i])) as Record<Severity, number>;
 
 /**
  * A compiled policy: immutable, safe to share between requests. Every rule's globs are compiled

@@ -1,8 +1,31 @@
-/** @module Default severity of a deviation, before any controller policy: what a reviewer should look at first. */
+/**
+ * @module Severity: the one order of the four levels (for sorting, "worst of", and SQL), and the default
+ * severity of a deviation before any controller policy: what a reviewer should look at first.
+ */
 import { collectorDef } from './collectors.js';
 import { globMatcher } from './glob.js';
 import type { CollectorName } from './schema/common.js';
-import type { Change, Severity } from './schema/deviation.js';
+import { SEVERITIES, type Change, type Severity } from './schema/deviation.js';
+
+/**
+ * IMPORTANT: the one severity order, from SEVERITIES: low 1, medium 2, high 3, critical 4; 0 stands for
+ * none. The replacement queue stores it (severity_rank) and pages on it: renumbering needs a migration.
+ */
+export const SEVERITY_RANK: Readonly<Record<Severity, number>> = Object.freeze(
+  Object.fromEntries(SEVERITIES.map((s, i) => [s, i + 1])) as Record<Severity, number>,
+);
+
+/** The rank of a severity, 0 for none or an unknown word (a stored row from an older version). */
+export function severityRank(severity: string | null | undefined): number {
+  return (SEVERITY_RANK as Record<string, number>)[severity ?? ''] ?? 0;
+}
+
+/** The same order as a SQL CASE over `column`, for max() and ORDER BY in the store; `otherwise` for anything else. */
+export function severityRankSql(column: string, otherwise = 0): string {
+  if (!/^[a-z_][a-z0-9_.]*$/i.test(column)) throw new Error(`severityRankSql: not a column name: ${column}`);
+  const whens = SEVERITIES.map((s) => `when '${s}' then ${SEVERITY_RANK[s]}`).join(' ');
+  return `case ${column} ${whens} else ${otherwise} end`;
+}
 
 /** Where a changed file means code execution or credentials: binaries, libraries, boot, auth, keys. */
 const CRITICAL_PATHS = globMatcher(

@@ -3,6 +3,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { sql, type Generated, type Insertable, type Kysely, type Selectable, type Updateable } from 'kysely';
 import { DwError } from '../../shared/errors.js';
 import type { CloudIdentity } from '../../shared/schema/identity.js';
+import { severityRankSql } from '../../shared/severity.js';
 import { auditContent, chainHash, eventContent, GENESIS } from './chain.js';
 import { actualDigest } from './migration-0003.js';
 import { migrateToLatest, type Dialect } from './migrations.js';
@@ -385,7 +386,7 @@ function eventFromRow(r: Selectable<EventsTable>): EventRow {
   return { id: Number(r.id), at: r.at, kind: r.kind, hostId: r.host_id, actor: r.actor, detail: parseJson(r.detail), prevHash: r.prev_hash, hash: r.hash };
 }
 
-const SEVERITY_RANK = sql<number>`max(case severity when 'critical' then 4 when 'high' then 3 when 'medium' then 2 else 1 end)`;
+const SEVERITY_RANK = sql<number>`max(${sql.raw(severityRankSql('severity', 1))})`;
 const ACTION_RANK = sql<number>`max(case action when 'taint' then 3 when 'report' then 2 else 1 end)`;
 const SEVERITY_BY_RANK = ['low', 'low', 'medium', 'high', 'critical'] as const;
 const ACTION_BY_RANK = ['exempt', 'exempt', 'report', 'taint'] as const;

@@ -5,6 +5,7 @@
  */
 import { sql, type Kysely, type Selectable, type Updateable } from 'kysely';
 import type { Severity } from '../../shared/schema/deviation.js';
+import { SEVERITY_RANK, severityRankSql } from '../../shared/severity.js';
 import type { Dialect } from './migrations.js';
 
 export const REPLACEMENT_STATES = ['queued', 'awaiting-approval', 'scheduled', 'replacing', 'replaced', 'failed', 'cancelled'] as const;
@@ -226,7 +227,7 @@ export interface ReplacementTables {
 /** Fleet-wide lock row's name in replacement_groups (not a group: `*` cannot be a group name in config globs either). */
 const LOCK_ROW = '*';
 
-export const SEVERITY_RANK: Record<Severity, number> = { low: 1, medium: 2, high: 3, critical: 4 };
+export { SEVERITY_RANK };
 
 /** Migration 0002's statements; kept beside the code that uses the tables. */
 export async function createReplacementTables(db: Kysely<any>, dialect: Dialect): Promise<void> {
@@ -525,7 +526,7 @@ export class KyselyReplacementStore implements ReplacementStoreTx {
           .selectFrom('host_deviations as d')
           .whereRef('d.host_id', '=', 'h.id')
           .where('d.action', '=', 'taint')
-          .select((e) => e.fn.max(sql<string>`case d.severity when 'critical' then 4 when 'high' then 3 when 'medium' then 2 when 'low' then 1 else 0 end`).as('m'))
+          .select((e) => e.fn.max(sql<string>`${sql.raw(severityRankSql('d.severity'))}`).as('m'))
           .as('rank'),
       )
       .where('h.state', '=', 'tainted')
