@@ -10,7 +10,11 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
  * writeFileAtomic for content produced in pieces (a manifest of 100k+ files is tens of megabytes of
  * JSON): the pieces go to the file a megabyte at a time, never held whole in memory.
  */
-export function writeFileAtomicPieces(path: string, produce: (write: (piece: string) => void) => void, mode = 0o644): void {
+export function writeFileAtomicPieces(
+  path: string,
+  produce: (write: (piece: string) => void) => void,
+  mode = 0o644,
+): void {
   writeFileAtomicWith(path, mode, (fd) => {
     let parts: string[] = [];
     let chars = 0;

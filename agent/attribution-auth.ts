@@ -24,7 +24,10 @@ function matches(target: string, d: Deviation): boolean {
   return key === d.key;
 }
 
-export async function attributeFromAuthLog(ctx: { root: HostRoot; log: Logger; since?: string }, deviations: Deviation[]): Promise<void> {
+export async function attributeFromAuthLog(
+  ctx: { root: HostRoot; log: Logger; since?: string },
+  deviations: Deviation[],
+): Promise<void> {
   if (!deviations.some((d) => KINDS.has(d.collector) && !d.attribution)) return;
   const sinceMs = ctx.since ? Date.parse(ctx.since) : undefined;
   const year = new Date().getUTCFullYear();
@@ -43,7 +46,8 @@ export async function attributeFromAuthLog(ctx: { root: HostRoot; log: Logger; s
   for (const d of deviations) {
     if (!KINDS.has(d.collector) || d.attribution) continue;
     let best: AuthAction | undefined;
-    for (const a of recent) if (a.targets.some((t) => matches(t, d)) && (!best || (a.atMs ?? 0) >= (best.atMs ?? 0))) best = a;
+    for (const a of recent)
+      if (a.targets.some((t) => matches(t, d)) && (!best || (a.atMs ?? 0) >= (best.atMs ?? 0))) best = a;
     if (!best) continue;
     d.attribution = {
       source: 'auth-log',

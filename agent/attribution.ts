@@ -10,7 +10,13 @@ import type { ExecFn } from './exec.js';
 import { instantToIso, isAfter, localToIso, localToUtcMs, readHostZone, type HostZone } from './host-time.js';
 import type { Logger } from './log.js';
 import { parseAptHistory, type AptHistoryPackage, type AptHistoryStanza } from './parsers/apt-history.js';
-import { parseDpkgConffiles, parseDpkgDiversions, parseDpkgList, parseDpkgMd5sums, type Diversion } from './parsers/dpkg-info.js';
+import {
+  parseDpkgConffiles,
+  parseDpkgDiversions,
+  parseDpkgList,
+  parseDpkgMd5sums,
+  type Diversion,
+} from './parsers/dpkg-info.js';
 import { parseDpkgLog } from './parsers/dpkg-log.js';
 import { shiftLocalTime, type LocalTime } from './parsers/local-time.js';
 import { packageKey } from './parsers/package-items.js';
@@ -101,7 +107,14 @@ interface PackageFields {
 function packageFields(item: Record<string, unknown> | null): PackageFields | null {
   if (item === null) return null;
   const { manager, name, arch, version, state } = item;
-  if (typeof manager !== 'string' || typeof name !== 'string' || typeof arch !== 'string' || typeof version !== 'string' || typeof state !== 'string') return null;
+  if (
+    typeof manager !== 'string' ||
+    typeof name !== 'string' ||
+    typeof arch !== 'string' ||
+    typeof version !== 'string' ||
+    typeof state !== 'string'
+  )
+    return null;
   return { manager, name, arch, version, state };
 }
 
@@ -144,7 +157,8 @@ export class DebianHistory {
   /** The most recent transaction of a package; `arch` empty matches any architecture. */
   latest(name: string, arch: string): Transaction | undefined {
     let best: Transaction | undefined;
-    for (const tx of this.byName.get(name) ?? []) if (archMatches(tx.arch, arch) && (best === undefined || later(tx, best))) best = tx;
+    for (const tx of this.byName.get(name) ?? [])
+      if (archMatches(tx.arch, arch) && (best === undefined || later(tx, best))) best = tx;
     return best;
   }
 
@@ -162,7 +176,11 @@ export class DebianHistory {
  * An apt entry with no dpkg line counts on its own only from before dpkg's log begins (rotated
  * away): within the log's span, no dpkg line means dpkg never did it (apt failed first).
  */
-export function correlate(dpkg: Transaction[], dpkgFrom: LocalTime | undefined, stanzas: readonly AptHistoryStanza[]): DebianHistory {
+export function correlate(
+  dpkg: Transaction[],
+  dpkgFrom: LocalTime | undefined,
+  stanzas: readonly AptHistoryStanza[],
+): DebianHistory {
   type Entry = { stanza: AptHistoryStanza; end: LocalTime; pkg: AptHistoryPackage; seq: number; used: boolean };
   const index = new Map<string, Entry[]>();
   stanzas.forEach((stanza, seq) => {
@@ -297,7 +315,12 @@ class Attributor {
   }
 
   private attribution(tx: Transaction, ownedBy?: string): Attribution {
-    const a: Attribution = { source: tx.source, at: localToIso(tx.at, this.zone!), action: tx.action, package: packageKey(tx.name, tx.arch) };
+    const a: Attribution = {
+      source: tx.source,
+      at: localToIso(tx.at, this.zone!),
+      action: tx.action,
+      package: packageKey(tx.name, tx.arch),
+    };
     if (tx.fromVersion !== undefined) a.fromVersion = tx.fromVersion;
     if (tx.toVersion !== undefined) a.toVersion = tx.toVersion;
     if (tx.commandLine !== undefined) a.commandLine = tx.commandLine;
@@ -349,7 +372,14 @@ class Attributor {
       for (const e of entries) {
         if (dpkgFrom === undefined || e.at < dpkgFrom) dpkgFrom = e.at;
         if (e.kind !== 'action' || !(UNPACKS.has(e.action) || REMOVES.has(e.action))) continue;
-        const tx: Transaction = { source: 'dpkg-log', at: e.at, order: order++, action: e.action, name: e.name, arch: e.arch };
+        const tx: Transaction = {
+          source: 'dpkg-log',
+          at: e.at,
+          order: order++,
+          action: e.action,
+          name: e.name,
+          arch: e.arch,
+        };
         if (e.fromVersion !== undefined) tx.fromVersion = e.fromVersion;
         if (e.toVersion !== undefined) tx.toVersion = e.toVersion;
         dpkg.push(tx);
@@ -364,12 +394,16 @@ class Attributor {
       for (const s of parsed.stanzas) stanzas.push(s);
     }
     const history = correlate(dpkg, dpkgFrom, stanzas);
-    this.ctx.log.debug({ dpkgLines: dpkg.length, aptRuns: stanzas.length, transactions: history.size }, 'package history read');
+    this.ctx.log.debug(
+      { dpkgLines: dpkg.length, aptRuns: stanzas.length, transactions: history.size },
+      'package history read',
+    );
     return history;
   }
 
   private logErrors(file: string, errors: readonly DwParseError[]): void {
-    if (errors.length > 0) this.ctx.log.debug({ file, skipped: errors.length, first: errors[0]!.message }, 'skipped malformed lines');
+    if (errors.length > 0)
+      this.ctx.log.debug({ file, skipped: errors.length, first: errors[0]!.message }, 'skipped malformed lines');
   }
 
   /**
@@ -389,7 +423,8 @@ class Attributor {
     }
     for (const e of entries) {
       const m = pattern.exec(e.name);
-      if (m) found.push({ path: posix.join(dir, e.name), n: m[1] === undefined ? 0 : Number(m[1]), gz: m[2] !== undefined });
+      if (m)
+        found.push({ path: posix.join(dir, e.name), n: m[1] === undefined ? 0 : Number(m[1]), gz: m[2] !== undefined });
     }
     return found.sort((a, b) => b.n - a.n || Number(a.gz) - Number(b.gz)).map((f) => f.path);
   }
@@ -511,9 +546,15 @@ class Attributor {
           found.push({ owner, listed: n });
         }
         const to = divTo.get(n);
-        if (to) for (const owner of listed.get(to.from) ?? []) if (ownerName(owner).name !== to.by) found.push({ owner, listed: to.from });
+        if (to)
+          for (const owner of listed.get(to.from) ?? [])
+            if (ownerName(owner).name !== to.by) found.push({ owner, listed: to.from });
       }
-      if (found.length > 0) result.set(path, found.sort((a, b) => (a.owner < b.owner ? -1 : a.owner > b.owner ? 1 : 0)));
+      if (found.length > 0)
+        result.set(
+          path,
+          found.sort((a, b) => (a.owner < b.owner ? -1 : a.owner > b.owner ? 1 : 0)),
+        );
     }
     return result;
   }
@@ -555,7 +596,10 @@ class Attributor {
   private async fileExplained(d: Deviation, c: OwnerCandidate, tx: Transaction): Promise<boolean> {
     const actualType = d.actual?.type;
     const fields = d.fields ?? [];
-    const contentChanged = d.change === 'added' ? actualType === 'file' : fields.includes('sha256') || fields.includes('size') || (fields.includes('type') && actualType === 'file');
+    const contentChanged =
+      d.change === 'added'
+        ? actualType === 'file'
+        : fields.includes('sha256') || fields.includes('size') || (fields.includes('type') && actualType === 'file');
     const after = this.after(tx);
     if (contentChanged) {
       if (actualType !== 'file' || after === false) return false;
@@ -629,7 +673,11 @@ class Attributor {
     const st = await this.ctx.root.lstat(real);
     if (st === null || !st.isFile()) return undefined;
     if (this.hashed.files >= LIMITS.hashFiles || this.hashed.bytes + st.size > LIMITS.hashBytes) {
-      if (!this.hashed.spent) this.ctx.log.debug({ path, ...LIMITS }, 'hash budget spent; further files are not checked against their packages');
+      if (!this.hashed.spent)
+        this.ctx.log.debug(
+          { path, ...LIMITS },
+          'hash budget spent; further files are not checked against their packages',
+        );
       this.hashed.spent = true;
       return undefined;
     }
@@ -657,7 +705,14 @@ class Attributor {
     const specs = [...new Set(devs.map(([, i]) => (i.arch === '' ? i.name : `${i.name}.${i.arch}`)))].sort();
     const headers: RpmInstallTime[] = [];
     for (let i = 0; i < specs.length; i += 200) {
-      const args = ['--dbpath', this.ctx.root.path(db), '-q', '--queryformat', RPM_INSTALLTIME_FORMAT, ...specs.slice(i, i + 200)];
+      const args = [
+        '--dbpath',
+        this.ctx.root.path(db),
+        '-q',
+        '--queryformat',
+        RPM_INSTALLTIME_FORMAT,
+        ...specs.slice(i, i + 200),
+      ];
       // A non-zero exit only counts the names not installed; their lines are skipped by the parser.
       const res = await this.ctx.exec('rpm', args);
       const parsed = parseRpmInstallTimes(res.stdout, `rpm -q --dbpath ${db}`);
@@ -678,7 +733,13 @@ class Attributor {
       if (best === undefined) continue;
       const ms = best.installTime * 1000;
       if (this.sinceMs !== undefined && ms <= this.sinceMs) continue;
-      d.attribution = { source: 'rpm', at: instantToIso(ms, this.zone!), action: 'install', package: packageKey(best.name, best.arch), toVersion: best.evr };
+      d.attribution = {
+        source: 'rpm',
+        at: instantToIso(ms, this.zone!),
+        action: 'install',
+        package: packageKey(best.name, best.arch),
+        toVersion: best.evr,
+      };
     }
   }
 
@@ -688,7 +749,10 @@ class Attributor {
     // dnf checkpoints its write-ahead log when it exits: a -wal file left means a dnf running now (or
     // killed), whose transaction is not in the main file yet. The next check sees it.
     if (((await this.ctx.root.lstat(this.ctx.root.path(`${DNF_HISTORY}-wal`)))?.size ?? 0) > 0) {
-      this.ctx.log.debug({ file: `${DNF_HISTORY}-wal` }, 'dnf history has an unmerged write-ahead log; its newest transactions are not read');
+      this.ctx.log.debug(
+        { file: `${DNF_HISTORY}-wal` },
+        'dnf history has an unmerged write-ahead log; its newest transactions are not read',
+      );
     }
     const parsed = parseDnfHistory(bytes, DNF_HISTORY);
     this.logErrors(DNF_HISTORY, parsed.errors);
@@ -712,9 +776,20 @@ class Attributor {
       const removal = item.action === 'remove' || item.action === 'obsoleted';
       // The latest transaction must account for the host as it is now: gone after a removal, this very
       // version after an install. Anything else (an rpm -i since, a hand-edited database) explains nothing.
-      if (removal ? actual !== null : actual === null || !actual.version.split(', ').some((v) => sameEvr(v, item.evr))) continue;
-      const a: Attribution = { source: 'dnf-history', at: instantToIso(ms, this.zone!), action: item.action, package: packageKey(item.name, item.arch) };
-      const replaced = tx.items.find((o) => o.name === item.name && o.arch === item.arch && (o.action === 'upgraded' || o.action === 'downgraded' || o.action === 'reinstalled'));
+      if (removal ? actual !== null : actual === null || !actual.version.split(', ').some((v) => sameEvr(v, item.evr)))
+        continue;
+      const a: Attribution = {
+        source: 'dnf-history',
+        at: instantToIso(ms, this.zone!),
+        action: item.action,
+        package: packageKey(item.name, item.arch),
+      };
+      const replaced = tx.items.find(
+        (o) =>
+          o.name === item.name &&
+          o.arch === item.arch &&
+          (o.action === 'upgraded' || o.action === 'downgraded' || o.action === 'reinstalled'),
+      );
       if (removal) a.fromVersion = item.evr;
       else {
         if (replaced) a.fromVersion = replaced.evr;
@@ -722,7 +797,8 @@ class Attributor {
       }
       if (tx.commandLine !== undefined) a.commandLine = tx.commandLine;
       // 4294967295 is an unset loginuid (dnf started by a service, not a login): no one to name.
-      if (tx.userId >= 0 && tx.userId < 4294967295) a.user = users.has(tx.userId) ? `${users.get(tx.userId)!} (${tx.userId})` : `(${tx.userId})`;
+      if (tx.userId >= 0 && tx.userId < 4294967295)
+        a.user = users.has(tx.userId) ? `${users.get(tx.userId)!} (${tx.userId})` : `(${tx.userId})`;
       d.attribution = a;
     }
   }
@@ -743,7 +819,8 @@ class Attributor {
     for (const candidate of ['/usr/lib/sysimage/rpm', '/var/lib/rpm']) {
       const real = await this.ctx.root.resolveInside(candidate);
       if (real === null || !(await this.ctx.root.lstat(real))?.isDirectory()) continue;
-      for (const f of ['rpmdb.sqlite', 'Packages', 'Packages.db']) if ((await this.ctx.root.lstat(posix.join(real, f)))?.isFile()) return real;
+      for (const f of ['rpmdb.sqlite', 'Packages', 'Packages.db'])
+        if ((await this.ctx.root.lstat(posix.join(real, f)))?.isFile()) return real;
     }
     return null;
   }
@@ -753,7 +830,14 @@ class Attributor {
 const DNF_HISTORY = '/var/lib/dnf/history.sqlite';
 
 /** Item actions that leave the package in the state they name: installed at this version, or gone. */
-const DNF_EXPLAINS: ReadonlySet<string> = new Set(['install', 'upgrade', 'downgrade', 'reinstall', 'remove', 'obsoleted']);
+const DNF_EXPLAINS: ReadonlySet<string> = new Set([
+  'install',
+  'upgrade',
+  'downgrade',
+  'reinstall',
+  'remove',
+  'obsoleted',
+]);
 
 /** An EVR with an explicit epoch 0 is the same as one without (rpm prints `(none)`, dnf stores 0). */
 function sameEvr(a: string, b: string): boolean {

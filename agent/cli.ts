@@ -41,7 +41,9 @@ export function buildProgram(): Command {
     .option('--force', 'replace existing key files')
     .action((o: { out: string; name: string; force?: boolean }) => {
       const r = keygen(o);
-      out(`private key ${r.privateKeyFile} (keep it off the image)\npublic key  ${r.publicKeyFile}\nkey id      ${r.keyId}\n`);
+      out(
+        `private key ${r.privateKeyFile} (keep it off the image)\npublic key  ${r.publicKeyFile}\nkey id      ${r.keyId}\n`,
+      );
     });
 
   const manifest = program.command('manifest').description('build and verify image manifests');
@@ -54,22 +56,39 @@ export function buildProgram(): Command {
     .option('--version <version>', 'image version')
     .option('--source <source>', 'where the image was built from (commit, template, pipeline URL)')
     .option('--config <file>', 'agent config: file roots, ignore globs, sysctl excludes, collectors on/off')
-    .option('--sign-key <file>', 'ed25519 private key (PEM) to sign with; the signature is embedded and written to OUT.sig')
+    .option(
+      '--sign-key <file>',
+      'ed25519 private key (PEM) to sign with; the signature is embedded and written to OUT.sig',
+    )
     .option('--cache <file>', 'stat cache to use and update (speeds up repeated builds of the same root)')
     .requiredOption('--out <file>', 'where to write the manifest')
-    .action(async (o: { root: string; imageId: string; name?: string; version?: string; source?: string; config?: string; signKey?: string; cache?: string; out: string }) => {
-      const progress = terminalProgress();
-      const r = await buildManifest({ ...o, log: createLogger(), progress }).finally(() => progress?.end());
-      const m = r.manifest;
-      const counts = Object.entries(m.sections)
-        .map(([k, s]) => `${k} ${s?.items.length ?? 0}`)
-        .join(', ');
-      out(
-        `wrote ${o.out}: image ${m.image.id}, ${r.items} items (${counts})\n` +
-          `digest ${m.digests.overall}\n` +
-          (m.signature ? `signed by key ${m.signature.keyId}; detached signature ${r.signatureFile}\n` : 'unsigned (pass --sign-key to sign)\n'),
-      );
-    });
+    .action(
+      async (o: {
+        root: string;
+        imageId: string;
+        name?: string;
+        version?: string;
+        source?: string;
+        config?: string;
+        signKey?: string;
+        cache?: string;
+        out: string;
+      }) => {
+        const progress = terminalProgress();
+        const r = await buildManifest({ ...o, log: createLogger(), progress }).finally(() => progress?.end());
+        const m = r.manifest;
+        const counts = Object.entries(m.sections)
+          .map(([k, s]) => `${k} ${s?.items.length ?? 0}`)
+          .join(', ');
+        out(
+          `wrote ${o.out}: image ${m.image.id}, ${r.items} items (${counts})\n` +
+            `digest ${m.digests.overall}\n` +
+            (m.signature
+              ? `signed by key ${m.signature.keyId}; detached signature ${r.signatureFile}\n`
+              : 'unsigned (pass --sign-key to sign)\n'),
+        );
+      },
+    );
   manifest
     .command('verify')
     .description('check a manifest: schema and digests always; with --pubkey, a valid signature by that key')
@@ -84,7 +103,9 @@ export function buildProgram(): Command {
       out(
         `${file}: valid\nimage ${[m.image.id, m.image.name, m.image.version].filter(Boolean).join(' ')}, built ${m.createdAt}\n` +
           `sections: ${counts}\ndigest ${verified.digest}\n` +
-          (verified.signedBy ? `signature: valid, key ${verified.signedBy}\n` : 'signature: not checked (no --pubkey)\n'),
+          (verified.signedBy
+            ? `signature: valid, key ${verified.signedBy}\n`
+            : 'signature: not checked (no --pubkey)\n'),
       );
     });
 
@@ -100,41 +121,64 @@ export function buildProgram(): Command {
       const signature = !m.signature && existsSync(sigFile) ? loadDetachedSignature(sigFile) : undefined;
       // Loaded here only: its HTTP client (undici) would otherwise sit in every agent's memory.
       const { api, apiTarget } = await import('../shared/api-client.js');
-      const r = await api<{ imageId: string; digest: string; signedBy: string | null; status: string }>(apiTarget(o), 'POST', '/api/v1/manifests', { manifest: m, signature });
-      out(`${r.status === 'stored' ? 'published' : 'already published'}: image ${r.imageId}, digest ${r.digest}, ${r.signedBy ? `signed by ${r.signedBy}` : 'unsigned'}\n`);
+      const r = await api<{ imageId: string; digest: string; signedBy: string | null; status: string }>(
+        apiTarget(o),
+        'POST',
+        '/api/v1/manifests',
+        { manifest: m, signature },
+      );
+      out(
+        `${r.status === 'stored' ? 'published' : 'already published'}: image ${r.imageId}, digest ${r.digest}, ${r.signedBy ? `signed by ${r.signedBy}` : 'unsigned'}\n`,
+      );
     });
 
   program
     .command('check')
     .description('diff a root against its manifest: exit 0 clean, 1 drift found, 2 error')
-    .option('--manifest <file>', 'manifest to check against (default: the config\'s manifest)')
-    .option('--root <dir>', 'root directory to check (default: the config\'s root, else /)')
+    .option('--manifest <file>', "manifest to check against (default: the config's manifest)")
+    .option('--root <dir>', "root directory to check (default: the config's root, else /)")
     .option('--config <file>', 'agent config (manifest, root and state directory)')
     .option('--pubkey <file>', 'trusted ed25519 public key; requires a valid signature', collect)
     .option('--signature <file>', 'detached signature (default: MANIFEST.sig)')
-    .option('--cache <file>', 'stat cache: unchanged files are not re-read (default: STATE_DIR/stat-cache with --config)')
+    .option(
+      '--cache <file>',
+      'stat cache: unchanged files are not re-read (default: STATE_DIR/stat-cache with --config)',
+    )
     .option('--full-rehash', 'read every file even if the stat cache says it is unchanged')
     .option('--json', 'print the result as JSON (driftwarden/check/v1)')
     .addOption(new Option('--no-color', 'no ANSI colours in human output'))
-    .action(async (o: { manifest?: string; root?: string; config?: string; pubkey?: string[]; signature?: string; cache?: string; fullRehash?: boolean; json?: boolean; color: boolean }) => {
-      const config: AgentConfig | undefined = o.config ? loadConfigFile(AgentConfigSchema, o.config) : undefined;
-      const manifestFile = o.manifest ?? config?.manifest;
-      if (!manifestFile) throw new DwError('DW_ERR_USAGE', 'no manifest: pass --manifest FILE (or a config with `manifest:`)');
-      const progress = o.json ? undefined : terminalProgress();
-      const result = await check({
-        manifest: manifestFile,
-        root: o.root ?? config?.root ?? '/',
-        pubkeys: o.pubkey ?? config?.trustedKeys,
-        signature: o.signature,
-        cache: o.cache,
-        stateDir: config?.stateDir,
-        fullRehash: o.fullRehash,
-        log: createLogger(),
-        progress,
-      }).finally(() => progress?.end());
-      out(o.json ? canonicalJson(result) + '\n' : formatCheck(result, o.color && Boolean(process.stdout.isTTY)));
-      process.exitCode = checkExitCode(result);
-    });
+    .action(
+      async (o: {
+        manifest?: string;
+        root?: string;
+        config?: string;
+        pubkey?: string[];
+        signature?: string;
+        cache?: string;
+        fullRehash?: boolean;
+        json?: boolean;
+        color: boolean;
+      }) => {
+        const config: AgentConfig | undefined = o.config ? loadConfigFile(AgentConfigSchema, o.config) : undefined;
+        const manifestFile = o.manifest ?? config?.manifest;
+        if (!manifestFile)
+          throw new DwError('DW_ERR_USAGE', 'no manifest: pass --manifest FILE (or a config with `manifest:`)');
+        const progress = o.json ? undefined : terminalProgress();
+        const result = await check({
+          manifest: manifestFile,
+          root: o.root ?? config?.root ?? '/',
+          pubkeys: o.pubkey ?? config?.trustedKeys,
+          signature: o.signature,
+          cache: o.cache,
+          stateDir: config?.stateDir,
+          fullRehash: o.fullRehash,
+          log: createLogger(),
+          progress,
+        }).finally(() => progress?.end());
+        out(o.json ? canonicalJson(result) + '\n' : formatCheck(result, o.color && Boolean(process.stdout.isTTY)));
+        process.exitCode = checkExitCode(result);
+      },
+    );
 
   const agent = program
     .command('agent')
@@ -156,10 +200,21 @@ export function buildProgram(): Command {
         const refusal = service.credentialRefusal;
         await service.stop();
         if (left.reports > 0 && refusal) {
-          throw new DwError('DW_ERR_UNAUTHORIZED', `the controller refuses this host's credential (${refusal.reason}; re-enrollment: ${refusal.reenroll}); ${left.reports} report(s) stay spooled in ${config.stateDir}/spool`);
+          throw new DwError(
+            'DW_ERR_UNAUTHORIZED',
+            `the controller refuses this host's credential (${refusal.reason}; re-enrollment: ${refusal.reenroll}); ${left.reports} report(s) stay spooled in ${config.stateDir}/spool`,
+          );
         }
-        if (left.reports > 0) throw new DwError('DW_ERR_IO', `${left.reports} report(s) stay spooled in ${config.stateDir}/spool: the controller did not take them (see the log); the next run sends them`);
-        if (refused > 0) throw new DwError('DW_ERR_IO', `the controller refused ${refused} report(s); they are in ${config.stateDir}/spool/rejected with its reasons`);
+        if (left.reports > 0)
+          throw new DwError(
+            'DW_ERR_IO',
+            `${left.reports} report(s) stay spooled in ${config.stateDir}/spool: the controller did not take them (see the log); the next run sends them`,
+          );
+        if (refused > 0)
+          throw new DwError(
+            'DW_ERR_IO',
+            `the controller refused ${refused} report(s); they are in ${config.stateDir}/spool/rejected with its reasons`,
+          );
         out('scan reported\n');
         return;
       }

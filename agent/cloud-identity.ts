@@ -58,7 +58,8 @@ const CacheSchema = z.strictObject({
 export async function readCloudIdentity(opts: CloudIdentityOptions): Promise<ReadIdentity> {
   const env = opts.env ?? process.env;
   // The node name is the pod's own statement and costs nothing to read: it wins over a cache.
-  if (opts.mode === 'kubernetes' || (opts.mode === 'auto' && env.NODE_NAME)) return { identity: kubernetesIdentity(env) };
+  if (opts.mode === 'kubernetes' || (opts.mode === 'auto' && env.NODE_NAME))
+    return { identity: kubernetesIdentity(env) };
   if (opts.mode === 'host') return { identity: { kind: 'host', machineId: opts.machineId } };
   const cached = readCache(opts);
   if (cached) return cached;
@@ -79,15 +80,25 @@ export async function readCloudIdentity(opts: CloudIdentityOptions): Promise<Rea
 
 function kubernetesIdentity(env: NodeJS.ProcessEnv): CloudIdentity {
   const nodeName = env.NODE_NAME?.trim();
-  if (!nodeName) throw new DwError('DW_ERR_CONFIG', 'identity.mode is kubernetes but NODE_NAME is not set: pass spec.nodeName to the agent through the downward API (env NODE_NAME)');
+  if (!nodeName)
+    throw new DwError(
+      'DW_ERR_CONFIG',
+      'identity.mode is kubernetes but NODE_NAME is not set: pass spec.nodeName to the agent through the downward API (env NODE_NAME)',
+    );
   const providerId = env.NODE_PROVIDER_ID?.trim();
   const parsed = CloudIdentitySchema.safeParse({ kind: 'kubernetes', nodeName, ...(providerId ? { providerId } : {}) });
-  if (!parsed.success) throw new DwError('DW_ERR_CONFIG', `NODE_NAME/NODE_PROVIDER_ID are not a usable node identity: ${parsed.error.issues[0]?.message}`);
+  if (!parsed.success)
+    throw new DwError(
+      'DW_ERR_CONFIG',
+      `NODE_NAME/NODE_PROVIDER_ID are not a usable node identity: ${parsed.error.issues[0]?.message}`,
+    );
   return parsed.data;
 }
 
 /** IMDSv2: PUT a token, then the document and its signature, all within one deadline. */
-export async function readAws(opts: Pick<CloudIdentityOptions, 'imdsEndpoint' | 'imdsTimeoutMs'>): Promise<ReadIdentity> {
+export async function readAws(
+  opts: Pick<CloudIdentityOptions, 'imdsEndpoint' | 'imdsTimeoutMs'>,
+): Promise<ReadIdentity> {
   const base = (opts.imdsEndpoint ?? DEFAULT_IMDS_ENDPOINT).replace(/\/+$/, '');
   const timeoutMs = opts.imdsTimeoutMs ?? DEFAULT_IMDS_TIMEOUT_MS;
   const signal = AbortSignal.timeout(timeoutMs);
@@ -100,11 +111,22 @@ export async function readAws(opts: Pick<CloudIdentityOptions, 'imdsEndpoint' | 
       throw new DwError('DW_ERR_IO', `IMDS at ${base} ${method} ${path}: ${why}`, { endpoint: base, path });
     }
     const text = await res.text();
-    if (!res.ok) throw new DwError('DW_ERR_IO', `IMDS at ${base} ${method} ${path} answered ${res.status}`, { endpoint: base, path, status: res.status });
-    if (text.length > 8192) throw new DwError('DW_ERR_IO', `IMDS at ${base} ${path} answered ${text.length} characters; an identity document is under 1 KiB`);
+    if (!res.ok)
+      throw new DwError('DW_ERR_IO', `IMDS at ${base} ${method} ${path} answered ${res.status}`, {
+        endpoint: base,
+        path,
+        status: res.status,
+      });
+    if (text.length > 8192)
+      throw new DwError(
+        'DW_ERR_IO',
+        `IMDS at ${base} ${path} answered ${text.length} characters; an identity document is under 1 KiB`,
+      );
     return text;
   };
-  const token = await call('PUT', '/latest/api/token', { 'X-aws-ec2-metadata-token-ttl-seconds': String(TOKEN_TTL_SECONDS) });
+  const token = await call('PUT', '/latest/api/token', {
+    'X-aws-ec2-metadata-token-ttl-seconds': String(TOKEN_TTL_SECONDS),
+  });
   const auth = { 'X-aws-ec2-metadata-token': token.trim() };
   const document = await call('GET', '/latest/dynamic/instance-identity/document', auth);
   const signature = (await call('GET', '/latest/dynamic/instance-identity/signature', auth)).trim();
@@ -115,12 +137,27 @@ export async function readAws(opts: Pick<CloudIdentityOptions, 'imdsEndpoint' | 
     throw new DwError('DW_ERR_IO', `IMDS at ${base} served an identity document that is not JSON`);
   }
   const doc = AwsIdentityDocumentSchema.safeParse(json);
-  if (!doc.success) throw new DwError('DW_ERR_IO', `IMDS at ${base} served an identity document without a usable ${doc.error.issues[0]?.path.join('.')}: ${doc.error.issues[0]?.message}`);
+  if (!doc.success)
+    throw new DwError(
+      'DW_ERR_IO',
+      `IMDS at ${base} served an identity document without a usable ${doc.error.issues[0]?.path.join('.')}: ${doc.error.issues[0]?.message}`,
+    );
   const proof = AwsIdentityProofSchema.safeParse({ document, signature });
-  if (!proof.success) throw new DwError('DW_ERR_IO', `IMDS at ${base} served an unusable identity signature: ${proof.error.issues[0]?.message}`);
+  if (!proof.success)
+    throw new DwError(
+      'DW_ERR_IO',
+      `IMDS at ${base} served an unusable identity signature: ${proof.error.issues[0]?.message}`,
+    );
   const d = doc.data;
   return {
-    identity: { kind: 'aws', instanceId: d.instanceId, accountId: d.accountId, region: d.region, availabilityZone: d.availabilityZone, imageId: d.imageId },
+    identity: {
+      kind: 'aws',
+      instanceId: d.instanceId,
+      accountId: d.accountId,
+      region: d.region,
+      availabilityZone: d.availabilityZone,
+      imageId: d.imageId,
+    },
     awsProof: proof.data,
   };
 }
@@ -152,5 +189,7 @@ function writeCache(opts: CloudIdentityOptions, read: ReadIdentity): void {
  */
 export function imageMismatch(identity: CloudIdentity | undefined, cloudImageId: string | undefined): string | null {
   if (!identity || identity.kind !== 'aws' || !cloudImageId) return null;
-  return identity.imageId === cloudImageId ? null : `the host booted ${identity.imageId}, the manifest is for ${cloudImageId}`;
+  return identity.imageId === cloudImageId
+    ? null
+    : `the host booted ${identity.imageId}, the manifest is for ${cloudImageId}`;
 }

@@ -15,7 +15,12 @@ export const execProgram: ExecFn = (file, args, opts = {}) =>
     execFile(
       file,
       [...args],
-      { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, timeout: opts.timeoutMs ?? 120_000, env: { ...process.env, LC_ALL: 'C' } },
+      {
+        encoding: 'utf8',
+        maxBuffer: 256 * 1024 * 1024,
+        timeout: opts.timeoutMs ?? 120_000,
+        env: { ...process.env, LC_ALL: 'C' },
+      },
       (err, stdout, stderr) => {
         if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
           reject(err);

@@ -27,7 +27,13 @@ const DONE: Record<string, string> = {
   purge: 'purged',
   configure: 'configured',
 };
-const SOURCES: Record<Attribution['source'], string> = { 'dpkg-log': 'dpkg.log', 'apt-history': 'apt history', 'dnf-history': 'dnf history', rpm: 'rpm database', 'auth-log': 'auth log' };
+const SOURCES: Record<Attribution['source'], string> = {
+  'dpkg-log': 'dpkg.log',
+  'apt-history': 'apt history',
+  'dnf-history': 'dnf history',
+  rpm: 'rpm database',
+  'auth-log': 'auth log',
+};
 
 /**
  * One line a reviewer reads as a sentence: `upgraded by "apt-get upgrade", run by alice (1000) at
@@ -36,10 +42,16 @@ const SOURCES: Record<Attribution['source'], string> = { 'dpkg-log': 'dpkg.log',
  */
 export function describeAttribution(a: Attribution): string {
   // A command line and a user come from a log on the host: never let them drive the reader's terminal.
-  const clean = (t: string) => t.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  const clean = (t: string) =>
+    t.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   let s = DONE[a.action] ?? a.action;
   if (a.ownedBy !== undefined) {
-    const versions = a.fromVersion !== undefined && a.toVersion !== undefined ? ` ${a.fromVersion} -> ${a.toVersion}` : a.toVersion !== undefined ? ` ${a.toVersion}` : '';
+    const versions =
+      a.fromVersion !== undefined && a.toVersion !== undefined
+        ? ` ${a.fromVersion} -> ${a.toVersion}`
+        : a.toVersion !== undefined
+          ? ` ${a.toVersion}`
+          : '';
     s = `owned by ${a.ownedBy}, ${s}${versions}`;
   }
   if (a.commandLine !== undefined) s += ` by "${clean(a.commandLine)}"`;
@@ -63,20 +75,29 @@ function deviationBody(d: Deviation, color: boolean): string[] {
     const fields = d.fields ?? [];
     return [head, ...fields.map((f) => `      ${f}: ${show(d.expected?.[f], f)} -> ${show(d.actual?.[f], f)}`)];
   }
-  return [head, `      ${d.change === 'added' ? 'actual' : 'expected'}: ${describeItem(d.change === 'added' ? d.actual : d.expected)}`];
+  return [
+    head,
+    `      ${d.change === 'added' ? 'actual' : 'expected'}: ${describeItem(d.change === 'added' ? d.actual : d.expected)}`,
+  ];
 }
 
 export function formatCheck(r: CheckResult, color = false): string {
   const lines: string[] = [];
   const image = [r.image.id, r.image.name, r.image.version].filter(Boolean).join(' ');
   lines.push(`host ${r.host.hostname ?? '(unnamed)'} (${r.host.hostId}) at ${r.root}`);
-  lines.push(`image ${image}, manifest ${r.manifestDigest.slice(0, 19)}…, ${r.signedBy ? `signed by ${r.signedBy}` : 'signature not checked (no --pubkey)'}`);
+  lines.push(
+    `image ${image}, manifest ${r.manifestDigest.slice(0, 19)}…, ${r.signedBy ? `signed by ${r.signedBy}` : 'signature not checked (no --pubkey)'}`,
+  );
   lines.push('');
   const groups = new Map<string, Deviation[]>();
   for (const d of r.deviations) groups.set(d.collector, [...(groups.get(d.collector) ?? []), d]);
   for (const c of r.collectors) {
     const devs = groups.get(c.collector) ?? [];
-    const status = !c.ok ? `FAILED: ${c.error}` : devs.length === 0 ? 'no drift' : `${devs.length} deviation${devs.length === 1 ? '' : 's'}`;
+    const status = !c.ok
+      ? `FAILED: ${c.error}`
+      : devs.length === 0
+        ? 'no drift'
+        : `${devs.length} deviation${devs.length === 1 ? '' : 's'}`;
     lines.push(`${c.collector}: ${status} (${c.items} items, ${c.durationMs} ms)`);
     for (const w of c.warnings ?? []) lines.push(`  note: ${w}`);
     for (const d of devs) lines.push(...deviationLines(d, color));
@@ -88,7 +109,10 @@ export function formatCheck(r: CheckResult, color = false): string {
     .filter(([, n]) => n > 0)
     .map(([s, n]) => `${n} ${s}`)
     .join(', ');
-  if (!r.clean) lines.push(`DRIFT: ${r.summary.total} deviation${r.summary.total === 1 ? '' : 's'} (${sev}) in ${(r.durationMs / 1000).toFixed(1)} s`);
+  if (!r.clean)
+    lines.push(
+      `DRIFT: ${r.summary.total} deviation${r.summary.total === 1 ? '' : 's'} (${sev}) in ${(r.durationMs / 1000).toFixed(1)} s`,
+    );
   else if (!r.complete) lines.push(`INCOMPLETE: no drift found, but a collector failed (see above)`);
   else lines.push(`CLEAN: the host matches its manifest (${(r.durationMs / 1000).toFixed(1)} s)`);
   return lines.join('\n') + '\n';

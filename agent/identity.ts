@@ -14,11 +14,16 @@ export function parseOsRelease(text: string): Os | null {
     const m = /^\s*([A-Z0-9_]+)=(.*)$/.exec(line);
     if (!m) continue;
     let v = m[2]!.trim();
-    if ((v.startsWith('"') && v.endsWith('"')) || (v.startsWith("'") && v.endsWith("'"))) v = v.slice(1, -1).replace(/\\(["\\$`])/g, '$1');
+    if ((v.startsWith('"') && v.endsWith('"')) || (v.startsWith("'") && v.endsWith("'")))
+      v = v.slice(1, -1).replace(/\\(["\\$`])/g, '$1');
     vars[m[1]!] = v;
   }
   if (!vars.ID && !vars.PRETTY_NAME) return null;
-  return { id: vars.ID ?? 'linux', versionId: vars.VERSION_ID ?? '', prettyName: vars.PRETTY_NAME ?? vars.NAME ?? vars.ID ?? '' };
+  return {
+    id: vars.ID ?? 'linux',
+    versionId: vars.VERSION_ID ?? '',
+    prettyName: vars.PRETTY_NAME ?? vars.NAME ?? vars.ID ?? '',
+  };
 }
 
 export async function readOs(root: HostRoot): Promise<Os | null> {

@@ -3,7 +3,19 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
-export const REDACT_PATHS = ['token', '*.token', 'enrollmentToken', '*.enrollmentToken', 'authorization', '*.authorization', 'headers.authorization', 'credential', '*.credential', 'secret', '*.secret'];
+export const REDACT_PATHS = [
+  'token',
+  '*.token',
+  'enrollmentToken',
+  '*.enrollmentToken',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  'credential',
+  '*.credential',
+  'secret',
+  '*.secret',
+];
 
 export function createLogger(level = process.env.DRIFTWARDEN_LOG_LEVEL ?? 'warn'): Logger {
   return pino({ level, base: undefined, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, pino.destination(2));

@@ -151,7 +151,11 @@ function exactlyPackable(item: Record<string, unknown>): boolean {
     last = rank;
   }
   // A key that UTF-8 cannot carry (a lone surrogate) would come back changed.
-  if (typeof item.key !== 'string' || (NON_ASCII.test(item.key) && Buffer.from(item.key, 'utf8').toString('utf8') !== item.key)) return false;
+  if (
+    typeof item.key !== 'string' ||
+    (NON_ASCII.test(item.key) && Buffer.from(item.key, 'utf8').toString('utf8') !== item.key)
+  )
+    return false;
   if (!TYPE_CODE.has(item.type as string) || typeof item.mode !== 'string') return false;
   if (!count(item.uid) || !count(item.gid) || (item.size !== undefined && !count(item.size))) return false;
   if (item.sha256 !== undefined && (typeof item.sha256 !== 'string' || !HEX64.test(item.sha256))) return false;

@@ -12,7 +12,9 @@ export function formatBytes(n: number): string {
 }
 
 /** Only when stderr is a terminal and the caller wants it: piped output carries nothing but the result. */
-export function terminalProgress(stream: NodeJS.WriteStream = process.stderr): (ScanProgress & { end(): void }) | undefined {
+export function terminalProgress(
+  stream: NodeJS.WriteStream = process.stderr,
+): (ScanProgress & { end(): void }) | undefined {
   if (!stream.isTTY) return undefined;
   const started = Date.now();
   let last = 0;

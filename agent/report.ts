@@ -14,7 +14,11 @@ import { AGENT_VERSION } from './version.js';
  * it would leave the host in its last state (clean, say) while the controller, finding the sections
  * do not add up, taints it on an integrity deviation, which is what so large a drift deserves.
  */
-export function capDeviations(deviations: readonly Deviation[], collectors: readonly CollectorResult[], max: number = LIMITS.maxDeviations): { deviations: Deviation[]; collectors: CollectorResult[] } {
+export function capDeviations(
+  deviations: readonly Deviation[],
+  collectors: readonly CollectorResult[],
+  max: number = LIMITS.maxDeviations,
+): { deviations: Deviation[]; collectors: CollectorResult[] } {
   const lost = new Map<string, string[]>();
   const note = (collector: string, why: string) => lost.set(collector, [...(lost.get(collector) ?? []), why]);
   // A key the store cannot index (a path of more than 2 KB) goes the same way: left out, so it taints.
@@ -24,7 +28,8 @@ export function capDeviations(deviations: readonly Deviation[], collectors: read
     longKeys.set(d.collector, (longKeys.get(d.collector) ?? 0) + 1);
     return false;
   });
-  for (const [c, n] of longKeys) note(c, `${n} deviations not sent: their keys are longer than ${LIMITS.maxKeyBytes} bytes`);
+  for (const [c, n] of longKeys)
+    note(c, `${n} deviations not sent: their keys are longer than ${LIMITS.maxKeyBytes} bytes`);
   if (sendable.length > max) {
     const rank = (d: Deviation) => SEVERITIES.indexOf(d.severity);
     const order = sendable.map((_, i) => i).sort((a, b) => rank(sendable[b]!) - rank(sendable[a]!) || a - b);
@@ -35,7 +40,8 @@ export function capDeviations(deviations: readonly Deviation[], collectors: read
       over.set(d.collector, (over.get(d.collector) ?? 0) + 1);
       return false;
     });
-    for (const [c, n] of over) note(c, `${n} deviations not sent: a report carries at most ${max} (the most severe were kept)`);
+    for (const [c, n] of over)
+      note(c, `${n} deviations not sent: a report carries at most ${max} (the most severe were kept)`);
   }
   if (lost.size === 0) return { deviations: sendable, collectors: [...collectors] };
   return {
@@ -56,14 +62,23 @@ export function boundCollectors(collectors: readonly CollectorResult[]): Collect
     if (c.error !== undefined) out.error = clip(c.error);
     if (c.warnings) {
       const w = c.warnings.map(clip);
-      out.warnings = w.length > LIMITS.maxWarnings ? [...w.slice(0, LIMITS.maxWarnings - 1), `${w.length - LIMITS.maxWarnings + 1} more warnings`] : w;
+      out.warnings =
+        w.length > LIMITS.maxWarnings
+          ? [...w.slice(0, LIMITS.maxWarnings - 1), `${w.length - LIMITS.maxWarnings + 1} more warnings`]
+          : w;
     }
     return out;
   });
 }
 
-export function reportFromCheck(result: CheckResult, opts: { seq: number; hostId?: string; group?: string; kind?: Report['kind']; identity?: CloudIdentity }): Report {
-  const sent = opts.kind === 'heartbeat' ? { deviations: [], collectors: [] } : capDeviations(result.deviations, boundCollectors(result.collectors));
+export function reportFromCheck(
+  result: CheckResult,
+  opts: { seq: number; hostId?: string; group?: string; kind?: Report['kind']; identity?: CloudIdentity },
+): Report {
+  const sent =
+    opts.kind === 'heartbeat'
+      ? { deviations: [], collectors: [] }
+      : capDeviations(result.deviations, boundCollectors(result.collectors));
   return {
     schema: REPORT_SCHEMA_ID,
     kind: opts.kind ?? 'scan',

@@ -6,9 +6,11 @@ import { hostText } from './host-text.js';
 
 /** Turn any host path into the normal absolute form: "/etc//cron.d/" → "/etc/cron.d". */
 export function normalizeHostPath(hostPath: string): string {
-  if (!hostPath.startsWith('/')) throw new DwError('DW_ERR_USAGE', `host path must be absolute: ${hostPath}`, { hostPath });
+  if (!hostPath.startsWith('/'))
+    throw new DwError('DW_ERR_USAGE', `host path must be absolute: ${hostPath}`, { hostPath });
   const norm = posix.normalize(hostPath);
-  if (norm.split('/').includes('..')) throw new DwError('DW_ERR_USAGE', `host path must not leave the root: ${hostPath}`, { hostPath });
+  if (norm.split('/').includes('..'))
+    throw new DwError('DW_ERR_USAGE', `host path must not leave the root: ${hostPath}`, { hostPath });
   return norm.length > 1 && norm.endsWith('/') ? norm.slice(0, -1) : norm;
 }
 
@@ -32,13 +34,21 @@ export class HostRoot {
     try {
       st = await fsp.stat(root.dir);
     } catch (err) {
-      throw new DwError('DW_ERR_ROOT', `root ${root.dir} cannot be read: ${(err as NodeJS.ErrnoException).code ?? err}`, { root: root.dir });
+      throw new DwError(
+        'DW_ERR_ROOT',
+        `root ${root.dir} cannot be read: ${(err as NodeJS.ErrnoException).code ?? err}`,
+        { root: root.dir },
+      );
     }
     if (!st.isDirectory()) throw new DwError('DW_ERR_ROOT', `root ${root.dir} is not a directory`, { root: root.dir });
     try {
       await fsp.readdir(root.dir);
     } catch (err) {
-      throw new DwError('DW_ERR_ROOT', `root ${root.dir} cannot be listed: ${(err as NodeJS.ErrnoException).code ?? err}`, { root: root.dir });
+      throw new DwError(
+        'DW_ERR_ROOT',
+        `root ${root.dir} cannot be listed: ${(err as NodeJS.ErrnoException).code ?? err}`,
+        { root: root.dir },
+      );
     }
     return root;
   }

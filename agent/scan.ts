@@ -15,7 +15,10 @@ export interface ScanResult {
 export async function scan(ctx: CollectContext, rules: CollectionRules = ctx.rules): Promise<ScanResult> {
   const sections: Record<string, { items: unknown[] }> = {};
   const results: CollectorResult[] = [];
-  for (const [name, collector] of Object.entries(COLLECTORS) as [CollectorName, NonNullable<(typeof COLLECTORS)[CollectorName]>][]) {
+  for (const [name, collector] of Object.entries(COLLECTORS) as [
+    CollectorName,
+    NonNullable<(typeof COLLECTORS)[CollectorName]>,
+  ][]) {
     if (!rules.collectors.includes(name)) continue;
     if (ctx.signal?.aborted) {
       results.push({ collector: name, ok: false, durationMs: 0, items: 0, error: describeError(ctx.signal.reason) });
@@ -36,7 +39,13 @@ export async function scan(ctx: CollectContext, rules: CollectionRules = ctx.rul
       for (const w of out.warnings) log.warn({ collector: name }, w);
     } catch (err) {
       log.error({ err, collector: name }, 'collector failed');
-      results.push({ collector: name, ok: false, durationMs: Math.round(performance.now() - started), items: 0, error: describeError(err) });
+      results.push({
+        collector: name,
+        ok: false,
+        durationMs: Math.round(performance.now() - started),
+        items: 0,
+        error: describeError(err),
+      });
     }
   }
   return { sections: sections as Sections, results };

@@ -8,7 +8,10 @@ function readVersion(): string {
   if (typeof __DRIFTWARDEN_VERSION__ === 'string') return __DRIFTWARDEN_VERSION__;
   for (const rel of ['../package.json', '../../package.json']) {
     try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
       if (pkg.name === 'driftwarden' && pkg.version) return pkg.version;
     } catch {
       // try the next layout: source tree or dist/

@@ -42,7 +42,11 @@ function parseArgs(argv) {
   const o = { trials: 30, idle: 60, tree: '/usr', skipTree: false, bareEnv: false, agentBin: null, record: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    const val = () => argv[++i] ?? (() => { throw new Error(`${a} needs a value`); })();
+    const val = () =>
+      argv[++i] ??
+      (() => {
+        throw new Error(`${a} needs a value`);
+      })();
     if (a === '--trials') o.trials = Number(val());
     else if (a === '--idle') o.idle = Number(val());
     else if (a === '--tree') o.tree = resolve(val());
@@ -74,7 +78,10 @@ const uptime = () => spawnSync('uptime', { encoding: 'utf8' }).stdout.trim();
 /** The CLI, asynchronously (the controller runs in this process and must keep answering). */
 function dw(args, env = {}) {
   return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'error', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'error', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b) => (stdout += b));
@@ -95,11 +102,20 @@ async function must(args) {
 rmSync(WORK, { recursive: true, force: true });
 mkdirSync(WORK, { recursive: true });
 await must(['keygen', '--out', join(WORK, 'keys')]);
-const ctlConfig = ControllerConfigSchema.parse({ listen: '127.0.0.1:0', store: `sqlite:${join(WORK, 'controller.db')}`, trustedKeys: [join(WORK, 'keys/bake.pub')] });
+const ctlConfig = ControllerConfigSchema.parse({
+  listen: '127.0.0.1:0',
+  store: `sqlite:${join(WORK, 'controller.db')}`,
+  trustedKeys: [join(WORK, 'keys/bake.pub')],
+});
 const ctl = await startController(ctlConfig, { log: pino({ level: 'silent' }) });
 const now = new Date();
-const admin = (await ctl.store.transaction((tx) => createToken(tx, { name: 'bench', role: 'admin' }, 'bench', now))).secret;
-const enroll = (await ctl.store.transaction((tx) => createToken(tx, { name: 'bench-agents', role: 'agent', maxUses: 'unlimited', expiresIn: 'never' }, 'bench', now))).secret;
+const admin = (await ctl.store.transaction((tx) => createToken(tx, { name: 'bench', role: 'admin' }, 'bench', now)))
+  .secret;
+const enroll = (
+  await ctl.store.transaction((tx) =>
+    createToken(tx, { name: 'bench-agents', role: 'agent', maxUses: 'unlimited', expiresIn: 'never' }, 'bench', now),
+  )
+).secret;
 const tokenFile = join(WORK, 'enrollment-token');
 writeFileSync(tokenFile, enroll + '\n', { mode: 0o600 });
 
@@ -131,19 +147,24 @@ process.on('exit', () => {
  * The environment the agent's systemd unit gives it (its Environment= lines: V8 and malloc settings
  * read only at process start), so the agent is measured the way it runs as a service.
  */
-const UNIT_ENV = opts.bareEnv ? {} : Object.fromEntries(
-  readFileSync(join(REPO, 'packaging', 'systemd', 'driftwarden-agent.service'), 'utf8')
-    .split('\n')
-    .filter((l) => l.startsWith('Environment='))
-    .map((l) => {
-      const kv = l.slice('Environment='.length);
-      const eq = kv.indexOf('=');
-      return [kv.slice(0, eq), kv.slice(eq + 1)];
-    }),
-);
+const UNIT_ENV = opts.bareEnv
+  ? {}
+  : Object.fromEntries(
+      readFileSync(join(REPO, 'packaging', 'systemd', 'driftwarden-agent.service'), 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('Environment='))
+        .map((l) => {
+          const kv = l.slice('Environment='.length);
+          const eq = kv.indexOf('=');
+          return [kv.slice(0, eq), kv.slice(eq + 1)];
+        }),
+    );
 
 function startAgent(configFile) {
-  const child = spawn(process.execPath, [opts.agentBin ?? CLI, 'agent', '--config', configFile], { env: { ...process.env, ...UNIT_ENV, DRIFTWARDEN_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [opts.agentBin ?? CLI, 'agent', '--config', configFile], {
+    env: { ...process.env, ...UNIT_ENV, DRIFTWARDEN_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   children.add(child);
   child.logText = '';
   child.stderr.on('data', (b) => (child.logText = (child.logText + b).slice(-20_000)));
@@ -184,7 +205,13 @@ async function idleFootprint(pid, seconds) {
   }
   const cpuSeconds = (procStat(pid).ticks - c0) / CLK_TCK;
   const wall = (performance.now() - t0) / 1000;
-  return { rssMean: rss.reduce((a, b) => a + b, 0) / rss.length, rssMax: Math.max(...rss), anonMax: Math.max(...anon), cpuPct: (100 * cpuSeconds) / wall, wall };
+  return {
+    rssMean: rss.reduce((a, b) => a + b, 0) / rss.length,
+    rssMax: Math.max(...rss),
+    anonMax: Math.max(...anon),
+    cpuPct: (100 * cpuSeconds) / wall,
+    wall,
+  };
 }
 
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
@@ -198,7 +225,18 @@ log(machine.before);
 // ---------------------------------------------------------------------------------------------
 
 const webManifest = join(WORK, 'web-manifest.json');
-await must(['manifest', 'build', '--root', FIXTURE, '--image-id', 'img-web-bench', '--sign-key', join(WORK, 'keys/bake.key'), '--out', webManifest]);
+await must([
+  'manifest',
+  'build',
+  '--root',
+  FIXTURE,
+  '--image-id',
+  'img-web-bench',
+  '--sign-key',
+  join(WORK, 'keys/bake.key'),
+  '--out',
+  webManifest,
+]);
 await must(['manifest', 'publish', webManifest, '--url', ctl.url, '--token', admin]);
 
 function fixtureHost(name, agentConfig) {
@@ -211,7 +249,13 @@ function fixtureHost(name, agentConfig) {
   const configFile = join(dir, 'agent.yaml');
   writeFileSync(
     configFile,
-    stringify({ controller: { url: ctl.url, enrollmentTokenFile: tokenFile }, manifest: webManifest, root, stateDir: join(dir, 'state'), ...agentConfig }),
+    stringify({
+      controller: { url: ctl.url, enrollmentTokenFile: tokenFile },
+      manifest: webManifest,
+      root,
+      stateDir: join(dir, 'state'),
+      ...agentConfig,
+    }),
   );
   return { dir, root, id, configFile };
 }
@@ -219,14 +263,21 @@ function fixtureHost(name, agentConfig) {
 const latencies = [];
 const loadDuring = [];
 for (let i = 0; i < opts.trials; i++) {
-  const h = fixtureHost(`trial-${i}`, { schedule: { scan: '0 3 1 1 *', fullRehash: '0 3 1 1 *', heartbeat: '60s' }, watch: { paths: ['/etc'] } });
+  const h = fixtureHost(`trial-${i}`, {
+    schedule: { scan: '0 3 1 1 *', fullRehash: '0 3 1 1 *', heartbeat: '60s' },
+    watch: { paths: ['/etc'] },
+  });
   const agent = startAgent(h.configFile);
   await waitFor(async () => (await hostState(h.id)) === 'clean', `trial ${i}: host clean\n${agent.logText}`, 60_000);
   // start() arms the watcher before the first scan, so a clean host is a watched one.
   await sleep(200);
   const t0 = performance.now();
   writeFileSync(join(h.root, 'etc/ssh/sshd_config'), `PermitRootLogin yes # trial ${i}\n`);
-  await waitFor(async () => (await hostState(h.id)) === 'tainted', `trial ${i}: host tainted\n${agent.logText}`, 30_000);
+  await waitFor(
+    async () => (await hostState(h.id)) === 'tainted',
+    `trial ${i}: host tainted\n${agent.logText}`,
+    30_000,
+  );
   const ms = performance.now() - t0;
   latencies.push(ms);
   loadDuring.push(loadavg()[0]);
@@ -235,7 +286,14 @@ for (let i = 0; i < opts.trials; i++) {
   rmSync(h.dir, { recursive: true, force: true });
 }
 const sorted = [...latencies].sort((a, b) => a - b);
-const latency = { p50: pct(sorted, 50), p90: pct(sorted, 90), p99: pct(sorted, 99), min: sorted[0], max: sorted.at(-1), load: loadDuring.reduce((a, b) => a + b, 0) / loadDuring.length };
+const latency = {
+  p50: pct(sorted, 50),
+  p90: pct(sorted, 90),
+  p99: pct(sorted, 99),
+  min: sorted[0],
+  max: sorted.at(-1),
+  load: loadDuring.reduce((a, b) => a + b, 0) / loadDuring.length,
+};
 
 // ---------------------------------------------------------------------------------------------
 // 2. Idle footprint on the fixture host
@@ -258,19 +316,49 @@ await stopAgent(idleAgent);
 
 let tree = null;
 if (!opts.skipTree) {
-  const files = Number(spawnSync('sh', ['-c', `find ${JSON.stringify(opts.tree)} -xdev | wc -l`], { encoding: 'utf8' }).stdout.trim());
+  const files = Number(
+    spawnSync('sh', ['-c', `find ${JSON.stringify(opts.tree)} -xdev | wc -l`], { encoding: 'utf8' }).stdout.trim(),
+  );
   const cfg = join(WORK, 'tree-rules.yaml');
-  const collectors = { packages: { enabled: false }, sysctl: { enabled: false }, cron: { enabled: false }, files: { roots: [opts.tree] } };
+  const collectors = {
+    packages: { enabled: false },
+    sysctl: { enabled: false },
+    cron: { enabled: false },
+    files: { roots: [opts.tree] },
+  };
   writeFileSync(cfg, stringify({ collectors }));
   const treeManifest = join(WORK, 'tree-manifest.json');
   log(`building the manifest of ${opts.tree} (${files} entries)`);
-  await must(['manifest', 'build', '--root', '/', '--config', cfg, '--image-id', 'img-tree-bench', '--sign-key', join(WORK, 'keys/bake.key'), '--out', treeManifest]);
+  await must([
+    'manifest',
+    'build',
+    '--root',
+    '/',
+    '--config',
+    cfg,
+    '--image-id',
+    'img-tree-bench',
+    '--sign-key',
+    join(WORK, 'keys/bake.key'),
+    '--out',
+    treeManifest,
+  ]);
   await must(['manifest', 'publish', treeManifest, '--url', ctl.url, '--token', admin]);
   const dir = join(WORK, 'tree');
   mkdirSync(dir, { recursive: true });
   const configFile = join(dir, 'agent.yaml');
   // The real root, but never the cloud's metadata service: this bench sends nothing off the machine.
-  writeFileSync(configFile, stringify({ controller: { url: ctl.url, enrollmentTokenFile: tokenFile }, manifest: treeManifest, root: '/', stateDir: join(dir, 'state'), collectors, identity: { mode: 'host' } }));
+  writeFileSync(
+    configFile,
+    stringify({
+      controller: { url: ctl.url, enrollmentTokenFile: tokenFile },
+      manifest: treeManifest,
+      root: '/',
+      stateDir: join(dir, 'state'),
+      collectors,
+      identity: { mode: 'host' },
+    }),
+  );
   const hostId = readFileSync('/etc/machine-id', 'utf8').trim();
   log(`full scan of ${opts.tree}: ${uptime()}`);
   const loadScan0 = loadavg()[0];
@@ -294,7 +382,11 @@ if (!opts.skipTree) {
   }
   const hwm = procStatus(agent.pid).hwm;
   writeFileSync(join(WORK, 'tree-timeline.json'), JSON.stringify({ hwm, timeline }));
-  await waitFor(async () => ['clean', 'drifted', 'tainted'].includes(await hostState(hostId)), 'tree host reported', 120_000);
+  await waitFor(
+    async () => ['clean', 'drifted', 'tainted'].includes(await hostState(hostId)),
+    'tree host reported',
+    120_000,
+  );
   const stateAfter = await hostState(hostId);
   const wallMs = performance.now() - t0;
   const loadScan = (loadScan0 + loadavg()[0]) / 2;
@@ -318,14 +410,34 @@ const ok = (good) => (good ? 'yes' : '**no**');
 const rows = [
   ['detection latency p50 (write → controller shows tainted)', `${fmt(latency.p50)} ms`, '', ''],
   ['detection latency p99', `${fmt(latency.p99)} ms`, '< 1000 ms', ok(latency.p99 < 1000)],
-  ['idle RSS (fixture host, mean / max)', `${fmt(idle.rssMean, 1)} / ${fmt(idle.rssMax, 1)} MB`, '< 80 MB', ok(idle.rssMax < 80)],
-  ['… of which anonymous (RssAnon max; the rest is the node binary and libraries, file-backed)', `${fmt(idle.anonMax, 1)} MB`, '', ''],
+  [
+    'idle RSS (fixture host, mean / max)',
+    `${fmt(idle.rssMean, 1)} / ${fmt(idle.rssMax, 1)} MB`,
+    '< 80 MB',
+    ok(idle.rssMax < 80),
+  ],
+  [
+    '… of which anonymous (RssAnon max; the rest is the node binary and libraries, file-backed)',
+    `${fmt(idle.anonMax, 1)} MB`,
+    '',
+    '',
+  ],
   ['idle CPU (fixture host)', `${fmt(idle.cpuPct, 2)} % of a core`, '< 1 %', ok(idle.cpuPct < 1)],
 ];
 if (tree) {
   rows.push(
-    [`peak RSS, first full scan of ${opts.tree} (${tree.files} entries, VmHWM)`, `${fmt(tree.hwm, 1)} MB`, '< 200 MB', ok(tree.hwm < 200)],
-    ['idle RSS after that scan (mean / max)', `${fmt(tree.after.rssMean, 1)} / ${fmt(tree.after.rssMax, 1)} MB`, '< 80 MB', ok(tree.after.rssMax < 80)],
+    [
+      `peak RSS, first full scan of ${opts.tree} (${tree.files} entries, VmHWM)`,
+      `${fmt(tree.hwm, 1)} MB`,
+      '< 200 MB',
+      ok(tree.hwm < 200),
+    ],
+    [
+      'idle RSS after that scan (mean / max)',
+      `${fmt(tree.after.rssMean, 1)} / ${fmt(tree.after.rssMax, 1)} MB`,
+      '< 80 MB',
+      ok(tree.after.rssMax < 80),
+    ],
     ['… of which anonymous (RssAnon max)', `${fmt(tree.after.anonMax, 1)} MB`, '', ''],
     ['idle CPU after that scan', `${fmt(tree.after.cpuPct, 2)} % of a core`, '< 1 %', ok(tree.after.cpuPct < 1)],
   );
@@ -336,7 +448,13 @@ const md = `
 
 Measured ${new Date().toISOString().slice(0, 10)} on ${machine.cpus} × ${machine.model}, Node ${machine.node}, with
 \`npm run build && npm run bench:agent -- ${args.join(' ')}${args.length ? ' ' : ''}--record\` (bench/agent.mjs). The agent is the real CLI
-(\`driftwarden agent --config …\`${opts.agentBin ? `, run from \`${opts.agentBin}\`` : ''}) as a child process${Object.keys(UNIT_ENV).length ? `, with its systemd unit's environment (${Object.entries(UNIT_ENV).map(([k, v]) => `\`${k}=${v}\``).join(', ')})` : ', without its systemd unit\'s environment (--bare-env)'}; the controller runs in the bench process on
+(\`driftwarden agent --config …\`${opts.agentBin ? `, run from \`${opts.agentBin}\`` : ''}) as a child process${
+  Object.keys(UNIT_ENV).length
+    ? `, with its systemd unit's environment (${Object.entries(UNIT_ENV)
+        .map(([k, v]) => `\`${k}=${v}\``)
+        .join(', ')})`
+    : ", without its systemd unit's environment (--bare-env)"
+}; the controller runs in the bench process on
 127.0.0.1 with SQLite. Machine load (\`uptime\`): before \`${machine.before}\`; after \`${machine.after}\`.
 This machine is shared with other work, so the load is not ours alone.
 

@@ -31,7 +31,14 @@ const statCache = cacheFile ? StatCache.load(cacheFile, root.dir) : undefined;
 const loadMs = performance.now() - t;
 const log = { child: () => log, info() {}, warn() {}, error() {}, debug() {} };
 t = performance.now();
-const out = await files.collect({ root, rules, exec: null, log, statCache, fullRehash: args.includes('--full-rehash') });
+const out = await files.collect({
+  root,
+  rules,
+  exec: null,
+  log,
+  statCache,
+  fullRehash: args.includes('--full-rehash'),
+});
 const ms = performance.now() - t;
 t = performance.now();
 if (statCache && cacheFile) statCache.save(cacheFile);

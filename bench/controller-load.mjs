@@ -36,7 +36,25 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
-import { buildManifest, call, deviationSet, dist, f0, f1, f2, hexOf, monitor, prepareStore, REPO, sendAtRate, sleep, startServer, stats, tokenCreate, writeResults } from './lib/load.mjs';
+import {
+  buildManifest,
+  call,
+  deviationSet,
+  dist,
+  f0,
+  f1,
+  f2,
+  hexOf,
+  monitor,
+  prepareStore,
+  REPO,
+  sendAtRate,
+  sleep,
+  startServer,
+  stats,
+  tokenCreate,
+  writeResults,
+} from './lib/load.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const WORK = join(HERE, 'work', 'controller-load');
@@ -58,7 +76,18 @@ function parseArgs(argv) {
     pgUrl: process.env.DRIFTWARDEN_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
     out: join(WORK, 'latest.md'),
   };
-  const num = { '--hosts': 'hosts', '--big-hosts': 'bigHosts', '--concurrency': 'concurrency', '--hb-count': 'hbCount', '--scan-count': 'scanCount', '--phase-seconds': 'phaseSeconds', '--rate': 'rate', '--rate-seconds': 'rateSeconds', '--scan-share': 'scanShare', '--dev-sets': 'devSets' };
+  const num = {
+    '--hosts': 'hosts',
+    '--big-hosts': 'bigHosts',
+    '--concurrency': 'concurrency',
+    '--hb-count': 'hbCount',
+    '--scan-count': 'scanCount',
+    '--phase-seconds': 'phaseSeconds',
+    '--rate': 'rate',
+    '--rate-seconds': 'rateSeconds',
+    '--scan-share': 'scanShare',
+    '--dev-sets': 'devSets',
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -78,7 +107,8 @@ function parseArgs(argv) {
     } else throw new Error(`unknown option ${a}`);
   }
   for (const s of o.stores) if (s !== 'sqlite' && s !== 'postgres') throw new Error(`--store: unknown store ${s}`);
-  if (o.hosts < o.concurrency) throw new Error('--hosts must be at least --concurrency (one request in flight per host)');
+  if (o.hosts < o.concurrency)
+    throw new Error('--hosts must be at least --concurrency (one request in flight per host)');
   return o;
 }
 
@@ -90,10 +120,18 @@ const md5 = (s) => createHash('md5').update(s).digest('hex');
 
 /** The controller child, under `node --cpu-prof` with --cpu-prof (profiles in DIR/prof). */
 const startController = (dir, configFile, tag) =>
-  startServer(dir, configFile, tag, log, { nodeArgs: opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(dir, 'prof'), '--cpu-prof-name', `controller-${tag}.cpuprofile`] : [] });
+  startServer(dir, configFile, tag, log, {
+    nodeArgs: opts.cpuProf
+      ? ['--cpu-prof', '--cpu-prof-dir', join(dir, 'prof'), '--cpu-prof-name', `controller-${tag}.cpuprofile`]
+      : [],
+  });
 
 async function runStore(kind) {
-  const { dir, keys, storeUrl, configFile, dropStore } = await prepareStore(WORK, kind, { pgUrl: opts.pgUrl, schemaPrefix: 'dwbench', log });
+  const { dir, keys, storeUrl, configFile, dropStore } = await prepareStore(WORK, kind, {
+    pgUrl: opts.pgUrl,
+    schemaPrefix: 'dwbench',
+    log,
+  });
 
   const rows = [];
   const lists = [];
@@ -110,43 +148,72 @@ async function runStore(kind) {
     server = await startController(dir, configFile, '1');
     const serverAlive = () => {
       const c = server?.child;
-      if (c && (c.exitCode !== null || c.signalCode !== null)) throw new Error(`the controller (pid ${c.pid}) exited (${c.signalCode ?? c.exitCode}); see its log in ${dir}`);
+      if (c && (c.exitCode !== null || c.signalCode !== null))
+        throw new Error(`the controller (pid ${c.pid}) exited (${c.signalCode ?? c.exitCode}); see its log in ${dir}`);
     };
-    let pool = new Pool(server.url, { connections: 256, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 });
+    let pool = new Pool(server.url, {
+      connections: 256,
+      pipelining: 1,
+      keepAliveTimeout: 60_000,
+      keepAliveMaxTimeout: 600_000,
+    });
 
     // -- manifest
-    const manifest = buildManifest(createPrivateKey(keys.privateKeyPem), 'ami-bench-controller-load', { source: 'bench/controller-load.mjs', declaredSysctl: true });
+    const manifest = buildManifest(createPrivateKey(keys.privateKeyPem), 'ami-bench-controller-load', {
+      source: 'bench/controller-load.mjs',
+      declaredSysctl: true,
+    });
     const pub = await call(pool, 'POST', '/api/v1/manifests', admin, JSON.stringify({ manifest }));
     if (pub.status !== 201) throw new Error(`manifest publish: ${pub.status} ${pub.text}`);
     const imageId = manifest.image.id;
-    const sets = Array.from({ length: opts.devSets }, (_, s) => deviationSet(manifest, s, { files: 30, packages: 15, sysctl: 5 }));
-    const collectors = ['packages', 'sysctl', 'cron', 'files'].map((c) => ({ collector: c, ok: true, durationMs: 850, items: manifest.sections[c].items.length }));
+    const sets = Array.from({ length: opts.devSets }, (_, s) =>
+      deviationSet(manifest, s, { files: 30, packages: 15, sysctl: 5 }),
+    );
+    const collectors = ['packages', 'sysctl', 'cron', 'files'].map((c) => ({
+      collector: c,
+      ok: true,
+      durationMs: 850,
+      items: manifest.sections[c].items.length,
+    }));
 
     // -- hosts and report bodies (the constant part serialized once, the rest spliced in)
     const ids = Array.from({ length: opts.hosts }, (_, i) => md5(`bench-host-${i}`));
     const creds = new Array(opts.hosts);
     const seq = new Int32Array(opts.hosts);
-    const common = { schema: 'driftwarden/report/v1', imageId, manifestDigest: manifest.digests.overall, agentVersion: '0.1.0', collectors };
-    const tail = (kindName, digests, deviations) => JSON.stringify({ ...common, kind: kindName, digests, deviations }).slice(1);
+    const common = {
+      schema: 'driftwarden/report/v1',
+      imageId,
+      manifestDigest: manifest.digests.overall,
+      agentVersion: '0.1.0',
+      collectors,
+    };
+    const tail = (kindName, digests, deviations) =>
+      JSON.stringify({ ...common, kind: kindName, digests, deviations }).slice(1);
     const cleanHb = tail('heartbeat', manifest.digests.sections, []);
     const cleanScan = tail('scan', manifest.digests.sections, []);
     const driftHb = sets.map((s) => tail('heartbeat', s.digests, []));
     const driftScan = sets.map((s) => tail('scan', s.digests, s.devs));
     let nowIso = new Date().toISOString();
     const clockTimer = setInterval(() => (nowIso = new Date().toISOString()), 50);
-    const report = (i, t) => `{"reportId":"${randomUUID()}","hostId":"${ids[i]}","seq":${++seq[i]},"scannedAt":"${nowIso}",${t}`;
+    const report = (i, t) =>
+      `{"reportId":"${randomUUID()}","hostId":"${ids[i]}","seq":${++seq[i]},"scannedAt":"${nowIso}",${t}`;
     const bodies = {
       cleanHb: (i) => report(i, cleanHb),
       cleanScan: (i) => report(i, cleanScan),
       driftHb: (i) => report(i, driftHb[i % sets.length]),
       driftScan: (i) => report(i, driftScan[i % sets.length]),
     };
-    log(`${kind}: scan-50 body ${Buffer.byteLength(bodies.driftScan(0))} bytes, heartbeat ${Buffer.byteLength(bodies.cleanHb(0))} bytes`);
+    log(
+      `${kind}: scan-50 body ${Buffer.byteLength(bodies.driftScan(0))} bytes, heartbeat ${Buffer.byteLength(bodies.cleanHb(0))} bytes`,
+    );
     seq[0] = 0;
 
     /** Closed loop: `concurrency` workers, each owning the hosts i ≡ w (mod concurrency), cycling through them
      * (`once`: each host exactly once), so no host ever has two reports in flight. */
-    async function closedLoop(name, { count, seconds, concurrency = opts.concurrency, once = false, path, token, body, check }) {
+    async function closedLoop(
+      name,
+      { count, seconds, concurrency = opts.concurrency, once = false, path, token, body, check },
+    ) {
       const lat = [];
       let ok = 0;
       let errors = 0;
@@ -182,9 +249,22 @@ async function runStore(kind) {
       const res = mon.stop();
       if (firstError) log(`${kind} ${name}: ${errors} errors, first: ${firstError}`);
       serverAlive();
-      const row = { store: kind, phase: name, requests: lat.length, ok, errors, seconds: wall, rate: ok / wall, ...stats(lat), ...res, mode: `closed, ${concurrency} in flight` };
+      const row = {
+        store: kind,
+        phase: name,
+        requests: lat.length,
+        ok,
+        errors,
+        seconds: wall,
+        rate: ok / wall,
+        ...stats(lat),
+        ...res,
+        mode: `closed, ${concurrency} in flight`,
+      };
       rows.push(row);
-      log(`${kind} ${name}: ${ok} ok in ${wall.toFixed(1)} s = ${row.rate.toFixed(0)}/s, p99 ${row.p99.toFixed(1)} ms, server CPU ${res.serverCpu.toFixed(0)} %, gen CPU ${res.genCpu.toFixed(0)} %`);
+      log(
+        `${kind} ${name}: ${ok} ok in ${wall.toFixed(1)} s = ${row.rate.toFixed(0)}/s, p99 ${row.p99.toFixed(1)} ms, server CPU ${res.serverCpu.toFixed(0)} %, gen CPU ${res.genCpu.toFixed(0)} %`,
+      );
       return row;
     }
 
@@ -194,7 +274,20 @@ async function runStore(kind) {
 
     // -- enrollment: one request per host, concurrently
     const enrollBody = (i) =>
-      JSON.stringify({ hostId: ids[i], hostname: `web-${i}`, imageId, group: `asg-${i % 4}`, agentVersion: '0.1.0', inventory: { hostId: ids[i], hostname: `web-${i}`, os: 'Debian GNU/Linux 12 (bookworm)', kernel: '6.1.0-18-amd64', addresses: [`10.0.${i >> 8}.${i & 255}`] } });
+      JSON.stringify({
+        hostId: ids[i],
+        hostname: `web-${i}`,
+        imageId,
+        group: `asg-${i % 4}`,
+        agentVersion: '0.1.0',
+        inventory: {
+          hostId: ids[i],
+          hostname: `web-${i}`,
+          os: 'Debian GNU/Linux 12 (bookworm)',
+          kernel: '6.1.0-18-amd64',
+          addresses: [`10.0.${i >> 8}.${i & 255}`],
+        },
+      });
     await closedLoop('enroll', {
       once: true,
       count: opts.hosts,
@@ -211,16 +304,45 @@ async function runStore(kind) {
     for (let i = 0; i < opts.hosts; i++) if (!creds[i]) throw new Error(`enrollment failed for host ${i}`);
 
     // -- first report of every host: a clean scan (pending -> clean); also warms the scan route
-    await closedLoop('scan-0 (first report)', { once: true, count: opts.hosts, seconds: 300, path: '/api/v1/reports', token: hostToken, body: bodies.cleanScan, check: noMismatch });
+    await closedLoop('scan-0 (first report)', {
+      once: true,
+      count: opts.hosts,
+      seconds: 300,
+      path: '/api/v1/reports',
+      token: hostToken,
+      body: bodies.cleanScan,
+      check: noMismatch,
+    });
     // warm-up of the heartbeat route, not recorded
-    await closedLoop('warm-up', { count: Math.min(3000, opts.hbCount), seconds: 10, path: '/api/v1/reports', token: hostToken, body: bodies.cleanHb, check: accepted });
+    await closedLoop('warm-up', {
+      count: Math.min(3000, opts.hbCount),
+      seconds: 10,
+      path: '/api/v1/reports',
+      token: hostToken,
+      body: bodies.cleanHb,
+      check: accepted,
+    });
     rows.pop();
 
     // -- 1. heartbeats
-    await closedLoop('heartbeat', { count: opts.hbCount, seconds: opts.phaseSeconds, path: '/api/v1/reports', token: hostToken, body: bodies.cleanHb, check: (t) => accepted(t) && t.includes('"scanRequested":false') });
+    await closedLoop('heartbeat', {
+      count: opts.hbCount,
+      seconds: opts.phaseSeconds,
+      path: '/api/v1/reports',
+      token: hostToken,
+      body: bodies.cleanHb,
+      check: (t) => accepted(t) && t.includes('"scanRequested":false'),
+    });
 
     // -- 2. scans with 50 deviations
-    await closedLoop('scan-50', { count: opts.scanCount, seconds: opts.phaseSeconds, path: '/api/v1/reports', token: hostToken, body: bodies.driftScan, check: (t) => accepted(t) && noMismatch(t) });
+    await closedLoop('scan-50', {
+      count: opts.scanCount,
+      seconds: opts.phaseSeconds,
+      path: '/api/v1/reports',
+      token: hostToken,
+      body: bodies.driftScan,
+      check: (t) => accepted(t) && noMismatch(t),
+    });
 
     // -- 3. open loop at a fixed rate
     {
@@ -286,9 +408,22 @@ async function runStore(kind) {
       const res = mon.stop();
       if (firstError) log(`${kind} open-loop: ${errors} errors, first: ${firstError}`);
       serverAlive();
-      const row = { store: kind, phase: `open loop ${opts.rate}/s (${Math.round(opts.scanShare * 100)} % scan-50)`, requests: lat.length, ok, errors, seconds: wall, rate: ok / wall, ...stats(lat), ...res, mode: `open, ${total} sent, ${scans} scans` };
+      const row = {
+        store: kind,
+        phase: `open loop ${opts.rate}/s (${Math.round(opts.scanShare * 100)} % scan-50)`,
+        requests: lat.length,
+        ok,
+        errors,
+        seconds: wall,
+        rate: ok / wall,
+        ...stats(lat),
+        ...res,
+        mode: `open, ${total} sent, ${scans} scans`,
+      };
       rows.push(row);
-      log(`${kind} open loop: ${ok}/${total} ok, achieved ${row.rate.toFixed(0)}/s, p50 ${row.p50.toFixed(1)} p95 ${row.p95.toFixed(1)} p99 ${row.p99.toFixed(1)} max ${row.max.toFixed(1)} ms`);
+      log(
+        `${kind} open loop: ${ok}/${total} ok, achieved ${row.rate.toFixed(0)}/s, p50 ${row.p50.toFixed(1)} p95 ${row.p95.toFixed(1)} p99 ${row.p99.toFixed(1)} max ${row.max.toFixed(1)} ms`,
+      );
     }
 
     // -- 4. host list pages
@@ -312,7 +447,9 @@ async function runStore(kind) {
         const m = mon.stop();
         const st = stats(lat);
         lists.push({ store: kind, hosts: nHosts, page: label, ...st, bad, serverRssMB: m.serverRssMB });
-        log(`${kind} list ${nHosts} hosts ${label}: p50 ${st.p50.toFixed(2)} p99 ${st.p99.toFixed(2)} ms${bad ? `, ${bad} bad` : ''}`);
+        log(
+          `${kind} list ${nHosts} hosts ${label}: p50 ${st.p50.toFixed(2)} p99 ${st.p99.toFixed(2)} ms${bad ? `, ${bad} bad` : ''}`,
+        );
       }
     };
     await measureList(opts.hosts, ids);
@@ -350,7 +487,13 @@ async function runStore(kind) {
               taintedAt: null,
               agentVersion: '0.1.0',
               manifestDigest: manifest.digests.overall,
-              inventory: { hostId: id, hostname: `web-${i}`, os: 'Debian GNU/Linux 12 (bookworm)', kernel: '6.1.0-18-amd64', addresses: [`10.1.${(i >> 8) & 255}.${i & 255}`] },
+              inventory: {
+                hostId: id,
+                hostname: `web-${i}`,
+                os: 'Debian GNU/Linux 12 (bookworm)',
+                kernel: '6.1.0-18-amd64',
+                addresses: [`10.1.${(i >> 8) & 255}.${i & 255}`],
+              },
               credentialHash: hexOf(`cred ${i}`),
             });
           }
@@ -358,17 +501,33 @@ async function runStore(kind) {
       // PostgreSQL takes several transactions at once; SQLite serializes them anyway.
       const lanes = kind === 'postgres' ? 4 : 1;
       let next = 0;
-      await Promise.all(Array.from({ length: lanes }, async () => {
-        while (next < batches.length) await insertBatch(batches[next++]);
-      }));
+      await Promise.all(
+        Array.from({ length: lanes }, async () => {
+          while (next < batches.length) await insertBatch(batches[next++]);
+        }),
+      );
       await store.close();
       for (let i = opts.hosts; i < opts.bigHosts; i++) bigIds.push(md5(`bench-host-${i}`));
-      log(`${kind}: inserted ${opts.bigHosts - opts.hosts} hosts through the store in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      log(
+        `${kind}: inserted ${opts.bigHosts - opts.hosts} hosts through the store in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      );
       server = await startController(dir, configFile, '2');
       // the helpers above read `pool` when called
-      pool = new Pool(server.url, { connections: 256, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 });
+      pool = new Pool(server.url, {
+        connections: 256,
+        pipelining: 1,
+        keepAliveTimeout: 60_000,
+        keepAliveMaxTimeout: 600_000,
+      });
       await measureList(opts.bigHosts, [...ids, ...bigIds]);
-      await closedLoop(`heartbeat @ ${opts.bigHosts} hosts`, { count: opts.hbCount, seconds: Math.min(10, opts.phaseSeconds), path: '/api/v1/reports', token: hostToken, body: bodies.driftHb, check: accepted });
+      await closedLoop(`heartbeat @ ${opts.bigHosts} hosts`, {
+        count: opts.hbCount,
+        seconds: Math.min(10, opts.phaseSeconds),
+        path: '/api/v1/reports',
+        token: hostToken,
+        body: bodies.driftHb,
+        check: accepted,
+      });
     }
     clearInterval(clockTimer);
     await pool.close();
@@ -395,13 +554,29 @@ function topFunctions(file, n = 15) {
   const mod = new Map();
   for (const [id, us] of self) {
     const cf = byId.get(id).callFrame;
-    const where = cf.url ? cf.url.replace(/^file:\/\//, '').replace(`${REPO}/`, '').replace(/^.*node_modules\//, '') : '';
+    const where = cf.url
+      ? cf.url
+          .replace(/^file:\/\//, '')
+          .replace(`${REPO}/`, '')
+          .replace(/^.*node_modules\//, '')
+      : '';
     const k = `${cf.functionName || '(anonymous)'} ${where ? `${where}:${cf.lineNumber + 1}` : ''}`.trim();
     fn.set(k, (fn.get(k) ?? 0) + us);
-    const m = where ? (where.startsWith('node:') ? where : where.split('/').slice(0, where.startsWith('dist/') ? 3 : 1).join('/')) : `(${cf.functionName || 'native'})`;
+    const m = where
+      ? where.startsWith('node:')
+        ? where
+        : where
+            .split('/')
+            .slice(0, where.startsWith('dist/') ? 3 : 1)
+            .join('/')
+      : `(${cf.functionName || 'native'})`;
     mod.set(m, (mod.get(m) ?? 0) + us);
   }
-  const top = (map) => [...map].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, us]) => `${((us / total) * 100).toFixed(1).padStart(5)} %  ${k}`);
+  const top = (map) =>
+    [...map]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([k, us]) => `${((us / total) * 100).toFixed(1).padStart(5)} %  ${k}`);
   return `profile ${file} (${(total / 1e6).toFixed(1)} s sampled)\n-- self time by function\n${top(fn).join('\n')}\n-- self time by package / file\n${top(mod).join('\n')}\n`;
 }
 
@@ -430,26 +605,39 @@ for (const kind of opts.stores) {
 }
 
 const lines = [];
-lines.push(`Run ${started.toISOString()} on ${cpus().length} cores (${cpuModel}), Node ${process.version}; load average at start ${loadavg().map(f2).join(' ')} (now).`);
-lines.push(`Options: ${opts.hosts} enrolled hosts, ${opts.concurrency} requests in flight (closed loop), ${opts.devSets} distinct deviation sets, open loop ${opts.rate}/s for ${opts.rateSeconds} s with ${Math.round(opts.scanShare * 100)} % scan-50.`);
+lines.push(
+  `Run ${started.toISOString()} on ${cpus().length} cores (${cpuModel}), Node ${process.version}; load average at start ${loadavg().map(f2).join(' ')} (now).`,
+);
+lines.push(
+  `Options: ${opts.hosts} enrolled hosts, ${opts.concurrency} requests in flight (closed loop), ${opts.devSets} distinct deviation sets, open loop ${opts.rate}/s for ${opts.rateSeconds} s with ${Math.round(opts.scanShare * 100)} % scan-50.`,
+);
 lines.push('');
-lines.push('| store | phase | ok / sent | s | reports/s | p50 ms | p95 ms | p99 ms | max ms | server CPU % | server RSS MB | generator CPU % | machine busy % | load1 |');
+lines.push(
+  '| store | phase | ok / sent | s | reports/s | p50 ms | p95 ms | p99 ms | max ms | server CPU % | server RSS MB | generator CPU % | machine busy % | load1 |',
+);
 lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const { rows } of all) {
   for (const r of rows) {
-    lines.push(`| ${r.store} | ${r.phase} | ${r.ok} / ${r.requests} | ${f1(r.seconds)} | ${f0(r.rate)} | ${f1(r.p50)} | ${f1(r.p95)} | ${f1(r.p99)} | ${f1(r.max)} | ${f0(r.serverCpu)} | ${f0(r.serverRssMB)} | ${f0(r.genCpu)} | ${f0(r.machineBusy)} | ${f2(r.load1)} |`);
+    lines.push(
+      `| ${r.store} | ${r.phase} | ${r.ok} / ${r.requests} | ${f1(r.seconds)} | ${f0(r.rate)} | ${f1(r.p50)} | ${f1(r.p95)} | ${f1(r.p99)} | ${f1(r.max)} | ${f0(r.serverCpu)} | ${f0(r.serverRssMB)} | ${f0(r.genCpu)} | ${f0(r.machineBusy)} | ${f2(r.load1)} |`,
+    );
   }
 }
 lines.push('');
 lines.push('| store | registered hosts | GET /api/v1/hosts?limit=100 | p50 ms | p95 ms | p99 ms | max ms |');
 lines.push('|---|---:|---|---:|---:|---:|---:|');
-for (const { lists } of all) for (const l of lists) lines.push(`| ${l.store} | ${l.hosts} | ${l.page}${l.bad ? ` (${l.bad} bad)` : ''} | ${f2(l.p50)} | ${f2(l.p95)} | ${f2(l.p99)} | ${f2(l.max)} |`);
+for (const { lists } of all)
+  for (const l of lists)
+    lines.push(
+      `| ${l.store} | ${l.hosts} | ${l.page}${l.bad ? ` (${l.bad} bad)` : ''} | ${f2(l.p50)} | ${f2(l.p95)} | ${f2(l.p99)} | ${f2(l.max)} |`,
+    );
 writeResults(opts.out, lines.join('\n') + '\n', { started, cpuModel, node: process.version, opts, results: all }, log);
 
 if (opts.cpuProf) {
   for (const { dir } of all) {
     const pdir = join(dir, 'prof');
     if (!existsSync(pdir)) continue;
-    for (const f of readdirSync(pdir).filter((x) => x.endsWith('.cpuprofile'))) process.stdout.write(`\n${topFunctions(join(pdir, f))}`);
+    for (const f of readdirSync(pdir).filter((x) => x.endsWith('.cpuprofile')))
+      process.stdout.write(`\n${topFunctions(join(pdir, f))}`);
   }
 }

@@ -23,7 +23,9 @@ import { pino } from 'pino';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
 const dist = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
+);
 const HOSTS = Number(args.hosts ?? 100_000);
 const RUNS = Number(args.runs ?? 10);
 const WORK = join(ROOT, 'bench/work/dashboard');
@@ -54,11 +56,18 @@ const pick = (i) => {
   const r = (i * 2654435761) % 1000;
   return r < 10 ? 'pending' : r < 30 ? 'silent' : r < 100 ? 'tainted' : r < 200 ? 'drifted' : 'clean';
 };
-const insHost = db.prepare(`insert into hosts (id, credential_hash, hostname, image_id, host_group, state, state_since, enrolled_at, last_seen_at, last_report_at, last_seq, deviation_count, tainted_at, agent_version, manifest_digest, inventory)
+const insHost =
+  db.prepare(`insert into hosts (id, credential_hash, hostname, image_id, host_group, state, state_since, enrolled_at, last_seen_at, last_report_at, last_seq, deviation_count, tainted_at, agent_version, manifest_digest, inventory)
   values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '0.1.0', null, null)`);
-const insDev = db.prepare(`insert into host_deviations (host_id, collector, item_key, change, expected, actual, severity, action, decided_by, first_seen_at, last_seen_at, actual_digest) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
-const insTr = db.prepare(`insert into transitions (host_id, from_state, to_state, cause, actor, at, report_id) values (?, ?, ?, ?, ?, ?, null)`);
-const insEv = db.prepare(`insert into events (at, kind, host_id, actor, detail, prev_hash, hash) values (?, ?, ?, ?, ?, ?, ?)`);
+const insDev = db.prepare(
+  `insert into host_deviations (host_id, collector, item_key, change, expected, actual, severity, action, decided_by, first_seen_at, last_seen_at, actual_digest) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+);
+const insTr = db.prepare(
+  `insert into transitions (host_id, from_state, to_state, cause, actor, at, report_id) values (?, ?, ?, ?, ?, ?, null)`,
+);
+const insEv = db.prepare(
+  `insert into events (at, kind, host_id, actor, detail, prev_hash, hash) values (?, ?, ?, ?, ?, ?, ?)`,
+);
 let prev = GENESIS;
 let events = 0;
 let deviations = 0;
@@ -68,7 +77,14 @@ const event = (at, kind, hostId, actor, detail) => {
   prev = hash;
   events++;
 };
-const sslExpected = { key: 'openssl:amd64', manager: 'dpkg', name: 'openssl', arch: 'amd64', version: '3.0.11-1', state: 'installed' };
+const sslExpected = {
+  key: 'openssl:amd64',
+  manager: 'dpkg',
+  name: 'openssl',
+  arch: 'amd64',
+  version: '3.0.11-1',
+  state: 'installed',
+};
 const sslActual = { ...sslExpected, version: '3.0.13-1' };
 db.transaction(() => {
   for (let i = 0; i < HOSTS; i++) {
@@ -80,20 +96,97 @@ db.transaction(() => {
     const changed = enrolled + 86_400_000 * (1 + (i % 20));
     const devs = [];
     if (state === 'tainted') {
-      devs.push(['packages', 'openssl:amd64', 'modified', sslExpected, sslActual, 'high', 'taint', 'rule:default/packages']);
-      devs.push(['files', `/etc/cron.d/job-${i % 50}`, 'added', null, { type: 'file', mode: '0644', uid: 0, gid: 0, size: 20, sha256: String(i % 50).padStart(64, '0') }, 'high', 'taint', 'rule:default/etc']);
+      devs.push([
+        'packages',
+        'openssl:amd64',
+        'modified',
+        sslExpected,
+        sslActual,
+        'high',
+        'taint',
+        'rule:default/packages',
+      ]);
+      devs.push([
+        'files',
+        `/etc/cron.d/job-${i % 50}`,
+        'added',
+        null,
+        { type: 'file', mode: '0644', uid: 0, gid: 0, size: 20, sha256: String(i % 50).padStart(64, '0') },
+        'high',
+        'taint',
+        'rule:default/etc',
+      ]);
     }
-    if (state === 'drifted') devs.push(['files', `/home/u${i % 100}/.bashrc`, 'modified', { type: 'file', sha256: 'a'.repeat(64) }, { type: 'file', sha256: String(i).padStart(64, 'b') }, 'medium', 'report', 'rule:default/everything-else']);
-    insHost.run(id, `cred-${id}`, `${id}.example.internal`, image, group, state, iso(state === 'clean' || state === 'pending' ? enrolled : changed), iso(enrolled), iso(changed + 3_600_000), iso(changed), 10, devs.length, state === 'tainted' ? iso(changed) : null);
+    if (state === 'drifted')
+      devs.push([
+        'files',
+        `/home/u${i % 100}/.bashrc`,
+        'modified',
+        { type: 'file', sha256: 'a'.repeat(64) },
+        { type: 'file', sha256: String(i).padStart(64, 'b') },
+        'medium',
+        'report',
+        'rule:default/everything-else',
+      ]);
+    insHost.run(
+      id,
+      `cred-${id}`,
+      `${id}.example.internal`,
+      image,
+      group,
+      state,
+      iso(state === 'clean' || state === 'pending' ? enrolled : changed),
+      iso(enrolled),
+      iso(changed + 3_600_000),
+      iso(changed),
+      10,
+      devs.length,
+      state === 'tainted' ? iso(changed) : null,
+    );
     insTr.run(id, null, 'pending', 'enrolled', 'token:bench(agent)', iso(enrolled));
-    if (state !== 'pending') insTr.run(id, 'pending', 'clean', 'clean: first report matches the manifest', 'policy', iso(enrolled + 60_000));
+    if (state !== 'pending')
+      insTr.run(id, 'pending', 'clean', 'clean: first report matches the manifest', 'policy', iso(enrolled + 60_000));
     if (state !== 'pending' && state !== 'clean') {
       insTr.run(id, 'clean', state, `${state}: bench`, 'policy', iso(changed));
-      event(iso(changed), 'state', id, 'policy', { hostname: `${id}.example.internal`, imageId: image, group, from: 'clean', to: state, cause: `${state}: bench`, reportId: null });
+      event(iso(changed), 'state', id, 'policy', {
+        hostname: `${id}.example.internal`,
+        imageId: image,
+        group,
+        from: 'clean',
+        to: state,
+        cause: `${state}: bench`,
+        reportId: null,
+      });
     }
     for (const [collector, key, change, expected, actual, severity, action, decidedBy] of devs) {
-      insDev.run(id, collector, key, change, expected && JSON.stringify(expected), actual && JSON.stringify(actual), severity, action, decidedBy, iso(changed), iso(changed), actualDigest(actual));
-      event(iso(changed), 'deviation', id, `host:${id}`, { hostname: `${id}.example.internal`, imageId: image, group, reportId: null, collector, key, change, severity, action, decidedBy, expected, actual });
+      insDev.run(
+        id,
+        collector,
+        key,
+        change,
+        expected && JSON.stringify(expected),
+        actual && JSON.stringify(actual),
+        severity,
+        action,
+        decidedBy,
+        iso(changed),
+        iso(changed),
+        actualDigest(actual),
+      );
+      event(iso(changed), 'deviation', id, `host:${id}`, {
+        hostname: `${id}.example.internal`,
+        imageId: image,
+        group,
+        reportId: null,
+        collector,
+        key,
+        change,
+        severity,
+        action,
+        decidedBy,
+        expected,
+        actual,
+      });
       deviations++;
     }
   }
@@ -103,8 +196,13 @@ const seedSeconds = (performance.now() - t0) / 1000;
 
 // ---- controller ----
 const config = ControllerConfigSchema.parse({ listen: '127.0.0.1:0', store: `sqlite:${file}` });
-const ctl = await startController(config, { log: pino({ level: 'warn' }), clock: () => new Date(base + 40 * 86_400_000) });
-const { secret } = await ctl.store.transaction((tx) => createToken(tx, { name: 'bench', role: 'viewer' }, 'bench', new Date()));
+const ctl = await startController(config, {
+  log: pino({ level: 'warn' }),
+  clock: () => new Date(base + 40 * 86_400_000),
+});
+const { secret } = await ctl.store.transaction((tx) =>
+  createToken(tx, { name: 'bench', role: 'viewer' }, 'bench', new Date()),
+);
 
 async function timeGet(path) {
   const s = performance.now();
@@ -125,7 +223,9 @@ let deep = '';
 {
   let after = null;
   for (let i = 0; i < 200; i++) {
-    const r = JSON.parse((await timeGet(`/api/v1/hosts?limit=100${after ? `&after=${encodeURIComponent(after)}` : ''}`)).body);
+    const r = JSON.parse(
+      (await timeGet(`/api/v1/hosts?limit=100${after ? `&after=${encodeURIComponent(after)}` : ''}`)).body,
+    );
     after = r.next;
   }
   deep = after;
@@ -138,13 +238,22 @@ const calls = [
   ['overview', '/api/v1/fleet/overview'],
   ['hosts, first page, with count', '/api/v1/hosts?limit=50&count=true'],
   ['hosts, page 201 (keyset cursor)', `/api/v1/hosts?limit=100&after=${encodeURIComponent(deep)}`],
-  ['hosts, state=tainted, sorted by deviations, count', '/api/v1/hosts?state=tainted&sort=deviations&order=desc&limit=50&count=true'],
-  ['hosts, sorted by deviations, page 2', `/api/v1/hosts?sort=deviations&order=desc&limit=100&after=${encodeURIComponent(sevCursor)}`],
+  [
+    'hosts, state=tainted, sorted by deviations, count',
+    '/api/v1/hosts?state=tainted&sort=deviations&order=desc&limit=50&count=true',
+  ],
+  [
+    'hosts, sorted by deviations, page 2',
+    `/api/v1/hosts?sort=deviations&order=desc&limit=100&after=${encodeURIComponent(sevCursor)}`,
+  ],
   ['hosts, collector=files, count', '/api/v1/hosts?collector=files&limit=50&count=true'],
   ['hosts, severity=high, image, count', '/api/v1/hosts?severity=high&image=ami-web-2&limit=50&count=true'],
   ['hosts, search prefix', '/api/v1/hosts?q=host-0999&limit=50&count=true'],
   ['findings (grouped deviations)', '/api/v1/findings?limit=100'],
-  ['hosts of the largest finding', `/api/v1/findings/hosts?${new URLSearchParams({ collector: finding.collector, key: finding.key, change: finding.change, actualDigest: finding.actualDigest, limit: '200' })}`],
+  [
+    'hosts of the largest finding',
+    `/api/v1/findings/hosts?${new URLSearchParams({ collector: finding.collector, key: finding.key, change: finding.change, actualDigest: finding.actualDigest, limit: '200' })}`,
+  ],
   ['host detail', `/api/v1/hosts/${tainted}`],
   ['host events', `/api/v1/hosts/${tainted}/events?limit=200`],
   ['audit, newest 100', `/api/v1/audit?beforeId=${Number.MAX_SAFE_INTEGER}&limit=100`],
@@ -160,7 +269,19 @@ for (const [name, path] of calls) {
 }
 
 // ---- pages in Chromium ----
-const browser = await chromium.launch({ executablePath: process.env.DRIFTWARDEN_CHROMIUM ?? '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+const browser = await chromium.launch({
+  executablePath: process.env.DRIFTWARDEN_CHROMIUM ?? '/usr/bin/chromium',
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+});
 const page = await (await browser.newContext({ viewport: { width: 1360, height: 900 } })).newPage();
 await page.goto(ctl.url);
 await page.locator('input[name=token]').fill(secret);
@@ -194,6 +315,7 @@ md += `\`node bench/dashboard.mjs --hosts ${HOSTS} --runs ${RUNS}\` — seeded $
 md += `| API call | p50 | p95 | max |\n|---|---|---|---|\n`;
 for (const [n, s] of apiRows) md += `| ${n} | ${fmt(s.p50)} | ${fmt(s.p95)} | ${fmt(s.max)} |\n`;
 md += `\n| page in Chromium (goto → data rendered) | p50 | p95 | max | target < 1 s |\n|---|---|---|---|---|\n`;
-for (const [n, s] of pageRows) md += `| ${n} | ${fmt(s.p50)} | ${fmt(s.p95)} | ${fmt(s.max)} | ${s.max < 1000 ? 'yes' : '**no**'} |\n`;
+for (const [n, s] of pageRows)
+  md += `| ${n} | ${fmt(s.p50)} | ${fmt(s.p95)} | ${fmt(s.max)} | ${s.max < 1000 ? 'yes' : '**no**'} |\n`;
 process.stdout.write(md);
 if (args.out) writeFileSync(args.out, md);

@@ -20,7 +20,9 @@ import { request } from 'undici';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
 const dist = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
+);
 const HOSTS = Number(args.hosts ?? 20_000);
 const DEVS = Number(args.devs ?? 5);
 const FORMATS = (args.formats ?? 'json,csv,jsonl').split(',');
@@ -39,29 +41,88 @@ const t0 = performance.now();
 let secret;
 {
   const store = await openStore(`sqlite:${file}`);
-  ({ secret } = await store.transaction((tx) => createToken(tx, { name: 'bench', role: 'viewer' }, 'bench', new Date())));
+  ({ secret } = await store.transaction((tx) =>
+    createToken(tx, { name: 'bench', role: 'viewer' }, 'bench', new Date()),
+  ));
   await store.close();
 }
 const db = new Database(file);
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = OFF');
 const at = '2026-03-10T08:00:00.000Z';
-const insHost = db.prepare(`insert into hosts (id, credential_hash, hostname, image_id, host_group, state, state_since, enrolled_at, last_seen_at, last_report_at, last_seq, deviation_count, tainted_at, agent_version, manifest_digest, inventory)
+const insHost =
+  db.prepare(`insert into hosts (id, credential_hash, hostname, image_id, host_group, state, state_since, enrolled_at, last_seen_at, last_report_at, last_seq, deviation_count, tainted_at, agent_version, manifest_digest, inventory)
   values (?, ?, ?, ?, ?, 'tainted', ?, ?, ?, ?, 10, ?, ?, '0.1.0', null, null)`);
-const insDev = db.prepare(`insert into host_deviations (host_id, collector, item_key, change, expected, actual, severity, action, decided_by, first_seen_at, last_seen_at, actual_digest) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+const insDev = db.prepare(
+  `insert into host_deviations (host_id, collector, item_key, change, expected, actual, severity, action, decided_by, first_seen_at, last_seen_at, actual_digest) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+);
 const sslExpected = { manager: 'dpkg', name: 'openssl', arch: 'amd64', version: '3.0.11-1', state: 'installed' };
 const sslActual = { ...sslExpected, version: '3.0.13-1' };
-const fileItem = (n) => ({ type: 'file', mode: '0644', uid: 0, gid: 0, size: 20 + (n % 1000), sha256: String(n).padStart(64, '0') });
+const fileItem = (n) => ({
+  type: 'file',
+  mode: '0644',
+  uid: 0,
+  gid: 0,
+  size: 20 + (n % 1000),
+  sha256: String(n).padStart(64, '0'),
+});
 let deviations = 0;
 db.transaction(() => {
   for (let i = 0; i < HOSTS; i++) {
     const id = `host-${String(i).padStart(6, '0')}`;
-    const devs = [['packages', 'openssl:amd64', 'modified', sslExpected, sslActual, 'high', 'taint', 'rule:default/packages']];
-    if (DEVS > 1) devs.push(['cron', `/etc/cron.d/job-${i % 50}`, 'added', null, { user: 'root', schedule: '*/5 * * * *', command: `/usr/local/bin/job-${i % 50}` }, 'high', 'taint', 'rule:default/cron']);
-    for (let j = 2; j < DEVS; j++) devs.push(['files', `/opt/app/releases/${i}/lib-${j}.so`, 'added', null, fileItem(i * DEVS + j), 'critical', 'taint', 'rule:default/system-files']);
-    insHost.run(id, `cred-${id}`, `${id}.example.internal`, `ami-web-${i % 5}`, `asg-${i % 20}`, at, at, at, at, devs.length, at);
+    const devs = [
+      ['packages', 'openssl:amd64', 'modified', sslExpected, sslActual, 'high', 'taint', 'rule:default/packages'],
+    ];
+    if (DEVS > 1)
+      devs.push([
+        'cron',
+        `/etc/cron.d/job-${i % 50}`,
+        'added',
+        null,
+        { user: 'root', schedule: '*/5 * * * *', command: `/usr/local/bin/job-${i % 50}` },
+        'high',
+        'taint',
+        'rule:default/cron',
+      ]);
+    for (let j = 2; j < DEVS; j++)
+      devs.push([
+        'files',
+        `/opt/app/releases/${i}/lib-${j}.so`,
+        'added',
+        null,
+        fileItem(i * DEVS + j),
+        'critical',
+        'taint',
+        'rule:default/system-files',
+      ]);
+    insHost.run(
+      id,
+      `cred-${id}`,
+      `${id}.example.internal`,
+      `ami-web-${i % 5}`,
+      `asg-${i % 20}`,
+      at,
+      at,
+      at,
+      at,
+      devs.length,
+      at,
+    );
     for (const [collector, key, change, expected, actual, severity, action, decidedBy] of devs) {
-      insDev.run(id, collector, key, change, expected && JSON.stringify(expected), actual && JSON.stringify(actual), severity, action, decidedBy, at, at, actualDigest(actual));
+      insDev.run(
+        id,
+        collector,
+        key,
+        change,
+        expected && JSON.stringify(expected),
+        actual && JSON.stringify(actual),
+        severity,
+        action,
+        decidedBy,
+        at,
+        at,
+        actualDigest(actual),
+      );
       deviations++;
     }
   }
@@ -84,7 +145,10 @@ const { pathToFileURL } = require('node:url');
 
 function startChild() {
   return new Promise((resolveStart, reject) => {
-    const child = spawn(process.execPath, ['-e', RUNNER, ROOT, file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['-e', RUNNER, ROOT, file], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (b) => {
       out += b;
@@ -93,7 +157,14 @@ function startChild() {
     child.on('exit', (code) => reject(new Error(`controller exited with ${code}`)));
   });
 }
-const statusOf = (pid, field) => Number(/(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(field)) ?? '')?.[1] ?? NaN) / 1024;
+const statusOf = (pid, field) =>
+  Number(
+    /(\d+) kB/.exec(
+      readFileSync(`/proc/${pid}/status`, 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith(field)) ?? '',
+    )?.[1] ?? NaN,
+  ) / 1024;
 
 const rows = [];
 for (const format of FORMATS) {
@@ -101,7 +172,9 @@ for (const format of FORMATS) {
   const idle = statusOf(child.pid, 'VmRSS:');
   const s = performance.now();
   let first = null;
-  const r = await request(`${url}/api/v1/drift-report?scope=fleet&format=${format}`, { headers: { authorization: `Bearer ${secret}` } });
+  const r = await request(`${url}/api/v1/drift-report?scope=fleet&format=${format}`, {
+    headers: { authorization: `Bearer ${secret}` },
+  });
   let bytes = 0;
   for await (const chunk of r.body) {
     first ??= performance.now() - s;
@@ -115,7 +188,12 @@ for (const format of FORMATS) {
   rows.push({ format, ms, first, bytes, idle, peak });
 }
 
-console.log(`\n${HOSTS} hosts × ${DEVS} deviations = ${deviations} current deviations, seeded in ${seedSeconds.toFixed(1)} s; 1-min load ${loadavg()[0].toFixed(2)}\n`);
+console.log(
+  `\n${HOSTS} hosts × ${DEVS} deviations = ${deviations} current deviations, seeded in ${seedSeconds.toFixed(1)} s; 1-min load ${loadavg()[0].toFixed(2)}\n`,
+);
 console.log('| fleet export | size | first byte | last byte | controller RSS idle → peak |');
 console.log('|---|---|---|---|---|');
-for (const r of rows) console.log(`| ${r.format} | ${(r.bytes / 1e6).toFixed(1)} MB | ${(r.first / 1000).toFixed(2)} s | ${(r.ms / 1000).toFixed(2)} s | ${r.idle.toFixed(0)} → ${r.peak.toFixed(0)} MB |`);
+for (const r of rows)
+  console.log(
+    `| ${r.format} | ${(r.bytes / 1e6).toFixed(1)} MB | ${(r.first / 1000).toFixed(2)} s | ${(r.ms / 1000).toFixed(2)} s | ${r.idle.toFixed(0)} → ${r.peak.toFixed(0)} MB |`,
+  );

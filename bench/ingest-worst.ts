@@ -29,11 +29,27 @@ function deviationsFor(shape: string, budgetBytes: number, manifestFiles: FileIt
   let bytes = 2000;
   for (let i = 0; ; i++) {
     let d: Deviation;
-    if (shape === 'removed') d = { collector: 'files', key: `/x/${i.toString(36).padStart(6, '0')}`, change: 'removed', expected: null, actual: null, severity: 'low' };
+    if (shape === 'removed')
+      d = {
+        collector: 'files',
+        key: `/x/${i.toString(36).padStart(6, '0')}`,
+        change: 'removed',
+        expected: null,
+        actual: null,
+        severity: 'low',
+      };
     else {
       const e = manifestFiles[i % manifestFiles.length]!;
       const { key, ...body } = e;
-      d = { collector: 'files', key: i < manifestFiles.length ? key : `/etc/new/${i}`, change: i < manifestFiles.length ? 'modified' : 'added', expected: i < manifestFiles.length ? body : null, actual: { ...body, sha256: 'f'.repeat(64), size: 7 }, fields: ['sha256', 'size'], severity: 'high' };
+      d = {
+        collector: 'files',
+        key: i < manifestFiles.length ? key : `/etc/new/${i}`,
+        change: i < manifestFiles.length ? 'modified' : 'added',
+        expected: i < manifestFiles.length ? body : null,
+        actual: { ...body, sha256: 'f'.repeat(64), size: 7 },
+        fields: ['sha256', 'size'],
+        severity: 'high',
+      };
     }
     const n = JSON.stringify(d).length + 1;
     if (bytes + n > budgetBytes) break;
@@ -44,10 +60,16 @@ function deviationsFor(shape: string, budgetBytes: number, manifestFiles: FileIt
 }
 
 async function run(storeKind: string, shape: string) {
-  const store = storeKind === 'sqlite' ? await openStore('sqlite::memory:') : await openStore(PG, { schema: `bench_ingest_${process.pid}_${shape}` });
+  const store =
+    storeKind === 'sqlite'
+      ? await openStore('sqlite::memory:')
+      : await openStore(PG, { schema: `bench_ingest_${process.pid}_${shape}` });
   const files: FileItem[] = [];
   for (let i = 0; i < 20_000; i++) files.push(file(`/etc/f/${String(i).padStart(6, '0')}`, `c${i}`));
-  const sections = { ...imageSections(), files: { items: [...imageSections().files!.items, ...files].sort((a, b) => (a.key < b.key ? -1 : 1)) } };
+  const sections = {
+    ...imageSections(),
+    files: { items: [...imageSections().files!.items, ...files].sort((a, b) => (a.key < b.key ? -1 : 1)) },
+  };
   const h = await Harness.start(store, { publish: false });
   h.manifest = bakeManifest('ami-web-1', h.key.privateKey, sections as never);
   const pub = await h.publish(h.manifest);
@@ -86,7 +108,21 @@ async function run(storeKind: string, shape: string) {
   polling = false;
   loop.disable();
   await poll;
-  console.log(JSON.stringify({ store: storeKind, shape, bytes: body.length, deviations: devs.length, status: r.status, answer: r.text.slice(0, 200), ingestMs: Math.round(took), worstHealthzMs: Math.round(worstGap), worstLoopStallMs: Math.round(loop.max / 1e6), healthzErrors, prepMs: Math.round(prep) }));
+  console.log(
+    JSON.stringify({
+      store: storeKind,
+      shape,
+      bytes: body.length,
+      deviations: devs.length,
+      status: r.status,
+      answer: r.text.slice(0, 200),
+      ingestMs: Math.round(took),
+      worstHealthzMs: Math.round(worstGap),
+      worstLoopStallMs: Math.round(loop.max / 1e6),
+      healthzErrors,
+      prepMs: Math.round(prep),
+    }),
+  );
   await h.app.close();
   if (storeKind === 'postgres') {
     const pg = (await import('pg')).default;

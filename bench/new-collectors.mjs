@@ -29,30 +29,76 @@ const variants = {
   withNew: '{}\n',
 };
 const dw = (argv) => {
-  const r = spawnSync(process.execPath, [BIN, ...argv], { encoding: 'utf8', env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'error' } });
+  const r = spawnSync(process.execPath, [BIN, ...argv], {
+    encoding: 'utf8',
+    env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'error' },
+  });
   return r;
 };
 for (const [name, yaml] of Object.entries(variants)) {
   writeFileSync(join(WORK, `${name}.yaml`), yaml);
-  const b = dw(['manifest', 'build', '--root', root, '--image-id', `bench-${name}`, '--config', join(WORK, `${name}.yaml`), '--out', join(WORK, `${name}.json`), '--cache', join(WORK, `${name}.cache`)]);
+  const b = dw([
+    'manifest',
+    'build',
+    '--root',
+    root,
+    '--image-id',
+    `bench-${name}`,
+    '--config',
+    join(WORK, `${name}.yaml`),
+    '--out',
+    join(WORK, `${name}.json`),
+    '--cache',
+    join(WORK, `${name}.cache`),
+  ]);
   if (b.status !== 0) throw new Error(`build ${name}: ${b.stderr}`);
   // Priming check: fills the page cache and the stat cache, as a host's previous scan would have.
-  dw(['check', '--root', root, '--manifest', join(WORK, `${name}.json`), '--cache', join(WORK, `${name}.cache`), '--json']);
+  dw([
+    'check',
+    '--root',
+    root,
+    '--manifest',
+    join(WORK, `${name}.json`),
+    '--cache',
+    join(WORK, `${name}.cache`),
+    '--json',
+  ]);
 }
 const times = { baseline: [], withNew: [] };
 let items = null;
 for (let i = 0; i < runs; i++) {
   for (const name of i % 2 === 0 ? ['baseline', 'withNew'] : ['withNew', 'baseline']) {
     const t = performance.now();
-    const r = dw(['check', '--root', root, '--manifest', join(WORK, `${name}.json`), '--cache', join(WORK, `${name}.cache`), '--json']);
+    const r = dw([
+      'check',
+      '--root',
+      root,
+      '--manifest',
+      join(WORK, `${name}.json`),
+      '--cache',
+      join(WORK, `${name}.cache`),
+      '--json',
+    ]);
     const ms = performance.now() - t;
     if (r.status !== 0) throw new Error(`check ${name} exited ${r.status}: ${r.stderr || r.stdout.slice(0, 500)}`);
     times[name].push(ms);
-    if (name === 'withNew' && items === null) items = Object.fromEntries(JSON.parse(r.stdout).collectors.map((c) => [c.collector, { items: c.items, ms: c.durationMs }]));
+    if (name === 'withNew' && items === null)
+      items = Object.fromEntries(
+        JSON.parse(r.stdout).collectors.map((c) => [c.collector, { items: c.items, ms: c.durationMs }]),
+      );
     process.stdout.write(JSON.stringify({ round: i, variant: name, ms: Math.round(ms) }) + '\n');
   }
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const baselineMs = median(times.baseline);
 const withNewMs = median(times.withNew);
-process.stdout.write(JSON.stringify({ runs, baselineMs: Math.round(baselineMs), withNewMs: Math.round(withNewMs), addedMs: Math.round(withNewMs - baselineMs), addedPct: Math.round(((withNewMs - baselineMs) / baselineMs) * 1000) / 10, collectors: items }) + '\n');
+process.stdout.write(
+  JSON.stringify({
+    runs,
+    baselineMs: Math.round(baselineMs),
+    withNewMs: Math.round(withNewMs),
+    addedMs: Math.round(withNewMs - baselineMs),
+    addedPct: Math.round(((withNewMs - baselineMs) / baselineMs) * 1000) / 10,
+    collectors: items,
+  }) + '\n',
+);

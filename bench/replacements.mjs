@@ -22,7 +22,9 @@ import { request } from 'undici';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
 const dist = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
+);
 const HOSTS = Number(args.hosts ?? 100_000);
 const RUNS = Number(args.runs ?? 10);
 const WORK = join(ROOT, 'bench/work/replacements');
@@ -47,7 +49,8 @@ const t0 = performance.now();
 const db = new Database(file);
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = OFF');
-const insHost = db.prepare(`insert into hosts (id, credential_hash, hostname, image_id, host_group, state, state_since, enrolled_at, last_seen_at, last_report_at, last_seq, deviation_count, tainted_at, agent_version, manifest_digest, inventory)
+const insHost =
+  db.prepare(`insert into hosts (id, credential_hash, hostname, image_id, host_group, state, state_since, enrolled_at, last_seen_at, last_report_at, last_seq, deviation_count, tainted_at, agent_version, manifest_digest, inventory)
   values (?, ?, ?, 'ami-web-1', ?, ?, ?, ?, ?, ?, 1, 0, ?, '0.1.0', null, null)`);
 const ACTIVE = ['queued', 'queued', 'awaiting-approval', 'scheduled', 'replacing', 'failed'];
 const plan = [];
@@ -56,9 +59,27 @@ db.transaction(() => {
     const id = `host-${String(i).padStart(6, '0')}`;
     const active = i % 3 === 0;
     const rstate = active ? ACTIVE[i % ACTIVE.length] : i % 7 === 0 ? 'cancelled' : 'replaced';
-    const hstate = rstate === 'replaced' ? 'replaced' : rstate === 'scheduled' ? 'replacement-scheduled' : rstate === 'replacing' ? 'replacing' : 'tainted';
+    const hstate =
+      rstate === 'replaced'
+        ? 'replaced'
+        : rstate === 'scheduled'
+          ? 'replacement-scheduled'
+          : rstate === 'replacing'
+            ? 'replacing'
+            : 'tainted';
     const tainted = base + (i % 5000) * 60_000;
-    insHost.run(id, `cred-${id}`, `${id}.example.internal`, `asg-${i % 20}`, hstate, iso(tainted), iso(base - 86_400_000), iso(tainted), iso(tainted), iso(tainted));
+    insHost.run(
+      id,
+      `cred-${id}`,
+      `${id}.example.internal`,
+      `asg-${i % 20}`,
+      hstate,
+      iso(tainted),
+      iso(base - 86_400_000),
+      iso(tainted),
+      iso(tainted),
+      iso(tainted),
+    );
     plan.push({ id, group: `asg-${i % 20}`, rstate, tainted, severity: ['low', 'medium', 'high', 'critical'][i % 4] });
   }
 })();
@@ -71,10 +92,33 @@ db.close();
         const at = iso(p.tainted);
         const finished = p.rstate === 'replaced' || p.rstate === 'cancelled';
         await tx.replacements.insert({
-          id: randomUUID(), hostId: p.id, group: p.group, state: p.rstate, severity: p.severity, taintedAt: at, requestedBy: 'controller', reason: 'tainted',
-          decision: p.rstate === 'queued' ? 'waiting' : null, decisionReason: p.rstate === 'queued' ? 'budget "*": maxUnavailable 10%' : null, decidedAt: null, approvedBy: null, approvedAt: null,
-          attempts: finished || p.rstate === 'queued' ? 1 : 2, nextAttemptAt: null, lastError: p.rstate === 'failed' ? 'platform refused' : null, provider: 'aws-asg', providerRef: `i-${p.id}`,
-          replacedBy: null, createdAt: at, scheduledAt: null, startedAt: null, confirmedAt: null, finishedAt: finished ? at : null, updatedAt: at, leaseOwner: null, leaseUntil: null,
+          id: randomUUID(),
+          hostId: p.id,
+          group: p.group,
+          state: p.rstate,
+          severity: p.severity,
+          taintedAt: at,
+          requestedBy: 'controller',
+          reason: 'tainted',
+          decision: p.rstate === 'queued' ? 'waiting' : null,
+          decisionReason: p.rstate === 'queued' ? 'budget "*": maxUnavailable 10%' : null,
+          decidedAt: null,
+          approvedBy: null,
+          approvedAt: null,
+          attempts: finished || p.rstate === 'queued' ? 1 : 2,
+          nextAttemptAt: null,
+          lastError: p.rstate === 'failed' ? 'platform refused' : null,
+          provider: 'aws-asg',
+          providerRef: `i-${p.id}`,
+          replacedBy: null,
+          createdAt: at,
+          scheduledAt: null,
+          startedAt: null,
+          confirmedAt: null,
+          finishedAt: finished ? at : null,
+          updatedAt: at,
+          leaseOwner: null,
+          leaseUntil: null,
         });
       }
     });
@@ -86,9 +130,18 @@ const seedSeconds = (performance.now() - t0) / 1000;
 // ---- controller ----
 // The scheduler runs in dry-run with its loop held back (a day's interval), so the pages are measured
 // on a still queue, and one pass over the whole queue is timed on its own after them.
-const config = ControllerConfigSchema.parse({ listen: '127.0.0.1:0', store: `sqlite:${file}`, scheduler: { mode: 'dry-run', interval: '24h' } });
-const ctl = await startController(config, { log: pino({ level: 'warn' }), clock: () => new Date(base + 10 * 86_400_000) });
-const { secret } = await ctl.store.transaction((tx) => createToken(tx, { name: 'bench', role: 'viewer' }, 'bench', new Date()));
+const config = ControllerConfigSchema.parse({
+  listen: '127.0.0.1:0',
+  store: `sqlite:${file}`,
+  scheduler: { mode: 'dry-run', interval: '24h' },
+});
+const ctl = await startController(config, {
+  log: pino({ level: 'warn' }),
+  clock: () => new Date(base + 10 * 86_400_000),
+});
+const { secret } = await ctl.store.transaction((tx) =>
+  createToken(tx, { name: 'bench', role: 'viewer' }, 'bench', new Date()),
+);
 
 async function timeGet(path) {
   const s = performance.now();
@@ -106,14 +159,20 @@ const fmt = (ms) => `${ms.toFixed(ms < 10 ? 1 : 0)} ms`;
 
 const activeStates = 'queued,awaiting-approval,scheduled,replacing,failed';
 let deep = null;
-for (let i = 0; i < 100; i++) deep = JSON.parse((await timeGet(`/api/v1/replacements?state=${activeStates}&limit=50${deep ? `&after=${deep}` : ''}`)).body).next;
+for (let i = 0; i < 100; i++)
+  deep = JSON.parse(
+    (await timeGet(`/api/v1/replacements?state=${activeStates}&limit=50${deep ? `&after=${deep}` : ''}`)).body,
+  ).next;
 
 const calls = [
   ['queue, first page of 50 (active states)', `/api/v1/replacements?state=${activeStates}&limit=50`],
   ['queue, page 101 (keyset cursor)', `/api/v1/replacements?state=${activeStates}&limit=50&after=${deep}`],
   ['queue, one group', `/api/v1/replacements?state=${activeStates}&group=asg-7&limit=50`],
   ['all states, first page', '/api/v1/replacements?limit=50'],
-  ['one host', '/api/v1/replacements?host=host-000300&state=queued,awaiting-approval,scheduled,replacing,failed,replaced,cancelled&limit=20'],
+  [
+    'one host',
+    '/api/v1/replacements?host=host-000300&state=queued,awaiting-approval,scheduled,replacing,failed,replaced,cancelled&limit=20',
+  ],
   ['groups with budgets and breaker', '/api/v1/replacement-groups'],
 ];
 const apiRows = [];
@@ -123,17 +182,35 @@ for (const [name, path] of calls) {
   for (let i = 0; i < RUNS; i++) xs.push((await timeGet(path)).ms);
   apiRows.push([name, stats(xs)]);
 }
-const { secret: adminSecret } = await ctl.store.transaction((tx) => createToken(tx, { name: 'bench-admin', role: 'admin' }, 'bench', new Date()));
+const { secret: adminSecret } = await ctl.store.transaction((tx) =>
+  createToken(tx, { name: 'bench-admin', role: 'admin' }, 'bench', new Date()),
+);
 const tickMs = [];
 for (let i = 0; i < 2; i++) {
   const s = performance.now();
-  const r = await request(`${ctl.url}/api/v1/scheduler/tick`, { method: 'POST', headers: { authorization: `Bearer ${adminSecret}`, 'content-type': 'application/json' }, body: '{}' });
+  const r = await request(`${ctl.url}/api/v1/scheduler/tick`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${adminSecret}`, 'content-type': 'application/json' },
+    body: '{}',
+  });
   const body = await r.body.text();
   if (r.statusCode !== 200) throw new Error(`scheduler tick: ${r.statusCode} ${body.slice(0, 200)}`);
   tickMs.push(performance.now() - s);
 }
 
-const browser = await chromium.launch({ executablePath: process.env.DRIFTWARDEN_CHROMIUM ?? '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+const browser = await chromium.launch({
+  executablePath: process.env.DRIFTWARDEN_CHROMIUM ?? '/usr/bin/chromium',
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+});
 const page = await (await browser.newContext({ viewport: { width: 1360, height: 900 } })).newPage();
 await page.goto(ctl.url);
 await page.locator('input[name=token]').fill(secret);
@@ -151,7 +228,8 @@ for (const [name, id, hash] of [
     const s = performance.now();
     await page.goto(`${ctl.url}/?run=${i}${hash}`);
     await page.locator(`main[data-page="${id}"]`).waitFor();
-    if (id === 'host') await page.locator('[data-test=replacement-progress], [data-test=host-replacement] p').first().waitFor();
+    if (id === 'host')
+      await page.locator('[data-test=replacement-progress], [data-test=host-replacement] p').first().waitFor();
     if (i > 0) xs.push(performance.now() - s);
   }
   pageRows.push([name, stats(xs)]);
@@ -166,6 +244,7 @@ md += `| API call | p50 | p95 | max |\n|---|---|---|---|\n`;
 for (const [n, s] of apiRows) md += `| ${n} | ${fmt(s.p50)} | ${fmt(s.p95)} | ${fmt(s.max)} |\n`;
 md += `| one scheduler pass over the whole queue (dry-run; first, second) | ${fmt(tickMs[0])} | ${fmt(tickMs[1])} | |\n`;
 md += `\n| page in Chromium (goto → data rendered) | p50 | p95 | max | target < 1 s |\n|---|---|---|---|---|\n`;
-for (const [n, s] of pageRows) md += `| ${n} | ${fmt(s.p50)} | ${fmt(s.p95)} | ${fmt(s.max)} | ${s.max < 1000 ? 'yes' : '**no**'} |\n`;
+for (const [n, s] of pageRows)
+  md += `| ${n} | ${fmt(s.p50)} | ${fmt(s.p95)} | ${fmt(s.max)} | ${s.max < 1000 ? 'yes' : '**no**'} |\n`;
 process.stdout.write(md);
 if (args.out) writeFileSync(args.out, md);

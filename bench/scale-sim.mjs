@@ -36,7 +36,22 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Pool } from 'undici';
-import { buildManifest, call, deviationSet, dist, f0, f1, monitor, prepareStore, sendAtRate, sleep, startServer, stats, tokenCreate, writeResults } from './lib/load.mjs';
+import {
+  buildManifest,
+  call,
+  deviationSet,
+  dist,
+  f0,
+  f1,
+  monitor,
+  prepareStore,
+  sendAtRate,
+  sleep,
+  startServer,
+  stats,
+  tokenCreate,
+  writeResults,
+} from './lib/load.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const WORK = join(HERE, 'work', 'scale-sim');
@@ -54,7 +69,14 @@ function parseArgs(argv) {
     pgUrl: process.env.DRIFTWARDEN_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
     out: join(WORK, 'latest.md'),
   };
-  const num = { '--seconds': 'seconds', '--concurrency': 'concurrency', '--heartbeat': 'heartbeat', '--scan-every': 'scanEvery', '--event-every': 'eventEvery', '--drift-share': 'driftShare' };
+  const num = {
+    '--seconds': 'seconds',
+    '--concurrency': 'concurrency',
+    '--heartbeat': 'heartbeat',
+    '--scan-every': 'scanEvery',
+    '--event-every': 'eventEvery',
+    '--drift-share': 'driftShare',
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -71,7 +93,8 @@ function parseArgs(argv) {
     else throw new Error(`unknown option ${a} (see the comment at the top of bench/scale-sim.mjs)`);
   }
   for (const s of o.stores) if (s !== 'sqlite' && s !== 'postgres') throw new Error(`--store: unknown store ${s}`);
-  if (o.steps.some((n, i) => !Number.isInteger(n) || n < o.concurrency || (i > 0 && n <= o.steps[i - 1]))) throw new Error('--steps: increasing host counts, each at least --concurrency');
+  if (o.steps.some((n, i) => !Number.isInteger(n) || n < o.concurrency || (i > 0 && n <= o.steps[i - 1])))
+    throw new Error('--steps: increasing host counts, each at least --concurrency');
   return o;
 }
 
@@ -90,7 +113,11 @@ function mixShares() {
 }
 
 async function runStore(kind, results) {
-  const { dir, keys, storeUrl, pgSchema, configFile, dropStore } = await prepareStore(WORK, kind, { pgUrl: opts.pgUrl, schemaPrefix: 'dwscale', log });
+  const { dir, keys, storeUrl, pgSchema, configFile, dropStore } = await prepareStore(WORK, kind, {
+    pgUrl: opts.pgUrl,
+    schemaPrefix: 'dwscale',
+    log,
+  });
 
   let server = null;
   let pool = null;
@@ -104,17 +131,31 @@ async function runStore(kind, results) {
     if (pub.status !== 201) throw new Error(`manifest publish: ${pub.status} ${pub.text}`);
     const imageId = manifest.image.id;
     const sets = Array.from({ length: 16 }, (_, s) => deviationSet(manifest, s));
-    const collectors = ['packages', 'sysctl', 'cron', 'files'].map((c) => ({ collector: c, ok: true, durationMs: 850, items: manifest.sections[c].items.length }));
+    const collectors = ['packages', 'sysctl', 'cron', 'files'].map((c) => ({
+      collector: c,
+      ok: true,
+      durationMs: 850,
+      items: manifest.sections[c].items.length,
+    }));
 
     const max = opts.steps.at(-1);
-    const ids = Array.from({ length: max }, (_, i) => `${randomBytes(4).toString('hex')}${String(i).padStart(24, '0')}`);
+    const ids = Array.from(
+      { length: max },
+      (_, i) => `${randomBytes(4).toString('hex')}${String(i).padStart(24, '0')}`,
+    );
     const creds = new Array(max);
     const seq = new Int32Array(max);
     /** Deviation set of the host's last scan, -1 when clean: heartbeats carry that scan's digests. */
     const drift = new Int16Array(max).fill(-1);
     const busy = new Uint8Array(max);
-    const common = { schema: 'driftwarden/report/v1', imageId, manifestDigest: manifest.digests.overall, agentVersion: '0.1.0' };
-    const tail = (k, digests, deviations, cols) => JSON.stringify({ ...common, kind: k, digests, collectors: cols, deviations }).slice(1);
+    const common = {
+      schema: 'driftwarden/report/v1',
+      imageId,
+      manifestDigest: manifest.digests.overall,
+      agentVersion: '0.1.0',
+    };
+    const tail = (k, digests, deviations, cols) =>
+      JSON.stringify({ ...common, kind: k, digests, collectors: cols, deviations }).slice(1);
     const cleanHb = tail('heartbeat', manifest.digests.sections, [], []);
     const cleanScan = tail('scan', manifest.digests.sections, [], collectors);
     const driftHb = sets.map((s) => tail('heartbeat', s.digests, [], []));
@@ -138,17 +179,36 @@ async function runStore(kind, results) {
 
     const alive = () => {
       const c = server.child;
-      if (c.exitCode !== null || c.signalCode !== null) throw new Error(`the controller exited (${c.signalCode ?? c.exitCode}); see its log in ${dir}`);
+      if (c.exitCode !== null || c.signalCode !== null)
+        throw new Error(`the controller exited (${c.signalCode ?? c.exitCode}); see its log in ${dir}`);
     };
     const row = (hosts, phase, lat, ok, errors, wall, mon, extra = {}) => {
-      const r = { store: kind, hosts, phase, requests: lat.length, ok, errors, seconds: wall, rate: ok / wall, ...stats(lat), ...mon, ...extra };
+      const r = {
+        store: kind,
+        hosts,
+        phase,
+        requests: lat.length,
+        ok,
+        errors,
+        seconds: wall,
+        rate: ok / wall,
+        ...stats(lat),
+        ...mon,
+        ...extra,
+      };
       results.push(r);
-      log(`${kind} ${hosts} ${phase}: ${ok}/${lat.length} ok in ${wall.toFixed(1)} s = ${r.rate.toFixed(0)}/s, p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} ms, server CPU ${mon.serverCpu.toFixed(0)} %, RSS ${mon.serverRssMB.toFixed(0)} MB`);
+      log(
+        `${kind} ${hosts} ${phase}: ${ok}/${lat.length} ok in ${wall.toFixed(1)} s = ${r.rate.toFixed(0)}/s, p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} ms, server CPU ${mon.serverCpu.toFixed(0)} %, RSS ${mon.serverRssMB.toFixed(0)} MB`,
+      );
       return r;
     };
 
     /** Closed loop over hosts [from, to): each exactly once (`once`), or random ones until the time is up. */
-    async function closed(hosts, phase, { from = 0, to = hosts, once = false, path = '/api/v1/reports', token = (i) => creds[i], body, check }) {
+    async function closed(
+      hosts,
+      phase,
+      { from = 0, to = hosts, once = false, path = '/api/v1/reports', token = (i) => creds[i], body, check },
+    ) {
       const lat = [];
       let ok = 0;
       let errors = 0;
@@ -240,11 +300,33 @@ async function runStore(kind, results) {
       if (firstError) log(`${kind} nominal: ${errors} errors, first: ${firstError}`);
       alive();
       const late = total - done;
-      return row(hosts, `nominal ${rate.toFixed(0)}/s${late ? ` (${late} of ${total} unanswered ${((performance.now() - start) / 1000).toFixed(0)} s in)` : ''}`, lat, ok, errors, wall, mon.stop(), { mode: 'open loop', offered: rate, unfinished: late });
+      return row(
+        hosts,
+        `nominal ${rate.toFixed(0)}/s${late ? ` (${late} of ${total} unanswered ${((performance.now() - start) / 1000).toFixed(0)} s in)` : ''}`,
+        lat,
+        ok,
+        errors,
+        wall,
+        mon.stop(),
+        { mode: 'open loop', offered: rate, unfinished: late },
+      );
     }
 
     const enrollBody = (i) =>
-      JSON.stringify({ hostId: ids[i], hostname: `web-${i}`, imageId, group: `asg-${i % 8}`, agentVersion: '0.1.0', inventory: { hostId: ids[i], hostname: `web-${i}`, os: 'Debian GNU/Linux 12 (bookworm)', kernel: '6.1.0-18-amd64', addresses: [`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`] } });
+      JSON.stringify({
+        hostId: ids[i],
+        hostname: `web-${i}`,
+        imageId,
+        group: `asg-${i % 8}`,
+        agentVersion: '0.1.0',
+        inventory: {
+          hostId: ids[i],
+          hostname: `web-${i}`,
+          os: 'Debian GNU/Linux 12 (bookworm)',
+          kernel: '6.1.0-18-amd64',
+          addresses: [`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`],
+        },
+      });
     const sizes = [];
     let have = 0;
     for (const n of opts.steps) {
@@ -260,7 +342,12 @@ async function runStore(kind, results) {
             return !!creds[i];
           },
         });
-        await closed(n, 'first scan', { once: true, to: n, body: (i) => head(i) + cleanScan, check: (t) => t.includes('"status":"accepted"') });
+        await closed(n, 'first scan', {
+          once: true,
+          to: n,
+          body: (i) => head(i) + cleanScan,
+          check: (t) => t.includes('"status":"accepted"'),
+        });
       } else {
         await server.stop();
         pool.destroy();
@@ -311,9 +398,45 @@ async function runStore(kind, results) {
         }
         const s = (performance.now() - t0) / 1000;
         log(`${kind}: ${n - have} hosts added in bulk through the store in ${s.toFixed(1)} s`);
-        results.push({ store: kind, hosts: n, phase: `bulk add ${n - have} (store)`, requests: n - have, ok: n - have, errors: 0, seconds: s, rate: (n - have) / s, p50: NaN, p95: NaN, p99: NaN, max: NaN, serverCpu: NaN, serverRssMB: NaN, genCpu: NaN, machineBusy: NaN, load1: loadavg()[0] });
+        results.push({
+          store: kind,
+          hosts: n,
+          phase: `bulk add ${n - have} (store)`,
+          requests: n - have,
+          ok: n - have,
+          errors: 0,
+          seconds: s,
+          rate: (n - have) / s,
+          p50: NaN,
+          p95: NaN,
+          p99: NaN,
+          max: NaN,
+          serverCpu: NaN,
+          serverRssMB: NaN,
+          genCpu: NaN,
+          machineBusy: NaN,
+          load1: loadavg()[0],
+        });
         server = await startServer(dir, configFile, `${n}`, log);
-        results.push({ store: kind, hosts: n, phase: 'controller start-up', requests: 1, ok: 1, errors: 0, seconds: server.startupMs / 1000, rate: NaN, p50: NaN, p95: NaN, p99: NaN, max: NaN, serverCpu: NaN, serverRssMB: NaN, genCpu: NaN, machineBusy: NaN, load1: loadavg()[0] });
+        results.push({
+          store: kind,
+          hosts: n,
+          phase: 'controller start-up',
+          requests: 1,
+          ok: 1,
+          errors: 0,
+          seconds: server.startupMs / 1000,
+          rate: NaN,
+          p50: NaN,
+          p95: NaN,
+          p99: NaN,
+          max: NaN,
+          serverCpu: NaN,
+          serverRssMB: NaN,
+          genCpu: NaN,
+          machineBusy: NaN,
+          load1: loadavg()[0],
+        });
         pool = new Pool(server.url, { connections: 256, pipelining: 1, keepAliveTimeout: 60_000 });
       }
       have = n;
@@ -346,7 +469,10 @@ async function storeBytes(kind, storeUrl, pgSchema, dir) {
   const c = new pg.Client({ connectionString: opts.pgUrl });
   await c.connect();
   try {
-    const r = await c.query(`select coalesce(sum(pg_total_relation_size(format('%I.%I', schemaname, tablename))), 0)::bigint as b from pg_tables where schemaname = $1`, [pgSchema]);
+    const r = await c.query(
+      `select coalesce(sum(pg_total_relation_size(format('%I.%I', schemaname, tablename))), 0)::bigint as b from pg_tables where schemaname = $1`,
+      [pgSchema],
+    );
     return Number(r.rows[0].b);
   } finally {
     await c.end();
@@ -373,10 +499,20 @@ const lines = [
   '',
   '| store | hosts | phase | ok / sent | s | reports/s | p50 ms | p95 ms | p99 ms | max ms | controller CPU % | controller RSS MB | generator CPU % | machine busy % | load1 |',
   '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-  ...results.map((r) => `| ${r.store} | ${r.hosts} | ${r.phase} | ${r.ok} / ${r.requests} | ${f1(r.seconds)} | ${f0(r.rate)} | ${f1(r.p50)} | ${f1(r.p95)} | ${f1(r.p99)} | ${f1(r.max)} | ${f0(r.serverCpu)} | ${f0(r.serverRssMB)} | ${f0(r.genCpu)} | ${f0(r.machineBusy)} | ${f1(r.load1)} |`),
+  ...results.map(
+    (r) =>
+      `| ${r.store} | ${r.hosts} | ${r.phase} | ${r.ok} / ${r.requests} | ${f1(r.seconds)} | ${f0(r.rate)} | ${f1(r.p50)} | ${f1(r.p95)} | ${f1(r.p99)} | ${f1(r.max)} | ${f0(r.serverCpu)} | ${f0(r.serverRssMB)} | ${f0(r.genCpu)} | ${f0(r.machineBusy)} | ${f1(r.load1)} |`,
+  ),
   '',
   '| store | hosts | store size MB |',
   '|---|---:|---:|',
-  ...Object.entries(sizes).flatMap(([k, list]) => (list ?? []).map((s) => `| ${k} | ${s.hosts} | ${f1(s.bytes / 1048576)} |`)),
+  ...Object.entries(sizes).flatMap(([k, list]) =>
+    (list ?? []).map((s) => `| ${k} | ${s.hosts} | ${f1(s.bytes / 1048576)} |`),
+  ),
 ];
-writeResults(opts.out, lines.join('\n') + '\n', { started, cpuModel, node: process.version, opts, results, sizes }, log);
+writeResults(
+  opts.out,
+  lines.join('\n') + '\n',
+  { started, cpuModel, node: process.version, opts, results, sizes },
+  log,
+);

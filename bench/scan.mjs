@@ -33,7 +33,16 @@ const WORK = join(HERE, 'work');
 const CLI = join(REPO, 'bin', 'driftwarden.js');
 
 function parseArgs(argv) {
-  const o = { tree: '/usr', runs: 5, aideRuns: 3, skipAide: false, only: null, out: join(WORK, 'latest.md'), quiet: 0.15, waitMax: 180 };
+  const o = {
+    tree: '/usr',
+    runs: 5,
+    aideRuns: 3,
+    skipAide: false,
+    only: null,
+    out: join(WORK, 'latest.md'),
+    quiet: 0.15,
+    waitMax: 180,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -64,7 +73,8 @@ const q = (s) => `'${String(s).replaceAll("'", `'\\''`)}'`;
 const load1 = () => loadavg()[0];
 
 // ---------------------------------------------------------------- environment
-const cpuModel = (readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m) ?? [])[1] ?? cpus()[0]?.model ?? '?';
+const cpuModel =
+  (readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m) ?? [])[1] ?? cpus()[0]?.model ?? '?';
 const shaNi = /\bsha_ni\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
 const env = {
   date: new Date().toISOString(),
@@ -100,7 +110,10 @@ const P = {
   halfB: join(WORK, 'half-b.lst'),
   aideDir: join(WORK, 'aide'),
 };
-writeFileSync(P.config, `# files collector only, one root: what the benchmark scans\ncollectors:\n  packages: { enabled: false }\n  sysctl: { enabled: false }\n  cron: { enabled: false }\n  files: { roots: [${JSON.stringify(opts.tree)}] }\n`);
+writeFileSync(
+  P.config,
+  `# files collector only, one root: what the benchmark scans\ncollectors:\n  packages: { enabled: false }\n  sysctl: { enabled: false }\n  cron: { enabled: false }\n  files: { roots: [${JSON.stringify(opts.tree)}] }\n`,
+);
 
 function mustRun(cmd, what) {
   const r = sh(cmd);
@@ -108,9 +121,16 @@ function mustRun(cmd, what) {
   return r;
 }
 
-log(`load ${loadavg().map((l) => l.toFixed(2)).join(' ')} before preparation`);
+log(
+  `load ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')} before preparation`,
+);
 log(`building the reference manifest of ${opts.tree} (this also warms the page cache)`);
-mustRun(`node ${q(CLI)} manifest build --root / --config ${q(P.config)} --image-id bench --out ${q(P.manifest)}`, 'manifest build');
+mustRun(
+  `node ${q(CLI)} manifest build --root / --config ${q(P.config)} --image-id bench --out ${q(P.manifest)}`,
+  'manifest build',
+);
 
 // The exact files driftwarden hashed (regular files, ignore globs applied), split in two halves by bytes
 // for the openssl floor. Sequential split keeps each half in directory order, as a walk reads it.
@@ -160,7 +180,10 @@ if (!opts.skipAide) {
   if (old !== conf || !existsSync(join(P.aideDir, 'aide.db'))) {
     writeFileSync(aideConf, conf);
     log('aide --init (once; the database is reused while aide.conf is unchanged)');
-    mustRun(`aide -c ${q(aideConf)} --init --workers=2 > /dev/null && mv ${q(P.aideDir + '/aide.db.new')} ${q(P.aideDir + '/aide.db')}`, 'aide --init');
+    mustRun(
+      `aide -c ${q(aideConf)} --init --workers=2 > /dev/null && mv ${q(P.aideDir + '/aide.db.new')} ${q(P.aideDir + '/aide.db')}`,
+      'aide --init',
+    );
   }
 }
 
@@ -168,7 +191,10 @@ log('priming the stat caches (a check with an empty cache hashes everything)');
 sh(`rm -f ${q(P.statCache)} ${q(P.collCache)}`);
 const prime = sh(`node ${q(CLI)} check --manifest ${q(P.manifest)} --cache ${q(P.statCache)} > /dev/null`);
 if (prime.status !== 0 && prime.status !== 1) throw new Error(`priming check failed: ${prime.stderr}`);
-mustRun(`node ${q(join(HERE, 'collector.mjs'))} --tree ${q(opts.tree)} --cache ${q(P.collCache)}`, 'priming the collector cache');
+mustRun(
+  `node ${q(join(HERE, 'collector.mjs'))} --tree ${q(opts.tree)} --cache ${q(P.collCache)}`,
+  'priming the collector cache',
+);
 
 // ---------------------------------------------------------------- contestants
 const opensslHalf = (f) => `xargs -0 openssl dgst -sha256 < ${q(f)} > /dev/null`;
@@ -185,8 +211,20 @@ const CONTESTANTS = [
   },
   ...(opts.skipAide
     ? []
-    : [{ name: 'aide-check', what: '`aide --check --workers=2`', cmd: `aide -c ${q(aideConf)} --check --workers=2 > /dev/null`, okCodes: [0, 1, 2, 3, 4, 5, 6, 7], aide: true }]),
-  { name: 'find-stat', what: "stat-only walk: `find TREE -printf '%s %T@ %i\\n'`", cmd: `find ${q(opts.tree)} -printf '%s %T@ %i\\n' > /dev/null` },
+    : [
+        {
+          name: 'aide-check',
+          what: '`aide --check --workers=2`',
+          cmd: `aide -c ${q(aideConf)} --check --workers=2 > /dev/null`,
+          okCodes: [0, 1, 2, 3, 4, 5, 6, 7],
+          aide: true,
+        },
+      ]),
+  {
+    name: 'find-stat',
+    what: "stat-only walk: `find TREE -printf '%s %T@ %i\\n'`",
+    cmd: `find ${q(opts.tree)} -printf '%s %T@ %i\\n' > /dev/null`,
+  },
   {
     name: 'dw-check',
     what: 'driftwarden unchanged re-scan (`check --cache`)',
@@ -234,7 +272,9 @@ function runOnce(c, busyBefore = null) {
     const timeFile = join(WORK, `.time-${c.name}`);
     const loadBefore = load1();
     const t0 = performance.now();
-    const child = spawn('/usr/bin/time', ['-f', '%e %M', '-o', timeFile, 'sh', '-c', c.cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('/usr/bin/time', ['-f', '%e %M', '-o', timeFile, 'sh', '-c', c.cmd], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -252,7 +292,11 @@ function runOnce(c, busyBefore = null) {
   });
 }
 
-log(`load ${loadavg().map((l) => l.toFixed(2)).join(' ')}; warm-up pass: every contestant once, untimed`);
+log(
+  `load ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}; warm-up pass: every contestant once, untimed`,
+);
 for (const c of CONTESTANTS) {
   const r = await runOnce(c);
   log(`  warm-up ${c.name}: ${r.wall.toFixed(2)} s`);
@@ -270,7 +314,9 @@ for (let round = 1; round <= rounds; round++) {
     loads.push(r.load);
     busies.push(busy);
     results.get(c.name).push(r);
-    log(`  round ${round} ${c.name}: ${r.wall.toFixed(2)} s, ${r.rssMB.toFixed(0)} MB, load ${r.load.toFixed(2)}, CPUs ${(busy * 100).toFixed(0)}% busy before`);
+    log(
+      `  round ${round} ${c.name}: ${r.wall.toFixed(2)} s, ${r.rssMB.toFixed(0)} MB, load ${r.load.toFixed(2)}, CPUs ${(busy * 100).toFixed(0)}% busy before`,
+    );
   }
 }
 

@@ -3,9 +3,21 @@
  * with app.inject() and only server.ts opens a port. Every route declares who may call it
  * (`config.auth`); a route without that declaration fails at start-up, not in production.
  */
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyRequest,
+  type RawReplyDefaultExpression,
+  type RawRequestDefaultExpression,
+  type RawServerDefault,
+} from 'fastify';
 import fastifySwagger from '@fastify/swagger';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import {
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
 import type { KeyObject } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -51,7 +63,10 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     /** The token or host that authenticated this request; `actor` is what the audit log records. */
-    principal: { kind: 'token'; token: TokenRow; actor: string } | { kind: 'host'; host: HostRow; actor: string } | null;
+    principal:
+      | { kind: 'token'; token: TokenRow; actor: string }
+      | { kind: 'host'; host: HostRow; actor: string }
+      | null;
   }
 }
 
@@ -83,11 +98,19 @@ export interface AppContext extends Required<Omit<AppDeps, 'log' | 'https' | 'sc
   limits: { failedAuth: SourceLimiter; enroll: SourceLimiter };
 }
 
-export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger, ZodTypeProvider>;
+export type App = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  Logger,
+  ZodTypeProvider
+>;
 
 export async function buildApp(deps: AppDeps): Promise<App> {
   const clock = deps.clock ?? (() => new Date());
-  const scheduler = deps.scheduler ?? createScheduler({ store: deps.store, config: deps.config, log: deps.log, clock, registry: deps.metrics.registry });
+  const scheduler =
+    deps.scheduler ??
+    createScheduler({ store: deps.store, config: deps.config, log: deps.log, clock, registry: deps.metrics.registry });
   const ctx: AppContext = {
     ...deps,
     clock,
@@ -98,8 +121,16 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     sessionKey: deps.sessionKey ?? loadSessionKey(deps.config.dashboard.sessionKeyFile),
     secureCookies: deps.https !== undefined,
     limits: {
-      failedAuth: new SourceLimiter('failedAuth', { max: deps.config.rateLimit.failedAuth.max, perMs: durationMs(deps.config.rateLimit.failedAuth.per) }, deps.config.rateLimit.maxSources),
-      enroll: new SourceLimiter('enroll', { max: deps.config.rateLimit.enroll.max, perMs: durationMs(deps.config.rateLimit.enroll.per) }, deps.config.rateLimit.maxSources),
+      failedAuth: new SourceLimiter(
+        'failedAuth',
+        { max: deps.config.rateLimit.failedAuth.max, perMs: durationMs(deps.config.rateLimit.failedAuth.per) },
+        deps.config.rateLimit.maxSources,
+      ),
+      enroll: new SourceLimiter(
+        'enroll',
+        { max: deps.config.rateLimit.enroll.max, perMs: durationMs(deps.config.rateLimit.enroll.per) },
+        deps.config.rateLimit.maxSources,
+      ),
     },
   };
   const app = Fastify({
@@ -127,7 +158,15 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   // Runs after authentication (onRequest): an unauthenticated client never gets a body decompressed.
   app.addHook('preParsing', async (req, _reply, payload) =>
-    decodeBody(req, payload, bodyLimits(deps.config, req.routeOptions.bodyLimit ?? deps.config.bodyLimit, req.routeOptions.config.wireBodyLimit)),
+    decodeBody(
+      req,
+      payload,
+      bodyLimits(
+        deps.config,
+        req.routeOptions.bodyLimit ?? deps.config.bodyLimit,
+        req.routeOptions.config.wireBodyLimit,
+      ),
+    ),
   );
   // Before any schema or handler: nothing a request carries may be nested past the limit or hold what
   // the store refuses (controller/request-guard.ts).
@@ -143,7 +182,12 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 
   await app.register(fastifySwagger, {
     openapi: {
-      info: { title: 'driftwarden controller API', version: 'v1', description: 'Every route needs a bearer token: a host credential, an enrollment token, or an API token with a role.' },
+      info: {
+        title: 'driftwarden controller API',
+        version: 'v1',
+        description:
+          'Every route needs a bearer token: a host credential, an enrollment token, or an API token with a role.',
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
@@ -196,7 +240,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     void reply.status(e.status).send({ error: e.code, message: e.message });
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send({ error: 'DW_ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` });
+    void reply
+      .status(404)
+      .send({ error: 'DW_ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` });
   });
 
   registerMetaRoutes(app, ctx);
@@ -218,7 +264,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 }
 
 /** A hop count trusts that many proxies nearest the controller (proxy-addr's rule for a number). */
-function trustProxyOption(t: ControllerConfig['trustProxy']): false | string[] | ((addr: string, hop: number) => boolean) {
+function trustProxyOption(
+  t: ControllerConfig['trustProxy'],
+): false | string[] | ((addr: string, hop: number) => boolean) {
   if (t === false || Array.isArray(t)) return t;
   return (_addr, hop) => hop < t;
 }
@@ -226,10 +274,20 @@ function trustProxyOption(t: ControllerConfig['trustProxy']): false | string[] |
 /** The reports route caps both sides by config keys; other routes cap both by their one limit. */
 function bodyLimits(config: ControllerConfig, routeLimit: number, wireLimit: number | undefined): BodyLimits {
   if (wireLimit !== undefined) {
-    return { wire: wireLimit, decoded: routeLimit, wireLabel: `bodyLimit: ${wireLimit} bytes as sent`, decodedLabel: `decodedBodyLimit: ${routeLimit} bytes once decompressed` };
+    return {
+      wire: wireLimit,
+      decoded: routeLimit,
+      wireLabel: `bodyLimit: ${wireLimit} bytes as sent`,
+      decodedLabel: `decodedBodyLimit: ${routeLimit} bytes once decompressed`,
+    };
   }
   const label = routeLimit === config.bodyLimit ? `bodyLimit: ${routeLimit} bytes` : `${routeLimit} bytes`;
-  return { wire: routeLimit, decoded: routeLimit, wireLabel: `${label} as sent`, decodedLabel: `${label} once decompressed` };
+  return {
+    wire: routeLimit,
+    decoded: routeLimit,
+    wireLabel: `${label} as sent`,
+    decodedLabel: `${label} once decompressed`,
+  };
 }
 
 async function authenticate(ctx: AppContext, req: FastifyRequest, need: Exclude<RouteAuth, 'none'>): Promise<void> {
@@ -237,7 +295,13 @@ async function authenticate(ctx: AppContext, req: FastifyRequest, need: Exclude<
   const secret = bearer(req.headers.authorization);
   if (!secret) {
     const cookie = need === 'host' || need === 'enroll' ? null : cookieValue(req.headers.cookie, SESSION_COOKIE);
-    if (cookie !== null) return authenticateSession(ctx, req, need as Exclude<RouteAuth, 'none' | 'host' | 'enroll' | 'enroll-aws'>, cookie);
+    if (cookie !== null)
+      return authenticateSession(
+        ctx,
+        req,
+        need as Exclude<RouteAuth, 'none' | 'host' | 'enroll' | 'enroll-aws'>,
+        cookie,
+      );
     throw new DwError('DW_ERR_UNAUTHORIZED', 'missing bearer token (Authorization: Bearer ...)');
   }
   const hash = hashSecret(secret);
@@ -246,17 +310,29 @@ async function authenticate(ctx: AppContext, req: FastifyRequest, need: Exclude<
     const host = await ctx.store.findHostByCredentialHash(hash);
     if (!host) throw new DwError('DW_ERR_UNAUTHORIZED', 'unknown host credential');
     // Refused by name, so the agent's log says what an operator did rather than "unknown credential".
-    if (host.retiredAt) throw new DwError('DW_ERR_UNAUTHORIZED', `host ${host.id} was forgotten (retired) by an operator at ${host.retiredAt}; it cannot report`, { hostId: host.id });
-    if (host.resetAt) throw new DwError('DW_ERR_UNAUTHORIZED', `host ${host.id} was reset by an operator at ${host.resetAt}; its credential no longer works: enroll again with an enrollment token`, { hostId: host.id });
+    if (host.retiredAt)
+      throw new DwError(
+        'DW_ERR_UNAUTHORIZED',
+        `host ${host.id} was forgotten (retired) by an operator at ${host.retiredAt}; it cannot report`,
+        { hostId: host.id },
+      );
+    if (host.resetAt)
+      throw new DwError(
+        'DW_ERR_UNAUTHORIZED',
+        `host ${host.id} was reset by an operator at ${host.resetAt}; its credential no longer works: enroll again with an enrollment token`,
+        { hostId: host.id },
+      );
     req.principal = { kind: 'host', host, actor: `host:${host.id}` };
     return;
   }
   const token = await ctx.store.findTokenByHash(hash);
   if (!token) throw new DwError('DW_ERR_UNAUTHORIZED', 'unknown token');
   if (token.revokedAt) throw new DwError('DW_ERR_UNAUTHORIZED', `token ${token.id} was revoked`);
-  if (token.expiresAt && token.expiresAt <= now) throw new DwError('DW_ERR_UNAUTHORIZED', `token ${token.id} expired at ${token.expiresAt}`);
+  if (token.expiresAt && token.expiresAt <= now)
+    throw new DwError('DW_ERR_UNAUTHORIZED', `token ${token.id} expired at ${token.expiresAt}`);
   if (need === 'enroll') {
-    if (token.role !== 'agent') throw new DwError('DW_ERR_FORBIDDEN', `enrollment needs an agent token; ${token.id} has role ${token.role}`);
+    if (token.role !== 'agent')
+      throw new DwError('DW_ERR_FORBIDDEN', `enrollment needs an agent token; ${token.id} has role ${token.role}`);
     // Counted again, atomically, in the enrollment's transaction; this is the early answer.
     const spent = usedUp(token);
     if (spent) throw new DwError('DW_ERR_UNAUTHORIZED', spent);
@@ -282,24 +358,42 @@ function originHost(origin: string): string | null {
  * the cookie, the session's CSRF token in a header a cross-site form cannot set, and a same-origin
  * Origin header when the browser sends one).
  */
-async function authenticateSession(ctx: AppContext, req: FastifyRequest, need: Exclude<RouteAuth, 'none' | 'host' | 'enroll' | 'enroll-aws'>, cookie: string): Promise<void> {
+async function authenticateSession(
+  ctx: AppContext,
+  req: FastifyRequest,
+  need: Exclude<RouteAuth, 'none' | 'host' | 'enroll' | 'enroll-aws'>,
+  cookie: string,
+): Promise<void> {
   const now = ctx.clock();
   const session = readSession(ctx.sessionKey, cookie, now);
   if (!session) throw new DwError('DW_ERR_UNAUTHORIZED', 'the session has expired or is not valid; log in again');
   // The cookie alone is not enough: logging out ends the session here, so a copied cookie dies with it.
   const row = await ctx.store.getSession(session.id);
-  if (!row || row.tokenId !== session.tokenId) throw new DwError('DW_ERR_UNAUTHORIZED', 'the session is not known to the controller (ended, or opened before an upgrade); log in again');
+  if (!row || row.tokenId !== session.tokenId)
+    throw new DwError(
+      'DW_ERR_UNAUTHORIZED',
+      'the session is not known to the controller (ended, or opened before an upgrade); log in again',
+    );
   if (row.endedAt) throw new DwError('DW_ERR_UNAUTHORIZED', 'the session was ended (logged out); log in again');
   if (!SAFE_METHODS.has(req.method)) {
-    if (!csrfMatches(session, req.headers[CSRF_HEADER])) throw new DwError('DW_ERR_FORBIDDEN', `a session request that changes state needs the session's CSRF token in ${CSRF_HEADER}`);
+    if (!csrfMatches(session, req.headers[CSRF_HEADER]))
+      throw new DwError(
+        'DW_ERR_FORBIDDEN',
+        `a session request that changes state needs the session's CSRF token in ${CSRF_HEADER}`,
+      );
     const origin = req.headers.origin;
-    if (origin !== undefined && originHost(origin) !== req.headers.host) throw new DwError('DW_ERR_FORBIDDEN', `cross-origin request from ${origin} refused`);
+    if (origin !== undefined && originHost(origin) !== req.headers.host)
+      throw new DwError('DW_ERR_FORBIDDEN', `cross-origin request from ${origin} refused`);
   }
   const token = await ctx.store.getToken(session.tokenId);
-  if (!token || token.role === 'agent') throw new DwError('DW_ERR_UNAUTHORIZED', 'the token this session was opened with no longer exists');
-  if (token.revokedAt) throw new DwError('DW_ERR_UNAUTHORIZED', `token ${token.id} was revoked; its sessions ended with it`);
-  if (token.expiresAt && token.expiresAt <= now.toISOString()) throw new DwError('DW_ERR_UNAUTHORIZED', `token ${token.id} expired at ${token.expiresAt}`);
-  if (!roleAllows(token.role, need)) throw new DwError('DW_ERR_FORBIDDEN', `this needs role ${need}; token ${token.id} has role ${token.role}`);
+  if (!token || token.role === 'agent')
+    throw new DwError('DW_ERR_UNAUTHORIZED', 'the token this session was opened with no longer exists');
+  if (token.revokedAt)
+    throw new DwError('DW_ERR_UNAUTHORIZED', `token ${token.id} was revoked; its sessions ended with it`);
+  if (token.expiresAt && token.expiresAt <= now.toISOString())
+    throw new DwError('DW_ERR_UNAUTHORIZED', `token ${token.id} expired at ${token.expiresAt}`);
+  if (!roleAllows(token.role, need))
+    throw new DwError('DW_ERR_FORBIDDEN', `this needs role ${need}; token ${token.id} has role ${token.role}`);
   req.principal = { kind: 'token', token, actor: `token:${token.id}(${token.name})` };
   req.session = session;
 }
@@ -323,16 +417,31 @@ function toDwError(err: unknown): DwError {
       .join('; ');
     return new DwError('DW_ERR_VALIDATION', detail || e.message);
   }
-  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new DwError('DW_ERR_TOO_LARGE', `request body is larger than the limit (${e.message})`);
-  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new DwError('DW_ERR_VALIDATION', `unsupported content type: send application/json`);
-  if (e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (e.statusCode === 400 && /JSON/.test(e.message))) {
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    return new DwError('DW_ERR_TOO_LARGE', `request body is larger than the limit (${e.message})`);
+  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+    return new DwError('DW_ERR_VALIDATION', `unsupported content type: send application/json`);
+  if (
+    e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
+    e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ||
+    (e.statusCode === 400 && /JSON/.test(e.message))
+  ) {
     return new DwError('DW_ERR_VALIDATION', `request body is not valid JSON: ${e.message}`);
   }
   if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return new DwError('DW_ERR_VALIDATION', e.message);
   // A PostgreSQL data exception (class 22: a value of the wrong type or encoding) can only come from a
   // value in the request that slipped past validation: the request is at fault, not the controller.
-  if (typeof e.code === 'string' && /^22[0-9A-Z]{3}$/.test(e.code) && (err as { severity?: unknown }).severity !== undefined) {
-    return new DwError('DW_ERR_VALIDATION', `a value in the request cannot be stored: ${e.message}`, {}, { cause: err });
+  if (
+    typeof e.code === 'string' &&
+    /^22[0-9A-Z]{3}$/.test(e.code) &&
+    (err as { severity?: unknown }).severity !== undefined
+  ) {
+    return new DwError(
+      'DW_ERR_VALIDATION',
+      `a value in the request cannot be stored: ${e.message}`,
+      {},
+      { cause: err },
+    );
   }
   return new DwError('DW_ERR_INTERNAL', 'internal error', {}, { cause: err });
 }

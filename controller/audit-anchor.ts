@@ -45,7 +45,11 @@ function signedPart(a: Anchor): string {
  * The chains as they stand, verified first: anchoring a chain that is already broken would vouch for
  * the break. Rows appended while this runs are simply after the anchor.
  */
-export async function createAnchor(store: StoreTx, now: Date, privateKey?: KeyObject): Promise<{ anchor: Anchor; reports: ChainReport[] }> {
+export async function createAnchor(
+  store: StoreTx,
+  now: Date,
+  privateKey?: KeyObject,
+): Promise<{ anchor: Anchor; reports: ChainReport[] }> {
   const points = {} as Record<ChainName, ChainPoint>;
   const reports: ChainReport[] = [];
   for (const chain of CHAINS) {
@@ -54,9 +58,18 @@ export async function createAnchor(store: StoreTx, now: Date, privateKey?: KeyOb
     points[chain] = { throughId: r.lastId, rows: r.rows, head: r.head };
   }
   const broken = reports.filter((r) => !r.ok);
-  if (broken.length) throw new DwError('DW_ERR_STATE', `not anchoring a broken chain: ${broken.map((r) => r.chain).join(', ')} fails verification (run audit verify)`, { chains: broken.map((r) => r.chain) });
+  if (broken.length)
+    throw new DwError(
+      'DW_ERR_STATE',
+      `not anchoring a broken chain: ${broken.map((r) => r.chain).join(', ')} fails verification (run audit verify)`,
+      { chains: broken.map((r) => r.chain) },
+    );
   const anchor: Anchor = { schema: ANCHOR_SCHEMA_ID, createdAt: now.toISOString(), chains: points };
-  if (privateKey) anchor.signature = { keyId: keyIdOf(createPublicKey(privateKey)), value: signBytes(signedPart(anchor), privateKey) };
+  if (privateKey)
+    anchor.signature = {
+      keyId: keyIdOf(createPublicKey(privateKey)),
+      value: signBytes(signedPart(anchor), privateKey),
+    };
   return { anchor, reports };
 }
 
@@ -65,7 +78,9 @@ export function readAnchor(file: string): Anchor {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new DwError('DW_ERR_IO', `--anchor: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, { path: file });
+    throw new DwError('DW_ERR_IO', `--anchor: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      path: file,
+    });
   }
   let value: unknown;
   try {
@@ -74,7 +89,12 @@ export function readAnchor(file: string): Anchor {
     throw new DwError('DW_ERR_VALIDATION', `--anchor: ${file} is not JSON`, { path: file });
   }
   const parsed = AnchorSchema.safeParse(value);
-  if (!parsed.success) throw new DwError('DW_ERR_VALIDATION', `--anchor: ${file} is not a ${ANCHOR_SCHEMA_ID}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, { path: file });
+  if (!parsed.success)
+    throw new DwError(
+      'DW_ERR_VALIDATION',
+      `--anchor: ${file} is not a ${ANCHOR_SCHEMA_ID}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+      { path: file },
+    );
   return parsed.data;
 }
 
@@ -85,16 +105,30 @@ export function readAnchor(file: string): Anchor {
 export function anchorSignatureProblem(anchor: Anchor, publicKey: KeyObject): string | null {
   if (!anchor.signature) return 'the anchor is not signed, but --key was given: it could have been written by anyone';
   const keyId = keyIdOf(publicKey);
-  if (anchor.signature.keyId !== keyId) return `the anchor is signed by key ${anchor.signature.keyId}, not by the given key ${keyId}`;
-  if (!verifyBytes(signedPart(anchor), anchor.signature.value, publicKey)) return 'the anchor signature does not verify: the anchor was changed after it was signed';
+  if (anchor.signature.keyId !== keyId)
+    return `the anchor is signed by key ${anchor.signature.keyId}, not by the given key ${keyId}`;
+  if (!verifyBytes(signedPart(anchor), anchor.signature.value, publicKey))
+    return 'the anchor signature does not verify: the anchor was changed after it was signed';
   return null;
 }
 
 /** Each chain verified once and required to pass through every anchor's point. */
-export async function verifyAgainstAnchor(store: StoreTx, anchor: Anchor | readonly Anchor[], expectHeads: Partial<Record<ChainName, string>> = {}): Promise<ChainReport[]> {
+export async function verifyAgainstAnchor(
+  store: StoreTx,
+  anchor: Anchor | readonly Anchor[],
+  expectHeads: Partial<Record<ChainName, string>> = {},
+): Promise<ChainReport[]> {
   const all = Array.isArray(anchor) ? anchor : [anchor as Anchor];
   const out: ChainReport[] = [];
-  for (const chain of CHAINS) out.push(await verifyChain(store, chain, expectHeads[chain], all.map((a) => a.chains[chain])));
+  for (const chain of CHAINS)
+    out.push(
+      await verifyChain(
+        store,
+        chain,
+        expectHeads[chain],
+        all.map((a) => a.chains[chain]),
+      ),
+    );
   return out;
 }
 
@@ -116,10 +150,14 @@ export function readAnchors(path: string): { file: string; anchor: Anchor }[] {
   try {
     isDir = statSync(path).isDirectory();
   } catch (err) {
-    throw new DwError('DW_ERR_IO', `--anchor: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, { path });
+    throw new DwError('DW_ERR_IO', `--anchor: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      path,
+    });
   }
   if (!isDir) return [{ file: path, anchor: readAnchor(path) }];
-  const files = readdirSync(path).filter((f) => /^anchor-.*\.json$/.test(f)).sort();
+  const files = readdirSync(path)
+    .filter((f) => /^anchor-.*\.json$/.test(f))
+    .sort();
   if (files.length === 0) throw new DwError('DW_ERR_IO', `--anchor: ${path} holds no anchor-*.json files`, { path });
   return files.map((f) => ({ file: join(path, f), anchor: readAnchor(join(path, f)) }));
 }
@@ -176,5 +214,6 @@ export function checkAnchorDir(dir: string): void {
   } catch {
     ok = false;
   }
-  if (!ok) throw new DwError('DW_ERR_CONFIG', `audit.anchors.dir: ${dir} is not a directory`, { key: 'audit.anchors.dir' });
+  if (!ok)
+    throw new DwError('DW_ERR_CONFIG', `audit.anchors.dir: ${dir} is not a directory`, { key: 'audit.anchors.dir' });
 }

@@ -42,10 +42,28 @@ export async function detectSilence(o: BackgroundOptions): Promise<number> {
   const up = now.getTime() - o.startedAt.getTime();
   let moved = 0;
   const steps: Step[] = [
-    { afterMs: o.taintSilentAfterMs, states: ['pending', 'clean', 'drifted', 'silent'], event: 'long-silence', list: (b, s, n) => o.store.listHostsSeenBefore(b, s, n), since: (h) => h.lastSeenAt ?? h.enrolledAt },
+    {
+      afterMs: o.taintSilentAfterMs,
+      states: ['pending', 'clean', 'drifted', 'silent'],
+      event: 'long-silence',
+      list: (b, s, n) => o.store.listHostsSeenBefore(b, s, n),
+      since: (h) => h.lastSeenAt ?? h.enrolledAt,
+    },
     // IMPORTANT: measured from the receipt of the last scan, never from the host's own scannedAt.
-    { afterMs: o.scanMaxAgeMs, states: ['pending', 'clean', 'drifted', 'silent'], event: 'scan-overdue', list: (b, s, n) => o.store.listHostsScannedBefore(b, s, n), since: (h) => h.lastScanAt ?? h.enrolledAt },
-    { afterMs: o.silentAfterMs, states: ['pending', 'clean', 'drifted'], event: 'silent', list: (b, s, n) => o.store.listHostsSeenBefore(b, s, n), since: (h) => h.lastSeenAt ?? h.enrolledAt },
+    {
+      afterMs: o.scanMaxAgeMs,
+      states: ['pending', 'clean', 'drifted', 'silent'],
+      event: 'scan-overdue',
+      list: (b, s, n) => o.store.listHostsScannedBefore(b, s, n),
+      since: (h) => h.lastScanAt ?? h.enrolledAt,
+    },
+    {
+      afterMs: o.silentAfterMs,
+      states: ['pending', 'clean', 'drifted'],
+      event: 'silent',
+      list: (b, s, n) => o.store.listHostsSeenBefore(b, s, n),
+      since: (h) => h.lastSeenAt ?? h.enrolledAt,
+    },
   ];
   for (const step of steps) {
     // After a controller restart every host looks silent until it has had a chance to report. For
@@ -64,9 +82,24 @@ export async function detectSilence(o: BackgroundOptions): Promise<number> {
           const t = next(host.state, { type: step.event, after: label(step.afterMs) });
           if (!t.changed) return;
           const at = now.toISOString();
-          await tx.updateHost(host.id, { state: t.state, stateSince: at, ...(t.state === 'tainted' ? { taintedAt: at } : {}) });
-          await recordTransition(tx, { hostId: host.id, hostname: host.hostname, imageId: host.imageId, group: host.group }, { from: host.state, to: t.state, cause: t.cause, actor: 'controller', at, reportId: null });
-          if (t.state === 'tainted') await tx.appendAudit({ at, actor: 'controller', action: 'host.taint', target: host.id, detail: { cause: t.cause } });
+          await tx.updateHost(host.id, {
+            state: t.state,
+            stateSince: at,
+            ...(t.state === 'tainted' ? { taintedAt: at } : {}),
+          });
+          await recordTransition(
+            tx,
+            { hostId: host.id, hostname: host.hostname, imageId: host.imageId, group: host.group },
+            { from: host.state, to: t.state, cause: t.cause, actor: 'controller', at, reportId: null },
+          );
+          if (t.state === 'tainted')
+            await tx.appendAudit({
+              at,
+              actor: 'controller',
+              action: 'host.taint',
+              target: host.id,
+              detail: { cause: t.cause },
+            });
           moved++;
         });
       }
@@ -85,12 +118,21 @@ export async function pruneOldReports(o: BackgroundOptions): Promise<number> {
 }
 
 /** Runs both on timers until the returned stop() is called; a failing pass is logged and retried next time. */
-export function startBackground(o: BackgroundOptions, intervals = { silenceMs: 30_000, pruneMs: 3_600_000 }): () => void {
+export function startBackground(
+  o: BackgroundOptions,
+  intervals = { silenceMs: 30_000, pruneMs: 3_600_000 },
+): () => void {
   const run = (what: string, fn: () => Promise<unknown>) => () => {
     fn().catch((err: unknown) => o.log.error({ err }, `${what} failed`));
   };
-  const a = setInterval(run('silence detection', () => detectSilence(o)), intervals.silenceMs);
-  const b = setInterval(run('report retention', () => pruneOldReports(o)), intervals.pruneMs);
+  const a = setInterval(
+    run('silence detection', () => detectSilence(o)),
+    intervals.silenceMs,
+  );
+  const b = setInterval(
+    run('report retention', () => pruneOldReports(o)),
+    intervals.pruneMs,
+  );
   a.unref();
   b.unref();
   return () => {

@@ -52,8 +52,14 @@ export interface BodyLimits {
  * fastify's preParsing hook: returns the stream the body parser reads. An identity body is capped by
  * fastify's own limit; a gzip body is read through two caps, before and after decompression.
  */
-export function decodeBody(req: FastifyRequest, payload: NodeJS.ReadableStream, limits: BodyLimits): NodeJS.ReadableStream {
-  const encoding = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+export function decodeBody(
+  req: FastifyRequest,
+  payload: NodeJS.ReadableStream,
+  limits: BodyLimits,
+): NodeJS.ReadableStream {
+  const encoding = String(req.headers['content-encoding'] ?? 'identity')
+    .trim()
+    .toLowerCase();
   const declared = Number(req.headers['content-length']);
   const asSent = limits.wireLabel;
   if (declared > limits.wire) throw tooLarge(asSent);
@@ -62,7 +68,11 @@ export function decodeBody(req: FastifyRequest, payload: NodeJS.ReadableStream, 
     return Number.isFinite(declared) ? payload : payload.pipe(new ByteCap(limits.wire, asSent));
   }
   if (encoding !== 'gzip' && encoding !== 'x-gzip') {
-    throw new DwError('DW_ERR_UNSUPPORTED_ENCODING', `content-encoding ${JSON.stringify(encoding.slice(0, 40))} is not accepted: send gzip or no encoding`, { encoding: encoding.slice(0, 40) });
+    throw new DwError(
+      'DW_ERR_UNSUPPORTED_ENCODING',
+      `content-encoding ${JSON.stringify(encoding.slice(0, 40))} is not accepted: send gzip or no encoding`,
+      { encoding: encoding.slice(0, 40) },
+    );
   }
   const wire = new ByteCap(limits.wire, asSent);
   const gunzip = createGunzip();
@@ -71,7 +81,9 @@ export function decodeBody(req: FastifyRequest, payload: NodeJS.ReadableStream, 
   // Before the decompressed end passes on what these bytes became, so fastify's check sees them all.
   wire.on('data', () => (decoded.receivedEncodedLength = wire.bytes));
   // A broken gzip stream is the client's mistake (400), not ours.
-  gunzip.on('error', (err) => decoded.destroy(new DwError('DW_ERR_VALIDATION', `request body is not valid gzip: ${err.message}`)));
+  gunzip.on('error', (err) =>
+    decoded.destroy(new DwError('DW_ERR_VALIDATION', `request body is not valid gzip: ${err.message}`)),
+  );
   wire.on('error', (err) => decoded.destroy(err));
   payload.on('error', (err) => decoded.destroy(err as Error));
   payload.pipe(wire).pipe(gunzip).pipe(decoded);

@@ -8,11 +8,24 @@ type Remote = { url?: string; token?: string; json?: boolean };
 type Row = ReplacementRow & { hostname: string | null };
 
 const out = (s: string): void => void process.stdout.write(s);
-const remote = (cmd: Command) => cmd.option('--url <url>', 'controller URL (default $DRIFTWARDEN_URL)').option('--token <token>', 'API token (default $DRIFTWARDEN_TOKEN)').option('--json', 'print JSON');
+const remote = (cmd: Command) =>
+  cmd
+    .option('--url <url>', 'controller URL (default $DRIFTWARDEN_URL)')
+    .option('--token <token>', 'API token (default $DRIFTWARDEN_TOKEN)')
+    .option('--json', 'print JSON');
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 const enc = encodeURIComponent;
@@ -22,10 +35,15 @@ function printRow(o: Remote, r: ReplacementRow, verb: string): void {
 }
 
 export function registerReplacementCommands(program: Command): void {
-  const rep = program.command('replacements').description('the replacement queue: list, request, approve, cancel, mark done; groups and their breakers');
+  const rep = program
+    .command('replacements')
+    .description('the replacement queue: list, request, approve, cancel, mark done; groups and their breakers');
 
   remote(rep.command('list').description('the queue with what the scheduler decided (or in dry-run would do) and why'))
-    .option('--state <states>', 'comma-separated: queued,awaiting-approval,scheduled,replacing,replaced,failed,cancelled')
+    .option(
+      '--state <states>',
+      'comma-separated: queued,awaiting-approval,scheduled,replacing,replaced,failed,cancelled',
+    )
     .option('--group <group>')
     .option('--host <hostId>')
     .option('--limit <n>', 'rows', '500')
@@ -41,66 +59,145 @@ export function registerReplacementCommands(program: Command): void {
       out(
         table([
           ['ID', 'HOST', 'GROUP', 'SEVERITY', 'STATE', 'DECISION', 'ATTEMPTS', 'REPLACED BY', 'WHY'],
-          ...r.replacements.map((x) => [x.id.slice(0, 8), x.hostname ?? x.hostId, x.group, x.severity ?? '-', x.state, x.decision ?? '-', String(x.attempts), x.replacedBy ?? '-', x.lastError && x.state === 'failed' ? `failed: ${x.lastError}` : (x.decisionReason ?? '')]),
+          ...r.replacements.map((x) => [
+            x.id.slice(0, 8),
+            x.hostname ?? x.hostId,
+            x.group,
+            x.severity ?? '-',
+            x.state,
+            x.decision ?? '-',
+            String(x.attempts),
+            x.replacedBy ?? '-',
+            x.lastError && x.state === 'failed' ? `failed: ${x.lastError}` : (x.decisionReason ?? ''),
+          ]),
         ]),
       );
     });
 
-  remote(rep.command('request').description('replace a host by hand (it is tainted first if it is not)').argument('<host>', 'host id'))
+  remote(
+    rep
+      .command('request')
+      .description('replace a host by hand (it is tainted first if it is not)')
+      .argument('<host>', 'host id'),
+  )
     .requiredOption('--reason <text>', 'why')
-    .action(async (host: string, o: Remote & { reason: string }) => printRow(o, await api<ReplacementRow>(apiTarget(o), 'POST', '/api/v1/replacements', { hostId: host, reason: o.reason }), 'queued'));
-
-  remote(rep.command('approve').description('approve a replacement waiting for approval').argument('<id>', 'replacement id')).action(async (id: string, o: Remote) =>
-    printRow(o, await api<ReplacementRow>(apiTarget(o), 'POST', `/api/v1/replacements/${enc(id)}/approve`, {}), 'approved'),
-  );
-
-  remote(rep.command('cancel').description('cancel a replacement the provider has not started; the host stays tainted').argument('<id>', 'replacement id'))
-    .requiredOption('--reason <text>', 'why')
-    .action(async (id: string, o: Remote & { reason: string }) => printRow(o, await api<ReplacementRow>(apiTarget(o), 'POST', `/api/v1/replacements/${enc(id)}/cancel`, { reason: o.reason }), 'cancelled'));
-
-  remote(rep.command('done').description('mark a replacement done (the host was replaced out of band)').argument('<id>', 'replacement id'))
-    .option('--replaced-by <host>', 'the host that replaced it')
-    .action(async (id: string, o: Remote & { replacedBy?: string }) =>
-      printRow(o, await api<ReplacementRow>(apiTarget(o), 'POST', `/api/v1/replacements/${enc(id)}/done`, o.replacedBy ? { replacedBy: o.replacedBy } : {}), 'marked done'),
+    .action(async (host: string, o: Remote & { reason: string }) =>
+      printRow(
+        o,
+        await api<ReplacementRow>(apiTarget(o), 'POST', '/api/v1/replacements', { hostId: host, reason: o.reason }),
+        'queued',
+      ),
     );
 
-  remote(rep.command('resume').description('resume a group the breaker (or an operator) paused').argument('<group>', 'group name')).action(async (group: string, o: Remote) => {
-    const r = await api<{ name: string; resumedAt: string }>(apiTarget(o), 'POST', `/api/v1/replacement-groups/${enc(group)}/resume`, {});
+  remote(
+    rep.command('approve').description('approve a replacement waiting for approval').argument('<id>', 'replacement id'),
+  ).action(async (id: string, o: Remote) =>
+    printRow(
+      o,
+      await api<ReplacementRow>(apiTarget(o), 'POST', `/api/v1/replacements/${enc(id)}/approve`, {}),
+      'approved',
+    ),
+  );
+
+  remote(
+    rep
+      .command('cancel')
+      .description('cancel a replacement the provider has not started; the host stays tainted')
+      .argument('<id>', 'replacement id'),
+  )
+    .requiredOption('--reason <text>', 'why')
+    .action(async (id: string, o: Remote & { reason: string }) =>
+      printRow(
+        o,
+        await api<ReplacementRow>(apiTarget(o), 'POST', `/api/v1/replacements/${enc(id)}/cancel`, { reason: o.reason }),
+        'cancelled',
+      ),
+    );
+
+  remote(
+    rep
+      .command('done')
+      .description('mark a replacement done (the host was replaced out of band)')
+      .argument('<id>', 'replacement id'),
+  )
+    .option('--replaced-by <host>', 'the host that replaced it')
+    .action(async (id: string, o: Remote & { replacedBy?: string }) =>
+      printRow(
+        o,
+        await api<ReplacementRow>(
+          apiTarget(o),
+          'POST',
+          `/api/v1/replacements/${enc(id)}/done`,
+          o.replacedBy ? { replacedBy: o.replacedBy } : {},
+        ),
+        'marked done',
+      ),
+    );
+
+  remote(
+    rep
+      .command('resume')
+      .description('resume a group the breaker (or an operator) paused')
+      .argument('<group>', 'group name'),
+  ).action(async (group: string, o: Remote) => {
+    const r = await api<{ name: string; resumedAt: string }>(
+      apiTarget(o),
+      'POST',
+      `/api/v1/replacement-groups/${enc(group)}/resume`,
+      {},
+    );
     out(o.json ? JSON.stringify(r, null, 2) + '\n' : `group ${r.name} resumed at ${r.resumedAt}\n`);
   });
 
   remote(rep.command('pause').description('pause a group by hand').argument('<group>', 'group name'))
     .requiredOption('--reason <text>', 'why')
     .action(async (group: string, o: Remote & { reason: string }) => {
-      const r = await api<{ name: string; pausedReason: string }>(apiTarget(o), 'POST', `/api/v1/replacement-groups/${enc(group)}/pause`, { reason: o.reason });
+      const r = await api<{ name: string; pausedReason: string }>(
+        apiTarget(o),
+        'POST',
+        `/api/v1/replacement-groups/${enc(group)}/pause`,
+        { reason: o.reason },
+      );
       out(o.json ? JSON.stringify(r, null, 2) + '\n' : `group ${r.name} paused: ${r.pausedReason}\n`);
     });
 
-  remote(rep.command('tick').description('run one scheduler pass now (admin; the controller runs them every scheduler.interval)')).action(async (o: Remote) => {
+  remote(
+    rep
+      .command('tick')
+      .description('run one scheduler pass now (admin; the controller runs them every scheduler.interval)'),
+  ).action(async (o: Remote) => {
     const r = await api<Record<string, unknown>>(apiTarget(o), 'POST', '/api/v1/scheduler/tick', {});
-    out(o.json ? JSON.stringify(r, null, 2) + '\n' : `${Object.entries(r).map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') || '-' : String(v)}`).join(', ')}\n`);
-  });
-
-  remote(rep.command('groups').description('groups with their mode, breaker state and the budgets in force')).action(async (o: Remote) => {
-    const r = await api<{ mode: string; groups: GroupView[] }>(apiTarget(o), 'GET', '/api/v1/replacement-groups');
-    if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
-    out(`scheduler mode: ${r.mode}\n`);
-    if (r.groups.length === 0) return out('no groups\n');
     out(
-      table([
-        ['GROUP', 'MODE', 'BREAKER', 'HOSTS', 'UNAVAILABLE', 'IN FLIGHT', 'QUEUED', 'ALLOWED NOW', 'LIMITED BY'],
-        ...r.groups.map((g) => [
-          g.name,
-          g.mode + (g.requireApproval ? ' (approval)' : ''),
-          g.paused ? `PAUSED: ${g.pausedReason ?? ''}` : 'closed',
-          String(g.hosts.total),
-          String(g.hosts.unavailable),
-          String(g.inFlight),
-          String((g.queue.queued ?? 0) + (g.queue['awaiting-approval'] ?? 0)),
-          g.allowedNow === null ? 'unlimited' : String(g.allowedNow),
-          g.limitedBy ?? '',
-        ]),
-      ]),
+      o.json
+        ? JSON.stringify(r, null, 2) + '\n'
+        : `${Object.entries(r)
+            .map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') || '-' : String(v)}`)
+            .join(', ')}\n`,
     );
   });
+
+  remote(rep.command('groups').description('groups with their mode, breaker state and the budgets in force')).action(
+    async (o: Remote) => {
+      const r = await api<{ mode: string; groups: GroupView[] }>(apiTarget(o), 'GET', '/api/v1/replacement-groups');
+      if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
+      out(`scheduler mode: ${r.mode}\n`);
+      if (r.groups.length === 0) return out('no groups\n');
+      out(
+        table([
+          ['GROUP', 'MODE', 'BREAKER', 'HOSTS', 'UNAVAILABLE', 'IN FLIGHT', 'QUEUED', 'ALLOWED NOW', 'LIMITED BY'],
+          ...r.groups.map((g) => [
+            g.name,
+            g.mode + (g.requireApproval ? ' (approval)' : ''),
+            g.paused ? `PAUSED: ${g.pausedReason ?? ''}` : 'closed',
+            String(g.hosts.total),
+            String(g.hosts.unavailable),
+            String(g.inFlight),
+            String((g.queue.queued ?? 0) + (g.queue['awaiting-approval'] ?? 0)),
+            g.allowedNow === null ? 'unlimited' : String(g.allowedNow),
+            g.limitedBy ?? '',
+          ]),
+        ]),
+      );
+    },
+  );
 }

@@ -8,20 +8,31 @@ import { LIMITS } from '../shared/schema/limits.js';
 import { DurationSchema, parseDuration } from '../shared/schema/config.js';
 import { SCHEDULER_DEFAULT, SchedulerConfigSchema } from './scheduler/config.js';
 
-const ListenSchema = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[0-9.]+|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:8443');
+const ListenSchema = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[0-9.]+|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 0.0.0.0:8443');
 
 const StoreUrlSchema = z
   .string()
-  .refine((s) => s.startsWith('sqlite:') || s.startsWith('postgres://') || s.startsWith('postgresql://'), 'expected sqlite:/path/to/file.db or postgres://user@host/db');
+  .refine(
+    (s) => s.startsWith('sqlite:') || s.startsWith('postgres://') || s.startsWith('postgresql://'),
+    'expected sqlite:/path/to/file.db or postgres://user@host/db',
+  );
 
 /** A webhook that receives signed POSTs (HMAC-SHA256 over timestamp and body, when a secret is set). */
 const WebhookSinkSchema = z.strictObject({
-  url: z.string().url().refine((u) => /^https?:\/\//.test(u), 'expected an http(s) URL'),
+  url: z
+    .string()
+    .url()
+    .refine((u) => /^https?:\/\//.test(u), 'expected an http(s) URL'),
   secretFile: HostPathSchema.optional(),
 });
 
 /** A token bucket: a burst of `max` attempts, refilled at `max` per `per`. */
-const AttemptRateSchema = z.strictObject({ max: z.number().int().min(1).max(1_000_000), per: DurationSchema.refine((d) => parseDuration(d)! > 0, 'expected a duration above zero') });
+const AttemptRateSchema = z.strictObject({
+  max: z.number().int().min(1).max(1_000_000),
+  per: DurationSchema.refine((d) => parseDuration(d)! > 0, 'expected a duration above zero'),
+});
 
 /** A proxy address or CIDR block whose X-Forwarded-For is believed. */
 const ProxyAddressSchema = z.string().refine((s) => {
@@ -32,7 +43,11 @@ const ProxyAddressSchema = z.string().refine((s) => {
   return /^\d{1,3}$/.test(bits) && n <= (isIP(addr!) === 4 ? 32 : 128);
 }, 'expected an IP address or CIDR block, e.g. 10.0.0.0/8');
 
-export const RATE_LIMIT_DEFAULT = { failedAuth: { max: 20, per: '1m' }, enroll: { max: 10, per: '1m' }, maxSources: 10_000 };
+export const RATE_LIMIT_DEFAULT = {
+  failedAuth: { max: 20, per: '1m' },
+  enroll: { max: 10, per: '1m' },
+  maxSources: 10_000,
+};
 
 export const ControllerConfigSchema = z.strictObject({
   listen: ListenSchema.default('127.0.0.1:8443'),
@@ -58,8 +73,12 @@ export const ControllerConfigSchema = z.strictObject({
     .strictObject({
       aws: z
         .strictObject({
-          certificates: z.array(HostPathSchema).min(1, 'at least one certificate: without one no document can be verified'),
-          accounts: z.array(AwsAccountIdSchema).min(1, 'at least one account: any account at all would let anyone with an EC2 instance enroll'),
+          certificates: z
+            .array(HostPathSchema)
+            .min(1, 'at least one certificate: without one no document can be verified'),
+          accounts: z
+            .array(AwsAccountIdSchema)
+            .min(1, 'at least one account: any account at all would let anyone with an EC2 instance enroll'),
           regions: z.array(AwsRegionSchema).default([]),
           maxAge: DurationSchema.default('1h'),
           groups: z.array(z.string().min(1)).optional(),
@@ -83,9 +102,19 @@ export const ControllerConfigSchema = z.strictObject({
   scanMaxAge: DurationSchema.default('25h'),
   retention: z.strictObject({ reports: DurationSchema.default('30d') }).default({ reports: '30d' }),
   /** Largest request body accepted, in bytes, as sent (gzip-compressed or not). */
-  bodyLimit: z.number().int().positive().max(256 * 1024 * 1024).default(8 * 1024 * 1024),
+  bodyLimit: z
+    .number()
+    .int()
+    .positive()
+    .max(256 * 1024 * 1024)
+    .default(8 * 1024 * 1024),
   /** Largest report body once decompressed, in bytes: a small gzip body cannot expand past it. */
-  decodedBodyLimit: z.number().int().positive().max(1024 * 1024 * 1024).default(64 * 1024 * 1024),
+  decodedBodyLimit: z
+    .number()
+    .int()
+    .positive()
+    .max(1024 * 1024 * 1024)
+    .default(64 * 1024 * 1024),
   /**
    * Wall time one report may take to ingest; past it the report is rolled back and answered 503 (the
    * agent retries later). The limits in shared/schema/limits.ts keep the largest report well inside it.
@@ -111,7 +140,10 @@ export const ControllerConfigSchema = z.strictObject({
           port: z.number().int().min(1).max(65535).default(514),
           protocol: z.enum(['udp', 'tcp']).default('udp'),
           /** RFC 5424 APP-NAME. */
-          appName: z.string().regex(/^[!-~]{1,48}$/, 'printable ASCII without spaces, at most 48').default('driftwarden'),
+          appName: z
+            .string()
+            .regex(/^[!-~]{1,48}$/, 'printable ASCII without spaces, at most 48')
+            .default('driftwarden'),
           facility: z.number().int().min(0).max(23).default(10),
         })
         .optional(),
@@ -137,7 +169,9 @@ export const ControllerConfigSchema = z.strictObject({
    * or CIDR blocks, or a number of hops. Off by default: a client could otherwise name any address
    * it likes and escape the rate limits.
    */
-  trustProxy: z.union([z.literal(false), z.number().int().min(1).max(10), z.array(ProxyAddressSchema).min(1)]).default(false),
+  trustProxy: z
+    .union([z.literal(false), z.number().int().min(1).max(10), z.array(ProxyAddressSchema).min(1)])
+    .default(false),
   /**
    * Periodic anchors of the audit log and event stream (audit-anchor.ts), written as anchor-*.json
    * files into `dir`: point it at storage the database's owner cannot rewrite (a mount of write-once
@@ -145,7 +179,9 @@ export const ControllerConfigSchema = z.strictObject({
    */
   audit: z
     .strictObject({
-      anchors: z.strictObject({ dir: HostPathSchema, keyFile: HostPathSchema.optional(), every: DurationSchema.default('1h') }).optional(),
+      anchors: z
+        .strictObject({ dir: HostPathSchema, keyFile: HostPathSchema.optional(), every: DurationSchema.default('1h') })
+        .optional(),
     })
     .default({}),
   /** Chat notifications on taint, breaker trips and failed replacements. */

@@ -24,7 +24,11 @@ export interface DigestMismatch {
   reported: string | null;
 }
 
-export function checkReportDigests(manifest: Manifest, reported: Record<string, string>, deviations: readonly Deviation[]): DigestMismatch[] {
+export function checkReportDigests(
+  manifest: Manifest,
+  reported: Record<string, string>,
+  deviations: readonly Deviation[],
+): DigestMismatch[] {
   const out: DigestMismatch[] = [];
   const byCollector = new Map<CollectorName, Deviation[]>();
   // IMPORTANT: push into the collector's own list; a copy per deviation (`[...old, d]`) made one

@@ -32,21 +32,79 @@ export interface DriftReport {
   scope: ReportScope;
   host?: Pick<HostRow, 'id' | 'hostname' | 'imageId' | 'group' | 'state' | 'stateSince' | 'lastSeenAt' | 'taintedAt'>;
   /** `truncated`: the report lists fewer deviations than the scope has (an HTML page; the exports never are). */
-  summary: { hosts: number; byState: Record<HostState, number>; deviations: number; bySeverity: Record<string, number>; byAction: Record<string, number>; truncated: boolean };
-  findings: { collector: string; key: string; change: string; severity: string; hosts: number; firstSeenAt: string; actual: unknown; expected: unknown }[];
+  summary: {
+    hosts: number;
+    byState: Record<HostState, number>;
+    deviations: number;
+    bySeverity: Record<string, number>;
+    byAction: Record<string, number>;
+    truncated: boolean;
+  };
+  findings: {
+    collector: string;
+    key: string;
+    change: string;
+    severity: string;
+    hosts: number;
+    firstSeenAt: string;
+    actual: unknown;
+    expected: unknown;
+  }[];
   deviations: ReportDeviation[];
 }
-export type ReportDeviation = { hostId: string; hostname: string | null; imageId: string; group: string | null; state: HostState; collector: string; key: string; change: string; severity: string; action: string; decidedBy: string; expected: unknown; actual: unknown; firstSeenAt: string; lastSeenAt: string };
+export type ReportDeviation = {
+  hostId: string;
+  hostname: string | null;
+  imageId: string;
+  group: string | null;
+  state: HostState;
+  collector: string;
+  key: string;
+  change: string;
+  severity: string;
+  action: string;
+  decidedBy: string;
+  expected: unknown;
+  actual: unknown;
+  firstSeenAt: string;
+  lastSeenAt: string;
+};
 
 function reportDeviation(d: HostDeviationWithHost): ReportDeviation {
-  return { hostId: d.hostId, hostname: d.hostname, imageId: d.imageId, group: d.group, state: d.state, collector: d.collector, key: d.key, change: d.change, severity: d.severity, action: d.action, decidedBy: d.decidedBy, expected: d.expected, actual: d.actual, firstSeenAt: d.firstSeenAt, lastSeenAt: d.lastSeenAt };
+  return {
+    hostId: d.hostId,
+    hostname: d.hostname,
+    imageId: d.imageId,
+    group: d.group,
+    state: d.state,
+    collector: d.collector,
+    key: d.key,
+    change: d.change,
+    severity: d.severity,
+    action: d.action,
+    decidedBy: d.decidedBy,
+    expected: d.expected,
+    actual: d.actual,
+    firstSeenAt: d.firstSeenAt,
+    lastSeenAt: d.lastSeenAt,
+  };
 }
 
 /** The scope's current deviations, a page at a time, in (host, collector, key) order, after `after`. */
-export async function* deviationPages(store: StoreTx, scope: ReportScope, after?: DeviationCursor, pageSize = PAGE): AsyncGenerator<HostDeviationWithHost[]> {
+export async function* deviationPages(
+  store: StoreTx,
+  scope: ReportScope,
+  after?: DeviationCursor,
+  pageSize = PAGE,
+): AsyncGenerator<HostDeviationWithHost[]> {
   let cursor = after;
   for (;;) {
-    const page = await store.listDeviations({ hostId: scope.kind === 'host' ? scope.id : undefined, imageId: scope.kind === 'image' ? scope.id : undefined, after: cursor, limit: pageSize });
+    const page = await store.listDeviations({
+      hostId: scope.kind === 'host' ? scope.id : undefined,
+      imageId: scope.kind === 'image' ? scope.id : undefined,
+      after: cursor,
+      limit: pageSize,
+    });
     if (page.length > 0) yield page;
     if (page.length < pageSize) return;
     const last = page[page.length - 1]!;
@@ -55,16 +113,34 @@ export async function* deviationPages(store: StoreTx, scope: ReportScope, after?
 }
 
 /** The scope's hosts by state (and the host, for a host report); unknown hosts and images are 404. */
-export async function scopeHosts(store: StoreTx, scope: ReportScope): Promise<{ byState: Record<HostState, number>; host?: DriftReport['host'] }> {
+export async function scopeHosts(
+  store: StoreTx,
+  scope: ReportScope,
+): Promise<{ byState: Record<HostState, number>; host?: DriftReport['host'] }> {
   if (scope.kind === 'host') {
     const h = await store.getHost(scope.id);
     if (!h) throw new DwError('DW_ERR_NOT_FOUND', `no host ${scope.id}`);
-    const host = { id: h.id, hostname: h.hostname, imageId: h.imageId, group: h.group, state: h.state, stateSince: h.stateSince, lastSeenAt: h.lastSeenAt, taintedAt: h.taintedAt };
-    return { host, byState: Object.fromEntries(HOST_STATES.map((s) => [s, s === h.state ? 1 : 0])) as Record<HostState, number> };
+    const host = {
+      id: h.id,
+      hostname: h.hostname,
+      imageId: h.imageId,
+      group: h.group,
+      state: h.state,
+      stateSince: h.stateSince,
+      lastSeenAt: h.lastSeenAt,
+      taintedAt: h.taintedAt,
+    };
+    return {
+      host,
+      byState: Object.fromEntries(HOST_STATES.map((s) => [s, s === h.state ? 1 : 0])) as Record<HostState, number>,
+    };
   }
   if (scope.kind === 'image') {
-    const byState = Object.fromEntries(await Promise.all(HOST_STATES.map(async (s) => [s, await store.countHosts({ imageId: scope.id, state: s })]))) as Record<HostState, number>;
-    if (Object.values(byState).every((n) => n === 0) && !(await store.getManifest(scope.id))) throw new DwError('DW_ERR_NOT_FOUND', `no image ${scope.id} (no manifest and no hosts)`);
+    const byState = Object.fromEntries(
+      await Promise.all(HOST_STATES.map(async (s) => [s, await store.countHosts({ imageId: scope.id, state: s })])),
+    ) as Record<HostState, number>;
+    if (Object.values(byState).every((n) => n === 0) && !(await store.getManifest(scope.id)))
+      throw new DwError('DW_ERR_NOT_FOUND', `no image ${scope.id} (no manifest and no hosts)`);
     return { byState };
   }
   return { byState: await store.countHostsByState() };
@@ -89,7 +165,17 @@ export async function reportHead(store: StoreTx, scope: ReportScope, now: Date):
       byAction[d.action] = (byAction[d.action] ?? 0) + 1;
       const k = `${d.collector}\u0000${d.key}\u0000${d.change}\u0000${actualDigest(d.actual)}`;
       const f = findings.get(k);
-      if (!f) findings.set(k, { collector: d.collector, key: d.key, change: d.change, severity: d.severity, hosts: 1, firstSeenAt: d.firstSeenAt, actual: d.actual, expected: d.expected });
+      if (!f)
+        findings.set(k, {
+          collector: d.collector,
+          key: d.key,
+          change: d.change,
+          severity: d.severity,
+          hosts: 1,
+          firstSeenAt: d.firstSeenAt,
+          actual: d.actual,
+          expected: d.expected,
+        });
       else {
         f.hosts++;
         if (d.firstSeenAt < f.firstSeenAt) f.firstSeenAt = d.firstSeenAt;
@@ -97,13 +183,26 @@ export async function reportHead(store: StoreTx, scope: ReportScope, now: Date):
       }
     }
   }
-  const sortedFindings = [...findings.values()].sort((a, b) => b.hosts - a.hosts || severityRank(b.severity) - severityRank(a.severity) || a.firstSeenAt.localeCompare(b.firstSeenAt) || a.key.localeCompare(b.key));
+  const sortedFindings = [...findings.values()].sort(
+    (a, b) =>
+      b.hosts - a.hosts ||
+      severityRank(b.severity) - severityRank(a.severity) ||
+      a.firstSeenAt.localeCompare(b.firstSeenAt) ||
+      a.key.localeCompare(b.key),
+  );
   return {
     schema: REPORT_SCHEMA,
     generatedAt: now.toISOString(),
     scope,
     ...(host ? { host } : {}),
-    summary: { hosts: Object.values(byState).reduce((a, b) => a + b, 0), byState, deviations: total, bySeverity, byAction, truncated: false },
+    summary: {
+      hosts: Object.values(byState).reduce((a, b) => a + b, 0),
+      byState,
+      deviations: total,
+      bySeverity,
+      byAction,
+      truncated: false,
+    },
     findings: sortedFindings,
     deviations: [],
   };
@@ -113,11 +212,21 @@ export async function reportHead(store: StoreTx, scope: ReportScope, now: Date):
  * A report in memory with at most `limit` deviations after `after` (an HTML page, or a small scope),
  * and the cursor of the next page (null on the last).
  */
-export async function buildDriftReport(store: StoreTx, scope: ReportScope, now: Date, opts: { after?: DeviationCursor; limit?: number } = {}): Promise<{ report: DriftReport; next: DeviationCursor | null }> {
+export async function buildDriftReport(
+  store: StoreTx,
+  scope: ReportScope,
+  now: Date,
+  opts: { after?: DeviationCursor; limit?: number } = {},
+): Promise<{ report: DriftReport; next: DeviationCursor | null }> {
   const report = await reportHead(store, scope, now);
   const limit = opts.limit ?? Number.POSITIVE_INFINITY;
   let next: DeviationCursor | null = null;
-  for await (const page of deviationPages(store, scope, opts.after, Number.isFinite(limit) ? Math.min(PAGE, limit + 1) : PAGE)) {
+  for await (const page of deviationPages(
+    store,
+    scope,
+    opts.after,
+    Number.isFinite(limit) ? Math.min(PAGE, limit + 1) : PAGE,
+  )) {
     for (const d of page) {
       if (report.deviations.length === limit) {
         const last = report.deviations[limit - 1]!;
@@ -145,14 +254,33 @@ export function decodeCursor(text: string): DeviationCursor {
     v = null;
   }
   if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'string')) {
-    throw new DwError('DW_ERR_VALIDATION', 'querystring.after: not a drift-report page cursor (take it from the previous page\'s next link)');
+    throw new DwError(
+      'DW_ERR_VALIDATION',
+      "querystring.after: not a drift-report page cursor (take it from the previous page's next link)",
+    );
   }
   return v as DeviationCursor;
 }
 
 // ---- renderings ----
 
-export const CSV_COLUMNS = ['host_id', 'hostname', 'image_id', 'group', 'state', 'collector', 'key', 'change', 'severity', 'action', 'decided_by', 'expected', 'actual', 'first_seen_at', 'last_seen_at'] as const;
+export const CSV_COLUMNS = [
+  'host_id',
+  'hostname',
+  'image_id',
+  'group',
+  'state',
+  'collector',
+  'key',
+  'change',
+  'severity',
+  'action',
+  'decided_by',
+  'expected',
+  'actual',
+  'first_seen_at',
+  'last_seen_at',
+] as const;
 
 /**
  * What starts a formula in a spreadsheet (OWASP's CSV injection list: = + - @, tab, CR), and the
@@ -180,7 +308,25 @@ export function csvCell(v: unknown): string {
 }
 
 function csvRow(d: ReportDeviation): string {
-  return [d.hostId, d.hostname, d.imageId, d.group, d.state, d.collector, d.key, d.change, d.severity, d.action, d.decidedBy, d.expected, d.actual, d.firstSeenAt, d.lastSeenAt].map(csvCell).join(',');
+  return [
+    d.hostId,
+    d.hostname,
+    d.imageId,
+    d.group,
+    d.state,
+    d.collector,
+    d.key,
+    d.change,
+    d.severity,
+    d.action,
+    d.decidedBy,
+    d.expected,
+    d.actual,
+    d.firstSeenAt,
+    d.lastSeenAt,
+  ]
+    .map(csvCell)
+    .join(',');
 }
 
 export function reportCsv(r: DriftReport): string {
@@ -200,17 +346,22 @@ const jsonElement = (d: ReportDeviation): string => `    ${JSON.stringify(d, nul
 export type ReportStream = { format: 'csv' | 'jsonl'; scope: ReportScope } | { format: 'json'; head: DriftReport };
 
 export function streamReport(store: StoreTx, what: ReportStream): Readable {
-  return Readable.from(what.format === 'json' ? jsonChunks(store, what.head) : rowChunks(store, what.scope, what.format), { objectMode: false });
+  return Readable.from(
+    what.format === 'json' ? jsonChunks(store, what.head) : rowChunks(store, what.scope, what.format),
+    { objectMode: false },
+  );
 }
 
 async function* rowChunks(store: StoreTx, scope: ReportScope, format: 'csv' | 'jsonl'): AsyncGenerator<string> {
   if (format === 'csv') yield CSV_COLUMNS.join(',') + '\r\n';
-  const line = format === 'csv' ? (d: ReportDeviation) => csvRow(d) + '\r\n' : (d: ReportDeviation) => JSON.stringify(d) + '\n';
+  const line =
+    format === 'csv' ? (d: ReportDeviation) => csvRow(d) + '\r\n' : (d: ReportDeviation) => JSON.stringify(d) + '\n';
   for await (const page of deviationPages(store, scope)) yield page.map((d) => line(reportDeviation(d))).join('');
 }
 
 /** One element of the JSON report's findings array, as JSON.stringify(report, null, 2) writes it. */
-const findingElement = (f: DriftReport['findings'][number]): string => `    ${JSON.stringify(f, null, 2).replaceAll('\n', '\n    ')}`;
+const findingElement = (f: DriftReport['findings'][number]): string =>
+  `    ${JSON.stringify(f, null, 2).replaceAll('\n', '\n    ')}`;
 
 async function* jsonChunks(store: StoreTx, head: DriftReport): AsyncGenerator<string> {
   // The head is written with empty `findings` and `deviations` (its last two keys); both arrays are
@@ -222,7 +373,10 @@ async function* jsonChunks(store: StoreTx, head: DriftReport): AsyncGenerator<st
   if (findings.length === 0) out += '[],\n  "deviations": ';
   else {
     for (let i = 0; i < findings.length; i += PAGE) {
-      yield `${out}${i === 0 ? '[\n' : ',\n'}${findings.slice(i, i + PAGE).map(findingElement).join(',\n')}`;
+      yield `${out}${i === 0 ? '[\n' : ',\n'}${findings
+        .slice(i, i + PAGE)
+        .map(findingElement)
+        .join(',\n')}`;
       out = '';
     }
     out = '\n  ],\n  "deviations": ';
@@ -238,7 +392,10 @@ async function* jsonChunks(store: StoreTx, head: DriftReport): AsyncGenerator<st
 }
 
 const esc = (v: unknown): string =>
-  (v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v)).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  (v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v)).replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
 
 export const REPORT_STYLE = `body{font:13px/1.4 system-ui,sans-serif;margin:2em;color:#111}h1{font-size:20px}h2{font-size:16px;margin-top:1.6em}table{border-collapse:collapse;width:100%;margin:.5em 0}th,td{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top}th{background:#eee}td.v{font-family:ui-monospace,monospace;font-size:11px;word-break:break-all}.critical{color:#b00;font-weight:bold}.high{color:#c50}.meta{color:#555}@media print{body{margin:0}h2{break-after:avoid}tr{break-inside:avoid}}`;
 
@@ -251,7 +408,15 @@ function scopeTitle(s: ReportScope): string {
 
 /** `nextHref`: the URL of the next page of deviations, when there is one. */
 export function reportHtml(r: DriftReport, nextHref: string | null = null): string {
-  const rows = <T,>(items: T[], cells: (x: T) => unknown[]) => items.map((x) => `<tr>${cells(x).map((c) => `<td>${c}</td>`).join('')}</tr>`).join('\n');
+  const rows = <T>(items: T[], cells: (x: T) => unknown[]) =>
+    items
+      .map(
+        (x) =>
+          `<tr>${cells(x)
+            .map((c) => `<td>${c}</td>`)
+            .join('')}</tr>`,
+      )
+      .join('\n');
   const sev = (s: string) => `<span class="${esc(s)}">${esc(s)}</span>`;
   const states = Object.entries(r.summary.byState).filter(([, n]) => n > 0);
   return `<!doctype html>
@@ -264,8 +429,16 @@ ${r.host ? `<p>Host <b>${esc(r.host.id)}</b> (${esc(r.host.hostname ?? 'unnamed'
 <table><tr><th>hosts</th><td>${r.summary.hosts}</td></tr>
 <tr><th>by state</th><td>${states.map(([s, n]) => `${esc(s)}: ${n}`).join(', ') || '-'}</td></tr>
 <tr><th>current deviations</th><td>${r.summary.deviations}</td></tr>
-<tr><th>by severity</th><td>${Object.entries(r.summary.bySeverity).map(([s, n]) => `${esc(s)}: ${n}`).join(', ') || '-'}</td></tr>
-<tr><th>by policy action</th><td>${Object.entries(r.summary.byAction).map(([s, n]) => `${esc(s)}: ${n}`).join(', ') || '-'}</td></tr></table>
+<tr><th>by severity</th><td>${
+    Object.entries(r.summary.bySeverity)
+      .map(([s, n]) => `${esc(s)}: ${n}`)
+      .join(', ') || '-'
+  }</td></tr>
+<tr><th>by policy action</th><td>${
+    Object.entries(r.summary.byAction)
+      .map(([s, n]) => `${esc(s)}: ${n}`)
+      .join(', ') || '-'
+  }</td></tr></table>
 <h2>Findings (${r.findings.length})</h2>
 <p class="meta">Identical deviations across hosts are one finding.${r.findings.length > HTML_FINDINGS ? ` The ${HTML_FINDINGS} most widespread are listed.` : ''}</p>
 <table><tr><th>hosts</th><th>severity</th><th>collector</th><th>change</th><th>key</th><th>first seen</th><th>expected</th><th>actual</th></tr>
@@ -287,11 +460,15 @@ export const REPORT_CONTENT_TYPES: Record<ReportFormat, string> = {
 };
 
 /** A whole report rendered in memory (a host's, a page, tests); the route streams the exports instead. */
-export function renderReport(r: DriftReport, format: ReportFormat): { body: string; contentType: string; extension: string } {
+export function renderReport(
+  r: DriftReport,
+  format: ReportFormat,
+): { body: string; contentType: string; extension: string } {
   const contentType = REPORT_CONTENT_TYPES[format];
   if (format === 'csv') return { body: reportCsv(r), contentType, extension: 'csv' };
   if (format === 'html') return { body: reportHtml(r), contentType, extension: 'html' };
-  if (format === 'jsonl') return { body: r.deviations.map((d) => JSON.stringify(d) + '\n').join(''), contentType, extension: 'jsonl' };
+  if (format === 'jsonl')
+    return { body: r.deviations.map((d) => JSON.stringify(d) + '\n').join(''), contentType, extension: 'jsonl' };
   return { body: JSON.stringify(r, null, 2) + '\n', contentType, extension: 'json' };
 }
 

@@ -24,10 +24,17 @@ export interface HostContext {
   group: string | null;
 }
 
-const identity = (d: Pick<HostDeviationRow, 'collector' | 'key' | 'change' | 'actual'>) => `${d.collector}\u0000${d.key}\u0000${d.change}\u0000${actualDigest(d.actual)}`;
+const identity = (d: Pick<HostDeviationRow, 'collector' | 'key' | 'change' | 'actual'>) =>
+  `${d.collector}\u0000${d.key}\u0000${d.change}\u0000${actualDigest(d.actual)}`;
 
 /** Events for deviations in `current` that `previous` did not have (same collector, key, change and actual). Ignored ones are not drift. */
-export function deviationEvents(host: HostContext, previous: readonly HostDeviationRow[], current: readonly HostDeviationRow[], at: string, reportId: string): NewEvent[] {
+export function deviationEvents(
+  host: HostContext,
+  previous: readonly HostDeviationRow[],
+  current: readonly HostDeviationRow[],
+  at: string,
+  reportId: string,
+): NewEvent[] {
   const seen = new Set(previous.map(identity));
   const fresh = current.filter((d) => d.action !== 'ignore' && !seen.has(identity(d)));
   const events = fresh.slice(0, MAX_DEVIATION_EVENTS_PER_REPORT).map(
@@ -58,13 +65,24 @@ export function deviationEvents(host: HostContext, previous: readonly HostDeviat
   return events;
 }
 
-export function stateEvent(host: HostContext, t: { from: HostState | null; to: HostState; cause: string; actor: string; at: string; reportId: string | null }): NewEvent {
+export function stateEvent(
+  host: HostContext,
+  t: { from: HostState | null; to: HostState; cause: string; actor: string; at: string; reportId: string | null },
+): NewEvent {
   return {
     at: t.at,
     kind: EVENT_KINDS.state,
     hostId: host.hostId,
     actor: t.actor,
-    detail: { hostname: host.hostname, imageId: host.imageId, group: host.group, from: t.from, to: t.to, cause: t.cause, reportId: t.reportId },
+    detail: {
+      hostname: host.hostname,
+      imageId: host.imageId,
+      group: host.group,
+      from: t.from,
+      to: t.to,
+      cause: t.cause,
+      reportId: t.reportId,
+    },
   };
 }
 
@@ -72,8 +90,20 @@ export function stateEvent(host: HostContext, t: { from: HostState | null; to: H
  * A host state change: the transition in the host's timeline and its event in the stream, together,
  * so no writer of transitions (ingest, silence, the scheduler, operators) can leave the stream behind.
  */
-export async function recordTransition(tx: StoreTx, host: HostContext, t: { from: HostState | null; to: HostState; cause: string; actor: string; at: string; reportId: string | null }): Promise<void> {
-  await tx.insertTransition({ hostId: host.hostId, from: t.from, to: t.to, cause: t.cause, actor: t.actor, at: t.at, reportId: t.reportId });
+export async function recordTransition(
+  tx: StoreTx,
+  host: HostContext,
+  t: { from: HostState | null; to: HostState; cause: string; actor: string; at: string; reportId: string | null },
+): Promise<void> {
+  await tx.insertTransition({
+    hostId: host.hostId,
+    from: t.from,
+    to: t.to,
+    cause: t.cause,
+    actor: t.actor,
+    at: t.at,
+    reportId: t.reportId,
+  });
   await tx.appendEvent(stateEvent(host, t));
 }
 

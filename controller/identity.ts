@@ -21,17 +21,26 @@ export interface IdentityClaim {
 /** A claim is kept (host row, deviation, audit) at most this long: a DNS name has at most 253 characters. */
 export const MAX_CLAIM = 256;
 
-export function identityClaims(host: Pick<HostRow, 'hostname' | 'group' | 'cloudIdentity'>, report: Pick<Report, 'inventory' | 'group' | 'identity'>): IdentityClaim[] {
+export function identityClaims(
+  host: Pick<HostRow, 'hostname' | 'group' | 'cloudIdentity'>,
+  report: Pick<Report, 'inventory' | 'group' | 'identity'>,
+): IdentityClaim[] {
   const out: IdentityClaim[] = [];
   // Only against a pinned one: a host enrolled before identities (or without one) has nothing to hold
   // a claim against, and tainting every such host when its agent is upgraded would help nobody.
   const pinned = host.cloudIdentity ?? null;
   if (pinned !== null && report.identity !== undefined && identityLabel(report.identity) !== identityLabel(pinned)) {
-    out.push({ field: 'cloud', pinned: identityLabel(pinned), claimed: identityLabel(report.identity).slice(0, MAX_CLAIM) });
+    out.push({
+      field: 'cloud',
+      pinned: identityLabel(pinned),
+      claimed: identityLabel(report.identity).slice(0, MAX_CLAIM),
+    });
   }
   const hostname = report.inventory?.hostname ?? null;
-  if (hostname !== null && hostname !== host.hostname) out.push({ field: 'hostname', pinned: host.hostname, claimed: hostname.slice(0, MAX_CLAIM) });
-  if (report.group !== undefined && report.group !== host.group) out.push({ field: 'group', pinned: host.group, claimed: report.group.slice(0, MAX_CLAIM) });
+  if (hostname !== null && hostname !== host.hostname)
+    out.push({ field: 'hostname', pinned: host.hostname, claimed: hostname.slice(0, MAX_CLAIM) });
+  if (report.group !== undefined && report.group !== host.group)
+    out.push({ field: 'group', pinned: host.group, claimed: report.group.slice(0, MAX_CLAIM) });
   return out;
 }
 

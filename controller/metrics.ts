@@ -6,15 +6,30 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry, prefix: 'driftwarden_controller_' });
   return {
     registry,
-    reports: new Counter({ name: 'driftwarden_reports_ingested_total', help: 'Reports accepted, by kind and outcome', labelNames: ['kind', 'status'] as const, registers: [registry] }),
-    rejections: new Counter({ name: 'driftwarden_requests_rejected_total', help: 'Requests refused, by error code', labelNames: ['code'] as const, registers: [registry] }),
+    reports: new Counter({
+      name: 'driftwarden_reports_ingested_total',
+      help: 'Reports accepted, by kind and outcome',
+      labelNames: ['kind', 'status'] as const,
+      registers: [registry],
+    }),
+    rejections: new Counter({
+      name: 'driftwarden_requests_rejected_total',
+      help: 'Requests refused, by error code',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
     ingestSeconds: new Histogram({
       name: 'driftwarden_report_ingest_seconds',
       help: 'Time to validate, evaluate and store one report',
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [registry],
     }),
-    hostsByState: new Gauge({ name: 'driftwarden_hosts', help: 'Hosts by state', labelNames: ['state'] as const, registers: [registry] }),
+    hostsByState: new Gauge({
+      name: 'driftwarden_hosts',
+      help: 'Hosts by state',
+      labelNames: ['state'] as const,
+      registers: [registry],
+    }),
   };
 }
 export type Metrics = ReturnType<typeof createMetrics>;

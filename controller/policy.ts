@@ -102,7 +102,9 @@ export class Policy {
   constructor(file: PolicyFile, label = 'policy') {
     this.label = label;
     const user = file.rules.map((r, i) => compileRule(r, ruleName(r, i), i, 'user'));
-    const defaults = file.defaults ? DEFAULT_POLICY.map((r, i) => compileRule(r, ruleName(r, i), user.length + i, 'default')) : [];
+    const defaults = file.defaults
+      ? DEFAULT_POLICY.map((r, i) => compileRule(r, ruleName(r, i), user.length + i, 'default'))
+      : [];
     this.rules = Object.freeze([...user, ...defaults]);
     const stepsFor = (collector: string) =>
       Object.freeze(
@@ -154,12 +156,16 @@ function compileRule(rule: PolicyRule, name: string, index: number, origin: Comp
  * name and YAML lists have no other handle.
  */
 export function formatPolicyIssues(label: string, error: z.ZodError, raw: unknown): string {
-  const rules = raw && typeof raw === 'object' && Array.isArray((raw as { rules?: unknown }).rules) ? ((raw as { rules: unknown[] }).rules) : [];
+  const rules =
+    raw && typeof raw === 'object' && Array.isArray((raw as { rules?: unknown }).rules)
+      ? (raw as { rules: unknown[] }).rules
+      : [];
   const pre = label ? `${label}: ` : '';
   const where = (path: readonly PropertyKey[]): string => {
     if (path[0] !== 'rules' || typeof path[1] !== 'number') return formatPath(path);
     const rule = rules[path[1]] as { name?: unknown } | undefined;
-    const named = rule && typeof rule === 'object' && typeof rule.name === 'string' ? ` (name ${JSON.stringify(rule.name)})` : '';
+    const named =
+      rule && typeof rule === 'object' && typeof rule.name === 'string' ? ` (name ${JSON.stringify(rule.name)})` : '';
     const rest = path.slice(2);
     return `rules[${path[1]}]${named}${rest.length > 0 ? `: ${formatPath(rest)}` : ''}`;
   };
@@ -178,11 +184,16 @@ export function parsePolicy(text: string, label = 'policy.yaml'): Policy {
   if (doc.errors.length > 0) {
     const first = doc.errors[0]!;
     const line = first.linePos?.[0]?.line;
-    throw new DwError('DW_ERR_CONFIG', `${label}${line ? `:${line}` : ''}: invalid YAML: ${first.message.split('\n')[0]}`, { file: label });
+    throw new DwError(
+      'DW_ERR_CONFIG',
+      `${label}${line ? `:${line}` : ''}: invalid YAML: ${first.message.split('\n')[0]}`,
+      { file: label },
+    );
   }
   const raw: unknown = doc.toJS() ?? {};
   const parsed = PolicyFileSchema.safeParse(raw);
-  if (!parsed.success) throw new DwError('DW_ERR_CONFIG', formatPolicyIssues(label, parsed.error, raw), { file: label });
+  if (!parsed.success)
+    throw new DwError('DW_ERR_CONFIG', formatPolicyIssues(label, parsed.error, raw), { file: label });
   return new Policy(parsed.data, label);
 }
 
@@ -191,7 +202,9 @@ export function loadPolicy(file: string): Policy {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new DwError('DW_ERR_CONFIG', `cannot read policy ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, { file });
+    throw new DwError('DW_ERR_CONFIG', `cannot read policy ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      file,
+    });
   }
   return parsePolicy(text, basename(file));
 }
@@ -311,12 +324,22 @@ export function evaluateAll(policy: Policy, deviations: readonly DeviationLike[]
     decisions[i] = decision;
     counts[decision.action]++;
     const rank = RANK[decision.action];
-    if (rank > RANK[worst] || (rank === RANK[worst] && SEVERITY_RANK[decision.severity] > SEVERITY_RANK[decisions[culpritAt]!.severity])) {
+    if (
+      rank > RANK[worst] ||
+      (rank === RANK[worst] && SEVERITY_RANK[decision.severity] > SEVERITY_RANK[decisions[culpritAt]!.severity])
+    ) {
       worst = decision.action;
       culpritAt = i;
     }
   }
   const culprit: Culprit | null =
-    culpritAt < 0 ? null : { collector: deviations[culpritAt]!.collector, key: deviations[culpritAt]!.key, change: deviations[culpritAt]!.change, ...decisions[culpritAt]! };
+    culpritAt < 0
+      ? null
+      : {
+          collector: deviations[culpritAt]!.collector,
+          key: deviations[culpritAt]!.key,
+          change: deviations[culpritAt]!.change,
+          ...decisions[culpritAt]!,
+        };
   return { decisions, worst, culprit, counts };
 }

@@ -62,7 +62,11 @@ export class SourceLimiter {
       return;
     }
     const retryAfterSeconds = Math.max(1, Math.ceil(wait / 1000));
-    throw new DwError('DW_ERR_RATE_LIMITED', `too many ${what} from ${source}; retry in ${retryAfterSeconds}s`, { source, limiter: this.name, retryAfterSeconds });
+    throw new DwError('DW_ERR_RATE_LIMITED', `too many ${what} from ${source}; retry in ${retryAfterSeconds}s`, {
+      source,
+      limiter: this.name,
+      retryAfterSeconds,
+    });
   }
 
   /** Sources currently tracked (for tests and metrics). */

@@ -25,7 +25,8 @@ export function findUnstorable(value: unknown, path: string, depth = 0): { path:
     return reason ? { path, reason } : null;
   }
   if (typeof value !== 'object' || value === null) return null;
-  if (depth >= LIMITS.maxDepth) return { path, reason: `nested deeper than ${LIMITS.maxDepth} levels of objects and arrays` };
+  if (depth >= LIMITS.maxDepth)
+    return { path, reason: `nested deeper than ${LIMITS.maxDepth} levels of objects and arrays` };
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       const v: unknown = value[i];

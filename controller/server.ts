@@ -18,7 +18,19 @@ import { openStore } from './store/index.js';
 import { createScheduler, startSchedulerLoop } from './scheduler/index.js';
 import type { Store } from './store/types.js';
 
-export const REDACT = ['req.headers.authorization', 'headers.authorization', 'authorization', 'token', '*.token', 'secret', '*.secret', 'credential', '*.credential', 'password', '*.password'];
+export const REDACT = [
+  'req.headers.authorization',
+  'headers.authorization',
+  'authorization',
+  'token',
+  '*.token',
+  'secret',
+  '*.secret',
+  'credential',
+  '*.credential',
+  'password',
+  '*.password',
+];
 
 export function controllerLogger(level = process.env.DRIFTWARDEN_LOG_LEVEL ?? 'info'): Logger {
   return pino({ level, base: { service: 'driftwarden-controller' }, redact: { paths: REDACT, censor: '[redacted]' } });
@@ -35,11 +47,18 @@ function readPem(path: string, what: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new DwError('DW_ERR_CONFIG', `cannot read the TLS ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, { path });
+    throw new DwError(
+      'DW_ERR_CONFIG',
+      `cannot read the TLS ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+      { path },
+    );
   }
 }
 
-export async function startController(config: ControllerConfig, opts: { log?: Logger; clock?: () => Date } = {}): Promise<RunningController> {
+export async function startController(
+  config: ControllerConfig,
+  opts: { log?: Logger; clock?: () => Date } = {},
+): Promise<RunningController> {
   const log = opts.log ?? controllerLogger();
   const clock = opts.clock ?? (() => new Date());
   // Everything that can be wrong with the config fails here, before the port opens.
@@ -51,7 +70,13 @@ export async function startController(config: ControllerConfig, opts: { log?: Lo
         key: readPem(config.tls.keyFile, 'key'),
         // mTLS: a client certificate is checked at the handshake, before any HTTP is read. It is an extra
         // gate in front of the host credential, which every report still needs.
-        ...(config.tls.clientCaFile ? { ca: readPem(config.tls.clientCaFile, 'client CA'), requestCert: true, rejectUnauthorized: config.tls.requireClientCert } : {}),
+        ...(config.tls.clientCaFile
+          ? {
+              ca: readPem(config.tls.clientCaFile, 'client CA'),
+              requestCert: true,
+              rejectUnauthorized: config.tls.requireClientCert,
+            }
+          : {}),
       }
     : undefined;
   const sinks = sinksFromConfig(config);
@@ -77,7 +102,11 @@ export async function startController(config: ControllerConfig, opts: { log?: Lo
     await app.listen({ host, port });
   } catch (err) {
     await store.close();
-    throw new DwError('DW_ERR_CONFIG', `cannot listen on ${config.listen}: ${(err as NodeJS.ErrnoException).code ?? err}`, { listen: config.listen });
+    throw new DwError(
+      'DW_ERR_CONFIG',
+      `cannot listen on ${config.listen}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+      { listen: config.listen },
+    );
   }
   const address = app.server.address();
   const actualPort = typeof address === 'object' && address ? address.port : port;
@@ -94,9 +123,26 @@ export async function startController(config: ControllerConfig, opts: { log?: Lo
   });
   const stopForwarders = startForwarders({ store, sinks, log, clock, intervalMs: forwarderIntervalMs(config) });
   const stopScheduler = startSchedulerLoop(scheduler, log);
-  const anchoring = anchors ? startAnchoring({ store, dir: anchors.dir, privateKey: anchorKey, everyMs: durationMs(anchors.every), clock, log }) : null;
-  log.info({ mode: config.scheduler.mode, interval: config.scheduler.interval, provider: config.scheduler.provider?.type ?? null }, 'replacement scheduler running');
-  log.info({ url, store: config.store.replace(/:\/\/[^@]*@/, '://***@'), policy: policy.label, trustedKeys: trustedKeys.length }, 'controller listening');
+  const anchoring = anchors
+    ? startAnchoring({ store, dir: anchors.dir, privateKey: anchorKey, everyMs: durationMs(anchors.every), clock, log })
+    : null;
+  log.info(
+    {
+      mode: config.scheduler.mode,
+      interval: config.scheduler.interval,
+      provider: config.scheduler.provider?.type ?? null,
+    },
+    'replacement scheduler running',
+  );
+  log.info(
+    {
+      url,
+      store: config.store.replace(/:\/\/[^@]*@/, '://***@'),
+      policy: policy.label,
+      trustedKeys: trustedKeys.length,
+    },
+    'controller listening',
+  );
   let closing: Promise<void> | null = null;
   return {
     app,
@@ -124,6 +170,9 @@ async function warnLegacyTokens(store: Store, log: Logger, now: Date): Promise<v
   const at = now.toISOString();
   for (const t of await store.listTokens()) {
     if (!t.legacy || t.revokedAt || (t.expiresAt !== null && t.expiresAt <= at)) continue;
-    log.warn({ tokenId: t.id, name: t.name, expiresAt: t.expiresAt }, 'a legacy enrollment token (reusable, any group) is active until it expires: create a limited one (token create --role agent --uses N --group GLOB) and revoke this');
+    log.warn(
+      { tokenId: t.id, name: t.name, expiresAt: t.expiresAt },
+      'a legacy enrollment token (reusable, any group) is active until it expires: create a limited one (token create --role agent --uses N --group GLOB) and revoke this',
+    );
   }
 }

@@ -39,19 +39,37 @@ export function loadSessionKey(file: string | undefined): Buffer {
   try {
     key = readFileSync(file);
   } catch (err) {
-    throw new DwError('DW_ERR_CONFIG', `dashboard.sessionKeyFile: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, { key: 'dashboard.sessionKeyFile' });
+    throw new DwError(
+      'DW_ERR_CONFIG',
+      `dashboard.sessionKeyFile: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+      { key: 'dashboard.sessionKeyFile' },
+    );
   }
-  if (key.length < 32) throw new DwError('DW_ERR_CONFIG', `dashboard.sessionKeyFile: ${file} holds ${key.length} bytes; use at least 32 random bytes`, { key: 'dashboard.sessionKeyFile' });
+  if (key.length < 32)
+    throw new DwError(
+      'DW_ERR_CONFIG',
+      `dashboard.sessionKeyFile: ${file} holds ${key.length} bytes; use at least 32 random bytes`,
+      { key: 'dashboard.sessionKeyFile' },
+    );
   return key;
 }
 
-const mac = (key: Buffer, purpose: string, payload: string) => createHmac('sha256', key).update(`${purpose}\n${payload}`).digest('base64url');
+const mac = (key: Buffer, purpose: string, payload: string) =>
+  createHmac('sha256', key).update(`${purpose}\n${payload}`).digest('base64url');
 
-export function issueSession(key: Buffer, tokenId: string, now: Date, ttlMs: number): { cookie: string; session: Session } {
+export function issueSession(
+  key: Buffer,
+  tokenId: string,
+  now: Date,
+  ttlMs: number,
+): { cookie: string; session: Session } {
   const expires = new Date(now.getTime() + ttlMs);
   const nonce = randomBytes(16).toString('base64url');
   const payload = Buffer.from(JSON.stringify({ t: tokenId, e: expires.getTime(), n: nonce })).toString('base64url');
-  return { cookie: `${payload}.${mac(key, 'session', payload)}`, session: { id: hashSecret(nonce), tokenId, expiresAt: expires.toISOString(), csrf: mac(key, 'csrf', payload) } };
+  return {
+    cookie: `${payload}.${mac(key, 'session', payload)}`,
+    session: { id: hashSecret(nonce), tokenId, expiresAt: expires.toISOString(), csrf: mac(key, 'csrf', payload) },
+  };
 }
 
 function sameMac(a: string, b: string): boolean {
@@ -72,7 +90,8 @@ export function readSession(key: Buffer, value: string, now: Date): Session | nu
   } catch {
     return null;
   }
-  if (typeof p.t !== 'string' || typeof p.e !== 'number' || typeof p.n !== 'string' || p.e <= now.getTime()) return null;
+  if (typeof p.t !== 'string' || typeof p.e !== 'number' || typeof p.n !== 'string' || p.e <= now.getTime())
+    return null;
   return { id: hashSecret(p.n), tokenId: p.t, expiresAt: new Date(p.e).toISOString(), csrf: mac(key, 'csrf', payload) };
 }
 

@@ -84,7 +84,18 @@ export interface Transition {
 }
 
 /** The table's columns: a report splits three ways by its worst action. */
-export type TableColumn = 'none' | 'report' | 'taint' | 'beat' | 'silent' | 'long' | 'sched' | 'start' | 'done' | 'fail' | 'cancel';
+export type TableColumn =
+  | 'none'
+  | 'report'
+  | 'taint'
+  | 'beat'
+  | 'silent'
+  | 'long'
+  | 'sched'
+  | 'start'
+  | 'done'
+  | 'fail'
+  | 'cancel';
 type Cell = HostState | '=' | '!';
 
 const I = '!' as const;
@@ -92,14 +103,110 @@ const S = '=' as const;
 
 /** The table above as data; keep the two in step (the test compares them). */
 export const TRANSITIONS: Readonly<Record<HostState, Readonly<Record<TableColumn, Cell>>>> = {
-  pending: { none: 'clean', report: 'drifted', taint: 'tainted', beat: S, silent: 'silent', long: 'tainted', sched: I, start: I, done: I, fail: I, cancel: I },
-  clean: { none: S, report: 'drifted', taint: 'tainted', beat: S, silent: 'silent', long: 'tainted', sched: I, start: I, done: I, fail: I, cancel: I },
-  drifted: { none: 'clean', report: S, taint: 'tainted', beat: S, silent: 'silent', long: 'tainted', sched: I, start: I, done: I, fail: I, cancel: I },
-  silent: { none: 'clean', report: 'drifted', taint: 'tainted', beat: S, silent: S, long: 'tainted', sched: I, start: I, done: I, fail: I, cancel: I },
-  tainted: { none: S, report: S, taint: S, beat: S, silent: S, long: S, sched: 'replacement-scheduled', start: I, done: I, fail: I, cancel: I },
-  'replacement-scheduled': { none: S, report: S, taint: S, beat: S, silent: S, long: S, sched: I, start: 'replacing', done: I, fail: 'tainted', cancel: 'tainted' },
-  replacing: { none: S, report: S, taint: S, beat: S, silent: S, long: S, sched: I, start: I, done: 'replaced', fail: 'tainted', cancel: 'tainted' },
-  replaced: { none: I, report: I, taint: I, beat: I, silent: S, long: S, sched: I, start: I, done: S, fail: I, cancel: I },
+  pending: {
+    none: 'clean',
+    report: 'drifted',
+    taint: 'tainted',
+    beat: S,
+    silent: 'silent',
+    long: 'tainted',
+    sched: I,
+    start: I,
+    done: I,
+    fail: I,
+    cancel: I,
+  },
+  clean: {
+    none: S,
+    report: 'drifted',
+    taint: 'tainted',
+    beat: S,
+    silent: 'silent',
+    long: 'tainted',
+    sched: I,
+    start: I,
+    done: I,
+    fail: I,
+    cancel: I,
+  },
+  drifted: {
+    none: 'clean',
+    report: S,
+    taint: 'tainted',
+    beat: S,
+    silent: 'silent',
+    long: 'tainted',
+    sched: I,
+    start: I,
+    done: I,
+    fail: I,
+    cancel: I,
+  },
+  silent: {
+    none: 'clean',
+    report: 'drifted',
+    taint: 'tainted',
+    beat: S,
+    silent: S,
+    long: 'tainted',
+    sched: I,
+    start: I,
+    done: I,
+    fail: I,
+    cancel: I,
+  },
+  tainted: {
+    none: S,
+    report: S,
+    taint: S,
+    beat: S,
+    silent: S,
+    long: S,
+    sched: 'replacement-scheduled',
+    start: I,
+    done: I,
+    fail: I,
+    cancel: I,
+  },
+  'replacement-scheduled': {
+    none: S,
+    report: S,
+    taint: S,
+    beat: S,
+    silent: S,
+    long: S,
+    sched: I,
+    start: 'replacing',
+    done: I,
+    fail: 'tainted',
+    cancel: 'tainted',
+  },
+  replacing: {
+    none: S,
+    report: S,
+    taint: S,
+    beat: S,
+    silent: S,
+    long: S,
+    sched: I,
+    start: I,
+    done: 'replaced',
+    fail: 'tainted',
+    cancel: 'tainted',
+  },
+  replaced: {
+    none: I,
+    report: I,
+    taint: I,
+    beat: I,
+    silent: S,
+    long: S,
+    sched: I,
+    start: I,
+    done: S,
+    fail: I,
+    cancel: I,
+  },
 };
 
 /** An event the host's current state does not allow; the API answers 409, the CLI exits 2. */
@@ -169,7 +276,9 @@ function causeOf(from: HostState, to: HostState, changed: boolean, event: HostEv
     case 'heartbeat':
       return from === 'silent' ? 'heartbeat: still silent until a full report arrives' : 'heartbeat';
     case 'silent':
-      return changed ? `silent: no contact for more than ${event.after ?? 'the grace period'}` : `silent: no change while ${from}`;
+      return changed
+        ? `silent: no contact for more than ${event.after ?? 'the grace period'}`
+        : `silent: no change while ${from}`;
     case 'long-silence':
       return changed
         ? `taint: silent for more than ${event.after ?? 'the long grace period'}, nothing vouches for the host any more`

@@ -26,7 +26,11 @@ export class TimeBudget {
     if (yieldFirst) await yieldToLoop();
     const over = this.now() - this.deadline;
     if (over > 0) {
-      throw new DwError('DW_ERR_TIME_BUDGET', `the report took longer than its time budget of ${this.ms} ms (at ${step}); nothing was stored, retry later`, { step, budgetMs: this.ms });
+      throw new DwError(
+        'DW_ERR_TIME_BUDGET',
+        `the report took longer than its time budget of ${this.ms} ms (at ${step}); nothing was stored, retry later`,
+        { step, budgetMs: this.ms },
+      );
     }
   }
 }

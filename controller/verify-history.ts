@@ -24,7 +24,13 @@ export interface ChainReport {
   /** Set when an expected head was given and the chain does not contain it. */
   headMismatch?: { expected: string };
   /** Set when an anchor was given and the chain does not pass through it. */
-  anchorMismatch?: { throughId: number; expectedHead: string; expectedRows: number; foundHead: string | null; foundRows: number };
+  anchorMismatch?: {
+    throughId: number;
+    expectedHead: string;
+    expectedRows: number;
+    foundHead: string | null;
+    foundRows: number;
+  };
 }
 
 /** A point of a chain recorded elsewhere: after row `throughId` (0: none yet), `rows` rows, ending in `head`. */
@@ -41,8 +47,18 @@ async function* links(store: StoreTx, chain: ChainName): AsyncGenerator<ChainLin
   for (;;) {
     const rows =
       chain === 'audit'
-        ? (await store.listAudit({ afterId: after, limit: BATCH })).map((r) => ({ id: r.id, prevHash: r.prevHash, hash: r.hash, content: auditContent(r) }))
-        : (await store.listEvents({ afterId: after, limit: BATCH })).map((r) => ({ id: r.id, prevHash: r.prevHash, hash: r.hash, content: eventContent(r) }));
+        ? (await store.listAudit({ afterId: after, limit: BATCH })).map((r) => ({
+            id: r.id,
+            prevHash: r.prevHash,
+            hash: r.hash,
+            content: auditContent(r),
+          }))
+        : (await store.listEvents({ afterId: after, limit: BATCH })).map((r) => ({
+            id: r.id,
+            prevHash: r.prevHash,
+            hash: r.hash,
+            content: eventContent(r),
+          }));
     yield* rows;
     if (rows.length < BATCH) return;
     after = rows[rows.length - 1]!.id;
@@ -53,7 +69,12 @@ async function* links(store: StoreTx, chain: ChainName): AsyncGenerator<ChainLin
  * `anchors`: points recorded earlier (any number, one walk for all): the chain must pass through each,
  * the row `throughId` having hash `head` after exactly `rows` rows. The first one it misses is reported.
  */
-export async function verifyChain(store: StoreTx, chain: ChainName, expectHead?: string, anchors: readonly ChainPoint[] = []): Promise<ChainReport> {
+export async function verifyChain(
+  store: StoreTx,
+  chain: ChainName,
+  expectHead?: string,
+  anchors: readonly ChainPoint[] = [],
+): Promise<ChainReport> {
   let prev = GENESIS;
   let rows = 0;
   let lastId = 0;
@@ -83,7 +104,8 @@ export async function verifyChain(store: StoreTx, chain: ChainName, expectHead?:
   }
   for (; next < pending.length; next++) miss(pending[next]!, null, rows);
   const report: ChainReport = { chain, ok: true, rows, head: prev, lastId };
-  if (expectHead && expectHead !== GENESIS && !found) return { ...report, ok: false, headMismatch: { expected: expectHead } };
+  if (expectHead && expectHead !== GENESIS && !found)
+    return { ...report, ok: false, headMismatch: { expected: expectHead } };
   if (missed) return { ...report, ok: false, anchorMismatch: missed };
   return report;
 }
@@ -102,14 +124,21 @@ async function* batches<T>(it: AsyncIterable<T>, n: number): AsyncGenerator<T[]>
 
 export function describeChainReport(r: ChainReport): string {
   if (r.broken) {
-    const what = r.broken.problem === 'hash' ? 'its content does not match its hash (changed)' : 'its prev_hash does not match the row before it (a row before it was removed or changed)';
+    const what =
+      r.broken.problem === 'hash'
+        ? 'its content does not match its hash (changed)'
+        : 'its prev_hash does not match the row before it (a row before it was removed or changed)';
     return `${r.chain}: BROKEN at id ${r.broken.id}: ${what}; ${r.rows} rows verified before it`;
   }
   if (r.anchorMismatch) {
     const a = r.anchorMismatch;
-    const found = a.foundHead === null ? `there is no row ${a.throughId} any more (${a.foundRows} rows lead up to where it was)` : `row ${a.throughId} has hash ${a.foundHead} after ${a.foundRows} rows`;
+    const found =
+      a.foundHead === null
+        ? `there is no row ${a.throughId} any more (${a.foundRows} rows lead up to where it was)`
+        : `row ${a.throughId} has hash ${a.foundHead} after ${a.foundRows} rows`;
     return `${r.chain}: BROKEN: the chain does not pass through the anchor (row ${a.throughId}, ${a.expectedRows} rows, hash ${a.expectedHead}): ${found}; rows up to it were changed, removed or added and the hashes recomputed`;
   }
-  if (r.headMismatch) return `${r.chain}: BROKEN: the recorded head ${r.headMismatch.expected} is not in the chain (rows were removed from the end, or the chain was rebuilt); ${r.rows} rows, head ${r.head}`;
+  if (r.headMismatch)
+    return `${r.chain}: BROKEN: the recorded head ${r.headMismatch.expected} is not in the chain (rows were removed from the end, or the chain was rebuilt); ${r.rows} rows, head ${r.head}`;
   return `${r.chain}: ok, ${r.rows} rows, head ${r.head}`;
 }

@@ -100,7 +100,8 @@ class Session {
 }
 
 export async function runDemo(opts: DemoOptions = {}): Promise<number> {
-  if (process.env[DEMO_AGENT_ENV]) throw new DwError('DW_ERR_USAGE', 'the demo does not run inside one of its own agents');
+  if (process.env[DEMO_AGENT_ENV])
+    throw new DwError('DW_ERR_USAGE', 'the demo does not run inside one of its own agents');
   const term = new Terminal();
   const session = new Session(mkdtempSync(join(tmpdir(), 'driftwarden-demo-')), Boolean(opts.keep));
   const onSignal = (signal: NodeJS.Signals) => {
@@ -118,7 +119,9 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
   let code = 2;
   try {
     term.say(term.bold(`driftwarden demo: one image, a fleet of ${FLEET.length} hosts, the classic drifts`));
-    term.say(term.dim(`working in ${session.work} (${opts.keep ? 'kept afterwards' : 'removed afterwards; --keep keeps it'})`));
+    term.say(
+      term.dim(`working in ${session.work} (${opts.keep ? 'kept afterwards' : 'removed afterwards; --keep keeps it'})`),
+    );
     const outcome = await story(session, term);
     code = outcome.asExpected ? 0 : 1;
     if (!opts.exit) {
@@ -149,14 +152,30 @@ async function story(session: Session, term: Terminal): Promise<Outcome> {
   term.heading('1. Bake: a sample Debian 12 image, its manifest signed by the build');
   const imageRoot = join(work, 'image');
   const sample = writeSampleRoot(imageRoot);
-  term.say(`  image root with ${sample.packages} packages, ${sample.files} files, ${sample.parameters} kernel parameters, cron jobs and a systemd timer`);
+  term.say(
+    `  image root with ${sample.packages} packages, ${sample.files} files, ${sample.parameters} kernel parameters, cron jobs and a systemd timer`,
+  );
   const keys = keygen({ out: join(work, 'keys'), name: 'bake' });
   term.say(`  key pair ${keys.keyId}: bake.key stays with the build system, bake.pub goes to the controller`);
   const manifestFile = join(work, 'manifest.json');
-  const built = await buildManifest({ root: imageRoot, imageId: IMAGE.id, name: IMAGE.name, version: IMAGE.version, signKey: keys.privateKeyFile, out: manifestFile, log: silentLogger });
-  term.say(term.dim(`  $ driftwarden manifest build --root image --image-id ${IMAGE.id} --sign-key keys/bake.key --out manifest.json`));
+  const built = await buildManifest({
+    root: imageRoot,
+    imageId: IMAGE.id,
+    name: IMAGE.name,
+    version: IMAGE.version,
+    signKey: keys.privateKeyFile,
+    out: manifestFile,
+    log: silentLogger,
+  });
+  term.say(
+    term.dim(
+      `  $ driftwarden manifest build --root image --image-id ${IMAGE.id} --sign-key keys/bake.key --out manifest.json`,
+    ),
+  );
   const counts = Object.entries(built.manifest.sections).map(([k, s]) => `${k} ${s?.items.length ?? 0}`);
-  term.say(`  recorded ${built.items} items (${counts.join(', ')}), digest ${built.manifest.digests.overall.slice(0, 23)}…, signed`);
+  term.say(
+    `  recorded ${built.items} items (${counts.join(', ')}), digest ${built.manifest.digests.overall.slice(0, 23)}…, signed`,
+  );
 
   term.heading('2. A controller on SQLite, the replacement scheduler in dry-run');
   const ctlDir = join(work, 'controller');
@@ -176,8 +195,12 @@ async function story(session: Session, term: Terminal): Promise<Outcome> {
   const ctl = await startController(config, { log });
   session.controller = ctl;
   const now = new Date();
-  const admin = await ctl.store.transaction((tx) => createToken(tx, { name: 'demo-admin', role: 'admin' }, 'demo', now));
-  const enrollment = await ctl.store.transaction((tx) => createToken(tx, { name: 'demo-enrollment', role: 'agent', maxUses: 'unlimited' }, 'demo', now));
+  const admin = await ctl.store.transaction((tx) =>
+    createToken(tx, { name: 'demo-admin', role: 'admin' }, 'demo', now),
+  );
+  const enrollment = await ctl.store.transaction((tx) =>
+    createToken(tx, { name: 'demo-enrollment', role: 'agent', maxUses: 'unlimited' }, 'demo', now),
+  );
   const enrollmentTokenFile = join(work, 'enrollment-token');
   writeFileSync(enrollmentTokenFile, enrollment.secret + '\n', { mode: 0o600 });
   session.adminToken = admin.secret;
@@ -191,11 +214,21 @@ async function story(session: Session, term: Terminal): Promise<Outcome> {
   abort.signal.throwIfAborted();
 
   term.heading(`3. ${FLEET.length} hosts boot from the image, each running its own agent`);
-  const hosts: FleetHost[] = FLEET.map((spec) => prepareHost(work, spec, { root: imageRoot, manifest: manifestFile }, { url: ctl.url, enrollmentTokenFile }));
+  const hosts: FleetHost[] = FLEET.map((spec) =>
+    prepareHost(work, spec, { root: imageRoot, manifest: manifestFile }, { url: ctl.url, enrollmentTokenFile }),
+  );
   const names = new Map(hosts.map((h) => [h.id, h.name]));
-  const groups = [...new Set(hosts.map((h) => h.group))].map((g) => `${g} (${hosts.filter((h) => h.group === g).map((h) => h.name).join(', ')})`);
+  const groups = [...new Set(hosts.map((h) => h.group))].map(
+    (g) =>
+      `${g} (${hosts
+        .filter((h) => h.group === g)
+        .map((h) => h.name)
+        .join(', ')})`,
+  );
   term.say(`  groups: ${groups.join('; ')}`);
-  term.say('  each agent enrolls with the enrollment token, scans its root and reports over HTTP; the controller records every state change:');
+  term.say(
+    '  each agent enrolls with the enrollment token, scans its root and reports over HTTP; the controller records every state change:',
+  );
   const dead: string[] = [];
   for (const h of hosts) {
     const agent = new AgentProcess(h);
@@ -212,8 +245,21 @@ async function story(session: Session, term: Terminal): Promise<Outcome> {
   session.view = view;
   view.start();
   const bootStart = Date.now();
-  const booted = await waitFleet(view, () => hosts.every((h) => view.state(h.id) === 'clean'), BOOT_TIMEOUT_MS, abort.signal, dead);
-  if (!booted) return fail(term, session, hosts, view, `not every host enrolled and reported clean within ${BOOT_TIMEOUT_MS / 1000} s`);
+  const booted = await waitFleet(
+    view,
+    () => hosts.every((h) => view.state(h.id) === 'clean'),
+    BOOT_TIMEOUT_MS,
+    abort.signal,
+    dead,
+  );
+  if (!booted)
+    return fail(
+      term,
+      session,
+      hosts,
+      view,
+      `not every host enrolled and reported clean within ${BOOT_TIMEOUT_MS / 1000} s`,
+    );
   term.say(`  all ${hosts.length} hosts clean, ${term.elapsed(bootStart)} after their agents started`);
 
   term.heading('4. Weeks later: the hosts drift, the way servers do');
@@ -222,13 +268,27 @@ async function story(session: Session, term: Terminal): Promise<Outcome> {
     DRIFTS[h.drift!].apply(h.root);
     term.say(`  ${term.bold(h.name.padEnd(6))} ${DRIFTS[h.drift!].story}`);
   }
-  term.say(`  untouched: ${hosts.filter((h) => !h.drift).map((h) => h.name).join(', ')}`);
+  term.say(
+    `  untouched: ${hosts
+      .filter((h) => !h.drift)
+      .map((h) => h.name)
+      .join(', ')}`,
+  );
 
-  term.heading('5. The agents see the changes at once; the controller\'s policy decides');
+  term.heading("5. The agents see the changes at once; the controller's policy decides");
   const driftStart = Date.now();
   const expected = (h: FleetHost) => (h.drift ? 'tainted' : 'clean');
-  const detected = await waitFleet(view, () => drifted.every((h) => view.state(h.id) === 'tainted'), DETECT_TIMEOUT_MS, abort.signal, dead);
-  if (detected) term.say(`  ${drifted.length} hosts tainted, ${term.elapsed(driftStart)} after the drifts (taint is sticky: only a replacement ends it)`);
+  const detected = await waitFleet(
+    view,
+    () => drifted.every((h) => view.state(h.id) === 'tainted'),
+    DETECT_TIMEOUT_MS,
+    abort.signal,
+    dead,
+  );
+  if (detected)
+    term.say(
+      `  ${drifted.length} hosts tainted, ${term.elapsed(driftStart)} after the drifts (taint is sticky: only a replacement ends it)`,
+    );
   await sleep(SETTLE_MS, abort.signal);
   await view.poll();
 
@@ -240,15 +300,23 @@ async function story(session: Session, term: Terminal): Promise<Outcome> {
   term.say(`  ${'HOST'.padEnd(6)} ${'GROUP'.padEnd(5)} ${'STATE'.padEnd(8)} DEVIATIONS`);
   for (const h of hosts) {
     const s = view.all.find((x) => x.id === h.id);
-    term.say(`  ${h.name.padEnd(6)} ${h.group.padEnd(5)} ${term.state(s?.state ?? '(none)', 8)} ${s?.deviationCount ?? '-'}`);
+    term.say(
+      `  ${h.name.padEnd(6)} ${h.group.padEnd(5)} ${term.state(s?.state ?? '(none)', 8)} ${s?.deviationCount ?? '-'}`,
+    );
   }
   const differences = [
-    ...hosts.filter((h) => view.state(h.id) !== expected(h)).map((h) => `${h.name} is ${view.state(h.id) ?? 'unknown'}, expected ${expected(h)}`),
+    ...hosts
+      .filter((h) => view.state(h.id) !== expected(h))
+      .map((h) => `${h.name} is ${view.state(h.id) ?? 'unknown'}, expected ${expected(h)}`),
     ...checkDecisions(decisions, EXPECTED, names),
   ];
   if (differences.length > 0) return fail(term, session, hosts, view, null, differences);
   const list = (xs: FleetHost[]) => xs.map((h) => h.name).join(', ');
-  term.say(term.green(`  As expected: ${list(drifted)} are tainted (openssl ${OPENSSL_PATCHED} by hand, a kernel parameter, a debugging session); ${list(hosts.filter((h) => !h.drift))} are clean.`));
+  term.say(
+    term.green(
+      `  As expected: ${list(drifted)} are tainted (openssl ${OPENSSL_PATCHED} by hand, a kernel parameter, a debugging session); ${list(hosts.filter((h) => !h.drift))} are clean.`,
+    ),
+  );
   term.say(
     term.green(
       `  As expected: the breaker paused ${EXPECTED.paused.join(', ')} (nothing scheduled there); ${EXPECTED.wouldReplace.join(', ')} would be replaced (dry-run), ${EXPECTED.waiting.join(', ')} waits for budget.`,
@@ -260,7 +328,10 @@ async function story(session: Session, term: Terminal): Promise<Outcome> {
 
 /** The controller must refuse a manifest whose content no longer matches what the build signed. */
 async function tamperedRefused(target: ApiTarget, manifest: Record<string, unknown>): Promise<string> {
-  const tampered = structuredClone(manifest) as { image: { id: string }; sections: { files: { items: { key: string; sha256?: string }[] } } };
+  const tampered = structuredClone(manifest) as {
+    image: { id: string };
+    sections: { files: { items: { key: string; sha256?: string }[] } };
+  };
   tampered.image.id = `${tampered.image.id}-hotfix`;
   const item = tampered.sections.files.items.find((i) => i.key === '/usr/bin/openssl');
   if (!item) throw new DwError('DW_ERR_INTERNAL', 'the sample manifest has no /usr/bin/openssl');
@@ -268,13 +339,20 @@ async function tamperedRefused(target: ApiTarget, manifest: Record<string, unkno
   try {
     await api(target, 'POST', '/api/v1/manifests', { manifest: tampered });
   } catch (err) {
-    if (isDwError(err) && typeof err.context.status === 'number' && err.context.status < 500) return `refused: ${err.message.replace(/^controller refused [^:]+: /, '')}`;
+    if (isDwError(err) && typeof err.context.status === 'number' && err.context.status < 500)
+      return `refused: ${err.message.replace(/^controller refused [^:]+: /, '')}`;
     throw err;
   }
   throw new DwError('DW_ERR_INTERNAL', 'the controller accepted a tampered manifest');
 }
 
-async function waitFleet(view: FleetView, done: () => boolean, timeoutMs: number, signal: AbortSignal, dead: string[]): Promise<boolean> {
+async function waitFleet(
+  view: FleetView,
+  done: () => boolean,
+  timeoutMs: number,
+  signal: AbortSignal,
+  dead: string[],
+): Promise<boolean> {
   return view.waitFor(() => done() || dead.length > 0, timeoutMs, signal).then((ok) => ok && dead.length === 0);
 }
 
@@ -285,14 +363,30 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-function fail(term: Terminal, session: Session, hosts: FleetHost[], view: FleetView, why: string | null, differences: string[] = []): Outcome {
+function fail(
+  term: Terminal,
+  session: Session,
+  hosts: FleetHost[],
+  view: FleetView,
+  why: string | null,
+  differences: string[] = [],
+): Outcome {
   term.say(term.red(`  NOT as expected${why ? `: ${why}` : ''}`));
-  const wrong = differences.length > 0 ? differences : hosts.filter((h) => view.state(h.id) !== 'clean').map((h) => `${h.name} is ${view.state(h.id) ?? 'not enrolled'}`);
+  const wrong =
+    differences.length > 0
+      ? differences
+      : hosts
+          .filter((h) => view.state(h.id) !== 'clean')
+          .map((h) => `${h.name} is ${view.state(h.id) ?? 'not enrolled'}`);
   for (const d of wrong) term.say(term.red(`    ${d}`));
   // What the agents of those hosts said last, since their logs go with the temporary directory.
   for (const agent of session.agents) {
     if (!wrong.some((w) => w.startsWith(`${agent.host.name} `))) continue;
-    term.say(term.dim(`  ${agent.host.name}'s agent log (${agent.host.logFile}${session.keep ? '' : '; --keep keeps it'}), last lines:`));
+    term.say(
+      term.dim(
+        `  ${agent.host.name}'s agent log (${agent.host.logFile}${session.keep ? '' : '; --keep keeps it'}), last lines:`,
+      ),
+    );
     for (const line of agent.logTail()) term.say(term.dim(`    ${line}`));
   }
   return { asExpected: false, differences: wrong };
@@ -307,8 +401,13 @@ async function serve(session: Session, term: Terminal): Promise<void> {
   term.say(`  admin token: ${term.bold(session.adminToken)}`);
   term.say(`  the CLI:     DRIFTWARDEN_URL=${ctl.url} DRIFTWARDEN_TOKEN=${session.adminToken} npx driftwarden hosts`);
   term.say(`               the same with \`replacements list\`, \`replacements groups\`, \`replacements resume web\``);
-  if (untouched) term.say(`  drift a host yourself and watch it here: echo 'PermitRootLogin yes' >> ${join(untouched.root, 'etc/ssh/sshd_config')}`);
-  term.say(`  Ctrl-C stops the agents and the controller${session.keep ? ` (the files stay in ${session.work})` : ' and removes the demo files'}`);
+  if (untouched)
+    term.say(
+      `  drift a host yourself and watch it here: echo 'PermitRootLogin yes' >> ${join(untouched.root, 'etc/ssh/sshd_config')}`,
+    );
+  term.say(
+    `  Ctrl-C stops the agents and the controller${session.keep ? ` (the files stay in ${session.work})` : ' and removes the demo files'}`,
+  );
   await new Promise<void>((resolve) => {
     if (session.abort.signal.aborted) resolve();
     session.abort.signal.addEventListener('abort', () => resolve(), { once: true });

@@ -30,7 +30,9 @@ function show(field: string, v: unknown): string {
 }
 
 /** "packages openssl:amd64: version 3.0.11-1~deb12u2 -> 3.0.13-1~deb12u1" */
-export function describeDeviation(d: Pick<HostDeviationRow, 'collector' | 'key' | 'change' | 'expected' | 'actual'>): string {
+export function describeDeviation(
+  d: Pick<HostDeviationRow, 'collector' | 'key' | 'change' | 'expected' | 'actual'>,
+): string {
   if (d.change !== 'modified') return `${d.collector} ${d.key}: ${d.change}`;
   const fields = [...new Set([...Object.keys(d.expected ?? {}), ...Object.keys(d.actual ?? {})])].filter(
     (f) => JSON.stringify(d.expected?.[f]) !== JSON.stringify(d.actual?.[f]),
@@ -66,18 +68,21 @@ export class FleetView {
   start(everyMs = 200): void {
     this.stopped = false;
     const tick = () => {
-      this.poll().then(
-        () => {
-          this.lastError = null;
-        },
-        (err: unknown) => {
-          const msg = err instanceof Error ? err.message : String(err);
-          if (msg !== this.lastError && !this.stopped) this.term.say(this.term.red(`  (cannot read the fleet: ${msg})`));
-          this.lastError = msg;
-        },
-      ).finally(() => {
-        if (!this.stopped) this.timer = setTimeout(tick, everyMs);
-      });
+      this.poll()
+        .then(
+          () => {
+            this.lastError = null;
+          },
+          (err: unknown) => {
+            const msg = err instanceof Error ? err.message : String(err);
+            if (msg !== this.lastError && !this.stopped)
+              this.term.say(this.term.red(`  (cannot read the fleet: ${msg})`));
+            this.lastError = msg;
+          },
+        )
+        .finally(() => {
+          if (!this.stopped) this.timer = setTimeout(tick, everyMs);
+        });
     };
     tick();
   }
@@ -102,7 +107,11 @@ export class FleetView {
   private async pollOnce(): Promise<void> {
     let after: string | undefined;
     do {
-      const page = await api<{ hosts: HostSummary[]; next?: string | null }>(this.target, 'GET', `/api/v1/hosts?limit=1000${after ? `&after=${encodeURIComponent(after)}` : ''}`);
+      const page = await api<{ hosts: HostSummary[]; next?: string | null }>(
+        this.target,
+        'GET',
+        `/api/v1/hosts?limit=1000${after ? `&after=${encodeURIComponent(after)}` : ''}`,
+      );
       for (const h of page.hosts) {
         const before = this.hosts.get(h.id);
         // The new state counts only once its transitions are on the screen: the story's next line must come after them.
@@ -130,13 +139,21 @@ export class FleetView {
     const name = (this.names.get(h.id) ?? h.hostname ?? h.id).padEnd(6);
     const group = `(${h.group ?? '-'})`.padEnd(6);
     for (const t of detail.timeline.transitions.filter((t) => t.id > last)) {
-      this.term.say(`  ${this.term.bold(name)} ${group} ${(t.from ?? 'new').padEnd(8)} -> ${this.term.state(t.to, 8)}  ${this.term.dim(t.cause)}`);
+      this.term.say(
+        `  ${this.term.bold(name)} ${group} ${(t.from ?? 'new').padEnd(8)} -> ${this.term.state(t.to, 8)}  ${this.term.dim(t.cause)}`,
+      );
       this.shown.set(h.id, t.id);
       if (t.to !== 'tainted') continue;
       const tainting = detail.deviations
         .filter((d) => d.action === 'taint')
-        .sort((a, b) => (SEVERITY_RANK[a.severity] ?? 9) - (SEVERITY_RANK[b.severity] ?? 9) || a.collector.localeCompare(b.collector) || a.key.localeCompare(b.key));
-      for (const d of tainting.slice(0, 4)) this.term.say(`  ${' '.repeat(24)}${this.term.red(`[${d.severity}]`.padEnd(11))}${describeDeviation(d)}`);
+        .sort(
+          (a, b) =>
+            (SEVERITY_RANK[a.severity] ?? 9) - (SEVERITY_RANK[b.severity] ?? 9) ||
+            a.collector.localeCompare(b.collector) ||
+            a.key.localeCompare(b.key),
+        );
+      for (const d of tainting.slice(0, 4))
+        this.term.say(`  ${' '.repeat(24)}${this.term.red(`[${d.severity}]`.padEnd(11))}${describeDeviation(d)}`);
       if (tainting.length > 4) this.term.say(`  ${' '.repeat(24)}… and ${tainting.length - 4} more`);
     }
   }

@@ -56,7 +56,12 @@ export interface FleetHost extends HostSpec {
 }
 
 /** A host booted from the image: a copy of the root that now has its own identity, and an agent config. */
-export function prepareHost(work: string, spec: HostSpec, image: { root: string; manifest: string }, controller: { url: string; enrollmentTokenFile: string }): FleetHost {
+export function prepareHost(
+  work: string,
+  spec: HostSpec,
+  image: { root: string; manifest: string },
+  controller: { url: string; enrollmentTokenFile: string },
+): FleetHost {
   const dir = join(work, 'hosts', spec.name);
   const root = join(dir, 'root');
   cpSync(image.root, root, { recursive: true, verbatimSymlinks: true });

@@ -3,7 +3,18 @@
 //   node packaging/build.mjs [bundle] [sea] [deb]     (no argument: all three, in that order)
 // Needs: esbuild and postject (devDependencies), and on the machine dpkg-deb, strip (binutils), gzip.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
@@ -20,7 +31,10 @@ const DEB = join(DIST, 'deb');
 const require = createRequire(import.meta.url);
 
 /** What the agent build must never contain: the controller's server, store and cloud SDKs. */
-const AGENT_FORBIDDEN = [/node_modules\/(fastify|@fastify|better-sqlite3|kysely|pg|@aws-sdk|@kubernetes)\//, /^controller\//];
+const AGENT_FORBIDDEN = [
+  /node_modules\/(fastify|@fastify|better-sqlite3|kysely|pg|@aws-sdk|@kubernetes)\//,
+  /^controller\//,
+];
 
 /** Debian 12's libc6 and libstdc++6: the shipped binaries may need nothing newer. */
 const DEBIAN12 = { GLIBC: '2.36', GLIBCXX: '3.4.30' };
@@ -80,9 +94,12 @@ async function bundle() {
   });
   const inputs = Object.keys(agent.metafile.inputs);
   const leaked = inputs.filter((i) => AGENT_FORBIDDEN.some((re) => re.test(i)));
-  if (leaked.length > 0) throw new Error(`the agent bundle pulled in controller code: ${leaked.slice(0, 5).join(', ')}`);
+  if (leaked.length > 0)
+    throw new Error(`the agent bundle pulled in controller code: ${leaked.slice(0, 5).join(', ')}`);
   writeFileSync(join(BUNDLE, 'agent/meta.json'), JSON.stringify(agent.metafile));
-  log(`agent bundle ${relative(ROOT, join(BUNDLE, 'agent/driftwarden.cjs'))} (${kib(join(BUNDLE, 'agent/driftwarden.cjs'))}, ${inputs.length} modules)`);
+  log(
+    `agent bundle ${relative(ROOT, join(BUNDLE, 'agent/driftwarden.cjs'))} (${kib(join(BUNDLE, 'agent/driftwarden.cjs'))}, ${inputs.length} modules)`,
+  );
 
   // The controller: one ES module run by the packaged Node. better-sqlite3 stays outside (its .node
   // addon is found by `bindings` relative to its own package directory), shipped in node_modules beside it.
@@ -97,7 +114,9 @@ async function bundle() {
     define,
     external: ['better-sqlite3', 'pg-native'],
     // CommonJS dependencies inside an ES module bundle still call require(); give them one.
-    banner: { js: "import { createRequire as __dwCreateRequire } from 'node:module'; const require = __dwCreateRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __dwCreateRequire } from 'node:module'; const require = __dwCreateRequire(import.meta.url);",
+    },
     legalComments: 'external',
     logLevel: 'warning',
   });
@@ -118,8 +137,11 @@ async function bundle() {
     }
   }
   // The dashboard's static files, when the tree has them, beside the bundle as they are beside controller/*.ts.
-  if (existsSync(join(ROOT, 'controller/dashboard'))) cpSync(join(ROOT, 'controller/dashboard'), join(controllerDir, 'dashboard'), { recursive: true });
-  log(`controller bundle ${relative(ROOT, join(controllerDir, 'driftwarden.mjs'))} (${kib(join(controllerDir, 'driftwarden.mjs'))}) + better-sqlite3 addon`);
+  if (existsSync(join(ROOT, 'controller/dashboard')))
+    cpSync(join(ROOT, 'controller/dashboard'), join(controllerDir, 'dashboard'), { recursive: true });
+  log(
+    `controller bundle ${relative(ROOT, join(controllerDir, 'driftwarden.mjs'))} (${kib(join(controllerDir, 'driftwarden.mjs'))}) + better-sqlite3 addon`,
+  );
 }
 
 /** The licence notices of everything bundled (esbuild's LEGAL.txt) and of the modules shipped beside it. */
@@ -132,7 +154,8 @@ function bundledLicenses(part) {
     for (const name of ['better-sqlite3', 'bindings', 'file-uri-to-path']) {
       const from = dirname(require.resolve(`${name}/package.json`));
       const lic = readdirSync(from).find((f) => /^licen[cs]e/i.test(f));
-      if (lic) text += `\n---- node_modules/${name} (shipped beside the bundle) ----\n\n${readFileSync(join(from, lic), 'utf8')}`;
+      if (lic)
+        text += `\n---- node_modules/${name} (shipped beside the bundle) ----\n\n${readFileSync(join(from, lic), 'utf8')}`;
     }
   }
   return text;
@@ -171,7 +194,10 @@ function compareVersions(a, b) {
 function checkRuns_onDebian12(file) {
   const needs = symbolVersions(file);
   for (const [lib, v] of Object.entries(needs)) {
-    if (compareVersions(v, DEBIAN12[lib]) > 0) throw new Error(`${relative(ROOT, file)} needs ${lib} ${v}; Debian 12 has ${DEBIAN12[lib]}: build with an older Node runtime`);
+    if (compareVersions(v, DEBIAN12[lib]) > 0)
+      throw new Error(
+        `${relative(ROOT, file)} needs ${lib} ${v}; Debian 12 has ${DEBIAN12[lib]}: build with an older Node runtime`,
+      );
   }
   return needs;
 }
@@ -200,11 +226,15 @@ async function sea() {
   const exe = join(SEA, 'driftwarden');
   strippedNode(exe);
   const { inject } = require('postject');
-  await inject(exe, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2' });
+  await inject(exe, 'NODE_SEA_BLOB', readFileSync(blob), {
+    sentinelFuse: 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+  });
   checkRuns_onDebian12(exe);
   const version = run(exe, ['--version']).trim();
   if (version !== VERSION) throw new Error(`the single executable says its version is "${version}", not ${VERSION}`);
-  log(`single executable ${relative(ROOT, exe)} (${Math.round(statSync(exe).size / 1048576)} MiB), --version ${version}`);
+  log(
+    `single executable ${relative(ROOT, exe)} (${Math.round(statSync(exe).size / 1048576)} MiB), --version ${version}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,8 +297,13 @@ function debPackage(name, arch, fill, depends) {
   mkdirSync(dirname(cl), { recursive: true });
   writeFileSync(cl, changelog(name));
   chmodSync(cl, 0o644);
-  putText(bundledLicenses(name.replace('driftwarden-', '')), join(stage, 'usr/share/doc', name, 'third-party-notices'), 0o644);
-  if (existsSync(join(src, 'lintian-overrides'))) put(join(src, 'lintian-overrides'), join(stage, 'usr/share/lintian/overrides', name), 0o644);
+  putText(
+    bundledLicenses(name.replace('driftwarden-', '')),
+    join(stage, 'usr/share/doc', name, 'third-party-notices'),
+    0o644,
+  );
+  if (existsSync(join(src, 'lintian-overrides')))
+    put(join(src, 'lintian-overrides'), join(stage, 'usr/share/lintian/overrides', name), 0o644);
   for (const script of ['postinst', 'prerm', 'postrm']) {
     if (existsSync(join(src, script))) put(join(src, script), join(stage, 'DEBIAN', script), 0o755);
   }
@@ -279,7 +314,12 @@ function debPackage(name, arch, fill, depends) {
     .map((f) => relative(stage, f))
     .filter((rel) => !rel.startsWith('DEBIAN/') && !conffiles.has(`/${rel}`))
     .sort()
-    .map((rel) => `${createHash('md5').update(readFileSync(join(stage, rel))).digest('hex')}  ${rel}\n`)
+    .map(
+      (rel) =>
+        `${createHash('md5')
+          .update(readFileSync(join(stage, rel)))
+          .digest('hex')}  ${rel}\n`,
+    )
     .join('');
   putText(sums, join(stage, 'DEBIAN/md5sums'), 0o644);
   const control = readFileSync(join(src, 'control'), 'utf8')
@@ -299,7 +339,9 @@ function debPackage(name, arch, fill, depends) {
   // xz -6 by default; DRIFTWARDEN_DEB_XZ_LEVEL=1 trades size for time (the packaging test uses it).
   const level = process.env.DRIFTWARDEN_DEB_XZ_LEVEL ?? '6';
   if (!/^[0-9]$/.test(level)) throw new Error(`DRIFTWARDEN_DEB_XZ_LEVEL must be 0-9, not "${level}"`);
-  run('dpkg-deb', ['--root-owner-group', '-Zxz', `-z${level}`, '--build', stage, out], { env: { ...process.env, SOURCE_DATE_EPOCH: String(buildEpoch()) } });
+  run('dpkg-deb', ['--root-owner-group', '-Zxz', `-z${level}`, '--build', stage, out], {
+    env: { ...process.env, SOURCE_DATE_EPOCH: String(buildEpoch()) },
+  });
   log(`${relative(ROOT, out)} (${Math.round(statSync(out).size / 1048576)} MiB)`);
   return out;
 }
@@ -310,7 +352,8 @@ function deb() {
   need('objdump', 'binutils');
   const sea = join(SEA, 'driftwarden');
   const controllerBundle = join(BUNDLE, 'controller');
-  if (!existsSync(sea) || !existsSync(join(controllerBundle, 'driftwarden.mjs'))) throw new Error('no bundle or single executable: run `node packaging/build.mjs bundle sea` first');
+  if (!existsSync(sea) || !existsSync(join(controllerBundle, 'driftwarden.mjs')))
+    throw new Error('no bundle or single executable: run `node packaging/build.mjs bundle sea` first');
   rmSync(DEB, { recursive: true, force: true });
   const arch = debArch();
   const pk = join(ROOT, 'packaging');
@@ -326,7 +369,11 @@ function deb() {
     arch,
     (stage) => {
       put(sea, join(stage, 'usr/bin/driftwarden'), 0o755);
-      put(join(pk, 'systemd/driftwarden-agent.service'), join(stage, 'lib/systemd/system/driftwarden-agent.service'), 0o644);
+      put(
+        join(pk, 'systemd/driftwarden-agent.service'),
+        join(stage, 'lib/systemd/system/driftwarden-agent.service'),
+        0o644,
+      );
       put(join(pk, 'config/agent.yaml'), join(stage, 'etc/driftwarden/agent.yaml'), 0o644);
       manPage(stage, 'driftwarden');
     },
@@ -345,8 +392,16 @@ function deb() {
       put(runtime, join(lib, 'node'), 0o755);
       cpSync(controllerBundle, join(lib, 'controller'), { recursive: true, filter: (f) => !f.endsWith('.LEGAL.txt') });
       for (const f of walkFiles(join(lib, 'controller'))) chmodSync(f, 0o644);
-      putText('#!/bin/sh\n# The controller package runs on the Node runtime it carries (Debian 12 ships Node 18).\nexec /usr/lib/driftwarden/node /usr/lib/driftwarden/controller/driftwarden.mjs "$@"\n', join(stage, 'usr/bin/driftwarden-controller'), 0o755);
-      put(join(pk, 'systemd/driftwarden-controller.service'), join(stage, 'lib/systemd/system/driftwarden-controller.service'), 0o644);
+      putText(
+        '#!/bin/sh\n# The controller package runs on the Node runtime it carries (Debian 12 ships Node 18).\nexec /usr/lib/driftwarden/node /usr/lib/driftwarden/controller/driftwarden.mjs "$@"\n',
+        join(stage, 'usr/bin/driftwarden-controller'),
+        0o755,
+      );
+      put(
+        join(pk, 'systemd/driftwarden-controller.service'),
+        join(stage, 'lib/systemd/system/driftwarden-controller.service'),
+        0o644,
+      );
       // 0644 as shipped (it holds no secret yet); postinst makes it 0640 root:driftwarden with dpkg-statoverride.
       put(join(pk, 'config/controller.yaml'), join(stage, 'etc/driftwarden/controller.yaml'), 0o644);
       manPage(stage, 'driftwarden-controller');

@@ -9,12 +9,16 @@ const argv = process.argv.slice(2);
 const first = commandOf(argv);
 
 if (first !== undefined && (CONTROLLER_COMMANDS.has(first) || first === 'demo')) {
-  process.stderr.write(`driftwarden: "${first}" is not in the agent build; it comes with the driftwarden-controller package (driftwarden-controller ${first} …)\n`);
+  process.stderr.write(
+    `driftwarden: "${first}" is not in the agent build; it comes with the driftwarden-controller package (driftwarden-controller ${first} …)\n`,
+  );
   process.exitCode = 2;
 } else {
   // No top-level await: the single executable is CommonJS.
   main(argv).catch((err: unknown) => {
-    process.stderr.write(`driftwarden: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(
+      `driftwarden: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
     process.exitCode = 2;
   });
 }

@@ -15,18 +15,28 @@ export function apiTarget(opts: { url?: string; token?: string }): ApiTarget {
   return { url: url.replace(/\/+$/, ''), token };
 }
 
-export async function api<T>(target: ApiTarget, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+export async function api<T>(
+  target: ApiTarget,
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  body?: unknown,
+): Promise<T> {
   let res;
   try {
     res = await request(`${target.url}${path}`, {
       method,
-      headers: { authorization: `Bearer ${target.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${target.token}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       body: body !== undefined ? JSON.stringify(body) : undefined,
       headersTimeout: 30_000,
       bodyTimeout: 120_000,
     });
   } catch (err) {
-    throw new DwError('DW_ERR_IO', `cannot reach the controller at ${target.url}: ${(err as Error).message}`, { url: target.url });
+    throw new DwError('DW_ERR_IO', `cannot reach the controller at ${target.url}: ${(err as Error).message}`, {
+      url: target.url,
+    });
   }
   const text = await res.body.text();
   let json: unknown = null;
@@ -37,7 +47,9 @@ export async function api<T>(target: ApiTarget, method: 'GET' | 'POST' | 'DELETE
   }
   if (res.statusCode >= 400) {
     const msg = (json as { message?: string } | null)?.message ?? text.slice(0, 200);
-    throw new DwError('DW_ERR_IO', `controller refused ${method} ${path} (${res.statusCode}): ${msg}`, { status: res.statusCode });
+    throw new DwError('DW_ERR_IO', `controller refused ${method} ${path} (${res.statusCode}): ${msg}`, {
+      status: res.statusCode,
+    });
   }
   return json as T;
 }
@@ -46,9 +58,16 @@ export async function api<T>(target: ApiTarget, method: 'GET' | 'POST' | 'DELETE
 export async function apiText(target: ApiTarget, path: string): Promise<string> {
   let res;
   try {
-    res = await request(`${target.url}${path}`, { method: 'GET', headers: { authorization: `Bearer ${target.token}` }, headersTimeout: 30_000, bodyTimeout: 300_000 });
+    res = await request(`${target.url}${path}`, {
+      method: 'GET',
+      headers: { authorization: `Bearer ${target.token}` },
+      headersTimeout: 30_000,
+      bodyTimeout: 300_000,
+    });
   } catch (err) {
-    throw new DwError('DW_ERR_IO', `cannot reach the controller at ${target.url}: ${(err as Error).message}`, { url: target.url });
+    throw new DwError('DW_ERR_IO', `cannot reach the controller at ${target.url}: ${(err as Error).message}`, {
+      url: target.url,
+    });
   }
   const text = await res.body.text();
   if (res.statusCode >= 400) {
@@ -58,7 +77,9 @@ export async function apiText(target: ApiTarget, path: string): Promise<string> 
     } catch {
       // not JSON
     }
-    throw new DwError('DW_ERR_IO', `controller refused GET ${path} (${res.statusCode}): ${msg}`, { status: res.statusCode });
+    throw new DwError('DW_ERR_IO', `controller refused GET ${path} (${res.statusCode}): ${msg}`, {
+      status: res.statusCode,
+    });
   }
   return text;
 }

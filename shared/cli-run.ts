@@ -16,7 +16,9 @@ export async function runProgram(program: Command, argv: string[]): Promise<void
       process.exitCode = err.exitCode;
       return;
     }
-    process.stderr.write(`driftwarden: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(
+      `driftwarden: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
     process.exitCode = 2;
   }
 }

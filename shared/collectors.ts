@@ -50,10 +50,23 @@ export const COLLECTOR_DEFS = [
   {
     name: 'packages',
     label: 'Packages',
-    reads: ['/var/lib/dpkg/status', '/var/lib/dpkg/status.d', '/usr/lib/sysimage/rpm', '/var/lib/rpm', '/lib/apk/db/installed', '/usr/lib/apk/db/installed'],
+    reads: [
+      '/var/lib/dpkg/status',
+      '/var/lib/dpkg/status.d',
+      '/usr/lib/sysimage/rpm',
+      '/var/lib/rpm',
+      '/lib/apk/db/installed',
+      '/usr/lib/apk/db/installed',
+    ],
     itemKey: '`name:arch`',
     keyStyle: 'name',
-    fields: [f('manager', 'dpkg, rpm or apk'), f('name', 'package name', false), f('arch', 'architecture', false), f('version', 'version'), f('state', '`installed`, or dpkg\'s `half-installed`, `config-files`, …')],
+    fields: [
+      f('manager', 'dpkg, rpm or apk'),
+      f('name', 'package name', false),
+      f('arch', 'architecture', false),
+      f('version', 'version'),
+      f('state', "`installed`, or dpkg's `half-installed`, `config-files`, …"),
+    ],
     severity: { added: 'high', removed: 'medium', modified: 'high' },
     defaultAction: 'taint',
     watch: ['/var/lib/dpkg/status', '/var/lib/rpm', '/usr/lib/sysimage/rpm', '/lib/apk/db'],
@@ -64,10 +77,22 @@ export const COLLECTOR_DEFS = [
   {
     name: 'sysctl',
     label: 'Kernel parameters',
-    reads: ['/proc/sys', '/etc/sysctl.conf', '/etc/sysctl.d', '/run/sysctl.d', '/usr/local/lib/sysctl.d', '/usr/lib/sysctl.d', '/lib/sysctl.d'],
+    reads: [
+      '/proc/sys',
+      '/etc/sysctl.conf',
+      '/etc/sysctl.d',
+      '/run/sysctl.d',
+      '/usr/local/lib/sysctl.d',
+      '/usr/lib/sysctl.d',
+      '/lib/sysctl.d',
+    ],
     itemKey: 'dotted name',
     keyStyle: 'name',
-    fields: [f('runtime', 'value in proc/sys now'), f('declared', 'value sysctl.d/sysctl.conf ask for'), f('declaredIn', 'where it was declared')],
+    fields: [
+      f('runtime', 'value in proc/sys now'),
+      f('declared', 'value sysctl.d/sysctl.conf ask for'),
+      f('declaredIn', 'where it was declared'),
+    ],
     severity: { added: 'medium', removed: 'medium', modified: 'medium' },
     defaultAction: 'taint',
     watch: ['/etc/sysctl.conf', '/etc/sysctl.d', '/usr/lib/sysctl.d', '/run/sysctl.d'],
@@ -78,7 +103,21 @@ export const COLLECTOR_DEFS = [
   {
     name: 'cron',
     label: 'Scheduled jobs',
-    reads: ['/etc/crontab', '/etc/cron.d', '/var/spool/cron', '/etc/anacrontab', '/etc/cron.hourly', '/etc/cron.daily', '/etc/cron.weekly', '/etc/cron.monthly', '/etc/systemd/system', '/run/systemd', '/usr/local/lib/systemd/system', '/lib/systemd/system', '/usr/lib/systemd/system'],
+    reads: [
+      '/etc/crontab',
+      '/etc/cron.d',
+      '/var/spool/cron',
+      '/etc/anacrontab',
+      '/etc/cron.hourly',
+      '/etc/cron.daily',
+      '/etc/cron.weekly',
+      '/etc/cron.monthly',
+      '/etc/systemd/system',
+      '/run/systemd',
+      '/usr/local/lib/systemd/system',
+      '/lib/systemd/system',
+      '/usr/lib/systemd/system',
+    ],
     itemKey: 'source file + entry',
     keyStyle: 'entry',
     fields: [
@@ -99,7 +138,15 @@ export const COLLECTOR_DEFS = [
     ],
     severity: { added: 'high', removed: 'medium', modified: 'high' },
     defaultAction: 'taint',
-    watch: ['/etc/crontab', '/etc/cron.', '/etc/anacrontab', '/var/spool/cron', '/etc/systemd/system', '/usr/lib/systemd/system', '/lib/systemd/system'],
+    watch: [
+      '/etc/crontab',
+      '/etc/cron.',
+      '/etc/anacrontab',
+      '/var/spool/cron',
+      '/etc/systemd/system',
+      '/usr/lib/systemd/system',
+      '/lib/systemd/system',
+    ],
     ocsfClass: 5019,
     enabledByDefault: true,
     describe: 'Crontab jobs, anacrontab, run-parts scripts and systemd timers.',
@@ -110,7 +157,16 @@ export const COLLECTOR_DEFS = [
     reads: ['the file roots (default /etc, /usr, /opt, /boot, /root/.ssh, /home/*/.ssh) minus the ignore globs'],
     itemKey: 'path',
     keyStyle: 'path',
-    fields: [f('type', 'file, dir, symlink, …'), f('mode', 'mode with setuid bits'), f('uid', 'owner'), f('gid', 'group'), f('size', 'size'), f('sha256', 'content hash'), f('target', 'symlink target'), f('error', 'why a file has no hash')],
+    fields: [
+      f('type', 'file, dir, symlink, …'),
+      f('mode', 'mode with setuid bits'),
+      f('uid', 'owner'),
+      f('gid', 'group'),
+      f('size', 'size'),
+      f('sha256', 'content hash'),
+      f('target', 'symlink target'),
+      f('error', 'why a file has no hash'),
+    ],
     severity: { added: 'medium', removed: 'medium', modified: 'medium' },
     // By path: the shipped rules report home directories and taint system paths; a path no rule
     // foresaw falls to the policy's no-rule default, which taints.
@@ -123,7 +179,20 @@ export const COLLECTOR_DEFS = [
   {
     name: 'kernel-modules',
     label: 'Kernel modules',
-    reads: ['/proc/modules', '/etc/modules', '/etc/modules-load.d', '/run/modules-load.d', '/usr/local/lib/modules-load.d', '/usr/lib/modules-load.d', '/lib/modules-load.d', '/etc/modprobe.d', '/run/modprobe.d', '/usr/local/lib/modprobe.d', '/usr/lib/modprobe.d', '/lib/modprobe.d'],
+    reads: [
+      '/proc/modules',
+      '/etc/modules',
+      '/etc/modules-load.d',
+      '/run/modules-load.d',
+      '/usr/local/lib/modules-load.d',
+      '/usr/lib/modules-load.d',
+      '/lib/modules-load.d',
+      '/etc/modprobe.d',
+      '/run/modprobe.d',
+      '/usr/local/lib/modprobe.d',
+      '/usr/lib/modprobe.d',
+      '/lib/modprobe.d',
+    ],
     itemKey: 'module name (`-` and `_` alike)',
     keyStyle: 'name',
     fields: [
@@ -145,7 +214,17 @@ export const COLLECTOR_DEFS = [
   {
     name: 'services',
     label: 'Services (systemd units)',
-    reads: ['/etc/systemd/system', '/run/systemd', '/usr/local/lib/systemd/system', '/lib/systemd/system', '/usr/lib/systemd/system', '/etc/systemd/system-preset', '/usr/local/lib/systemd/system-preset', '/usr/lib/systemd/system-preset', '/lib/systemd/system-preset'],
+    reads: [
+      '/etc/systemd/system',
+      '/run/systemd',
+      '/usr/local/lib/systemd/system',
+      '/lib/systemd/system',
+      '/usr/lib/systemd/system',
+      '/etc/systemd/system-preset',
+      '/usr/local/lib/systemd/system-preset',
+      '/usr/lib/systemd/system-preset',
+      '/lib/systemd/system-preset',
+    ],
     itemKey: 'unit name, or `preset:<host path>`',
     keyStyle: 'name',
     fields: [
@@ -161,12 +240,21 @@ export const COLLECTOR_DEFS = [
     watch: ['/etc/systemd/system', '/usr/lib/systemd/system', '/lib/systemd/system', '/etc/systemd/system-preset'],
     ocsfClass: 5019,
     enabledByDefault: true,
-    describe: 'systemd units (not timers, which cron covers): enabled, disabled, masked, static…, unit files and drop-ins by content hash, and preset files.',
+    describe:
+      'systemd units (not timers, which cron covers): enabled, disabled, masked, static…, unit files and drop-ins by content hash, and preset files.',
   },
   {
     name: 'accounts',
     label: 'Users, groups, sudo, ssh keys',
-    reads: ['/etc/passwd', '/etc/group', '/etc/shadow', '/etc/sudoers', '/etc/sudoers.d', '<home>/.ssh/authorized_keys', '<home>/.ssh/authorized_keys2'],
+    reads: [
+      '/etc/passwd',
+      '/etc/group',
+      '/etc/shadow',
+      '/etc/sudoers',
+      '/etc/sudoers.d',
+      '<home>/.ssh/authorized_keys',
+      '<home>/.ssh/authorized_keys2',
+    ],
     itemKey: '`user:<name>`, `group:<name>`, `sudoers:<host path>`, `key:<user>:<SHA256 fingerprint>`',
     keyStyle: 'name',
     fields: [
@@ -191,13 +279,26 @@ export const COLLECTOR_DEFS = [
     watch: ['/etc/passwd', '/etc/group', '/etc/shadow', '/etc/sudoers', '/root/.ssh', '/home'],
     ocsfClass: 5019,
     enabledByDefault: true,
-    describe: 'Users and groups, whether a password is set or locked (never the hash), sudoers rules and every user\'s authorized ssh keys by fingerprint.',
+    describe:
+      "Users and groups, whether a password is set or locked (never the hash), sudoers rules and every user's authorized ssh keys by fingerprint.",
   },
   {
     name: 'firewall',
     label: 'Firewall rules',
-    reads: ['/etc/nftables.conf', '/etc/nftables.d', '/etc/iptables/rules.v4', '/etc/iptables/rules.v6', '/etc/sysconfig/iptables', '/etc/sysconfig/ip6tables', '/etc/sysconfig/nftables.conf', '/etc/nftables', '/etc/ufw', 'exec: nft list ruleset, else iptables-save and ip6tables-save, found in usr/sbin, sbin, usr/bin or bin (only when checking /)'],
-    itemKey: '`saved:<host path>`, `live:nft:<family> <table> <chain|set|map> <name>`, `live:iptables:<table> <chain>` (and `ip6tables`)',
+    reads: [
+      '/etc/nftables.conf',
+      '/etc/nftables.d',
+      '/etc/iptables/rules.v4',
+      '/etc/iptables/rules.v6',
+      '/etc/sysconfig/iptables',
+      '/etc/sysconfig/ip6tables',
+      '/etc/sysconfig/nftables.conf',
+      '/etc/nftables',
+      '/etc/ufw',
+      'exec: nft list ruleset, else iptables-save and ip6tables-save, found in usr/sbin, sbin, usr/bin or bin (only when checking /)',
+    ],
+    itemKey:
+      '`saved:<host path>`, `live:nft:<family> <table> <chain|set|map> <name>`, `live:iptables:<table> <chain>` (and `ip6tables`)',
     keyStyle: 'name',
     fields: [
       f('source', 'saved file or live ruleset', false),
@@ -219,7 +320,10 @@ type Defs = typeof COLLECTOR_DEFS;
 export type RegisteredCollectorName = Defs[number]['name'];
 
 /** The names in registry order. */
-export const REGISTERED_COLLECTORS = COLLECTOR_DEFS.map((d) => d.name) as unknown as readonly [RegisteredCollectorName, ...RegisteredCollectorName[]];
+export const REGISTERED_COLLECTORS = COLLECTOR_DEFS.map((d) => d.name) as unknown as readonly [
+  RegisteredCollectorName,
+  ...RegisteredCollectorName[],
+];
 
 const BY_NAME: ReadonlyMap<string, CollectorDef> = new Map(COLLECTOR_DEFS.map((d) => [d.name, d as CollectorDef]));
 
@@ -234,12 +338,20 @@ export function comparedFields(name: string): string[] {
 
 /** The README's "What is compared" table, generated: test/shared/collectors.test.ts checks the README holds exactly this. */
 export function compareTableMarkdown(): string {
-  const code = (s: string) => (s.startsWith('exec:') || s.startsWith('the ') || s.startsWith('<') ? s : `\`${s.replace(/^\//, '')}\``);
+  const code = (s: string) =>
+    s.startsWith('exec:') || s.startsWith('the ') || s.startsWith('<') ? s : `\`${s.replace(/^\//, '')}\``;
   const rows = COLLECTOR_DEFS.map((d) => {
-    const compared = d.fields.filter((x) => x.compared).map((x) => (x.doc === x.name ? x.name : `${x.name} (${x.doc})`)).join('; ');
+    const compared = d.fields
+      .filter((x) => x.compared)
+      .map((x) => (x.doc === x.name ? x.name : `${x.name} (${x.doc})`))
+      .join('; ');
     return `| \`${d.name}\` | ${d.reads.map(code).join(', ')} | ${d.itemKey} | ${compared} | ${d.enabledByDefault ? 'on' : 'off'} |`;
   });
-  return ['| collector | reads (under `--root`) | item key | compared | default |', '|---|---|---|---|---|', ...rows].join('\n');
+  return [
+    '| collector | reads (under `--root`) | item key | compared | default |',
+    '|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
 }
 
 /** The dashboard's view of the registry, served as /ui/collectors.js: names, labels and whether an exemption can name it. */

@@ -3,7 +3,15 @@
  * packaged entry points (packaging/entry-*.ts), so a command added here reaches every build.
  */
 export const AGENT_COMMANDS: ReadonlySet<string> = new Set(['keygen', 'manifest', 'check', 'agent']);
-export const CONTROLLER_COMMANDS: ReadonlySet<string> = new Set(['controller', 'token', 'hosts', 'report', 'exempt', 'audit', 'replacements']);
+export const CONTROLLER_COMMANDS: ReadonlySet<string> = new Set([
+  'controller',
+  'token',
+  'hosts',
+  'report',
+  'exempt',
+  'audit',
+  'replacements',
+]);
 
 /** The first argument that is not an option: the command name. */
 export function commandOf(argv: readonly string[]): string | undefined {

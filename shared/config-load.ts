@@ -42,7 +42,11 @@ export function parseConfigText<S extends z.ZodTypeAny>(schema: S, text: string,
   if (doc.errors.length > 0) {
     const first = doc.errors[0]!;
     const line = first.linePos?.[0]?.line;
-    throw new DwError('DW_ERR_CONFIG', `${label}${line ? `:${line}` : ''}: invalid YAML: ${first.message.split('\n')[0]}`, { file: label });
+    throw new DwError(
+      'DW_ERR_CONFIG',
+      `${label}${line ? `:${line}` : ''}: invalid YAML: ${first.message.split('\n')[0]}`,
+      { file: label },
+    );
   }
   const raw = doc.toJS() ?? {};
   const parsed = schema.safeParse(raw);
@@ -57,7 +61,9 @@ export function loadConfigFile<S extends z.ZodTypeAny>(schema: S, path: string):
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new DwError('DW_ERR_CONFIG', `cannot read config ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, { file: path });
+    throw new DwError('DW_ERR_CONFIG', `cannot read config ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      file: path,
+    });
   }
   return parseConfigText(schema, text, basename(path));
 }

@@ -109,7 +109,11 @@ function diffSorted(dev: Dev, next: () => Item | undefined, A: readonly Item[]):
 }
 
 /** Deviations between an expected and an actual section, ordered by key. */
-export function diffSection(collector: CollectorName, expected: readonly AnyItem[], actual: readonly AnyItem[]): Deviation[] {
+export function diffSection(
+  collector: CollectorName,
+  expected: readonly AnyItem[],
+  actual: readonly AnyItem[],
+): Deviation[] {
   const dev = deviationMaker(collector);
   if (strictlySorted(expected) && strictlySorted(actual)) {
     const E = expected as Item[];
@@ -137,17 +141,29 @@ export function diffSection(collector: CollectorName, expected: readonly AnyItem
  * diffSection for an expected section given as items in strictly increasing key order, one at a
  * time (the agent's packed manifest): the same deviations, without the expected items all held at once.
  */
-export function diffSectionSorted(collector: CollectorName, expected: Iterable<AnyItem>, actual: readonly AnyItem[]): Deviation[] {
+export function diffSectionSorted(
+  collector: CollectorName,
+  expected: Iterable<AnyItem>,
+  actual: readonly AnyItem[],
+): Deviation[] {
   if (!strictlySorted(actual)) return diffSection(collector, [...expected], actual);
   const it = expected[Symbol.iterator]();
-  return diffSorted(deviationMaker(collector), () => {
-    const r = it.next();
-    return r.done ? undefined : (r.value as Item);
-  }, actual as Item[]);
+  return diffSorted(
+    deviationMaker(collector),
+    () => {
+      const r = it.next();
+      return r.done ? undefined : (r.value as Item);
+    },
+    actual as Item[],
+  );
 }
 
 /** The section a host must have if `deviations` are exactly its differences from `expected`. */
-export function applyDeviations(collector: CollectorName, expected: readonly AnyItem[], deviations: readonly Deviation[]): AnyItem[] {
+export function applyDeviations(
+  collector: CollectorName,
+  expected: readonly AnyItem[],
+  deviations: readonly Deviation[],
+): AnyItem[] {
   const items = new Map<string, AnyItem>();
   for (const item of expected) items.set(item.key, item);
   for (const d of deviations) {

@@ -38,9 +38,17 @@ export function globRegex(glob: string, style: GlobStyle, opts: GlobOptions = {}
   if (opts.strict && /(?:^|[^\\])(?:\\\\)*\\$/.test(glob)) throw new SyntaxError('a trailing "\\" escapes nothing');
   // fastpaths off: picomatch's shortcuts for `*`, `**`, `*.ext` produce their own sources; the
   // general parser's output is the one whose shape is known here.
-  const options: picomatch.PicomatchOptions = { dot: true, windows: false, fastpaths: false, strictBrackets: opts.strict === true };
+  const options: picomatch.PicomatchOptions = {
+    dot: true,
+    windows: false,
+    fastpaths: false,
+    strictBrackets: opts.strict === true,
+  };
   // The typings give parse() only maxLength; it takes (and needs) the compile options.
-  const parse = picomatch.parse as (glob: string, options: picomatch.PicomatchOptions) => { output: string; negated: boolean };
+  const parse = picomatch.parse as (
+    glob: string,
+    options: picomatch.PicomatchOptions,
+  ) => { output: string; negated: boolean };
   let parsed: { output: string; negated: boolean };
   try {
     parsed = parse(glob, options);
@@ -51,7 +59,8 @@ export function globRegex(glob: string, style: GlobStyle, opts: GlobOptions = {}
     return /(?!)/;
   }
   let source = parsed.output;
-  if (source.endsWith(MAYBE_SLASH) && !source.endsWith(`\\${MAYBE_SLASH}`)) source = source.slice(0, -MAYBE_SLASH.length);
+  if (source.endsWith(MAYBE_SLASH) && !source.endsWith(`\\${MAYBE_SLASH}`))
+    source = source.slice(0, -MAYBE_SLASH.length);
   // In a name nothing is a separator. (Swapping `/` for NUL, as this code once did, fails:
   // picomatch drops NUL from a pattern, so `eth0/100.*` became `eth0100.*`.)
   if (style === 'name') source = source.replaceAll(NOT_SLASH, '[^]');
@@ -73,7 +82,11 @@ export function isLiteralGlob(glob: string): boolean {
  * One test for a list of globs (true when any matches): literal globs by set lookup, the rest
  * through one regex joining every glob's. A key equal to a glob always matches it, as in picomatch.
  */
-export function globMatcher(globs: readonly string[], style: GlobStyle, opts: GlobOptions = {}): (key: string) => boolean {
+export function globMatcher(
+  globs: readonly string[],
+  style: GlobStyle,
+  opts: GlobOptions = {},
+): (key: string) => boolean {
   if (globs.length === 0) return () => false;
   const exact = new Set<string>(globs);
   const sources: string[] = [];

@@ -48,7 +48,9 @@ export function loadManifest(path: string, onParsed?: (raw: unknown) => void): M
   try {
     raw = JSON.parse(readJsonText(path));
   } catch (err) {
-    throw new DwError('DW_ERR_MANIFEST_INVALID', `manifest ${path} is not valid JSON: ${(err as Error).message}`, { path });
+    throw new DwError('DW_ERR_MANIFEST_INVALID', `manifest ${path} is not valid JSON: ${(err as Error).message}`, {
+      path,
+    });
   }
   onParsed?.(raw);
   parseManifest(raw, path);
@@ -63,7 +65,11 @@ export function parseManifest(raw: unknown, label: string): Manifest {
   const parsed = ManifestSchema.safeParse(raw);
   if (!parsed.success) {
     const detail = formatIssues('', parsed.error).split('\n').slice(0, 5).join('; ');
-    throw new DwError('DW_ERR_MANIFEST_INVALID', `manifest ${label} fails the driftwarden/manifest/v1 schema: ${detail}`, { path: label });
+    throw new DwError(
+      'DW_ERR_MANIFEST_INVALID',
+      `manifest ${label} fails the driftwarden/manifest/v1 schema: ${detail}`,
+      { path: label },
+    );
   }
   return parsed.data;
 }
@@ -117,10 +123,19 @@ export function loadDetachedSignature(path: string): Signature {
   try {
     raw = JSON.parse(readJsonText(path));
   } catch (err) {
-    throw new DwError('DW_ERR_MANIFEST_SIGNATURE', `signature file ${path} is unreadable or not JSON: ${(err as Error).message}`, { path });
+    throw new DwError(
+      'DW_ERR_MANIFEST_SIGNATURE',
+      `signature file ${path} is unreadable or not JSON: ${(err as Error).message}`,
+      { path },
+    );
   }
   const parsed = SignatureSchema.safeParse(raw);
-  if (!parsed.success) throw new DwError('DW_ERR_MANIFEST_SIGNATURE', `signature file ${path} is malformed: ${formatIssues(path, parsed.error)}`, { path });
+  if (!parsed.success)
+    throw new DwError(
+      'DW_ERR_MANIFEST_SIGNATURE',
+      `signature file ${path} is malformed: ${formatIssues(path, parsed.error)}`,
+      { path },
+    );
   return parsed.data;
 }
 
@@ -171,22 +186,43 @@ export function verifyManifest(m: Manifest, opts: VerifyOptions = {}): VerifyRes
   const names = new Set([...Object.keys(recomputed), ...Object.keys(declared)]);
   for (const name of names) {
     if (recomputed[name] !== declared[name]) {
-      throw new DwError('DW_ERR_MANIFEST_DIGEST', `${label}: section "${name}" does not match its digest (the manifest was changed after it was built)`, { section: name });
+      throw new DwError(
+        'DW_ERR_MANIFEST_DIGEST',
+        `${label}: section "${name}" does not match its digest (the manifest was changed after it was built)`,
+        { section: name },
+      );
     }
   }
   const { digests: _d, signature: _s, ...unsealed } = m;
   const overall = overallDigest(unsealed, recomputed);
   if (overall !== m.digests.overall) {
-    throw new DwError('DW_ERR_MANIFEST_DIGEST', `${label}: overall digest does not match (the manifest header was changed after it was built)`, {});
+    throw new DwError(
+      'DW_ERR_MANIFEST_DIGEST',
+      `${label}: overall digest does not match (the manifest header was changed after it was built)`,
+      {},
+    );
   }
   assertManifestHasItems(m, label);
   const keys = opts.trustedKeys;
   if (!keys || keys.length === 0) return { digest: overall, signedBy: null };
   const sig = m.signature ?? opts.detached;
   if (!sig) throw new DwError('DW_ERR_MANIFEST_SIGNATURE', `${label} is not signed, and a trusted key was given`, {});
-  if (sig.digest !== overall) throw new DwError('DW_ERR_MANIFEST_SIGNATURE', `${label}: the signature is for another manifest (digest ${sig.digest})`, { keyId: sig.keyId });
+  if (sig.digest !== overall)
+    throw new DwError(
+      'DW_ERR_MANIFEST_SIGNATURE',
+      `${label}: the signature is for another manifest (digest ${sig.digest})`,
+      { keyId: sig.keyId },
+    );
   const key = keys.find((k) => keyIdOf(k) === sig.keyId);
-  if (!key) throw new DwError('DW_ERR_MANIFEST_SIGNATURE', `${label} is signed by key ${sig.keyId}, which is not a trusted key`, { keyId: sig.keyId });
-  if (!verifyBytes(sig.digest, sig.value, key)) throw new DwError('DW_ERR_MANIFEST_SIGNATURE', `${label}: the signature by key ${sig.keyId} is invalid`, { keyId: sig.keyId });
+  if (!key)
+    throw new DwError(
+      'DW_ERR_MANIFEST_SIGNATURE',
+      `${label} is signed by key ${sig.keyId}, which is not a trusted key`,
+      { keyId: sig.keyId },
+    );
+  if (!verifyBytes(sig.digest, sig.value, key))
+    throw new DwError('DW_ERR_MANIFEST_SIGNATURE', `${label}: the signature by key ${sig.keyId} is invalid`, {
+      keyId: sig.keyId,
+    });
   return { digest: overall, signedBy: sig.keyId };
 }

@@ -30,11 +30,32 @@ export function severityRankSql(column: string, otherwise = 0): string {
 /** Where a changed file means code execution or credentials: binaries, libraries, boot, auth, keys. */
 const CRITICAL_PATHS = globMatcher(
   [
-    '/usr/bin/**', '/usr/sbin/**', '/bin/**', '/sbin/**', '/usr/local/bin/**', '/usr/local/sbin/**',
-    '/usr/lib/**/*.so', '/usr/lib/**/*.so.*', '/usr/lib64/**', '/lib/**', '/lib64/**', '/usr/libexec/**',
-    '/boot/**', '/root/.ssh/**', '/home/*/.ssh/**', '/etc/sudoers', '/etc/sudoers.d/**', '/etc/passwd',
-    '/etc/shadow', '/etc/group', '/etc/gshadow', '/etc/pam.d/**', '/etc/ld.so.preload', '/etc/ssh/sshd_config',
-    '/etc/ssh/sshd_config.d/**', '/etc/security/**',
+    '/usr/bin/**',
+    '/usr/sbin/**',
+    '/bin/**',
+    '/sbin/**',
+    '/usr/local/bin/**',
+    '/usr/local/sbin/**',
+    '/usr/lib/**/*.so',
+    '/usr/lib/**/*.so.*',
+    '/usr/lib64/**',
+    '/lib/**',
+    '/lib64/**',
+    '/usr/libexec/**',
+    '/boot/**',
+    '/root/.ssh/**',
+    '/home/*/.ssh/**',
+    '/etc/sudoers',
+    '/etc/sudoers.d/**',
+    '/etc/passwd',
+    '/etc/shadow',
+    '/etc/group',
+    '/etc/gshadow',
+    '/etc/pam.d/**',
+    '/etc/ld.so.preload',
+    '/etc/ssh/sshd_config',
+    '/etc/ssh/sshd_config.d/**',
+    '/etc/security/**',
   ],
   'path',
 );
@@ -42,11 +63,24 @@ const CRITICAL_PATHS = globMatcher(
 /** Kernel parameters that switch off a protection or turn a host into a router. */
 const SECURITY_SYSCTLS = globMatcher(
   [
-    'kernel.kptr_restrict', 'kernel.dmesg_restrict', 'kernel.yama.ptrace_scope', 'kernel.modules_disabled',
-    'kernel.unprivileged_bpf_disabled', 'kernel.randomize_va_space', 'kernel.kexec_load_disabled',
-    'kernel.sysrq', 'kernel.core_pattern', 'fs.protected_*', 'fs.suid_dumpable', 'net.ipv4.ip_forward',
-    'net.ipv6.conf.*.forwarding', 'net.ipv4.conf.*.accept_redirects', 'net.ipv4.conf.*.rp_filter',
-    'net.core.bpf_jit_harden', 'user.max_user_namespaces', 'kernel.unprivileged_userns_clone',
+    'kernel.kptr_restrict',
+    'kernel.dmesg_restrict',
+    'kernel.yama.ptrace_scope',
+    'kernel.modules_disabled',
+    'kernel.unprivileged_bpf_disabled',
+    'kernel.randomize_va_space',
+    'kernel.kexec_load_disabled',
+    'kernel.sysrq',
+    'kernel.core_pattern',
+    'fs.protected_*',
+    'fs.suid_dumpable',
+    'net.ipv4.ip_forward',
+    'net.ipv6.conf.*.forwarding',
+    'net.ipv4.conf.*.accept_redirects',
+    'net.ipv4.conf.*.rp_filter',
+    'net.core.bpf_jit_harden',
+    'user.max_user_namespaces',
+    'kernel.unprivileged_userns_clone',
   ],
   'name',
 );
@@ -69,12 +103,18 @@ export function defaultSeverity(
     case 'files':
       if (setuidGained(expected, actual)) return 'critical';
       if (CRITICAL_PATHS(key)) return change === 'removed' ? 'high' : 'critical';
-      if (key.startsWith('/etc/') || key.startsWith('/opt/') || key.startsWith('/usr/')) return change === 'removed' ? 'medium' : 'high';
+      if (key.startsWith('/etc/') || key.startsWith('/opt/') || key.startsWith('/usr/'))
+        return change === 'removed' ? 'medium' : 'high';
       return 'medium';
     case 'accounts':
       // A group alone grants nothing until someone is in it; a user, a key or a sudo rule is a way in.
       if (key.startsWith('group:') && change === 'added') return 'high';
-      if (change !== 'removed' && (actual?.uid === 0 || (key.startsWith('group:') && ['root', 'sudo', 'wheel', 'adm', 'docker'].includes(key.slice(6))))) return 'critical';
+      if (
+        change !== 'removed' &&
+        (actual?.uid === 0 ||
+          (key.startsWith('group:') && ['root', 'sudo', 'wheel', 'adm', 'docker'].includes(key.slice(6))))
+      )
+        return 'critical';
       return collectorDef(collector)!.severity[change];
     default:
       // Packages and cron (persistence) and the rest: as the registry declares.

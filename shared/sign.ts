@@ -28,7 +28,9 @@ function readKeyFile(path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new DwError('DW_ERR_KEY', `cannot read key file ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, { path });
+    throw new DwError('DW_ERR_KEY', `cannot read key file ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      path,
+    });
   }
 }
 
@@ -41,7 +43,9 @@ export function loadPrivateKey(path: string): KeyObject {
     throw new DwError('DW_ERR_KEY', `${path} is not a PEM private key`, { path });
   }
   if (key.asymmetricKeyType !== 'ed25519') {
-    throw new DwError('DW_ERR_KEY', `${path} is a ${key.asymmetricKeyType} key; driftwarden signs with ed25519`, { path });
+    throw new DwError('DW_ERR_KEY', `${path} is a ${key.asymmetricKeyType} key; driftwarden signs with ed25519`, {
+      path,
+    });
   }
   return key;
 }
@@ -55,7 +59,9 @@ export function loadPublicKey(path: string): KeyObject {
     throw new DwError('DW_ERR_KEY', `${path} is not a PEM public key`, { path });
   }
   if (key.asymmetricKeyType !== 'ed25519') {
-    throw new DwError('DW_ERR_KEY', `${path} is a ${key.asymmetricKeyType} key; driftwarden verifies ed25519`, { path });
+    throw new DwError('DW_ERR_KEY', `${path} is a ${key.asymmetricKeyType} key; driftwarden verifies ed25519`, {
+      path,
+    });
   }
   return key;
 }

@@ -22,7 +22,10 @@ const KEY_FILES = ['.ssh/authorized_keys', '.ssh/authorized_keys2'];
 /** Every Linux host has passwd and group: without them the collector has nothing to stand on and fails. */
 async function required(root: HostRoot, path: string): Promise<string> {
   const text = await root.readTextIfExists(path);
-  if (text === null) throw new DwError('DW_ERR_ROOT', `${path} not found under the root: users and groups cannot be collected`, { path });
+  if (text === null)
+    throw new DwError('DW_ERR_ROOT', `${path} not found under the root: users and groups cannot be collected`, {
+      path,
+    });
   return text;
 }
 
@@ -61,14 +64,22 @@ export const accounts: Collector<'accounts'> = {
       seenGroup.add(g.name);
       items.push({ key: `group:${g.name}`, kind: 'group', gid: g.gid, members: g.members });
     }
-    const sudoFiles = [SUDOERS, ...(await root.readdir(SUDOERS_D)).filter((e) => !e.isDirectory()).map((e) => `${SUDOERS_D}/${e.name}`)];
+    const sudoFiles = [
+      SUDOERS,
+      ...(await root.readdir(SUDOERS_D)).filter((e) => !e.isDirectory()).map((e) => `${SUDOERS_D}/${e.name}`),
+    ];
     for (const path of sudoFiles) {
       const bytes = await root.readFile(path).catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT') return null;
         throw err;
       });
       if (bytes === null) continue;
-      items.push({ key: `sudoers:${path}`, kind: 'sudoers', sha256: sha256Hex(bytes), rules: sudoersRules(bytes.toString('utf8')) });
+      items.push({
+        key: `sudoers:${path}`,
+        kind: 'sudoers',
+        sha256: sha256Hex(bytes),
+        rules: sudoersRules(bytes.toString('utf8')),
+      });
     }
     const keys = new Map<string, AccountItem>();
     for (const u of users) {

@@ -186,7 +186,8 @@ class Scan {
       if (source === null || st === null) return { status: 'error', error: 'dangling or looping symlink' };
       if (st.isDirectory()) return { status: 'dir' };
       if (!st.isFile()) return { status: 'other', st };
-      if (st.size > MAX_PARSE_BYTES) return { status: 'file', st, sha256: await hashStream(this.root.path(source)), bytes: null };
+      if (st.size > MAX_PARSE_BYTES)
+        return { status: 'file', st, sha256: await hashStream(this.root.path(source)), bytes: null };
       const bytes = await this.root.readFile(source);
       return { status: 'file', st, sha256: sha256Hex(bytes), bytes };
     } catch (err) {
@@ -200,7 +201,9 @@ class Scan {
       const st = await this.root.lstat(hostPath);
       if (!st?.isSymbolicLink()) return false;
       const target = await fsp.readlink(this.root.path(hostPath));
-      const abs = target.startsWith('/') ? posix.normalize(target) : posix.normalize(posix.join(posix.dirname(hostPath), target));
+      const abs = target.startsWith('/')
+        ? posix.normalize(target)
+        : posix.normalize(posix.join(posix.dirname(hostPath), target));
       return abs === '/dev/null';
     } catch {
       return false;
@@ -231,7 +234,8 @@ class Scan {
   parsed(hostPath: string, loaded: Loaded, parse: (text: string) => CronItem[]): void {
     if (loaded.status === 'missing') return;
     if (loaded.status !== 'file') return this.notAFile(hostPath, loaded);
-    if (loaded.bytes === null) return this.unparseable(hostPath, `larger than ${MAX_PARSE_BYTES} bytes, not parsed`, loaded.sha256);
+    if (loaded.bytes === null)
+      return this.unparseable(hostPath, `larger than ${MAX_PARSE_BYTES} bytes, not parsed`, loaded.sha256);
     let items: CronItem[];
     try {
       items = parse(hostText(loaded.bytes));
@@ -243,7 +247,9 @@ class Scan {
   }
 
   async systemCrontabs(): Promise<void> {
-    this.parsed(SYSTEM_CRONTAB, await this.load(SYSTEM_CRONTAB), (text) => parseCrontab(text, { file: SYSTEM_CRONTAB, hasUserField: true }));
+    this.parsed(SYSTEM_CRONTAB, await this.load(SYSTEM_CRONTAB), (text) =>
+      parseCrontab(text, { file: SYSTEM_CRONTAB, hasUserField: true }),
+    );
     const listing = await this.list(CRON_D);
     if (listing === null) return;
     for (const name of listing.names) {
@@ -301,7 +307,8 @@ class Scan {
     const dirs: UnitDir[] = [];
     for (const hostDir of UNIT_DIRS) {
       const listing = await this.list(hostDir);
-      if (listing !== null && !dirs.some((d) => d.dir === listing.dir)) dirs.push({ path: hostDir, dir: listing.dir, names: new Set(listing.names), entries: listing.entries });
+      if (listing !== null && !dirs.some((d) => d.dir === listing.dir))
+        dirs.push({ path: hostDir, dir: listing.dir, names: new Set(listing.names), entries: listing.entries });
     }
     const units = new Map<string, UnitDir>();
     for (const d of dirs) {
@@ -322,13 +329,17 @@ class Scan {
         // systemd reads only real directories here (a linked .wants directory is skipped) and only the symlinks in them.
         if (e.isDirectory() && LINK_DIR.test(e.name)) {
           try {
-            for (const inner of await this.root.readdir(join(d.dir, e.name))) if (inner.isSymbolicLink()) wantsLinks.push(inner.name);
+            for (const inner of await this.root.readdir(join(d.dir, e.name)))
+              if (inner.isSymbolicLink()) wantsLinks.push(inner.name);
           } catch (err) {
             this.warn(`${join(d.dir, e.name)}: ${errorText(err)}, skipped`);
           }
         } else if (e.isSymbolicLink()) {
           try {
-            links.push({ name: e.name, target: posix.basename(await fsp.readlink(this.root.path(join(d.dir, e.name)))) });
+            links.push({
+              name: e.name,
+              target: posix.basename(await fsp.readlink(this.root.path(join(d.dir, e.name)))),
+            });
           } catch (err) {
             this.warn(`${join(d.dir, e.name)}: ${errorText(err)}, skipped`);
           }
@@ -344,7 +355,10 @@ class Scan {
     const devNull = await this.isDevNullLink(path);
     const loaded = devNull ? null : await this.load(path);
     // systemd treats a link to /dev/null, the device itself and an empty unit file alike: masked.
-    const masked = loaded === null || (loaded.status === 'file' && loaded.st.size === 0) || (loaded.status === 'other' && loaded.st.isCharacterDevice());
+    const masked =
+      loaded === null ||
+      (loaded.status === 'file' && loaded.st.size === 0) ||
+      (loaded.status === 'other' && loaded.st.isCharacterDevice());
     const found = async (install: ReturnType<typeof installSection>) => {
       // The unit as systemd's info->path sees it: a same-name link leads to its target; a link to another name is an alias.
       const own = await this.root.lstat(path);
@@ -357,12 +371,20 @@ class Scan {
       return unitFileState({ name, dir: home.path, path: resolved, masked, aliasOf: target, install }, search);
     };
     if (masked) {
-      this.add({ key: path, kind: 'timer', file: path, timer: { masked: 'yes' }, sha256: EMPTY_SHA256, state: await found(installSection([])) });
+      this.add({
+        key: path,
+        kind: 'timer',
+        file: path,
+        timer: { masked: 'yes' },
+        sha256: EMPTY_SHA256,
+        state: await found(installSection([])),
+      });
       return;
     }
     if (loaded.status === 'missing') return;
     if (loaded.status !== 'file') return this.notAFile(path, loaded);
-    if (loaded.bytes === null) return this.unparseable(path, `larger than ${MAX_PARSE_BYTES} bytes, not parsed`, loaded.sha256);
+    if (loaded.bytes === null)
+      return this.unparseable(path, `larger than ${MAX_PARSE_BYTES} bytes, not parsed`, loaded.sha256);
     let assignments: UnitAssignment[];
     try {
       assignments = parseUnitFile(hostText(loaded.bytes), path);
@@ -390,14 +412,16 @@ class Scan {
   private async dropIns(name: string, dirs: UnitDir[]): Promise<string[]> {
     const stem = name.slice(0, -'.timer'.length).replace(/@$/, '');
     const specific = [`${name}.d`];
-    for (let i = stem.lastIndexOf('-'); i > 0; i = stem.lastIndexOf('-', i - 1)) specific.push(`${stem.slice(0, i)}-.timer.d`);
+    for (let i = stem.lastIndexOf('-'); i > 0; i = stem.lastIndexOf('-', i - 1))
+      specific.push(`${stem.slice(0, i)}-.timer.d`);
     const order: string[] = [];
     for (const { dir, names } of dirs) for (const d of specific) if (names.has(d)) order.push(join(dir, d));
     for (const { dir, names } of dirs) if (names.has('timer.d')) order.push(join(dir, 'timer.d'));
     const byName = new Map<string, string>();
     for (const d of order) {
       const listing = await this.list(d);
-      for (const f of listing?.names ?? []) if (f.endsWith('.conf') && !byName.has(f)) byName.set(f, join(listing!.dir, f));
+      for (const f of listing?.names ?? [])
+        if (f.endsWith('.conf') && !byName.has(f)) byName.set(f, join(listing!.dir, f));
     }
     return [...byName.keys()].sort(byString).map((f) => byName.get(f)!);
   }

@@ -12,7 +12,16 @@ import type { CollectionRules } from '../../shared/schema/rules.js';
 import { HashPool } from './hash-pool.js';
 import type { CollectContext, Collector } from './types.js';
 import { normalizeHostPath, type HostRoot } from '../root.js';
-import { EXTRA_ERROR, EXTRA_NONE, EXTRA_SHA, EXTRA_TARGET, FIELDS, FILE_TYPE_CODES, Walk, type WalkSpec } from './walker.js';
+import {
+  EXTRA_ERROR,
+  EXTRA_NONE,
+  EXTRA_SHA,
+  EXTRA_TARGET,
+  FIELDS,
+  FILE_TYPE_CODES,
+  Walk,
+  type WalkSpec,
+} from './walker.js';
 import { ScannedStats, walkOrder, type StatCache } from './stat-cache.js';
 
 const GLOB_CHARS = /[*?[\]{}]/;
@@ -52,7 +61,8 @@ function ignoreSpec(globs: readonly string[]): Pick<WalkSpec, 'ignoreExact' | 'i
  */
 export function literalBase(glob: string): string | null {
   const { base, negated } = picomatch.scan(glob);
-  if (negated || !base.startsWith('/') || base.endsWith('/') || base.includes('\\') || !glob.startsWith(base)) return null;
+  if (negated || !base.startsWith('/') || base.endsWith('/') || base.includes('\\') || !glob.startsWith(base))
+    return null;
   return base;
 }
 
@@ -62,10 +72,16 @@ function walkSpec(root: HostRoot, rules: CollectionRules, cache: StatCache | und
     .sort(walkOrder)
     .map((host) => ({ host, real: root.path(host) }));
   const source = cache?.takeForWalk();
-  return { starts, ...ignoreSpec(rules.files.ignore), ...(source ? { cache: source } : {}), ...(ahead ? { ahead } : {}) };
+  return {
+    starts,
+    ...ignoreSpec(rules.files.ignore),
+    ...(source ? { cache: source } : {}),
+    ...(ahead ? { ahead } : {}),
+  };
 }
 
-const specKey = (root: HostRoot, rules: CollectionRules) => JSON.stringify([root.dir, rules.files.roots, rules.files.ignore]);
+const specKey = (root: HostRoot, rules: CollectionRules) =>
+  JSON.stringify([root.dir, rules.files.roots, rules.files.ignore]);
 
 /** The stat cache a walk should look files up in itself: one not parsed on this thread yet. */
 function cacheForWalk(statCache: StatCache | undefined, fullRehash: boolean | undefined): StatCache | undefined {
@@ -80,7 +96,12 @@ let early: { key: string; walk: Walk; statCache: StatCache | undefined } | null 
  * root, file rules and stat cache takes this walk over; any other discards it. Nothing the walk
  * finds is used before collect() runs.
  */
-export function startWalkEarly(root: HostRoot, rules: CollectionRules, statCache?: StatCache, fullRehash?: boolean): void {
+export function startWalkEarly(
+  root: HostRoot,
+  rules: CollectionRules,
+  statCache?: StatCache,
+  fullRehash?: boolean,
+): void {
   cancelEarlyWalk();
   if (!rules.collectors.includes('files')) return;
   const cache = cacheForWalk(statCache, fullRehash);
@@ -142,7 +163,8 @@ export const files: Collector<'files'> = {
     const total = { files: 0, bytes: 0 };
     let walkDone = false;
     const reportProgress = (): void => {
-      if (walkDone) ctx.progress?.onHashProgress?.({ files: pool?.filesHashed ?? 0, bytes: pool?.bytesHashed ?? 0 }, total);
+      if (walkDone)
+        ctx.progress?.onHashProgress?.({ files: pool?.filesHashed ?? 0, bytes: pool?.bytesHashed ?? 0 }, total);
     };
     const getPool = (): HashPool => {
       if (!pool) {
@@ -155,7 +177,16 @@ export const files: Collector<'files'> = {
     // What the stat cache will hold after this scan: each regular file's stat and hash, in walk order.
     const scanned = statCache ? new ScannedStats() : null;
 
-    const hashLater = (index: number, key: string, real: string, mode: string, uid: number, gid: number, size: number, row: number): void => {
+    const hashLater = (
+      index: number,
+      key: string,
+      real: string,
+      mode: string,
+      uid: number,
+      gid: number,
+      size: number,
+      row: number,
+    ): void => {
       total.files++;
       total.bytes += size;
       void getPool()
@@ -167,7 +198,15 @@ export const files: Collector<'files'> = {
             return;
           }
           if (r.error !== 'ENOENT') unreadable.push(key);
-          items[index] = { error: r.error === 'ENOENT' ? 'vanished during scan' : r.error, gid, key, mode, size, type: 'file', uid };
+          items[index] = {
+            error: r.error === 'ENOENT' ? 'vanished during scan' : r.error,
+            gid,
+            key,
+            mode,
+            size,
+            type: 'file',
+            uid,
+          };
         });
     };
 
@@ -204,7 +243,8 @@ export const files: Collector<'files'> = {
             const ino = n[o + 6]!;
             const mtimeMs = n[o + 7]!;
             const ctimeMs = n[o + 8]!;
-            const cached = fullRehash || walkCache ? undefined : statCache?.lookup(hostPath, ino, size, mtimeMs, ctimeMs);
+            const cached =
+              fullRehash || walkCache ? undefined : statCache?.lookup(hostPath, ino, size, mtimeMs, ctimeMs);
             const row = scanned ? scanned.add(hostPath, ino, size, mtimeMs, ctimeMs, cached) : -1;
             if (cached) {
               items.push({ gid, key: hostPath, mode, sha256: cached, size, type, uid });
@@ -238,11 +278,14 @@ export const files: Collector<'files'> = {
     // The scan's files replace the cache's entries (those of paths not seen as files are gone with it);
     // the old entries are never read here.
     if (statCache && scanned) {
-      const unchanged = walkCache !== undefined && walk.cacheResult !== null ? statCache.countWalk(walk.cacheResult) : false;
+      const unchanged =
+        walkCache !== undefined && walk.cacheResult !== null ? statCache.countWalk(walk.cacheResult) : false;
       statCache.recordScan(scanned, unchanged);
     }
     if (unreadable.length > 0) {
-      warnings.push(`${unreadable.length} path(s) could not be read (their metadata is still compared), e.g. ${unreadable.slice(0, 3).join(', ')}`);
+      warnings.push(
+        `${unreadable.length} path(s) could not be read (their metadata is still compared), e.g. ${unreadable.slice(0, 3).join(', ')}`,
+      );
     }
     items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     return { items, warnings };

@@ -12,7 +12,14 @@ import type { HostRoot } from '../root.js';
 import type { CollectContext, CollectOutput, Collector } from './types.js';
 
 /** Debian (nftables.service, iptables-persistent), RHEL (iptables-services, nftables.service), ufw. */
-const SAVED_FILES = ['/etc/nftables.conf', '/etc/sysconfig/nftables.conf', '/etc/iptables/rules.v4', '/etc/iptables/rules.v6', '/etc/sysconfig/iptables', '/etc/sysconfig/ip6tables'];
+const SAVED_FILES = [
+  '/etc/nftables.conf',
+  '/etc/sysconfig/nftables.conf',
+  '/etc/iptables/rules.v4',
+  '/etc/iptables/rules.v6',
+  '/etc/sysconfig/iptables',
+  '/etc/sysconfig/ip6tables',
+];
 const SAVED_DIRS = ['/etc/nftables.d', '/etc/nftables', '/etc/ufw'];
 
 /** Where Debian and RHEL install the tools; looked up on the host instead of spawned by name, so a host without them costs no process. */
@@ -25,24 +32,40 @@ async function run(root: HostRoot, exec: ExecFn, name: string, args: readonly st
     if (!st?.isFile()) continue;
     const program = `${dir}/${name}`;
     const r = await exec(program, args, { timeoutMs: 30_000 });
-    if (r.code !== 0) throw new DwError('DW_ERR_COLLECTOR', `${program} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim().slice(0, 300)}`, { program, code: r.code });
+    if (r.code !== 0)
+      throw new DwError(
+        'DW_ERR_COLLECTOR',
+        `${program} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim().slice(0, 300)}`,
+        { program, code: r.code },
+      );
     return r.stdout;
   }
   return null;
 }
 
 const liveItems = (tool: string, blocks: RulesetBlock[]): FirewallItem[] =>
-  blocks.map((b) => ({ key: `live:${tool}:${b.name}`, source: 'live', rules: b.rules, ...(b.policy !== undefined ? { policy: b.policy } : {}) }));
+  blocks.map((b) => ({
+    key: `live:${tool}:${b.name}`,
+    source: 'live',
+    rules: b.rules,
+    ...(b.policy !== undefined ? { policy: b.policy } : {}),
+  }));
 
 async function savedItems(root: HostRoot): Promise<FirewallItem[]> {
   const files = [...SAVED_FILES];
-  for (const dir of SAVED_DIRS) for (const e of await root.readdir(dir)) if (!e.isDirectory()) files.push(`${dir}/${e.name}`);
+  for (const dir of SAVED_DIRS)
+    for (const e of await root.readdir(dir)) if (!e.isDirectory()) files.push(`${dir}/${e.name}`);
   const out: FirewallItem[] = [];
   for (const path of files) {
     const st = await root.statInside(path);
     if (st === null || !st.isFile()) continue;
     const bytes = await root.readFile(path);
-    out.push({ key: `saved:${path}`, source: 'saved', sha256: sha256Hex(bytes), rules: savedRules(bytes.toString('utf8')) });
+    out.push({
+      key: `saved:${path}`,
+      source: 'saved',
+      sha256: sha256Hex(bytes),
+      rules: savedRules(bytes.toString('utf8')),
+    });
   }
   return out;
 }
@@ -63,7 +86,8 @@ export async function collectFirewall(ctx: CollectContext, live: boolean): Promi
       if (v4 !== null) items.push(...liveItems('iptables', parseIptablesSave(v4)));
       if (v6 !== null) items.push(...liveItems('ip6tables', parseIptablesSave(v6)));
       // A host without the tools is a normal configuration, not a degraded scan: said at debug, every scan would repeat it.
-      if (v4 === null && v6 === null) ctx.log.debug('neither nft nor iptables-save is installed: no live ruleset to collect');
+      if (v4 === null && v6 === null)
+        ctx.log.debug('neither nft nor iptables-save is installed: no live ruleset to collect');
     }
   }
   return { items: items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)), warnings: [] };

@@ -119,7 +119,8 @@ export class HashPool {
   filesHashed = 0;
   onProgress?: () => void;
   /** Size 0: the batch being hashed on this thread, how far it got, and the slice timer. */
-  private inline: { batch: Pending; next: number; digests: string[]; bytes: number; file: InlineFile | null } | null = null;
+  private inline: { batch: Pending; next: number; digests: string[]; bytes: number; file: InlineFile | null } | null =
+    null;
   private inlineTimer: NodeJS.Immediate | null = null;
   private inlineBuffer: Buffer | null = null;
   private readonly noatime = { noatime: typeof fs.constants.O_NOATIME === 'number' };

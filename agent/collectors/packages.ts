@@ -32,7 +32,11 @@ export const packages: Collector<'packages'> = {
   name: 'packages',
   async collect(ctx) {
     const warnings: string[] = [];
-    const found = [...(await collectDpkg(ctx, warnings)), ...(await collectRpm(ctx, warnings)), ...(await collectApk(ctx.root, warnings))];
+    const found = [
+      ...(await collectDpkg(ctx, warnings)),
+      ...(await collectRpm(ctx, warnings)),
+      ...(await collectApk(ctx.root, warnings)),
+    ];
     return { items: separateManagers(found, warnings), warnings };
   },
 };
@@ -70,7 +74,9 @@ async function collectDpkg(ctx: CollectContext, warnings: string[]): Promise<Pac
     } catch (err) {
       // Each status.d file stands alone: one bad file costs its own packages, not the section.
       // Our own errors already name the file; a system error (EACCES, ...) does not.
-      warnings.push(`${isDwError(err) ? err.message : `${file}: ${(err as NodeJS.ErrnoException).code ?? describeError(err)}`}; skipped`);
+      warnings.push(
+        `${isDwError(err) ? err.message : `${file}: ${(err as NodeJS.ErrnoException).code ?? describeError(err)}`}; skipped`,
+      );
       continue;
     }
     for (const item of parsed) {
@@ -81,7 +87,9 @@ async function collectDpkg(ctx: CollectContext, warnings: string[]): Promise<Pac
       } else {
         const kept = items.find((i) => i.key === item.key)!;
         if (kept.version !== item.version || kept.state !== item.state) {
-          warnings.push(`${file}: ${item.key} ${item.version} (${item.state}) disagrees with ${first} (${kept.version}, ${kept.state}); kept ${first}`);
+          warnings.push(
+            `${file}: ${item.key} ${item.version} (${item.state}) disagrees with ${first} (${kept.version}, ${kept.state}); kept ${first}`,
+          );
         }
       }
     }
@@ -102,7 +110,8 @@ async function findRpmDb(root: HostRoot, warnings: string[]): Promise<string | n
       }
     }
   }
-  if (dbs.length > 1) warnings.push(`rpm databases in both ${dbs[0]} and ${dbs[1]}; read ${dbs[0]}, the one current rpm uses`);
+  if (dbs.length > 1)
+    warnings.push(`rpm databases in both ${dbs[0]} and ${dbs[1]}; read ${dbs[0]}, the one current rpm uses`);
   return dbs[0] ?? null;
 }
 
@@ -131,7 +140,10 @@ async function collectRpm(ctx: CollectContext, warnings: string[]): Promise<Pack
   }
   if (res.code !== 0) {
     const why = res.stderr.trim().split('\n')[0] ?? '';
-    throw new DwError('DW_ERR_EXEC', `rpm -qa on ${db} exited with ${res.code}${why ? `: ${why}` : ''}`, { dbpath: db, code: res.code });
+    throw new DwError('DW_ERR_EXEC', `rpm -qa on ${db} exited with ${res.code}${why ? `: ${why}` : ''}`, {
+      dbpath: db,
+      code: res.code,
+    });
   }
   if (res.stderr.trim() !== '') ctx.log.debug({ dbpath: db, stderr: res.stderr.trim() }, 'rpm printed warnings');
   const items = parseRpmQuery(res.stdout, `rpm -qa --dbpath ${db}`);
@@ -172,7 +184,13 @@ function separateManagers(items: PackageItem[], warnings: string[]): PackageItem
   }
   const out = items.map((i) => (owners.get(i.key)!.size > 1 ? { ...i, key: `${i.manager}/${i.key}` } : i));
   for (const [key, set] of owners) {
-    if (set.size > 1) warnings.push(`${key} is claimed by ${[...set].sort().join(' and ')}; keyed as ${[...set].sort().map((m) => `${m}/${key}`).join(', ')}`);
+    if (set.size > 1)
+      warnings.push(
+        `${key} is claimed by ${[...set].sort().join(' and ')}; keyed as ${[...set]
+          .sort()
+          .map((m) => `${m}/${key}`)
+          .join(', ')}`,
+      );
   }
   return out.sort(byKey);
 }

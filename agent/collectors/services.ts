@@ -17,7 +17,13 @@ import type { Collector } from './types.js';
 /** Unit types with enablement; timers are the cron collector's. */
 const UNIT_NAME = /^[^/]+\.(service|socket|target|path|mount|automount|swap|slice)$/;
 const LINK_DIR = /\.(wants|requires|upholds)$/;
-const PRESET_DIRS = ['/etc/systemd/system-preset', '/run/systemd/system-preset', '/usr/local/lib/systemd/system-preset', '/usr/lib/systemd/system-preset', '/lib/systemd/system-preset'];
+const PRESET_DIRS = [
+  '/etc/systemd/system-preset',
+  '/run/systemd/system-preset',
+  '/usr/local/lib/systemd/system-preset',
+  '/usr/lib/systemd/system-preset',
+  '/lib/systemd/system-preset',
+];
 /** Unit files are a few KiB; a larger one is hashed but not parsed. */
 const MAX_PARSE_BYTES = 1024 * 1024;
 const EMPTY_SHA256 = sha256Hex('');
@@ -62,7 +68,8 @@ async function searchDirs(root: HostRoot, dirs: Dir[]): Promise<SearchDir[]> {
     const links: { name: string; target: string }[] = [];
     for (const e of d.entries) {
       if (e.isDirectory() && LINK_DIR.test(e.name)) {
-        for (const inner of await root.readdir(join(d.dir, e.name))) if (inner.isSymbolicLink()) wantsLinks.push(inner.name);
+        for (const inner of await root.readdir(join(d.dir, e.name)))
+          if (inner.isSymbolicLink()) wantsLinks.push(inner.name);
       } else if (e.isSymbolicLink()) {
         links.push({ name: e.name, target: posix.basename(await fsp.readlink(root.path(join(d.dir, e.name)))) });
       }
@@ -86,13 +93,17 @@ async function dropInsOf(root: HostRoot, names: readonly string[], dirs: Dir[]):
     type = name.slice(dot + 1);
     const stem = name.slice(0, dot).replace(/@$/, '');
     specific.push(`${name}.d`);
-    for (let i = stem.lastIndexOf('-'); i > 0; i = stem.lastIndexOf('-', i - 1)) specific.push(`${stem.slice(0, i)}-.${type}.d`);
+    for (let i = stem.lastIndexOf('-'); i > 0; i = stem.lastIndexOf('-', i - 1))
+      specific.push(`${stem.slice(0, i)}-.${type}.d`);
   }
   const order: string[] = [];
-  for (const { dir, names: present } of dirs) for (const s of new Set(specific)) if (present.has(s)) order.push(join(dir, s));
+  for (const { dir, names: present } of dirs)
+    for (const s of new Set(specific)) if (present.has(s)) order.push(join(dir, s));
   for (const { dir, names: present } of dirs) if (present.has(`${type}.d`)) order.push(join(dir, `${type}.d`));
   const byName = new Map<string, string>();
-  for (const d of order) for (const e of await root.readdir(d)) if (e.name.endsWith('.conf') && !byName.has(e.name)) byName.set(e.name, join(d, e.name));
+  for (const d of order)
+    for (const e of await root.readdir(d))
+      if (e.name.endsWith('.conf') && !byName.has(e.name)) byName.set(e.name, join(d, e.name));
   return [...byName.keys()].sort(byString).map((f) => byName.get(f)!);
 }
 
@@ -110,7 +121,11 @@ async function unit(root: HostRoot, name: string, home: Dir, dirs: Dir[], search
     aliasOf = posix.basename(await fsp.readlink(root.path(file)));
     resolved = (await root.resolveInside(file)) ?? resolved;
   }
-  const state = (assignments: UnitAssignment[]) => unitFileState({ name, dir: home.path, path: resolved, masked, aliasOf, install: installSection(assignments) }, search);
+  const state = (assignments: UnitAssignment[]) =>
+    unitFileState(
+      { name, dir: home.path, path: resolved, masked, aliasOf, install: installSection(assignments) },
+      search,
+    );
   if (masked) return { key: name, kind: 'unit', path: resolved, state: state([]), sha256: EMPTY_SHA256 };
   if (!st.isFile()) return { key: name, kind: 'unit', path: resolved, error: 'not a regular file' };
   const bytes = await root.readFile(resolved);
@@ -131,9 +146,23 @@ async function unit(root: HostRoot, name: string, home: Dir, dirs: Dir[], search
     }
   } catch (err) {
     if (!(err instanceof DwParseError)) throw err;
-    return { key: name, kind: 'unit', path: resolved, sha256, ...(dropIns.length > 0 ? { dropIns } : {}), error: err.message };
+    return {
+      key: name,
+      kind: 'unit',
+      path: resolved,
+      sha256,
+      ...(dropIns.length > 0 ? { dropIns } : {}),
+      error: err.message,
+    };
   }
-  return { key: name, kind: 'unit', path: resolved, state: state(assignments), sha256, ...(dropIns.length > 0 ? { dropIns } : {}) };
+  return {
+    key: name,
+    kind: 'unit',
+    path: resolved,
+    state: state(assignments),
+    sha256,
+    ...(dropIns.length > 0 ? { dropIns } : {}),
+  };
 }
 
 export const services: Collector<'services'> = {
@@ -148,7 +177,9 @@ export const services: Collector<'services'> = {
     // A few units read at once: each is a handful of small reads, and the thread pool overlaps them.
     const names = [...homes.keys()].sort(byString);
     for (let i = 0; i < names.length; i += READ_AHEAD) {
-      items.push(...(await Promise.all(names.slice(i, i + READ_AHEAD).map((n) => unit(root, n, homes.get(n)!, dirs, search)))));
+      items.push(
+        ...(await Promise.all(names.slice(i, i + READ_AHEAD).map((n) => unit(root, n, homes.get(n)!, dirs, search)))),
+      );
     }
     for (const d of await listDirs(root, PRESET_DIRS)) {
       for (const e of d.entries) {

@@ -207,7 +207,11 @@ export class ScannedStats {
     for (let r = 0; r < this.paths.length; r++) {
       if (this.hashed[r] !== 1) continue;
       const o = 4 * r;
-      yield [this.paths[r]!, statPrefix(this.numbers[o]!, this.numbers[o + 1]!, this.numbers[o + 2]!, this.numbers[o + 3]!) + this.shas.toString('hex', 32 * r, 32 * r + 32)];
+      yield [
+        this.paths[r]!,
+        statPrefix(this.numbers[o]!, this.numbers[o + 1]!, this.numbers[o + 2]!, this.numbers[o + 3]!) +
+          this.shas.toString('hex', 32 * r, 32 * r + 32),
+      ];
     }
   }
 

@@ -15,7 +15,13 @@ const PROC_SYS = '/proc/sys';
  * masks the same name in later ones. /lib/sysctl.d is procps' addition (and on merged-/usr systems
  * the same directory as /usr/lib/sysctl.d, which the masking by name makes harmless).
  */
-const SYSCTL_D_DIRS = ['/etc/sysctl.d', '/run/sysctl.d', '/usr/local/lib/sysctl.d', '/usr/lib/sysctl.d', '/lib/sysctl.d'];
+const SYSCTL_D_DIRS = [
+  '/etc/sysctl.d',
+  '/run/sysctl.d',
+  '/usr/local/lib/sysctl.d',
+  '/usr/lib/sysctl.d',
+  '/lib/sysctl.d',
+];
 
 /** Applied after all of sysctl.d, as `sysctl --system` does; on Debian it is also linked in as 99-sysctl.conf, which changes nothing. */
 const SYSCTL_CONF = '/etc/sysctl.conf';
@@ -27,7 +33,20 @@ const MAX_VALUE_BYTES = 64 * 1024;
 const READ_BATCH = 200;
 
 /** Errors the kernel returns for parameters that exist but have nothing to show (unset stable_secret, no device, ...). */
-const EXPECTED_READ_ERRORS = new Set(['EACCES', 'EPERM', 'EINVAL', 'EIO', 'ENOENT', 'ENOTDIR', 'EOPNOTSUPP', 'ENOTSUP', 'ENXIO', 'ENODEV', 'EBUSY', 'EAGAIN']);
+const EXPECTED_READ_ERRORS = new Set([
+  'EACCES',
+  'EPERM',
+  'EINVAL',
+  'EIO',
+  'ENOENT',
+  'ENOTDIR',
+  'EOPNOTSUPP',
+  'ENOTSUP',
+  'ENXIO',
+  'ENODEV',
+  'EBUSY',
+  'EAGAIN',
+]);
 
 /** `*` must cross the dots of a dotted name (`*.stat`, `net.ipv4.conf.veth*.*`): name-style globs (shared/glob.ts). */
 function excludeMatcher(patterns: readonly string[]): (name: string) => boolean {
@@ -40,7 +59,13 @@ interface Candidate {
 }
 
 /** Every regular file under proc/sys; symlinks are neither followed nor listed. */
-async function listParameters(root: HostRoot, dirHost: string, components: string[], excluded: (name: string) => boolean, log: Logger): Promise<Candidate[]> {
+async function listParameters(
+  root: HostRoot,
+  dirHost: string,
+  components: string[],
+  excluded: (name: string) => boolean,
+  log: Logger,
+): Promise<Candidate[]> {
   let entries;
   try {
     entries = await root.readdir(dirHost);
@@ -94,7 +119,12 @@ function readParameter(root: HostRoot, hostPath: string, buf: Buffer): ReadResul
   }
 }
 
-async function collectRuntime(root: HostRoot, excluded: (name: string) => boolean, log: Logger, warnings: string[]): Promise<Map<string, string>> {
+async function collectRuntime(
+  root: HostRoot,
+  excluded: (name: string) => boolean,
+  log: Logger,
+  warnings: string[],
+): Promise<Map<string, string>> {
   const runtime = new Map<string, string>();
   // proc/sys itself may be a link in an image; resolve it inside the root, then never follow links below it.
   const procSys = await root.resolveInside(PROC_SYS);
@@ -115,7 +145,8 @@ async function collectRuntime(root: HostRoot, excluded: (name: string) => boolea
       log.debug({ parameter: c.name, error: r.error }, 'sysctl parameter unreadable');
     } else log.debug({ parameter: c.name, reason: r.skip }, 'sysctl parameter skipped');
   }
-  if (failed.length > 0) warnings.push(`${failed.length} kernel parameter(s) could not be read, e.g. ${failed.slice(0, 3).join(', ')}`);
+  if (failed.length > 0)
+    warnings.push(`${failed.length} kernel parameter(s) could not be read, e.g. ${failed.slice(0, 3).join(', ')}`);
   return runtime;
 }
 
@@ -184,7 +215,10 @@ async function listConfFiles(root: HostRoot, warnings: string[]): Promise<ConfFi
   return files;
 }
 
-async function collectDeclared(root: HostRoot, warnings: string[]): Promise<Map<string, { value: string; file: string }>> {
+async function collectDeclared(
+  root: HostRoot,
+  warnings: string[],
+): Promise<Map<string, { value: string; file: string }>> {
   const declared = new Map<string, { value: string; file: string }>();
   for (const conf of await listConfFiles(root, warnings)) {
     if (conf.source === null) continue;
@@ -219,7 +253,10 @@ export const sysctl: Collector<'sysctl'> = {
     // Separate lists so the warnings come out in the same order whichever side finishes first.
     const runtimeWarnings: string[] = [];
     const declaredWarnings: string[] = [];
-    const [runtime, declared] = await Promise.all([collectRuntime(ctx.root, excluded, log, runtimeWarnings), collectDeclared(ctx.root, declaredWarnings)]);
+    const [runtime, declared] = await Promise.all([
+      collectRuntime(ctx.root, excluded, log, runtimeWarnings),
+      collectDeclared(ctx.root, declaredWarnings),
+    ]);
     const warnings = [...runtimeWarnings, ...declaredWarnings];
 
     const keys = new Set([...runtime.keys(), ...[...declared.keys()].filter((k) => !excluded(k))]);

@@ -268,21 +268,35 @@ export class Walk {
     const creditBuffer = limited ? new SharedArrayBuffer(4) : null;
     this.credit = creditBuffer ? new Int32Array(creditBuffer) : null;
     const workerData = { ...spec, ...(limited ? { credit: creditBuffer } : { ahead: undefined }) };
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData, resourceLimits: { maxYoungGenerationSizeMb: youngMb } });
-    this.worker.unref();
-    this.worker.on('message', (msg: { strings?: string; numbers?: ArrayBuffer; count?: number; done?: true; cache?: WalkCacheResult | null; error?: { message: string; code?: string } }) => {
-      if (msg.error) {
-        const err = new Error(msg.error.message) as NodeJS.ErrnoException;
-        if (msg.error.code) err.code = msg.error.code;
-        this.failure = err;
-      } else if (msg.done) {
-        this.cacheResult = msg.cache ?? null;
-        this.finished = true;
-      } else {
-        this.batches.push({ strings: msg.strings!, numbers: msg.numbers!, count: msg.count! });
-      }
-      this.poke();
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData,
+      resourceLimits: { maxYoungGenerationSizeMb: youngMb },
     });
+    this.worker.unref();
+    this.worker.on(
+      'message',
+      (msg: {
+        strings?: string;
+        numbers?: ArrayBuffer;
+        count?: number;
+        done?: true;
+        cache?: WalkCacheResult | null;
+        error?: { message: string; code?: string };
+      }) => {
+        if (msg.error) {
+          const err = new Error(msg.error.message) as NodeJS.ErrnoException;
+          if (msg.error.code) err.code = msg.error.code;
+          this.failure = err;
+        } else if (msg.done) {
+          this.cacheResult = msg.cache ?? null;
+          this.finished = true;
+        } else {
+          this.batches.push({ strings: msg.strings!, numbers: msg.numbers!, count: msg.count! });
+        }
+        this.poke();
+      },
+    );
     this.worker.on('error', (err) => {
       this.failure = err;
       this.poke();

@@ -56,7 +56,12 @@ export interface CheckOptions {
  * nothing it finds is used unless the scan, with the verified manifest's rules, takes it over: if the
  * manifest fails, or its rules are not these, the walk is dropped unread.
  */
-function startWalkFromRules(rootDir: string, raw: unknown, statCache: StatCache | undefined, fullRehash: boolean | undefined): boolean {
+function startWalkFromRules(
+  rootDir: string,
+  raw: unknown,
+  statCache: StatCache | undefined,
+  fullRehash: boolean | undefined,
+): boolean {
   try {
     const rules = CollectionRulesSchema.safeParse(raw);
     if (!rules.success) return false;
@@ -126,7 +131,10 @@ async function checkInner(opts: CheckOptions): Promise<CheckResult> {
     loadVerifiedManifest(opts.manifest, {
       pubkeys: opts.pubkeys,
       signature: opts.signature,
-      onParsed: early ? undefined : (raw) => startWalkFromRules(opts.root, (raw as { rules?: unknown } | null)?.rules, statCache, opts.fullRehash),
+      onParsed: early
+        ? undefined
+        : (raw) =>
+            startWalkFromRules(opts.root, (raw as { rules?: unknown } | null)?.rules, statCache, opts.fullRehash),
     });
   const root = await HostRoot.open(opts.root);
   // Who the host is (machine-id, os-release, systeminformation, which runs programs) is found while
@@ -213,7 +221,8 @@ function actualDigests(sections: Sections, manifest: Manifest, unchanged: Readon
   const out: Record<string, string> = {};
   for (const [name, section] of Object.entries(sections)) {
     if (!section) continue;
-    const known = unchanged.has(name) && manifest.sections[name as CollectorName] ? manifest.digests.sections[name] : undefined;
+    const known =
+      unchanged.has(name) && manifest.sections[name as CollectorName] ? manifest.digests.sections[name] : undefined;
     out[name] = known ?? sectionDigests({ [name]: section })[name]!;
   }
   return out;

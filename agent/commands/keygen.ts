@@ -11,12 +11,14 @@ export interface KeygenOptions {
 }
 
 export function keygen(opts: KeygenOptions): { privateKeyFile: string; publicKeyFile: string; keyId: string } {
-  if (!/^[A-Za-z0-9._-]+$/.test(opts.name)) throw new DwError('DW_ERR_USAGE', `key name "${opts.name}" may only use letters, digits, ".", "_" and "-"`);
+  if (!/^[A-Za-z0-9._-]+$/.test(opts.name))
+    throw new DwError('DW_ERR_USAGE', `key name "${opts.name}" may only use letters, digits, ".", "_" and "-"`);
   mkdirSync(opts.out, { recursive: true, mode: 0o700 });
   const privateKeyFile = join(opts.out, `${opts.name}.key`);
   const publicKeyFile = join(opts.out, `${opts.name}.pub`);
   for (const f of [privateKeyFile, publicKeyFile]) {
-    if (existsSync(f) && !opts.force) throw new DwError('DW_ERR_USAGE', `${f} already exists; pass --force to replace it`, { path: f });
+    if (existsSync(f) && !opts.force)
+      throw new DwError('DW_ERR_USAGE', `${f} already exists; pass --force to replace it`, { path: f });
   }
   const pair = generateKeyPair();
   writeFileSync(privateKeyFile, pair.privateKeyPem, { mode: 0o600 });

@@ -5,7 +5,14 @@ import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { DwError } from '../../shared/errors.js';
 import { loadConfigFile } from '../../shared/config-load.js';
-import { assertManifestHasItems, loadDetachedSignature, loadManifest, sealManifest, verifyManifest, type VerifyResult } from '../../shared/manifest.js';
+import {
+  assertManifestHasItems,
+  loadDetachedSignature,
+  loadManifest,
+  sealManifest,
+  verifyManifest,
+  type VerifyResult,
+} from '../../shared/manifest.js';
 import { AgentConfigSchema, type AgentConfig } from '../../shared/schema/config.js';
 import { MANIFEST_SCHEMA_ID, type Manifest } from '../../shared/schema/manifest.js';
 import { loadPrivateKey, loadPublicKey } from '../../shared/sign.js';
@@ -61,10 +68,19 @@ export async function buildManifest(opts: BuildOptions): Promise<BuildOutcome> {
   // A manifest written into the root it describes (the bake default, /etc/driftwarden/manifest.json)
   // cannot contain itself; its outputs are ignored, and the rule is recorded so every check agrees.
   // The manifest is still guarded: its signature, and the controller's digest comparison.
-  const own = [opts.out, `${opts.out}.sig`, ...(opts.cache ? [opts.cache] : [])].map((f) => hostPathInside(root.dir, f)).filter((p): p is string => p !== null);
+  const own = [opts.out, `${opts.out}.sig`, ...(opts.cache ? [opts.cache] : [])]
+    .map((f) => hostPathInside(root.dir, f))
+    .filter((p): p is string => p !== null);
   rules.files.ignore = [...new Set([...rules.files.ignore, ...own.map(escapeGlob)])];
   const statCache = opts.cache ? StatCache.load(opts.cache, root.dir) : undefined;
-  const { sections, results } = await scan({ root, rules, exec: execProgram, log: opts.log, statCache, progress: opts.progress });
+  const { sections, results } = await scan({
+    root,
+    rules,
+    exec: execProgram,
+    log: opts.log,
+    statCache,
+    progress: opts.progress,
+  });
   const failed = results.filter((r) => !r.ok);
   if (failed.length > 0) {
     throw new DwError(
@@ -81,7 +97,10 @@ export async function buildManifest(opts: BuildOptions): Promise<BuildOutcome> {
       image: { id: opts.imageId, name: opts.name, version: opts.version, source: opts.source },
       os: await readOs(root),
       createdAt: new Date().toISOString(),
-      builder: { agentVersion: AGENT_VERSION, hostname: (await readHostname(root)) ?? (root.dir === '/' ? osHostname() : null) },
+      builder: {
+        agentVersion: AGENT_VERSION,
+        hostname: (await readHostname(root)) ?? (root.dir === '/' ? osHostname() : null),
+      },
       rules,
       sections,
     },
@@ -112,11 +131,16 @@ export interface LoadVerifiedOptions {
  * Load a manifest and verify it: digests always; with public keys, a signature by one of them, embedded
  * or detached (FILE.sig beside it, or --signature).
  */
-export function loadVerifiedManifest(file: string, opts: LoadVerifiedOptions = {}): { manifest: Manifest; verified: VerifyResult } {
+export function loadVerifiedManifest(
+  file: string,
+  opts: LoadVerifiedOptions = {},
+): { manifest: Manifest; verified: VerifyResult } {
   const manifest = loadManifest(file, opts.onParsed);
   const trustedKeys = (opts.pubkeys ?? []).map(loadPublicKey);
-  const sigFile = opts.signature ?? (existsSync(`${file}.sig`) && statSync(`${file}.sig`).isFile() ? `${file}.sig` : undefined);
-  const detached = !manifest.signature && sigFile && trustedKeys.length > 0 ? loadDetachedSignature(sigFile) : undefined;
+  const sigFile =
+    opts.signature ?? (existsSync(`${file}.sig`) && statSync(`${file}.sig`).isFile() ? `${file}.sig` : undefined);
+  const detached =
+    !manifest.signature && sigFile && trustedKeys.length > 0 ? loadDetachedSignature(sigFile) : undefined;
   const verified = verifyManifest(manifest, { trustedKeys, detached, label: file });
   return { manifest, verified };
 }

@@ -42,10 +42,19 @@ import { ScanWatchdog } from './watchdog.js';
 import { releaseMemory, settleMemory } from './release-memory.js';
 
 /** Paths watched when the config names none: config, cron, ssh keys, local binaries, /opt. */
-export const DEFAULT_WATCH_PATHS = ['/etc', '/var/spool/cron', '/root/.ssh', '/usr/local/bin', '/usr/local/sbin', '/opt'];
+export const DEFAULT_WATCH_PATHS = [
+  '/etc',
+  '/var/spool/cron',
+  '/root/.ssh',
+  '/usr/local/bin',
+  '/usr/local/sbin',
+  '/opt',
+];
 
 /** Which collectors a changed path feeds, besides the files collector: the registry's watch triggers. */
-const SOURCES: { collector: CollectorName; prefixes: readonly string[] }[] = COLLECTOR_DEFS.filter((d) => d.watch.length > 0).map((d) => ({ collector: d.name, prefixes: d.watch }));
+const SOURCES: { collector: CollectorName; prefixes: readonly string[] }[] = COLLECTOR_DEFS.filter(
+  (d) => d.watch.length > 0,
+).map((d) => ({ collector: d.name, prefixes: d.watch }));
 
 /** Walk batches (4,096 entries each) a scan's walk may be ahead of the collector: enough to keep it busy. */
 const WALK_AHEAD_BATCHES = 2;
@@ -77,12 +86,20 @@ export interface CredentialRefused {
  * manifest's own array of its items let go (it is most of a manifest's memory). Packing happens after
  * verification, from the verified items; a section that cannot be packed exactly stays as it is.
  */
-export function keepPacked(loaded: { manifest: Manifest; verified: VerifyResult }): { manifest: Manifest; verified: VerifyResult; files: PackedFiles | null } {
+export function keepPacked(loaded: { manifest: Manifest; verified: VerifyResult }): {
+  manifest: Manifest;
+  verified: VerifyResult;
+  files: PackedFiles | null;
+} {
   const { manifest, verified } = loaded;
   const section = manifest.sections.files;
   const files = section ? PackedFiles.pack(section.items) : null;
   if (!section || !files) return { manifest, verified, files: null };
-  return { manifest: { ...manifest, sections: { ...manifest.sections, files: { ...section, items: [] } } }, verified, files };
+  return {
+    manifest: { ...manifest, sections: { ...manifest.sections, files: { ...section, items: [] } } },
+    verified,
+    files,
+  };
 }
 
 export class AgentService {
@@ -129,12 +146,18 @@ export class AgentService {
 
   /** Load what the config points at; throws a DwError that names the problem. */
   async init(): Promise<void> {
-    if (!this.config.manifest) throw new DwError('DW_ERR_CONFIG', 'agent config: manifest: required (the manifest baked into the image)');
-    if (!this.config.controller) throw new DwError('DW_ERR_CONFIG', 'agent config: controller: required (url, and an enrollment token for the first start)');
+    if (!this.config.manifest)
+      throw new DwError('DW_ERR_CONFIG', 'agent config: manifest: required (the manifest baked into the image)');
+    if (!this.config.controller)
+      throw new DwError(
+        'DW_ERR_CONFIG',
+        'agent config: controller: required (url, and an enrollment token for the first start)',
+      );
     try {
       this.loaded = keepPacked(loadVerifiedManifest(this.config.manifest, { pubkeys: this.config.trustedKeys }));
     } catch (err) {
-      if (err instanceof DwError && (err.code === 'DW_ERR_MANIFEST_SIGNATURE' || err.code === 'DW_ERR_MANIFEST_DIGEST')) await this.reportRefusedManifest(err);
+      if (err instanceof DwError && (err.code === 'DW_ERR_MANIFEST_SIGNATURE' || err.code === 'DW_ERR_MANIFEST_DIGEST'))
+        await this.reportRefusedManifest(err);
       throw err;
     }
     this.manifest = this.loaded.manifest;
@@ -168,7 +191,12 @@ export class AgentService {
       const transport = transportFor(controller);
       try {
         const inventory = await readInventory(root, hostId);
-        const enrolled = await ensureEnrolled(this.state, transport, this.config, { hostId, imageId: manifest.image.id, inventory, agentVersion: AGENT_VERSION });
+        const enrolled = await ensureEnrolled(this.state, transport, this.config, {
+          hostId,
+          imageId: manifest.image.id,
+          inventory,
+          agentVersion: AGENT_VERSION,
+        });
         if (!enrolled.ok) {
           this.log.error({ reason: enrolled.reason }, 'could not enroll to report the refused manifest');
           return;
@@ -186,9 +214,16 @@ export class AgentService {
           digests: {},
           collectors: [],
           deviations: [],
-          manifestRefused: { code: refusal.code as 'DW_ERR_MANIFEST_SIGNATURE' | 'DW_ERR_MANIFEST_DIGEST', reason: refusal.message.slice(0, 1000) },
+          manifestRefused: {
+            code: refusal.code as 'DW_ERR_MANIFEST_SIGNATURE' | 'DW_ERR_MANIFEST_DIGEST',
+            reason: refusal.message.slice(0, 1000),
+          },
         };
-        const r = await transport.postEncoded('/api/v1/reports', enrolled.credential, encodeBody(JSON.stringify(report)));
+        const r = await transport.postEncoded(
+          '/api/v1/reports',
+          enrolled.credential,
+          encodeBody(JSON.stringify(report)),
+        );
         if (r.ok) this.log.error({ code: refusal.code }, 'manifest refused; the controller was told');
         else this.log.error({ reason: r.reason }, 'manifest refused; telling the controller failed');
       } finally {
@@ -202,8 +237,15 @@ export class AgentService {
   private async readCloud(): Promise<ReadIdentity | null> {
     if (this.root.dir !== '/') return null;
     const c = this.config.identity;
-    const read = await readCloudIdentity({ mode: c.mode, imdsEndpoint: c.imdsEndpoint, imdsTimeoutMs: parseDuration(c.imdsTimeout) ?? 1000, machineId: this.hostId, stateDir: this.config.stateDir });
-    if (read.fallback) this.log.info({ reason: read.fallback }, 'no cloud identity (IMDS did not answer): reporting as a plain host');
+    const read = await readCloudIdentity({
+      mode: c.mode,
+      imdsEndpoint: c.imdsEndpoint,
+      imdsTimeoutMs: parseDuration(c.imdsTimeout) ?? 1000,
+      machineId: this.hostId,
+      stateDir: this.config.stateDir,
+    });
+    if (read.fallback)
+      this.log.info({ reason: read.fallback }, 'no cloud identity (IMDS did not answer): reporting as a plain host');
     return read;
   }
 
@@ -245,7 +287,11 @@ export class AgentService {
           releaseMemory();
           lastCollect = Date.now();
         };
-        const watchdog = new ScanWatchdog({ cpuShare: limits.cpuShare, memoryMb: limits.memoryMb, maxDurationMs: parseDuration(limits.maxScanDuration) ?? 3_600_000 }).start();
+        const watchdog = new ScanWatchdog({
+          cpuShare: limits.cpuShare,
+          memoryMb: limits.memoryMb,
+          maxDurationMs: parseDuration(limits.maxScanDuration) ?? 3_600_000,
+        }).start();
         const result = await check({
           manifest: this.config.manifest!,
           loaded: this.loaded,
@@ -267,24 +313,62 @@ export class AgentService {
           // The walk's last seconds of garbage, gone before the diff and the stat cache's save add theirs.
           onCollected: releaseMemory,
         }).finally(() => watchdog.stop());
-        if (watchdog.signal.aborted) this.log.error({ reason: String((watchdog.signal.reason as Error).message) }, 'scan stopped by the watchdog; the report says so');
-        else if (watchdog.throttledMs > 0) this.log.info({ throttledMs: Math.round(watchdog.throttledMs) }, 'scan paced to its CPU share');
+        if (watchdog.signal.aborted)
+          this.log.error(
+            { reason: String((watchdog.signal.reason as Error).message) },
+            'scan stopped by the watchdog; the report says so',
+          );
+        else if (watchdog.throttledMs > 0)
+          this.log.info({ throttledMs: Math.round(watchdog.throttledMs) }, 'scan paced to its CPU share');
         // Heartbeats and events need the digests and the inventory, never the deviations: a drifted host's
         // can be 100k+ items with both bodies, which would otherwise sit in memory until the next scan.
         this.lastResult = { ...result, deviations: [] };
         const dropped = this.spool.dropped();
-        const whole = reportFromCheck(result, { seq: this.state.nextSeq(), hostId: this.hostId, group: this.config.group, identity: this.cloud?.identity });
+        const whole = reportFromCheck(result, {
+          seq: this.state.nextSeq(),
+          hostId: this.hostId,
+          group: this.config.group,
+          identity: this.cloud?.identity,
+        });
         if (dropped > 0) whole.spoolDropped = dropped;
         // Cut to 60 MiB of JSON before it is spooled: a report of 200k+ deviations would otherwise pass the
         // controller's default decompressed limit and fill the spool's default bound by itself.
         const { report } = fitReport(whole, DEFAULT_REPORT_LIMITS);
-        if (report.truncated) this.log.warn({ seq: report.seq, deviations: report.truncated.deviations, sent: report.truncated.sent }, 'scan too large for the controller: only the most severe deviations are sent, and the report says so');
+        if (report.truncated)
+          this.log.warn(
+            { seq: report.seq, deviations: report.truncated.deviations, sent: report.truncated.sent },
+            'scan too large for the controller: only the most severe deviations are sent, and the report says so',
+          );
         const spooled = this.spool.add(report);
-        this.saveLastScan({ at: result.scannedAt, clean: result.clean, complete: result.complete, deviations: result.deviations.length, durationMs: Date.now() - started, seq: report.seq });
-        this.log.info({ seq: report.seq, deviations: result.deviations.length, bytes: spooled.bytes, fullRehash, ms: Date.now() - started }, 'scan spooled');
+        this.saveLastScan({
+          at: result.scannedAt,
+          clean: result.clean,
+          complete: result.complete,
+          deviations: result.deviations.length,
+          durationMs: Date.now() - started,
+          seq: report.seq,
+        });
+        this.log.info(
+          {
+            seq: report.seq,
+            deviations: result.deviations.length,
+            bytes: spooled.bytes,
+            fullRehash,
+            ms: Date.now() - started,
+          },
+          'scan spooled',
+        );
       } catch (err) {
         this.log.error({ err }, 'scan failed');
-        this.saveLastScan({ at: new Date().toISOString(), clean: false, complete: false, deviations: 0, durationMs: Date.now() - started, seq: 0, error: describeError(err) });
+        this.saveLastScan({
+          at: new Date().toISOString(),
+          clean: false,
+          complete: false,
+          deviations: 0,
+          durationMs: Date.now() - started,
+          seq: 0,
+          error: describeError(err),
+        });
       } finally {
         lowerPriority(this.log, false);
         settleMemory();
@@ -299,7 +383,15 @@ export class AgentService {
   async heartbeat(): Promise<void> {
     if (!this.lastResult || this.stopped) return;
     try {
-      this.spool.add(reportFromCheck(this.lastResult, { seq: this.state.nextSeq(), hostId: this.hostId, group: this.config.group, kind: 'heartbeat', identity: this.cloud?.identity }));
+      this.spool.add(
+        reportFromCheck(this.lastResult, {
+          seq: this.state.nextSeq(),
+          hostId: this.hostId,
+          group: this.config.group,
+          kind: 'heartbeat',
+          identity: this.cloud?.identity,
+        }),
+      );
       await this.flush();
     } catch (err) {
       // Called from a timer: an error here (a full disk) must not end the process.
@@ -325,7 +417,13 @@ export class AgentService {
         const c = COLLECTORS[collector];
         if (!c) continue;
         const out = await c.collect({ root: this.root, rules: this.manifest.rules, exec: execProgram, log: this.log });
-        deviations.push(...diffSection(collector, (this.manifest.sections[collector]?.items ?? []) as AnyItem[], out.items as AnyItem[]));
+        deviations.push(
+          ...diffSection(
+            collector,
+            (this.manifest.sections[collector]?.items ?? []) as AnyItem[],
+            out.items as AnyItem[],
+          ),
+        );
       }
       if (deviations.length === 0) return;
       const inventory = this.lastResult?.host ?? (await readInventory(this.root, this.hostId));
@@ -347,7 +445,10 @@ export class AgentService {
         ...(this.config.group ? { group: this.config.group } : {}),
       };
       this.spool.add(report);
-      this.log.warn({ seq: report.seq, deviations: deviations.length, paths: paths.length }, 'change detected: event spooled');
+      this.log.warn(
+        { seq: report.seq, deviations: deviations.length, paths: paths.length },
+        'change detected: event spooled',
+      );
       await this.flush();
     } catch (err) {
       this.log.error({ err }, 'event fingerprint failed');
@@ -388,7 +489,13 @@ export class AgentService {
     if (!this.transport) return this.spool.list().length === 0;
     if (!this.credential) {
       const inventory = this.lastResult?.host ?? (await readInventory(this.root, this.hostId));
-      const r = await ensureEnrolled(this.state, this.transport, this.config, { hostId: this.hostId, imageId: this.manifest.image.id, inventory, agentVersion: AGENT_VERSION, cloud: this.cloud });
+      const r = await ensureEnrolled(this.state, this.transport, this.config, {
+        hostId: this.hostId,
+        imageId: this.manifest.image.id,
+        inventory,
+        agentVersion: AGENT_VERSION,
+        cloud: this.cloud,
+      });
       if (!r.ok) {
         this.log.error({ reason: r.reason }, 'enrollment failed');
         this.scheduleRetry();
@@ -407,12 +514,26 @@ export class AgentService {
       if (undelivered) report = { ...report, undeliveredScan: undelivered };
       let r = await this.transport.postEncoded('/api/v1/reports', this.credential, encodeBody(JSON.stringify(report)));
       // Too large for this controller's limits (which the agent cannot know): halve what is sent until it fits.
-      while (!r.ok && !r.retry && r.status === 413 && report.kind === 'scan' && report.deviations.length > 0 && !this.stopped) {
+      while (
+        !r.ok &&
+        !r.retry &&
+        r.status === 413 &&
+        report.kind === 'scan' &&
+        report.deviations.length > 0 &&
+        !this.stopped
+      ) {
         const fitted = fitReport(report, DEFAULT_REPORT_LIMITS, Math.floor(report.deviations.length / 2));
         report = fitted.report;
         entry = this.spool.replace(entry, report);
-        this.log.warn({ seq: report.seq, deviations: report.truncated?.deviations, sent: report.truncated?.sent, reason: r.reason }, 'controller refused the report as too large: resending it with fewer deviations, flagged truncated');
-        r = await this.transport.postEncoded('/api/v1/reports', this.credential, fitted.body ?? encodeBody(JSON.stringify(report)));
+        this.log.warn(
+          { seq: report.seq, deviations: report.truncated?.deviations, sent: report.truncated?.sent, reason: r.reason },
+          'controller refused the report as too large: resending it with fewer deviations, flagged truncated',
+        );
+        r = await this.transport.postEncoded(
+          '/api/v1/reports',
+          this.credential,
+          fitted.body ?? encodeBody(JSON.stringify(report)),
+        );
       }
       if (r.ok) {
         if (this.refused || this.reenrollAttempt > 0) this.credentialAccepted();
@@ -428,12 +549,18 @@ export class AgentService {
       if (r.retry) {
         // Only a scan that gets no answer at all can be stuck: an answer (503, 422) is the controller's own trouble, which it gets over.
         if (report.kind === 'scan' && r.status === undefined && (await this.scanStuck(entry, r.reason))) {
-          this.log.error({ seq: report.seq, reportId: report.reportId, reason: r.reason }, 'a scan the controller does not take while it answers: set aside as undelivered; heartbeats say so until a scan gets through');
+          this.log.error(
+            { seq: report.seq, reportId: report.reportId, reason: r.reason },
+            'a scan the controller does not take while it answers: set aside as undelivered; heartbeats say so until a scan gets through',
+          );
           this.spool.reject(entry, `undeliverable: ${r.reason}`);
           this.markUndelivered(report, r.reason);
           continue;
         }
-        this.log.warn({ reason: r.reason, spooled: this.spool.list().length }, 'controller unreachable; reports stay spooled');
+        this.log.warn(
+          { reason: r.reason, spooled: this.spool.list().length },
+          'controller unreachable; reports stay spooled',
+        );
         this.scheduleRetry();
         return false;
       }
@@ -445,7 +572,10 @@ export class AgentService {
         return false;
       }
       // Retrying cannot fix any other 4xx: keep the report aside with the controller's reason, and go on.
-      this.log.error({ seq: report.seq, reportId: report.reportId, reason: r.reason }, 'controller refused a report; moved to spool/rejected');
+      this.log.error(
+        { seq: report.seq, reportId: report.reportId, reason: r.reason },
+        'controller refused a report; moved to spool/rejected',
+      );
       this.spool.reject(entry, r.reason);
       if (report.kind === 'scan') this.markUndelivered(report, r.reason);
     }
@@ -477,7 +607,11 @@ export class AgentService {
 
   private markUndelivered(report: Report, reason: string): void {
     const since = this.undeliveredScan()?.since ?? new Date().toISOString();
-    const undelivered: UndeliveredScan = { since, reason: reason.slice(0, 1000), deviations: report.truncated?.deviations ?? report.deviations.length };
+    const undelivered: UndeliveredScan = {
+      since,
+      reason: reason.slice(0, 1000),
+      deviations: report.truncated?.deviations ?? report.deviations.length,
+    };
     this.state.writeJson(this.state.undeliveredScanFile, undelivered);
   }
 
@@ -506,7 +640,13 @@ export class AgentService {
     } else {
       this.reenrollNotBefore = Date.now() + backoffMs(this.reenrollAttempt++);
       const inventory = this.lastResult?.host ?? (await readInventory(this.root, this.hostId));
-      const r = await enroll(this.state, this.transport!, this.config, { hostId: this.hostId, imageId: this.manifest.image.id, inventory, agentVersion: AGENT_VERSION, cloud: this.cloud });
+      const r = await enroll(this.state, this.transport!, this.config, {
+        hostId: this.hostId,
+        imageId: this.manifest.image.id,
+        inventory,
+        agentVersion: AGENT_VERSION,
+        cloud: this.cloud,
+      });
       if (r.ok) {
         this.credential = r.credential;
         renewed = true;
@@ -516,7 +656,10 @@ export class AgentService {
       }
     }
     if (renewed) {
-      this.log.warn({ hostId: this.hostId, reason }, 'the controller refused the host credential; re-enrolled with the enrollment token, resending the spool');
+      this.log.warn(
+        { hostId: this.hostId, reason },
+        'the controller refused the host credential; re-enrolled with the enrollment token, resending the spool',
+      );
       // The pacing stays until a report is accepted: a new credential refused at once must not loop.
       this.refused = null;
       this.state.clearCredentialRefused();
@@ -558,14 +701,25 @@ export class AgentService {
   async start(): Promise<void> {
     this.stopped = false;
     this.tasks = [
-      cron.schedule(this.config.schedule.scan, () => this.scheduledScan(false), { name: 'scan', noOverlap: true, maxRandomDelay: jitterMs(this.config.schedule.scan) }),
-      cron.schedule(this.config.schedule.fullRehash, () => this.scheduledScan(true), { name: 'full-rehash', noOverlap: true, maxRandomDelay: jitterMs(this.config.schedule.fullRehash) }),
+      cron.schedule(this.config.schedule.scan, () => this.scheduledScan(false), {
+        name: 'scan',
+        noOverlap: true,
+        maxRandomDelay: jitterMs(this.config.schedule.scan),
+      }),
+      cron.schedule(this.config.schedule.fullRehash, () => this.scheduledScan(true), {
+        name: 'full-rehash',
+        noOverlap: true,
+        maxRandomDelay: jitterMs(this.config.schedule.fullRehash),
+      }),
     ];
     const every = parseDuration(this.config.schedule.heartbeat) ?? 60_000;
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), every);
     const paths = this.config.watch?.paths ?? DEFAULT_WATCH_PATHS;
     if (paths.length > 0) {
-      this.watcher = new ChangeWatcher(this.root, paths, (batch) => void this.onChanges(batch), this.log, { exclude: [this.config.stateDir], onPath: (p) => this.observe(p) });
+      this.watcher = new ChangeWatcher(this.root, paths, (batch) => void this.onChanges(batch), this.log, {
+        exclude: [this.config.stateDir],
+        onPath: (p) => this.observe(p),
+      });
       await this.watcher.start();
     }
     await this.scan(false);
@@ -641,7 +795,11 @@ function lowerPriority(log: Logger, during: boolean): void {
   } catch (err) {
     log.debug({ err }, 'cannot change CPU priority');
   }
-  execFile('ionice', during ? ['-c', '3', '-p', String(process.pid)] : ['-c', '2', '-n', '4', '-p', String(process.pid)], (err) => {
-    if (err) log.debug({ err }, 'ionice unavailable');
-  });
+  execFile(
+    'ionice',
+    during ? ['-c', '3', '-p', String(process.pid)] : ['-c', '2', '-n', '4', '-p', String(process.pid)],
+    (err) => {
+      if (err) log.debug({ err }, 'ionice unavailable');
+    },
+  );
 }

@@ -18,10 +18,17 @@ export function enrollmentToken(config: AgentConfig): string {
       const t = readFileSync(c.enrollmentTokenFile, 'utf8').trim();
       if (t) return t;
     } catch (err) {
-      throw new DwError('DW_ERR_CONFIG', `cannot read the enrollment token ${c.enrollmentTokenFile}: ${(err as NodeJS.ErrnoException).code ?? err}`, { path: c.enrollmentTokenFile });
+      throw new DwError(
+        'DW_ERR_CONFIG',
+        `cannot read the enrollment token ${c.enrollmentTokenFile}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+        { path: c.enrollmentTokenFile },
+      );
     }
   }
-  throw new DwError('DW_ERR_CONFIG', 'the host is not enrolled and no enrollment token is configured (controller.enrollmentToken or controller.enrollmentTokenFile)');
+  throw new DwError(
+    'DW_ERR_CONFIG',
+    'the host is not enrolled and no enrollment token is configured (controller.enrollmentToken or controller.enrollmentTokenFile)',
+  );
 }
 
 /** Whether an enrollment token is configured and readable (re-enrollment is possible). */
@@ -71,10 +78,18 @@ export async function enroll(
   if (config.identity.enroll === 'aws') {
     // The signed document is the credential: no token is read, and none need be configured.
     const proof = host.cloud?.awsProof;
-    if (!proof) return { ok: false, retry: false, reason: `identity.enroll is aws but this host has no AWS identity document (identity.mode ${config.identity.mode}: ${host.cloud?.fallback ?? 'not on AWS'})` };
+    if (!proof)
+      return {
+        ok: false,
+        retry: false,
+        reason: `identity.enroll is aws but this host has no AWS identity document (identity.mode ${config.identity.mode}: ${host.cloud?.fallback ?? 'not on AWS'})`,
+      };
     r = await transport.post('/api/v1/enroll/aws', null, { ...body, awsIdentity: proof });
   } else {
-    r = await transport.post('/api/v1/enroll', enrollmentToken(config), { ...body, ...(host.cloud ? { identity: host.cloud.identity } : {}) });
+    r = await transport.post('/api/v1/enroll', enrollmentToken(config), {
+      ...body,
+      ...(host.cloud ? { identity: host.cloud.identity } : {}),
+    });
   }
   if (!r.ok) return { ok: false, retry: r.retry, reason: r.reason };
   const credential = (r.body as { credential?: string } | null)?.credential;

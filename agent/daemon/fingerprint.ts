@@ -68,7 +68,10 @@ function lookupsFor(manifest: Manifest): Lookups {
     const rules = manifest.rules.files;
     l = {
       ignored: globMatcher(rules.ignore, 'path'),
-      inRoots: globMatcher(rules.roots.flatMap((r) => [r, `${r}/**`]), 'path'),
+      inRoots: globMatcher(
+        rules.roots.flatMap((r) => [r, `${r}/**`]),
+        'path',
+      ),
       expectedByKey: null,
     };
     lookups.set(manifest, l);
@@ -81,12 +84,18 @@ function lookupsFor(manifest: Manifest): Lookups {
  * against `packed` when the caller holds the files section packed (its items in the manifest unread).
  * A changed directory stands for itself only; the watcher reports the files inside it one by one.
  */
-export function fileDeviations(root: HostRoot, manifest: Manifest, paths: Iterable<string>, packed?: PackedFiles | null): Deviation[] {
+export function fileDeviations(
+  root: HostRoot,
+  manifest: Manifest,
+  paths: Iterable<string>,
+  packed?: PackedFiles | null,
+): Deviation[] {
   const l = lookupsFor(manifest);
   const { ignored, inRoots } = l;
   const expectedOf = packed
     ? (key: string) => packed.get(key)
-    : (key: string) => (l.expectedByKey ??= new Map((manifest.sections.files?.items ?? []).map((i) => [i.key, i]))).get(key);
+    : (key: string) =>
+        (l.expectedByKey ??= new Map((manifest.sections.files?.items ?? []).map((i) => [i.key, i]))).get(key);
   const expected: FileItem[] = [];
   const actual: FileItem[] = [];
   for (const p of new Set(paths)) {

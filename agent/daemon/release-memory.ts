@@ -31,11 +31,14 @@ export function settleMemory(delaysMs: readonly number[] = [3000, 10_000]): void
   again = null;
   const next = (i: number): void => {
     if (i >= delaysMs.length) return;
-    again = setTimeout(() => {
-      again = null;
-      releaseMemory();
-      next(i + 1);
-    }, delaysMs[i]! - (delaysMs[i - 1] ?? 0));
+    again = setTimeout(
+      () => {
+        again = null;
+        releaseMemory();
+        next(i + 1);
+      },
+      delaysMs[i]! - (delaysMs[i - 1] ?? 0),
+    );
     again.unref();
   };
   next(0);

@@ -21,7 +21,10 @@ export interface ReportLimits {
  * the wire is left to the controller, whose bodyLimit the agent cannot know: it answers 413, and the
  * agent halves what it sends until a report fits (see AgentService.flushOnce).
  */
-export const DEFAULT_REPORT_LIMITS: ReportLimits = { maxJsonBytes: 60 * 1024 * 1024, maxWireBytes: Number.POSITIVE_INFINITY };
+export const DEFAULT_REPORT_LIMITS: ReportLimits = {
+  maxJsonBytes: 60 * 1024 * 1024,
+  maxWireBytes: Number.POSITIVE_INFINITY,
+};
 
 const RANK = new Map<string, number>(SEVERITIES.map((s, i) => [s, i]));
 

@@ -4,7 +4,18 @@
  * bound the oldest reports go first (never the newest scan), and the count of what was dropped is
  * kept and sent with the next report, so the loss itself is visible.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-write.js';
 import type { Report } from '../../shared/schema/report.js';
@@ -101,7 +112,9 @@ export class Spool {
     writeFileAtomic(join(this.rejectedDir, `${base}.reason`), reason + '\n', 0o600);
     this.syncDir();
     // Kept for a person to read, not forever: a misconfigured host refused every minute would fill the disk.
-    const kept = readdirSync(this.rejectedDir).filter((n) => n.endsWith('.json')).sort();
+    const kept = readdirSync(this.rejectedDir)
+      .filter((n) => n.endsWith('.json'))
+      .sort();
     for (const name of kept.slice(0, Math.max(0, kept.length - MAX_REJECTED))) {
       for (const f of [name, `${name}.reason`]) {
         try {

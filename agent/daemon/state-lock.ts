@@ -35,7 +35,11 @@ export function lockStateDir(dir: string): () => void {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const other = Number(readFileSync(file, 'utf8').trim());
       if (Number.isInteger(other) && other > 0 && other !== process.pid && alive(other)) {
-        throw new DwError('DW_ERR_CONFIG', `another agent (pid ${other}) is running with state directory ${dir}; one agent per state directory`, { pid: other });
+        throw new DwError(
+          'DW_ERR_CONFIG',
+          `another agent (pid ${other}) is running with state directory ${dir}; one agent per state directory`,
+          { pid: other },
+        );
       }
       unlinkSync(file); // stale: its process is gone
     }

@@ -21,7 +21,9 @@ export async function agentStatus(config: AgentConfig): Promise<Record<string, u
     ...(refused ? { credentialRefused: refused } : {}),
     lastScan: state.readJson(state.lastScanFile),
     // Only while a scan could not be delivered: heartbeats announce it to the controller until one is.
-    ...(state.readJson(state.undeliveredScanFile) ? { undeliveredScan: state.readJson(state.undeliveredScanFile) } : {}),
+    ...(state.readJson(state.undeliveredScanFile)
+      ? { undeliveredScan: state.readJson(state.undeliveredScanFile) }
+      : {}),
     spool: { ...spool.depth(), rejected: spool.rejected() },
     controller,
   };

@@ -53,11 +53,19 @@ function readSecretFile(path: string, what: string): Buffer {
   try {
     mode = statSync(path).mode;
   } catch (err) {
-    throw new DwError('DW_ERR_CONFIG', `cannot read the ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, { path });
+    throw new DwError(
+      'DW_ERR_CONFIG',
+      `cannot read the ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+      { path },
+    );
   }
   // The key proves this host to the controller: readable by anyone else, it proves nothing.
   if ((mode & 0o077) !== 0) {
-    throw new DwError('DW_ERR_CONFIG', `controller.keyFile: ${path} is readable by group or others (mode ${(mode & 0o777).toString(8)}); chmod 600 it`, { path });
+    throw new DwError(
+      'DW_ERR_CONFIG',
+      `controller.keyFile: ${path} is readable by group or others (mode ${(mode & 0o777).toString(8)}); chmod 600 it`,
+      { path },
+    );
   }
   return readPem(path, what);
 }
@@ -66,7 +74,11 @@ function readPem(path: string, what: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new DwError('DW_ERR_CONFIG', `cannot read the ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, { path });
+    throw new DwError(
+      'DW_ERR_CONFIG',
+      `cannot read the ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+      { path },
+    );
   }
 }
 
@@ -109,10 +121,20 @@ export class Transport {
     this.agent.destroy();
   }
 
-  private async call(method: 'GET' | 'POST', path: string, bearer: string | undefined, body?: unknown): Promise<SendOutcome> {
+  private async call(
+    method: 'GET' | 'POST',
+    path: string,
+    bearer: string | undefined,
+    body?: unknown,
+  ): Promise<SendOutcome> {
     let res: { status: number; text: string };
     try {
-      res = await this.send(method, path, bearer, body === undefined ? undefined : isEncoded(body) ? body : encodeBody(JSON.stringify(body)));
+      res = await this.send(
+        method,
+        path,
+        bearer,
+        body === undefined ? undefined : isEncoded(body) ? body : encodeBody(JSON.stringify(body)),
+      );
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       return { ok: false, retry: true, reason: `${e.code ?? e.name}: ${e.message}` };
@@ -128,12 +150,18 @@ export class Transport {
     const message = (parsed as { message?: string } | null)?.message ?? String(text).slice(0, 300);
     const reason = `${res.status}: ${message}`;
     // 422 means the controller has no manifest for this image yet: publishing it fixes that, so wait.
-    if (res.status >= 500 || res.status === 429 || res.status === 408 || res.status === 422) return { ok: false, retry: true, reason, status: res.status };
+    if (res.status >= 500 || res.status === 429 || res.status === 408 || res.status === 422)
+      return { ok: false, retry: true, reason, status: res.status };
     return { ok: false, retry: false, status: res.status, reason };
   }
 
   /** One request; rejects on a network error or when the whole exchange takes longer than the timeout. */
-  private send(method: string, path: string, bearer: string | undefined, body: EncodedBody | undefined): Promise<{ status: number; text: string }> {
+  private send(
+    method: string,
+    path: string,
+    bearer: string | undefined,
+    body: EncodedBody | undefined,
+  ): Promise<{ status: number; text: string }> {
     const target = new URL(this.base.pathname.replace(/\/+$/, '') + path, this.base);
     const headers: Record<string, string | number> = {
       accept: 'application/json',
@@ -167,10 +195,16 @@ export class Transport {
         res.on('close', () => {
           if (res.complete) return;
           clearTimeout(timer);
-          reject(Object.assign(new Error('the connection closed before the answer was complete'), { code: 'ECONNRESET' }));
+          reject(
+            Object.assign(new Error('the connection closed before the answer was complete'), { code: 'ECONNRESET' }),
+          );
         });
       });
-      const timer = setTimeout(() => req.destroy(Object.assign(new Error(`no complete answer within ${this.timeout} ms`), { code: 'ETIMEDOUT' })), this.timeout);
+      const timer = setTimeout(
+        () =>
+          req.destroy(Object.assign(new Error(`no complete answer within ${this.timeout} ms`), { code: 'ETIMEDOUT' })),
+        this.timeout,
+      );
       // A controller that refuses a body early (413) answers before the body is written; that answer
       // settles the promise, and the EPIPE that may follow it changes nothing (test/agent/daemon/transport.test.ts).
       req.on('error', (err) => {
@@ -184,11 +218,19 @@ export class Transport {
 
 /** The transport an agent config describes. */
 export function transportFor(controller: NonNullable<AgentConfig['controller']>, timeoutMs?: number): Transport {
-  return new Transport({ url: controller.url, caFile: controller.caFile, certFile: controller.certFile, keyFile: controller.keyFile, ...(timeoutMs ? { timeoutMs } : {}) });
+  return new Transport({
+    url: controller.url,
+    caFile: controller.caFile,
+    certFile: controller.certFile,
+    keyFile: controller.keyFile,
+    ...(timeoutMs ? { timeoutMs } : {}),
+  });
 }
 
 function isEncoded(body: unknown): body is EncodedBody {
-  return typeof body === 'object' && body !== null && Buffer.isBuffer((body as EncodedBody).bytes) && 'encoding' in body;
+  return (
+    typeof body === 'object' && body !== null && Buffer.isBuffer((body as EncodedBody).bytes) && 'encoding' in body
+  );
 }
 
 /** Exponential backoff with full jitter: retries of a fleet spread out instead of arriving together. */

@@ -8,7 +8,10 @@ import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from '../log.js';
 import type { HostRoot } from '../root.js';
 
-export type WatchState = { state: 'off' } | { state: 'active'; paths: string[] } | { state: 'degraded'; reason: string };
+export type WatchState =
+  | { state: 'off' }
+  | { state: 'active'; paths: string[] }
+  | { state: 'degraded'; reason: string };
 
 export interface WatchOptions {
   quietMs?: number;
@@ -86,7 +89,10 @@ export class ChangeWatcher {
   private fail(err: NodeJS.ErrnoException): void {
     if (err.code === 'ENOSPC' || err.code === 'EMFILE') {
       // The kernel's inotify limit (fs.inotify.max_user_watches) is reached: fall back to scans, loudly.
-      this.status = { state: 'degraded', reason: `${err.code}: out of inotify watches; falling back to scheduled scans (raise fs.inotify.max_user_watches)` };
+      this.status = {
+        state: 'degraded',
+        reason: `${err.code}: out of inotify watches; falling back to scheduled scans (raise fs.inotify.max_user_watches)`,
+      };
       this.log.error({ code: err.code }, this.status.reason);
       void this.watcher?.close();
       this.watcher = null;

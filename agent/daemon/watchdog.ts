@@ -79,9 +79,15 @@ export class ScanWatchdog {
     while (this.samples.length > 2 && at - this.samples[0]!.at > this.windowMs()) this.samples.shift();
     if (this.controller.signal.aborted) return;
     if (rssMb > this.limits.memoryMb) {
-      this.controller.abort(new Error(`scan stopped by the watchdog: memory ${Math.round(rssMb)} MB is over the ${this.limits.memoryMb} MB limit`));
+      this.controller.abort(
+        new Error(
+          `scan stopped by the watchdog: memory ${Math.round(rssMb)} MB is over the ${this.limits.memoryMb} MB limit`,
+        ),
+      );
     } else if (at - this.started > this.limits.maxDurationMs) {
-      this.controller.abort(new Error(`scan stopped by the watchdog: it ran longer than ${Math.round(this.limits.maxDurationMs / 1000)} s`));
+      this.controller.abort(
+        new Error(`scan stopped by the watchdog: it ran longer than ${Math.round(this.limits.maxDurationMs / 1000)} s`),
+      );
     }
   }
 }

@@ -18,8 +18,16 @@ export function parsePasswd(text: string): PasswdEntry[] {
   const out: PasswdEntry[] = [];
   for (const [line] of lines(text)) {
     const f = line.split(':');
-    if (f.length < 7 || f[0] === '' || f[0]!.startsWith('+') || f[0]!.startsWith('-') || !isId(f[2]) || !isId(f[3])) continue;
-    out.push({ name: f[0]!, uid: Number(f[2]), gid: Number(f[3]), gecos: f[4]!, home: f[5]!, shell: f.slice(6).join(':') });
+    if (f.length < 7 || f[0] === '' || f[0]!.startsWith('+') || f[0]!.startsWith('-') || !isId(f[2]) || !isId(f[3]))
+      continue;
+    out.push({
+      name: f[0]!,
+      uid: Number(f[2]),
+      gid: Number(f[3]),
+      gecos: f[4]!,
+      home: f[5]!,
+      shell: f.slice(6).join(':'),
+    });
   }
   return out;
 }
@@ -99,7 +107,8 @@ export interface AuthorizedKey {
   options: string;
 }
 
-const KEY_TYPE = /^(ssh-(rsa|dss|ed25519|ed448)|ecdsa-sha2-nistp\d+|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com|ssh-(rsa|ed25519)-cert-v01@openssh\.com|ecdsa-sha2-nistp\d+-cert-v01@openssh\.com)$/;
+const KEY_TYPE =
+  /^(ssh-(rsa|dss|ed25519|ed448)|ecdsa-sha2-nistp\d+|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com|ssh-(rsa|ed25519)-cert-v01@openssh\.com|ecdsa-sha2-nistp\d+-cert-v01@openssh\.com)$/;
 
 export function fingerprint(blobBase64: string): string {
   return `SHA256:${createHash('sha256').update(Buffer.from(blobBase64, 'base64')).digest('base64').replace(/=+$/, '')}`;

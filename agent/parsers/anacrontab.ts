@@ -85,13 +85,25 @@ export function parseAnacrontab(text: string, file: string): CronItem[] {
     let period: string;
     if (periodText.startsWith('@')) {
       const named = PERIODS[periodText];
-      if (named === undefined) throw new DwParseError(file, lineNo, `unknown period ${shown(periodText)} (anacron knows @daily, @weekly, @monthly, @yearly)`);
+      if (named === undefined)
+        throw new DwParseError(
+          file,
+          lineNo,
+          `unknown period ${shown(periodText)} (anacron knows @daily, @weekly, @monthly, @yearly)`,
+        );
       period = named;
     } else {
       period = String(checkedInt(periodText, 'period', file, lineNo));
     }
     const delay = checkedInt(delayText, 'delay', file, lineNo);
-    items.push({ key: claimKey(taken, `${file} ${id}`), kind: 'entry', file, schedule: `period=${period} delay=${delay}`, user: 'root', command });
+    items.push({
+      key: claimKey(taken, `${file} ${id}`),
+      kind: 'entry',
+      file,
+      schedule: `period=${period} delay=${delay}`,
+      user: 'root',
+      command,
+    });
   }
   return items;
 }

@@ -64,7 +64,8 @@ export function parseAptHistory(text: string, file: string): AptHistoryParse {
   let cur: Open | null = null;
   const finish = () => {
     if (cur === null) return;
-    if (cur.start === undefined) errors.push(new DwParseError(file, cur.line, 'stanza has no valid Start-Date; skipped'));
+    if (cur.start === undefined)
+      errors.push(new DwParseError(file, cur.line, 'stanza has no valid Start-Date; skipped'));
     else {
       const s: AptHistoryStanza = { line: cur.line, start: cur.start, packages: cur.packages };
       if (cur.end !== undefined) s.end = cur.end;
@@ -95,7 +96,14 @@ export function parseAptHistory(text: string, file: string): AptHistoryParse {
 
     if (field === 'start-date' || field === 'end-date') {
       const t = dateOf(value);
-      if (t === null) errors.push(new DwParseError(file, lineNo, `malformed ${field === 'start-date' ? 'Start-Date' : 'End-Date'} ${JSON.stringify(value)}`));
+      if (t === null)
+        errors.push(
+          new DwParseError(
+            file,
+            lineNo,
+            `malformed ${field === 'start-date' ? 'Start-Date' : 'End-Date'} ${JSON.stringify(value)}`,
+          ),
+        );
       else if (field === 'start-date') c.start = t;
       else c.end = t;
     } else if (field === 'commandline') {
@@ -123,7 +131,14 @@ function dateOf(value: string): LocalTime | null {
  * `a:amd64 (1.0-1), b:amd64 (2:3.1-2, automatic)` for installs, `(old, new)` for upgrades and
  * downgrades, `(installed)` for removals. Versions hold neither commas nor parentheses.
  */
-function parsePackages(action: AptAction, value: string, file: string, lineNo: number, out: AptHistoryPackage[], errors: DwParseError[]): void {
+function parsePackages(
+  action: AptAction,
+  value: string,
+  file: string,
+  lineNo: number,
+  out: AptHistoryPackage[],
+  errors: DwParseError[],
+): void {
   let pos = 0;
   while (pos < value.length) {
     while (pos < value.length && (value[pos] === ' ' || value[pos] === ',')) pos++;
@@ -131,7 +146,9 @@ function parsePackages(action: AptAction, value: string, file: string, lineNo: n
     const open = value.indexOf('(', pos);
     const close = open === -1 ? -1 : value.indexOf(')', open);
     if (open === -1 || close === -1) {
-      errors.push(new DwParseError(file, lineNo, `expected "package (version)" at ${JSON.stringify(value.slice(pos, pos + 40))}`));
+      errors.push(
+        new DwParseError(file, lineNo, `expected "package (version)" at ${JSON.stringify(value.slice(pos, pos + 40))}`),
+      );
       return;
     }
     const pkg = value.slice(pos, open).trim();
@@ -156,7 +173,9 @@ function parsePackages(action: AptAction, value: string, file: string, lineNo: n
     } else if (action === 'remove' || action === 'purge') {
       entry.fromVersion = words[0]!;
     } else if (action === 'upgrade' || action === 'downgrade') {
-      errors.push(new DwParseError(file, lineNo, `${action} of ${pkg} needs "(old, new)", got ${JSON.stringify(inner)}`));
+      errors.push(
+        new DwParseError(file, lineNo, `${action} of ${pkg} needs "(old, new)", got ${JSON.stringify(inner)}`),
+      );
       return;
     } else {
       entry.toVersion = words[0]!;

@@ -22,7 +22,19 @@ const RFC3339 = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d))\
 const TRADITIONAL = /^([A-Z][a-z]{2}\s+\d{1,2} \d\d:\d\d:\d\d)\s+\S+\s+([\w.-]+)(?:\[\d+\])?:\s(.*)$/;
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
-const UNIT_VERBS = new Set(['enable', 'disable', 'mask', 'unmask', 'reenable', 'link', 'preset', 'revert', 'add-wants', 'add-requires', 'edit']);
+const UNIT_VERBS = new Set([
+  'enable',
+  'disable',
+  'mask',
+  'unmask',
+  'reenable',
+  'link',
+  'preset',
+  'revert',
+  'add-wants',
+  'add-requires',
+  'edit',
+]);
 
 function unitName(arg: string): string {
   return /\.[a-z]+$/.test(arg) ? arg : `${arg}.service`;
@@ -42,7 +54,11 @@ function commandTargets(argv: string[]): { action: string; targets: string[] } |
     case 'modprobe':
     case 'insmod': {
       if (args.includes('-r')) return null;
-      const name = positional[0]?.split('/').pop()?.replace(/\.ko(\.[gx]z|\.zst)?$/, '').replaceAll('-', '_');
+      const name = positional[0]
+        ?.split('/')
+        .pop()
+        ?.replace(/\.ko(\.[gx]z|\.zst)?$/, '')
+        .replaceAll('-', '_');
       return name ? { action: prog, targets: [`kernel-modules ${name}`] } : null;
     }
     case 'nft':
@@ -58,15 +74,29 @@ function commandTargets(argv: string[]): { action: string; targets: string[] } |
     case 'deluser':
     case 'passwd':
     case 'chage':
-      return positional.length > 0 ? { action: prog, targets: [`accounts user:${positional[positional.length - 1]}`] } : null;
+      return positional.length > 0
+        ? { action: prog, targets: [`accounts user:${positional[positional.length - 1]}`] }
+        : null;
     case 'usermod':
-      return positional.length > 0 ? { action: prog, targets: [`accounts user:${positional[positional.length - 1]}`, ...groupsOf(args).map((g) => `accounts group:${g}`)] } : null;
+      return positional.length > 0
+        ? {
+            action: prog,
+            targets: [
+              `accounts user:${positional[positional.length - 1]}`,
+              ...groupsOf(args).map((g) => `accounts group:${g}`),
+            ],
+          }
+        : null;
     case 'groupadd':
     case 'groupdel':
     case 'groupmod':
-      return positional.length > 0 ? { action: prog, targets: [`accounts group:${positional[positional.length - 1]}`] } : null;
+      return positional.length > 0
+        ? { action: prog, targets: [`accounts group:${positional[positional.length - 1]}`] }
+        : null;
     case 'gpasswd':
-      return positional.length > 0 ? { action: prog, targets: [`accounts group:${positional[positional.length - 1]}`] } : null;
+      return positional.length > 0
+        ? { action: prog, targets: [`accounts group:${positional[positional.length - 1]}`] }
+        : null;
     case 'visudo':
       return { action: prog, targets: ['accounts sudoers:*'] };
     default:
@@ -84,8 +114,10 @@ function shadowTargets(program: string, msg: string): { action: string; targets:
   let m: RegExpExecArray | null;
   if ((m = /^new user: name=([^,\s]+)/.exec(msg))) return { action: program, targets: [`accounts user:${m[1]}`] };
   if ((m = /^new group: name=([^,\s]+)/.exec(msg))) return { action: program, targets: [`accounts group:${m[1]}`] };
-  if ((m = /^add '([^']+)' to (?:shadow )?group '([^']+)'/.exec(msg))) return { action: program, targets: [`accounts group:${m[2]}`] };
-  if ((m = /^user (\S+) added by \S+ to group (\S+)/.exec(msg))) return { action: program, targets: [`accounts group:${m[2]}`] };
+  if ((m = /^add '([^']+)' to (?:shadow )?group '([^']+)'/.exec(msg)))
+    return { action: program, targets: [`accounts group:${m[2]}`] };
+  if ((m = /^user (\S+) added by \S+ to group (\S+)/.exec(msg)))
+    return { action: program, targets: [`accounts group:${m[2]}`] };
   if ((m = /^delete user '([^']+)'/.exec(msg))) return { action: program, targets: [`accounts user:${m[1]}`] };
   if ((m = /password changed for (\S+)/.exec(msg))) return { action: 'passwd', targets: [`accounts user:${m[1]}`] };
   return null;

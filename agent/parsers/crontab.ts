@@ -58,7 +58,12 @@ export const TIME_FIELDS: readonly TimeField[] = [
   { name: 'minute', min: 0, max: 59 },
   { name: 'hour', min: 0, max: 23 },
   { name: 'day-of-month', min: 1, max: 31 },
-  { name: 'month', min: 1, max: 12, names: ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'] },
+  {
+    name: 'month',
+    min: 1,
+    max: 12,
+    names: ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'],
+  },
   { name: 'day-of-week', min: 0, max: 7, names: ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] },
 ];
 
@@ -243,12 +248,22 @@ export function parseCrontab(text: string, opts: CrontabOptions): CronItem[] {
     if (body === '' || body.startsWith('#')) return;
     if (lastUnterminated && index === lines.length - 1) {
       // cronie drops such a last job and Debian's cron ignores the whole file; either way it is not what it says.
-      throw new DwParseError(file, lineNo, 'no newline at the end of the file: cron does not read this last line as written');
+      throw new DwParseError(
+        file,
+        lineNo,
+        'no newline at the end of the file: cron does not read this last line as written',
+      );
     }
 
     const env = parseEnvSetting(body);
     if (env !== null) {
-      items.push({ key: claimKey(taken, `${file} env ${env.name}`), kind: 'env', file, name: env.name, value: env.value });
+      items.push({
+        key: claimKey(taken, `${file} env ${env.name}`),
+        kind: 'env',
+        file,
+        name: env.name,
+        value: env.value,
+      });
       return;
     }
     const bare = /^([^ \t=]+)[ \t]*=[ \t]*$/.exec(body);
@@ -257,7 +272,12 @@ export function parseCrontab(text: string, opts: CrontabOptions): CronItem[] {
       throw new DwParseError(file, lineNo, `environment setting "${name}=" has no value: cron wants ${name}=""`);
     }
     const entry = parseJob(body, opts, lineNo);
-    const item: CronItem = { key: claimKey(taken, `${file} ${entry.command}`), kind: 'entry', file, schedule: entry.schedule };
+    const item: CronItem = {
+      key: claimKey(taken, `${file} ${entry.command}`),
+      kind: 'entry',
+      file,
+      schedule: entry.schedule,
+    };
     if (entry.user !== undefined) item.user = entry.user;
     item.command = entry.command;
     if (entry.stdin !== undefined) item.stdin = entry.stdin;
@@ -266,7 +286,11 @@ export function parseCrontab(text: string, opts: CrontabOptions): CronItem[] {
   return items;
 }
 
-function parseJob(body: string, opts: CrontabOptions, lineNo: number): { schedule: string; user?: string; command: string; stdin?: string } {
+function parseJob(
+  body: string,
+  opts: CrontabOptions,
+  lineNo: number,
+): { schedule: string; user?: string; command: string; stdin?: string } {
   const fail = (reason: string): never => {
     throw new DwParseError(opts.file, lineNo, reason);
   };
@@ -286,7 +310,8 @@ function parseJob(body: string, opts: CrontabOptions, lineNo: number): { schedul
     const fields: string[] = [];
     for (const field of TIME_FIELDS) {
       const [token, after] = nextToken(rest);
-      if (token === '') fail(fields.length === 0 ? 'not a job or an environment setting' : `missing ${field.name} field`);
+      if (token === '')
+        fail(fields.length === 0 ? 'not a job or an environment setting' : `missing ${field.name} field`);
       const bad = checkTimeField(token, field);
       if (bad !== null) fail(bad);
       fields.push(token);
@@ -297,7 +322,10 @@ function parseJob(body: string, opts: CrontabOptions, lineNo: number): { schedul
   schedule = quiet + schedule;
 
   // entry.c's check for a common typo: six time fields leave a `*` where the user or command should be.
-  if (rest.startsWith('*')) fail(`${shown(rest.split(/[ \t]/)[0]!)} where the ${opts.hasUserField ? 'user' : 'command'} should be: too many time fields?`);
+  if (rest.startsWith('*'))
+    fail(
+      `${shown(rest.split(/[ \t]/)[0]!)} where the ${opts.hasUserField ? 'user' : 'command'} should be: too many time fields?`,
+    );
   let user = opts.user;
   if (opts.hasUserField) {
     const [token, after] = nextToken(rest);

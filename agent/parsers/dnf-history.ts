@@ -30,7 +30,18 @@ const ACTIONS: Record<number, DnfAction> = {
   10: 'reinstalled',
   11: 'reason-change',
 };
-export type DnfAction = 'install' | 'downgrade' | 'downgraded' | 'obsolete' | 'obsoleted' | 'upgrade' | 'upgraded' | 'remove' | 'reinstall' | 'reinstalled' | 'reason-change';
+export type DnfAction =
+  | 'install'
+  | 'downgrade'
+  | 'downgraded'
+  | 'obsolete'
+  | 'obsoleted'
+  | 'upgrade'
+  | 'upgraded'
+  | 'remove'
+  | 'reinstall'
+  | 'reinstalled'
+  | 'reason-change';
 
 /** libdnf's TransactionItemState / TransactionState: 1 done, 2 error, 0 unknown (dnf killed mid-run). */
 export type DnfState = 'done' | 'error' | 'unknown';
@@ -67,7 +78,8 @@ export interface DnfHistoryParse {
 /** A command line is kept whole up to this, as apt's (MAX_COMMAND_LINE there). */
 export const MAX_DNF_COMMAND_LINE = 2000;
 
-const num = (v: SqlValue | undefined): number | null => (typeof v === 'number' && Number.isInteger(v) ? v : typeof v === 'bigint' ? null : null);
+const num = (v: SqlValue | undefined): number | null =>
+  typeof v === 'number' && Number.isInteger(v) ? v : typeof v === 'bigint' ? null : null;
 const str = (v: SqlValue | undefined): string | null => (typeof v === 'string' ? v : null);
 
 /**
@@ -85,7 +97,8 @@ export function parseDnfHistory(bytes: Uint8Array, file: string): DnfHistoryPars
   const transItems = need('trans_item');
   const rpms = need('rpm');
   const errors: DwParseError[] = [];
-  const bad = (table: string, row: Record<string, SqlValue>, why: string) => errors.push(new DwParseError(file, 0, `${table} row ${JSON.stringify(row.id ?? row.item_id ?? null)}: ${why}`));
+  const bad = (table: string, row: Record<string, SqlValue>, why: string) =>
+    errors.push(new DwParseError(file, 0, `${table} row ${JSON.stringify(row.id ?? row.item_id ?? null)}: ${why}`));
 
   const packages = new Map<number, { name: string; arch: string; evr: string }>();
   for (const r of rpms) {
@@ -99,7 +112,11 @@ export function parseDnfHistory(bytes: Uint8Array, file: string): DnfHistoryPars
       bad('rpm', r, 'missing item_id, name, version, release or arch');
       continue;
     }
-    packages.set(itemId, { name, arch, evr: `${epoch > 0 ? `${epoch}:` : ''}${version}${release === '' ? '' : `-${release}`}` });
+    packages.set(itemId, {
+      name,
+      arch,
+      evr: `${epoch > 0 ? `${epoch}:` : ''}${version}${release === '' ? '' : `-${release}`}`,
+    });
   }
 
   const byId = new Map<number, DnfTransaction>();
@@ -110,7 +127,13 @@ export function parseDnfHistory(bytes: Uint8Array, file: string): DnfHistoryPars
       bad('trans', r, 'missing id or dt_begin');
       continue;
     }
-    const t: DnfTransaction = { id, begin, userId: num(r.user_id) ?? -1, state: STATES[num(r.state) ?? 0] ?? 'unknown', items: [] };
+    const t: DnfTransaction = {
+      id,
+      begin,
+      userId: num(r.user_id) ?? -1,
+      state: STATES[num(r.state) ?? 0] ?? 'unknown',
+      items: [],
+    };
     const end = num(r.dt_end);
     if (end !== null && end > 0) t.end = end;
     const cmd = str(r.cmdline);

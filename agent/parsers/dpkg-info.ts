@@ -13,7 +13,8 @@ export function parseDpkgList(text: string, file: string): { paths: string[]; er
   const errors: DwParseError[] = [];
   for (const [line, n] of lines(text)) {
     if (line === '' || line === '/.') continue;
-    if (line[0] !== '/') errors.push(new DwParseError(file, n, `expected an absolute path, got ${JSON.stringify(line.slice(0, 80))}`));
+    if (line[0] !== '/')
+      errors.push(new DwParseError(file, n, `expected an absolute path, got ${JSON.stringify(line.slice(0, 80))}`));
     else paths.push(line);
   }
   return { paths, errors };
@@ -67,8 +68,10 @@ export function parseDpkgDiversions(text: string, file: string): { diversions: D
     }
     const to = all[i + 1]![0];
     const by = all[i + 2]![0];
-    if (!from.startsWith('/') || !to.startsWith('/')) errors.push(new DwParseError(file, n, 'diversion paths must be absolute'));
-    else if (!isToken(by)) errors.push(new DwParseError(file, n + 2, `malformed diverting package ${JSON.stringify(by)}`));
+    if (!from.startsWith('/') || !to.startsWith('/'))
+      errors.push(new DwParseError(file, n, 'diversion paths must be absolute'));
+    else if (!isToken(by))
+      errors.push(new DwParseError(file, n + 2, `malformed diverting package ${JSON.stringify(by)}`));
     else diversions.push({ from, to, by });
   }
   return { diversions, errors };
@@ -88,7 +91,11 @@ export interface PackageConffiles {
  * placeholder while a package is being unpacked) is no hash and is left out too. Status files are
  * validated by the packages collector; here a line that cannot be read is only skipped.
  */
-export function parseDpkgConffiles(text: string, file: string, wanted: ReadonlySet<string>): { packages: PackageConffiles[]; errors: DwParseError[] } {
+export function parseDpkgConffiles(
+  text: string,
+  file: string,
+  wanted: ReadonlySet<string>,
+): { packages: PackageConffiles[]; errors: DwParseError[] } {
   const packages: PackageConffiles[] = [];
   const errors: DwParseError[] = [];
   let name: string | null = null;

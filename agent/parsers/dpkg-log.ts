@@ -128,7 +128,11 @@ function parseLine(line: string, lineNo: number): DpkgLogEntry | string {
  * What the two versions mean depends on the step: install and upgrade log (old, new), remove and
  * purge (installed, <none>), configure and trigproc (the version being configured, <none>).
  */
-function versionsOf(action: DpkgAction, v1: string | undefined, v2: string | undefined): { fromVersion?: string; toVersion?: string } {
+function versionsOf(
+  action: DpkgAction,
+  v1: string | undefined,
+  v2: string | undefined,
+): { fromVersion?: string; toVersion?: string } {
   const out: { fromVersion?: string; toVersion?: string } = {};
   if (action === 'install' || action === 'upgrade') {
     if (v1 !== undefined) out.fromVersion = v1;

@@ -16,7 +16,16 @@ export interface DpkgParseOptions {
 // The words dpkg itself accepts in `Status: want flag state` (lib/dpkg: wantinfos, eflaginfos, statusinfos).
 const WANTS = new Set(['unknown', 'install', 'hold', 'deinstall', 'purge']);
 const FLAGS = new Set(['ok', 'reinstreq']);
-const STATES = new Set(['not-installed', 'config-files', 'half-installed', 'unpacked', 'half-configured', 'triggers-awaited', 'triggers-pending', 'installed']);
+const STATES = new Set([
+  'not-installed',
+  'config-files',
+  'half-installed',
+  'unpacked',
+  'half-configured',
+  'triggers-awaited',
+  'triggers-pending',
+  'installed',
+]);
 
 /** The single-line fields this parser reads; everything else (Description, Conffiles, ...) is skipped. */
 type Wanted = 'package' | 'architecture' | 'version' | 'status';
@@ -45,7 +54,6 @@ export function parseDpkgStatus(text: string, file: string, opts: DpkgParseOptio
   const out = new PackageStanzas(file);
   let stanza: Stanza | null = null;
   for (const [line, lineNo] of lines(text)) {
-
     if (isBlank(line)) {
       if (stanza !== null) finish(stanza, file, opts, out);
       stanza = null;
@@ -54,8 +62,10 @@ export function parseDpkgStatus(text: string, file: string, opts: DpkgParseOptio
 
     const first = line.charCodeAt(0);
     if (first === 0x20 || first === 0x09) {
-      if (stanza === null || stanza.current === null) throw new DwParseError(file, lineNo, 'continuation line outside a field');
-      if (WANTED.has(stanza.current)) throw new DwParseError(file, lineNo, `field ${stanza.current} cannot span several lines`);
+      if (stanza === null || stanza.current === null)
+        throw new DwParseError(file, lineNo, 'continuation line outside a field');
+      if (WANTED.has(stanza.current))
+        throw new DwParseError(file, lineNo, `field ${stanza.current} cannot span several lines`);
       continue;
     }
 
@@ -85,7 +95,8 @@ function isBlank(line: string): boolean {
 function finish(stanza: Stanza, file: string, opts: DpkgParseOptions, out: PackageStanzas): void {
   const pkg = stanza.fields.get('package');
   if (pkg === undefined) throw new DwParseError(file, stanza.line, 'stanza has no Package field');
-  if (!isToken(pkg.value)) throw new DwParseError(file, pkg.line, `malformed package name ${JSON.stringify(pkg.value)}`);
+  if (!isToken(pkg.value))
+    throw new DwParseError(file, pkg.line, `malformed package name ${JSON.stringify(pkg.value)}`);
   const name = pkg.value;
 
   const status = stanza.fields.get('status');
@@ -94,22 +105,33 @@ function finish(stanza: Stanza, file: string, opts: DpkgParseOptions, out: Packa
   let state = 'installed';
   if (status !== undefined) {
     const words = status.value.split(/[ \t]+/).filter((w) => w !== '');
-    if (words.length !== 3) throw new DwParseError(file, status.line, `Status of ${name} must be "want flag state", got ${JSON.stringify(status.value)}`);
+    if (words.length !== 3)
+      throw new DwParseError(
+        file,
+        status.line,
+        `Status of ${name} must be "want flag state", got ${JSON.stringify(status.value)}`,
+      );
     [want, flag, state] = words as [string, string, string];
-    if (!WANTS.has(want)) throw new DwParseError(file, status.line, `unknown selection ${JSON.stringify(want)} in Status of ${name}`);
-    if (!FLAGS.has(flag)) throw new DwParseError(file, status.line, `unknown flag ${JSON.stringify(flag)} in Status of ${name}`);
-    if (!STATES.has(state)) throw new DwParseError(file, status.line, `unknown state ${JSON.stringify(state)} in Status of ${name}`);
+    if (!WANTS.has(want))
+      throw new DwParseError(file, status.line, `unknown selection ${JSON.stringify(want)} in Status of ${name}`);
+    if (!FLAGS.has(flag))
+      throw new DwParseError(file, status.line, `unknown flag ${JSON.stringify(flag)} in Status of ${name}`);
+    if (!STATES.has(state))
+      throw new DwParseError(file, status.line, `unknown state ${JSON.stringify(state)} in Status of ${name}`);
   } else if (!opts.statusOptional) {
     throw new DwParseError(file, stanza.line, `stanza for ${name} has no Status field`);
   }
   if (state === 'not-installed') return;
 
   const version = stanza.fields.get('version');
-  if (version === undefined || version.value === '') throw new DwParseError(file, stanza.line, `stanza for ${name} (${state}) has no Version`);
-  if (!isToken(version.value)) throw new DwParseError(file, version.line, `malformed version ${JSON.stringify(version.value)} for ${name}`);
+  if (version === undefined || version.value === '')
+    throw new DwParseError(file, stanza.line, `stanza for ${name} (${state}) has no Version`);
+  if (!isToken(version.value))
+    throw new DwParseError(file, version.line, `malformed version ${JSON.stringify(version.value)} for ${name}`);
   const archField = stanza.fields.get('architecture');
   const arch = archField?.value ?? '';
-  if (arch !== '' && !isToken(arch)) throw new DwParseError(file, archField!.line, `malformed architecture ${JSON.stringify(arch)} for ${name}`);
+  if (arch !== '' && !isToken(arch))
+    throw new DwParseError(file, archField!.line, `malformed architecture ${JSON.stringify(arch)} for ${name}`);
 
   const qualifiers: string[] = [];
   if (want !== 'install') qualifiers.push(want);

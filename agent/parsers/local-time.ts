@@ -36,7 +36,14 @@ export function localTime(date: string, time: string): LocalTime | null {
 
 /** The local time read as if it were UTC, in milliseconds: the wall clock's numbers, no zone applied. */
 export function wallClockMs(t: LocalTime): number {
-  return Date.UTC(+t.slice(0, 4), +t.slice(5, 7) - 1, +t.slice(8, 10), +t.slice(11, 13), +t.slice(14, 16), +t.slice(17, 19));
+  return Date.UTC(
+    +t.slice(0, 4),
+    +t.slice(5, 7) - 1,
+    +t.slice(8, 10),
+    +t.slice(11, 13),
+    +t.slice(14, 16),
+    +t.slice(17, 19),
+  );
 }
 
 /** A local time moved by a number of milliseconds on the same wall clock (no zone, so no DST jumps). */

@@ -24,14 +24,23 @@ const NONE = '(none)';
 const NOT_INSTALLED = /^package .* is not installed$/;
 
 /** Never throws: a line it cannot read is an error in `errors`, and the other headers still count. */
-export function parseRpmInstallTimes(text: string, source: string): { entries: RpmInstallTime[]; errors: DwParseError[] } {
+export function parseRpmInstallTimes(
+  text: string,
+  source: string,
+): { entries: RpmInstallTime[]; errors: DwParseError[] } {
   const entries: RpmInstallTime[] = [];
   const errors: DwParseError[] = [];
   for (const [line, lineNo] of lines(text)) {
     if (line === '' || NOT_INSTALLED.test(line)) continue;
     const f = line.split('\t');
     if (f.length !== 6 || !f.every(isToken)) {
-      errors.push(new DwParseError(source, lineNo, 'expected 6 tab-separated fields (name, arch, epoch, version, release, installtime)'));
+      errors.push(
+        new DwParseError(
+          source,
+          lineNo,
+          'expected 6 tab-separated fields (name, arch, epoch, version, release, installtime)',
+        ),
+      );
       continue;
     }
     const [name, arch, epoch, version, release, time] = f as [string, string, string, string, string, string];

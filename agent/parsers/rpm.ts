@@ -28,13 +28,23 @@ export function parseRpmQuery(text: string, source: string): PackageItem[] {
     if (line === '') continue;
 
     const f = line.split('\t');
-    if (f.length !== 5) throw new DwParseError(source, lineNo, `expected 5 tab-separated fields (name, epoch, version, release, arch), got ${f.length}`);
+    if (f.length !== 5)
+      throw new DwParseError(
+        source,
+        lineNo,
+        `expected 5 tab-separated fields (name, epoch, version, release, arch), got ${f.length}`,
+      );
     const [name, epoch, version, release, rawArch] = f as [string, string, string, string, string];
-    if (!isToken(name) || name === NONE) throw new DwParseError(source, lineNo, `malformed package name ${JSON.stringify(name)}`);
-    if (epoch !== NONE && !isDigits(epoch)) throw new DwParseError(source, lineNo, `malformed epoch ${JSON.stringify(epoch)} for ${name}`);
-    if (!isToken(version) || version === NONE) throw new DwParseError(source, lineNo, `malformed version ${JSON.stringify(version)} for ${name}`);
-    if (!isToken(release)) throw new DwParseError(source, lineNo, `malformed release ${JSON.stringify(release)} for ${name}`);
-    if (!isToken(rawArch)) throw new DwParseError(source, lineNo, `malformed architecture ${JSON.stringify(rawArch)} for ${name}`);
+    if (!isToken(name) || name === NONE)
+      throw new DwParseError(source, lineNo, `malformed package name ${JSON.stringify(name)}`);
+    if (epoch !== NONE && !isDigits(epoch))
+      throw new DwParseError(source, lineNo, `malformed epoch ${JSON.stringify(epoch)} for ${name}`);
+    if (!isToken(version) || version === NONE)
+      throw new DwParseError(source, lineNo, `malformed version ${JSON.stringify(version)} for ${name}`);
+    if (!isToken(release))
+      throw new DwParseError(source, lineNo, `malformed release ${JSON.stringify(release)} for ${name}`);
+    if (!isToken(rawArch))
+      throw new DwParseError(source, lineNo, `malformed architecture ${JSON.stringify(rawArch)} for ${name}`);
 
     const arch = rawArch === NONE ? '' : rawArch;
     const evr = `${epoch === NONE ? '' : `${epoch}:`}${version}${release === NONE ? '' : `-${release}`}`;

@@ -24,10 +24,12 @@ export class SqliteFile {
     private readonly buf: Uint8Array,
     private readonly label: string,
   ) {
-    if (buf.length < 100 || Buffer.from(buf.subarray(0, 16)).toString('latin1') !== HEADER) this.fail('not a SQLite 3 database (bad header)');
+    if (buf.length < 100 || Buffer.from(buf.subarray(0, 16)).toString('latin1') !== HEADER)
+      this.fail('not a SQLite 3 database (bad header)');
     const raw = (buf[16]! << 8) | buf[17]!;
     this.pageSize = raw === 1 ? 65536 : raw;
-    if (this.pageSize < 512 || this.pageSize > 65536 || (this.pageSize & (this.pageSize - 1)) !== 0) this.fail(`bad page size ${raw}`);
+    if (this.pageSize < 512 || this.pageSize > 65536 || (this.pageSize & (this.pageSize - 1)) !== 0)
+      this.fail(`bad page size ${raw}`);
     this.usable = this.pageSize - buf[20]!;
     if (this.usable < 480) this.fail('bad reserved space');
     const encoding = readU32(buf, 56);
@@ -41,7 +43,8 @@ export class SqliteFile {
   }
 
   private page(n: number): { at: number; header: number } {
-    if (!Number.isInteger(n) || n < 1 || n > this.pageCount) this.fail(`page ${n} is out of range (1..${this.pageCount})`);
+    if (!Number.isInteger(n) || n < 1 || n > this.pageCount)
+      this.fail(`page ${n} is out of range (1..${this.pageCount})`);
     const at = (n - 1) * this.pageSize;
     // Page 1 starts with the 100-byte file header.
     return { at, header: n === 1 ? at + 100 : at };
@@ -52,7 +55,8 @@ export class SqliteFile {
     const out = new Map<string, { rootPage: number; sql: string }>();
     for (const { values } of this.rows(1)) {
       const [type, name, , rootPage, sql] = values;
-      if (type === 'table' && typeof name === 'string' && typeof rootPage === 'number' && typeof sql === 'string') out.set(name, { rootPage, sql });
+      if (type === 'table' && typeof name === 'string' && typeof rootPage === 'number' && typeof sql === 'string')
+        out.set(name, { rootPage, sql });
     }
     return out;
   }
@@ -230,7 +234,8 @@ const CONSTRAINT = /^(constraint|primary|unique|check|foreign)\b/i;
 export function columnsOf(sql: string, label: string): { columns: string[]; rowidAlias: string | null } {
   const open = sql.indexOf('(');
   const close = sql.lastIndexOf(')');
-  if (open < 0 || close < open) throw new DwParseError(label, 0, `cannot read the columns of ${JSON.stringify(sql.slice(0, 80))}`);
+  if (open < 0 || close < open)
+    throw new DwParseError(label, 0, `cannot read the columns of ${JSON.stringify(sql.slice(0, 80))}`);
   const parts: string[] = [];
   let depth = 0;
   let quote: string | null = null;

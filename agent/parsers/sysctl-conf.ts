@@ -26,7 +26,8 @@ export function sysctlNameFromPath(components: readonly string[]): string {
  */
 export function normalizeSysctlKey(raw: string): string | null {
   const firstSep = raw.search(/[./]/);
-  const pathParts = firstSep >= 0 && raw[firstSep] === '/' ? raw.split('/') : raw.split('.').map((c) => c.replaceAll('/', '.'));
+  const pathParts =
+    firstSep >= 0 && raw[firstSep] === '/' ? raw.split('/') : raw.split('.').map((c) => c.replaceAll('/', '.'));
   const parts = pathParts.filter((c) => c !== '' && c !== '.');
   if (parts.length === 0 || parts.includes('..')) return null;
   return sysctlNameFromPath(parts);
@@ -53,7 +54,8 @@ export function parseSysctlConf(text: string, file: string): SysctlConfEntry[] {
     if (dashed) rawKey = rawKey.slice(1).trim();
     if (eq < 0 && !dashed) throw new DwParseError(file, lineNo, 'expected "key = value"');
 
-    if (/[\s\x00-\x1f\x7f]/.test(rawKey)) throw new DwParseError(file, lineNo, 'key contains whitespace or control characters');
+    if (/[\s\x00-\x1f\x7f]/.test(rawKey))
+      throw new DwParseError(file, lineNo, 'key contains whitespace or control characters');
     const key = normalizeSysctlKey(rawKey);
     if (key === null) throw new DwParseError(file, lineNo, 'empty or invalid key');
 

@@ -13,7 +13,14 @@ export interface UnitAssignment {
  * The settings that add a trigger. systemd keeps them in one list, so an empty assignment to any of
  * them (`OnCalendar=` in a drop-in) clears every trigger set so far, calendar and monotonic alike.
  */
-export const TIMER_TRIGGERS: ReadonlySet<string> = new Set(['OnActiveSec', 'OnBootSec', 'OnStartupSec', 'OnUnitActiveSec', 'OnUnitInactiveSec', 'OnCalendar']);
+export const TIMER_TRIGGERS: ReadonlySet<string> = new Set([
+  'OnActiveSec',
+  'OnBootSec',
+  'OnStartupSec',
+  'OnUnitActiveSec',
+  'OnUnitInactiveSec',
+  'OnCalendar',
+]);
 
 /** Between the values of a trigger given more than once; calendar specs and time spans never contain it. */
 export const TRIGGER_SEPARATOR = '; ';
@@ -38,13 +45,19 @@ export function parseUnitFile(text: string, file: string): UnitAssignment[] {
     const l = joined.replace(WHITESPACE, '');
     if (l === '') return;
     if (l.startsWith('[')) {
-      if (!l.endsWith(']') || l.length < 2) throw new DwParseError(file, lineNo, `invalid section header ${shown(l)}: systemd refuses the unit`);
+      if (!l.endsWith(']') || l.length < 2)
+        throw new DwParseError(file, lineNo, `invalid section header ${shown(l)}: systemd refuses the unit`);
       section = l.slice(1, -1);
       return;
     }
     const eq = l.indexOf('=');
     if (section === null || eq <= 0) return;
-    out.push({ section, key: l.slice(0, eq).replace(WHITESPACE, ''), value: l.slice(eq + 1).replace(WHITESPACE, ''), line: lineNo });
+    out.push({
+      section,
+      key: l.slice(0, eq).replace(WHITESPACE, ''),
+      value: l.slice(eq + 1).replace(WHITESPACE, ''),
+      line: lineNo,
+    });
   };
 
   lines.forEach((rawLine, index) => {

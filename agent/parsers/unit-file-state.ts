@@ -19,7 +19,13 @@ export interface InstallSection {
 
 /** Folds [Install] assignments: the list settings split on blanks and accumulate, an empty one resets (config_parse_strv); DefaultInstance= is last-wins. */
 export function installSection(assignments: readonly UnitAssignment[]): InstallSection {
-  const lists: Record<'WantedBy' | 'RequiredBy' | 'UpheldBy' | 'Alias' | 'Also', string[]> = { WantedBy: [], RequiredBy: [], UpheldBy: [], Alias: [], Also: [] };
+  const lists: Record<'WantedBy' | 'RequiredBy' | 'UpheldBy' | 'Alias' | 'Also', string[]> = {
+    WantedBy: [],
+    RequiredBy: [],
+    UpheldBy: [],
+    Alias: [],
+    Also: [],
+  };
   let defaultInstance: string | null = null;
   for (const a of assignments) {
     if (a.section !== 'Install') continue;
@@ -30,7 +36,14 @@ export function installSection(assignments: readonly UnitAssignment[]): InstallS
       else list.push(...a.value.split(/[ \t\n\r]+/).filter(Boolean));
     }
   }
-  return { wantedBy: lists.WantedBy, requiredBy: lists.RequiredBy, upheldBy: lists.UpheldBy, alias: lists.Alias, also: lists.Also, defaultInstance };
+  return {
+    wantedBy: lists.WantedBy,
+    requiredBy: lists.RequiredBy,
+    upheldBy: lists.UpheldBy,
+    alias: lists.Alias,
+    also: lists.Also,
+    defaultInstance,
+  };
 }
 
 /** One directory of the unit search path, as systemd names it, with the links that can enable a unit. */
@@ -57,7 +70,11 @@ export interface FoundUnit {
 }
 
 const CONFIG_DIR = '/etc/systemd/system';
-const GENERATOR_DIRS: ReadonlySet<string> = new Set(['/run/systemd/generator.early', '/run/systemd/generator', '/run/systemd/generator.late']);
+const GENERATOR_DIRS: ReadonlySet<string> = new Set([
+  '/run/systemd/generator.early',
+  '/run/systemd/generator',
+  '/run/systemd/generator.late',
+]);
 const TRANSIENT_DIR = '/run/systemd/transient';
 
 /** Everything under /run is runtime (path_is_runtime). */
@@ -75,12 +92,18 @@ const isTemplate = (name: string) => /^[^@/]+@\.[a-z]+$/.test(name);
 /** Whether a link's name is one `systemctl enable` of this unit would create (is_symlink_with_known_name). Alias= specifiers are not expanded. */
 function knownName(unit: FoundUnit, link: string): boolean {
   if (link === unit.name || unit.install.alias.includes(link)) return true;
-  if (unit.install.defaultInstance !== null && isTemplate(unit.name)) return link === unit.name.replace('@.', `@${unit.install.defaultInstance}.`);
+  if (unit.install.defaultInstance !== null && isTemplate(unit.name))
+    return link === unit.name.replace('@.', `@${unit.install.defaultInstance}.`);
   return false;
 }
 
 /** find_symlinks for one directory: a link that enables the unit (`found`), or a same-name link to it (`sameName`, which makes it "linked"). */
-function findSymlinks(unit: FoundUnit, dir: SearchDir, matchName: boolean, ignoreSameName: boolean): { found: boolean; sameName: boolean } {
+function findSymlinks(
+  unit: FoundUnit,
+  dir: SearchDir,
+  matchName: boolean,
+  ignoreSameName: boolean,
+): { found: boolean; sameName: boolean } {
   // In .wants/.requires/.upholds only the link's own name counts (ignore_destination): the unit's name, or an instance of it.
   for (const link of dir.wantsLinks) {
     if (link !== unit.name && templateOf(link) !== unit.name) continue;

@@ -30,23 +30,60 @@ const { defaultRules } = await dist('shared/schema/rules.js');
  */
 export function buildManifest(privateKey, imageId, { source = 'bench/lib/load.mjs', declaredSysctl = false } = {}) {
   const files = [];
-  const dirs = ['/etc', '/etc/ssh', '/etc/systemd/system', '/opt/app/bin', '/opt/app/lib', '/usr/bin', '/usr/lib/x86_64-linux-gnu', '/usr/share/doc'];
+  const dirs = [
+    '/etc',
+    '/etc/ssh',
+    '/etc/systemd/system',
+    '/opt/app/bin',
+    '/opt/app/lib',
+    '/usr/bin',
+    '/usr/lib/x86_64-linux-gnu',
+    '/usr/share/doc',
+  ];
   for (let i = 0; i < 2000; i++) {
     const d = dirs[i % dirs.length];
-    files.push({ key: `${d}/f${String(i).padStart(5, '0')}`, type: 'file', mode: d.endsWith('bin') ? '0755' : '0644', uid: 0, gid: 0, size: 1000 + ((i * 7919) % 90_000), sha256: hexOf(`file ${i}`) });
+    files.push({
+      key: `${d}/f${String(i).padStart(5, '0')}`,
+      type: 'file',
+      mode: d.endsWith('bin') ? '0755' : '0644',
+      uid: 0,
+      gid: 0,
+      size: 1000 + ((i * 7919) % 90_000),
+      sha256: hexOf(`file ${i}`),
+    });
   }
   const packages = [];
   for (let i = 0; i < 500; i++) {
     const name = `pkg-${String(i).padStart(4, '0')}`;
-    packages.push({ key: `${name}:amd64`, manager: 'dpkg', name, arch: 'amd64', version: `1.${i % 17}.${i % 5}-1`, state: 'installed' });
+    packages.push({
+      key: `${name}:amd64`,
+      manager: 'dpkg',
+      name,
+      arch: 'amd64',
+      version: `1.${i % 17}.${i % 5}-1`,
+      state: 'installed',
+    });
   }
   const sysctl = [];
   for (let i = 0; i < 1000; i++) {
     const declared = declaredSysctl && i % 10 === 0;
-    sysctl.push({ key: `net.ipv4.param_${String(i).padStart(4, '0')}`, runtime: String(i % 3), declared: declared ? String(i % 3) : null, declaredIn: declared ? '/etc/sysctl.d/99-bench.conf' : null });
+    sysctl.push({
+      key: `net.ipv4.param_${String(i).padStart(4, '0')}`,
+      runtime: String(i % 3),
+      declared: declared ? String(i % 3) : null,
+      declaredIn: declared ? '/etc/sysctl.d/99-bench.conf' : null,
+    });
   }
   const cron = [];
-  for (let i = 0; i < 20; i++) cron.push({ key: `/etc/cron.d/job${i}#0`, kind: 'entry', file: `/etc/cron.d/job${i}`, schedule: `${i} * * * *`, user: 'root', command: `/usr/bin/job${i}` });
+  for (let i = 0; i < 20; i++)
+    cron.push({
+      key: `/etc/cron.d/job${i}#0`,
+      kind: 'entry',
+      file: `/etc/cron.d/job${i}`,
+      schedule: `${i} * * * *`,
+      user: 'root',
+      command: `/usr/bin/job${i}`,
+    });
   const byKey = (a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
   return sealManifest(
     {
@@ -56,7 +93,12 @@ export function buildManifest(privateKey, imageId, { source = 'bench/lib/load.mj
       createdAt: new Date().toISOString(),
       builder: { agentVersion: '0.1.0', hostname: 'bake' },
       rules: defaultRules(),
-      sections: { packages: { items: packages.sort(byKey) }, sysctl: { items: sysctl.sort(byKey) }, cron: { items: cron.sort(byKey) }, files: { items: files.sort(byKey) } },
+      sections: {
+        packages: { items: packages.sort(byKey) },
+        sysctl: { items: sysctl.sort(byKey) },
+        cron: { items: cron.sort(byKey) },
+        files: { items: files.sort(byKey) },
+      },
     },
     privateKey,
   );
@@ -72,18 +114,44 @@ export function deviationSet(manifest, s, { files = 8, packages = 2, sysctl = 0 
   const pick = (items, n, stride) => Array.from({ length: n }, (_, j) => items[(s * 101 + j * stride) % items.length]);
   const devs = [];
   for (const f of pick(manifest.sections.files.items, files, 61)) {
-    devs.push({ collector: 'files', key: f.key, change: 'modified', expected: bodyOf(f), actual: { ...bodyOf(f), size: f.size + 17, sha256: hexOf(`${f.key} drifted ${s}`) }, fields: ['sha256', 'size'], severity: 'high' });
+    devs.push({
+      collector: 'files',
+      key: f.key,
+      change: 'modified',
+      expected: bodyOf(f),
+      actual: { ...bodyOf(f), size: f.size + 17, sha256: hexOf(`${f.key} drifted ${s}`) },
+      fields: ['sha256', 'size'],
+      severity: 'high',
+    });
   }
   for (const p of pick(manifest.sections.packages.items, packages, 29)) {
-    devs.push({ collector: 'packages', key: p.key, change: 'modified', expected: bodyOf(p), actual: { ...bodyOf(p), version: `${p.version}+hotfix${s}` }, fields: ['version'], severity: 'high' });
+    devs.push({
+      collector: 'packages',
+      key: p.key,
+      change: 'modified',
+      expected: bodyOf(p),
+      actual: { ...bodyOf(p), version: `${p.version}+hotfix${s}` },
+      fields: ['version'],
+      severity: 'high',
+    });
   }
   for (const k of pick(manifest.sections.sysctl.items, sysctl, 197)) {
-    devs.push({ collector: 'sysctl', key: k.key, change: 'modified', expected: bodyOf(k), actual: { ...bodyOf(k), runtime: `${k.runtime}9` }, fields: ['runtime'], severity: 'medium' });
+    devs.push({
+      collector: 'sysctl',
+      key: k.key,
+      change: 'modified',
+      expected: bodyOf(k),
+      actual: { ...bodyOf(k), runtime: `${k.runtime}9` },
+      fields: ['runtime'],
+      severity: 'medium',
+    });
   }
   const digests = {};
   for (const [name, section] of Object.entries(manifest.sections)) {
     const mine = devs.filter((d) => d.collector === name);
-    digests[name] = mine.length ? digestOf(applyDeviations(name, section.items, mine)) : manifest.digests.sections[name];
+    digests[name] = mine.length
+      ? digestOf(applyDeviations(name, section.items, mine))
+      : manifest.digests.sections[name];
   }
   return { devs, digests };
 }
@@ -157,7 +225,22 @@ export function stats(lat) {
 }
 
 export function tokenCreate(configFile, role) {
-  const r = spawnSync(process.execPath, [CLI, 'token', 'create', '--config', configFile, '--role', role, '--name', `bench-${role}`, ...(role === 'agent' ? ['--uses', 'unlimited', '--expires', 'never'] : [])], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [
+      CLI,
+      'token',
+      'create',
+      '--config',
+      configFile,
+      '--role',
+      role,
+      '--name',
+      `bench-${role}`,
+      ...(role === 'agent' ? ['--uses', 'unlimited', '--expires', 'never'] : []),
+    ],
+    { encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new Error(`token create --role ${role} failed: ${r.stderr}`);
   return r.stdout.trim();
 }
@@ -168,7 +251,10 @@ export function tokenCreate(configFile, role) {
  */
 export async function startServer(dir, configFile, tag, log = () => {}, { nodeArgs = [] } = {}) {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'controller', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: process.env.DRIFTWARDEN_LOG_LEVEL ?? 'info' } });
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'controller', '--config', configFile], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: process.env.DRIFTWARDEN_LOG_LEVEL ?? 'info' },
+  });
   const logFile = createWriteStream(join(dir, `controller-${tag}.log`));
   child.stderr.pipe(logFile, { end: false });
   const url = await new Promise((resolveUrl, reject) => {
@@ -188,7 +274,9 @@ export async function startServer(dir, configFile, tag, log = () => {}, { nodeAr
         }
       }
     });
-    child.once('exit', (code) => reject(new Error(`controller exited with ${code} before listening; see ${join(dir, `controller-${tag}.log`)}`)));
+    child.once('exit', (code) =>
+      reject(new Error(`controller exited with ${code} before listening; see ${join(dir, `controller-${tag}.log`)}`)),
+    );
     setTimeout(() => reject(new Error('controller did not start within 120 s')), 120_000).unref();
   });
   const startupMs = performance.now() - t0;
@@ -210,7 +298,15 @@ export async function startServer(dir, configFile, tag, log = () => {}, { nodeAr
 
 /** One request with a bearer token; the reply's status and body text. */
 export async function call(pool, method, path, token, body) {
-  const r = await pool.request({ method, path, headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, body });
+  const r = await pool.request({
+    method,
+    path,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    body,
+  });
   const text = await r.body.text();
   return { status: r.statusCode, text };
 }
@@ -238,7 +334,19 @@ export async function prepareStore(work, kind, { pgUrl, schemaPrefix, log = () =
     storeUrl = `${pgUrl}${pgUrl.includes('?') ? '&' : '?'}options=-csearch_path%3D${pgSchema}`;
   }
   const configFile = join(dir, 'controller.yaml');
-  writeFileSync(configFile, [`listen: 127.0.0.1:0`, `store: "${storeUrl}"`, `trustedKeys: [${join(dir, 'bench.pub.pem')}]`, `silentAfter: 1h`, `taintSilentAfter: 48h`, '# every simulated host enrolls from 127.0.0.1', `rateLimit: { enroll: { max: 1000000, per: 1s } }`, ''].join('\n'));
+  writeFileSync(
+    configFile,
+    [
+      `listen: 127.0.0.1:0`,
+      `store: "${storeUrl}"`,
+      `trustedKeys: [${join(dir, 'bench.pub.pem')}]`,
+      `silentAfter: 1h`,
+      `taintSilentAfter: 48h`,
+      '# every simulated host enrolls from 127.0.0.1',
+      `rateLimit: { enroll: { max: 1000000, per: 1s } }`,
+      '',
+    ].join('\n'),
+  );
   log(`${kind}: work dir ${dir}${pgSchema ? `, schema ${pgSchema}` : ''}`);
   return {
     dir,

@@ -22,7 +22,12 @@ export async function api(path, { method = 'GET', body } = {}) {
   const headers = { accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET' && session.current?.csrf) headers['x-csrf-token'] = session.current.csrf;
-  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
+  const res = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: 'same-origin',
+  });
   const text = await res.text();
   let json = null;
   try {
@@ -30,7 +35,8 @@ export async function api(path, { method = 'GET', body } = {}) {
   } catch {
     json = null;
   }
-  if (!res.ok) throw new ApiError(res.status, json?.error ?? 'HTTP', json?.message ?? `${res.status} ${res.statusText}`);
+  if (!res.ok)
+    throw new ApiError(res.status, json?.error ?? 'HTTP', json?.message ?? `${res.status} ${res.statusText}`);
   return json;
 }
 
@@ -54,7 +60,8 @@ export function h(tag, attrs = {}, ...children) {
 export function svg(tag, attrs = {}, ...children) {
   const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-  for (const c of children.flat(Infinity)) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  for (const c of children.flat(Infinity))
+    if (c !== null && c !== undefined) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   return el;
 }
 
@@ -66,8 +73,16 @@ export const show = (v) => (v === null || v === undefined ? '' : typeof v === 's
 
 /** Report downloads (JSON, CSV, printable HTML) for a scope. */
 export function downloads(scope, id) {
-  const q = (format) => `/api/v1/drift-report?${new URLSearchParams({ scope, ...(id ? { id } : {}), format, download: format === 'html' ? 'false' : 'true' })}`;
-  return h('span', { class: 'downloads' }, 'Report: ', h('a', { href: q('json'), download: '' }, 'JSON'), h('a', { href: q('csv'), download: '', 'data-test': 'csv-link' }, 'CSV'), h('a', { href: q('html'), target: '_blank', rel: 'noopener' }, 'HTML (print)'));
+  const q = (format) =>
+    `/api/v1/drift-report?${new URLSearchParams({ scope, ...(id ? { id } : {}), format, download: format === 'html' ? 'false' : 'true' })}`;
+  return h(
+    'span',
+    { class: 'downloads' },
+    'Report: ',
+    h('a', { href: q('json'), download: '' }, 'JSON'),
+    h('a', { href: q('csv'), download: '', 'data-test': 'csv-link' }, 'CSV'),
+    h('a', { href: q('html'), target: '_blank', rel: 'noopener' }, 'HTML (print)'),
+  );
 }
 
 // ---- pages and routing ----
@@ -94,7 +109,13 @@ export function go(name, arg, params) {
 export function renderNav() {
   const nav = document.getElementById('nav');
   const current = parseRoute().name;
-  nav.replaceChildren(...[...pages].filter(([, p]) => p.nav).map(([name, p]) => h('a', { href: `#/${name}`, class: current === name || p.navFor?.includes(current) ? 'active' : '' }, p.title)));
+  nav.replaceChildren(
+    ...[...pages]
+      .filter(([, p]) => p.nav)
+      .map(([name, p]) =>
+        h('a', { href: `#/${name}`, class: current === name || p.navFor?.includes(current) ? 'active' : '' }, p.title),
+      ),
+  );
 }
 
 export async function route() {
@@ -139,7 +160,11 @@ export function confirmAction({ title, description, fields = [], confirmLabel = 
       fields.map((f) => {
         const input =
           f.type === 'select'
-            ? h('select', { name: f.name, required: f.required }, f.options.map(([v, label]) => h('option', { value: v, selected: v === f.value }, label)))
+            ? h(
+                'select',
+                { name: f.name, required: f.required },
+                f.options.map(([v, label]) => h('option', { value: v, selected: v === f.value }, label)),
+              )
             : f.type === 'textarea'
               ? h('textarea', { name: f.name, required: f.required, rows: 3 }, f.value ?? '')
               : h('input', { name: f.name, type: f.type ?? 'text', required: f.required, value: f.value ?? '' });
@@ -147,7 +172,12 @@ export function confirmAction({ title, description, fields = [], confirmLabel = 
         return h('label', {}, f.label, input);
       }),
       error,
-      h('div', { class: 'buttons' }, h('button', { type: 'button', value: 'cancel', onclick: () => close(null) }, 'Cancel'), h('button', { type: 'submit', class: danger ? 'danger' : 'primary' }, confirmLabel)),
+      h(
+        'div',
+        { class: 'buttons' },
+        h('button', { type: 'button', value: 'cancel', onclick: () => close(null) }, 'Cancel'),
+        h('button', { type: 'submit', class: danger ? 'danger' : 'primary' }, confirmLabel),
+      ),
     );
     const close = (v) => {
       dialog.close();
@@ -156,7 +186,8 @@ export function confirmAction({ title, description, fields = [], confirmLabel = 
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       const values = Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, el.value.trim()]));
-      for (const f of fields) if (f.required && !values[f.name]) return void (error.textContent = `${f.label} is required.`);
+      for (const f of fields)
+        if (f.required && !values[f.name]) return void (error.textContent = `${f.label} is required.`);
       const button = form.querySelector('button[type=submit]');
       button.disabled = true;
       error.textContent = '';
@@ -183,13 +214,23 @@ export function showLogin(message) {
   session.current = null;
   document.getElementById('who').replaceChildren();
   document.getElementById('nav').replaceChildren();
-  const token = h('input', { type: 'password', name: 'token', autocomplete: 'off', placeholder: 'dwt_…', required: true });
+  const token = h('input', {
+    type: 'password',
+    name: 'token',
+    autocomplete: 'off',
+    placeholder: 'dwt_…',
+    required: true,
+  });
   const error = h('p', { class: 'error', role: 'alert' }, message && !/missing bearer/.test(message) ? message : '');
   const form = h(
     'form',
     { class: 'login panel' },
     h('h1', {}, 'Sign in'),
-    h('p', { class: 'muted' }, 'Paste an API token (viewer, operator or admin). The controller keeps it only as a signed session cookie naming the token.'),
+    h(
+      'p',
+      { class: 'muted' },
+      'Paste an API token (viewer, operator or admin). The controller keeps it only as a signed session cookie naming the token.',
+    ),
     token,
     error,
     h('button', { type: 'submit', class: 'primary' }, 'Sign in'),
@@ -214,13 +255,17 @@ export function renderWho() {
   if (!s) return who.replaceChildren();
   who.replaceChildren(
     `${s.name} (${s.role})`,
-    h('button', {
-      type: 'button',
-      onclick: async () => {
-        await api('/api/v1/session', { method: 'DELETE' }).catch(() => {});
-        showLogin();
+    h(
+      'button',
+      {
+        type: 'button',
+        onclick: async () => {
+          await api('/api/v1/session', { method: 'DELETE' }).catch(() => {});
+          showLogin();
+        },
       },
-    }, 'Sign out'),
+      'Sign out',
+    ),
   );
 }
 
@@ -237,6 +282,11 @@ export async function start() {
 
 /** Replaces an element's children the way h() adds them: arrays flattened, null/false left out, text as text. */
 export function fill(el, ...children) {
-  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== undefined && c !== null && c !== false).map((c) => (c instanceof Node ? c : document.createTextNode(String(c)))));
+  el.replaceChildren(
+    ...children
+      .flat(Infinity)
+      .filter((c) => c !== undefined && c !== null && c !== false)
+      .map((c) => (c instanceof Node ? c : document.createTextNode(String(c)))),
+  );
   return el;
 }

@@ -15,22 +15,64 @@ registerPage('findings', {
       const hostsRow = h('tr', { hidden: true }, h('td', { colspan: 8 }));
       const open = async () => {
         if (!hostsRow.hidden) return void (hostsRow.hidden = true);
-        const hosts = await api(`/api/v1/findings/hosts?${new URLSearchParams({ collector: f.collector, key: f.key, change: f.change, actualDigest: f.actualDigest, limit: '200' })}`);
+        const hosts = await api(
+          `/api/v1/findings/hosts?${new URLSearchParams({ collector: f.collector, key: f.key, change: f.change, actualDigest: f.actualDigest, limit: '200' })}`,
+        );
         hostsRow.firstChild.replaceChildren(
-          h('div', {}, `${f.hosts} hosts${hosts.next ? ' (first 200)' : ''}: `, hosts.hosts.map((x) => h('span', {}, hostLink(x.hostId, x.hostname ?? x.hostId), ' ', stateBadge(x.state), ' '))),
+          h(
+            'div',
+            {},
+            `${f.hosts} hosts${hosts.next ? ' (first 200)' : ''}: `,
+            hosts.hosts.map((x) =>
+              h('span', {}, hostLink(x.hostId, x.hostname ?? x.hostId), ' ', stateBadge(x.state), ' '),
+            ),
+          ),
         );
         hostsRow.hidden = false;
       };
       rows.push(
-        h('tr', { class: 'clickable', onclick: open, 'data-test': 'finding' }, h('td', { class: 'num' }, f.hosts), h('td', {}, sevText(f.severity)), h('td', {}, f.action), h('td', {}, f.collector), h('td', {}, f.change), h('td', { class: 'mono' }, f.key), h('td', {}, when(f.firstSeenAt)), h('td', { class: 'mono' }, `${show(f.expected)} → ${show(f.actual)}`.slice(0, 300))),
+        h(
+          'tr',
+          { class: 'clickable', onclick: open, 'data-test': 'finding' },
+          h('td', { class: 'num' }, f.hosts),
+          h('td', {}, sevText(f.severity)),
+          h('td', {}, f.action),
+          h('td', {}, f.collector),
+          h('td', {}, f.change),
+          h('td', { class: 'mono' }, f.key),
+          h('td', {}, when(f.firstSeenAt)),
+          h('td', { class: 'mono' }, `${show(f.expected)} → ${show(f.actual)}`.slice(0, 300)),
+        ),
         hostsRow,
       );
     }
     const form = h(
       'form',
       { class: 'filters' },
-      h('label', {}, 'collector', h('select', { name: 'collector' }, [['', 'any'], ...COLLECTORS.map((c) => [c.name, c.label]), ['integrity', 'Integrity (scan gaps)']].map(([c, label]) => h('option', { value: c, selected: params.get('collector') === c }, label)))),
-      h('label', {}, 'severity', h('select', { name: 'severity' }, ['', 'low', 'medium', 'high', 'critical'].map((c) => h('option', { value: c, selected: params.get('severity') === c }, c || 'any')))),
+      h(
+        'label',
+        {},
+        'collector',
+        h(
+          'select',
+          { name: 'collector' },
+          [['', 'any'], ...COLLECTORS.map((c) => [c.name, c.label]), ['integrity', 'Integrity (scan gaps)']].map(
+            ([c, label]) => h('option', { value: c, selected: params.get('collector') === c }, label),
+          ),
+        ),
+      ),
+      h(
+        'label',
+        {},
+        'severity',
+        h(
+          'select',
+          { name: 'severity' },
+          ['', 'low', 'medium', 'high', 'critical'].map((c) =>
+            h('option', { value: c, selected: params.get('severity') === c }, c || 'any'),
+          ),
+        ),
+      ),
       h('button', { type: 'submit', class: 'primary' }, 'Apply'),
     );
     form.addEventListener('submit', (ev) => {
@@ -40,13 +82,48 @@ registerPage('findings', {
       location.hash = `#/findings?${p}`;
     });
     const offset = Number(params.get('offset') ?? 0);
-    fill(main, 
+    fill(
+      main,
       h('h1', {}, 'Findings'),
-      h('p', { class: 'muted' }, 'Identical deviations (same collector, key, change and actual content) across hosts are one finding. Click one to see its hosts.'),
+      h(
+        'p',
+        { class: 'muted' },
+        'Identical deviations (same collector, key, change and actual content) across hosts are one finding. Click one to see its hosts.',
+      ),
       form,
-      h('table', { 'data-test': 'findings-table' }, h('tr', {}, ['hosts', 'severity', 'policy', 'collector', 'change', 'key', 'first seen', 'expected → actual'].map((t) => h('th', {}, t))), rows),
+      h(
+        'table',
+        { 'data-test': 'findings-table' },
+        h(
+          'tr',
+          {},
+          ['hosts', 'severity', 'policy', 'collector', 'change', 'key', 'first seen', 'expected → actual'].map((t) =>
+            h('th', {}, t),
+          ),
+        ),
+        rows,
+      ),
       r.findings.length === 0 ? h('p', { class: 'muted' }, 'No current deviations.') : null,
-      h('div', { class: 'pager' }, offset > 0 ? h('a', { href: `#/findings?${new URLSearchParams({ ...Object.fromEntries(params), offset: String(Math.max(0, offset - 100)) })}` }, '‹ Previous') : null, r.next ? h('a', { href: `#/findings?${new URLSearchParams({ ...Object.fromEntries(params), offset: String(r.next) })}` }, 'Next ›') : null),
+      h(
+        'div',
+        { class: 'pager' },
+        offset > 0
+          ? h(
+              'a',
+              {
+                href: `#/findings?${new URLSearchParams({ ...Object.fromEntries(params), offset: String(Math.max(0, offset - 100)) })}`,
+              },
+              '‹ Previous',
+            )
+          : null,
+        r.next
+          ? h(
+              'a',
+              { href: `#/findings?${new URLSearchParams({ ...Object.fromEntries(params), offset: String(r.next) })}` },
+              'Next ›',
+            )
+          : null,
+      ),
     );
   },
 });

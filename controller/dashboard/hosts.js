@@ -18,19 +18,55 @@ registerPage('hosts', {
     const trail = params.get('trail') ? params.get('trail').split(',') : [];
 
     const field = (name, control) => h('label', {}, name, control);
-    const sel = (name, options) => h('select', { name }, h('option', { value: '' }, 'any'), options.map((o) => h('option', { value: o, selected: params.get(name) === o }, o)));
+    const sel = (name, options) =>
+      h(
+        'select',
+        { name },
+        h('option', { value: '' }, 'any'),
+        options.map((o) => h('option', { value: o, selected: params.get(name) === o }, o)),
+      );
     const text = (name, ph) => h('input', { name, value: params.get(name) ?? '', placeholder: ph });
     const form = h(
       'form',
       { class: 'filters', 'data-test': 'host-filters' },
-      field('state', sel('state', ['pending', 'clean', 'drifted', 'silent', 'tainted', 'replacement-scheduled', 'replacing', 'replaced'])),
+      field(
+        'state',
+        sel('state', [
+          'pending',
+          'clean',
+          'drifted',
+          'silent',
+          'tainted',
+          'replacement-scheduled',
+          'replacing',
+          'replaced',
+        ]),
+      ),
       field('image', text('image', 'image id')),
       field('group', text('group', 'group')),
       field('collector', sel('collector', [...COLLECTORS.map((c) => c.name), 'integrity'])),
       field('severity', sel('severity', ['low', 'medium', 'high', 'critical'])),
       field('search', text('q', 'host id or name prefix')),
-      field('sort', h('select', { name: 'sort' }, [['id', 'host id'], ['deviations', 'deviations'], ['stateSince', 'state since']].map(([v, l]) => h('option', { value: v, selected: (params.get('sort') ?? 'id') === v }, l)))),
-      field('order', h('select', { name: 'order' }, ['asc', 'desc'].map((v) => h('option', { value: v, selected: (params.get('order') ?? 'asc') === v }, v)))),
+      field(
+        'sort',
+        h(
+          'select',
+          { name: 'sort' },
+          [
+            ['id', 'host id'],
+            ['deviations', 'deviations'],
+            ['stateSince', 'state since'],
+          ].map(([v, l]) => h('option', { value: v, selected: (params.get('sort') ?? 'id') === v }, l)),
+        ),
+      ),
+      field(
+        'order',
+        h(
+          'select',
+          { name: 'order' },
+          ['asc', 'desc'].map((v) => h('option', { value: v, selected: (params.get('order') ?? 'asc') === v }, v)),
+        ),
+      ),
       h('button', { type: 'submit', class: 'primary' }, 'Apply'),
     );
     form.addEventListener('submit', (ev) => {
@@ -51,20 +87,50 @@ registerPage('hosts', {
     const pager = h(
       'div',
       { class: 'pager' },
-      h('button', { type: 'button', disabled: pageNo === 1, onclick: () => move(trail[trail.length - 1] || null, trail.slice(0, -1)) }, '‹ Previous'),
+      h(
+        'button',
+        {
+          type: 'button',
+          disabled: pageNo === 1,
+          onclick: () => move(trail[trail.length - 1] || null, trail.slice(0, -1)),
+        },
+        '‹ Previous',
+      ),
       h('span', { 'data-test': 'host-count' }, `Page ${pageNo} · ${page.total.toLocaleString()} hosts match`),
-      h('button', { type: 'button', disabled: !page.next, onclick: () => move(page.next, [...trail, params.get('after') ?? '']) }, 'Next ›'),
+      h(
+        'button',
+        { type: 'button', disabled: !page.next, onclick: () => move(page.next, [...trail, params.get('after') ?? '']) },
+        'Next ›',
+      ),
     );
-    fill(main, 
+    fill(
+      main,
       h('h1', {}, 'Hosts'),
       form,
       pager,
       h(
         'table',
         { 'data-test': 'hosts-table' },
-        h('tr', {}, ['host', 'hostname', 'image', 'group', 'state', 'since', 'deviations', 'last seen'].map((t) => h('th', { class: t === 'deviations' ? 'num' : '' }, t))),
+        h(
+          'tr',
+          {},
+          ['host', 'hostname', 'image', 'group', 'state', 'since', 'deviations', 'last seen'].map((t) =>
+            h('th', { class: t === 'deviations' ? 'num' : '' }, t),
+          ),
+        ),
         page.hosts.map((x) =>
-          h('tr', { class: 'clickable', onclick: () => go('host', x.id) }, h('td', { class: 'mono' }, hostLink(x.id)), h('td', {}, x.hostname ?? ''), h('td', { class: 'mono' }, x.imageId), h('td', {}, x.group ?? ''), h('td', {}, stateBadge(x.state)), h('td', {}, when(x.stateSince)), h('td', { class: 'num' }, x.deviationCount), h('td', {}, when(x.lastSeenAt))),
+          h(
+            'tr',
+            { class: 'clickable', onclick: () => go('host', x.id) },
+            h('td', { class: 'mono' }, hostLink(x.id)),
+            h('td', {}, x.hostname ?? ''),
+            h('td', { class: 'mono' }, x.imageId),
+            h('td', {}, x.group ?? ''),
+            h('td', {}, stateBadge(x.state)),
+            h('td', {}, when(x.stateSince)),
+            h('td', { class: 'num' }, x.deviationCount),
+            h('td', {}, when(x.lastSeenAt)),
+          ),
         ),
       ),
       page.hosts.length === 0 ? h('p', { class: 'muted' }, 'No host matches.') : null,

@@ -18,9 +18,22 @@ import {
   SetInstanceHealthCommand,
   TerminateInstanceInAutoScalingGroupCommand,
 } from '@aws-sdk/client-auto-scaling';
-import { CreateTagsCommand, DescribeInstancesCommand, EC2Client, StopInstancesCommand, TerminateInstancesCommand, type Filter } from '@aws-sdk/client-ec2';
+import {
+  CreateTagsCommand,
+  DescribeInstancesCommand,
+  EC2Client,
+  StopInstancesCommand,
+  TerminateInstancesCommand,
+  type Filter,
+} from '@aws-sdk/client-ec2';
 import { parseDuration } from '../../shared/schema/config.js';
-import { ProviderError, type Provider, type ProviderContext, type ReplaceStatus, type ReplacementTarget } from './types.js';
+import {
+  ProviderError,
+  type Provider,
+  type ProviderContext,
+  type ReplaceStatus,
+  type ReplacementTarget,
+} from './types.js';
 
 export interface AwsAsgConfig {
   region: string;
@@ -66,11 +79,22 @@ function awsError(err: unknown, what: string): ProviderError {
   const e = err as { name?: string; message?: string; $metadata?: { httpStatusCode?: number }; $fault?: string };
   const status = e.$metadata?.httpStatusCode;
   // Permissions and bad requests will not fix themselves; throttling and server faults may.
-  const retryable = e.$fault === 'server' || status === undefined || status >= 500 || e.name === 'Throttling' || e.name === 'ThrottlingException' || e.name === 'RequestLimitExceeded';
-  return new ProviderError('aws-asg', `${what}: ${e.name ?? 'Error'}: ${e.message ?? String(err)}`, { retryable, cause: err, context: { status } });
+  const retryable =
+    e.$fault === 'server' ||
+    status === undefined ||
+    status >= 500 ||
+    e.name === 'Throttling' ||
+    e.name === 'ThrottlingException' ||
+    e.name === 'RequestLimitExceeded';
+  return new ProviderError('aws-asg', `${what}: ${e.name ?? 'Error'}: ${e.message ?? String(err)}`, {
+    retryable,
+    cause: err,
+    context: { status },
+  });
 }
 
-const permanent = (message: string, context?: Record<string, unknown>) => new ProviderError('aws-asg', message, { retryable: false, ...(context ? { context } : {}) });
+const permanent = (message: string, context?: Record<string, unknown>) =>
+  new ProviderError('aws-asg', message, { retryable: false, ...(context ? { context } : {}) });
 
 function isNotFound(err: unknown): boolean {
   const e = err as { name?: string };
@@ -79,11 +103,16 @@ function isNotFound(err: unknown): boolean {
 
 /** Addresses worth asking EC2 about: IPv4, not loopback or link-local (a host's docker bridge is neither, so the name must agree too). */
 function privateIps(addresses: string[]): string[] {
-  return [...new Set(addresses.filter((a) => /^\d{1,3}(\.\d{1,3}){3}$/.test(a) && !a.startsWith('127.') && !a.startsWith('169.254.')))];
+  return [
+    ...new Set(
+      addresses.filter((a) => /^\d{1,3}(\.\d{1,3}){3}$/.test(a) && !a.startsWith('127.') && !a.startsWith('169.254.')),
+    ),
+  ];
 }
 
 export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
-  if (!cfg.region) throw new ProviderError('aws-asg', 'region is required (scheduler.provider.region)', { retryable: false });
+  if (!cfg.region)
+    throw new ProviderError('aws-asg', 'region is required (scheduler.provider.region)', { retryable: false });
   const common = { region: cfg.region, ...(cfg.endpoint ? { endpoint: cfg.endpoint } : {}) };
   const asg = new AutoScalingClient(common);
   const ec2 = new EC2Client(common);
@@ -91,7 +120,11 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
   const standalone = cfg.standalone ?? 'fail';
   const decrement = cfg.decrementDesiredCapacity ?? false;
 
-  async function describe(what: string, input: { InstanceIds?: string[]; Filters?: Filter[] }, signal: AbortSignal): Promise<Instance[]> {
+  async function describe(
+    what: string,
+    input: { InstanceIds?: string[]; Filters?: Filter[] },
+    signal: AbortSignal,
+  ): Promise<Instance[]> {
     let r;
     try {
       r = await ec2.send(new DescribeInstancesCommand(input), { abortSignal: signal });
@@ -142,7 +175,9 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
       throw err;
     }
     if (recorded && pinned.id !== recorded) {
-      throw permanent(`the recorded instance ${recorded} is not the one the pinned identity of host ${t.hostId} names (${pinned.id}); refusing to act on either`);
+      throw permanent(
+        `the recorded instance ${recorded} is not the one the pinned identity of host ${t.hostId} names (${pinned.id}); refusing to act on either`,
+      );
     }
     return pinned;
   }
@@ -156,36 +191,79 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
       // The instance id the host enrolled with (its identity document) is what we act on; the pinned
       // name and addresses, where EC2 reports them, must describe that same instance.
       const found = (await describe(t.instanceId, { InstanceIds: [t.instanceId] }, signal))[0];
-      if (!found) throw permanent(`EC2 in ${cfg.region} does not know instance ${t.instanceId}, which host ${t.hostId} enrolled as (terminated long ago, or another region: if the host is gone, mark the replacement done)`);
-      const nameDisagrees = name !== null && found.privateDns !== null && found.privateDns !== name && found.privateDns.split('.')[0] !== name;
+      if (!found)
+        throw permanent(
+          `EC2 in ${cfg.region} does not know instance ${t.instanceId}, which host ${t.hostId} enrolled as (terminated long ago, or another region: if the host is gone, mark the replacement done)`,
+        );
+      const nameDisagrees =
+        name !== null &&
+        found.privateDns !== null &&
+        found.privateDns !== name &&
+        found.privateDns.split('.')[0] !== name;
       const ipDisagrees = ips.length > 0 && found.privateIp !== null && !ips.includes(found.privateIp);
       if (nameDisagrees || ipDisagrees) {
-        throw permanent(`the pinned identity of host ${t.hostId} disagrees: it enrolled as instance ${t.instanceId}, whose private DNS name is ${found.privateDns} and address ${found.privateIp}, but with name ${name} and addresses ${ips.join(', ')}; refusing to act`, { instanceId: t.instanceId });
+        throw permanent(
+          `the pinned identity of host ${t.hostId} disagrees: it enrolled as instance ${t.instanceId}, whose private DNS name is ${found.privateDns} and address ${found.privateIp}, but with name ${name} and addresses ${ips.join(', ')}; refusing to act`,
+          { instanceId: t.instanceId },
+        );
       }
       return found;
     }
-    const byName = name ? own(await describe(`private-dns-name=${name}`, { Filters: [{ Name: 'private-dns-name', Values: [name.includes('.') ? name : `${name}.*`] }] }, signal)) : null;
-    const byIp = ips.length > 0 ? own(await describe(`private-ip-address=${ips.join(',')}`, { Filters: [{ Name: 'private-ip-address', Values: ips }] }, signal)) : null;
-    const who = [name ? `private DNS name ${name}` : null, ips.length > 0 ? `private IP ${ips.join(', ')}` : null].filter(Boolean).join(' or ');
-    if (!byName && !byIp) throw permanent(`host ${t.hostId} enrolled with no host name or private IPv4 address to find its instance by`);
+    const byName = name
+      ? own(
+          await describe(
+            `private-dns-name=${name}`,
+            { Filters: [{ Name: 'private-dns-name', Values: [name.includes('.') ? name : `${name}.*`] }] },
+            signal,
+          ),
+        )
+      : null;
+    const byIp =
+      ips.length > 0
+        ? own(
+            await describe(
+              `private-ip-address=${ips.join(',')}`,
+              { Filters: [{ Name: 'private-ip-address', Values: ips }] },
+              signal,
+            ),
+          )
+        : null;
+    const who = [name ? `private DNS name ${name}` : null, ips.length > 0 ? `private IP ${ips.join(', ')}` : null]
+      .filter(Boolean)
+      .join(' or ');
+    if (!byName && !byIp)
+      throw permanent(`host ${t.hostId} enrolled with no host name or private IPv4 address to find its instance by`);
     if ((byName?.length ?? 0) === 0 && (byIp?.length ?? 0) === 0) {
-      throw permanent(`no EC2 instance in ${cfg.region} has the ${who} host ${t.hostId} enrolled with (unknown here, or terminated long ago: if the host is gone, mark the replacement done)`);
+      throw permanent(
+        `no EC2 instance in ${cfg.region} has the ${who} host ${t.hostId} enrolled with (unknown here, or terminated long ago: if the host is gone, mark the replacement done)`,
+      );
     }
     let candidates: Instance[];
     if (byName && byName.length > 0 && byIp && byIp.length > 0) {
       const ipIds = new Set(byIp.map((i) => i.id));
       candidates = byName.filter((i) => ipIds.has(i.id));
       if (candidates.length === 0) {
-        throw permanent(`the pinned identity of host ${t.hostId} disagrees: its name ${name} is ${byName.map((i) => i.id).join(', ')} but its address ${ips.join(', ')} is ${byIp.map((i) => i.id).join(', ')}; refusing to act on either`, { byName: byName.map((i) => i.id), byIp: byIp.map((i) => i.id) });
+        throw permanent(
+          `the pinned identity of host ${t.hostId} disagrees: its name ${name} is ${byName.map((i) => i.id).join(', ')} but its address ${ips.join(', ')} is ${byIp.map((i) => i.id).join(', ')}; refusing to act on either`,
+          { byName: byName.map((i) => i.id), byIp: byIp.map((i) => i.id) },
+        );
       }
     } else candidates = byName && byName.length > 0 ? byName : byIp!;
-    if (candidates.length > 1) throw permanent(`more than one EC2 instance (${candidates.map((i) => i.id).join(', ')}) has the ${who} of host ${t.hostId}; refusing to guess`);
+    if (candidates.length > 1)
+      throw permanent(
+        `more than one EC2 instance (${candidates.map((i) => i.id).join(', ')}) has the ${who} of host ${t.hostId}; refusing to guess`,
+      );
     return candidates[0]!;
   }
 
-  async function membership(instanceId: string, signal: AbortSignal): Promise<{ group: string; lifecycle: string } | null> {
+  async function membership(
+    instanceId: string,
+    signal: AbortSignal,
+  ): Promise<{ group: string; lifecycle: string } | null> {
     try {
-      const r = await asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [instanceId] }), { abortSignal: signal });
+      const r = await asg.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [instanceId] }), {
+        abortSignal: signal,
+      });
       const m = r.AutoScalingInstances?.[0];
       return m ? { group: m.AutoScalingGroupName ?? '', lifecycle: m.LifecycleState ?? '' } : null;
     } catch (err) {
@@ -195,7 +273,13 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
 
   async function tag(instanceId: string, tags: Record<string, string>, signal: AbortSignal): Promise<void> {
     try {
-      await ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }), { abortSignal: signal });
+      await ec2.send(
+        new CreateTagsCommand({
+          Resources: [instanceId],
+          Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+        }),
+        { abortSignal: signal },
+      );
     } catch (err) {
       throw awsError(err, `CreateTags ${instanceId}`);
     }
@@ -212,8 +296,12 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
   /** The group's members (any lifecycle state) as EC2 instances. */
   async function groupMembers(group: string, signal: AbortSignal): Promise<{ id: string; lifecycle: string }[]> {
     try {
-      const r = await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [group] }), { abortSignal: signal });
-      return (r.AutoScalingGroups?.[0]?.Instances ?? []).filter((i) => i.InstanceId).map((i) => ({ id: i.InstanceId!, lifecycle: i.LifecycleState ?? '' }));
+      const r = await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [group] }), {
+        abortSignal: signal,
+      });
+      return (r.AutoScalingGroups?.[0]?.Instances ?? [])
+        .filter((i) => i.InstanceId)
+        .map((i) => ({ id: i.InstanceId!, lifecycle: i.LifecycleState ?? '' }));
     } catch (err) {
       throw awsError(err, `DescribeAutoScalingGroups ${group}`);
     }
@@ -227,11 +315,20 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
    */
   async function membersBefore(group: string, signal: AbortSignal): Promise<Record<string, string>> {
     const ids = (await groupMembers(group, signal)).map((m) => m.id);
-    const times = ids.length > 0 ? (await describe(`members of ${group}`, { InstanceIds: ids }, signal)).filter((i) => i.launchTime) : [];
+    const times =
+      ids.length > 0
+        ? (await describe(`members of ${group}`, { InstanceIds: ids }, signal)).filter((i) => i.launchTime)
+        : [];
     if (times.length === 0) return {};
     const last = Math.max(...times.map((i) => i.launchTime!.getTime()));
-    const atLast = times.filter((i) => i.launchTime!.getTime() === last).map((i) => i.id).join(' ');
-    return { [TAG.membersUpTo]: new Date(last).toISOString(), ...(atLast.length <= 256 ? { [TAG.membersAtLast]: atLast } : {}) };
+    const atLast = times
+      .filter((i) => i.launchTime!.getTime() === last)
+      .map((i) => i.id)
+      .join(' ');
+    return {
+      [TAG.membersUpTo]: new Date(last).toISOString(),
+      ...(atLast.length <= 256 ? { [TAG.membersAtLast]: atLast } : {}),
+    };
   }
 
   /**
@@ -249,8 +346,13 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
     const group = old.tags[TAG.detachedFrom]!;
     const upTo = Date.parse(old.tags[TAG.membersUpTo] ?? '');
     const atLast = old.tags[TAG.membersAtLast] !== undefined ? new Set(old.tags[TAG.membersAtLast]!.split(' ')) : null;
-    const launchedAfter = (i: Instance) => Number.isNaN(upTo) || i.launchTime!.getTime() > upTo || (i.launchTime!.getTime() === upTo && atLast !== null && !atLast.has(i.id));
-    const ids = (await groupMembers(group, signal)).filter((m) => m.lifecycle === 'InService' && m.id !== old.id).map((m) => m.id);
+    const launchedAfter = (i: Instance) =>
+      Number.isNaN(upTo) ||
+      i.launchTime!.getTime() > upTo ||
+      (i.launchTime!.getTime() === upTo && atLast !== null && !atLast.has(i.id));
+    const ids = (await groupMembers(group, signal))
+      .filter((m) => m.lifecycle === 'InService' && m.id !== old.id)
+      .map((m) => m.id);
     if (ids.length === 0) return null;
     const fresh = (await describe(`members of ${group}`, { InstanceIds: ids }, signal))
       .filter((i) => i.state === 'running' && i.launchTime && launchedAfter(i))
@@ -266,29 +368,65 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
   async function settleDetached(t: ReplacementTarget, ctx: ProviderContext, old: Instance): Promise<ReplaceStatus> {
     // Only an instance this replacement detached and tagged is ever stopped or terminated here.
     if (old.tags[TAG.replacement] !== t.replacementId || !old.tags[TAG.detachedFrom]) {
-      throw permanent(`${old.id} was not detached by replacement ${t.replacementId} (no ${TAG.replacement}/${TAG.detachedFrom} tags); refusing to stop or terminate it`);
+      throw permanent(
+        `${old.id} was not detached by replacement ${t.replacementId} (no ${TAG.replacement}/${TAG.detachedFrom} tags); refusing to stop or terminate it`,
+      );
     }
     const m = await membership(old.id, ctx.signal);
-    if (m) throw permanent(`${old.id} is back in auto-scaling group ${m.group} (${m.lifecycle}); refusing to stop or terminate a group member`);
+    if (m)
+      throw permanent(
+        `${old.id} is back in auto-scaling group ${m.group} (${m.lifecycle}); refusing to stop or terminate a group member`,
+      );
     if (old.tags[TAG.decremented] === 'true') return endDetached(t, ctx, old, null, null);
     const since = t.startedAt ?? ctx.clock().toISOString();
     const next = await successorOf(t, old, ctx.signal);
-    const successor = next ? await ctx.findCleanSuccessor(since, { hostnames: next.privateDns ? [next.privateDns] : [], addresses: next.privateIp ? [next.privateIp] : [] }) : null;
+    const successor = next
+      ? await ctx.findCleanSuccessor(since, {
+          hostnames: next.privateDns ? [next.privateDns] : [],
+          addresses: next.privateIp ? [next.privateIp] : [],
+        })
+      : null;
     if (!successor) {
       if (ctx.clock().getTime() - Date.parse(since) > successorTimeoutMs) {
-        const waited = next ? `the host on its successor ${next.id} has not reported clean` : `group ${old.tags[TAG.detachedFrom]} launched no successor`;
-        throw new ProviderError('aws-asg', `${waited} within ${cfg.successorTimeout} of detaching ${old.id}; ${old.id} is ${old.state}, outside any auto-scaling group (deregistered from the group's load balancers and target groups)`);
+        const waited = next
+          ? `the host on its successor ${next.id} has not reported clean`
+          : `group ${old.tags[TAG.detachedFrom]} launched no successor`;
+        throw new ProviderError(
+          'aws-asg',
+          `${waited} within ${cfg.successorTimeout} of detaching ${old.id}; ${old.id} is ${old.state}, outside any auto-scaling group (deregistered from the group's load balancers and target groups)`,
+        );
       }
-      return { state: 'pending', detail: next ? `detached ${old.id}; waiting for the host on ${next.id} to report clean` : `detached ${old.id}; waiting for ${old.tags[TAG.detachedFrom]} to launch a successor` };
+      return {
+        state: 'pending',
+        detail: next
+          ? `detached ${old.id}; waiting for the host on ${next.id} to report clean`
+          : `detached ${old.id}; waiting for ${old.tags[TAG.detachedFrom]} to launch a successor`,
+      };
     }
     return endDetached(t, ctx, old, successor, next!.id);
   }
 
   /** The detached instance's end: stopped and held for forensics, or terminated; `successor` is null when the group was shrunk. */
-  async function endDetached(t: ReplacementTarget, ctx: ProviderContext, old: Instance, successor: string | null, successorInstance: string | null): Promise<ReplaceStatus> {
-    const by = successor ? `; replaced by ${successor} on ${successorInstance}` : ' (the group was shrunk: no successor)';
+  async function endDetached(
+    t: ReplacementTarget,
+    ctx: ProviderContext,
+    old: Instance,
+    successor: string | null,
+    successorInstance: string | null,
+  ): Promise<ReplaceStatus> {
+    const by = successor
+      ? `; replaced by ${successor} on ${successorInstance}`
+      : ' (the group was shrunk: no successor)';
     if (cfg.forensicHold) {
-      await tag(old.id, { 'driftwarden:forensic-hold': 'true', 'driftwarden:replaced-by': successor ?? 'none', [TAG.replacement]: t.replacementId }, ctx.signal);
+      await tag(
+        old.id,
+        {
+          'driftwarden:forensic-hold': 'true',
+          'driftwarden:replaced-by': successor ?? 'none',
+          [TAG.replacement]: t.replacementId,
+        },
+        ctx.signal,
+      );
       if (old.state !== 'stopped' && old.state !== 'stopping') {
         try {
           ctx.log.info({ instanceId: old.id, successor }, 'forensic hold: stopping the detached instance');
@@ -297,10 +435,20 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
           throw awsError(err, `StopInstances ${old.id}`);
         }
       }
-      return { state: 'done', detail: `${old.id} stopped and held for investigation${by}`, ...(successor ? { replacedBy: successor } : {}) };
+      return {
+        state: 'done',
+        detail: `${old.id} stopped and held for investigation${by}`,
+        ...(successor ? { replacedBy: successor } : {}),
+      };
     }
     await terminateInstance(old.id, ctx.signal);
-    return { state: 'done', detail: successor ? `${old.id} terminated after ${successor} on ${successorInstance} reported clean` : `${old.id} terminated${by}`, ...(successor ? { replacedBy: successor } : {}) };
+    return {
+      state: 'done',
+      detail: successor
+        ? `${old.id} terminated after ${successor} on ${successorInstance} reported clean`
+        : `${old.id} terminated${by}`,
+      ...(successor ? { replacedBy: successor } : {}),
+    };
   }
 
   return {
@@ -313,42 +461,94 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
       const m = await membership(inst.id, ctx.signal);
       if (!m) {
         // A retried detach finds the instance it detached on the first attempt.
-        if (cfg.strategy === 'detach' && inst.tags[TAG.replacement] === t.replacementId && inst.tags[TAG.detachedFrom]) {
-          return { ref: inst.id, detail: `${inst.id} was already detached from ${inst.tags[TAG.detachedFrom]} by this replacement` };
+        if (
+          cfg.strategy === 'detach' &&
+          inst.tags[TAG.replacement] === t.replacementId &&
+          inst.tags[TAG.detachedFrom]
+        ) {
+          return {
+            ref: inst.id,
+            detail: `${inst.id} was already detached from ${inst.tags[TAG.detachedFrom]} by this replacement`,
+          };
         }
         if (standalone !== 'terminate') {
-          throw permanent(`${inst.id} is ${inst.state} in no auto-scaling group: nothing would launch a successor; replace it by hand, or set standalone: terminate to have it terminated`);
+          throw permanent(
+            `${inst.id} is ${inst.state} in no auto-scaling group: nothing would launch a successor; replace it by hand, or set standalone: terminate to have it terminated`,
+          );
         }
         // The IAM policy lets the controller terminate only instances it tagged.
         await tag(inst.id, { [TAG.replacement]: t.replacementId, [TAG.standalone]: 'true' }, ctx.signal);
         await terminateInstance(inst.id, ctx.signal);
-        return { ref: inst.id, detail: `${inst.id} is in no auto-scaling group; terminated (standalone: terminate, no successor is launched)` };
+        return {
+          ref: inst.id,
+          detail: `${inst.id} is in no auto-scaling group; terminated (standalone: terminate, no successor is launched)`,
+        };
       }
-      if (m.lifecycle.startsWith('Terminating')) return { ref: inst.id, detail: `${inst.id} is already ${m.lifecycle} in ${m.group}` };
+      if (m.lifecycle.startsWith('Terminating'))
+        return { ref: inst.id, detail: `${inst.id} is already ${m.lifecycle} in ${m.group}` };
       let detachedAt: string;
       // Who was a member before the detach, so the successor can be told from them later.
       const before = cfg.strategy === 'detach' ? await membersBefore(m.group, ctx.signal) : {};
       try {
         if (cfg.strategy === 'terminate') {
-          const r = await asg.send(new TerminateInstanceInAutoScalingGroupCommand({ InstanceId: inst.id, ShouldDecrementDesiredCapacity: decrement }), { abortSignal: ctx.signal });
-          return { ref: inst.id, detail: `terminating ${inst.id} in ${m.group} (activity ${r.Activity?.ActivityId ?? 'unknown'}, ${decrement ? 'desired capacity decremented: no successor' : 'desired capacity kept'})` };
+          const r = await asg.send(
+            new TerminateInstanceInAutoScalingGroupCommand({
+              InstanceId: inst.id,
+              ShouldDecrementDesiredCapacity: decrement,
+            }),
+            { abortSignal: ctx.signal },
+          );
+          return {
+            ref: inst.id,
+            detail: `terminating ${inst.id} in ${m.group} (activity ${r.Activity?.ActivityId ?? 'unknown'}, ${decrement ? 'desired capacity decremented: no successor' : 'desired capacity kept'})`,
+          };
         }
         if (cfg.strategy === 'unhealthy') {
-          await asg.send(new SetInstanceHealthCommand({ InstanceId: inst.id, HealthStatus: 'Unhealthy', ShouldRespectGracePeriod: false }), { abortSignal: ctx.signal });
+          await asg.send(
+            new SetInstanceHealthCommand({
+              InstanceId: inst.id,
+              HealthStatus: 'Unhealthy',
+              ShouldRespectGracePeriod: false,
+            }),
+            { abortSignal: ctx.signal },
+          );
           return { ref: inst.id, detail: `${inst.id} marked Unhealthy in ${m.group}` };
         }
-        const r = await asg.send(new DetachInstancesCommand({ AutoScalingGroupName: m.group, InstanceIds: [inst.id], ShouldDecrementDesiredCapacity: decrement }), { abortSignal: ctx.signal });
+        const r = await asg.send(
+          new DetachInstancesCommand({
+            AutoScalingGroupName: m.group,
+            InstanceIds: [inst.id],
+            ShouldDecrementDesiredCapacity: decrement,
+          }),
+          { abortSignal: ctx.signal },
+        );
         detachedAt = (r.Activities?.[0]?.StartTime ?? ctx.clock()).toISOString();
       } catch (err) {
         throw awsError(err, `${cfg.strategy} ${inst.id} in ${m.group}`);
       }
-      await tag(inst.id, { [TAG.replacement]: t.replacementId, [TAG.detachedFrom]: m.group, [TAG.detachedAt]: detachedAt, ...before, ...(decrement ? { [TAG.decremented]: 'true' } : {}) }, ctx.signal);
-      const capacity = decrement ? 'desired capacity decremented: no successor launches' : 'desired capacity kept: a successor launches';
-      return { ref: inst.id, detail: `detached ${inst.id} from ${m.group} (${capacity}; the instance is deregistered from the group's load balancers and target groups)` };
+      await tag(
+        inst.id,
+        {
+          [TAG.replacement]: t.replacementId,
+          [TAG.detachedFrom]: m.group,
+          [TAG.detachedAt]: detachedAt,
+          ...before,
+          ...(decrement ? { [TAG.decremented]: 'true' } : {}),
+        },
+        ctx.signal,
+      );
+      const capacity = decrement
+        ? 'desired capacity decremented: no successor launches'
+        : 'desired capacity kept: a successor launches';
+      return {
+        ref: inst.id,
+        detail: `detached ${inst.id} from ${m.group} (${capacity}; the instance is deregistered from the group's load balancers and target groups)`,
+      };
     },
     async status(t, ctx) {
       const inst = await resolve(t, ctx.signal);
-      if (!inst || GONE_STATES.has(inst.state)) return { state: 'done', detail: `${inst?.id ?? t.ref} is ${inst?.state ?? 'gone'}` };
+      if (!inst || GONE_STATES.has(inst.state))
+        return { state: 'done', detail: `${inst?.id ?? t.ref} is ${inst?.state ?? 'gone'}` };
       if (cfg.strategy === 'detach' && inst.tags[TAG.standalone] !== 'true') return settleDetached(t, ctx, inst);
       const m = await membership(inst.id, ctx.signal);
       if (m) return { state: 'pending', detail: `${inst.id} is ${m.lifecycle} in ${m.group}` };
@@ -356,8 +556,14 @@ export function awsAsgProvider(cfg: AwsAsgConfig): Provider {
       // seconds of taking it out), someone detached it and no one is ending it.
       if (inst.state === 'running' || inst.state === 'pending') {
         const since = t.startedAt ? Date.parse(t.startedAt) : ctx.clock().getTime();
-        if (ctx.clock().getTime() - since > LEFT_RUNNING_GRACE_MS) throw permanent(`${inst.id} has left its auto-scaling group but is still ${inst.state}; it was not terminated`);
-        return { state: 'pending', detail: `${inst.id} has left its auto-scaling group; EC2 still reports it ${inst.state}` };
+        if (ctx.clock().getTime() - since > LEFT_RUNNING_GRACE_MS)
+          throw permanent(
+            `${inst.id} has left its auto-scaling group but is still ${inst.state}; it was not terminated`,
+          );
+        return {
+          state: 'pending',
+          detail: `${inst.id} has left its auto-scaling group; EC2 still reports it ${inst.state}`,
+        };
       }
       return { state: 'pending', detail: `${inst.id} is ${inst.state}, outside any auto-scaling group` };
     },

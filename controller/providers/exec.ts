@@ -26,11 +26,22 @@ interface RunResult {
 
 const OUTPUT_LIMIT = 64 * 1024;
 
-function run(argv: string[], input: string, env: Record<string, string>, timeoutMs: number, signal: AbortSignal): Promise<RunResult> {
+function run(
+  argv: string[],
+  input: string,
+  env: Record<string, string>,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     // Its own process group, so a timeout ends everything the command started: a grandchild holding
     // the output pipes would otherwise keep the call open after the command itself was killed.
-    const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'], shell: false, detached: true });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      env: { ...process.env, ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+      shell: false,
+      detached: true,
+    });
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -94,13 +105,30 @@ function describe(argv: string[], r: RunResult, timeoutMs: number): string {
 
 export function execProvider(cfg: ExecConfig): Provider {
   const timeoutMs = parseDuration(cfg.timeout) ?? 300_000;
-  const invoke = async (argv: string[], action: 'replace' | 'status', t: ReplacementTarget, signal: AbortSignal): Promise<RunResult> => {
-    const input = JSON.stringify({ action, replacementId: t.replacementId, attempt: t.attempt, ref: t.ref, group: t.group, reason: t.reason, host: { id: t.hostId, hostname: t.hostname, imageId: t.imageId, addresses: t.addresses } });
+  const invoke = async (
+    argv: string[],
+    action: 'replace' | 'status',
+    t: ReplacementTarget,
+    signal: AbortSignal,
+  ): Promise<RunResult> => {
+    const input = JSON.stringify({
+      action,
+      replacementId: t.replacementId,
+      attempt: t.attempt,
+      ref: t.ref,
+      group: t.group,
+      reason: t.reason,
+      host: { id: t.hostId, hostname: t.hostname, imageId: t.imageId, addresses: t.addresses },
+    });
     try {
       return await run(argv, input, envOf(action, t), timeoutMs, signal);
     } catch (err) {
       // ENOENT, EACCES: the command cannot run at all; retrying will not help.
-      throw new ProviderError('exec', `cannot run ${argv[0]}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { retryable: false, cause: err });
+      throw new ProviderError(
+        'exec',
+        `cannot run ${argv[0]}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        { retryable: false, cause: err },
+      );
     }
   };
   return {
@@ -109,12 +137,16 @@ export function execProvider(cfg: ExecConfig): Provider {
       const r = await invoke(cfg.command, 'replace', t, ctx.signal);
       if (r.code !== 0) throw new ProviderError('exec', describe(cfg.command, r, timeoutMs));
       const first = r.stdout.trim().split('\n')[0]?.trim() ?? '';
-      return { ref: first ? first.slice(0, 200) : null, detail: `${cfg.command[0]} accepted${first ? ` (${first.slice(0, 80)})` : ''}` };
+      return {
+        ref: first ? first.slice(0, 200) : null,
+        detail: `${cfg.command[0]} accepted${first ? ` (${first.slice(0, 80)})` : ''}`,
+      };
     },
     async status(t, ctx) {
       if (!cfg.statusCommand) return { state: 'done', detail: `${cfg.command[0]} exited 0` };
       const r = await invoke(cfg.statusCommand, 'status', t, ctx.signal);
-      if (r.code === 0) return { state: 'done', detail: r.stdout.trim().split('\n')[0] || `${cfg.statusCommand[0]} exited 0` };
+      if (r.code === 0)
+        return { state: 'done', detail: r.stdout.trim().split('\n')[0] || `${cfg.statusCommand[0]} exited 0` };
       if (r.code === EXIT_PENDING) return { state: 'pending' };
       throw new ProviderError('exec', describe(cfg.statusCommand, r, timeoutMs));
     },

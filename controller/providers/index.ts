@@ -27,8 +27,19 @@ export function createProvider(cfg: ProviderConfig): Provider {
 
 export function providerMetrics(registry: Registry) {
   return {
-    calls: new Counter({ name: 'driftwarden_provider_calls_total', help: 'Provider calls by provider, method and outcome', labelNames: ['provider', 'method', 'outcome'] as const, registers: [registry] }),
-    seconds: new Histogram({ name: 'driftwarden_provider_call_seconds', help: 'Provider call duration', labelNames: ['provider', 'method'] as const, buckets: [0.05, 0.25, 1, 5, 30, 120, 600], registers: [registry] }),
+    calls: new Counter({
+      name: 'driftwarden_provider_calls_total',
+      help: 'Provider calls by provider, method and outcome',
+      labelNames: ['provider', 'method', 'outcome'] as const,
+      registers: [registry],
+    }),
+    seconds: new Histogram({
+      name: 'driftwarden_provider_call_seconds',
+      help: 'Provider call duration',
+      labelNames: ['provider', 'method'] as const,
+      buckets: [0.05, 0.25, 1, 5, 30, 120, 600],
+      registers: [registry],
+    }),
   };
 }
 
@@ -43,8 +54,15 @@ export function instrument(p: Provider, m: ReturnType<typeof providerMetrics> | 
         m?.calls.inc({ provider: p.type, method, outcome: 'ok' });
         return r;
       } catch (err) {
-        m?.calls.inc({ provider: p.type, method, outcome: err instanceof ProviderError && !err.retryable ? 'error' : 'retryable-error' });
-        log.warn({ provider: p.type, method, err: err instanceof Error ? err.message : String(err) }, 'provider call failed');
+        m?.calls.inc({
+          provider: p.type,
+          method,
+          outcome: err instanceof ProviderError && !err.retryable ? 'error' : 'retryable-error',
+        });
+        log.warn(
+          { provider: p.type, method, err: err instanceof Error ? err.message : String(err) },
+          'provider call failed',
+        );
         throw err;
       } finally {
         end?.();
@@ -54,7 +72,10 @@ export function instrument(p: Provider, m: ReturnType<typeof providerMetrics> | 
 }
 
 /** The provider for each group: the group's own (scheduler.groups) or the default (scheduler.provider). */
-export function providerRegistry(cfg: SchedulerConfig, o: { log: Logger; registry?: Registry; make?: (c: ProviderConfig) => Provider }): (group: string) => Provider | null {
+export function providerRegistry(
+  cfg: SchedulerConfig,
+  o: { log: Logger; registry?: Registry; make?: (c: ProviderConfig) => Provider },
+): (group: string) => Provider | null {
   const make = o.make ?? createProvider;
   const m = o.registry ? providerMetrics(o.registry) : null;
   const build = (c: ProviderConfig) => instrument(make(c), m, o.log);

@@ -5,7 +5,16 @@
  * autoscaler or Karpenter brings up a replacement. Pods kubectl refuses to drain without `--force` or
  * `--delete-emptydir-data` stop the drain here too unless `force` / `deleteEmptyDirData` allow them.
  */
-import { ApiException, CoreV1Api, KubeConfig, Observable, PatchStrategy, setHeaderOptions, type ObservableMiddleware, type V1Pod } from '@kubernetes/client-node';
+import {
+  ApiException,
+  CoreV1Api,
+  KubeConfig,
+  Observable,
+  PatchStrategy,
+  setHeaderOptions,
+  type ObservableMiddleware,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { parseDuration } from '../../shared/schema/config.js';
 import type { KubernetesProviderSchema } from '../scheduler/config.js';
 import type { z } from 'zod';
@@ -24,7 +33,11 @@ interface K8sStatus {
 }
 
 function statusOf(err: unknown): number | undefined {
-  return err instanceof ApiException ? err.code : (err as { code?: unknown })?.code === undefined ? undefined : Number((err as { code: unknown }).code);
+  return err instanceof ApiException
+    ? err.code
+    : (err as { code?: unknown })?.code === undefined
+      ? undefined
+      : Number((err as { code: unknown }).code);
 }
 
 function statusBody(err: unknown): K8sStatus | null {
@@ -68,7 +81,8 @@ export function planPod(pod: V1Pod, s: DrainSettings): PodPlan {
   // daemonSetFilter with --ignore-daemonsets: the DaemonSet controller ignores cordons and would put the pod straight back.
   if (controller?.kind === 'DaemonSet') return { action: 'skip', reason: 'daemonset pod' };
   // mirrorPodFilter: a static pod belongs to the kubelet; the API server cannot delete it.
-  if (pod.metadata?.annotations?.['kubernetes.io/config.mirror'] !== undefined) return { action: 'skip', reason: 'mirror pod' };
+  if (pod.metadata?.annotations?.['kubernetes.io/config.mirror'] !== undefined)
+    return { action: 'skip', reason: 'mirror pod' };
   // localStorageFilter and unreplicatedFilter let finished pods through; they hold nothing worth moving, and the pod GC removes them with the node.
   const phase = pod.status?.phase;
   if (phase === 'Succeeded' || phase === 'Failed') return { action: 'skip', reason: `pod ${phase.toLowerCase()}` };
@@ -77,11 +91,16 @@ export function planPod(pod: V1Pod, s: DrainSettings): PodPlan {
   if (pod.metadata?.deletionTimestamp) return { action: 'wait' };
   const reasons: string[] = [];
   const allowedBy: ('force' | 'deleteEmptyDirData')[] = [];
-  const emptyDirs = (pod.spec?.volumes ?? []).filter((v) => v.emptyDir !== undefined && v.emptyDir !== null).map((v) => v.name);
+  const emptyDirs = (pod.spec?.volumes ?? [])
+    .filter((v) => v.emptyDir !== undefined && v.emptyDir !== null)
+    .map((v) => v.name);
   // localStorageFilter: "cannot delete Pods with local storage (use --delete-emptydir-data to override)"; eviction deletes the emptyDir for good.
   if (emptyDirs.length > 0) {
     if (s.deleteEmptyDirData) allowedBy.push('deleteEmptyDirData');
-    else reasons.push(`its emptyDir data (${emptyDirs.map((n) => JSON.stringify(n)).join(', ')}) would be lost; deleteEmptyDirData: true allows it`);
+    else
+      reasons.push(
+        `its emptyDir data (${emptyDirs.map((n) => JSON.stringify(n)).join(', ')}) would be lost; deleteEmptyDirData: true allows it`,
+      );
   }
   // unreplicatedFilter: "cannot delete Pods that declare no controller (use --force to override)"; nothing would bring it back.
   if (controller === undefined) {
@@ -182,7 +201,12 @@ export function kubernetesProvider(cfg: KubernetesConfig, o: { kubeConfig?: Kube
 
   const nodeOf = (t: ReplacementTarget): string => {
     const name = cfg.nodeName === 'id' ? t.hostId : t.hostname;
-    if (!name) throw new ProviderError('kubernetes', `host ${t.hostId} has no host name to find its node by (set nodeName: id)`, { retryable: false });
+    if (!name)
+      throw new ProviderError(
+        'kubernetes',
+        `host ${t.hostId} has no host name to find its node by (set nodeName: id)`,
+        { retryable: false },
+      );
     return name;
   };
 
@@ -202,18 +226,29 @@ export function kubernetesProvider(cfg: KubernetesConfig, o: { kubeConfig?: Kube
    * 200/201 allowed, 429 a PodDisruptionBudget says not now, 500 a misconfiguration such as several
    * budgets selecting the pod, which no retry fixes.
    */
-  async function evict(pod: V1Pod, node: string, signal: AbortSignal): Promise<{ outcome: 'evicted' | 'gone' } | { outcome: 'refused'; why: string }> {
+  async function evict(
+    pod: V1Pod,
+    node: string,
+    signal: AbortSignal,
+  ): Promise<{ outcome: 'evicted' | 'gone' } | { outcome: 'refused'; why: string }> {
     const name = pod.metadata!.name!;
     const namespace = pod.metadata!.namespace ?? 'default';
     const raw = keepBody();
     const multiplePdbs = (message: string) =>
-      new ProviderError('kubernetes', `evicting ${namespace}/${name} from ${node}: ${message} (the pod is selected by more than one PodDisruptionBudget, so the Eviction API can never evict it: an operator has to fix the budgets; the node stays cordoned)`, {
-        retryable: false,
-        context: { status: 500, pod: `${namespace}/${name}` },
-      });
+      new ProviderError(
+        'kubernetes',
+        `evicting ${namespace}/${name} from ${node}: ${message} (the pod is selected by more than one PodDisruptionBudget, so the Eviction API can never evict it: an operator has to fix the budgets; the node stays cordoned)`,
+        {
+          retryable: false,
+          context: { status: 500, pod: `${namespace}/${name}` },
+        },
+      );
     try {
       await abortable(
-        core.createNamespacedPodEviction({ name, namespace, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } } }, { middleware: [raw.middleware], middlewareMergeStrategy: 'append' }),
+        core.createNamespacedPodEviction(
+          { name, namespace, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } } },
+          { middleware: [raw.middleware], middlewareMergeStrategy: 'append' },
+        ),
         signal,
       );
     } catch (err) {
@@ -229,12 +264,19 @@ export function kubernetesProvider(cfg: KubernetesConfig, o: { kubeConfig?: Kube
     if (answer?.status === 'Failure') {
       if (MULTIPLE_PDBS.test(answer.message ?? '')) throw multiplePdbs(answer.message!);
       const code = answer.code ?? 500;
-      throw new ProviderError('kubernetes', `evicting ${namespace}/${name}: ${code} ${answer.reason ?? ''}: ${answer.message ?? 'Failure'}`, { retryable: code === 429 || code >= 500, context: { status: code } });
+      throw new ProviderError(
+        'kubernetes',
+        `evicting ${namespace}/${name}: ${code} ${answer.reason ?? ''}: ${answer.message ?? 'Failure'}`,
+        { retryable: code === 429 || code >= 500, context: { status: code } },
+      );
     }
     return { outcome: 'evicted' };
   }
 
-  async function drain(node: string, ctx: ProviderContext): Promise<{ evicted: number; skipped: number; allowed: Record<'force' | 'deleteEmptyDirData', number> }> {
+  async function drain(
+    node: string,
+    ctx: ProviderContext,
+  ): Promise<{ evicted: number; skipped: number; allowed: Record<'force' | 'deleteEmptyDirData', number> }> {
     const deadline = ctx.clock().getTime() + drainMs;
     const evicted = new Set<string>();
     const allowed = { force: 0, deleteEmptyDirData: 0 };
@@ -245,14 +287,21 @@ export function kubernetesProvider(cfg: KubernetesConfig, o: { kubeConfig?: Kube
       // Checked on every round, not only the first: a pod created with spec.nodeName set bypasses the cordon.
       const blocking = plans.filter((p) => p.plan.action === 'block');
       if (blocking.length > 0) {
-        const list = blocking.map(({ pod, plan }) => ({ pod: podName(pod), reasons: (plan as { reasons: string[] }).reasons }));
+        const list = blocking.map(({ pod, plan }) => ({
+          pod: podName(pod),
+          reasons: (plan as { reasons: string[] }).reasons,
+        }));
         const shown = list.slice(0, 20).map((b) => `${b.pod} (${b.reasons.join('; ')})`);
         const more = list.length > shown.length ? `, and ${list.length - shown.length} more` : '';
         // Retrying cannot help: the settings or the pods have to change, which is an operator's call.
-        throw new ProviderError('kubernetes', `drain of ${node} blocked by ${list.length} pod${list.length === 1 ? '' : 's'}: ${shown.join(', ')}${more}; ${evicted.size === 0 ? 'nothing was evicted' : `${evicted.size} pods were evicted before it appeared`}, and the node stays cordoned`, {
-          retryable: false,
-          context: { node, blocking: list },
-        });
+        throw new ProviderError(
+          'kubernetes',
+          `drain of ${node} blocked by ${list.length} pod${list.length === 1 ? '' : 's'}: ${shown.join(', ')}${more}; ${evicted.size === 0 ? 'nothing was evicted' : `${evicted.size} pods were evicted before it appeared`}, and the node stays cordoned`,
+          {
+            retryable: false,
+            context: { node, blocking: list },
+          },
+        );
       }
       skipped = plans.filter((p) => p.plan.action === 'skip').length;
       const movable = plans.filter((p) => p.plan.action === 'evict' || p.plan.action === 'wait');
@@ -271,7 +320,10 @@ export function kubernetesProvider(cfg: KubernetesConfig, o: { kubeConfig?: Kube
         }
       }
       if (ctx.clock().getTime() + retryMs > deadline) {
-        const left = refused.length > 0 ? `PodDisruptionBudgets still refuse ${refused.slice(0, 5).join(', ')}` : `${movable.length} pods still terminating`;
+        const left =
+          refused.length > 0
+            ? `PodDisruptionBudgets still refuse ${refused.slice(0, 5).join(', ')}`
+            : `${movable.length} pods still terminating`;
         // The node stays cordoned: nothing new lands on a tainted host while an operator looks.
         throw new ProviderError('kubernetes', `drain of ${node} did not finish within ${cfg.drainTimeout}: ${left}`);
       }
@@ -286,7 +338,13 @@ export function kubernetesProvider(cfg: KubernetesConfig, o: { kubeConfig?: Kube
       // Cordon first, as kubectl drain does: the pod list checked below then cannot grow through the scheduler,
       // and a drain that stops (blocked, budgets, timeout) leaves a tainted node that takes no new work.
       try {
-        await abortable(core.patchNode({ name: node, body: { spec: { unschedulable: true } } }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch)), ctx.signal);
+        await abortable(
+          core.patchNode(
+            { name: node, body: { spec: { unschedulable: true } } },
+            setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+          ),
+          ctx.signal,
+        );
       } catch (err) {
         if (err instanceof ProviderError) throw err;
         if (statusOf(err) === 404) return { ref: node, detail: `node ${node} is already gone` };
@@ -299,8 +357,14 @@ export function kubernetesProvider(cfg: KubernetesConfig, o: { kubeConfig?: Kube
         if (err instanceof ProviderError) throw err;
         if (statusOf(err) !== 404) throw k8sError(err, `deleting node ${node}`);
       }
-      const by = [allowed.force > 0 ? `${allowed.force} with no controller (force)` : '', allowed.deleteEmptyDirData > 0 ? `${allowed.deleteEmptyDirData} with emptyDir data (deleteEmptyDirData)` : ''].filter(Boolean);
-      return { ref: node, detail: `cordoned ${node}, evicted ${evicted} pods${by.length > 0 ? ` (${by.join(', ')})` : ''} (${skipped} left to the node: daemonset, mirror or finished), deleted the node` };
+      const by = [
+        allowed.force > 0 ? `${allowed.force} with no controller (force)` : '',
+        allowed.deleteEmptyDirData > 0 ? `${allowed.deleteEmptyDirData} with emptyDir data (deleteEmptyDirData)` : '',
+      ].filter(Boolean);
+      return {
+        ref: node,
+        detail: `cordoned ${node}, evicted ${evicted} pods${by.length > 0 ? ` (${by.join(', ')})` : ''} (${skipped} left to the node: daemonset, mirror or finished), deleted the node`,
+      };
     },
     async status(t, ctx) {
       const node = t.ref ?? nodeOf(t);

@@ -82,7 +82,11 @@ export interface Provider {
 export class ProviderError extends DwError {
   readonly retryable: boolean;
   readonly provider: string;
-  constructor(provider: string, message: string, o: { retryable?: boolean; cause?: unknown; context?: Record<string, unknown> } = {}) {
+  constructor(
+    provider: string,
+    message: string,
+    o: { retryable?: boolean; cause?: unknown; context?: Record<string, unknown> } = {},
+  ) {
     super('DW_ERR_PROVIDER', `${provider}: ${message}`, { provider, ...o.context }, { cause: o.cause });
     this.name = 'ProviderError';
     this.retryable = o.retryable ?? true;

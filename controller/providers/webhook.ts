@@ -8,7 +8,14 @@ import { request } from 'undici';
 import { DwError } from '../../shared/errors.js';
 import { parseDuration } from '../../shared/schema/config.js';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, signWebhook, verifyWebhook } from '../siem/webhook.js';
-import { ProviderError, type Provider, type ProviderContext, type ReplaceAccepted, type ReplaceStatus, type ReplacementTarget } from './types.js';
+import {
+  ProviderError,
+  type Provider,
+  type ProviderContext,
+  type ReplaceAccepted,
+  type ReplaceStatus,
+  type ReplacementTarget,
+} from './types.js';
 
 // One signature format for every webhook the controller sends: it lives in ../siem/webhook.ts.
 export { SIGNATURE_HEADER, TIMESTAMP_HEADER };
@@ -19,8 +26,21 @@ export function signPayload(secret: string, timestamp: string, body: string): st
 }
 
 /** What a receiver does: check the signature and that the timestamp is fresh (docs/examples/webhook-receiver.mjs). */
-export function verifySignature(secret: string, timestamp: string, body: string, signature: string, nowMs: number, toleranceMs = 300_000): boolean {
-  return verifyWebhook(secret, { [TIMESTAMP_HEADER]: timestamp, [SIGNATURE_HEADER]: signature }, body, nowMs, toleranceMs / 1000);
+export function verifySignature(
+  secret: string,
+  timestamp: string,
+  body: string,
+  signature: string,
+  nowMs: number,
+  toleranceMs = 300_000,
+): boolean {
+  return verifyWebhook(
+    secret,
+    { [TIMESTAMP_HEADER]: timestamp, [SIGNATURE_HEADER]: signature },
+    body,
+    nowMs,
+    toleranceMs / 1000,
+  );
 }
 
 export function readSecret(o: { secret?: string; secretFile?: string }, key: string): string | null {
@@ -29,7 +49,11 @@ export function readSecret(o: { secret?: string; secretFile?: string }, key: str
   try {
     return readFileSync(o.secretFile, 'utf8').trim();
   } catch (err) {
-    throw new DwError('DW_ERR_CONFIG', `${key}.secretFile: cannot read ${o.secretFile}: ${(err as NodeJS.ErrnoException).code ?? err}`, { key });
+    throw new DwError(
+      'DW_ERR_CONFIG',
+      `${key}.secretFile: cannot read ${o.secretFile}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+      { key },
+    );
   }
 }
 
@@ -54,20 +78,39 @@ export async function signedPost(provider: string, payload: unknown, o: SignedPo
     if (attempt > 0) await sleep(o.backoffMs?.(attempt - 1) ?? 500 * 2 ** (attempt - 1), o.signal);
     // Signed per attempt: the timestamp is when it was sent.
     const ts = String(Math.floor((o.clock?.() ?? new Date()).getTime() / 1000));
-    const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'driftwarden-controller', [TIMESTAMP_HEADER]: ts, ...o.headers };
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'user-agent': 'driftwarden-controller',
+      [TIMESTAMP_HEADER]: ts,
+      ...o.headers,
+    };
     if (o.secret) headers[SIGNATURE_HEADER] = signPayload(o.secret, ts, body);
     try {
-      const res = await request(o.url, { method: 'POST', headers, body, headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs, signal: o.signal });
+      const res = await request(o.url, {
+        method: 'POST',
+        headers,
+        body,
+        headersTimeout: o.timeoutMs,
+        bodyTimeout: o.timeoutMs,
+        signal: o.signal,
+      });
       const text = await res.body.text();
       if (res.statusCode >= 200 && res.statusCode < 300) {
         try {
           return text ? JSON.parse(text) : {};
         } catch {
-          throw new ProviderError(provider, `${redact(o.url)} answered ${res.statusCode} with a body that is not JSON`, { retryable: false });
+          throw new ProviderError(
+            provider,
+            `${redact(o.url)} answered ${res.statusCode} with a body that is not JSON`,
+            { retryable: false },
+          );
         }
       }
       const retryable = res.statusCode === 429 || res.statusCode >= 500;
-      last = new ProviderError(provider, `${redact(o.url)} answered ${res.statusCode}: ${text.slice(0, 200)}`, { retryable, context: { status: res.statusCode } });
+      last = new ProviderError(provider, `${redact(o.url)} answered ${res.statusCode}: ${text.slice(0, 200)}`, {
+        retryable,
+        context: { status: res.statusCode },
+      });
       if (!retryable) throw last;
     } catch (err) {
       if (err instanceof ProviderError && !err.retryable) throw err;
@@ -130,7 +173,11 @@ interface WebhookAnswer {
 export function webhookProvider(cfg: WebhookConfig, o: { backoffMs?: (n: number) => number } = {}): Provider {
   const secret = readSecret(cfg, 'scheduler.provider');
   const timeoutMs = parseDuration(cfg.timeout) ?? 10_000;
-  const post = async (event: 'replace' | 'status', t: ReplacementTarget, ctx: ProviderContext): Promise<WebhookAnswer> => {
+  const post = async (
+    event: 'replace' | 'status',
+    t: ReplacementTarget,
+    ctx: ProviderContext,
+  ): Promise<WebhookAnswer> => {
     const answer = await signedPost('webhook', payloadOf(event, t), {
       url: cfg.url,
       secret,
@@ -142,19 +189,25 @@ export function webhookProvider(cfg: WebhookConfig, o: { backoffMs?: (n: number)
       // Receivers deduplicate on this: a retried POST is the same request.
       headers: { 'x-driftwarden-delivery': `${t.replacementId}:${t.attempt}:${event}` },
     });
-    if (!answer || typeof answer !== 'object') throw new ProviderError('webhook', 'the answer is not a JSON object', { retryable: false });
+    if (!answer || typeof answer !== 'object')
+      throw new ProviderError('webhook', 'the answer is not a JSON object', { retryable: false });
     return answer as WebhookAnswer;
   };
   return {
     type: 'webhook',
     async replace(t, ctx): Promise<ReplaceAccepted> {
       const a = await post('replace', t, ctx);
-      if (a.status === 'failed') throw new ProviderError('webhook', `the receiver refused: ${String(a.detail ?? 'no detail')}`);
-      return { ref: typeof a.ref === 'string' ? a.ref : null, detail: typeof a.detail === 'string' ? a.detail : `accepted by ${new URL(cfg.url).host}` };
+      if (a.status === 'failed')
+        throw new ProviderError('webhook', `the receiver refused: ${String(a.detail ?? 'no detail')}`);
+      return {
+        ref: typeof a.ref === 'string' ? a.ref : null,
+        detail: typeof a.detail === 'string' ? a.detail : `accepted by ${new URL(cfg.url).host}`,
+      };
     },
     async status(t, ctx): Promise<ReplaceStatus> {
       const a = await post('status', t, ctx);
-      if (a.status === 'failed') throw new ProviderError('webhook', `the receiver reports failure: ${String(a.detail ?? 'no detail')}`);
+      if (a.status === 'failed')
+        throw new ProviderError('webhook', `the receiver reports failure: ${String(a.detail ?? 'no detail')}`);
       return {
         state: a.status === 'done' ? 'done' : 'pending',
         ...(typeof a.detail === 'string' ? { detail: a.detail } : {}),

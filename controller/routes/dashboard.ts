@@ -12,7 +12,8 @@ import { DwError } from '../../shared/errors.js';
 import type { App, AppContext } from '../app.js';
 
 /** Nothing but this origin; no inline script; no framing. */
-export const DASHBOARD_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+export const DASHBOARD_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -28,8 +29,12 @@ const TYPES: Record<string, string> = {
  */
 export function dashboardDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  for (const c of [join(here, '../dashboard'), join(here, '../../../controller/dashboard'), join(here, 'dashboard')]) if (existsSync(join(c, 'index.html'))) return c;
-  throw new DwError('DW_ERR_CONFIG', `the dashboard's files are missing (looked for controller/dashboard/index.html near ${here})`);
+  for (const c of [join(here, '../dashboard'), join(here, '../../../controller/dashboard'), join(here, 'dashboard')])
+    if (existsSync(join(c, 'index.html'))) return c;
+  throw new DwError(
+    'DW_ERR_CONFIG',
+    `the dashboard's files are missing (looked for controller/dashboard/index.html near ${here})`,
+  );
 }
 
 export function registerDashboardRoutes(app: App, _ctx: AppContext): void {
@@ -47,14 +52,26 @@ export function registerDashboardRoutes(app: App, _ctx: AppContext): void {
     if (!f) throw new DwError('DW_ERR_NOT_FOUND', `no dashboard file ${name}`);
     return f;
   };
-  const headers = { 'content-security-policy': DASHBOARD_CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'cache-control': 'no-cache' };
+  const headers = {
+    'content-security-policy': DASHBOARD_CSP,
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+    'cache-control': 'no-cache',
+  };
 
   app.get('/', { config: { auth: 'none' }, schema: { hide: true } }, async (_req, reply) => {
     const f = send('index.html');
     return reply.headers({ ...headers, 'content-type': f.type }).send(f.body);
   });
-  app.get('/ui/:file', { config: { auth: 'none' }, schema: { hide: true, params: z.object({ file: z.string().regex(/^[a-z0-9-]+\.[a-z]+$/) }) } }, async (req, reply) => {
-    const f = send(req.params.file);
-    return reply.headers({ ...headers, 'content-type': f.type }).send(f.body);
-  });
+  app.get(
+    '/ui/:file',
+    {
+      config: { auth: 'none' },
+      schema: { hide: true, params: z.object({ file: z.string().regex(/^[a-z0-9-]+\.[a-z]+$/) }) },
+    },
+    async (req, reply) => {
+      const f = send(req.params.file);
+      return reply.headers({ ...headers, 'content-type': f.type }).send(f.body);
+    },
+  );
 }

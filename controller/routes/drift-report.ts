@@ -43,16 +43,24 @@ export function registerDriftReportRoutes(app: App, ctx: AppContext): void {
     },
     async (req, reply) => {
       const q = req.query;
-      if (q.scope !== 'fleet' && !q.id) throw new DwError('DW_ERR_VALIDATION', `querystring.id: a ${q.scope} report needs the ${q.scope}'s id`);
+      if (q.scope !== 'fleet' && !q.id)
+        throw new DwError('DW_ERR_VALIDATION', `querystring.id: a ${q.scope} report needs the ${q.scope}'s id`);
       if (q.format !== 'html' && (q.after !== undefined || q.limit !== undefined)) {
-        throw new DwError('DW_ERR_VALIDATION', `querystring: after and limit page the HTML report; the ${q.format} export streams every deviation`);
+        throw new DwError(
+          'DW_ERR_VALIDATION',
+          `querystring: after and limit page the HTML report; the ${q.format} export streams every deviation`,
+        );
       }
       const scope: ReportScope = q.scope === 'fleet' ? { kind: 'fleet' } : { kind: q.scope, id: q.id! };
       const now = ctx.clock();
       void reply.header('content-type', REPORT_CONTENT_TYPES[q.format]);
       void reply.header('cache-control', 'no-store');
       const download = (ext: string) => {
-        if (q.download === 'true') void reply.header('content-disposition', `attachment; filename="${reportFileName({ scope, generatedAt: now.toISOString() }, ext)}"`);
+        if (q.download === 'true')
+          void reply.header(
+            'content-disposition',
+            `attachment; filename="${reportFileName({ scope, generatedAt: now.toISOString() }, ext)}"`,
+          );
       };
       if (q.format === 'html') {
         const after = q.after !== undefined ? decodeCursor(q.after) : undefined;

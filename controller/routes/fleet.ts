@@ -12,32 +12,54 @@ import type { App, AppContext } from '../app.js';
 const CHART_DAYS = 30;
 
 export function registerFleetRoutes(app: App, ctx: AppContext): void {
-  app.get('/api/v1/fleet/overview', { config: { auth: 'viewer' }, schema: { querystring: z.strictObject({ days: z.coerce.number().int().min(1).max(365).default(CHART_DAYS) }) } }, async (req) => {
-    const now = ctx.clock();
-    const since = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()) - (req.query.days - 1) * 86_400_000);
-    const [states, images, groups, byDay, transitionsByDay] = await Promise.all([
-      ctx.store.countHostsByState(),
-      ctx.store.countHostsBy('image', 50),
-      ctx.store.countHostsBy('group', 200),
-      ctx.store.countEventsByDay(since.toISOString()),
-      ctx.store.countTransitionsByDay(since.toISOString()),
-    ]);
-    // One point per day, days without events included, so the chart's x axis is time.
-    const days: { day: string; deviations: number; tainted: number; drifted: number }[] = [];
-    for (let i = 0; i < req.query.days; i++) days.push({ day: new Date(since.getTime() + i * 86_400_000).toISOString().slice(0, 10), deviations: 0, tainted: 0, drifted: 0 });
-    const index = new Map(days.map((d, i) => [d.day, i]));
-    for (const r of byDay) {
-      const d = days[index.get(r.day) ?? -1];
-      if (d && r.kind === 'deviation') d.deviations += r.n;
-    }
-    for (const r of transitionsByDay) {
-      const d = days[index.get(r.day) ?? -1];
-      if (d && r.to === 'tainted') d.tainted += r.n;
-      else if (d && r.to === 'drifted') d.drifted += r.n;
-    }
-    const total = Object.values(states).reduce((a, b) => a + b, 0);
-    return { total, states, images, groups: groups.map((g) => ({ ...g, group: g.value })), drift: days, generatedAt: now.toISOString() };
-  });
+  app.get(
+    '/api/v1/fleet/overview',
+    {
+      config: { auth: 'viewer' },
+      schema: { querystring: z.strictObject({ days: z.coerce.number().int().min(1).max(365).default(CHART_DAYS) }) },
+    },
+    async (req) => {
+      const now = ctx.clock();
+      const since = new Date(
+        Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()) - (req.query.days - 1) * 86_400_000,
+      );
+      const [states, images, groups, byDay, transitionsByDay] = await Promise.all([
+        ctx.store.countHostsByState(),
+        ctx.store.countHostsBy('image', 50),
+        ctx.store.countHostsBy('group', 200),
+        ctx.store.countEventsByDay(since.toISOString()),
+        ctx.store.countTransitionsByDay(since.toISOString()),
+      ]);
+      // One point per day, days without events included, so the chart's x axis is time.
+      const days: { day: string; deviations: number; tainted: number; drifted: number }[] = [];
+      for (let i = 0; i < req.query.days; i++)
+        days.push({
+          day: new Date(since.getTime() + i * 86_400_000).toISOString().slice(0, 10),
+          deviations: 0,
+          tainted: 0,
+          drifted: 0,
+        });
+      const index = new Map(days.map((d, i) => [d.day, i]));
+      for (const r of byDay) {
+        const d = days[index.get(r.day) ?? -1];
+        if (d && r.kind === 'deviation') d.deviations += r.n;
+      }
+      for (const r of transitionsByDay) {
+        const d = days[index.get(r.day) ?? -1];
+        if (d && r.to === 'tainted') d.tainted += r.n;
+        else if (d && r.to === 'drifted') d.drifted += r.n;
+      }
+      const total = Object.values(states).reduce((a, b) => a + b, 0);
+      return {
+        total,
+        states,
+        images,
+        groups: groups.map((g) => ({ ...g, group: g.value })),
+        drift: days,
+        generatedAt: now.toISOString(),
+      };
+    },
+  );
 
   app.get(
     '/api/v1/findings',
@@ -54,7 +76,12 @@ export function registerFleetRoutes(app: App, ctx: AppContext): void {
     },
     async (req) => {
       const q = req.query;
-      const rows = await ctx.store.listFindings({ collector: q.collector, severity: q.severity, limit: q.limit + 1, offset: q.offset });
+      const rows = await ctx.store.listFindings({
+        collector: q.collector,
+        severity: q.severity,
+        limit: q.limit + 1,
+        offset: q.offset,
+      });
       return { findings: rows.slice(0, q.limit), next: rows.length > q.limit ? q.offset + q.limit : null };
     },
   );
@@ -76,7 +103,10 @@ export function registerFleetRoutes(app: App, ctx: AppContext): void {
     },
     async (req) => {
       const q = req.query;
-      const hosts = await ctx.store.listFindingHosts({ collector: q.collector, key: q.key, change: q.change, actualDigest: q.actualDigest }, { after: q.after, limit: q.limit + 1 });
+      const hosts = await ctx.store.listFindingHosts(
+        { collector: q.collector, key: q.key, change: q.change, actualDigest: q.actualDigest },
+        { after: q.after, limit: q.limit + 1 },
+      );
       const page = hosts.slice(0, q.limit);
       return { hosts: page, next: hosts.length > q.limit ? page[page.length - 1]!.hostId : null };
     },
@@ -84,11 +114,25 @@ export function registerFleetRoutes(app: App, ctx: AppContext): void {
 
   app.get(
     '/api/v1/hosts/:id/events',
-    { config: { auth: 'viewer' }, schema: { params: z.object({ id: z.string() }), querystring: z.strictObject({ before: z.coerce.number().int().positive().optional(), limit: z.coerce.number().int().min(1).max(500).default(100) }) } },
+    {
+      config: { auth: 'viewer' },
+      schema: {
+        params: z.object({ id: z.string() }),
+        querystring: z.strictObject({
+          before: z.coerce.number().int().positive().optional(),
+          limit: z.coerce.number().int().min(1).max(500).default(100),
+        }),
+      },
+    },
     async (req) => {
       const host = await ctx.store.getHost(req.params.id);
       if (!host) throw new DwError('DW_ERR_NOT_FOUND', `no host ${req.params.id}`);
-      const events = await ctx.store.listEvents({ hostId: host.id, beforeId: req.query.before, newestFirst: true, limit: req.query.limit });
+      const events = await ctx.store.listEvents({
+        hostId: host.id,
+        beforeId: req.query.before,
+        newestFirst: true,
+        limit: req.query.limit,
+      });
       return { events, next: events.length === req.query.limit ? events[events.length - 1]!.id : null };
     },
   );

@@ -47,37 +47,73 @@ export function hostSummary(h: HostRow) {
 export function registerHostRoutes(app: App, ctx: AppContext): void {
   app.get('/api/v1/hosts', { config: { auth: 'viewer' }, schema: { querystring: ListQuerySchema } }, async (req) => {
     const q = req.query;
-    const filter = { state: q.state, imageId: q.image, group: q.group, collector: q.collector, severity: q.severity, search: q.q };
-    const page = await ctx.store.listHosts({ ...filter, sort: q.sort, desc: q.order === 'desc', after: q.after, limit: q.limit });
+    const filter = {
+      state: q.state,
+      imageId: q.image,
+      group: q.group,
+      collector: q.collector,
+      severity: q.severity,
+      search: q.q,
+    };
+    const page = await ctx.store.listHosts({
+      ...filter,
+      sort: q.sort,
+      desc: q.order === 'desc',
+      after: q.after,
+      limit: q.limit,
+    });
     const total = q.count === 'true' ? await ctx.store.countHosts(filter) : undefined;
     return { hosts: page.hosts.map(hostSummary), next: page.nextAfter, ...(total !== undefined ? { total } : {}) };
   });
 
-  app.get('/api/v1/hosts/:id', { config: { auth: 'viewer' }, schema: { params: z.object({ id: z.string() }) } }, async (req) => {
-    const host = await ctx.store.getHost(req.params.id);
-    if (!host) throw new DwError('DW_ERR_NOT_FOUND', `no host ${req.params.id}`);
-    const [deviations, transitions, reports] = await Promise.all([
-      ctx.store.listHostDeviations(host.id),
-      ctx.store.listTransitions(host.id),
-      ctx.store.listReports(host.id, { limit: 20 }),
-    ]);
-    return {
-      host: { ...host, lifecycle: lifecycle(host) },
-      deviations,
-      timeline: {
-        transitions,
-        reports: reports.map((r) => ({ reportId: r.reportId, seq: r.seq, kind: r.kind, scannedAt: r.scannedAt, receivedAt: r.receivedAt, deviationCount: r.deviationCount, digestMismatch: r.digestMismatch })),
-      },
-    };
-  });
-
   app.get(
-    '/api/v1/hosts/:id/reports',
-    { config: { auth: 'viewer' }, schema: { params: z.object({ id: z.string() }), querystring: z.strictObject({ limit: z.coerce.number().int().min(1).max(500).default(50), beforeSeq: z.coerce.number().int().optional() }) } },
+    '/api/v1/hosts/:id',
+    { config: { auth: 'viewer' }, schema: { params: z.object({ id: z.string() }) } },
     async (req) => {
       const host = await ctx.store.getHost(req.params.id);
       if (!host) throw new DwError('DW_ERR_NOT_FOUND', `no host ${req.params.id}`);
-      return { reports: await ctx.store.listReports(host.id, { limit: req.query.limit, beforeSeq: req.query.beforeSeq }) };
+      const [deviations, transitions, reports] = await Promise.all([
+        ctx.store.listHostDeviations(host.id),
+        ctx.store.listTransitions(host.id),
+        ctx.store.listReports(host.id, { limit: 20 }),
+      ]);
+      return {
+        host: { ...host, lifecycle: lifecycle(host) },
+        deviations,
+        timeline: {
+          transitions,
+          reports: reports.map((r) => ({
+            reportId: r.reportId,
+            seq: r.seq,
+            kind: r.kind,
+            scannedAt: r.scannedAt,
+            receivedAt: r.receivedAt,
+            deviationCount: r.deviationCount,
+            digestMismatch: r.digestMismatch,
+          })),
+        },
+      };
+    },
+  );
+
+  app.get(
+    '/api/v1/hosts/:id/reports',
+    {
+      config: { auth: 'viewer' },
+      schema: {
+        params: z.object({ id: z.string() }),
+        querystring: z.strictObject({
+          limit: z.coerce.number().int().min(1).max(500).default(50),
+          beforeSeq: z.coerce.number().int().optional(),
+        }),
+      },
+    },
+    async (req) => {
+      const host = await ctx.store.getHost(req.params.id);
+      if (!host) throw new DwError('DW_ERR_NOT_FOUND', `no host ${req.params.id}`);
+      return {
+        reports: await ctx.store.listReports(host.id, { limit: req.query.limit, beforeSeq: req.query.beforeSeq }),
+      };
     },
   );
 }

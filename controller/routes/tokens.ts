@@ -37,7 +37,13 @@ export const TokenRequestSchema = z
     maxUses: z.union([z.number().int().min(1).max(1_000_000), z.literal('unlimited')]).optional(),
     /** Enrollment tokens only: globs a new host's group must match (then a host must name a group). */
     groups: z
-      .array(z.string().min(1).max(256).regex(/^[^\u0000-\u001f\u007f\u2028\u2029]+$/, 'a group glob has no control or line-separator characters'))
+      .array(
+        z
+          .string()
+          .min(1)
+          .max(256)
+          .regex(/^[^\u0000-\u001f\u007f\u2028\u2029]+$/, 'a group glob has no control or line-separator characters'),
+      )
       .min(1)
       .max(50)
       .optional(),
@@ -45,13 +51,23 @@ export const TokenRequestSchema = z
   .superRefine((r, ctx) => {
     if (r.role === 'agent') return;
     for (const key of ['maxUses', 'groups'] as const) {
-      if (r[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `only enrollment tokens (role agent) have ${key}; this token has role ${r.role}` });
+      if (r[key] !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: `only enrollment tokens (role agent) have ${key}; this token has role ${r.role}`,
+        });
     }
   });
 export type TokenRequest = z.infer<typeof TokenRequestSchema>;
 
 /** Shared by the API and `driftwarden token create`, which writes to the store directly. */
-export async function createToken(tx: StoreTx, req: TokenRequest, actor: string, now: Date): Promise<{ token: TokenRow; secret: string }> {
+export async function createToken(
+  tx: StoreTx,
+  req: TokenRequest,
+  actor: string,
+  now: Date,
+): Promise<{ token: TokenRow; secret: string }> {
   const enrollment = req.role === 'agent';
   const lifetime = req.expiresIn ?? (enrollment ? ENROLLMENT_DEFAULTS.expiresIn : 'never');
   const maxUses = enrollment ? (req.maxUses ?? ENROLLMENT_DEFAULTS.maxUses) : 'unlimited';
@@ -85,34 +101,50 @@ export async function createToken(tx: StoreTx, req: TokenRequest, actor: string,
 export function groupRefusal(token: TokenRow, group: string | undefined): string | null {
   if (token.groups === null) return null;
   const allowed = token.groups.join(', ');
-  if (group === undefined) return `enrollment token ${token.id} only enrolls hosts into groups matching ${allowed}; this enrollment names no group`;
-  if (!token.groups.some((g) => groupMatches(g, group))) return `enrollment token ${token.id} only enrolls hosts into groups matching ${allowed}, not ${JSON.stringify(group)}`;
+  if (group === undefined)
+    return `enrollment token ${token.id} only enrolls hosts into groups matching ${allowed}; this enrollment names no group`;
+  if (!token.groups.some((g) => groupMatches(g, group)))
+    return `enrollment token ${token.id} only enrolls hosts into groups matching ${allowed}, not ${JSON.stringify(group)}`;
   return null;
 }
 
 /** Why an enrollment token no longer authenticates at `now` (beyond revocation and expiry), or null. */
 export function usedUp(token: TokenRow): string | null {
-  if (token.maxUses !== null && token.uses >= token.maxUses) return `enrollment token ${token.id} is used up (${token.uses} of ${token.maxUses} enrollments); create a new one`;
+  if (token.maxUses !== null && token.uses >= token.maxUses)
+    return `enrollment token ${token.id} is used up (${token.uses} of ${token.maxUses} enrollments); create a new one`;
   return null;
 }
 
 export function registerTokenRoutes(app: App, ctx: AppContext): void {
-  app.post('/api/v1/tokens', { config: { auth: 'admin' }, schema: { body: TokenRequestSchema } }, async (req, reply) => {
-    const out = await ctx.store.transaction((tx) => createToken(tx, req.body, req.principal!.actor, ctx.clock()));
-    void reply.status(201);
-    return { ...out.token, secret: out.secret };
-  });
+  app.post(
+    '/api/v1/tokens',
+    { config: { auth: 'admin' }, schema: { body: TokenRequestSchema } },
+    async (req, reply) => {
+      const out = await ctx.store.transaction((tx) => createToken(tx, req.body, req.principal!.actor, ctx.clock()));
+      void reply.status(201);
+      return { ...out.token, secret: out.secret };
+    },
+  );
 
   app.get('/api/v1/tokens', { config: { auth: 'admin' } }, async () => ({ tokens: await ctx.store.listTokens() }));
 
-  app.delete('/api/v1/tokens/:id', { config: { auth: 'admin' }, schema: { params: z.object({ id: z.string() }) } }, async (req) => {
-    const now = ctx.clock().toISOString();
-    return revokeToken(ctx.store, req.params.id, req.principal!.actor, now);
-  });
+  app.delete(
+    '/api/v1/tokens/:id',
+    { config: { auth: 'admin' }, schema: { params: z.object({ id: z.string() }) } },
+    async (req) => {
+      const now = ctx.clock().toISOString();
+      return revokeToken(ctx.store, req.params.id, req.principal!.actor, now);
+    },
+  );
 }
 
 /** Shared by the API and `driftwarden token revoke --config`. */
-export async function revokeToken(store: { transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> }, id: string, actor: string, now: string): Promise<{ id: string; revokedAt: string }> {
+export async function revokeToken(
+  store: { transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> },
+  id: string,
+  actor: string,
+  now: string,
+): Promise<{ id: string; revokedAt: string }> {
   await store.transaction(async (tx) => {
     if (!(await tx.revokeToken(id, now))) throw new DwError('DW_ERR_NOT_FOUND', `no active token ${id}`);
     await tx.appendAudit({ at: now, actor, action: 'token.revoke', target: id, detail: {} });

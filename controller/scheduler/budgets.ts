@@ -54,10 +54,14 @@ export function budgetAllowance(label: string, b: BudgetLimits, x: BudgetInput):
     }
   };
   if (b.windows && b.windows.length > 0 && !inWindow(b.windows, x.now)) limit(0, 'outside its maintenance windows');
-  if (b.minClean !== undefined && x.clean < b.minClean) limit(0, `${x.clean} clean hosts, fewer than minClean ${b.minClean}`);
+  if (b.minClean !== undefined && x.clean < b.minClean)
+    limit(0, `${x.clean} clean hosts, fewer than minClean ${b.minClean}`);
   if (b.maxUnavailable !== undefined) {
     const max = resolveCount(b.maxUnavailable, x.total);
-    limit(max - x.unavailable, `maxUnavailable ${b.maxUnavailable}${typeof b.maxUnavailable === 'string' ? ` of ${x.total} = ${max}` : ''}, ${x.unavailable} unavailable`);
+    limit(
+      max - x.unavailable,
+      `maxUnavailable ${b.maxUnavailable}${typeof b.maxUnavailable === 'string' ? ` of ${x.total} = ${max}` : ''}, ${x.unavailable} unavailable`,
+    );
   }
   if (b.rate) {
     const per = parseDuration(b.rate.per) ?? 0;
@@ -77,6 +81,11 @@ export function combine(...parts: Allowance[]): Allowance {
 
 /** Glob on group names: `*` any run of characters, `?` one. */
 export function groupMatches(pattern: string, group: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*').replaceAll('?', '.')}$`);
+  const re = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replaceAll('*', '.*')
+      .replaceAll('?', '.')}$`,
+  );
   return re.test(group);
 }

@@ -11,9 +11,17 @@ import { isTimeZone, parseCron } from './windows.js';
 export const MODES = ['off', 'dry-run', 'enforce'] as const;
 export type Mode = (typeof MODES)[number];
 
-const CountOrPercent = z.union([z.number().int().nonnegative(), z.string().regex(/^\d+(\.\d+)?%$/, 'expected a count or a percentage such as "10%"')]);
+const CountOrPercent = z.union([
+  z.number().int().nonnegative(),
+  z.string().regex(/^\d+(\.\d+)?%$/, 'expected a count or a percentage such as "10%"'),
+]);
 
-const CronSchema = z.string().refine((s) => parseCron(s) !== null, 'expected a 5-field cron expression (minute hour day-of-month month day-of-week), e.g. "0 2 * * 1-5"');
+const CronSchema = z
+  .string()
+  .refine(
+    (s) => parseCron(s) !== null,
+    'expected a 5-field cron expression (minute hour day-of-month month day-of-week), e.g. "0 2 * * 1-5"',
+  );
 
 export const WindowSchema = z.strictObject({
   /** When a window opens, on the wall clock of `timeZone`. */
@@ -23,7 +31,10 @@ export const WindowSchema = z.strictObject({
   /** An IANA time zone name ("Europe/Berlin"); checked against the runtime's tz database at start-up. */
   timeZone: z
     .string()
-    .refine(isTimeZone, { error: (iss) => `unknown time zone ${JSON.stringify(iss.input)}: expected an IANA name such as "Europe/Berlin" or "UTC"` })
+    .refine(isTimeZone, {
+      error: (iss) =>
+        `unknown time zone ${JSON.stringify(iss.input)}: expected an IANA name such as "Europe/Berlin" or "UTC"`,
+    })
     .default('UTC'),
 });
 export type Window = z.infer<typeof WindowSchema>;
@@ -116,7 +127,12 @@ export const ExecProviderSchema = z.strictObject({
   statusCommand: z.array(z.string().min(1)).min(1).optional(),
 });
 
-export const ProviderConfigSchema = z.discriminatedUnion('type', [AwsAsgProviderSchema, KubernetesProviderSchema, WebhookProviderSchema, ExecProviderSchema]);
+export const ProviderConfigSchema = z.discriminatedUnion('type', [
+  AwsAsgProviderSchema,
+  KubernetesProviderSchema,
+  WebhookProviderSchema,
+  ExecProviderSchema,
+]);
 export type ProviderConfig = z.infer<typeof ProviderConfigSchema>;
 
 export const GroupSettingsSchema = z.strictObject({
@@ -137,7 +153,9 @@ export const BreakerSchema = z.strictObject({
   /** Pause a group when this many hosts were tainted within `window` by the same deviation (collector, key, actual value). */
   sameDeviation: z.number().int().min(2).default(5),
   /** Where to POST an alert (signed like the webhook provider) when a group is paused. */
-  alertWebhook: z.strictObject({ url: z.string().url(), ...SecretRef, timeout: DurationSchema.default('10s') }).optional(),
+  alertWebhook: z
+    .strictObject({ url: z.string().url(), ...SecretRef, timeout: DurationSchema.default('10s') })
+    .optional(),
 });
 
 const BREAKER_DEFAULT = { taintedShare: 0.3, window: '15m', minTainted: 2, sameDeviation: 5 };

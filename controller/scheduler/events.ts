@@ -37,7 +37,10 @@ export class SchedulerEvents {
     for (const l of this.listeners) {
       try {
         const r = l(event);
-        if (r && typeof (r as Promise<void>).catch === 'function') (r as Promise<void>).catch((err: unknown) => this.log?.error({ err, event: event.type }, 'scheduler event listener failed'));
+        if (r && typeof (r as Promise<void>).catch === 'function')
+          (r as Promise<void>).catch((err: unknown) =>
+            this.log?.error({ err, event: event.type }, 'scheduler event listener failed'),
+          );
       } catch (err) {
         this.log?.error({ err, event: event.type }, 'scheduler event listener failed');
       }

@@ -51,9 +51,16 @@ export function createScheduler(o: CreateSchedulerOptions): Scheduler {
     events.on(async (e) => {
       if (e.type !== 'breaker-tripped' && e.type !== 'breaker-resumed') return;
       try {
-        await signedPost('breaker-alert', { ...e, source: 'driftwarden' }, { url: alert.url, secret, timeoutMs, retries: 3, clock: o.clock });
+        await signedPost(
+          'breaker-alert',
+          { ...e, source: 'driftwarden' },
+          { url: alert.url, secret, timeoutMs, retries: 3, clock: o.clock },
+        );
       } catch (err) {
-        log.error({ err: err instanceof Error ? err.message : String(err), group: e.group }, 'breaker alert webhook failed');
+        log.error(
+          { err: err instanceof Error ? err.message : String(err), group: e.group },
+          'breaker alert webhook failed',
+        );
       }
     });
   }
@@ -61,8 +68,18 @@ export function createScheduler(o: CreateSchedulerOptions): Scheduler {
 }
 
 function subscribeMetrics(scheduler: Scheduler, store: Store, registry: Registry): void {
-  const events = new Counter({ name: 'driftwarden_replacement_events_total', help: 'Scheduler events by type', labelNames: ['type'] as const, registers: [registry] });
-  const trips = new Counter({ name: 'driftwarden_breaker_trips_total', help: 'Groups paused by the breaker (or an operator)', labelNames: ['group'] as const, registers: [registry] });
+  const events = new Counter({
+    name: 'driftwarden_replacement_events_total',
+    help: 'Scheduler events by type',
+    labelNames: ['type'] as const,
+    registers: [registry],
+  });
+  const trips = new Counter({
+    name: 'driftwarden_breaker_trips_total',
+    help: 'Groups paused by the breaker (or an operator)',
+    labelNames: ['group'] as const,
+    registers: [registry],
+  });
   new Gauge({
     name: 'driftwarden_replacements',
     help: 'Replacements in an active state (the durable queue), by state',
@@ -71,7 +88,11 @@ function subscribeMetrics(scheduler: Scheduler, store: Store, registry: Registry
     async collect() {
       // The active states only: finished rows accumulate forever and are history, not a queue.
       const counts = await store.replacements.countByGroup(ACTIVE_REPLACEMENT_STATES);
-      for (const s of ACTIVE_REPLACEMENT_STATES) this.set({ state: s }, counts.filter((c) => c.state === s).reduce((n, c) => n + c.n, 0));
+      for (const s of ACTIVE_REPLACEMENT_STATES)
+        this.set(
+          { state: s },
+          counts.filter((c) => c.state === s).reduce((n, c) => n + c.n, 0),
+        );
     },
   });
   new Gauge({

@@ -9,11 +9,27 @@ import { DwError } from '../../shared/errors.js';
 import { next, type HostEvent } from '../states.js';
 import { EVENT_KINDS, recordEvent, recordTransition } from '../events.js';
 import type { HostRow, HostState, StoreTx } from '../store/types.js';
-import { ACTIVE_REPLACEMENT_STATES, IN_FLIGHT_STATES, type GroupPause, type GroupStateRow, type ReplacementRow } from '../store/replacements.js';
+import {
+  ACTIVE_REPLACEMENT_STATES,
+  IN_FLIGHT_STATES,
+  type GroupPause,
+  type GroupStateRow,
+  type ReplacementRow,
+} from '../store/replacements.js';
 import { budgetAllowance, combine, groupMatches } from './budgets.js';
 import type { Mode, SchedulerConfig } from './config.js';
 import { SchedulerEvents } from './events.js';
-import { emptyGroup, hostContext, ms, newRow, runPass, transition, type SchedulerDeps, type SchedulerRuntime, type TickResult } from './steps/index.js';
+import {
+  emptyGroup,
+  hostContext,
+  ms,
+  newRow,
+  runPass,
+  transition,
+  type SchedulerDeps,
+  type SchedulerRuntime,
+  type TickResult,
+} from './steps/index.js';
 
 export type { SchedulerDeps, TickResult } from './steps/index.js';
 
@@ -64,14 +80,29 @@ export class Scheduler implements SchedulerRuntime {
   }
 
   private async runTick(): Promise<TickResult> {
-    const result: TickResult = { queued: 0, scheduled: 0, wouldReplace: 0, started: 0, completed: 0, failed: 0, tripped: [] };
+    const result: TickResult = {
+      queued: 0,
+      scheduled: 0,
+      wouldReplace: 0,
+      started: 0,
+      completed: 0,
+      failed: 0,
+      tripped: [],
+    };
     if (this.d.config.mode === 'off') return result;
     await runPass(this, result);
     return result;
   }
 
   /** Moves the host along the state table: its row, its timeline and the event stream, in `tx`. */
-  private transition(tx: StoreTx, host: HostRow, from: HostState, event: HostEvent, at: string, actor: string): Promise<void> {
+  private transition(
+    tx: StoreTx,
+    host: HostRow,
+    from: HostState,
+    event: HostEvent,
+    at: string,
+    actor: string,
+  ): Promise<void> {
     return transition(tx, host, from, event, at, actor);
   }
 
@@ -86,22 +117,60 @@ export class Scheduler implements SchedulerRuntime {
       if (!host) throw new DwError('DW_ERR_NOT_FOUND', `no host ${hostId}`);
       if (host.state === 'replaced') throw new DwError('DW_ERR_STATE', `host ${hostId} is already replaced`);
       const active = await tx.replacements.activeForHost(hostId);
-      if (active && active.state !== 'failed') throw new DwError('DW_ERR_CONFLICT', `host ${hostId} already has replacement ${active.id} (${active.state})`, { replacement: active.id });
+      if (active && active.state !== 'failed')
+        throw new DwError('DW_ERR_CONFLICT', `host ${hostId} already has replacement ${active.id} (${active.state})`, {
+          replacement: active.id,
+        });
       if (host.state !== 'tainted' && host.state !== 'replacement-scheduled' && host.state !== 'replacing') {
-        const t = next(host.state, { type: 'report', worst: 'taint', culprit: { collector: 'operator', key: 'replacement-request', change: 'modified', decidedBy: actor } });
+        const t = next(host.state, {
+          type: 'report',
+          worst: 'taint',
+          culprit: { collector: 'operator', key: 'replacement-request', change: 'modified', decidedBy: actor },
+        });
         await tx.updateHost(host.id, { state: t.state, stateSince: at, taintedAt: at });
-        await recordTransition(tx, hostContext(host), { from: host.state, to: t.state, cause: `taint: replacement requested by ${actor}: ${reason}`, actor, at, reportId: null });
+        await recordTransition(tx, hostContext(host), {
+          from: host.state,
+          to: t.state,
+          cause: `taint: replacement requested by ${actor}: ${reason}`,
+          actor,
+          at,
+          reportId: null,
+        });
       }
       let out: ReplacementRow;
       if (active) {
-        const patch = { state: 'queued' as const, attempts: 0, nextAttemptAt: null, lastError: null, decision: null, decisionReason: `re-queued by ${actor}`, requestedBy: actor, reason, updatedAt: at };
+        const patch = {
+          state: 'queued' as const,
+          attempts: 0,
+          nextAttemptAt: null,
+          lastError: null,
+          decision: null,
+          decisionReason: `re-queued by ${actor}`,
+          requestedBy: actor,
+          reason,
+          updatedAt: at,
+        };
         await tx.replacements.update(active.id, patch);
         out = { ...active, ...patch };
       } else {
-        out = newRow({ hostId, group: host.group ?? this.d.config.defaultGroup, severity: null, taintedAt: host.taintedAt ?? at, requestedBy: actor, reason, now: at });
+        out = newRow({
+          hostId,
+          group: host.group ?? this.d.config.defaultGroup,
+          severity: null,
+          taintedAt: host.taintedAt ?? at,
+          requestedBy: actor,
+          reason,
+          now: at,
+        });
         await tx.replacements.insert(out);
       }
-      await tx.appendAudit({ at, actor, action: 'replacement.request', target: hostId, detail: { replacement: out.id, reason } });
+      await tx.appendAudit({
+        at,
+        actor,
+        action: 'replacement.request',
+        target: hostId,
+        detail: { replacement: out.id, reason },
+      });
       return out;
     });
     this.events.emit({ type: 'replacement-queued', at, replacement: row });
@@ -113,9 +182,18 @@ export class Scheduler implements SchedulerRuntime {
     const row = await this.d.store.transaction(async (tx) => {
       const r = await tx.replacements.lock(id);
       if (!r) throw new DwError('DW_ERR_NOT_FOUND', `no replacement ${id}`);
-      if (r.state !== 'awaiting-approval' && r.state !== 'queued') throw new DwError('DW_ERR_STATE', `replacement ${id} is ${r.state}; only a queued one can be approved`);
-      if (r.approvedAt) throw new DwError('DW_ERR_CONFLICT', `replacement ${id} was already approved by ${r.approvedBy}`);
-      const patch = { state: 'queued' as const, approvedBy: actor, approvedAt: at, decision: null, decisionReason: `approved by ${actor}`, updatedAt: at };
+      if (r.state !== 'awaiting-approval' && r.state !== 'queued')
+        throw new DwError('DW_ERR_STATE', `replacement ${id} is ${r.state}; only a queued one can be approved`);
+      if (r.approvedAt)
+        throw new DwError('DW_ERR_CONFLICT', `replacement ${id} was already approved by ${r.approvedBy}`);
+      const patch = {
+        state: 'queued' as const,
+        approvedBy: actor,
+        approvedAt: at,
+        decision: null,
+        decisionReason: `approved by ${actor}`,
+        updatedAt: at,
+      };
       await tx.replacements.update(id, patch);
       await tx.appendAudit({ at, actor, action: 'replacement.approve', target: r.hostId, detail: { replacement: id } });
       return { ...r, ...patch };
@@ -130,13 +208,33 @@ export class Scheduler implements SchedulerRuntime {
     const row = await this.d.store.transaction(async (tx) => {
       const r = await tx.replacements.lock(id);
       if (!r) throw new DwError('DW_ERR_NOT_FOUND', `no replacement ${id}`);
-      if (r.state === 'replacing') throw new DwError('DW_ERR_STATE', `replacement ${id} is already with the provider (${r.provider ?? 'provider'}); wait for it, or mark it done`);
-      if (r.state === 'replaced' || r.state === 'cancelled') throw new DwError('DW_ERR_STATE', `replacement ${id} is already ${r.state}`);
+      if (r.state === 'replacing')
+        throw new DwError(
+          'DW_ERR_STATE',
+          `replacement ${id} is already with the provider (${r.provider ?? 'provider'}); wait for it, or mark it done`,
+        );
+      if (r.state === 'replaced' || r.state === 'cancelled')
+        throw new DwError('DW_ERR_STATE', `replacement ${id} is already ${r.state}`);
       const host = await tx.lockHost(r.hostId);
-      if (host && host.state === 'replacement-scheduled') await this.transition(tx, host, host.state, { type: 'replacement-cancelled', actor, reason }, at, actor);
-      const patch = { state: 'cancelled' as const, decision: null, decisionReason: `cancelled by ${actor}: ${reason}`, finishedAt: at, leaseOwner: null, leaseUntil: null, updatedAt: at };
+      if (host && host.state === 'replacement-scheduled')
+        await this.transition(tx, host, host.state, { type: 'replacement-cancelled', actor, reason }, at, actor);
+      const patch = {
+        state: 'cancelled' as const,
+        decision: null,
+        decisionReason: `cancelled by ${actor}: ${reason}`,
+        finishedAt: at,
+        leaseOwner: null,
+        leaseUntil: null,
+        updatedAt: at,
+      };
       await tx.replacements.update(id, patch);
-      await tx.appendAudit({ at, actor, action: 'replacement.cancel', target: r.hostId, detail: { replacement: id, reason, was: r.state } });
+      await tx.appendAudit({
+        at,
+        actor,
+        action: 'replacement.cancel',
+        target: r.hostId,
+        detail: { replacement: id, reason, was: r.state },
+      });
       return { ...r, ...patch };
     });
     this.events.emit({ type: 'replacement-cancelled', at, replacement: row, actor });
@@ -149,23 +247,41 @@ export class Scheduler implements SchedulerRuntime {
     const row = await this.d.store.transaction(async (tx) => {
       const r = await tx.replacements.lock(id);
       if (!r) throw new DwError('DW_ERR_NOT_FOUND', `no replacement ${id}`);
-      if (r.state === 'replaced' || r.state === 'cancelled') throw new DwError('DW_ERR_STATE', `replacement ${id} is already ${r.state}`);
+      if (r.state === 'replaced' || r.state === 'cancelled')
+        throw new DwError('DW_ERR_STATE', `replacement ${id} is already ${r.state}`);
       const host = await tx.lockHost(r.hostId);
       if (host) {
         // Walk the host state table rather than jump: every step is in the timeline with who did it.
         let state = host.state;
         const steps: HostEvent[] = [];
         if (state === 'tainted') steps.push({ type: 'replacement-scheduled', detail: `marked done by ${actor}` });
-        if (state === 'tainted' || state === 'replacement-scheduled') steps.push({ type: 'replacement-started', detail: `marked done by ${actor}` });
+        if (state === 'tainted' || state === 'replacement-scheduled')
+          steps.push({ type: 'replacement-started', detail: `marked done by ${actor}` });
         steps.push({ type: 'replacement-completed', detail: `marked done by ${actor}` });
         for (const e of steps) {
           await this.transition(tx, host, state, e, at, actor);
           state = next(state, e).state;
         }
       }
-      const patch = { state: 'replaced' as const, finishedAt: at, confirmedAt: r.confirmedAt ?? at, replacedBy: replacedBy ?? r.replacedBy, decision: null, decisionReason: `marked done by ${actor}`, leaseOwner: null, leaseUntil: null, updatedAt: at };
+      const patch = {
+        state: 'replaced' as const,
+        finishedAt: at,
+        confirmedAt: r.confirmedAt ?? at,
+        replacedBy: replacedBy ?? r.replacedBy,
+        decision: null,
+        decisionReason: `marked done by ${actor}`,
+        leaseOwner: null,
+        leaseUntil: null,
+        updatedAt: at,
+      };
       await tx.replacements.update(id, patch);
-      await tx.appendAudit({ at, actor, action: 'replacement.done', target: r.hostId, detail: { replacement: id, was: r.state, replacedBy: patch.replacedBy } });
+      await tx.appendAudit({
+        at,
+        actor,
+        action: 'replacement.done',
+        target: r.hostId,
+        detail: { replacement: id, was: r.state, replacedBy: patch.replacedBy },
+      });
       return { ...r, ...patch };
     });
     this.events.emit({ type: 'replacement-completed', at, replacement: row });
@@ -181,7 +297,13 @@ export class Scheduler implements SchedulerRuntime {
       if (!g?.paused) throw new DwError('DW_ERR_STATE', `group ${group} is not paused`);
       const out: GroupStateRow = { ...g, paused: false, resumedAt: at, resumedBy: actor, breakerSince: at };
       await tx.replacements.putGroup(out);
-      await tx.appendAudit({ at, actor, action: 'replacement.resume', target: group, detail: { pausedReason: g.pausedReason, pausedBy: g.pausedBy, pausedAt: g.pausedAt } });
+      await tx.appendAudit({
+        at,
+        actor,
+        action: 'replacement.resume',
+        target: group,
+        detail: { pausedReason: g.pausedReason, pausedBy: g.pausedBy, pausedAt: g.pausedAt },
+      });
       return out;
     });
     this.events.emit({ type: 'breaker-resumed', at, group, actor });
@@ -195,11 +317,23 @@ export class Scheduler implements SchedulerRuntime {
       await tx.replacements.lockScheduler();
       const g = (await tx.replacements.getGroup(group)) ?? emptyGroup(group);
       if (g.paused) throw new DwError('DW_ERR_STATE', `group ${group} is already paused: ${g.pausedReason}`);
-      const out: GroupStateRow = { ...g, paused: true, pausedReason: `${reason} (paused by ${actor})`, pausedAt: at, pausedBy: actor };
+      const out: GroupStateRow = {
+        ...g,
+        paused: true,
+        pausedReason: `${reason} (paused by ${actor})`,
+        pausedAt: at,
+        pausedBy: actor,
+      };
       await tx.replacements.putGroup(out);
       await tx.appendAudit({ at, actor, action: 'replacement.pause', target: group, detail: { reason } });
       // The same kind as the breaker's: either way replacements in the group stop until someone resumes it.
-      await recordEvent(tx, { kind: EVENT_KINDS.breakerTripped, hostId: null, actor, at, detail: { group, reason: out.pausedReason, mode: this.modeFor(group), pausedBy: actor } });
+      await recordEvent(tx, {
+        kind: EVENT_KINDS.breakerTripped,
+        hostId: null,
+        actor,
+        at,
+        detail: { group, reason: out.pausedReason, mode: this.modeFor(group), pausedBy: actor },
+      });
       return out;
     });
     this.events.emit({ type: 'breaker-tripped', at, group, reason: row.pausedReason! });
@@ -223,10 +357,18 @@ export class Scheduler implements SchedulerRuntime {
       const c = counts.get(name) ?? { group: name, total: 0, unavailable: 0, clean: 0 };
       const { name: _name, breakerSince: _since, ...pause } = states.get(name) ?? emptyGroup(name);
       const budgets = cfg.budgets.filter((b) => groupMatches(b.group, name));
-      const input = { now, total: c.total, unavailable: c.unavailable, clean: c.clean, starts: starts.filter((s) => s.group === name).map((s) => Date.parse(s.startedAt)) };
+      const input = {
+        now,
+        total: c.total,
+        unavailable: c.unavailable,
+        clean: c.clean,
+        starts: starts.filter((s) => s.group === name).map((s) => Date.parse(s.startedAt)),
+      };
       const allowance = combine(...budgets.map((b) => budgetAllowance(`budget "${b.group}"`, b, input)));
       const mine = active.filter((a) => a.group === name);
-      const queue = Object.fromEntries(ACTIVE_REPLACEMENT_STATES.map((s) => [s, mine.find((a) => a.state === s)?.n ?? 0]));
+      const queue = Object.fromEntries(
+        ACTIVE_REPLACEMENT_STATES.map((s) => [s, mine.find((a) => a.state === s)?.n ?? 0]),
+      );
       const settings = this.settingsFor(name);
       return {
         name,
@@ -235,7 +377,9 @@ export class Scheduler implements SchedulerRuntime {
         provider: this.d.providerFor(name)?.type ?? null,
         ...pause,
         hosts: { total: c.total, unavailable: c.unavailable, clean: c.clean },
-        inFlight: mine.filter((a) => (IN_FLIGHT_STATES as readonly string[]).includes(a.state)).reduce((n, a) => n + a.n, 0),
+        inFlight: mine
+          .filter((a) => (IN_FLIGHT_STATES as readonly string[]).includes(a.state))
+          .reduce((n, a) => n + a.n, 0),
         queue,
         budgets,
         allowedNow: allowance.allowed === Infinity ? null : allowance.allowed,
@@ -258,4 +402,3 @@ export interface GroupView extends GroupPause {
   allowedNow: number | null;
   limitedBy: string | null;
 }
-

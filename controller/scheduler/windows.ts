@@ -81,12 +81,22 @@ export function parseCron(expr: string): Cron | null {
   const sets = parts.map((p, i) => parseField(p, i));
   if (sets.some((s) => s === null)) return null;
   const [minute, hour, dom, month, dow] = sets as Set<number>[];
-  return { minute: minute!, hour: hour!, dom: dom!, month: month!, dow: dow!, domStar: parts[2] === '*', dowStar: parts[4] === '*', fixedTime: !parts[0]!.includes('*') && !parts[1]!.includes('*') };
+  return {
+    minute: minute!,
+    hour: hour!,
+    dom: dom!,
+    month: month!,
+    dow: dow!,
+    domStar: parts[2] === '*',
+    dowStar: parts[4] === '*',
+    fixedTime: !parts[0]!.includes('*') && !parts[1]!.includes('*'),
+  };
 }
 
 /** Matches the wall-clock time whose fields are `t`'s UTC fields (a local time shifted into a Date). */
 export function cronMatches(c: Cron, t: Date): boolean {
-  if (!c.minute.has(t.getUTCMinutes()) || !c.hour.has(t.getUTCHours()) || !c.month.has(t.getUTCMonth() + 1)) return false;
+  if (!c.minute.has(t.getUTCMinutes()) || !c.hour.has(t.getUTCHours()) || !c.month.has(t.getUTCMonth() + 1))
+    return false;
   const domOk = c.dom.has(t.getUTCDate());
   const dowOk = c.dow.has(t.getUTCDay());
   if (c.domStar || c.dowStar) return domOk && dowOk;
@@ -112,7 +122,15 @@ const formats = new Map<string, Intl.DateTimeFormat>();
 function zoneOffset(zone: string, t: number): number {
   let f = formats.get(zone);
   if (!f) {
-    f = new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric' });
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone: zone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+    });
     formats.set(zone, f);
   }
   const p: Record<string, number> = {};

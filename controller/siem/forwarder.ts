@@ -29,7 +29,7 @@ const BATCH = 500;
 export async function forwardOnce(store: Store, sink: Sink, clock: () => Date = () => new Date()): Promise<number> {
   let cursor = await store.getEventCursor(sink.name);
   if (cursor === null) {
-    const newest = sink.startAt === 'end' ? (await store.listEvents({ newestFirst: true, limit: 1 }))[0]?.id ?? 0 : 0;
+    const newest = sink.startAt === 'end' ? ((await store.listEvents({ newestFirst: true, limit: 1 }))[0]?.id ?? 0) : 0;
     cursor = newest;
     await store.setEventCursor(sink.name, cursor, clock().toISOString());
   }
@@ -70,7 +70,17 @@ export function syslogSink(o: NonNullable<ControllerConfig['siem']['syslog']>): 
       await sender.send(
         events.map((e) => {
           const ocsf = toOcsf(e);
-          return formatSyslog({ facility: o.facility, severity: syslogSeverity(ocsf.severity_id), timestamp: new Date(e.at), hostname: host, appName: o.appName, msgId: `ocsf-${ocsf.class_uid}` }, JSON.stringify(ocsf));
+          return formatSyslog(
+            {
+              facility: o.facility,
+              severity: syslogSeverity(ocsf.severity_id),
+              timestamp: new Date(e.at),
+              hostname: host,
+              appName: o.appName,
+              msgId: `ocsf-${ocsf.class_uid}`,
+            },
+            JSON.stringify(ocsf),
+          );
         }),
       );
     },
@@ -95,7 +105,8 @@ export function chatSink(url: string, secret: Buffer | null, now?: () => Date): 
 export function sinksFromConfig(config: ControllerConfig): Sink[] {
   const sinks: Sink[] = [];
   const s = config.siem;
-  if (s.webhook) sinks.push(siemWebhookSink(s.webhook.url, readSecretFile(s.webhook.secretFile, 'siem.webhook.secretFile')));
+  if (s.webhook)
+    sinks.push(siemWebhookSink(s.webhook.url, readSecretFile(s.webhook.secretFile, 'siem.webhook.secretFile')));
   if (s.syslog) sinks.push(syslogSink(s.syslog));
   const n = config.notifications?.webhook;
   if (n) sinks.push(chatSink(n.url, readSecretFile(n.secretFile, 'notifications.webhook.secretFile')));
@@ -103,7 +114,13 @@ export function sinksFromConfig(config: ControllerConfig): Sink[] {
 }
 
 /** Runs every sink on a timer; one sink failing (logged, retried next tick) does not hold up the others. */
-export function startForwarders(o: { store: Store; sinks: Sink[]; log: Logger; clock: () => Date; intervalMs: number }): () => void {
+export function startForwarders(o: {
+  store: Store;
+  sinks: Sink[];
+  log: Logger;
+  clock: () => Date;
+  intervalMs: number;
+}): () => void {
   if (o.sinks.length === 0) return () => {};
   const busy = new Set<string>();
   const tick = () => {

@@ -35,12 +35,16 @@ const FileSchema = z.looseObject({ name: z.string().min(1), type_id: z.number().
 /** The actor object has no required field of its own, but must say something. */
 const ActorSchema = z.looseObject({}).refine((a) => Object.keys(a).length > 0, 'actor is empty');
 
-const typeUidHolds = (e: { class_uid: number; activity_id: number; type_uid: number }) => e.type_uid === e.class_uid * 100 + e.activity_id;
+const typeUidHolds = (e: { class_uid: number; activity_id: number; type_uid: number }) =>
+  e.type_uid === e.class_uid * 100 + e.activity_id;
 
 export const FileSystemActivitySchema = BaseEventSchema.extend({
   class_uid: z.literal(1001),
   category_uid: z.literal(1),
-  activity_id: z.number().int().refine((n) => (n >= 0 && n <= 14) || n === 99),
+  activity_id: z
+    .number()
+    .int()
+    .refine((n) => (n >= 0 && n <= 14) || n === 99),
   actor: ActorSchema,
   device: DeviceSchema,
   file: FileSchema,
@@ -61,7 +65,11 @@ export const ComplianceFindingSchema = BaseEventSchema.extend({
   compliance: z.looseObject({ standards: z.array(z.string().min(1)).min(1) }),
 }).refine(typeUidHolds, 'type_uid must be class_uid * 100 + activity_id');
 
-export const OCSF_CLASS_SCHEMAS = { 1001: FileSystemActivitySchema, 5019: DeviceConfigStateChangeSchema, 2003: ComplianceFindingSchema } as const;
+export const OCSF_CLASS_SCHEMAS = {
+  1001: FileSystemActivitySchema,
+  5019: DeviceConfigStateChangeSchema,
+  2003: ComplianceFindingSchema,
+} as const;
 
 export type OcsfEvent = z.infer<typeof BaseEventSchema> & Record<string, unknown>;
 
@@ -69,7 +77,16 @@ export type OcsfEvent = z.infer<typeof BaseEventSchema> & Record<string, unknown
 
 const SEVERITY_ID: Record<string, number> = { low: 2, medium: 3, high: 4, critical: 5 };
 /** A host's state, as a severity of the finding about it. */
-const STATE_SEVERITY: Record<string, number> = { clean: 1, pending: 1, replaced: 1, drifted: 3, silent: 3, tainted: 4, 'replacement-scheduled': 4, replacing: 4 };
+const STATE_SEVERITY: Record<string, number> = {
+  clean: 1,
+  pending: 1,
+  replaced: 1,
+  drifted: 3,
+  silent: 3,
+  tainted: 4,
+  'replacement-scheduled': 4,
+  replacing: 4,
+};
 const FILE_TYPE_ID: Record<string, number> = { file: 1, dir: 2, symlink: 7, char: 3, block: 4, fifo: 6, socket: 5 };
 
 function device(e: EventRow) {
@@ -97,7 +114,14 @@ function metadata(e: EventRow, correlation?: unknown) {
 }
 
 function base(e: EventRow, classUid: number, categoryUid: number, activityId: number, severityId: number) {
-  return { class_uid: classUid, category_uid: categoryUid, activity_id: activityId, type_uid: classUid * 100 + activityId, severity_id: severityId, time: Date.parse(e.at) };
+  return {
+    class_uid: classUid,
+    category_uid: categoryUid,
+    activity_id: activityId,
+    type_uid: classUid * 100 + activityId,
+    severity_id: severityId,
+    time: Date.parse(e.at),
+  };
 }
 
 interface DeviationDetail {
@@ -130,7 +154,16 @@ export function toOcsf(e: EventRow): OcsfEvent {
   let out: Record<string, unknown>;
   if (e.kind === 'deviation') {
     const d = e.detail as unknown as DeviationDetail;
-    const unmapped = { collector: d.collector, key: d.key, change: d.change, policy_action: d.action, decided_by: d.decidedBy, expected: d.expected, actual: d.actual, truncated: d.truncated };
+    const unmapped = {
+      collector: d.collector,
+      key: d.key,
+      change: d.change,
+      policy_action: d.action,
+      decided_by: d.decidedBy,
+      expected: d.expected,
+      actual: d.actual,
+      truncated: d.truncated,
+    };
     const message = `${d.collector} ${d.change}: ${d.key} (${d.action}, ${d.severity})`;
     if (collectorDef(d.collector)?.ocsfClass === 1001) {
       const activity = d.change === 'added' ? 1 : d.change === 'removed' ? 4 : 3;
@@ -156,16 +189,39 @@ export function toOcsf(e: EventRow): OcsfEvent {
       };
     }
   } else if (e.kind === 'state') {
-    const d = e.detail as { from: string | null; to: string; cause: string; reportId?: string | null; hostname?: string | null };
+    const d = e.detail as {
+      from: string | null;
+      to: string;
+      cause: string;
+      reportId?: string | null;
+      hostname?: string | null;
+    };
     const closed = d.to === 'replaced' || d.to === 'clean';
     const activity = closed ? 3 : d.from === null || d.from === 'clean' || d.from === 'pending' ? 1 : 2;
-    const status = d.to === 'clean' || d.to === 'pending' ? { id: 1, name: 'Pass' } : d.to === 'drifted' || d.to === 'silent' ? { id: 2, name: 'Warning' } : d.to === 'replaced' ? { id: 1, name: 'Pass' } : { id: 3, name: 'Fail' };
+    const status =
+      d.to === 'clean' || d.to === 'pending'
+        ? { id: 1, name: 'Pass' }
+        : d.to === 'drifted' || d.to === 'silent'
+          ? { id: 2, name: 'Warning' }
+          : d.to === 'replaced'
+            ? { id: 1, name: 'Pass' }
+            : { id: 3, name: 'Fail' };
     out = {
       ...base(e, 2003, 2, activity, STATE_SEVERITY[d.to] ?? 0),
       metadata: metadata(e, d.reportId ?? undefined),
       message: `host ${e.hostId} ${d.from ?? '(new)'} -> ${d.to}: ${d.cause}`,
-      finding_info: { uid: `driftwarden:${e.hostId}`, title: `Host ${d.hostname ?? e.hostId} is ${d.to}`, desc: d.cause, types: ['Configuration Drift'] },
-      compliance: { standards: ['driftwarden image baseline'], control: 'host matches its signed image manifest', status_id: status.id, status: status.name },
+      finding_info: {
+        uid: `driftwarden:${e.hostId}`,
+        title: `Host ${d.hostname ?? e.hostId} is ${d.to}`,
+        desc: d.cause,
+        types: ['Configuration Drift'],
+      },
+      compliance: {
+        standards: ['driftwarden image baseline'],
+        control: 'host matches its signed image manifest',
+        status_id: status.id,
+        status: status.name,
+      },
       status_id: closed ? 4 : 1,
       resources: [{ uid: e.hostId, type: 'host', name: d.hostname ?? e.hostId }],
       device: device(e),
@@ -175,7 +231,13 @@ export function toOcsf(e: EventRow): OcsfEvent {
   } else {
     // Scheduler kinds (breaker-tripped, replacement-failed): a change in the security state of the
     // fleet's devices: a group whose remediation stopped, a host whose remediation failed.
-    const d = e.detail as { group?: string | null; reason?: string; error?: string; pausedBy?: string; replacement?: string };
+    const d = e.detail as {
+      group?: string | null;
+      reason?: string;
+      error?: string;
+      pausedBy?: string;
+      replacement?: string;
+    };
     const message =
       e.kind === 'breaker-tripped'
         ? `replacements paused in group ${d.group ?? '?'}${d.pausedBy && d.pausedBy !== 'breaker' ? ` by ${d.pausedBy}` : ' by the breaker'}: ${d.reason ?? ''}`
@@ -201,6 +263,9 @@ export function validateOcsf(event: OcsfEvent): OcsfEvent {
   const schema = OCSF_CLASS_SCHEMAS[event.class_uid as keyof typeof OCSF_CLASS_SCHEMAS];
   if (!schema) throw new Error(`OCSF: class ${event.class_uid} is not one driftwarden emits`);
   const r = schema.safeParse(event);
-  if (!r.success) throw new Error(`OCSF ${event.class_uid}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!r.success)
+    throw new Error(
+      `OCSF ${event.class_uid}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   return event;
 }

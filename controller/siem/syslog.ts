@@ -51,7 +51,11 @@ export class SyslogSender {
     if (this.target.protocol === 'udp') {
       this.udp ??= createSocket(this.target.host.includes(':') ? 'udp6' : 'udp4');
       for (const m of messages) {
-        await new Promise<void>((resolve, reject) => this.udp!.send(Buffer.from(m, 'utf8'), this.target.port, this.target.host, (err) => (err ? reject(err) : resolve())));
+        await new Promise<void>((resolve, reject) =>
+          this.udp!.send(Buffer.from(m, 'utf8'), this.target.port, this.target.host, (err) =>
+            err ? reject(err) : resolve(),
+          ),
+        );
       }
       return;
     }
@@ -85,7 +89,9 @@ export class SyslogSender {
         s.destroy();
         reject(new Error(`syslog: connecting to ${this.target.host}:${this.target.port} timed out`));
       });
-      s.once('error', (err) => reject(new Error(`syslog: cannot connect to ${this.target.host}:${this.target.port}: ${err.message}`)));
+      s.once('error', (err) =>
+        reject(new Error(`syslog: cannot connect to ${this.target.host}:${this.target.port}: ${err.message}`)),
+      );
     });
   }
 

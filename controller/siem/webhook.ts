@@ -17,7 +17,13 @@ export function signWebhook(secret: string | Buffer, timestamp: number, body: st
 }
 
 /** For receivers (and tests): the signature matches and the timestamp is within `toleranceSeconds` of now. */
-export function verifyWebhook(secret: string | Buffer, headers: Record<string, string | string[] | undefined>, body: string, now = Date.now(), toleranceSeconds = 300): boolean {
+export function verifyWebhook(
+  secret: string | Buffer,
+  headers: Record<string, string | string[] | undefined>,
+  body: string,
+  now = Date.now(),
+  toleranceSeconds = 300,
+): boolean {
   const ts = Number(headers[TIMESTAMP_HEADER]);
   const sig = headers[SIGNATURE_HEADER];
   if (!Number.isInteger(ts) || typeof sig !== 'string') return false;
@@ -32,11 +38,17 @@ export function readSecretFile(file: string | undefined, key: string): Buffer | 
   try {
     return Buffer.from(readFileSync(file, 'utf8').trim());
   } catch (err) {
-    throw new DwError('DW_ERR_CONFIG', `${key}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, { key });
+    throw new DwError('DW_ERR_CONFIG', `${key}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      key,
+    });
   }
 }
 
-export async function postSigned(url: string, body: string, o: { secret: Buffer | null; contentType: string; now?: () => Date }): Promise<void> {
+export async function postSigned(
+  url: string,
+  body: string,
+  o: { secret: Buffer | null; contentType: string; now?: () => Date },
+): Promise<void> {
   const ts = Math.floor((o.now?.() ?? new Date()).getTime() / 1000);
   const headers: Record<string, string> = { 'content-type': o.contentType, 'user-agent': 'driftwarden-controller' };
   if (o.secret) {
@@ -47,8 +59,13 @@ export async function postSigned(url: string, body: string, o: { secret: Buffer 
   try {
     res = await request(url, { method: 'POST', headers, body, headersTimeout: 10_000, bodyTimeout: 10_000 });
   } catch (err) {
-    throw new DwError('DW_ERR_IO', `webhook ${new URL(url).origin}: ${(err as Error).message}`, { url: new URL(url).origin });
+    throw new DwError('DW_ERR_IO', `webhook ${new URL(url).origin}: ${(err as Error).message}`, {
+      url: new URL(url).origin,
+    });
   }
   await res.body.dump();
-  if (res.statusCode < 200 || res.statusCode >= 300) throw new DwError('DW_ERR_IO', `webhook ${new URL(url).origin} answered ${res.statusCode}`, { status: res.statusCode });
+  if (res.statusCode < 200 || res.statusCode >= 300)
+    throw new DwError('DW_ERR_IO', `webhook ${new URL(url).origin} answered ${res.statusCode}`, {
+      status: res.statusCode,
+    });
 }

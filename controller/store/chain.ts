@@ -12,11 +12,23 @@ export const GENESIS = '0'.repeat(64);
  * Ids are left out on purpose: they are assigned by the database after the hash is computed, and the
  * prev_hash link already fixes each row's place in the chain.
  */
-export function auditContent(r: { at: string; actor: string; action: string; target: string | null; detail: Record<string, unknown> }): unknown {
+export function auditContent(r: {
+  at: string;
+  actor: string;
+  action: string;
+  target: string | null;
+  detail: Record<string, unknown>;
+}): unknown {
   return { at: r.at, actor: r.actor, action: r.action, target: r.target, detail: r.detail };
 }
 
-export function eventContent(r: { at: string; kind: string; hostId: string | null; actor: string; detail: Record<string, unknown> }): unknown {
+export function eventContent(r: {
+  at: string;
+  kind: string;
+  hostId: string | null;
+  actor: string;
+  detail: Record<string, unknown>;
+}): unknown {
   return { at: r.at, kind: r.kind, hostId: r.hostId, actor: r.actor, detail: r.detail };
 }
 
@@ -41,10 +53,14 @@ export type ChainBreak =
  * link, or the last hash if all hold. A changed row fails its own hash; a removed row fails the next
  * row's prev_hash.
  */
-export function verifyLinks(links: Iterable<ChainLink>, prev = GENESIS): { ok: true; head: string; count: number } | { ok: false; broken: ChainBreak; count: number } {
+export function verifyLinks(
+  links: Iterable<ChainLink>,
+  prev = GENESIS,
+): { ok: true; head: string; count: number } | { ok: false; broken: ChainBreak; count: number } {
   let count = 0;
   for (const l of links) {
-    if (l.prevHash !== prev) return { ok: false, broken: { id: l.id, problem: 'prev-hash', expected: prev, found: l.prevHash }, count };
+    if (l.prevHash !== prev)
+      return { ok: false, broken: { id: l.id, problem: 'prev-hash', expected: prev, found: l.prevHash }, count };
     const h = chainHash(l.prevHash, l.content);
     if (h !== l.hash) return { ok: false, broken: { id: l.id, problem: 'hash', expected: h, found: l.hash }, count };
     prev = l.hash;

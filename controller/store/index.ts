@@ -2,7 +2,18 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, SqliteDriver, sql, type DatabaseConnection, type Driver, type SqliteDatabase, type SqliteStatement } from 'kysely';
+import {
+  CompiledQuery,
+  Kysely,
+  PostgresDialect,
+  SqliteDialect,
+  SqliteDriver,
+  sql,
+  type DatabaseConnection,
+  type Driver,
+  type SqliteDatabase,
+  type SqliteStatement,
+} from 'kysely';
 import pg from 'pg';
 import { DwError } from '../../shared/errors.js';
 import { KyselyStore, type DB } from './kysely-store.js';
@@ -40,10 +51,14 @@ export async function openStore(url: string, opts: OpenStoreOptions = {}): Promi
   else if (scheme === 'postgres' || scheme === 'postgresql') store = await openPostgres(url, opts);
   else {
     // Only the scheme goes into the message: the rest of a URL may carry a password.
-    throw new DwError('DW_ERR_CONFIG', `store: unsupported URL scheme ${scheme ? `"${scheme}:"` : '(none)'}; use sqlite:/path/to/file.db or postgres://user@host/db`, {
-      key: 'store',
-      scheme: scheme ?? null,
-    });
+    throw new DwError(
+      'DW_ERR_CONFIG',
+      `store: unsupported URL scheme ${scheme ? `"${scheme}:"` : '(none)'}; use sqlite:/path/to/file.db or postgres://user@host/db`,
+      {
+        key: 'store',
+        scheme: scheme ?? null,
+      },
+    );
   }
   try {
     await store.migrate();
@@ -94,7 +109,9 @@ function openSqlite(rest: string, opts: OpenStoreOptions): KyselyStore {
     for (const extra of [`${file}-wal`, `${file}-shm`]) if (existsSync(extra)) chmodSync(extra, 0o600);
   }
   opts.log?.info({ file, journalMode: raw.pragma('journal_mode', { simple: true }) }, 'store opened (sqlite)');
-  const db = new Kysely<DB>({ dialect: new ImmediateSqliteDialect({ database: statementCache(raw, STATEMENT_CACHE_SIZE) }) });
+  const db = new Kysely<DB>({
+    dialect: new ImmediateSqliteDialect({ database: statementCache(raw, STATEMENT_CACHE_SIZE) }),
+  });
   return new KyselyStore(db, 'sqlite');
 }
 
@@ -160,7 +177,11 @@ export function redactUrl(url: string): string {
 async function openPostgres(url: string, opts: OpenStoreOptions): Promise<KyselyStore> {
   const schema = opts.schema;
   if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
-    throw new DwError('DW_ERR_CONFIG', `store: PostgreSQL schema name ${JSON.stringify(schema)} must be lower-case letters, digits and _`, { key: 'store' });
+    throw new DwError(
+      'DW_ERR_CONFIG',
+      `store: PostgreSQL schema name ${JSON.stringify(schema)} must be lower-case letters, digits and _`,
+      { key: 'store' },
+    );
   }
   const pool = new pg.Pool({
     connectionString: url,
@@ -175,7 +196,9 @@ async function openPostgres(url: string, opts: OpenStoreOptions): Promise<Kysely
   // A connection checked out between two queries (inside a transaction, say) that loses its server
   // emits 'error' on the client, where the pool's handler is not: without this the controller dies
   // on a database restart. The next query on it fails, and the pool discards it on release.
-  pool.on('connect', (client) => client.on('error', (err) => opts.log?.warn({ err }, 'store: PostgreSQL connection lost')));
+  pool.on('connect', (client) =>
+    client.on('error', (err) => opts.log?.warn({ err }, 'store: PostgreSQL connection lost')),
+  );
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   let current: string;
   try {
@@ -187,7 +210,12 @@ async function openPostgres(url: string, opts: OpenStoreOptions): Promise<Kysely
     current = s;
   } catch (err) {
     await db.destroy().catch(() => {});
-    throw new DwError('DW_ERR_IO', `store: cannot use PostgreSQL at ${redactUrl(url)}: ${err instanceof Error ? err.message : String(err)}`, { key: 'store' }, { cause: err });
+    throw new DwError(
+      'DW_ERR_IO',
+      `store: cannot use PostgreSQL at ${redactUrl(url)}: ${err instanceof Error ? err.message : String(err)}`,
+      { key: 'store' },
+      { cause: err },
+    );
   }
   opts.log?.info({ url: redactUrl(url), schema: current }, 'store opened (postgres)');
   return new KyselyStore(db, 'postgres', { pgSchema: current });

@@ -304,7 +304,9 @@ const HOST_PATCH: { [K in keyof HostRow]?: [column: keyof HostsTable, write: (v:
   instanceId: ['instance_id', (v: string | null) => v],
 };
 
-function manifestFromRow(r: Omit<Selectable<ManifestsTable>, 'body'> & { body?: string }): ManifestRow | Omit<ManifestRow, 'body'> {
+function manifestFromRow(
+  r: Omit<Selectable<ManifestsTable>, 'body'> & { body?: string },
+): ManifestRow | Omit<ManifestRow, 'body'> {
   const row: Omit<ManifestRow, 'body'> = {
     imageId: r.image_id,
     digest: r.digest,
@@ -379,11 +381,29 @@ function transitionFromRow(r: Selectable<TransitionsTable>): TransitionRow {
 }
 
 function auditFromRow(r: Selectable<AuditTable>): AuditRow {
-  return { id: Number(r.id), at: r.at, actor: r.actor, action: r.action, target: r.target, detail: parseJson(r.detail), prevHash: r.prev_hash ?? '', hash: r.hash ?? '' };
+  return {
+    id: Number(r.id),
+    at: r.at,
+    actor: r.actor,
+    action: r.action,
+    target: r.target,
+    detail: parseJson(r.detail),
+    prevHash: r.prev_hash ?? '',
+    hash: r.hash ?? '',
+  };
 }
 
 function eventFromRow(r: Selectable<EventsTable>): EventRow {
-  return { id: Number(r.id), at: r.at, kind: r.kind, hostId: r.host_id, actor: r.actor, detail: parseJson(r.detail), prevHash: r.prev_hash, hash: r.hash };
+  return {
+    id: Number(r.id),
+    at: r.at,
+    kind: r.kind,
+    hostId: r.host_id,
+    actor: r.actor,
+    detail: parseJson(r.detail),
+    prevHash: r.prev_hash,
+    hash: r.hash,
+  };
 }
 
 const SEVERITY_RANK = sql<number>`max(${sql.raw(severityRankSql('severity', 1))})`;
@@ -401,11 +421,19 @@ function encodeCursor(value: unknown, id: string): string {
 function decodeCursor(cursor: string): [string | number, string] {
   try {
     const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(v) && v.length === 2 && (typeof v[0] === 'string' || typeof v[0] === 'number') && typeof v[1] === 'string') return [v[0], v[1]];
+    if (
+      Array.isArray(v) &&
+      v.length === 2 &&
+      (typeof v[0] === 'string' || typeof v[0] === 'number') &&
+      typeof v[1] === 'string'
+    )
+      return [v[0], v[1]];
   } catch {
     // fall through
   }
-  throw new DwError('DW_ERR_VALIDATION', 'after: not a cursor from this listing (pass the previous page\'s next)', { after: cursor });
+  throw new DwError('DW_ERR_VALIDATION', "after: not a cursor from this listing (pass the previous page's next)", {
+    after: cursor,
+  });
 }
 
 function exemptionFromRow(r: Selectable<ExemptionsTable>): ExemptionRow {
@@ -516,12 +544,21 @@ class KyselyStoreTx implements StoreTx {
   }
 
   async revokeToken(id: string, at: string): Promise<boolean> {
-    const r = await this.db.updateTable('tokens').set({ revoked_at: iso(at, 'at') }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+    const r = await this.db
+      .updateTable('tokens')
+      .set({ revoked_at: iso(at, 'at') })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
     return r.numUpdatedRows > 0n;
   }
 
   async touchToken(id: string, at: string): Promise<void> {
-    await this.db.updateTable('tokens').set({ last_used_at: iso(at, 'at') }).where('id', '=', id).execute();
+    await this.db
+      .updateTable('tokens')
+      .set({ last_used_at: iso(at, 'at') })
+      .where('id', '=', id)
+      .execute();
   }
 
   async useToken(id: string, at: string): Promise<boolean> {
@@ -546,18 +583,31 @@ class KyselyStoreTx implements StoreTx {
       'sessions',
       this.db
         .insertInto('sessions')
-        .values({ id: row.id, token_id: row.tokenId, created_at: iso(row.createdAt, 'createdAt'), expires_at: iso(row.expiresAt, 'expiresAt'), ended_at: isoOrNull(row.endedAt, 'endedAt') })
+        .values({
+          id: row.id,
+          token_id: row.tokenId,
+          created_at: iso(row.createdAt, 'createdAt'),
+          expires_at: iso(row.expiresAt, 'expiresAt'),
+          ended_at: isoOrNull(row.endedAt, 'endedAt'),
+        })
         .execute(),
     );
   }
 
   async getSession(id: string): Promise<SessionRow | null> {
     const r = await this.db.selectFrom('sessions').selectAll().where('id', '=', id).executeTakeFirst();
-    return r ? { id: r.id, tokenId: r.token_id, createdAt: r.created_at, expiresAt: r.expires_at, endedAt: r.ended_at } : null;
+    return r
+      ? { id: r.id, tokenId: r.token_id, createdAt: r.created_at, expiresAt: r.expires_at, endedAt: r.ended_at }
+      : null;
   }
 
   async endSession(id: string, at: string): Promise<boolean> {
-    const r = await this.db.updateTable('sessions').set({ ended_at: iso(at, 'at') }).where('id', '=', id).where('ended_at', 'is', null).executeTakeFirst();
+    const r = await this.db
+      .updateTable('sessions')
+      .set({ ended_at: iso(at, 'at') })
+      .where('id', '=', id)
+      .where('ended_at', 'is', null)
+      .executeTakeFirst();
     return r.numUpdatedRows > 0n;
   }
 
@@ -568,7 +618,9 @@ class KyselyStoreTx implements StoreTx {
 
   // hosts
 
-  async insertHost(row: Omit<HostRow, 'lastScanAt'> & { lastScanAt?: string | null; credentialHash: string }): Promise<void> {
+  async insertHost(
+    row: Omit<HostRow, 'lastScanAt'> & { lastScanAt?: string | null; credentialHash: string },
+  ): Promise<void> {
     await insertOrConflict(
       'hosts',
       this.db
@@ -630,7 +682,11 @@ class KyselyStoreTx implements StoreTx {
   async setHostCredential(id: string, credentialHash: string): Promise<void> {
     let r;
     try {
-      r = await this.db.updateTable('hosts').set({ credential_hash: credentialHash }).where('id', '=', id).executeTakeFirst();
+      r = await this.db
+        .updateTable('hosts')
+        .set({ credential_hash: credentialHash })
+        .where('id', '=', id)
+        .executeTakeFirst();
     } catch (err) {
       if (isUniqueViolation(err)) throw new StoreConflictError('hosts', { cause: err });
       throw err;
@@ -668,7 +724,11 @@ class KyselyStoreTx implements StoreTx {
         const [v, id] = decodeCursor(filter.after);
         // A cursor of the wrong type would reach PostgreSQL as a cast error; it is the client's mistake.
         if (sort === 'deviations' ? !Number.isSafeInteger(v) : typeof v !== 'string' || Number.isNaN(Date.parse(v))) {
-          throw new DwError('DW_ERR_VALIDATION', `after: not a cursor of a listing sorted by ${sort} (pass the previous page's next)`, { after: filter.after });
+          throw new DwError(
+            'DW_ERR_VALIDATION',
+            `after: not a cursor of a listing sorted by ${sort} (pass the previous page's next)`,
+            { after: filter.after },
+          );
         }
         // A row-value comparison is one index range scan of (col, id) on both dialects.
         q = q.where(sql<boolean>`(${sql.ref(col)}, id) ${cmp} (${v}, ${id})`);
@@ -676,12 +736,19 @@ class KyselyStoreTx implements StoreTx {
     }
     if (sort !== 'id') q = q.orderBy(col, dir);
     // One row more than asked says whether another page exists, without a count query.
-    const rows = await q.orderBy('id', dir).limit(limit + 1).execute();
+    const rows = await q
+      .orderBy('id', dir)
+      .limit(limit + 1)
+      .execute();
     const more = rows.length > limit;
     const hosts = (more ? rows.slice(0, limit) : rows).map(hostFromRow);
     const last = hosts[hosts.length - 1];
     if (!more || !last) return { hosts, nextAfter: null };
-    return { hosts, nextAfter: sort === 'id' ? last.id : encodeCursor(sort === 'deviations' ? last.deviationCount : last.stateSince, last.id) };
+    return {
+      hosts,
+      nextAfter:
+        sort === 'id' ? last.id : encodeCursor(sort === 'deviations' ? last.deviationCount : last.stateSince, last.id),
+    };
   }
 
   private filteredHosts(filter: Omit<HostFilter, 'after' | 'limit' | 'sort' | 'desc'>) {
@@ -692,28 +759,42 @@ class KyselyStoreTx implements StoreTx {
     if (filter.group !== undefined) q = q.where('host_group', '=', filter.group);
     if (filter.collector !== undefined) {
       const c = filter.collector;
-      q = q.where('id', 'in', (eb) => eb.selectFrom('host_deviations').select('host_id').where('collector', '=', c).where('action', '!=', 'ignore'));
+      q = q.where('id', 'in', (eb) =>
+        eb.selectFrom('host_deviations').select('host_id').where('collector', '=', c).where('action', '!=', 'ignore'),
+      );
     }
     if (filter.severity !== undefined) {
       const sev = filter.severity;
-      q = q.where('id', 'in', (eb) => eb.selectFrom('host_deviations').select('host_id').where('severity', '=', sev).where('action', '!=', 'ignore'));
+      q = q.where('id', 'in', (eb) =>
+        eb.selectFrom('host_deviations').select('host_id').where('severity', '=', sev).where('action', '!=', 'ignore'),
+      );
     }
     if (filter.search !== undefined && filter.search !== '') {
       // A prefix as a range (prefix <= x < prefix + U+FFFF): an index range scan on both dialects, where
       // LIKE would read every host. Case-sensitive, like the ids and hostnames themselves.
       const lo = filter.search;
       const hi = `${filter.search}\uffff`;
-      q = q.where((eb) => eb.or([eb.and([eb('id', '>=', lo), eb('id', '<', hi)]), eb.and([eb('hostname', '>=', lo), eb('hostname', '<', hi)])]));
+      q = q.where((eb) =>
+        eb.or([
+          eb.and([eb('id', '>=', lo), eb('id', '<', hi)]),
+          eb.and([eb('hostname', '>=', lo), eb('hostname', '<', hi)]),
+        ]),
+      );
     }
     return q;
   }
 
   async countHosts(filter: Omit<HostFilter, 'after' | 'limit' | 'sort' | 'desc'>): Promise<number> {
-    const r = await this.filteredHosts(filter).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    const r = await this.filteredHosts(filter)
+      .select((eb) => eb.fn.countAll().as('n'))
+      .executeTakeFirstOrThrow();
     return Number(r.n);
   }
 
-  async countHostsBy(column: 'image' | 'group', limit: number): Promise<{ value: string | null; hosts: number; tainted: number; drifted: number }[]> {
+  async countHostsBy(
+    column: 'image' | 'group',
+    limit: number,
+  ): Promise<{ value: string | null; hosts: number; tainted: number; drifted: number }[]> {
     const col = column === 'image' ? 'image_id' : 'host_group';
     const rows = await this.db
       .selectFrom('hosts')
@@ -721,7 +802,9 @@ class KyselyStoreTx implements StoreTx {
       .select([
         sql.ref<string | null>(col).as('value'),
         sql<number>`count(*)`.as('hosts'),
-        sql<number>`sum(case when state in ('tainted', 'replacement-scheduled', 'replacing') then 1 else 0 end)`.as('tainted'),
+        sql<number>`sum(case when state in ('tainted', 'replacement-scheduled', 'replacing') then 1 else 0 end)`.as(
+          'tainted',
+        ),
         sql<number>`sum(case when state = 'drifted' then 1 else 0 end)`.as('drifted'),
       ])
       .groupBy(col)
@@ -729,7 +812,12 @@ class KyselyStoreTx implements StoreTx {
       .orderBy(col)
       .limit(Math.floor(limit))
       .execute();
-    return rows.map((r) => ({ value: r.value, hosts: Number(r.hosts), tainted: Number(r.tainted), drifted: Number(r.drifted) }));
+    return rows.map((r) => ({
+      value: r.value,
+      hosts: Number(r.hosts),
+      tainted: Number(r.tainted),
+      drifted: Number(r.drifted),
+    }));
   }
 
   async listFindings(filter: FindingFilter): Promise<FindingRow[]> {
@@ -788,10 +876,20 @@ class KyselyStoreTx implements StoreTx {
       .where('d.action', '!=', 'ignore');
     if (opts.after !== undefined) q = q.where('d.host_id', '>', opts.after);
     const rows = await q.orderBy('d.host_id').limit(Math.floor(opts.limit)).execute();
-    return rows.map((r) => ({ hostId: r.host_id, hostname: r.hostname, state: r.state as HostState, firstSeenAt: r.first_seen_at }));
+    return rows.map((r) => ({
+      hostId: r.host_id,
+      hostname: r.hostname,
+      state: r.state as HostState,
+      firstSeenAt: r.first_seen_at,
+    }));
   }
 
-  async listDeviations(opts: { hostId?: string; imageId?: string; after?: [string, string, string]; limit: number }): Promise<HostDeviationWithHost[]> {
+  async listDeviations(opts: {
+    hostId?: string;
+    imageId?: string;
+    after?: [string, string, string];
+    limit: number;
+  }): Promise<HostDeviationWithHost[]> {
     let q = this.db
       .selectFrom('host_deviations as d')
       .innerJoin('hosts as h', 'h.id', 'd.host_id')
@@ -804,8 +902,19 @@ class KyselyStoreTx implements StoreTx {
       const [hid, c, k] = opts.after;
       q = q.where(sql<boolean>`(d.host_id, d.collector, d.item_key) > (${hid}, ${c}, ${k})`);
     }
-    const rows = await q.orderBy('d.host_id').orderBy('d.collector').orderBy('d.item_key').limit(Math.floor(opts.limit)).execute();
-    return rows.map((r) => ({ ...deviationFromRow(r), hostname: r.hostname, imageId: r.image_id, group: r.host_group, state: r.state as HostState }));
+    const rows = await q
+      .orderBy('d.host_id')
+      .orderBy('d.collector')
+      .orderBy('d.item_key')
+      .limit(Math.floor(opts.limit))
+      .execute();
+    return rows.map((r) => ({
+      ...deviationFromRow(r),
+      hostname: r.hostname,
+      imageId: r.image_id,
+      group: r.host_group,
+      state: r.state as HostState,
+    }));
   }
 
   async getToken(id: string): Promise<TokenRow | null> {
@@ -834,7 +943,12 @@ class KyselyStoreTx implements StoreTx {
   }
 
   /** Hosts in `states` whose `column` (or, when null, enrollment) is older than `before`, oldest first. */
-  private async listHostsStaleBy(column: 'last_seen_at' | 'last_scan_at', before: string, states: readonly HostState[], limit: number): Promise<HostRow[]> {
+  private async listHostsStaleBy(
+    column: 'last_seen_at' | 'last_scan_at',
+    before: string,
+    states: readonly HostState[],
+    limit: number,
+  ): Promise<HostRow[]> {
     if (states.length === 0 || limit <= 0) return [];
     const t = iso(before, 'before');
     const rows = await this.db
@@ -936,7 +1050,9 @@ class KyselyStoreTx implements StoreTx {
     for (;;) {
       const r = await this.db
         .deleteFrom('reports')
-        .where('report_id', 'in', (eb) => eb.selectFrom('reports').select('report_id').where('received_at', '<', t).limit(PRUNE_BATCH))
+        .where('report_id', 'in', (eb) =>
+          eb.selectFrom('reports').select('report_id').where('received_at', '<', t).limit(PRUNE_BATCH),
+        )
         .executeTakeFirst();
       const n = Number(r.numDeletedRows);
       total += n;
@@ -948,12 +1064,19 @@ class KyselyStoreTx implements StoreTx {
 
   async replaceHostDeviations(hostId: string, rows: HostDeviationRow[]): Promise<void> {
     for (const r of rows) {
-      if (r.hostId !== hostId) throw new TypeError(`store: replaceHostDeviations(${JSON.stringify(hostId)}) got a row of host ${JSON.stringify(r.hostId)}`);
+      if (r.hostId !== hostId)
+        throw new TypeError(
+          `store: replaceHostDeviations(${JSON.stringify(hostId)}) got a row of host ${JSON.stringify(r.hostId)}`,
+        );
     }
     const unique = dedupeDeviations(rows);
     const firstSeen = new Map<string, string>();
     if (unique.length > 0) {
-      const existing = await this.db.selectFrom('host_deviations').select(['collector', 'item_key', 'first_seen_at']).where('host_id', '=', hostId).execute();
+      const existing = await this.db
+        .selectFrom('host_deviations')
+        .select(['collector', 'item_key', 'first_seen_at'])
+        .where('host_id', '=', hostId)
+        .execute();
       for (const e of existing) firstSeen.set(`${e.collector}\u0000${e.item_key}`, e.first_seen_at);
     }
     await this.db.deleteFrom('host_deviations').where('host_id', '=', hostId).execute();
@@ -966,7 +1089,10 @@ class KyselyStoreTx implements StoreTx {
     // Rows are converted a chunk at a time, so the CPU work is spread between the yields too.
     for (let i = 0; i < unique.length; i += INSERT_CHUNK) {
       await breathe(this.dialect, i);
-      await this.db.insertInto('host_deviations').values(unique.slice(i, i + INSERT_CHUNK).map(toRow)).execute();
+      await this.db
+        .insertInto('host_deviations')
+        .values(unique.slice(i, i + INSERT_CHUNK).map(toRow))
+        .execute();
     }
   }
 
@@ -995,7 +1121,13 @@ class KyselyStoreTx implements StoreTx {
   }
 
   async listHostDeviations(hostId: string): Promise<HostDeviationRow[]> {
-    const rows = await this.db.selectFrom('host_deviations').selectAll().where('host_id', '=', hostId).orderBy('collector').orderBy('item_key').execute();
+    const rows = await this.db
+      .selectFrom('host_deviations')
+      .selectAll()
+      .where('host_id', '=', hostId)
+      .orderBy('collector')
+      .orderBy('item_key')
+      .execute();
     return rows.map(deviationFromRow);
   }
 
@@ -1020,7 +1152,12 @@ class KyselyStoreTx implements StoreTx {
   }
 
   async listTransitions(hostId: string): Promise<TransitionRow[]> {
-    const rows = await this.db.selectFrom('transitions').selectAll().where('host_id', '=', hostId).orderBy('id').execute();
+    const rows = await this.db
+      .selectFrom('transitions')
+      .selectAll()
+      .where('host_id', '=', hostId)
+      .orderBy('id')
+      .execute();
     return rows.map(transitionFromRow);
   }
 
@@ -1032,7 +1169,8 @@ class KyselyStoreTx implements StoreTx {
    * already serialized; PostgreSQL takes a transaction-scoped advisory lock per chain.
    */
   protected async chainHead(table: 'audit' | 'events'): Promise<string> {
-    if (this.dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(current_schema() || ${'.' + table}))`.execute(this.db);
+    if (this.dialect === 'postgres')
+      await sql`select pg_advisory_xact_lock(hashtext(current_schema() || ${'.' + table}))`.execute(this.db);
     const r = await this.db.selectFrom(table).select('hash').orderBy('id', 'desc').limit(1).executeTakeFirst();
     return r?.hash ?? GENESIS;
   }
@@ -1045,7 +1183,15 @@ class KyselyStoreTx implements StoreTx {
     const hash = chainHash(prev, auditContent({ ...row, at, detail }));
     const r = await this.db
       .insertInto('audit')
-      .values({ at, actor: row.actor, action: row.action, target: row.target, detail: json(detail), prev_hash: prev, hash })
+      .values({
+        at,
+        actor: row.actor,
+        action: row.action,
+        target: row.target,
+        detail: json(detail),
+        prev_hash: prev,
+        hash,
+      })
       .returningAll()
       .executeTakeFirstOrThrow();
     return auditFromRow(r);
@@ -1055,7 +1201,11 @@ class KyselyStoreTx implements StoreTx {
     if (opts.limit <= 0) return [];
     let q = this.db.selectFrom('audit').selectAll();
     if (opts.beforeId !== undefined) {
-      const rows = await q.where('id', '<', opts.beforeId).orderBy('id', 'desc').limit(Math.floor(opts.limit)).execute();
+      const rows = await q
+        .where('id', '<', opts.beforeId)
+        .orderBy('id', 'desc')
+        .limit(Math.floor(opts.limit))
+        .execute();
       return rows.map(auditFromRow);
     }
     if (opts.afterId !== undefined) q = q.where('id', '>', opts.afterId);
@@ -1076,26 +1226,47 @@ class KyselyStoreTx implements StoreTx {
       const at = iso(row.at, 'at');
       const detail = parseJson<Record<string, unknown>>(json(row.detail));
       const hash = chainHash(prev, eventContent({ ...row, at, detail }));
-      const v = { at, kind: row.kind, host_id: row.hostId, actor: row.actor, detail: json(detail), prev_hash: prev, hash };
+      const v = {
+        at,
+        kind: row.kind,
+        host_id: row.hostId,
+        actor: row.actor,
+        detail: json(detail),
+        prev_hash: prev,
+        hash,
+      };
       prev = hash;
       return v;
     });
     const out: EventRow[] = [];
     // Ids follow insertion order within a statement and across statements of one transaction.
     for (let i = 0; i < values.length; i += INSERT_CHUNK) {
-      const r = await this.db.insertInto('events').values(values.slice(i, i + INSERT_CHUNK)).returningAll().execute();
+      const r = await this.db
+        .insertInto('events')
+        .values(values.slice(i, i + INSERT_CHUNK))
+        .returningAll()
+        .execute();
       out.push(...r.map(eventFromRow).sort((a, b) => a.id - b.id));
     }
     return out;
   }
 
-  async listEvents(opts: { afterId?: number; beforeId?: number; hostId?: string; newestFirst?: boolean; limit: number }): Promise<EventRow[]> {
+  async listEvents(opts: {
+    afterId?: number;
+    beforeId?: number;
+    hostId?: string;
+    newestFirst?: boolean;
+    limit: number;
+  }): Promise<EventRow[]> {
     if (opts.limit <= 0) return [];
     let q = this.db.selectFrom('events').selectAll();
     if (opts.hostId !== undefined) q = q.where('host_id', '=', opts.hostId);
     if (opts.afterId !== undefined) q = q.where('id', '>', opts.afterId);
     if (opts.beforeId !== undefined) q = q.where('id', '<', opts.beforeId);
-    const rows = await q.orderBy('id', opts.newestFirst ? 'desc' : 'asc').limit(Math.floor(opts.limit)).execute();
+    const rows = await q
+      .orderBy('id', opts.newestFirst ? 'desc' : 'asc')
+      .limit(Math.floor(opts.limit))
+      .execute();
     return rows.map(eventFromRow);
   }
 

@@ -47,7 +47,10 @@ export async function migrateHistoryChain(db: Kysely<any>, dialect: Dialect): Pr
   let prev = GENESIS;
   const rows = await db.selectFrom('audit').selectAll().orderBy('id').execute();
   for (const r of rows) {
-    const hash = chainHash(prev, auditContent({ at: r.at, actor: r.actor, action: r.action, target: r.target, detail: JSON.parse(r.detail) }));
+    const hash = chainHash(
+      prev,
+      auditContent({ at: r.at, actor: r.actor, action: r.action, target: r.target, detail: JSON.parse(r.detail) }),
+    );
     await db.updateTable('audit').set({ prev_hash: prev, hash }).where('id', '=', r.id).execute();
     prev = hash;
   }
@@ -67,8 +70,15 @@ export async function migrateHistoryChain(db: Kysely<any>, dialect: Dialect): Pr
   }
 
   // Findings: identical deviations (collector, key, change, actual) across hosts are one finding.
-  await db.schema.alterTable('host_deviations').addColumn('actual_digest', 'text', (c) => c.notNull().defaultTo('')).execute();
-  const devs = await db.selectFrom('host_deviations').select(['host_id', 'collector', 'item_key', 'actual']).where('actual', 'is not', null).execute();
+  await db.schema
+    .alterTable('host_deviations')
+    .addColumn('actual_digest', 'text', (c) => c.notNull().defaultTo(''))
+    .execute();
+  const devs = await db
+    .selectFrom('host_deviations')
+    .select(['host_id', 'collector', 'item_key', 'actual'])
+    .where('actual', 'is not', null)
+    .execute();
   for (const d of devs) {
     await db
       .updateTable('host_deviations')
@@ -78,10 +88,22 @@ export async function migrateHistoryChain(db: Kysely<any>, dialect: Dialect): Pr
       .where('item_key', '=', d.item_key)
       .execute();
   }
-  await db.schema.createIndex('host_deviations_finding').on('host_deviations').columns(['collector', 'item_key', 'change', 'actual_digest', 'host_id']).execute();
+  await db.schema
+    .createIndex('host_deviations_finding')
+    .on('host_deviations')
+    .columns(['collector', 'item_key', 'change', 'actual_digest', 'host_id'])
+    .execute();
   // The hosts table's collector and severity filters are semi-joins answered from these alone (covering).
-  await db.schema.createIndex('host_deviations_collector_host').on('host_deviations').columns(['collector', 'host_id', 'action']).execute();
-  await db.schema.createIndex('host_deviations_severity_host').on('host_deviations').columns(['severity', 'host_id', 'action']).execute();
+  await db.schema
+    .createIndex('host_deviations_collector_host')
+    .on('host_deviations')
+    .columns(['collector', 'host_id', 'action'])
+    .execute();
+  await db.schema
+    .createIndex('host_deviations_severity_host')
+    .on('host_deviations')
+    .columns(['severity', 'host_id', 'action'])
+    .execute();
 
   // Every sortable column of the hosts table (never null) is followed by id, for keyset pagination in
   // either direction, alone and after the state filter.

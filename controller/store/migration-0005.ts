@@ -22,6 +22,10 @@ export async function migratePinnedIdentity(db: Kysely<any>): Promise<void> {
       addresses = [];
     }
     const list = Array.isArray(addresses) ? addresses.filter((a): a is string => typeof a === 'string') : [];
-    await db.updateTable('hosts').set({ enrolled_addresses: JSON.stringify(list) }).where('id', '=', r.id).execute();
+    await db
+      .updateTable('hosts')
+      .set({ enrolled_addresses: JSON.stringify(list) })
+      .where('id', '=', r.id)
+      .execute();
   }
 }

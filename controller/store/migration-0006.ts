@@ -17,12 +17,18 @@ export const LEGACY_ENROLLMENT_GRACE_MS = 14 * 24 * 60 * 60 * 1000;
 export async function migrateTokenLimits(db: Kysely<any>, dialect: Dialect, now: Date = new Date()): Promise<void> {
   const pg = dialect === 'postgres';
   const time = pg ? sql`text collate "C"` : ('text' as const);
-  await db.schema.alterTable('tokens').addColumn('uses', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('tokens')
+    .addColumn('uses', 'integer', (c) => c.notNull().defaultTo(0))
+    .execute();
   // Null: unlimited (only when asked for explicitly, or a legacy token).
   await db.schema.alterTable('tokens').addColumn('max_uses', 'integer').execute();
   // JSON array of globs; null: any group, or none.
   await db.schema.alterTable('tokens').addColumn('groups', 'text').execute();
-  await db.schema.alterTable('tokens').addColumn('legacy', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('tokens')
+    .addColumn('legacy', 'integer', (c) => c.notNull().defaultTo(0))
+    .execute();
 
   const graceEnd = new Date(now.getTime() + LEGACY_ENROLLMENT_GRACE_MS).toISOString();
   await db.updateTable('tokens').set({ legacy: 1 }).where('role', '=', 'agent').execute();

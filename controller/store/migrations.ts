@@ -126,7 +126,9 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         // Transitions and audit outlive reports (pruneReports), so report_id is not a foreign key.
         await db.schema
           .createTable('transitions')
-          .addColumn('id', t.serial, (c) => (pg ? c.primaryKey().generatedAlwaysAsIdentity() : c.primaryKey().autoIncrement()))
+          .addColumn('id', t.serial, (c) =>
+            pg ? c.primaryKey().generatedAlwaysAsIdentity() : c.primaryKey().autoIncrement(),
+          )
           .addColumn('host_id', t.key, (c) => c.notNull().references('hosts.id'))
           .addColumn('from_state', 'text')
           .addColumn('to_state', 'text', (c) => c.notNull())
@@ -139,7 +141,9 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
 
         await db.schema
           .createTable('audit')
-          .addColumn('id', t.serial, (c) => (pg ? c.primaryKey().generatedAlwaysAsIdentity() : c.primaryKey().autoIncrement()))
+          .addColumn('id', t.serial, (c) =>
+            pg ? c.primaryKey().generatedAlwaysAsIdentity() : c.primaryKey().autoIncrement(),
+          )
           .addColumn('at', t.time, (c) => c.notNull())
           .addColumn('actor', 'text', (c) => c.notNull())
           .addColumn('action', 'text', (c) => c.notNull())
@@ -192,7 +196,11 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
       async up(db: Kysely<any>): Promise<void> {
         // The scheduler asks, for every tainted host, whether it has a replacement (active or cancelled),
         // and the host page lists a host's replacements: without this, each of those scans the table.
-        await db.schema.createIndex('replacements_host_state').on('replacements').columns(['host_id', 'state']).execute();
+        await db.schema
+          .createIndex('replacements_host_state')
+          .on('replacements')
+          .columns(['host_id', 'state'])
+          .execute();
       },
     },
     '0005_pinned_identity': {
@@ -250,13 +258,20 @@ export async function migrateToLatest(db: Kysely<any>, dialect: Dialect, pgSchem
   // Kysely's check for its bookkeeping table lists the tables of every schema and asks for privileges
   // by schema name: another schema dropped meanwhile (another deployment or test run in the same
   // database) fails that query with 3F000 before any migration ran. Asking again is safe.
-  for (let attempt = 1; attempt < 5 && outcome.error && (outcome.error as { code?: string }).code === '3F000'; attempt++) {
+  for (
+    let attempt = 1;
+    attempt < 5 && outcome.error && (outcome.error as { code?: string }).code === '3F000';
+    attempt++
+  ) {
     outcome = await createMigrator(db, dialect, pgSchema).migrateToLatest();
   }
   const { error, results } = outcome;
   const failed = results?.find((r) => r.status === 'Error');
   if (error) {
-    throw new Error(`store migration ${failed ? `${failed.migrationName} ` : ''}failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new Error(
+      `store migration ${failed ? `${failed.migrationName} ` : ''}failed: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }

@@ -8,10 +8,24 @@ import type { Severity } from '../../shared/schema/deviation.js';
 import { SEVERITY_RANK, severityRankSql } from '../../shared/severity.js';
 import type { Dialect } from './migrations.js';
 
-export const REPLACEMENT_STATES = ['queued', 'awaiting-approval', 'scheduled', 'replacing', 'replaced', 'failed', 'cancelled'] as const;
+export const REPLACEMENT_STATES = [
+  'queued',
+  'awaiting-approval',
+  'scheduled',
+  'replacing',
+  'replaced',
+  'failed',
+  'cancelled',
+] as const;
 export type ReplacementState = (typeof REPLACEMENT_STATES)[number];
 /** At most one row per host is in one of these (a unique partial index holds it). `failed` stays until an operator acts. */
-export const ACTIVE_REPLACEMENT_STATES = ['queued', 'awaiting-approval', 'scheduled', 'replacing', 'failed'] as const satisfies readonly ReplacementState[];
+export const ACTIVE_REPLACEMENT_STATES = [
+  'queued',
+  'awaiting-approval',
+  'scheduled',
+  'replacing',
+  'failed',
+] as const satisfies readonly ReplacementState[];
 /** Rows that hold a budget slot: the provider was (or is about to be) asked to act. */
 export const IN_FLIGHT_STATES = ['scheduled', 'replacing'] as const satisfies readonly ReplacementState[];
 
@@ -100,8 +114,15 @@ export interface ReplacementCursor {
   id: string;
 }
 
-export function replacementCursor(r: Pick<ReplacementRow, 'severity' | 'taintedAt' | 'hostId' | 'id'>): ReplacementCursor {
-  return { severityRank: r.severity ? SEVERITY_RANK[r.severity] : 0, taintedAt: r.taintedAt, hostId: r.hostId, id: r.id };
+export function replacementCursor(
+  r: Pick<ReplacementRow, 'severity' | 'taintedAt' | 'hostId' | 'id'>,
+): ReplacementCursor {
+  return {
+    severityRank: r.severity ? SEVERITY_RANK[r.severity] : 0,
+    taintedAt: r.taintedAt,
+    hostId: r.hostId,
+    id: r.id,
+  };
 }
 
 export interface ReplacementStoreTx {
@@ -133,7 +154,11 @@ export interface ReplacementStoreTx {
   /** When replacements started since `since`, per group, for rates. */
   startsSince(since: string): Promise<{ group: string; startedAt: string }[]>;
   /** Hosts of a group tainted at or after `since`, with their tainting deviations (collector, key, actual). */
-  recentTaints(group: string, defaultGroup: string, since: string): Promise<{ hostId: string; taintedAt: string; signatures: string[] }[]>;
+  recentTaints(
+    group: string,
+    defaultGroup: string,
+    since: string,
+  ): Promise<{ hostId: string; taintedAt: string; signatures: string[] }[]>;
   getGroup(name: string): Promise<GroupStateRow | null>;
   putGroup(row: GroupStateRow): Promise<void>;
   listGroups(): Promise<GroupStateRow[]>;
@@ -141,7 +166,13 @@ export interface ReplacementStoreTx {
    * The first host of `group` enrolled after `after` that reports clean and is not already someone's
    * successor; with `match`, only one whose pinned hostname (or its first label) or a pinned address is listed.
    */
-  findSuccessor(group: string, defaultGroup: string, after: string, exclude: string, match?: { hostnames: string[]; addresses: string[] }): Promise<string | null>;
+  findSuccessor(
+    group: string,
+    defaultGroup: string,
+    after: string,
+    exclude: string,
+    match?: { hostnames: string[]; addresses: string[] },
+  ): Promise<string | null>;
 }
 
 // ---- tables ----
@@ -272,7 +303,11 @@ export async function createReplacementTables(db: Kysely<any>, dialect: Dialect)
     .unique()
     .where(sql.ref('state'), 'in', [...ACTIVE_REPLACEMENT_STATES])
     .execute();
-  await db.schema.createIndex('replacements_state_order').on('replacements').columns(['state', 'severity_rank', 'tainted_at', 'id']).execute();
+  await db.schema
+    .createIndex('replacements_state_order')
+    .on('replacements')
+    .columns(['state', 'severity_rank', 'tainted_at', 'id'])
+    .execute();
   await db.schema.createIndex('hosts_state_tainted').on('hosts').columns(['state', 'tainted_at']).execute();
   await db.schema
     .createTable('replacement_starts')
@@ -336,7 +371,18 @@ function fromRow(r: Selectable<ReplacementsTable>): ReplacementRow {
   };
 }
 
-const TIME_FIELDS = new Set(['taintedAt', 'decidedAt', 'approvedAt', 'nextAttemptAt', 'scheduledAt', 'startedAt', 'confirmedAt', 'finishedAt', 'updatedAt', 'leaseUntil']);
+const TIME_FIELDS = new Set([
+  'taintedAt',
+  'decidedAt',
+  'approvedAt',
+  'nextAttemptAt',
+  'scheduledAt',
+  'startedAt',
+  'confirmedAt',
+  'finishedAt',
+  'updatedAt',
+  'leaseUntil',
+]);
 const COLUMN: Record<string, keyof ReplacementsTable> = {
   group: 'host_group',
   state: 'state',
@@ -390,7 +436,11 @@ export class KyselyReplacementStore implements ReplacementStoreTx {
     // DIALECT: SQLite's `begin immediate` already holds the database's write lock.
     if (this.dialect !== 'postgres') return;
     // The migration made the row; recreate it should it be gone, or the lock would lock nothing.
-    await this.db.insertInto('replacement_groups').values({ name: LOCK_ROW, paused: 0 }).onConflict((oc) => oc.column('name').doNothing()).execute();
+    await this.db
+      .insertInto('replacement_groups')
+      .values({ name: LOCK_ROW, paused: 0 })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .execute();
     await this.db.selectFrom('replacement_groups').select('name').where('name', '=', LOCK_ROW).forUpdate().execute();
   }
 
@@ -443,7 +493,12 @@ export class KyselyReplacementStore implements ReplacementStoreTx {
   }
 
   async activeForHost(hostId: string): Promise<ReplacementRow | null> {
-    const r = await this.db.selectFrom('replacements').selectAll().where('host_id', '=', hostId).where('state', 'in', [...ACTIVE_REPLACEMENT_STATES]).executeTakeFirst();
+    const r = await this.db
+      .selectFrom('replacements')
+      .selectAll()
+      .where('host_id', '=', hostId)
+      .where('state', 'in', [...ACTIVE_REPLACEMENT_STATES])
+      .executeTakeFirst();
     return r ? fromRow(r) : null;
   }
 
@@ -462,7 +517,10 @@ export class KyselyReplacementStore implements ReplacementStoreTx {
             eb('severity_rank', '=', a.severityRank),
             eb.or([
               eb('tainted_at', '>', iso(a.taintedAt)),
-              eb.and([eb('tainted_at', '=', iso(a.taintedAt)), eb.or([eb('host_id', '>', a.hostId), eb.and([eb('host_id', '=', a.hostId), eb('id', '>', a.id)])])]),
+              eb.and([
+                eb('tainted_at', '=', iso(a.taintedAt)),
+                eb.or([eb('host_id', '>', a.hostId), eb.and([eb('host_id', '=', a.hostId), eb('id', '>', a.id)])]),
+              ]),
             ]),
           ]),
         ]),
@@ -470,13 +528,27 @@ export class KyselyReplacementStore implements ReplacementStoreTx {
     }
     // IMPORTANT: queue order. Most severe first, then the longest tainted, then id for a total order
     // that every controller agrees on.
-    const rows = await q.orderBy('severity_rank', 'desc').orderBy('tainted_at').orderBy('host_id').orderBy('id').limit(Math.max(0, Math.floor(filter.limit))).execute();
+    const rows = await q
+      .orderBy('severity_rank', 'desc')
+      .orderBy('tainted_at')
+      .orderBy('host_id')
+      .orderBy('id')
+      .limit(Math.max(0, Math.floor(filter.limit)))
+      .execute();
     return rows.map(fromRow);
   }
 
-  async countByGroup(states: readonly ReplacementState[]): Promise<{ group: string; state: ReplacementState; n: number }[]> {
+  async countByGroup(
+    states: readonly ReplacementState[],
+  ): Promise<{ group: string; state: ReplacementState; n: number }[]> {
     if (states.length === 0) return [];
-    const rows = await this.db.selectFrom('replacements').select(['host_group', 'state']).select((eb) => eb.fn.countAll().as('n')).where('state', 'in', [...states]).groupBy(['host_group', 'state']).execute();
+    const rows = await this.db
+      .selectFrom('replacements')
+      .select(['host_group', 'state'])
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('state', 'in', [...states])
+      .groupBy(['host_group', 'state'])
+      .execute();
     return rows.map((r) => ({ group: r.host_group, state: r.state as ReplacementState, n: Number(r.n) }));
   }
 
@@ -485,7 +557,11 @@ export class KyselyReplacementStore implements ReplacementStoreTx {
     const unique = [...new Set(ids)];
     // Chunks keep the bound parameters under SQLite's limit.
     for (let i = 0; i < unique.length; i += 500) {
-      const rows = await this.db.selectFrom('hosts').select(['id', 'hostname']).where('id', 'in', unique.slice(i, i + 500)).execute();
+      const rows = await this.db
+        .selectFrom('hosts')
+        .select(['id', 'hostname'])
+        .where('id', 'in', unique.slice(i, i + 500))
+        .execute();
       for (const r of rows) out.set(r.id, r.hostname);
     }
     return out;
@@ -501,7 +577,11 @@ export class KyselyReplacementStore implements ReplacementStoreTx {
       if (k === 'severity') set.severity_rank = v ? SEVERITY_RANK[v as Severity] : 0;
     }
     if (Object.keys(set).length === 0) return;
-    const r = await this.db.updateTable('replacements').set(set as Updateable<ReplacementsTable>).where('id', '=', id).executeTakeFirst();
+    const r = await this.db
+      .updateTable('replacements')
+      .set(set as Updateable<ReplacementsTable>)
+      .where('id', '=', id)
+      .executeTakeFirst();
     if (r.numUpdatedRows === 0n) throw new Error(`store: replacements.update: no replacement ${JSON.stringify(id)}`);
   }
 
@@ -512,7 +592,9 @@ export class KyselyReplacementStore implements ReplacementStoreTx {
       .updateTable('replacements')
       .set({ lease_owner: owner, lease_until: iso(until) })
       .where('id', '=', id)
-      .where((eb) => eb.or([eb('lease_owner', 'is', null), eb('lease_owner', '=', owner), eb('lease_until', '<', iso(now))]))
+      .where((eb) =>
+        eb.or([eb('lease_owner', 'is', null), eb('lease_owner', '=', owner), eb('lease_until', '<', iso(now))]),
+      )
       .executeTakeFirst();
     return r.numUpdatedRows > 0n;
   }
@@ -533,7 +615,17 @@ export class KyselyReplacementStore implements ReplacementStoreTx {
       .where('h.retired_at', 'is', null)
       // A cancelled replacement keeps its host out of the automatic queue: the operator decided; a
       // request by hand queues it again.
-      .where((eb) => eb.not(eb.exists(eb.selectFrom('replacements as r').select('r.id').whereRef('r.host_id', '=', 'h.id').where('r.state', 'in', [...ACTIVE_REPLACEMENT_STATES, 'cancelled']))))
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('replacements as r')
+              .select('r.id')
+              .whereRef('r.host_id', '=', 'h.id')
+              .where('r.state', 'in', [...ACTIVE_REPLACEMENT_STATES, 'cancelled']),
+          ),
+        ),
+      )
       .orderBy('h.tainted_at')
       .orderBy('h.id')
       .limit(Math.floor(limit))
@@ -541,13 +633,23 @@ export class KyselyReplacementStore implements ReplacementStoreTx {
     const bySeverity = ['low', 'medium', 'high', 'critical'] as const;
     return rows.map((r) => {
       const rank = Number((r as { rank: unknown }).rank ?? 0);
-      return { id: r.id, group: r.host_group, taintedAt: r.tainted_at, severity: rank > 0 ? bySeverity[rank - 1]! : null };
+      return {
+        id: r.id,
+        group: r.host_group,
+        taintedAt: r.tainted_at,
+        severity: rank > 0 ? bySeverity[rank - 1]! : null,
+      };
     });
   }
 
   async groupCounts(staleBefore: string, defaultGroup: string): Promise<GroupCounts[]> {
     const stale = iso(staleBefore);
-    const r = await sql<{ g: string | null; total: number | string; unavailable: number | string | null; clean: number | string | null }>`
+    const r = await sql<{
+      g: string | null;
+      total: number | string;
+      unavailable: number | string | null;
+      clean: number | string | null;
+    }>`
       select host_group as g, count(*) as total,
         sum(case when state in ('replacement-scheduled', 'replacing', 'silent') or coalesce(last_seen_at, enrolled_at) < ${stale} then 1 else 0 end) as unavailable,
         sum(case when state = 'clean' and coalesce(last_seen_at, enrolled_at) >= ${stale} then 1 else 0 end) as clean
@@ -565,17 +667,35 @@ export class KyselyReplacementStore implements ReplacementStoreTx {
   }
 
   async recordStart(replacementId: string, group: string, at: string): Promise<void> {
-    await this.db.insertInto('replacement_starts').values({ replacement_id: replacementId, host_group: group, at: iso(at) }).execute();
+    await this.db
+      .insertInto('replacement_starts')
+      .values({ replacement_id: replacementId, host_group: group, at: iso(at) })
+      .execute();
   }
 
   async startsSince(since: string): Promise<{ group: string; startedAt: string }[]> {
-    const rows = await this.db.selectFrom('replacement_starts').select(['host_group', 'at']).where('at', '>=', iso(since)).execute();
+    const rows = await this.db
+      .selectFrom('replacement_starts')
+      .select(['host_group', 'at'])
+      .where('at', '>=', iso(since))
+      .execute();
     return rows.map((r) => ({ group: r.host_group, startedAt: r.at }));
   }
 
-  async recentTaints(group: string, defaultGroup: string, since: string): Promise<{ hostId: string; taintedAt: string; signatures: string[] }[]> {
-    let q = this.db.selectFrom('hosts').select(['id', 'tainted_at']).where('tainted_at', '>=', iso(since)).where('state', 'in', ['tainted', 'replacement-scheduled', 'replacing']);
-    q = group === defaultGroup ? q.where((eb) => eb.or([eb('host_group', '=', group), eb('host_group', 'is', null)])) : q.where('host_group', '=', group);
+  async recentTaints(
+    group: string,
+    defaultGroup: string,
+    since: string,
+  ): Promise<{ hostId: string; taintedAt: string; signatures: string[] }[]> {
+    let q = this.db
+      .selectFrom('hosts')
+      .select(['id', 'tainted_at'])
+      .where('tainted_at', '>=', iso(since))
+      .where('state', 'in', ['tainted', 'replacement-scheduled', 'replacing']);
+    q =
+      group === defaultGroup
+        ? q.where((eb) => eb.or([eb('host_group', '=', group), eb('host_group', 'is', null)]))
+        : q.where('host_group', '=', group);
     const hosts = await q.execute();
     if (hosts.length === 0) return [];
     const sigs = new Map<string, string[]>();
@@ -621,19 +741,35 @@ export class KyselyReplacementStore implements ReplacementStoreTx {
   }
 
   async listGroups(): Promise<GroupStateRow[]> {
-    const rows = await this.db.selectFrom('replacement_groups').selectAll().where('name', '<>', LOCK_ROW).orderBy('name').execute();
+    const rows = await this.db
+      .selectFrom('replacement_groups')
+      .selectAll()
+      .where('name', '<>', LOCK_ROW)
+      .orderBy('name')
+      .execute();
     return rows.map(groupFromRow);
   }
 
-  async findSuccessor(group: string, defaultGroup: string, after: string, exclude: string, match?: { hostnames: string[]; addresses: string[] }): Promise<string | null> {
+  async findSuccessor(
+    group: string,
+    defaultGroup: string,
+    after: string,
+    exclude: string,
+    match?: { hostnames: string[]; addresses: string[] },
+  ): Promise<string | null> {
     let q = this.db
       .selectFrom('hosts as h')
       .select(['h.id', 'h.hostname', 'h.enrolled_addresses'])
       .where('h.enrolled_at', '>=', iso(after))
       .where('h.state', '=', 'clean')
       .where('h.id', '<>', exclude)
-      .where((eb) => eb.not(eb.exists(eb.selectFrom('replacements as r').select('r.id').whereRef('r.replaced_by', '=', 'h.id'))));
-    q = group === defaultGroup ? q.where((eb) => eb.or([eb('h.host_group', '=', group), eb('h.host_group', 'is', null)])) : q.where('h.host_group', '=', group);
+      .where((eb) =>
+        eb.not(eb.exists(eb.selectFrom('replacements as r').select('r.id').whereRef('r.replaced_by', '=', 'h.id'))),
+      );
+    q =
+      group === defaultGroup
+        ? q.where((eb) => eb.or([eb('h.host_group', '=', group), eb('h.host_group', 'is', null)]))
+        : q.where('h.host_group', '=', group);
     if (!match) {
       const r = await q.orderBy('h.enrolled_at').orderBy('h.id').limit(1).executeTakeFirst();
       return r?.id ?? null;
@@ -644,7 +780,11 @@ export class KyselyReplacementStore implements ReplacementStoreTx {
     const addresses = new Set(match.addresses);
     for (const r of await q.orderBy('h.enrolled_at').orderBy('h.id').limit(1000).execute()) {
       const pinned: string[] = r.enrolled_addresses ? (JSON.parse(r.enrolled_addresses) as string[]) : [];
-      if ((r.hostname && (names.has(r.hostname) || names.has(r.hostname.split('.')[0]!))) || pinned.some((a) => addresses.has(a))) return r.id;
+      if (
+        (r.hostname && (names.has(r.hostname) || names.has(r.hostname.split('.')[0]!))) ||
+        pinned.some((a) => addresses.has(a))
+      )
+        return r.id;
     }
     return null;
   }

@@ -11,7 +11,16 @@ import type { ReplacementStoreTx } from './replacements.js';
 export const ROLES = ['agent', 'viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
-export const HOST_STATES = ['pending', 'clean', 'drifted', 'tainted', 'replacement-scheduled', 'replacing', 'replaced', 'silent'] as const;
+export const HOST_STATES = [
+  'pending',
+  'clean',
+  'drifted',
+  'tainted',
+  'replacement-scheduled',
+  'replacing',
+  'replaced',
+  'silent',
+] as const;
 export type HostState = (typeof HOST_STATES)[number];
 
 /** API tokens for people and tools, and enrollment tokens (role `agent`). Only the hash is stored. */
@@ -337,7 +346,13 @@ export interface StoreTx {
   /** Several events chained in order, with one read of the chain's head. */
   appendEvents(rows: NewEvent[]): Promise<EventRow[]>;
   /** Ascending from `afterId` (exclusive); with `newestFirst`, descending before `beforeId`. */
-  listEvents(opts: { afterId?: number; beforeId?: number; hostId?: string; newestFirst?: boolean; limit: number }): Promise<EventRow[]>;
+  listEvents(opts: {
+    afterId?: number;
+    beforeId?: number;
+    hostId?: string;
+    newestFirst?: boolean;
+    limit: number;
+  }): Promise<EventRow[]>;
   /** Per-day counts of events of each kind since `since` (UTC days, `YYYY-MM-DD`). */
   countEventsByDay(since: string): Promise<{ day: string; kind: string; n: number }[]>;
   /** Per-day counts of host state transitions by target state since `since`. */
@@ -348,11 +363,22 @@ export interface StoreTx {
 
   // dashboard and reports
   countHosts(filter: Omit<HostFilter, 'after' | 'limit' | 'sort' | 'desc'>): Promise<number>;
-  countHostsBy(column: 'image' | 'group', limit: number): Promise<{ value: string | null; hosts: number; tainted: number; drifted: number }[]>;
+  countHostsBy(
+    column: 'image' | 'group',
+    limit: number,
+  ): Promise<{ value: string | null; hosts: number; tainted: number; drifted: number }[]>;
   listFindings(filter: FindingFilter): Promise<FindingRow[]>;
-  listFindingHosts(f: { collector: string; key: string; change: string; actualDigest: string }, opts: { after?: string; limit: number }): Promise<{ hostId: string; hostname: string | null; state: HostState; firstSeenAt: string }[]>;
+  listFindingHosts(
+    f: { collector: string; key: string; change: string; actualDigest: string },
+    opts: { after?: string; limit: number },
+  ): Promise<{ hostId: string; hostname: string | null; state: HostState; firstSeenAt: string }[]>;
   /** Current deviations (not ignored) with their host, keyset-paginated by (host, collector, key). */
-  listDeviations(opts: { hostId?: string; imageId?: string; after?: [hostId: string, collector: string, key: string]; limit: number }): Promise<HostDeviationWithHost[]>;
+  listDeviations(opts: {
+    hostId?: string;
+    imageId?: string;
+    after?: [hostId: string, collector: string, key: string];
+    limit: number;
+  }): Promise<HostDeviationWithHost[]>;
   getToken(id: string): Promise<TokenRow | null>;
 
   // exemptions

@@ -18,7 +18,12 @@ export const DurationSchema = z
   .string()
   .refine((s) => parseDuration(s) !== null, 'expected a duration such as 500ms, 60s, 10m, 1h or 2d');
 
-const CronExprSchema = z.string().refine((s) => validateCron(s), 'expected a cron expression (5 fields, or 6 with seconds first), e.g. "*/30 * * * *"');
+const CronExprSchema = z
+  .string()
+  .refine(
+    (s) => validateCron(s),
+    'expected a cron expression (5 fields, or 6 with seconds first), e.g. "*/30 * * * *"',
+  );
 
 const toggle = { enabled: z.boolean().default(true) };
 
@@ -33,7 +38,10 @@ export function isLoopbackHost(hostname: string): boolean {
 
 export const AgentControllerSchema = z
   .strictObject({
-    url: z.string().url().refine((u) => /^https?:\/\//i.test(u), 'expected an http(s) URL'),
+    url: z
+      .string()
+      .url()
+      .refine((u) => /^https?:\/\//i.test(u), 'expected an http(s) URL'),
     enrollmentToken: z.string().min(1).optional(),
     enrollmentTokenFile: HostPathSchema.optional(),
     caFile: HostPathSchema.optional(),
@@ -58,7 +66,11 @@ export const AgentControllerSchema = z
       });
     }
     if ((c.certFile === undefined) !== (c.keyFile === undefined)) {
-      ctx.addIssue({ code: 'custom', path: [c.certFile === undefined ? 'certFile' : 'keyFile'], message: 'a client certificate needs both controller.certFile and controller.keyFile' });
+      ctx.addIssue({
+        code: 'custom',
+        path: [c.certFile === undefined ? 'certFile' : 'keyFile'],
+        message: 'a client certificate needs both controller.certFile and controller.keyFile',
+      });
     }
     if (c.certFile && url.protocol !== 'https:') {
       ctx.addIssue({ code: 'custom', path: ['certFile'], message: 'a client certificate is only sent over https://' });
@@ -68,9 +80,18 @@ export const AgentControllerSchema = z
 /** Collectors whose only setting is `enabled`, defaulting as the registry says. */
 type SimpleCollector = Exclude<CollectorName, 'sysctl' | 'files'>;
 const SIMPLE = COLLECTOR_NAMES.filter((n): n is SimpleCollector => n !== 'sysctl' && n !== 'files');
-const simpleDefaults = () => Object.fromEntries(SIMPLE.map((n) => [n, { enabled: collectorDef(n)!.enabledByDefault }])) as Record<SimpleCollector, { enabled: boolean }>;
+const simpleDefaults = () =>
+  Object.fromEntries(SIMPLE.map((n) => [n, { enabled: collectorDef(n)!.enabledByDefault }])) as Record<
+    SimpleCollector,
+    { enabled: boolean }
+  >;
 const simpleToggles = Object.fromEntries(
-  SIMPLE.map((n) => [n, z.strictObject({ enabled: z.boolean().default(collectorDef(n)!.enabledByDefault) }).default({ enabled: collectorDef(n)!.enabledByDefault })]),
+  SIMPLE.map((n) => [
+    n,
+    z
+      .strictObject({ enabled: z.boolean().default(collectorDef(n)!.enabledByDefault) })
+      .default({ enabled: collectorDef(n)!.enabledByDefault }),
+  ]),
 ) as Record<SimpleCollector, z.ZodDefault<z.ZodObject<{ enabled: z.ZodDefault<z.ZodBoolean> }, z.core.$strict>>>;
 
 export const AgentConfigSchema = z.strictObject({
@@ -94,7 +115,11 @@ export const AgentConfigSchema = z.strictObject({
   identity: z
     .strictObject({
       mode: z.enum(['auto', 'aws', 'kubernetes', 'host']).default('auto'),
-      imdsEndpoint: z.string().url().refine((u) => /^https?:\/\//.test(u), 'expected an http(s) URL').default('http://169.254.169.254'),
+      imdsEndpoint: z
+        .string()
+        .url()
+        .refine((u) => /^https?:\/\//.test(u), 'expected an http(s) URL')
+        .default('http://169.254.169.254'),
       imdsTimeout: DurationSchema.default('1s'),
       enroll: z.enum(['token', 'aws']).default('token'),
     })
@@ -110,7 +135,9 @@ export const AgentConfigSchema = z.strictObject({
   collectors: z
     .strictObject({
       ...simpleToggles,
-      sysctl: z.strictObject({ ...toggle, exclude: GlobListSchema.default([]) }).default({ enabled: true, exclude: [] }),
+      sysctl: z
+        .strictObject({ ...toggle, exclude: GlobListSchema.default([]) })
+        .default({ enabled: true, exclude: [] }),
       files: z
         .strictObject({
           ...toggle,

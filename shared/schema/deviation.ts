@@ -45,7 +45,10 @@ export const DeviationSchema = z.strictObject({
     .string()
     .min(1)
     // A UTF-16 code unit is at most 3 bytes of UTF-8: most keys are settled without encoding them.
-    .refine((k) => k.length * 3 <= LIMITS.maxKeyBytes || Buffer.byteLength(k) <= LIMITS.maxKeyBytes, `at most ${LIMITS.maxKeyBytes} bytes of UTF-8 (the store indexes it)`),
+    .refine(
+      (k) => k.length * 3 <= LIMITS.maxKeyBytes || Buffer.byteLength(k) <= LIMITS.maxKeyBytes,
+      `at most ${LIMITS.maxKeyBytes} bytes of UTF-8 (the store indexes it)`,
+    ),
   change: ChangeSchema,
   // Item bodies: their strings, depth and size are bounded for every request in controller/app.ts.
   expected: z.record(z.string().max(128), z.unknown()).nullable(),

@@ -7,9 +7,13 @@ import { z } from 'zod';
 import { nameSchema } from './limits.js';
 
 /** AWS ids as AWS spells them; anything else is refused rather than stored and shown. */
-export const AwsInstanceIdSchema = z.string().regex(/^i-[0-9a-f]{8,17}$/, 'expected an EC2 instance id (i- and 8-17 hex digits)');
+export const AwsInstanceIdSchema = z
+  .string()
+  .regex(/^i-[0-9a-f]{8,17}$/, 'expected an EC2 instance id (i- and 8-17 hex digits)');
 export const AwsAccountIdSchema = z.string().regex(/^[0-9]{12}$/, 'expected a 12-digit AWS account id');
-export const AwsRegionSchema = z.string().regex(/^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$/, 'expected an AWS region such as eu-west-1');
+export const AwsRegionSchema = z
+  .string()
+  .regex(/^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$/, 'expected an AWS region such as eu-west-1');
 export const AwsAmiIdSchema = z.string().regex(/^ami-[0-9a-f]{8,17}$/, 'expected an AMI id (ami- and 8-17 hex digits)');
 
 export const CloudIdentitySchema = z.discriminatedUnion('kind', [

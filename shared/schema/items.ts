@@ -27,7 +27,20 @@ export type SysctlItem = z.infer<typeof SysctlItemSchema>;
  * A timer's enablement as `systemctl is-enabled` names it (systemd's UnitFileState, install.c), so
  * an image's `static` vendor timer and an admin's `enabled` one read the same here as on the host.
  */
-export const UNIT_FILE_STATES = ['enabled', 'enabled-runtime', 'linked', 'linked-runtime', 'alias', 'masked', 'masked-runtime', 'static', 'indirect', 'disabled', 'generated', 'transient'] as const;
+export const UNIT_FILE_STATES = [
+  'enabled',
+  'enabled-runtime',
+  'linked',
+  'linked-runtime',
+  'alias',
+  'masked',
+  'masked-runtime',
+  'static',
+  'indirect',
+  'disabled',
+  'generated',
+  'transient',
+] as const;
 export type UnitFileState = (typeof UNIT_FILE_STATES)[number];
 
 export const CronItemSchema = z.strictObject({
@@ -45,7 +58,12 @@ export const CronItemSchema = z.strictObject({
   /** Timers only: the enablement state (UNIT_FILE_STATES). */
   state: z.enum(UNIT_FILE_STATES).optional(),
   /** The boolean that `state` replaced: it called a statically enabled timer disabled. */
-  enabled: z.never({ error: 'replaced by `state` (the enablement as systemctl is-enabled names it): rebuild the manifest with this version of driftwarden' }).optional(),
+  enabled: z
+    .never({
+      error:
+        'replaced by `state` (the enablement as systemctl is-enabled names it): rebuild the manifest with this version of driftwarden',
+    })
+    .optional(),
   timer: z.record(z.string(), z.string()).optional(),
   error: z.string().optional(),
 });

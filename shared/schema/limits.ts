@@ -52,8 +52,11 @@ export function unstorable(s: string): string | null {
  * digits and hyphens, no label starting or ending with a hyphen. It reaches logs, the dashboard and
  * providers' commands, so nothing else is taken.
  */
-export const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-export const HostnameSchema = z.string().regex(HOSTNAME, 'expected an RFC 1123 host name (at most 253 characters; labels of letters, digits and hyphens)');
+export const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+export const HostnameSchema = z
+  .string()
+  .regex(HOSTNAME, 'expected an RFC 1123 host name (at most 253 characters; labels of letters, digits and hyphens)');
 
 /** A name without control characters, 1 to `max` characters. */
 export function nameSchema(max: number = LIMITS.maxName) {
@@ -61,11 +64,16 @@ export function nameSchema(max: number = LIMITS.maxName) {
     .string()
     .min(1)
     .max(max)
-    .refine((s) => !CONTROL_CHARS.test(s), 'must not contain control characters (U+0000-U+001F, U+007F-U+009F, U+2028, U+2029)');
+    .refine(
+      (s) => !CONTROL_CHARS.test(s),
+      'must not contain control characters (U+0000-U+001F, U+007F-U+009F, U+2028, U+2029)',
+    );
 }
 
 /** What agents put in agentVersion: a version string, nothing a log or dashboard could trip on. */
-export const AgentVersionSchema = z.string().regex(/^[0-9A-Za-z.+~_-]{1,64}$/, 'expected a version (1-64 letters, digits and . + ~ _ -)');
+export const AgentVersionSchema = z
+  .string()
+  .regex(/^[0-9A-Za-z.+~_-]{1,64}$/, 'expected a version (1-64 letters, digits and . + ~ _ -)');
 
 /** Free text from a host (errors, warnings): bounded; control characters are allowed (newlines in an error). */
 export const MessageSchema = z.string().max(LIMITS.maxMessage);

@@ -80,7 +80,8 @@ export const DEFAULT_RULE_PREFIX = 'default/';
 
 /** zod's own enum message quotes every value; ours reads like the docs and says when the key is missing. */
 function oneOf(values: readonly string[]) {
-  return (issue: { input?: unknown }) => (issue.input === undefined ? 'required' : `expected one of ${values.join('|')}`);
+  return (issue: { input?: unknown }) =>
+    issue.input === undefined ? 'required' : `expected one of ${values.join('|')}`;
 }
 
 const GlobSchema = z.string({ error: 'expected a glob' }).min(1, 'expected a non-empty glob');
@@ -108,7 +109,8 @@ export const PolicyRuleSchema = z
     const globs = typeof rule.key === 'string' ? [rule.key] : rule.key;
     globs.forEach((g, i) => {
       const problem = globProblem(g, style);
-      if (problem) ctx.addIssue({ code: 'custom', path: typeof rule.key === 'string' ? ['key'] : ['key', i], message: problem });
+      if (problem)
+        ctx.addIssue({ code: 'custom', path: typeof rule.key === 'string' ? ['key'] : ['key', i], message: problem });
     });
   });
 export type PolicyRule = z.infer<typeof PolicyRuleSchema>;
@@ -129,10 +131,15 @@ export const PolicyFileSchema = z
     file.rules.forEach((rule, i) => {
       const name = ruleName(rule, i);
       if (rule.name?.startsWith(DEFAULT_RULE_PREFIX)) {
-        ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `names starting with "${DEFAULT_RULE_PREFIX}" are reserved for the shipped defaults` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rules', i, 'name'],
+          message: `names starting with "${DEFAULT_RULE_PREFIX}" are reserved for the shipped defaults`,
+        });
       }
       const first = seen.get(name);
-      if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `duplicate of rules[${first}]` });
+      if (first !== undefined)
+        ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `duplicate of rules[${first}]` });
       else seen.set(name, i);
     });
   });
@@ -151,7 +158,14 @@ export const DEFAULT_POLICY: readonly PolicyRule[] = Object.freeze(
       {
         name: 'default/caches',
         collector: 'files',
-        key: ['/var/cache/**', '/root/.cache/**', '/home/*/.cache/**', '/etc/ld.so.cache', '**/__pycache__/**', '**/*.pyc'],
+        key: [
+          '/var/cache/**',
+          '/root/.cache/**',
+          '/home/*/.cache/**',
+          '/etc/ld.so.cache',
+          '**/__pycache__/**',
+          '**/*.pyc',
+        ],
         action: 'ignore',
       },
       { name: 'default/temporary-files', collector: 'files', key: ['/tmp/**', '/var/tmp/**'], action: 'ignore' },
@@ -167,16 +181,42 @@ export const DEFAULT_POLICY: readonly PolicyRule[] = Object.freeze(
       { name: 'default/ssh-host-keys', collector: 'files', key: ['/etc/ssh/ssh_host_*'], action: 'ignore' },
       // Every collector the registry says to taint on, whatever the key (default/packages, default/cron, ...).
       // Path-keyed collectors (files) get rules by path instead, below.
-      ...COLLECTOR_DEFS.filter((d) => d.defaultAction === 'taint' && d.keyStyle !== 'path').map((d) => ({ name: `default/${d.name}`, collector: d.name, key: d.keyStyle === 'name' ? '*' : '**', action: 'taint' as const })),
-      { name: 'default/system-files', collector: 'files', key: ['/usr/**', '/etc/**', '/opt/**', '/boot/**'], action: 'taint' },
+      ...COLLECTOR_DEFS.filter((d) => d.defaultAction === 'taint' && d.keyStyle !== 'path').map((d) => ({
+        name: `default/${d.name}`,
+        collector: d.name,
+        key: d.keyStyle === 'name' ? '*' : '**',
+        action: 'taint' as const,
+      })),
+      {
+        name: 'default/system-files',
+        collector: 'files',
+        key: ['/usr/**', '/etc/**', '/opt/**', '/boot/**'],
+        action: 'taint',
+      },
       // known_hosts grows whenever root ssh-es somewhere: worth seeing, not worth a replacement.
-      { name: 'default/ssh-known-hosts', collector: 'files', key: ['/root/.ssh/known_hosts*', '/home/*/.ssh/known_hosts*'], action: 'report' },
+      {
+        name: 'default/ssh-known-hosts',
+        collector: 'files',
+        key: ['/root/.ssh/known_hosts*', '/home/*/.ssh/known_hosts*'],
+        action: 'report',
+      },
       // An added authorized key (or rc, environment) is a way back in: as serious as a changed binary.
-      { name: 'default/ssh-credentials', collector: 'files', key: ['/root/.ssh/**', '/home/*/.ssh/**'], action: 'taint' },
+      {
+        name: 'default/ssh-credentials',
+        collector: 'files',
+        key: ['/root/.ssh/**', '/home/*/.ssh/**'],
+        action: 'taint',
+      },
       // People's files (for agents configured to collect them): worth seeing, not a replacement.
       { name: 'default/home-directories', collector: 'files', key: ['/home/**', '/root/**'], action: 'report' },
     ] satisfies PolicyRule[]
-  ).map((rule) => Object.freeze({ ...rule, key: typeof rule.key === 'string' ? rule.key : Object.freeze([...rule.key]) }) as PolicyRule),
+  ).map(
+    (rule) =>
+      Object.freeze({
+        ...rule,
+        key: typeof rule.key === 'string' ? rule.key : Object.freeze([...rule.key]),
+      }) as PolicyRule,
+  ),
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -193,14 +233,48 @@ export const MAX_EXEMPTION_MS = 90 * 86_400_000;
  * `/*\/**` and `/*\/*\/**` (everything below the first or second level) count as catch-alls.
  */
 const CATCH_ALL_PROBES: Record<CollectorName, readonly string[]> = {
-  files: ['/usr/bin/x', '/etc/ssh/sshd_config', '/a/b/c/d', '/root/.ssh/authorized_keys', '/opt/app/lib/x.so', '/boot/grub/grub.cfg', '/var/lib/x/y/z/w', '/srv/.hidden/x', '/Z9/-/ \n'],
-  cron: ['/etc/crontab 17 * * * * root cd / && run-parts /etc/cron.hourly', '/etc/cron.d/backup', '/var/spool/cron/crontabs/root 0 * * * * /x', '/etc/cron.daily/logrotate', '/etc/systemd/system/x.timer'],
+  files: [
+    '/usr/bin/x',
+    '/etc/ssh/sshd_config',
+    '/a/b/c/d',
+    '/root/.ssh/authorized_keys',
+    '/opt/app/lib/x.so',
+    '/boot/grub/grub.cfg',
+    '/var/lib/x/y/z/w',
+    '/srv/.hidden/x',
+    '/Z9/-/ \n',
+  ],
+  cron: [
+    '/etc/crontab 17 * * * * root cd / && run-parts /etc/cron.hourly',
+    '/etc/cron.d/backup',
+    '/var/spool/cron/crontabs/root 0 * * * * /x',
+    '/etc/cron.daily/logrotate',
+    '/etc/systemd/system/x.timer',
+  ],
   packages: ['openssl:amd64', 'libc6:i386', 'bash:x86_64', 'python3.11:all', 'rpm/zlib:aarch64'],
-  sysctl: ['net.ipv4.ip_forward', 'kernel.modules_disabled', 'vm.swappiness', 'fs.protected_symlinks', 'net.ipv4.conf.eth0/100.rp_filter'],
+  sysctl: [
+    'net.ipv4.ip_forward',
+    'kernel.modules_disabled',
+    'vm.swappiness',
+    'fs.protected_symlinks',
+    'net.ipv4.conf.eth0/100.rp_filter',
+  ],
   'kernel-modules': ['nf_tables', 'wireguard', 'usb_storage', 'dm-crypt', 'x'],
-  services: ['ssh.service', 'rsync.service', 'getty@tty1.service', 'preset:/usr/lib/systemd/system-preset/90-systemd.preset', 'x.socket'],
+  services: [
+    'ssh.service',
+    'rsync.service',
+    'getty@tty1.service',
+    'preset:/usr/lib/systemd/system-preset/90-systemd.preset',
+    'x.socket',
+  ],
   accounts: ['user:root', 'group:sudo', 'sudoers:/etc/sudoers.d/90-cloud', 'key:alice:SHA256:abc/def+ghi', 'user:x'],
-  firewall: ['saved:/etc/nftables.conf', 'live:nft:inet filter chain input', 'live:iptables:filter INPUT', 'live:ip6tables:nat POSTROUTING', 'saved:/etc/iptables/rules.v4'],
+  firewall: [
+    'saved:/etc/nftables.conf',
+    'live:nft:inet filter chain input',
+    'live:iptables:filter INPUT',
+    'live:ip6tables:nat POSTROUTING',
+    'saved:/etc/iptables/rules.v4',
+  ],
 };
 
 /**
@@ -230,7 +304,11 @@ export function exemptionRequestSchema(now: () => number = Date.now) {
       imageId: z.string().min(1).max(256).optional(),
       collector: CollectorNameSchema.optional(),
       keyPattern: GlobSchema,
-      reason: z.string({ error: (issue) => (issue.input === undefined ? 'required: say why' : 'expected text') }).trim().min(1, 'required: say why').max(2000),
+      reason: z
+        .string({ error: (issue) => (issue.input === undefined ? 'required: say why' : 'expected text') })
+        .trim()
+        .min(1, 'required: say why')
+        .max(2000),
       expiresAt: IsoTimeSchema.optional(),
       /** A duration from now, such as 72h or 14d. */
       for: DurationSchema.optional(),
@@ -238,23 +316,34 @@ export function exemptionRequestSchema(now: () => number = Date.now) {
     .superRefine((req, ctx) => {
       const problem = globProblem(req.keyPattern, req.collector ? keyStyleOf(req.collector) : null);
       if (problem) ctx.addIssue({ code: 'custom', path: ['keyPattern'], message: problem });
-      const all = problem || req.hostId || req.imageId ? null : catchAllCollector(req.keyPattern, req.collector ?? null);
+      const all =
+        problem || req.hostId || req.imageId ? null : catchAllCollector(req.keyPattern, req.collector ?? null);
       if (all) {
-        ctx.addIssue({ code: 'custom', path: ['keyPattern'], message: `"${req.keyPattern}" is a catch-all (it matches every ${all} key): give a hostId or an imageId, or it would exempt every host` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['keyPattern'],
+          message: `"${req.keyPattern}" is a catch-all (it matches every ${all} key): give a hostId or an imageId, or it would exempt every host`,
+        });
       }
       const t = now();
       if (req.expiresAt !== undefined && req.for !== undefined) {
         ctx.addIssue({ code: 'custom', path: ['for'], message: 'give expiresAt or for, not both' });
       } else if (req.expiresAt === undefined && req.for === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['expiresAt'], message: 'required: an expiry (expiresAt) or a duration (for)' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['expiresAt'],
+          message: 'required: an expiry (expiresAt) or a duration (for)',
+        });
       } else if (req.for !== undefined) {
         const ms = parseDuration(req.for)!;
         if (ms <= 0) ctx.addIssue({ code: 'custom', path: ['for'], message: 'must be longer than 0' });
-        else if (ms > MAX_EXEMPTION_MS) ctx.addIssue({ code: 'custom', path: ['for'], message: 'must be at most 90 days' });
+        else if (ms > MAX_EXEMPTION_MS)
+          ctx.addIssue({ code: 'custom', path: ['for'], message: 'must be at most 90 days' });
       } else {
         const at = Date.parse(req.expiresAt!);
         if (at <= t) ctx.addIssue({ code: 'custom', path: ['expiresAt'], message: 'must be in the future' });
-        else if (at - t > MAX_EXEMPTION_MS) ctx.addIssue({ code: 'custom', path: ['expiresAt'], message: 'must be at most 90 days ahead' });
+        else if (at - t > MAX_EXEMPTION_MS)
+          ctx.addIssue({ code: 'custom', path: ['expiresAt'], message: 'must be at most 90 days ahead' });
       }
     })
     .transform((req) => ({
@@ -263,7 +352,9 @@ export function exemptionRequestSchema(now: () => number = Date.now) {
       collector: req.collector ?? null,
       keyPattern: req.keyPattern,
       reason: req.reason,
-      expiresAt: new Date(req.for !== undefined ? now() + parseDuration(req.for)! : Date.parse(req.expiresAt!)).toISOString(),
+      expiresAt: new Date(
+        req.for !== undefined ? now() + parseDuration(req.for)! : Date.parse(req.expiresAt!),
+      ).toISOString(),
     }));
 }
 

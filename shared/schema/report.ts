@@ -18,7 +18,9 @@ export const CollectorResultSchema = z.strictObject({
 export type CollectorResult = z.infer<typeof CollectorResultSchema>;
 
 /** The host id (machine-id, or the id the agent made once): the same characters everywhere it is taken. */
-export const HostIdSchema = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'expected the host id (machine-id): 1-128 letters, digits, . _ : -');
+export const HostIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9._:-]{1,128}$/, 'expected the host id (machine-id): 1-128 letters, digits, . _ : -');
 
 /** Every field bounded and free of control characters: they reach the dashboard, logs and providers. */
 export const InventorySchema = z.strictObject({

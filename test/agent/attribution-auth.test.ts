@@ -20,7 +20,9 @@ Dec  4 02:14:09 web-1 usermod[2501]: add 'mallory' to group 'sudo'
 
 describe('auth log parser', () => {
   it('turns shadow-utils lines and sudo commands into actions on deviation keys', () => {
-    const got = parseAuthLog(AUTH_LOG, 2026).map((a) => `${a.action} ${a.targets.join(',')}${a.user ? ` by ${a.user}` : ''}`);
+    const got = parseAuthLog(AUTH_LOG, 2026).map(
+      (a) => `${a.action} ${a.targets.join(',')}${a.user ? ` by ${a.user}` : ''}`,
+    );
     expect(got).toEqual([
       'useradd accounts user:mallory by alice',
       'useradd accounts group:mallory',
@@ -39,21 +41,38 @@ describe('check attributes the new kinds from the auth log', () => {
     const out = join(tempDir(), 'm.json');
     await buildManifest({ root, imageId: 'img', out, log: silentLogger });
     appendFileSync(join(root, 'etc/passwd'), 'mallory:x:1001:1001::/home/mallory:/bin/bash\n');
-    symlinkSync('/usr/lib/systemd/system/rsync.service', join(root, 'etc/systemd/system/multi-user.target.wants/rsync.service'));
+    symlinkSync(
+      '/usr/lib/systemd/system/rsync.service',
+      join(root, 'etc/systemd/system/multi-user.target.wants/rsync.service'),
+    );
     appendFileSync(join(root, 'proc/modules'), 'wireguard 118784 0 - Live 0x0000000000000000 (OE)\n');
     mkdirSync(join(root, 'var/log'), { recursive: true });
     // The useradd line from before the baseline must not explain anything.
     // The incident happens after the bake: the log's times are moved to just after the manifest was built.
     const shift = Date.now() + 60_000 - Date.parse('2026-12-04T02:10:00Z');
-    const later = AUTH_LOG.replace(/^(\S+?)(\+00:00)/gm, (_m, t: string) => new Date(Date.parse(`${t}Z`) + shift).toISOString().replace('Z', '') + '+00:00');
-    writeFileSync(join(root, 'var/log/auth.log'), '2026-12-03T09:00:00+00:00 web-1 sudo: bob : TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/usr/sbin/useradd bob mallory\n' + later);
+    const later = AUTH_LOG.replace(
+      /^(\S+?)(\+00:00)/gm,
+      (_m, t: string) => new Date(Date.parse(`${t}Z`) + shift).toISOString().replace('Z', '') + '+00:00',
+    );
+    writeFileSync(
+      join(root, 'var/log/auth.log'),
+      '2026-12-03T09:00:00+00:00 web-1 sudo: bob : TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/usr/sbin/useradd bob mallory\n' +
+        later,
+    );
     const r = await check({ manifest: out, root, log: silentLogger });
     const by = new Map(r.deviations.map((d) => [`${d.collector} ${d.key}`, d]));
     expect(by.get('accounts user:mallory')!.attribution).toMatchObject({ source: 'auth-log', action: 'useradd' });
     expect(by.get('accounts user:mallory')!.attribution!.user).not.toBe('bob');
     const enabled = by.get('services rsync.service')!.attribution!;
-    expect(enabled).toMatchObject({ source: 'auth-log', action: 'systemctl enable', commandLine: '/usr/bin/systemctl enable rsync', user: 'alice' });
-    expect(describeAttribution(enabled)).toBe(`systemctl enable by "/usr/bin/systemctl enable rsync", run by alice at ${enabled.at} (auth log)`);
+    expect(enabled).toMatchObject({
+      source: 'auth-log',
+      action: 'systemctl enable',
+      commandLine: '/usr/bin/systemctl enable rsync',
+      user: 'alice',
+    });
+    expect(describeAttribution(enabled)).toBe(
+      `systemctl enable by "/usr/bin/systemctl enable rsync", run by alice at ${enabled.at} (auth log)`,
+    );
     expect(by.get('kernel-modules wireguard')!.attribution).toMatchObject({ action: 'modprobe', user: 'alice' });
   });
 });

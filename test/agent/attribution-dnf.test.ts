@@ -28,9 +28,21 @@ function fedoraRoot(): string {
   return dir;
 }
 
-const rpmItem = (name: string, arch: string, version: string) => ({ manager: 'rpm', name, arch, version, state: 'installed' });
+const rpmItem = (name: string, arch: string, version: string) => ({
+  manager: 'rpm',
+  name,
+  arch,
+  version,
+  state: 'installed',
+});
 
-function dev(change: Deviation['change'], name: string, before: string | null, after: string | null, arch = 'x86_64'): Deviation {
+function dev(
+  change: Deviation['change'],
+  name: string,
+  before: string | null,
+  after: string | null,
+  arch = 'x86_64',
+): Deviation {
   return {
     collector: 'packages',
     key: `${name}:${arch}`,
@@ -47,7 +59,11 @@ const noRpm: ExecFn = async (file) => {
   throw new Error(`${file} should not run: there is no rpm database in this root`);
 };
 
-async function attribute(dir: string, devs: Deviation[], exec: ExecFn = noRpm): Promise<Map<string, Attribution | undefined>> {
+async function attribute(
+  dir: string,
+  devs: Deviation[],
+  exec: ExecFn = noRpm,
+): Promise<Map<string, Attribution | undefined>> {
   const out = await attributeDeviations({ root: new HostRoot(dir), exec, log: silentLogger, since: SINCE }, devs);
   for (const d of out) if (d.attribution) AttributionSchema.parse(d.attribution);
   return new Map(out.map((d) => [d.key, d.attribution]));
@@ -70,13 +86,35 @@ describe('package deviations on an rpm host with dnf history', () => {
       commandLine: 'upgrade openssl-libs',
       user: 'alice (1000)',
     });
-    expect(a.get('strace:x86_64')).toEqual({ source: 'dnf-history', at: '2024-03-02T10:00:00+00:00', action: 'install', package: 'strace:x86_64', toVersion: '6.7-1.fc39', commandLine: 'install strace @admin-tools', user: 'bob (1001)' });
-    expect(a.get('telnet:x86_64')).toEqual({ source: 'dnf-history', at: '2024-03-03T10:00:00+00:00', action: 'remove', package: 'telnet:x86_64', fromVersion: '1:0.17-88.fc39', commandLine: 'remove telnet', user: 'alice (1000)' });
+    expect(a.get('strace:x86_64')).toEqual({
+      source: 'dnf-history',
+      at: '2024-03-02T10:00:00+00:00',
+      action: 'install',
+      package: 'strace:x86_64',
+      toVersion: '6.7-1.fc39',
+      commandLine: 'install strace @admin-tools',
+      user: 'bob (1001)',
+    });
+    expect(a.get('telnet:x86_64')).toEqual({
+      source: 'dnf-history',
+      at: '2024-03-03T10:00:00+00:00',
+      action: 'remove',
+      package: 'telnet:x86_64',
+      fromVersion: '1:0.17-88.fc39',
+      commandLine: 'remove telnet',
+      user: 'alice (1000)',
+    });
   });
 
   it('names a uid that /etc/passwd does not know by its number, and takes an explicit epoch 0 as none', async () => {
     const a = await attribute(fedoraRoot(), [dev('modified', 'less', '633-2.fc39', '0:608-8.fc39')]);
-    expect(a.get('less:x86_64')).toMatchObject({ action: 'downgrade', fromVersion: '633-2.fc39', toVersion: '608-8.fc39', user: '(1234)', commandLine: 'downgrade less' });
+    expect(a.get('less:x86_64')).toMatchObject({
+      action: 'downgrade',
+      fromVersion: '633-2.fc39',
+      toVersion: '608-8.fc39',
+      user: '(1234)',
+      commandLine: 'downgrade less',
+    });
   });
 
   it('credits nothing that the latest transaction does not account for: a failed install, another version, a package still there, the bake', async () => {
@@ -98,13 +136,29 @@ describe('package deviations on an rpm host with dnf history', () => {
     const calls: (readonly string[])[] = [];
     const exec: ExecFn = async (_file, args) => {
       calls.push(args);
-      return { stdout: `nmap\tx86_64\t2\t7.93\t1.fc39\t${Date.parse('2024-03-06T00:00:00Z') / 1000}\n`, stderr: '', code: 0 };
+      return {
+        stdout: `nmap\tx86_64\t2\t7.93\t1.fc39\t${Date.parse('2024-03-06T00:00:00Z') / 1000}\n`,
+        stderr: '',
+        code: 0,
+      };
     };
-    const a = await attribute(dir, [dev('added', 'nmap', null, '2:7.93-1.fc39'), dev('added', 'strace', null, '6.7-1.fc39')], exec);
-    expect(a.get('nmap:x86_64')).toEqual({ source: 'rpm', at: '2024-03-06T00:00:00+00:00', action: 'install', package: 'nmap:x86_64', toVersion: '2:7.93-1.fc39' });
+    const a = await attribute(
+      dir,
+      [dev('added', 'nmap', null, '2:7.93-1.fc39'), dev('added', 'strace', null, '6.7-1.fc39')],
+      exec,
+    );
+    expect(a.get('nmap:x86_64')).toEqual({
+      source: 'rpm',
+      at: '2024-03-06T00:00:00+00:00',
+      action: 'install',
+      package: 'nmap:x86_64',
+      toVersion: '2:7.93-1.fc39',
+    });
     expect(a.get('strace:x86_64')).toMatchObject({ source: 'dnf-history' });
     // Only the package dnf did not explain was asked of rpm.
-    expect(calls).toEqual([['--dbpath', join(dir, 'var/lib/rpm'), '-q', '--queryformat', RPM_INSTALLTIME_FORMAT, 'nmap.x86_64']]);
+    expect(calls).toEqual([
+      ['--dbpath', join(dir, 'var/lib/rpm'), '-q', '--queryformat', RPM_INSTALLTIME_FORMAT, 'nmap.x86_64'],
+    ]);
   });
 
   it('costs only attributions when the history is damaged or missing', async () => {

@@ -2,13 +2,30 @@
  * @module Attribution against fixture roots: package and file deviations get the transaction that
  * made them, hand edits get none, and broken or missing logs cost attributions, never the check.
  */
-import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  appendFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { LIMITS, attributeDeviations, correlate, type AttributionContext, type Transaction } from '../../agent/attribution.js';
+import {
+  LIMITS,
+  attributeDeviations,
+  correlate,
+  type AttributionContext,
+  type Transaction,
+} from '../../agent/attribution.js';
 import { execProgram, type ExecFn } from '../../agent/exec.js';
 import { silentLogger } from '../../agent/log.js';
 import { parseAptHistory } from '../../agent/parsers/apt-history.js';
@@ -59,9 +76,22 @@ function ctx(dir: string, extra: Partial<AttributionContext> = {}): AttributionC
   return { root: new HostRoot(dir), exec: noExec, log: silentLogger, since: SINCE, ...extra };
 }
 
-const dpkgItem = (name: string, arch: string, version: string, state = 'installed') => ({ manager: 'dpkg', name, arch, version, state });
+const dpkgItem = (name: string, arch: string, version: string, state = 'installed') => ({
+  manager: 'dpkg',
+  name,
+  arch,
+  version,
+  state,
+});
 
-function pkgDev(change: Deviation['change'], name: string, arch: string, before: string | null, after: string | null, opts: { manager?: string; state?: string } = {}): Deviation {
+function pkgDev(
+  change: Deviation['change'],
+  name: string,
+  arch: string,
+  before: string | null,
+  after: string | null,
+  opts: { manager?: string; state?: string } = {},
+): Deviation {
   const item = (v: string) => ({ ...dpkgItem(name, arch, v, opts.state), manager: opts.manager ?? 'dpkg' });
   const fields = change === 'modified' ? (before === after ? ['state'] : ['version']) : undefined;
   return {
@@ -77,7 +107,12 @@ function pkgDev(change: Deviation['change'], name: string, arch: string, before:
 
 const fileItem = (type = 'file', mode = '0755') => ({ type, mode, uid: 0, gid: 0, size: 10, sha256: 'a'.repeat(64) });
 
-function fileDev(change: Deviation['change'], key: string, fields: string[] = ['sha256', 'size'], type = 'file'): Deviation {
+function fileDev(
+  change: Deviation['change'],
+  key: string,
+  fields: string[] = ['sha256', 'size'],
+  type = 'file',
+): Deviation {
   return {
     collector: 'files',
     key,
@@ -89,7 +124,11 @@ function fileDev(change: Deviation['change'], key: string, fields: string[] = ['
   };
 }
 
-async function attribute(dir: string, devs: Deviation[], extra: Partial<AttributionContext> = {}): Promise<Map<string, Attribution | undefined>> {
+async function attribute(
+  dir: string,
+  devs: Deviation[],
+  extra: Partial<AttributionContext> = {},
+): Promise<Map<string, Attribution | undefined>> {
   const out = await attributeDeviations(ctx(dir, extra), devs);
   expect(out).toBe(devs);
   for (const d of out) if (d.attribution) AttributionSchema.parse(d.attribution);
@@ -110,7 +149,7 @@ describe('package deviations on a Debian host', () => {
     });
   });
 
-  it('attributes an upgrade, a purge and a downgrade, each with apt\'s own word for it', async () => {
+  it("attributes an upgrade, a purge and a downgrade, each with apt's own word for it", async () => {
     const a = await attribute(debianRoot(), [
       pkgDev('modified', 'openssl', 'amd64', '3.0.11-1~deb12u2', '3.0.13-1~deb12u1'),
       pkgDev('removed', 'telnet', 'amd64', '0.17-44', null),
@@ -125,14 +164,27 @@ describe('package deviations on a Debian host', () => {
       toVersion: '3.0.13-1~deb12u1',
       commandLine: 'apt-get upgrade',
     });
-    expect(a.get('telnet:amd64')).toMatchObject({ action: 'purge', at: '2024-03-03T11:00:01+01:00', user: 'bob (1001)', commandLine: 'apt-get purge telnet', fromVersion: '0.17-44' });
+    expect(a.get('telnet:amd64')).toMatchObject({
+      action: 'purge',
+      at: '2024-03-03T11:00:01+01:00',
+      user: 'bob (1001)',
+      commandLine: 'apt-get purge telnet',
+      fromVersion: '0.17-44',
+    });
     // dpkg logs a downgrade as "upgrade"; apt knows better.
     expect(a.get('vim:amd64')).toMatchObject({ action: 'downgrade', user: 'alice (1000)', toVersion: '2:9.0.1378-2' });
   });
 
   it('attributes a package installed by hand with dpkg -i to dpkg.log alone', async () => {
     const a = await attribute(debianRoot(), [pkgDev('modified', 'curl', 'amd64', '7.88.1-10', '7.88.1-10+deb12u5')]);
-    expect(a.get('curl:amd64')).toEqual({ source: 'dpkg-log', at: '2024-03-04T12:00:00+01:00', action: 'upgrade', package: 'curl:amd64', fromVersion: '7.88.1-10', toVersion: '7.88.1-10+deb12u5' });
+    expect(a.get('curl:amd64')).toEqual({
+      source: 'dpkg-log',
+      at: '2024-03-04T12:00:00+01:00',
+      action: 'upgrade',
+      package: 'curl:amd64',
+      fromVersion: '7.88.1-10',
+      toVersion: '7.88.1-10+deb12u5',
+    });
   });
 
   it('attributes nothing that the logs do not account for', async () => {
@@ -151,11 +203,21 @@ describe('package deviations on a Debian host', () => {
     expect([...a.values()]).toEqual([undefined, undefined, undefined, undefined, undefined]);
   });
 
-  it('reads rotated and gzip\'d logs, oldest first, and apt runs from before dpkg.log begins', async () => {
+  it("reads rotated and gzip'd logs, oldest first, and apt runs from before dpkg.log begins", async () => {
     const devs = [pkgDev('added', 'nano', 'amd64', null, '7.2-1'), pkgDev('added', 'htop', 'amd64', null, '3.2.2-2')];
     const a = await attribute(debianRoot(), devs, { since: undefined });
-    expect(a.get('nano:amd64')).toMatchObject({ source: 'apt-history', at: '2023-12-20T09:00:00+01:00', commandLine: 'apt-get install nano', user: 'carol (1002)' });
-    expect(a.get('htop:amd64')).toMatchObject({ source: 'apt-history', at: '2023-11-01T10:00:00+01:00', action: 'install', toVersion: '3.2.2-2' });
+    expect(a.get('nano:amd64')).toMatchObject({
+      source: 'apt-history',
+      at: '2023-12-20T09:00:00+01:00',
+      commandLine: 'apt-get install nano',
+      user: 'carol (1002)',
+    });
+    expect(a.get('htop:amd64')).toMatchObject({
+      source: 'apt-history',
+      at: '2023-11-01T10:00:00+01:00',
+      action: 'install',
+      toVersion: '3.2.2-2',
+    });
     // The same transactions predate the baseline, so with it they explain nothing.
     const b = await attribute(debianRoot(), [pkgDev('added', 'nano', 'amd64', null, '7.2-1')]);
     expect(b.get('nano:amd64')).toBeUndefined();
@@ -164,36 +226,62 @@ describe('package deviations on a Debian host', () => {
   it('without a baseline time, attributes a version change but never a state-only one', async () => {
     const a = await attribute(
       debianRoot(),
-      [pkgDev('modified', 'openssl', 'amd64', '3.0.11-1~deb12u2', '3.0.13-1~deb12u1'), pkgDev('modified', 'bash', 'amd64', '5.2.15-2+b7', '5.2.15-2+b7', { state: 'installed (hold)' })],
+      [
+        pkgDev('modified', 'openssl', 'amd64', '3.0.11-1~deb12u2', '3.0.13-1~deb12u1'),
+        pkgDev('modified', 'bash', 'amd64', '5.2.15-2+b7', '5.2.15-2+b7', { state: 'installed (hold)' }),
+      ],
       { since: undefined },
     );
     expect(a.get('openssl:amd64')?.action).toBe('upgrade');
     expect(a.get('bash:amd64')).toBeUndefined();
   });
 
-  it('matches apt\'s native-arch name for an arch:all package to dpkg\'s :all', async () => {
+  it("matches apt's native-arch name for an arch:all package to dpkg's :all", async () => {
     const a = await attribute(debianRoot(), [pkgDev('modified', 'postgresql-common', 'all', '248', '248+deb12u1')]);
-    expect(a.get('postgresql-common:all')).toMatchObject({ source: 'apt-history', package: 'postgresql-common:all', commandLine: 'apt-get upgrade' });
+    expect(a.get('postgresql-common:all')).toMatchObject({
+      source: 'apt-history',
+      package: 'postgresql-common:all',
+      commandLine: 'apt-get upgrade',
+    });
   });
 });
 
 describe('correlate', () => {
-  const dpkgInstall = (at: string): Transaction => ({ source: 'dpkg-log', at, order: 0, action: 'install', name: 'a', arch: 'amd64', toVersion: '1' });
-  const unfinished = { line: 1, start: '2024-01-01 10:00:00', commandLine: 'apt-get install a', packages: [{ action: 'install' as const, name: 'a', arch: 'amd64', toVersion: '1' }] };
+  const dpkgInstall = (at: string): Transaction => ({
+    source: 'dpkg-log',
+    at,
+    order: 0,
+    action: 'install',
+    name: 'a',
+    arch: 'amd64',
+    toVersion: '1',
+  });
+  const unfinished = {
+    line: 1,
+    start: '2024-01-01 10:00:00',
+    commandLine: 'apt-get install a',
+    packages: [{ action: 'install' as const, name: 'a', arch: 'amd64', toVersion: '1' }],
+  };
 
   it('pins a dpkg line on the apt run it falls in, even one apt did not finish', () => {
-    expect(correlate([dpkgInstall('2024-01-01 10:00:05')], '2024-01-01 00:00:00', [unfinished]).latest('a', 'amd64')).toMatchObject({ source: 'apt-history', commandLine: 'apt-get install a' });
+    expect(
+      correlate([dpkgInstall('2024-01-01 10:00:05')], '2024-01-01 00:00:00', [unfinished]).latest('a', 'amd64'),
+    ).toMatchObject({ source: 'apt-history', commandLine: 'apt-get install a' });
   });
 
   it('does not pin a dpkg -i made months later on an unfinished apt run', () => {
-    expect(correlate([dpkgInstall('2024-06-01 10:00:00')], '2024-01-01 00:00:00', [unfinished]).latest('a', 'amd64')).toMatchObject({ source: 'dpkg-log' });
+    expect(
+      correlate([dpkgInstall('2024-06-01 10:00:00')], '2024-01-01 00:00:00', [unfinished]).latest('a', 'amd64'),
+    ).toMatchObject({ source: 'dpkg-log' });
     const next = { line: 9, start: '2024-01-01 10:00:03', packages: [] };
-    expect(correlate([dpkgInstall('2024-01-01 10:00:05')], '2024-01-01 00:00:00', [unfinished, next]).latest('a', 'amd64')).toMatchObject({ source: 'dpkg-log' });
+    expect(
+      correlate([dpkgInstall('2024-01-01 10:00:05')], '2024-01-01 00:00:00', [unfinished, next]).latest('a', 'amd64'),
+    ).toMatchObject({ source: 'dpkg-log' });
   });
 });
 
 describe('file deviations on a Debian host', () => {
-  it('attributes a file to its package\'s transaction when its content is what the package shipped', async () => {
+  it("attributes a file to its package's transaction when its content is what the package shipped", async () => {
     const a = await attribute(debianRoot(), [
       fileDev('added', '/usr/bin/strace'),
       fileDev('modified', '/usr/bin/openssl'),
@@ -210,7 +298,12 @@ describe('file deviations on a Debian host', () => {
       user: 'alice (1000)',
       ownedBy: 'strace',
     });
-    expect(a.get('/usr/bin/openssl')).toMatchObject({ action: 'upgrade', ownedBy: 'openssl', commandLine: 'apt-get upgrade', toVersion: '3.0.13-1~deb12u1' });
+    expect(a.get('/usr/bin/openssl')).toMatchObject({
+      action: 'upgrade',
+      ownedBy: 'openssl',
+      commandLine: 'apt-get upgrade',
+      toVersion: '3.0.13-1~deb12u1',
+    });
     expect(a.get('/etc/ssl/openssl.cnf')).toMatchObject({ action: 'upgrade', ownedBy: 'openssl' });
   });
 
@@ -249,14 +342,20 @@ describe('file deviations on a Debian host', () => {
       fileDev('modified', '/etc/issue'),
       fileDev('modified', '/etc/issue.dist'),
     ]);
-    expect(a.get('/usr/bin/pg_config')).toMatchObject({ ownedBy: 'postgresql-common', package: 'postgresql-common:all' });
+    expect(a.get('/usr/bin/pg_config')).toMatchObject({
+      ownedBy: 'postgresql-common',
+      package: 'postgresql-common:all',
+    });
     expect(a.get('/usr/bin/pg_config.libpq-dev')).toMatchObject({ ownedBy: 'libpq-dev', package: 'libpq-dev:amd64' });
     expect(a.get('/etc/issue')).toBeUndefined();
     expect(a.get('/etc/issue.dist')).toMatchObject({ ownedBy: 'base-files' });
   });
 
   it('gives a path several packages share no single owner, but one shared by the arch copies of one package its latest', async () => {
-    const a = await attribute(debianRoot(), [fileDev('modified', '/usr/share/doc', ['mode'], 'dir'), fileDev('modified', '/usr/share/doc/libc6/changelog.gz')]);
+    const a = await attribute(debianRoot(), [
+      fileDev('modified', '/usr/share/doc', ['mode'], 'dir'),
+      fileDev('modified', '/usr/share/doc/libc6/changelog.gz'),
+    ]);
     expect(a.get('/usr/share/doc')).toBeUndefined();
     expect(a.get('/usr/share/doc/libc6/changelog.gz')?.ownedBy).toMatch(/^libc6:(amd64|i386)$/);
   });
@@ -265,22 +364,42 @@ describe('file deviations on a Debian host', () => {
     const dir = debianRoot();
     // The host's clock is Berlin's: write the log in its local time, around now.
     const local = (ms: number) =>
-      new Intl.DateTimeFormat('sv-SE', { timeZone: 'Europe/Berlin', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' }).format(new Date(ms));
+      new Intl.DateTimeFormat('sv-SE', {
+        timeZone: 'Europe/Berlin',
+        year: 'numeric',
+        month: '2-digit',
+        day: '2-digit',
+        hour: '2-digit',
+        minute: '2-digit',
+        second: '2-digit',
+        hourCycle: 'h23',
+      }).format(new Date(ms));
     const now = Date.now();
     const run = (name: string, from: number, to: number) => {
       appendFileSync(join(dir, 'var/log/dpkg.log'), `${local(from + 1000)} upgrade ${name}:amd64 1 2\n`);
-      appendFileSync(join(dir, 'var/log/apt/history.log'), `\nStart-Date: ${local(from).replace(' ', '  ')}\nCommandline: apt-get install ${name}\nUpgrade: ${name}:amd64 (1, 2)\nEnd-Date: ${local(to).replace(' ', '  ')}\n`);
+      appendFileSync(
+        join(dir, 'var/log/apt/history.log'),
+        `\nStart-Date: ${local(from).replace(' ', '  ')}\nCommandline: apt-get install ${name}\nUpgrade: ${name}:amd64 (1, 2)\nEnd-Date: ${local(to).replace(' ', '  ')}\n`,
+      );
     };
     run('strace', now - 5000, now + 5000);
     chmodSync(join(dir, 'usr/bin/strace'), 0o700); // ctime: now, inside the run
-    const a = await attribute(dir, [fileDev('modified', '/usr/bin/strace', ['mode'])], { since: new Date(now - 3_600_000).toISOString() });
-    expect(a.get('/usr/bin/strace')).toMatchObject({ action: 'upgrade', ownedBy: 'strace', commandLine: 'apt-get install strace' });
+    const a = await attribute(dir, [fileDev('modified', '/usr/bin/strace', ['mode'])], {
+      since: new Date(now - 3_600_000).toISOString(),
+    });
+    expect(a.get('/usr/bin/strace')).toMatchObject({
+      action: 'upgrade',
+      ownedBy: 'strace',
+      commandLine: 'apt-get install strace',
+    });
 
     const dir2 = debianRoot();
     const hourAgo = now - 3_600_000;
     appendFileSync(join(dir2, 'var/log/dpkg.log'), `${local(hourAgo)} upgrade strace:amd64 1 2\n`);
     chmodSync(join(dir2, 'usr/bin/strace'), 0o700); // an hour after the upgrade: someone else's chmod
-    const b = await attribute(dir2, [fileDev('modified', '/usr/bin/strace', ['mode'])], { since: new Date(now - 7_200_000).toISOString() });
+    const b = await attribute(dir2, [fileDev('modified', '/usr/bin/strace', ['mode'])], {
+      since: new Date(now - 7_200_000).toISOString(),
+    });
     expect(b.get('/usr/bin/strace')).toBeUndefined();
   });
 
@@ -293,7 +412,12 @@ describe('file deviations on a Debian host', () => {
       reads.push(p);
       return original(p);
     };
-    await attributeDeviations({ ...ctx(dir), root }, [fileDev('modified', '/usr/bin/openssl'), fileDev('modified', '/usr/bin/ls'), fileDev('added', '/usr/bin/strace'), fileDev('modified', '/usr/bin/bash')]);
+    await attributeDeviations({ ...ctx(dir), root }, [
+      fileDev('modified', '/usr/bin/openssl'),
+      fileDev('modified', '/usr/bin/ls'),
+      fileDev('added', '/usr/bin/strace'),
+      fileDev('modified', '/usr/bin/bash'),
+    ]);
     const lists = reads.filter((p) => p.endsWith('.list'));
     expect(lists.length).toBe(new Set(lists).size);
     expect(lists.length).toBe(readdirSync(join(dir, 'var/lib/dpkg/info')).filter((n) => n.endsWith('.list')).length);
@@ -302,20 +426,40 @@ describe('file deviations on a Debian host', () => {
 
 describe('degrading, never failing', () => {
   it('changes nothing and reads nothing when no package or file deviates', async () => {
-    const devs: Deviation[] = [{ collector: 'sysctl', key: 'vm.swappiness', change: 'modified', expected: { runtime: '10' }, actual: { runtime: '60' }, fields: ['runtime'], severity: 'high' }];
+    const devs: Deviation[] = [
+      {
+        collector: 'sysctl',
+        key: 'vm.swappiness',
+        change: 'modified',
+        expected: { runtime: '10' },
+        actual: { runtime: '60' },
+        fields: ['runtime'],
+        severity: 'high',
+      },
+    ];
     const before = structuredClone(devs);
     expect(await attributeDeviations(ctx('/nonexistent-root'), devs)).toEqual(before);
   });
 
   it('attributes nothing, and throws nothing, on a root without any logs', async () => {
-    const a = await attribute(tempDir(), [pkgDev('added', 'strace', 'amd64', null, '6.1-0.1'), fileDev('added', '/usr/bin/strace')]);
+    const a = await attribute(tempDir(), [
+      pkgDev('added', 'strace', 'amd64', null, '6.1-0.1'),
+      fileDev('added', '/usr/bin/strace'),
+    ]);
     expect([...a.values()]).toEqual([undefined, undefined]);
   });
 
   it('skips broken lines, corrupt rotations, bombs, odd files and a missing history, keeping what is good', async () => {
     const dir = debianRoot();
     const dpkgLog = join(dir, 'var/log/dpkg.log');
-    writeFileSync(dpkgLog, Buffer.concat([Buffer.from('\u0000\u0000\u00ff\u00fe binary junk\n'), readFileSync(dpkgLog), Buffer.from([0, 1, 2, 0xff, 0x0a])]));
+    writeFileSync(
+      dpkgLog,
+      Buffer.concat([
+        Buffer.from('\u0000\u0000\u00ff\u00fe binary junk\n'),
+        readFileSync(dpkgLog),
+        Buffer.from([0, 1, 2, 0xff, 0x0a]),
+      ]),
+    );
     writeFileSync(join(dir, 'var/log/dpkg.log.3.gz'), 'not gzip at all');
     // Decompresses past the limit: a gzip bomb is skipped, not inflated.
     writeFileSync(join(dir, 'var/log/dpkg.log.4.gz'), gzipSync(Buffer.alloc(LIMITS.logBytes + 1024, 0x61)));
@@ -326,8 +470,20 @@ describe('degrading, never failing', () => {
     writeFileSync(join(dir, 'var/lib/dpkg/diversions'), '/usr/bin/pg_config\n/usr/bin/pg_config.libpq-dev\n');
     writeFileSync(join(dir, 'var/lib/dpkg/info/openssl.md5sums'), 'garbage\n');
     const { log, records } = recordingLog();
-    const a = await attribute(dir, [pkgDev('added', 'strace', 'amd64', null, '6.1-0.1'), fileDev('added', '/usr/bin/strace'), fileDev('modified', '/usr/bin/openssl')], { log });
-    expect(a.get('strace:amd64')).toMatchObject({ source: 'dpkg-log', action: 'install', at: '2024-03-01T02:14:07+01:00' });
+    const a = await attribute(
+      dir,
+      [
+        pkgDev('added', 'strace', 'amd64', null, '6.1-0.1'),
+        fileDev('added', '/usr/bin/strace'),
+        fileDev('modified', '/usr/bin/openssl'),
+      ],
+      { log },
+    );
+    expect(a.get('strace:amd64')).toMatchObject({
+      source: 'dpkg-log',
+      action: 'install',
+      at: '2024-03-01T02:14:07+01:00',
+    });
     expect(a.get('/usr/bin/strace')).toMatchObject({ source: 'dpkg-log', ownedBy: 'strace' });
     // Its md5sums are garbage: nothing to check the content against, so no claim.
     expect(a.get('/usr/bin/openssl')).toBeUndefined();
@@ -383,7 +539,13 @@ describe('rpm package deviations', () => {
       { calls },
     );
   }
-  const rpmDev = (change: Deviation['change'], name: string, arch: string, before: string | null, after: string | null) => pkgDev(change, name, arch, before, after, { manager: 'rpm' });
+  const rpmDev = (
+    change: Deviation['change'],
+    name: string,
+    arch: string,
+    before: string | null,
+    after: string | null,
+  ) => pkgDev(change, name, arch, before, after, { manager: 'rpm' });
 
   it('says when the new header was installed, one rpm run for all packages', async () => {
     const dir = rpmRoot();
@@ -405,8 +567,25 @@ describe('rpm package deviations', () => {
       ],
       { exec },
     );
-    expect(exec.calls).toEqual([['--dbpath', join(dir, 'usr/lib/sysimage/rpm'), '-q', '--queryformat', RPM_INSTALLTIME_FORMAT, 'kernel-core.x86_64', 'old.noarch', 'strace.x86_64']]);
-    expect(a.get('strace:x86_64')).toEqual({ source: 'rpm', at: '2024-03-01T01:14:07+00:00', action: 'install', package: 'strace:x86_64', toVersion: '6.1-1.fc39' });
+    expect(exec.calls).toEqual([
+      [
+        '--dbpath',
+        join(dir, 'usr/lib/sysimage/rpm'),
+        '-q',
+        '--queryformat',
+        RPM_INSTALLTIME_FORMAT,
+        'kernel-core.x86_64',
+        'old.noarch',
+        'strace.x86_64',
+      ],
+    ]);
+    expect(a.get('strace:x86_64')).toEqual({
+      source: 'rpm',
+      at: '2024-03-01T01:14:07+00:00',
+      action: 'install',
+      package: 'strace:x86_64',
+      toVersion: '6.1-1.fc39',
+    });
     // The new kernel, not the one kept from the image.
     expect(a.get('kernel-core:x86_64')).toMatchObject({ toVersion: '6.7.7-200.fc39', at: '2024-03-01T01:15:07+00:00' });
     // Installed before the baseline: it explains nothing that changed since.
@@ -425,15 +604,28 @@ describe('rpm package deviations', () => {
   const SHARED = join(import.meta.dirname, '../../../shared/fixtures/rpm-fedora33');
   const haveRpm = existsSync('/usr/bin/rpm') || existsSync('/bin/rpm');
   // Skipped only where ../shared (the Fedora database) or the rpm program is absent; CI installs rpm and has ../shared.
-  it.skipIf(!existsSync(SHARED) || !haveRpm)('reads install times from a real Fedora 33 rpm database with the real rpm (needs ../shared and rpm)', async () => {
-    const dir = tempDir();
-    cpSync(SHARED, dir, { recursive: true });
-    const a = await attribute(dir, [pkgDev('added', 'deltarpm', 'x86_64', null, '3.6.2-7.fc33', { manager: 'rpm' })], { exec: execProgram, since: undefined });
-    expect(a.get('deltarpm:x86_64')).toEqual({ source: 'rpm', at: '2020-10-19T23:37:24+00:00', action: 'install', package: 'deltarpm:x86_64', toVersion: '3.6.2-7.fc33' });
-  });
+  it.skipIf(!existsSync(SHARED) || !haveRpm)(
+    'reads install times from a real Fedora 33 rpm database with the real rpm (needs ../shared and rpm)',
+    async () => {
+      const dir = tempDir();
+      cpSync(SHARED, dir, { recursive: true });
+      const a = await attribute(
+        dir,
+        [pkgDev('added', 'deltarpm', 'x86_64', null, '3.6.2-7.fc33', { manager: 'rpm' })],
+        { exec: execProgram, since: undefined },
+      );
+      expect(a.get('deltarpm:x86_64')).toEqual({
+        source: 'rpm',
+        at: '2020-10-19T23:37:24+00:00',
+        action: 'install',
+        package: 'deltarpm:x86_64',
+        toVersion: '3.6.2-7.fc33',
+      });
+    },
+  );
 });
 
-describe('on this machine\'s own logs (smoke)', () => {
+describe("on this machine's own logs (smoke)", () => {
   const hasDpkgLog = existsSync('/var/log/dpkg.log');
   // Skipped only on a machine with no dpkg log (not Debian-family): there is nothing real to parse.
   it.skipIf(!hasDpkgLog)('parses /var/log/dpkg.log and apt history without a malformed line', () => {
@@ -447,36 +639,53 @@ describe('on this machine\'s own logs (smoke)', () => {
   });
 
   // Skipped only on a machine without a dpkg database.
-  it.skipIf(!existsSync('/var/lib/dpkg/info'))('parses every .list, the diversions and the conffiles of /var/lib/dpkg', () => {
-    const info = '/var/lib/dpkg/info';
-    for (const name of readdirSync(info).filter((n) => n.endsWith('.list'))) {
-      expect(parseDpkgList(readFileSync(join(info, name), 'utf8'), name).errors.map((e) => e.message)).toEqual([]);
-    }
-    if (existsSync('/var/lib/dpkg/diversions')) expect(parseDpkgDiversions(readFileSync('/var/lib/dpkg/diversions', 'utf8'), 'diversions').errors).toEqual([]);
-    const status = readFileSync('/var/lib/dpkg/status', 'utf8');
-    expect(parseDpkgConffiles(status, 'status', new Set(['base-files', 'openssl'])).errors).toEqual([]);
-  });
+  it.skipIf(!existsSync('/var/lib/dpkg/info'))(
+    'parses every .list, the diversions and the conffiles of /var/lib/dpkg',
+    () => {
+      const info = '/var/lib/dpkg/info';
+      for (const name of readdirSync(info).filter((n) => n.endsWith('.list'))) {
+        expect(parseDpkgList(readFileSync(join(info, name), 'utf8'), name).errors.map((e) => e.message)).toEqual([]);
+      }
+      if (existsSync('/var/lib/dpkg/diversions'))
+        expect(parseDpkgDiversions(readFileSync('/var/lib/dpkg/diversions', 'utf8'), 'diversions').errors).toEqual([]);
+      const status = readFileSync('/var/lib/dpkg/status', 'utf8');
+      expect(parseDpkgConffiles(status, 'status', new Set(['base-files', 'openssl'])).errors).toEqual([]);
+    },
+  );
 
   // Skipped only on a machine with no dpkg log: this machine's own history is the input.
-  it.skipIf(!hasDpkgLog)('attributes the package this machine changed last, and a file of it, through root /', async () => {
-    const entries = parseDpkgLog(readFileSync('/var/log/dpkg.log', 'utf8'), '/var/log/dpkg.log').entries;
-    const last = entries.filter((e) => e.kind === 'action' && (e.action === 'install' || e.action === 'upgrade')).at(-1);
-    if (last === undefined || last.kind !== 'action' || last.toVersion === undefined) return;
-    const listName = [`${last.name}:${last.arch}.list`, `${last.name}.list`].find((n) => existsSync(join('/var/lib/dpkg/info', n)));
-    const sums = listName ? join('/var/lib/dpkg/info', listName.replace(/\.list$/, '.md5sums')) : undefined;
-    const file =
-      sums && existsSync(sums)
-        ? readFileSync(sums, 'utf8')
-            .split('\n')
-            .map((l) => `/${l.slice(34)}`)
-            .find((p) => p !== '/' && existsSync(p) && statSync(p).isFile() && statSync(p).size < 1_000_000)
-        : undefined;
-    const devs = [pkgDev('added', last.name, last.arch, null, last.toVersion)];
-    if (file) devs.push(fileDev('modified', file));
-    const { log } = recordingLog();
-    const a = await attribute('/', devs, { exec: execProgram, since: undefined, log });
-    expect(a.get(`${last.name}:${last.arch}`)).toMatchObject({ package: `${last.name}:${last.arch}`, toVersion: last.toVersion });
-    // Its content is still what the package shipped, unless someone changed it on this machine.
-    if (file) expect(a.get(file)?.ownedBy ?? 'changed locally').toMatch(new RegExp(`^${last.name.replace(/[.+]/g, '\\$&')}|changed locally`));
-  });
+  it.skipIf(!hasDpkgLog)(
+    'attributes the package this machine changed last, and a file of it, through root /',
+    async () => {
+      const entries = parseDpkgLog(readFileSync('/var/log/dpkg.log', 'utf8'), '/var/log/dpkg.log').entries;
+      const last = entries
+        .filter((e) => e.kind === 'action' && (e.action === 'install' || e.action === 'upgrade'))
+        .at(-1);
+      if (last === undefined || last.kind !== 'action' || last.toVersion === undefined) return;
+      const listName = [`${last.name}:${last.arch}.list`, `${last.name}.list`].find((n) =>
+        existsSync(join('/var/lib/dpkg/info', n)),
+      );
+      const sums = listName ? join('/var/lib/dpkg/info', listName.replace(/\.list$/, '.md5sums')) : undefined;
+      const file =
+        sums && existsSync(sums)
+          ? readFileSync(sums, 'utf8')
+              .split('\n')
+              .map((l) => `/${l.slice(34)}`)
+              .find((p) => p !== '/' && existsSync(p) && statSync(p).isFile() && statSync(p).size < 1_000_000)
+          : undefined;
+      const devs = [pkgDev('added', last.name, last.arch, null, last.toVersion)];
+      if (file) devs.push(fileDev('modified', file));
+      const { log } = recordingLog();
+      const a = await attribute('/', devs, { exec: execProgram, since: undefined, log });
+      expect(a.get(`${last.name}:${last.arch}`)).toMatchObject({
+        package: `${last.name}:${last.arch}`,
+        toVersion: last.toVersion,
+      });
+      // Its content is still what the package shipped, unless someone changed it on this machine.
+      if (file)
+        expect(a.get(file)?.ownedBy ?? 'changed locally').toMatch(
+          new RegExp(`^${last.name.replace(/[.+]/g, '\\$&')}|changed locally`),
+        );
+    },
+  );
 });

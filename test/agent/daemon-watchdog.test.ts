@@ -10,7 +10,11 @@ function fakeProcess() {
 describe('the scan watchdog', () => {
   it('paces a scan that uses more than its CPU share, and not one that stays under it', async () => {
     const f = fakeProcess();
-    const w = new ScanWatchdog({ cpuShare: 0.5, memoryMb: 200, maxDurationMs: 60_000, windowMs: 10_000 }, f.now, f.usage);
+    const w = new ScanWatchdog(
+      { cpuShare: 0.5, memoryMb: 200, maxDurationMs: 60_000, windowMs: 10_000 },
+      f.now,
+      f.usage,
+    );
     (w as unknown as { sample(): void }).sample();
     f.p.now = 1000;
     f.p.cpuUs = 300_000; // 30 % of a core over a second

@@ -2,7 +2,16 @@
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fixedZoneFromPosix, instantToIso, isAfter, localToIso, localToUtcMs, readHostZone, UTC, type HostZone } from '../../agent/host-time.js';
+import {
+  fixedZoneFromPosix,
+  instantToIso,
+  isAfter,
+  localToIso,
+  localToUtcMs,
+  readHostZone,
+  UTC,
+  type HostZone,
+} from '../../agent/host-time.js';
 import { localTime } from '../../agent/parsers/local-time.js';
 import { HostRoot } from '../../agent/root.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -24,7 +33,9 @@ describe('local times', () => {
     expect(localToIso('2024-07-01 02:14:07', BERLIN)).toBe('2024-07-01T02:14:07+02:00');
     expect(localToUtcMs('2024-07-01 02:14:07', BERLIN)).toBe(Date.parse('2024-07-01T00:14:07Z'));
     expect(localToIso('2024-03-01 02:14:07', UTC)).toBe('2024-03-01T02:14:07+00:00');
-    expect(localToIso('2024-03-01 02:14:07', { kind: 'fixed', name: 'IST-5:30', offsetMinutes: 330 })).toBe('2024-03-01T02:14:07+05:30');
+    expect(localToIso('2024-03-01 02:14:07', { kind: 'fixed', name: 'IST-5:30', offsetMinutes: 330 })).toBe(
+      '2024-03-01T02:14:07+05:30',
+    );
   });
 
   it('leaves a local time local when the zone is unknown, rather than guess', () => {
@@ -64,8 +75,12 @@ describe('readHostZone', () => {
   };
 
   it('names the zone /etc/localtime links to, even when the link dangles in a mounted image', async () => {
-    expect(await readHostZone(root((d) => symlinkSync('/usr/share/zoneinfo/America/New_York', join(d, 'etc/localtime'))))).toEqual({ kind: 'iana', name: 'America/New_York' });
-    expect(await readHostZone(root((d) => symlinkSync('../usr/share/zoneinfo/posix/Asia/Tokyo', join(d, 'etc/localtime'))))).toEqual({ kind: 'iana', name: 'Asia/Tokyo' });
+    expect(
+      await readHostZone(root((d) => symlinkSync('/usr/share/zoneinfo/America/New_York', join(d, 'etc/localtime')))),
+    ).toEqual({ kind: 'iana', name: 'America/New_York' });
+    expect(
+      await readHostZone(root((d) => symlinkSync('../usr/share/zoneinfo/posix/Asia/Tokyo', join(d, 'etc/localtime')))),
+    ).toEqual({ kind: 'iana', name: 'Asia/Tokyo' });
   });
 
   it('falls back to /etc/timezone, and to UTC when there is no /etc/localtime (as glibc does)', async () => {
@@ -75,8 +90,13 @@ describe('readHostZone', () => {
 
   it('reads a copied TZif file with a fixed offset, and says unknown for anything else', async () => {
     const utcFile = ['/usr/share/zoneinfo/Etc/UTC', '/usr/share/zoneinfo/UTC'].find((f) => existsSync(f));
-    if (utcFile) expect(await readHostZone(root((d) => writeFileSync(join(d, 'etc/localtime'), readFileSync(utcFile))))).toMatchObject({ kind: 'fixed', offsetMinutes: 0 });
-    expect(await readHostZone(root((d) => writeFileSync(join(d, 'etc/localtime'), 'not a tzif file')))).toEqual(UNKNOWN);
+    if (utcFile)
+      expect(
+        await readHostZone(root((d) => writeFileSync(join(d, 'etc/localtime'), readFileSync(utcFile)))),
+      ).toMatchObject({ kind: 'fixed', offsetMinutes: 0 });
+    expect(await readHostZone(root((d) => writeFileSync(join(d, 'etc/localtime'), 'not a tzif file')))).toEqual(
+      UNKNOWN,
+    );
     expect(await readHostZone(root((d) => writeFileSync(join(d, 'etc/timezone'), 'Not/AZone\n')))).toEqual(UTC);
   });
 });

@@ -14,7 +14,13 @@ describe('host identity', () => {
     expect(await readHostname(root)).toBe('web-1');
     expect(await readOs(root)).toEqual({ id: 'debian', versionId: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)' });
     const inv = await readInventory(root, '0123456789abcdef0123456789abcdef');
-    expect(inv).toEqual({ hostId: '0123456789abcdef0123456789abcdef', hostname: 'web-1', os: 'Debian GNU/Linux 12 (bookworm)', kernel: null, addresses: [] });
+    expect(inv).toEqual({
+      hostId: '0123456789abcdef0123456789abcdef',
+      hostname: 'web-1',
+      os: 'Debian GNU/Linux 12 (bookworm)',
+      kernel: null,
+      addresses: [],
+    });
   });
 
   it('without a machine-id, is generated once, kept 0600 in the state directory, and reused', async () => {
@@ -54,8 +60,14 @@ describe('host identity', () => {
 
 describe('parseOsRelease', () => {
   it('unquotes values and falls back sensibly', () => {
-    expect(parseOsRelease('NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME="Alpine Linux v3.19"\n')).toEqual({ id: 'alpine', versionId: '3.19.1', prettyName: 'Alpine Linux v3.19' });
-    expect(parseOsRelease('ID=fedora\r\nVERSION_ID=40\r\n')).toEqual({ id: 'fedora', versionId: '40', prettyName: 'fedora' });
+    expect(
+      parseOsRelease('NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME="Alpine Linux v3.19"\n'),
+    ).toEqual({ id: 'alpine', versionId: '3.19.1', prettyName: 'Alpine Linux v3.19' });
+    expect(parseOsRelease('ID=fedora\r\nVERSION_ID=40\r\n')).toEqual({
+      id: 'fedora',
+      versionId: '40',
+      prettyName: 'fedora',
+    });
     expect(parseOsRelease('# nothing here\n')).toBeNull();
   });
 

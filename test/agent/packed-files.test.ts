@@ -16,7 +16,16 @@ const fileItem = fc
     {
       error: fc.constantFrom('EACCES', 'vanished during scan'),
       gid: fc.constantFrom(0, 4, 1000, 2 ** 40),
-      key: fc.constantFrom('/etc/a', '/etc/a-b', '/etc/a/b', '/usr/bin/ls', '/usr/bin/é', '/usr/lib/y', '/opt/z', '/opt/\u4e2d'),
+      key: fc.constantFrom(
+        '/etc/a',
+        '/etc/a-b',
+        '/etc/a/b',
+        '/usr/bin/ls',
+        '/usr/bin/é',
+        '/usr/lib/y',
+        '/opt/z',
+        '/opt/\u4e2d',
+      ),
       mode: fc.constantFrom('0644', '0755', '4755', '1777'),
       sha256: fc.constantFrom('a'.repeat(64), '0123456789abcdef'.repeat(4)),
       size: fc.constantFrom(0, 1, 2 ** 50),
@@ -27,7 +36,9 @@ const fileItem = fc
     { requiredKeys: ['gid', 'key', 'mode', 'type', 'uid'] },
   )
   .map((i) => i as FileItem);
-const section = fc.uniqueArray(fileItem, { selector: (i) => i.key }).map((items) => items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)));
+const section = fc
+  .uniqueArray(fileItem, { selector: (i) => i.key })
+  .map((items) => items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)));
 
 describe('PackedFiles', () => {
   it('gives back every item exactly: the same fields, values and key order', () => {
@@ -48,7 +59,9 @@ describe('PackedFiles', () => {
   it('diffs against a scan exactly as the items it was packed from do', () => {
     fc.assert(
       fc.property(section, section, (expected, actual) => {
-        expect(diffSectionSorted('files', PackedFiles.pack(expected)!, actual)).toEqual(diffSection('files', expected, actual));
+        expect(diffSectionSorted('files', PackedFiles.pack(expected)!, actual)).toEqual(
+          diffSection('files', expected, actual),
+        );
       }),
     );
   });
@@ -110,6 +123,10 @@ describe('keepPacked', () => {
     const root = { dir: '/nonexistent-root', path: (p: string) => `/nonexistent-root${p}` } as unknown as HostRoot;
     const found = fileDeviations(root, kept.manifest, ['/etc/passwd'], kept.files);
     expect(found).toHaveLength(1);
-    expect(found[0]).toMatchObject({ change: 'removed', key: '/etc/passwd', expected: { sha256: 'd'.repeat(64), size: 20 } });
+    expect(found[0]).toMatchObject({
+      change: 'removed',
+      key: '/etc/passwd',
+      expected: { sha256: 'd'.repeat(64), size: 20 },
+    });
   });
 });

@@ -11,7 +11,14 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
-import { anchorSignatureProblem, createAnchor, readAnchors, startAnchoring, verifyAgainstAnchor, type Anchor } from '../../controller/audit-anchor.js';
+import {
+  anchorSignatureProblem,
+  createAnchor,
+  readAnchors,
+  startAnchoring,
+  verifyAgainstAnchor,
+  type Anchor,
+} from '../../controller/audit-anchor.js';
 import { auditContent, chainHash, GENESIS } from '../../controller/store/chain.js';
 import { openStore } from '../../controller/store/index.js';
 import type { AuditRow, Store } from '../../controller/store/types.js';
@@ -63,7 +70,9 @@ const cases: { name: string; open: () => Promise<{ store: Store; backdoor: Backd
               store,
               backdoor: {
                 async exec(sqlText: string) {
-                  await admin.query(`begin; set local session_replication_role = replica; set local search_path = ${schema}; ${sqlText}; commit;`);
+                  await admin.query(
+                    `begin; set local session_replication_role = replica; set local search_path = ${schema}; ${sqlText}; commit;`,
+                  );
                 },
                 async close() {
                   await admin.query(`drop schema if exists ${schema} cascade`);
@@ -88,7 +97,10 @@ function rewriteAndRehash(rows: AuditRow[], index: number, detail: Record<string
   const sql: string[] = [];
   for (const [i, r] of changed.entries()) {
     const hash = chainHash(prev, auditContent(r));
-    if (i >= index) sql.push(`update audit set detail = ${q(JSON.stringify(r.detail))}, prev_hash = ${q(prev)}, hash = ${q(hash)} where id = ${r.id}`);
+    if (i >= index)
+      sql.push(
+        `update audit set detail = ${q(JSON.stringify(r.detail))}, prev_hash = ${q(prev)}, hash = ${q(hash)} where id = ${r.id}`,
+      );
     prev = hash;
   }
   return sql.join(';\n');
@@ -130,7 +142,14 @@ describe.each(cases)('anchored audit verification: $name', ({ open }) => {
     expect(plain.ok).toBe(true); // the chain alone cannot tell
     const [audit, events] = await verifyAgainstAnchor(h.store, anchor);
     expect(events!.ok).toBe(true);
-    expect(audit).toMatchObject({ ok: false, anchorMismatch: { throughId: anchor.chains.audit.throughId, expectedHead: anchor.chains.audit.head, expectedRows: anchor.chains.audit.rows } });
+    expect(audit).toMatchObject({
+      ok: false,
+      anchorMismatch: {
+        throughId: anchor.chains.audit.throughId,
+        expectedHead: anchor.chains.audit.head,
+        expectedRows: anchor.chains.audit.rows,
+      },
+    });
     expect(audit!.anchorMismatch!.foundHead).not.toBe(anchor.chains.audit.head);
   });
 
@@ -151,7 +170,10 @@ describe.each(cases)('anchored audit verification: $name', ({ open }) => {
     await backdoor.exec(sql.join(';\n'));
     expect((await verifyChain(h.store, 'audit')).ok).toBe(true);
     const [audit] = await verifyAgainstAnchor(h.store, anchor);
-    expect(audit).toMatchObject({ ok: false, anchorMismatch: { expectedRows: rows.length, foundRows: rows.length - 1 } });
+    expect(audit).toMatchObject({
+      ok: false,
+      anchorMismatch: { expectedRows: rows.length, foundRows: rows.length - 1 },
+    });
   });
 
   it('a forged or altered anchor fails its signature check; one signed by another key too', async () => {
@@ -159,13 +181,18 @@ describe.each(cases)('anchored audit verification: $name', ({ open }) => {
     const key = generateKeyPair();
     const pub = createPublicKey(key.publicKeyPem);
     const { anchor } = await createAnchor(h.store, h.clock.now(), createPrivateKey(key.privateKeyPem));
-    const altered: Anchor = { ...anchor, chains: { ...anchor.chains, audit: { ...anchor.chains.audit, head: 'f'.repeat(64) } } };
+    const altered: Anchor = {
+      ...anchor,
+      chains: { ...anchor.chains, audit: { ...anchor.chains.audit, head: 'f'.repeat(64) } },
+    };
     expect(anchorSignatureProblem(altered, pub)).toMatch(/does not verify/);
     const { anchor: unsigned } = await createAnchor(h.store, h.clock.now());
     expect(anchorSignatureProblem(unsigned, pub)).toMatch(/not signed/);
     const other = generateKeyPair();
     const { anchor: byOther } = await createAnchor(h.store, h.clock.now(), createPrivateKey(other.privateKeyPem));
-    expect(anchorSignatureProblem(byOther, pub)).toMatch(new RegExp(`signed by key ${other.keyId}, not by the given key ${key.keyId}`));
+    expect(anchorSignatureProblem(byOther, pub)).toMatch(
+      new RegExp(`signed by key ${other.keyId}, not by the given key ${key.keyId}`),
+    );
   });
 
   it('the controller anchors periodically into a directory; verifying against all of them catches a rewrite between two', async () => {
@@ -173,8 +200,18 @@ describe.each(cases)('anchored audit verification: $name', ({ open }) => {
     const dir = tempDir('dw-anchors-');
     const key = generateKeyPair();
     const logged: string[] = [];
-    const log = { info: (_o: object, m: string) => void logged.push(m), error: (_o: object, m: string) => void logged.push(`error: ${m}`) };
-    const anchoring = startAnchoring({ store: h.store, dir, privateKey: createPrivateKey(key.privateKeyPem), everyMs: HOUR, clock: h.clock.now, log });
+    const log = {
+      info: (_o: object, m: string) => void logged.push(m),
+      error: (_o: object, m: string) => void logged.push(`error: ${m}`),
+    };
+    const anchoring = startAnchoring({
+      store: h.store,
+      dir,
+      privateKey: createPrivateKey(key.privateKeyPem),
+      everyMs: HOUR,
+      clock: h.clock.now,
+      log,
+    });
     try {
       const first = await anchoring.tick(); // the one at start is already written, and nothing moved since
       expect(first).toBeNull();
@@ -189,15 +226,28 @@ describe.each(cases)('anchored audit verification: $name', ({ open }) => {
     expect(anchors).toHaveLength(2);
     expect(logged).toEqual(['audit anchor written', 'audit anchor written']);
     for (const a of anchors) expect(anchorSignatureProblem(a.anchor, createPublicKey(key.publicKeyPem))).toBeNull();
-    expect((await verifyAgainstAnchor(h.store, anchors.map((a) => a.anchor))).every((r) => r.ok)).toBe(true);
+    expect(
+      (
+        await verifyAgainstAnchor(
+          h.store,
+          anchors.map((a) => a.anchor),
+        )
+      ).every((r) => r.ok),
+    ).toBe(true);
 
     // Rewrite the row written between the two anchors: the first anchor cannot see it, the second does.
     const rows = await h.store.listAudit({ limit: 1000 });
     const i = rows.findIndex((r) => r.action === 'token.create' && r.detail.name === 'between');
     await backdoor.exec(rewriteAndRehash(rows, i, { ...rows[i]!.detail, role: 'viewer', name: 'nothing-to-see' }));
     expect((await verifyAgainstAnchor(h.store, anchors[0]!.anchor))[0]!.ok).toBe(true);
-    const [audit] = await verifyAgainstAnchor(h.store, anchors.map((a) => a.anchor));
-    expect(audit).toMatchObject({ ok: false, anchorMismatch: { throughId: anchors[1]!.anchor.chains.audit.throughId } });
+    const [audit] = await verifyAgainstAnchor(
+      h.store,
+      anchors.map((a) => a.anchor),
+    );
+    expect(audit).toMatchObject({
+      ok: false,
+      anchorMismatch: { throughId: anchors[1]!.anchor.chains.audit.throughId },
+    });
   });
 
   it('refuses to anchor a chain that is already broken', async () => {
@@ -215,8 +265,15 @@ describe('audit.anchors in the controller config', () => {
     writeFileSync(join(dir, 'audit.key'), keys.privateKeyPem, { mode: 0o600 });
     const anchors = join(dir, 'anchors');
     mkdirSync(anchors);
-    const config = (d: string) => ControllerConfigSchema.parse({ listen: '127.0.0.1:0', store: `sqlite:${join(dir, 'c.db')}`, audit: { anchors: { dir: d, keyFile: join(dir, 'audit.key'), every: '1h' } } });
-    await expect(startController(config(join(dir, 'missing')), { log: silentLog })).rejects.toThrow(/audit\.anchors\.dir: .* is not a directory/);
+    const config = (d: string) =>
+      ControllerConfigSchema.parse({
+        listen: '127.0.0.1:0',
+        store: `sqlite:${join(dir, 'c.db')}`,
+        audit: { anchors: { dir: d, keyFile: join(dir, 'audit.key'), every: '1h' } },
+      });
+    await expect(startController(config(join(dir, 'missing')), { log: silentLog })).rejects.toThrow(
+      /audit\.anchors\.dir: .* is not a directory/,
+    );
     const ctl = await startController(config(anchors), { log: silentLog });
     try {
       for (let i = 0; i < 100 && readdirSync(anchors).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
@@ -232,8 +289,12 @@ describe('audit.anchors in the controller config', () => {
 
 const dw = (...args: string[]) =>
   new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'error' } }, (err, stdout, stderr) =>
-      resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { encoding: 'utf8', env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'error' } },
+      (err, stdout, stderr) =>
+        resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 
@@ -245,7 +306,24 @@ describe('driftwarden token and audit anchor commands', () => {
     const config = join(dir, 'controller.yaml');
     writeFileSync(config, stringify({ store: `sqlite:${db}` }));
 
-    const made = await dw('token', 'create', '--config', config, '--role', 'agent', '--name', 'web-image', '--expires', '30d', '--uses', '500', '--group', 'web-*', '--group', 'canary');
+    const made = await dw(
+      'token',
+      'create',
+      '--config',
+      config,
+      '--role',
+      'agent',
+      '--name',
+      'web-image',
+      '--expires',
+      '30d',
+      '--uses',
+      '500',
+      '--group',
+      'web-*',
+      '--group',
+      'canary',
+    );
     expect(made.status, made.stderr).toBe(0);
     expect(made.stdout).toMatch(/^dwt_\S+\n$/);
     expect(made.stderr).toMatch(/\(agent, "web-image", expires \S+, 500 uses, groups web-\*, canary\) created/);
@@ -268,12 +346,25 @@ describe('driftwarden token and audit anchor commands', () => {
     const keys = join(dir, 'keys');
     expect((await dw('keygen', '--out', keys, '--name', 'audit')).status).toBe(0);
     const anchorFile = join(dir, 'anchor.json');
-    const anchored = await dw('audit', 'anchor', '--config', config, '--key', join(keys, 'audit.key'), '--out', anchorFile);
+    const anchored = await dw(
+      'audit',
+      'anchor',
+      '--config',
+      config,
+      '--key',
+      join(keys, 'audit.key'),
+      '--out',
+      anchorFile,
+    );
     expect(anchored.status, anchored.stderr).toBe(0);
-    expect(JSON.parse(readFileSync(anchorFile, 'utf8'))).toMatchObject({ schema: 'driftwarden/audit-anchor/v1', signature: { keyId: expect.any(String) } });
+    expect(JSON.parse(readFileSync(anchorFile, 'utf8'))).toMatchObject({
+      schema: 'driftwarden/audit-anchor/v1',
+      signature: { keyId: expect.any(String) },
+    });
     expect((await dw('audit', 'anchor', '--config', config, '--out', anchorFile)).status).toBe(2); // never overwritten
 
-    const verify = (...extra: string[]) => dw('audit', 'verify', '--config', config, '--anchor', anchorFile, '--key', join(keys, 'audit.pub'), ...extra);
+    const verify = (...extra: string[]) =>
+      dw('audit', 'verify', '--config', config, '--anchor', anchorFile, '--key', join(keys, 'audit.pub'), ...extra);
     const good = await verify();
     expect(good.status, good.stdout + good.stderr).toBe(0);
     expect(good.stdout).toMatch(/signature valid\naudit: ok, 3 rows/);

@@ -22,18 +22,27 @@ describe('AWS identity documents', () => {
   it('a document signed with the configured certificate proves its instance', () => {
     const document = doc();
     const proven = verifyAwsIdentity({ document, signature: aws.sign(document) }, policy(), NOW);
-    expect(proven).toMatchObject({ instanceId: 'i-0123456789abcdef0', accountId: '123456789012', region: 'eu-west-1', imageId: 'ami-0abcdef1234567890' });
+    expect(proven).toMatchObject({
+      instanceId: 'i-0123456789abcdef0',
+      accountId: '123456789012',
+      region: 'eu-west-1',
+      imageId: 'ami-0abcdef1234567890',
+    });
   });
 
   it('takes any one of several certificates (AWS publishes one per region)', () => {
     const document = doc();
     const both = loadAwsCertificates([other.certFile, aws.certFile]);
-    expect(verifyAwsIdentity({ document, signature: aws.sign(document) }, policy({ certificates: both }), NOW).instanceId).toBe('i-0123456789abcdef0');
+    expect(
+      verifyAwsIdentity({ document, signature: aws.sign(document) }, policy({ certificates: both }), NOW).instanceId,
+    ).toBe('i-0123456789abcdef0');
   });
 
   it('refuses a signature made with another key', () => {
     const document = doc();
-    expect(() => verifyAwsIdentity({ document, signature: other.sign(document) }, policy(), NOW)).toThrow(/signature does not verify against any of the 1 configured certificate/);
+    expect(() => verifyAwsIdentity({ document, signature: other.sign(document) }, policy(), NOW)).toThrow(
+      /signature does not verify against any of the 1 configured certificate/,
+    );
   });
 
   it('refuses a signed document edited to name another instance (the signature covers its bytes)', () => {
@@ -50,23 +59,39 @@ describe('AWS identity documents', () => {
 
   it('refuses an account or region outside the allow-lists, naming it', () => {
     const foreign = doc({ accountId: '999999999999' });
-    expect(() => verifyAwsIdentity({ document: foreign, signature: aws.sign(foreign) }, policy(), NOW)).toThrow('AWS account 999999999999 is not in enrollment.aws.accounts');
+    expect(() => verifyAwsIdentity({ document: foreign, signature: aws.sign(foreign) }, policy(), NOW)).toThrow(
+      'AWS account 999999999999 is not in enrollment.aws.accounts',
+    );
     const east = doc({ region: 'us-east-1', availabilityZone: 'us-east-1a' });
-    expect(() => verifyAwsIdentity({ document: east, signature: aws.sign(east) }, policy(), NOW)).toThrow('AWS region us-east-1 is not in enrollment.aws.regions');
-    expect(verifyAwsIdentity({ document: east, signature: aws.sign(east) }, policy({ regions: [] }), NOW).region).toBe('us-east-1');
+    expect(() => verifyAwsIdentity({ document: east, signature: aws.sign(east) }, policy(), NOW)).toThrow(
+      'AWS region us-east-1 is not in enrollment.aws.regions',
+    );
+    expect(verifyAwsIdentity({ document: east, signature: aws.sign(east) }, policy({ regions: [] }), NOW).region).toBe(
+      'us-east-1',
+    );
   });
 
   it('refuses a document of an instance that launched longer ago than maxAge (a copied document)', () => {
     const document = doc();
     const later = new Date(NOW.getTime() + 50 * 60_000 + 1000);
-    expect(() => verifyAwsIdentity({ document, signature: aws.sign(document) }, policy(), later)).toThrow(`launched at ${PENDING}, longer ago than enrollment.aws.maxAge`);
+    expect(() => verifyAwsIdentity({ document, signature: aws.sign(document) }, policy(), later)).toThrow(
+      `launched at ${PENDING}, longer ago than enrollment.aws.maxAge`,
+    );
     const future = doc({ pendingTime: new Date(NOW.getTime() + 6 * 60_000).toISOString() });
-    expect(() => verifyAwsIdentity({ document: future, signature: aws.sign(future) }, policy(), NOW)).toThrow(/is in the future/);
+    expect(() => verifyAwsIdentity({ document: future, signature: aws.sign(future) }, policy(), NOW)).toThrow(
+      /is in the future/,
+    );
   });
 
   it('refuses when no configured certificate is valid now', () => {
     const document = doc();
-    expect(() => verifyAwsIdentity({ document, signature: aws.sign(document) }, policy(), new Date(NOW.getTime() + 3 * 86_400_000))).toThrow(/no configured AWS certificate is valid now/);
+    expect(() =>
+      verifyAwsIdentity(
+        { document, signature: aws.sign(document) },
+        policy(),
+        new Date(NOW.getTime() + 3 * 86_400_000),
+      ),
+    ).toThrow(/no configured AWS certificate is valid now/);
   });
 
   it('a certificate file that is missing or not PEM is a configuration error naming the file', () => {

@@ -15,7 +15,8 @@ describe('clock skew', () => {
   async function send(kind: 'scan' | 'heartbeat', skewMs: number | null, hostId = 'host-a') {
     const host = hosts.get(hostId)!;
     const report = host.report({ kind });
-    const headers: Record<string, string> = skewMs === null ? {} : { [SENT_AT_HEADER]: new Date(h.clock.now().getTime() + skewMs).toISOString() };
+    const headers: Record<string, string> =
+      skewMs === null ? {} : { [SENT_AT_HEADER]: new Date(h.clock.now().getTime() + skewMs).toISOString() };
     const r = await h.req('POST', '/api/v1/reports', { token: host.credential, body: report, headers });
     if (r.status === 200) host.seq = report.seq;
     return r;
@@ -25,7 +26,14 @@ describe('clock skew', () => {
     hosts.set('host-a', await h.enroll('host-a'));
     expect((await send('scan', -7 * HOUR)).body).toMatchObject({ status: 'accepted', state: 'drifted' });
     const devs = await h.store.listHostDeviations('host-a');
-    expect(devs).toEqual([expect.objectContaining({ collector: 'integrity', key: 'agent:clock-skew', action: 'report', actual: { value: `${-7 * 3600} s` } })]);
+    expect(devs).toEqual([
+      expect.objectContaining({
+        collector: 'integrity',
+        key: 'agent:clock-skew',
+        action: 'report',
+        actual: { value: `${-7 * 3600} s` },
+      }),
+    ]);
     // Seen on the controller's clock, whatever the host's says.
     expect((await h.host('host-a')).lastSeenAt).toBe(h.clock.iso());
     // A heartbeat neither raises nor clears it; the next scan with a right clock clears it.

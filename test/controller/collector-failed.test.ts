@@ -14,13 +14,22 @@ describe('a report with a failed collector', () => {
     const report = host.report();
     // The files collector was stopped: its section is missing from the digests.
     delete report.digests.files;
-    report.collectors = report.collectors.map((c) => (c.collector === 'files' ? { ...c, ok: false, items: 0, error: 'scan stopped by the watchdog: memory 420 MB is over the 400 MB limit' } : c));
+    report.collectors = report.collectors.map((c) =>
+      c.collector === 'files'
+        ? { ...c, ok: false, items: 0, error: 'scan stopped by the watchdog: memory 420 MB is over the 400 MB limit' }
+        : c,
+    );
     const r = await host.send(report);
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ status: 'accepted', state: 'drifted', digestMismatch: [] });
     const devs = await h.store.listHostDeviations('host-a');
     expect(devs).toEqual([
-      expect.objectContaining({ collector: 'integrity', key: 'collector-failed:files', action: 'report', actual: { value: 'scan stopped by the watchdog: memory 420 MB is over the 400 MB limit' } }),
+      expect.objectContaining({
+        collector: 'integrity',
+        key: 'collector-failed:files',
+        action: 'report',
+        actual: { value: 'scan stopped by the watchdog: memory 420 MB is over the 400 MB limit' },
+      }),
     ]);
   });
 
@@ -30,7 +39,9 @@ describe('a report with a failed collector', () => {
     await host.scan();
     host.upgrade('openssl', '3.0.13-1');
     const report = host.report({ filter: () => false });
-    report.collectors = report.collectors.map((c) => (c.collector === 'sysctl' ? { ...c, ok: false, error: 'EACCES' } : c));
+    report.collectors = report.collectors.map((c) =>
+      c.collector === 'sysctl' ? { ...c, ok: false, error: 'EACCES' } : c,
+    );
     const r = await host.send(report);
     expect(r.body).toMatchObject({ state: 'tainted', digestMismatch: ['packages'] });
   });

@@ -54,14 +54,23 @@ export function pkg(name: string, version: string, arch = 'amd64'): PackageItem 
 }
 
 export function file(path: string, content: string, mode = '0644'): FileItem {
-  return { key: path, type: 'file', mode, uid: 0, gid: 0, size: Buffer.byteLength(content), sha256: sha256Hex(content) };
+  return {
+    key: path,
+    type: 'file',
+    mode,
+    uid: 0,
+    gid: 0,
+    size: Buffer.byteLength(content),
+    sha256: sha256Hex(content),
+  };
 }
 
 export function sysctlItem(key: string, value: string): SysctlItem {
   return { key, runtime: value, declared: null, declaredIn: null };
 }
 
-const byKey = <T extends { key: string }>(items: T[]): T[] => [...items].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+const byKey = <T extends { key: string }>(items: T[]): T[] =>
+  [...items].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 
 /** What a small web image contains: a few packages, kernel parameters and files. */
 export function imageSections(): Sections {
@@ -80,11 +89,22 @@ export function imageSections(): Sections {
 }
 
 /** A sealed manifest for `imageId`, signed when a key is given. */
-export function bakeManifest(imageId: string, signKey: KeyObject | undefined, sections: Sections = imageSections(), extra: { version?: string; cloudImageId?: string } = {}): Manifest {
+export function bakeManifest(
+  imageId: string,
+  signKey: KeyObject | undefined,
+  sections: Sections = imageSections(),
+  extra: { version?: string; cloudImageId?: string } = {},
+): Manifest {
   return sealManifest(
     {
       schema: MANIFEST_SCHEMA_ID,
-      image: { id: imageId, name: 'web', version: extra.version ?? '2026.03.1', source: 'packer/web.pkr.hcl', ...(extra.cloudImageId ? { cloudImageId: extra.cloudImageId } : {}) },
+      image: {
+        id: imageId,
+        name: 'web',
+        version: extra.version ?? '2026.03.1',
+        source: 'packer/web.pkr.hcl',
+        ...(extra.cloudImageId ? { cloudImageId: extra.cloudImageId } : {}),
+      },
       os: { id: 'debian', versionId: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)' },
       createdAt: '2026-03-01T12:00:00.000Z',
       builder: { agentVersion: '0.1.0', hostname: 'bake-1' },
@@ -104,7 +124,12 @@ export interface BakeKey {
 
 export function bakeKey(): BakeKey {
   const pair = generateKeyPair();
-  return { privateKey: createPrivateKey(pair.privateKeyPem), publicKey: createPublicKey(pair.publicKeyPem), publicKeyPem: pair.publicKeyPem, keyId: pair.keyId };
+  return {
+    privateKey: createPrivateKey(pair.privateKeyPem),
+    publicKey: createPublicKey(pair.publicKeyPem),
+    publicKeyPem: pair.publicKeyPem,
+    keyId: pair.keyId,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -133,8 +158,15 @@ export async function inject(app: App, method: string, url: string, o: ReqOption
   let payload: string | Buffer | undefined;
   if (o.payload !== undefined) payload = o.payload;
   else if (o.body !== undefined) payload = JSON.stringify(o.body);
-  if (payload !== undefined && !Object.keys(headers).some((k) => k.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
-  const r = await app.inject({ method: method as 'GET', url, headers, ...(payload !== undefined ? { payload } : {}), ...(o.remoteAddress ? { remoteAddress: o.remoteAddress } : {}) });
+  if (payload !== undefined && !Object.keys(headers).some((k) => k.toLowerCase() === 'content-type'))
+    headers['content-type'] = 'application/json';
+  const r = await app.inject({
+    method: method as 'GET',
+    url,
+    headers,
+    ...(payload !== undefined ? { payload } : {}),
+    ...(o.remoteAddress ? { remoteAddress: o.remoteAddress } : {}),
+  });
   let body: unknown = r.body;
   try {
     body = JSON.parse(r.body);
@@ -190,7 +222,12 @@ export class Harness {
     await store.transaction(async (tx) => {
       for (const role of ['admin', 'agent', 'viewer', 'operator'] as const) {
         // The agent token enrolls the whole simulated fleet, like an image-baked token.
-        const made = await createToken(tx, role === 'agent' ? { name: role, role, maxUses: 'unlimited', expiresIn: 'never' } : { name: role, role }, 'cli:root', h.clock.now());
+        const made = await createToken(
+          tx,
+          role === 'agent' ? { name: role, role, maxUses: 'unlimited', expiresIn: 'never' } : { name: role, role },
+          'cli:root',
+          h.clock.now(),
+        );
         h.tokens[role] = made.secret;
         h.tokenIds[role] = made.token.id;
       }
@@ -204,9 +241,21 @@ export class Harness {
   }
 
   /** Another app on the same store and clock (a restart, or a different config). */
-  async buildApp(o: { trustedKeys?: KeyObject[]; config?: Record<string, unknown>; policy?: Policy } = {}): Promise<App> {
-    const config = o.config ? ControllerConfigSchema.parse({ store: 'sqlite::memory:', ...UNLIMITED, ...o.config }) : this.config;
-    return buildApp({ store: this.store, config, policy: o.policy ?? this.policy, trustedKeys: o.trustedKeys ?? [this.key.publicKey], log: silentLog, metrics: createMetrics(), clock: this.clock.now });
+  async buildApp(
+    o: { trustedKeys?: KeyObject[]; config?: Record<string, unknown>; policy?: Policy } = {},
+  ): Promise<App> {
+    const config = o.config
+      ? ControllerConfigSchema.parse({ store: 'sqlite::memory:', ...UNLIMITED, ...o.config })
+      : this.config;
+    return buildApp({
+      store: this.store,
+      config,
+      policy: o.policy ?? this.policy,
+      trustedKeys: o.trustedKeys ?? [this.key.publicKey],
+      log: silentLog,
+      metrics: createMetrics(),
+      clock: this.clock.now,
+    });
   }
 
   /** How the audit log and the timeline name what a role's token did. */
@@ -223,12 +272,24 @@ export class Harness {
   }
 
   publish(manifest: unknown, o: { token?: string; signature?: unknown; app?: App } = {}): Promise<Res> {
-    return inject(o.app ?? this.app, 'POST', '/api/v1/manifests', { token: o.token ?? this.tokens.operator, body: { manifest, ...(o.signature ? { signature: o.signature } : {}) } });
+    return inject(o.app ?? this.app, 'POST', '/api/v1/manifests', {
+      token: o.token ?? this.tokens.operator,
+      body: { manifest, ...(o.signature ? { signature: o.signature } : {}) },
+    });
   }
 
   async enroll(id: string, o: { imageId?: string; group?: string; manifest?: Manifest } = {}): Promise<HostSim> {
     const imageId = o.imageId ?? IMAGE;
-    const r = await this.req('POST', '/api/v1/enroll', { token: this.tokens.agent, body: { hostId: id, hostname: `${id}.example.internal`, imageId, ...(o.group ? { group: o.group } : {}), agentVersion: '0.1.0' } });
+    const r = await this.req('POST', '/api/v1/enroll', {
+      token: this.tokens.agent,
+      body: {
+        hostId: id,
+        hostname: `${id}.example.internal`,
+        imageId,
+        ...(o.group ? { group: o.group } : {}),
+        agentVersion: '0.1.0',
+      },
+    });
     if (r.status !== 201) throw new Error(`enrolling ${id}: ${r.status} ${r.text}`);
     const sim = new HostSim(this, id, r.body.credential, imageId, o.manifest ?? this.manifest);
     this.hosts.set(id, sim);
@@ -253,7 +314,12 @@ export class Harness {
         transitions: await this.store.listTransitions(host.id),
       };
     }
-    return { hosts: out, audit: await this.store.listAudit({ limit: 1000 }), exemptions: await this.store.listExemptions({}), manifests: await this.store.listManifests() };
+    return {
+      hosts: out,
+      audit: await this.store.listAudit({ limit: 1000 }),
+      exemptions: await this.store.listExemptions({}),
+      manifests: await this.store.listManifests(),
+    };
   }
 
   async close(): Promise<void> {
@@ -332,7 +398,13 @@ export class HostSim {
   deviations(): Deviation[] {
     const out: Deviation[] = [];
     for (const name of Object.keys(this.manifest.sections) as CollectorName[]) {
-      out.push(...diffSection(name, (this.manifest.sections[name]?.items ?? []) as AnyItem[], (this.actual[name]?.items ?? []) as AnyItem[]));
+      out.push(
+        ...diffSection(
+          name,
+          (this.manifest.sections[name]?.items ?? []) as AnyItem[],
+          (this.actual[name]?.items ?? []) as AnyItem[],
+        ),
+      );
     }
     return out;
   }
@@ -356,7 +428,12 @@ export class HostSim {
       seq: o.seq ?? this.seq + 1,
       scannedAt: this.h.clock.iso(),
       digests: sectionDigests(this.actual),
-      collectors: (Object.keys(this.actual) as CollectorName[]).map((c) => ({ collector: c, ok: true, durationMs: 3, items: this.items(c).length })),
+      collectors: (Object.keys(this.actual) as CollectorName[]).map((c) => ({
+        collector: c,
+        ok: true,
+        durationMs: 3,
+        items: this.items(c).length,
+      })),
       deviations,
     };
   }
@@ -364,7 +441,11 @@ export class HostSim {
   /** POST a report with this host's credential; an accepted one advances the agent's seq. */
   async send(report: Report | ReportOptions = {}, credential = this.credential): Promise<Res> {
     const r = 'schema' in report ? report : this.report(report);
-    const res = await this.h.req('POST', '/api/v1/reports', { token: credential, body: r, ...(this.from ? { remoteAddress: this.from } : {}) });
+    const res = await this.h.req('POST', '/api/v1/reports', {
+      token: credential,
+      body: r,
+      ...(this.from ? { remoteAddress: this.from } : {}),
+    });
     if (res.status === 200 && res.body.status === 'accepted') this.seq = Math.max(this.seq, r.seq);
     return res;
   }

@@ -36,7 +36,9 @@ const cases: { name: string; open: () => Promise<{ store: Store; backdoor: Backd
         backdoor: {
           async exec(sqlText) {
             const raw = new Database(file);
-            raw.exec('drop trigger if exists audit_no_update; drop trigger if exists audit_no_delete; drop trigger if exists events_no_update; drop trigger if exists events_no_delete;');
+            raw.exec(
+              'drop trigger if exists audit_no_update; drop trigger if exists audit_no_delete; drop trigger if exists events_no_update; drop trigger if exists events_no_delete;',
+            );
             raw.exec(sqlText);
             raw.close();
           },
@@ -60,7 +62,9 @@ const cases: { name: string; open: () => Promise<{ store: Store; backdoor: Backd
               backdoor: {
                 async exec(sqlText: string) {
                   // Statement triggers are skipped in replica mode (needs the superuser the test server has).
-                  await admin.query(`begin; set local session_replication_role = replica; set local search_path = ${schema}; ${sqlText}; commit;`);
+                  await admin.query(
+                    `begin; set local session_replication_role = replica; set local search_path = ${schema}; ${sqlText}; commit;`,
+                  );
                 },
                 async close() {
                   await admin.query(`drop schema if exists ${schema} cascade`);
@@ -92,7 +96,10 @@ describe.each(cases)('hash-chained history: $name', ({ open }) => {
     await web2.write('/home/alice/notes.txt', 'x\n').scan();
     h.clock.advance(HOUR);
     await web1.upgrade('openssl', '3.0.13-1').scan();
-    await h.req('POST', '/api/v1/exemptions', { token: h.tokens.operator, body: { hostId: 'web-2', keyPattern: '/home/**', collector: 'files', reason: 'user files', for: '1d' } });
+    await h.req('POST', '/api/v1/exemptions', {
+      token: h.tokens.operator,
+      body: { hostId: 'web-2', keyPattern: '/home/**', collector: 'files', reason: 'user files', for: '1d' },
+    });
   }
 
   it('a history written through the API verifies, and each row links to the one before it', async () => {
@@ -117,13 +124,16 @@ describe.each(cases)('hash-chained history: $name', ({ open }) => {
     expect(r).toMatchObject({ ok: false, broken: { id: victim.id, problem: 'hash' } });
   });
 
-  it('a removed audit row breaks the next row\'s link', async () => {
+  it("a removed audit row breaks the next row's link", async () => {
     await withHistory();
     const rows = await h.store.listAudit({ limit: 100 });
     const victim = rows[3]!;
     await backdoor.exec(`delete from audit where id = ${victim.id}`);
     const r = await verifyChain(h.store, 'audit');
-    expect(r).toMatchObject({ ok: false, broken: { id: rows[4]!.id, problem: 'prev-hash', expected: rows[2]!.hash, found: victim.hash } });
+    expect(r).toMatchObject({
+      ok: false,
+      broken: { id: rows[4]!.id, problem: 'prev-hash', expected: rows[2]!.hash, found: victim.hash },
+    });
   });
 
   it('a changed or removed event breaks the event chain', async () => {
@@ -131,7 +141,10 @@ describe.each(cases)('hash-chained history: $name', ({ open }) => {
     const events = await h.store.listEvents({ limit: 100 });
     const state = events.find((e) => e.kind === 'state' && e.detail.to === 'tainted')!;
     await backdoor.exec(`update events set detail = replace(detail, 'tainted', 'clean') where id = ${state.id}`);
-    expect(await verifyChain(h.store, 'events')).toMatchObject({ ok: false, broken: { id: state.id, problem: 'hash' } });
+    expect(await verifyChain(h.store, 'events')).toMatchObject({
+      ok: false,
+      broken: { id: state.id, problem: 'hash' },
+    });
   });
 
   it('rows cut from the end are caught against a head recorded earlier', async () => {
@@ -140,7 +153,10 @@ describe.each(cases)('hash-chained history: $name', ({ open }) => {
     const last = (await h.store.listAudit({ beforeId: Number.MAX_SAFE_INTEGER, limit: 1 }))[0]!;
     await backdoor.exec(`delete from audit where id = ${last.id}`);
     expect(await verifyChain(h.store, 'audit')).toMatchObject({ ok: true }); // the chain alone cannot tell
-    expect(await verifyChain(h.store, 'audit', before.head)).toMatchObject({ ok: false, headMismatch: { expected: before.head } });
+    expect(await verifyChain(h.store, 'audit', before.head)).toMatchObject({
+      ok: false,
+      headMismatch: { expected: before.head },
+    });
   });
 });
 
@@ -152,13 +168,28 @@ describe('migration 0003 on an existing database', () => {
     const r = await createMigrator(db, 'sqlite').migrateTo('0001_initial');
     expect(r.error).toBeUndefined();
     for (let i = 0; i < 3; i++) {
-      await db.insertInto('audit').values({ at: `2026-01-0${i + 1}T00:00:00.000Z`, actor: 'cli:root', action: 'token.create', target: `t${i}`, detail: JSON.stringify({ i }) }).execute();
+      await db
+        .insertInto('audit')
+        .values({
+          at: `2026-01-0${i + 1}T00:00:00.000Z`,
+          actor: 'cli:root',
+          action: 'token.create',
+          target: `t${i}`,
+          detail: JSON.stringify({ i }),
+        })
+        .execute();
     }
     await db.destroy();
     const store = await openStore(`sqlite:${file}`);
     try {
       expect(await verifyChain(store, 'audit')).toMatchObject({ ok: true, rows: 3 });
-      await store.appendAudit({ at: '2026-01-04T00:00:00.000Z', actor: 'cli:root', action: 'token.revoke', target: 't0', detail: {} });
+      await store.appendAudit({
+        at: '2026-01-04T00:00:00.000Z',
+        actor: 'cli:root',
+        action: 'token.revoke',
+        target: 't0',
+        detail: {},
+      });
       expect(await verifyChain(store, 'audit')).toMatchObject({ ok: true, rows: 4 });
     } finally {
       await store.close();

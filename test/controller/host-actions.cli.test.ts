@@ -14,20 +14,24 @@ import { FakeClock, silentLog } from './harness.js';
 import { addHost } from './scheduler/fixtures.js';
 import { BIN, ensureBuilt } from '../helpers/built-cli.js';
 
-
 let ctl: RunningController;
 const tokens: Record<string, string> = {};
 
 beforeAll(async () => {
   expect(ensureBuilt()).toEqual([]);
-  const config = ControllerConfigSchema.parse({ listen: '127.0.0.1:0', store: `sqlite:${join(tempDir('dw-cli-hosts-'), 'controller.db')}`, scheduler: { interval: '1h' } });
+  const config = ControllerConfigSchema.parse({
+    listen: '127.0.0.1:0',
+    store: `sqlite:${join(tempDir('dw-cli-hosts-'), 'controller.db')}`,
+    scheduler: { interval: '1h' },
+  });
   ctl = await startController(config, { log: silentLog });
   const clock = new FakeClock(Date.now());
   await addHost(ctl.store, clock, 'web-1', { hostname: 'web-1.example.internal' });
   await addHost(ctl.store, clock, 'web-2', { hostname: 'twin.example.internal' });
   await addHost(ctl.store, clock, 'web-3', { hostname: 'twin.example.internal' });
   await ctl.store.transaction(async (tx) => {
-    for (const role of ['viewer', 'operator'] as const) tokens[role] = (await createToken(tx, { name: role, role }, 'cli:root', new Date())).secret;
+    for (const role of ['viewer', 'operator'] as const)
+      tokens[role] = (await createToken(tx, { name: role, role }, 'cli:root', new Date())).secret;
   });
 }, 180_000);
 
@@ -37,8 +41,20 @@ afterAll(async () => {
 
 const dw = (role: string, ...args: string[]) =>
   new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [BIN, 'hosts', ...args], { encoding: 'utf8', env: { ...process.env, DRIFTWARDEN_URL: ctl.url, DRIFTWARDEN_TOKEN: tokens[role], DRIFTWARDEN_LOG_LEVEL: 'error' } }, (err, stdout, stderr) =>
-      resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [BIN, 'hosts', ...args],
+      {
+        encoding: 'utf8',
+        env: {
+          ...process.env,
+          DRIFTWARDEN_URL: ctl.url,
+          DRIFTWARDEN_TOKEN: tokens[role],
+          DRIFTWARDEN_LOG_LEVEL: 'error',
+        },
+      },
+      (err, stdout, stderr) =>
+        resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 
@@ -66,8 +82,14 @@ describe('driftwarden hosts reset|forget|recheck', () => {
     const list = await dw('viewer', '--json');
     expect(list.status, list.stderr).toBe(0);
     expect(JSON.parse(list.stdout).hosts.map((h: { id: string }) => h.id)).toEqual(['web-2', 'web-3']);
-    const audit = (await ctl.store.listAudit({ limit: 100 })).filter((a) => a.action.startsWith('host.')).map((a) => [a.action, a.target]);
-    expect(audit).toEqual([['host.recheck', 'web-1'], ['host.reset', 'web-1'], ['host.forget', 'web-1']]);
+    const audit = (await ctl.store.listAudit({ limit: 100 }))
+      .filter((a) => a.action.startsWith('host.'))
+      .map((a) => [a.action, a.target]);
+    expect(audit).toEqual([
+      ['host.recheck', 'web-1'],
+      ['host.reset', 'web-1'],
+      ['host.forget', 'web-1'],
+    ]);
   }, 60_000);
 
   it('an ambiguous or unknown hostname is refused, never guessed', async () => {

@@ -19,10 +19,28 @@ export function runHostActionSuite(label: string, newStore: () => Promise<Store>
       await h.close();
     });
 
-    const audit = async (action: string) => (await h.store.listAudit({ limit: 1000 })).filter((a) => a.action === action);
-    const act = (what: 'reset' | 'forget' | 'recheck', id: string, token: string | null = h.tokens.operator) => h.req('POST', `/api/v1/hosts/${id}/${what}`, { token, body: { reason: 'ticket OPS-7' } });
+    const audit = async (action: string) =>
+      (await h.store.listAudit({ limit: 1000 })).filter((a) => a.action === action);
+    const act = (what: 'reset' | 'forget' | 'recheck', id: string, token: string | null = h.tokens.operator) =>
+      h.req('POST', `/api/v1/hosts/${id}/${what}`, { token, body: { reason: 'ticket OPS-7' } });
     const enrollAgain = (id: string, hostname = `${id}.example.internal`) =>
-      h.req('POST', '/api/v1/enroll', { token: h.tokens.agent, body: { hostId: id, hostname, imageId: IMAGE, group: 'web', agentVersion: '0.2.0', inventory: { hostId: id, hostname, os: 'Debian GNU/Linux 12', kernel: '6.1.0-18-amd64', addresses: ['10.0.9.9'] } } });
+      h.req('POST', '/api/v1/enroll', {
+        token: h.tokens.agent,
+        body: {
+          hostId: id,
+          hostname,
+          imageId: IMAGE,
+          group: 'web',
+          agentVersion: '0.2.0',
+          inventory: {
+            hostId: id,
+            hostname,
+            os: 'Debian GNU/Linux 12',
+            kernel: '6.1.0-18-amd64',
+            addresses: ['10.0.9.9'],
+          },
+        },
+      });
     const heartbeat = async (sim: HostSim) => {
       const r = await sim.send({ kind: 'heartbeat' });
       expect(r.status, r.text).toBe(200);
@@ -51,7 +69,9 @@ export function runHostActionSuite(label: string, newStore: () => Promise<Store>
       const r = await act('reset', 'web-1');
       expect(r.status, r.text).toBe(200);
       expect(r.body).toEqual({ hostId: 'web-1', lifecycle: 'reset-pending', resetAt: h.clock.iso() });
-      expect(await audit('host.reset')).toMatchObject([{ actor: h.actor('operator'), target: 'web-1', detail: { state: 'clean', reason: 'ticket OPS-7' } }]);
+      expect(await audit('host.reset')).toMatchObject([
+        { actor: h.actor('operator'), target: 'web-1', detail: { state: 'clean', reason: 'ticket OPS-7' } },
+      ]);
       expect((await h.get('/api/v1/hosts/web-1')).body.host).toMatchObject({ lifecycle: 'reset-pending' });
       expect((await act('reset', 'web-1')).status).toBe(409);
 
@@ -62,9 +82,28 @@ export function runHostActionSuite(label: string, newStore: () => Promise<Store>
       const again = await enrollAgain('web-1', 'web-1-rebuilt.example.internal');
       expect(again.status, again.text).toBe(201);
       const row = await h.host('web-1');
-      expect(row).toMatchObject({ hostname: 'web-1-rebuilt.example.internal', enrolledAddresses: ['10.0.9.9'], state: 'pending', lastSeq: 0, resetAt: null, agentVersion: '0.2.0' });
-      expect(await audit('host.re-enroll')).toMatchObject([{ target: 'web-1', detail: { previous: { hostname: 'web-1.example.internal' }, pinned: { hostname: 'web-1-rebuilt.example.internal', addresses: ['10.0.9.9'] } } }]);
-      expect((await h.store.listTransitions('web-1')).at(-1)).toMatchObject({ from: 'clean', to: 'pending', cause: 're-enrolled after an operator reset' });
+      expect(row).toMatchObject({
+        hostname: 'web-1-rebuilt.example.internal',
+        enrolledAddresses: ['10.0.9.9'],
+        state: 'pending',
+        lastSeq: 0,
+        resetAt: null,
+        agentVersion: '0.2.0',
+      });
+      expect(await audit('host.re-enroll')).toMatchObject([
+        {
+          target: 'web-1',
+          detail: {
+            previous: { hostname: 'web-1.example.internal' },
+            pinned: { hostname: 'web-1-rebuilt.example.internal', addresses: ['10.0.9.9'] },
+          },
+        },
+      ]);
+      expect((await h.store.listTransitions('web-1')).at(-1)).toMatchObject({
+        from: 'clean',
+        to: 'pending',
+        cause: 're-enrolled after an operator reset',
+      });
 
       // Once: the next enrollment of the id is the usual conflict, and the old credential stays dead.
       expect((await enrollAgain('web-1')).status).toBe(409);
@@ -89,13 +128,18 @@ export function runHostActionSuite(label: string, newStore: () => Promise<Store>
       const web1 = await h.enroll('web-1');
       web1.upgrade('openssl', '3.0.99');
       expect((await web1.scan()).body.state).toBe('tainted');
-      const rep = await h.req('POST', '/api/v1/replacements', { token: h.tokens.operator, body: { hostId: 'web-1', reason: 'INC-1' } });
+      const rep = await h.req('POST', '/api/v1/replacements', {
+        token: h.tokens.operator,
+        body: { hostId: 'web-1', reason: 'INC-1' },
+      });
       expect(rep.status, rep.text).toBeLessThan(300);
       const before = await h.snapshot();
       for (const what of ['reset', 'forget'] as const) {
         const r = await act(what, 'web-1');
         expect(r.status).toBe(409);
-        expect(r.body.message).toMatch(new RegExp(`host web-1 has replacement ${rep.body.id} in flight .*cancel or complete it`));
+        expect(r.body.message).toMatch(
+          new RegExp(`host web-1 has replacement ${rep.body.id} in flight .*cancel or complete it`),
+        );
       }
       expect(await h.snapshot()).toEqual(before);
     });
@@ -117,13 +161,21 @@ export function runHostActionSuite(label: string, newStore: () => Promise<Store>
       const r = await act('forget', 'web-1');
       expect(r.status, r.text).toBe(200);
       expect(r.body).toMatchObject({ hostId: 'web-1', lifecycle: 'forgotten' });
-      expect(await audit('host.forget')).toMatchObject([{ actor: h.actor('operator'), target: 'web-1', detail: { state: 'drifted', deviations: 1 } }]);
+      expect(await audit('host.forget')).toMatchObject([
+        { actor: h.actor('operator'), target: 'web-1', detail: { state: 'drifted', deviations: 1 } },
+      ]);
 
       const list = await h.get('/api/v1/hosts?count=true');
       expect(list.body.hosts.map((x: { id: string }) => x.id)).toEqual(['web-2']);
       expect(list.body.total).toBe(1);
       expect(await h.store.countHostsByState()).toMatchObject({ drifted: 0, pending: 1 });
-      expect(await h.store.listHostsSeenBefore(new Date(h.clock.now().getTime() + 365 * 24 * 60 * MINUTE).toISOString(), ['pending', 'clean', 'drifted'], 10)).toMatchObject([{ id: 'web-2' }]);
+      expect(
+        await h.store.listHostsSeenBefore(
+          new Date(h.clock.now().getTime() + 365 * 24 * 60 * MINUTE).toISOString(),
+          ['pending', 'clean', 'drifted'],
+          10,
+        ),
+      ).toMatchObject([{ id: 'web-2' }]);
       expect(await h.store.listDeviations({ limit: 100 })).toEqual([]);
 
       const detail = await h.get('/api/v1/hosts/web-1');
@@ -165,7 +217,9 @@ export function runHostActionSuite(label: string, newStore: () => Promise<Store>
       expect(await h.host('web-1')).toMatchObject({ scanRequestedAt: null, scanRequestSentAt: null });
       h.clock.advance(SCAN_REQUEST_RESEND_MS);
       expect(await heartbeat(web1)).toBe(false);
-      expect(await audit('host.recheck')).toMatchObject([{ actor: h.actor('operator'), target: 'web-1', detail: { reason: 'ticket OPS-7' } }]);
+      expect(await audit('host.recheck')).toMatchObject([
+        { actor: h.actor('operator'), target: 'web-1', detail: { reason: 'ticket OPS-7' } },
+      ]);
     });
   });
 }

@@ -22,7 +22,14 @@ function refused(r: Res, status: number, code: string, names: RegExp | string): 
 
 /** A cron entry as the cron collector records it, with `command` as given. */
 function cronDeviation(command: string, key = '/etc/cron.d/backup:1'): Deviation {
-  return { collector: 'cron', key, change: 'added', expected: null, actual: { kind: 'entry', file: '/etc/cron.d/backup', schedule: '* * * * *', user: 'root', command }, severity: 'high' };
+  return {
+    collector: 'cron',
+    key,
+    change: 'added',
+    expected: null,
+    actual: { kind: 'entry', file: '/etc/cron.d/backup', schedule: '* * * * *', user: 'root', command },
+    severity: 'high',
+  };
 }
 
 /** As many minimal deviations as fit in `bytes` of JSON (the shape of the issue's 80,000-deviation scan). */
@@ -30,7 +37,14 @@ function minimalDeviations(bytes: number): Deviation[] {
   const out: Deviation[] = [];
   let used = 4096;
   for (let i = 0; ; i++) {
-    const d: Deviation = { collector: 'files', key: `/x/${i.toString(36).padStart(6, '0')}`, change: 'removed', expected: null, actual: null, severity: 'low' };
+    const d: Deviation = {
+      collector: 'files',
+      key: `/x/${i.toString(36).padStart(6, '0')}`,
+      change: 'removed',
+      expected: null,
+      actual: null,
+      severity: 'low',
+    };
     used += JSON.stringify(d).length + 1;
     if (used > bytes || out.length >= LIMITS.maxDeviations) return out;
     out.push(d);
@@ -111,9 +125,24 @@ export function runHostileInputContract(name: string, open: () => Promise<Store>
         const big = await h.buildApp({ config: { bodyLimit: 64 * 1024 * 1024 } });
         extraApps.push(big);
         const attacker = await h.enroll('big-1');
-        const deviations = Array.from({ length: LIMITS.maxDeviations + 1 }, (_, i): Deviation => ({ collector: 'files', key: `/x/${i}`, change: 'removed', expected: null, actual: null, severity: 'low' }));
+        const deviations = Array.from(
+          { length: LIMITS.maxDeviations + 1 },
+          (_, i): Deviation => ({
+            collector: 'files',
+            key: `/x/${i}`,
+            change: 'removed',
+            expected: null,
+            actual: null,
+            severity: 'low',
+          }),
+        );
         const before = await h.snapshot();
-        const r = await big.inject({ method: 'POST', url: '/api/v1/reports', headers: { authorization: `Bearer ${attacker.credential}`, 'content-type': 'application/json' }, payload: JSON.stringify(attacker.report({ deviations })) });
+        const r = await big.inject({
+          method: 'POST',
+          url: '/api/v1/reports',
+          headers: { authorization: `Bearer ${attacker.credential}`, 'content-type': 'application/json' },
+          payload: JSON.stringify(attacker.report({ deviations })),
+        });
         expect(r.statusCode, r.body).toBe(400);
         expect(JSON.parse(r.body).message).toMatch(/body\.deviations.*100000/);
         expect(await h.snapshot()).toEqual(before);
@@ -127,7 +156,9 @@ export function runHostileInputContract(name: string, open: () => Promise<Store>
         // The agent's own capping, with a limit of 2 standing in for LIMITS.maxDeviations.
         const capped = capDeviations(full.deviations, full.collectors, 2);
         expect(capped.deviations.map((d) => d.collector)).toContain('packages');
-        expect(capped.collectors.find((c) => c.collector === 'files')?.warnings).toEqual([expect.stringMatching(/^1 deviations not sent: a report carries at most 2/)]);
+        expect(capped.collectors.find((c) => c.collector === 'files')?.warnings).toEqual([
+          expect.stringMatching(/^1 deviations not sent: a report carries at most 2/),
+        ]);
         const r = await host.send({ ...full, ...capped });
         expect(r.status, r.text).toBe(200);
         expect(r.body).toMatchObject({ status: 'accepted', state: 'tainted', digestMismatch: ['files'] });
@@ -140,9 +171,17 @@ export function runHostileInputContract(name: string, open: () => Promise<Store>
         host.write('/home/alice/notes.txt', 'hello\n');
         const report = host.report({ deviations: [...host.deviations(), ...minimalDeviations(512 * 1024)] });
         const before = await h.snapshot();
-        const r = await hurried.inject({ method: 'POST', url: '/api/v1/reports', headers: { authorization: `Bearer ${host.credential}`, 'content-type': 'application/json' }, payload: JSON.stringify(report) });
+        const r = await hurried.inject({
+          method: 'POST',
+          url: '/api/v1/reports',
+          headers: { authorization: `Bearer ${host.credential}`, 'content-type': 'application/json' },
+          payload: JSON.stringify(report),
+        });
         expect(r.statusCode, r.body).toBe(503);
-        expect(JSON.parse(r.body)).toMatchObject({ error: 'DW_ERR_TIME_BUDGET', message: expect.stringMatching(/time budget of 1 ms.*nothing was stored/) });
+        expect(JSON.parse(r.body)).toMatchObject({
+          error: 'DW_ERR_TIME_BUDGET',
+          message: expect.stringMatching(/time budget of 1 ms.*nothing was stored/),
+        });
         expect(await h.snapshot()).toEqual(before);
         const again = await host.send(report);
         expect(again.status, again.text).toBe(200);
@@ -153,11 +192,29 @@ export function runHostileInputContract(name: string, open: () => Promise<Store>
         const hurried = await h.buildApp({ config: { requestTimeBudget: '1ms', bodyLimit: 64 * 1024 * 1024 } });
         extraApps.push(hurried);
         const host = await h.enroll('huge-1');
-        const deviations = Array.from({ length: 10_001 }, (_, i): Deviation => ({ collector: 'files', key: `/x/${i}`, change: 'removed', expected: null, actual: null, severity: 'low' }));
+        const deviations = Array.from(
+          { length: 10_001 },
+          (_, i): Deviation => ({
+            collector: 'files',
+            key: `/x/${i}`,
+            change: 'removed',
+            expected: null,
+            actual: null,
+            severity: 'low',
+          }),
+        );
         const before = await h.snapshot();
-        const r = await hurried.inject({ method: 'POST', url: '/api/v1/reports', headers: { authorization: `Bearer ${host.credential}`, 'content-type': 'application/json' }, payload: JSON.stringify(host.report({ deviations })) });
+        const r = await hurried.inject({
+          method: 'POST',
+          url: '/api/v1/reports',
+          headers: { authorization: `Bearer ${host.credential}`, 'content-type': 'application/json' },
+          payload: JSON.stringify(host.report({ deviations })),
+        });
         expect(r.statusCode, r.body).toBe(413);
-        expect(JSON.parse(r.body)).toMatchObject({ error: 'DW_ERR_TOO_LARGE', message: expect.stringMatching(/requestTimeBudget: a scan of 10001 deviations .* send fewer/) });
+        expect(JSON.parse(r.body)).toMatchObject({
+          error: 'DW_ERR_TOO_LARGE',
+          message: expect.stringMatching(/requestTimeBudget: a scan of 10001 deviations .* send fewer/),
+        });
         expect(await h.snapshot()).toEqual(before);
         await honestStillReports();
       }, 60_000);
@@ -180,10 +237,26 @@ export function runHostileInputContract(name: string, open: () => Promise<Store>
         const attacker = await h.enroll('evil-1');
         const before = await h.snapshot();
         const cases: [Partial<Record<string, unknown>>, RegExp][] = [
-          [{ deviations: [{ ...cronDeviation('ok'), key: '/etc/cron.d/x\u0000' }] }, /body\.deviations\[0\]\.key: contains a NUL/],
-          [{ deviations: [cronDeviation('echo \ud800')] }, /body\.deviations\[0\]\.actual\.command: contains a lone UTF-16 surrogate/],
-          [{ deviations: [{ ...cronDeviation('ok'), actual: { kind: 'entry', file: '/etc/crontab', ['na\u0000me']: 'x' } }] }, /body\.deviations\[0\]\.actual\[.*\]: its name contains a NUL/],
-          [{ collectors: [{ collector: 'cron', ok: false, durationMs: 1, items: 0, error: 'bad \udc00' }] }, /body\.collectors\[0\]\.error: contains a lone/],
+          [
+            { deviations: [{ ...cronDeviation('ok'), key: '/etc/cron.d/x\u0000' }] },
+            /body\.deviations\[0\]\.key: contains a NUL/,
+          ],
+          [
+            { deviations: [cronDeviation('echo \ud800')] },
+            /body\.deviations\[0\]\.actual\.command: contains a lone UTF-16 surrogate/,
+          ],
+          [
+            {
+              deviations: [
+                { ...cronDeviation('ok'), actual: { kind: 'entry', file: '/etc/crontab', ['na\u0000me']: 'x' } },
+              ],
+            },
+            /body\.deviations\[0\]\.actual\[.*\]: its name contains a NUL/,
+          ],
+          [
+            { collectors: [{ collector: 'cron', ok: false, durationMs: 1, items: 0, error: 'bad \udc00' }] },
+            /body\.collectors\[0\]\.error: contains a lone/,
+          ],
         ];
         for (const [patch, names] of cases) {
           refused(await attacker.send({ ...attacker.report(), ...patch } as never), 400, 'DW_ERR_VALIDATION', names);
@@ -194,11 +267,25 @@ export function runHostileInputContract(name: string, open: () => Promise<Store>
 
       it('refuses a string longer than the limit and a key longer than the store can index, and takes one at the limit', async () => {
         const attacker = await h.enroll('evil-1');
-        refused(await attacker.scan({ deviations: [cronDeviation('x'.repeat(LIMITS.maxString + 1))] }), 400, 'DW_ERR_VALIDATION', /body\.deviations\[0\]\.actual\.command: longer than 65536/);
-        refused(await attacker.scan({ deviations: [{ ...cronDeviation('x'), key: `/${'é'.repeat(LIMITS.maxKeyBytes / 2)}` }] }), 400, 'DW_ERR_VALIDATION', /body\.deviations\.0\.key: at most 2048 bytes/);
+        refused(
+          await attacker.scan({ deviations: [cronDeviation('x'.repeat(LIMITS.maxString + 1))] }),
+          400,
+          'DW_ERR_VALIDATION',
+          /body\.deviations\[0\]\.actual\.command: longer than 65536/,
+        );
+        refused(
+          await attacker.scan({
+            deviations: [{ ...cronDeviation('x'), key: `/${'é'.repeat(LIMITS.maxKeyBytes / 2)}` }],
+          }),
+          400,
+          'DW_ERR_VALIDATION',
+          /body\.deviations\.0\.key: at most 2048 bytes/,
+        );
         // At the limit, and incompressible: the store's index takes it (PostgreSQL's btree refuses rows over 2,704 bytes).
         const key = `/home/alice/${randomBytes(LIMITS.maxKeyBytes).toString('base64url')}`.slice(0, LIMITS.maxKeyBytes);
-        const atLimit = await attacker.scan({ deviations: [{ collector: 'files', key, change: 'removed', expected: null, actual: null, severity: 'low' }] });
+        const atLimit = await attacker.scan({
+          deviations: [{ collector: 'files', key, change: 'removed', expected: null, actual: null, severity: 'low' }],
+        });
         expect(atLimit.status, atLimit.text).toBe(200);
         expect((await h.store.listHostDeviations('evil-1')).map((d) => d.key)).toContain(key);
         await honestStillReports();
@@ -207,34 +294,99 @@ export function runHostileInputContract(name: string, open: () => Promise<Store>
 
     describe('names that reach logs, the dashboard and providers', () => {
       it('refuses a 200 KB hostname, a hostname with NUL or a newline, and a group with control characters at enrollment', async () => {
-        const enroll = (body: Record<string, unknown>) => h.req('POST', '/api/v1/enroll', { token: h.tokens.agent, body: { hostId: 'evil-1', imageId: IMAGE, ...body } });
-        refused(await enroll({ hostname: 'a'.repeat(200_000) }), 400, 'DW_ERR_VALIDATION', /body\.hostname: longer than 65536/);
-        refused(await enroll({ hostname: `${'a'.repeat(63)}.`.repeat(4) + 'b' }), 400, 'DW_ERR_VALIDATION', /body\.hostname: expected an RFC 1123 host name/);
-        refused(await enroll({ hostname: 'under_score.example' }), 400, 'DW_ERR_VALIDATION', /body\.hostname: expected an RFC 1123 host name/);
-        refused(await enroll({ hostname: 'web\u0000.example' }), 400, 'DW_ERR_VALIDATION', /body\.hostname: contains a NUL/);
-        refused(await enroll({ hostname: 'web-1\n--delete-everything' }), 400, 'DW_ERR_VALIDATION', /body\.hostname: expected an RFC 1123/);
-        refused(await enroll({ group: 'web\r\nfake log line' }), 400, 'DW_ERR_VALIDATION', /body\.group: must not contain control characters/);
+        const enroll = (body: Record<string, unknown>) =>
+          h.req('POST', '/api/v1/enroll', {
+            token: h.tokens.agent,
+            body: { hostId: 'evil-1', imageId: IMAGE, ...body },
+          });
+        refused(
+          await enroll({ hostname: 'a'.repeat(200_000) }),
+          400,
+          'DW_ERR_VALIDATION',
+          /body\.hostname: longer than 65536/,
+        );
+        refused(
+          await enroll({ hostname: `${'a'.repeat(63)}.`.repeat(4) + 'b' }),
+          400,
+          'DW_ERR_VALIDATION',
+          /body\.hostname: expected an RFC 1123 host name/,
+        );
+        refused(
+          await enroll({ hostname: 'under_score.example' }),
+          400,
+          'DW_ERR_VALIDATION',
+          /body\.hostname: expected an RFC 1123 host name/,
+        );
+        refused(
+          await enroll({ hostname: 'web\u0000.example' }),
+          400,
+          'DW_ERR_VALIDATION',
+          /body\.hostname: contains a NUL/,
+        );
+        refused(
+          await enroll({ hostname: 'web-1\n--delete-everything' }),
+          400,
+          'DW_ERR_VALIDATION',
+          /body\.hostname: expected an RFC 1123/,
+        );
+        refused(
+          await enroll({ group: 'web\r\nfake log line' }),
+          400,
+          'DW_ERR_VALIDATION',
+          /body\.group: must not contain control characters/,
+        );
         refused(await enroll({ agentVersion: '1.0 ; rm -rf /' }), 400, 'DW_ERR_VALIDATION', /body\.agentVersion/);
-        refused(await enroll({ inventory: { hostId: 'evil-1', hostname: '-rf', os: null, kernel: null, addresses: [] } }), 400, 'DW_ERR_VALIDATION', /body\.inventory\.hostname/);
+        refused(
+          await enroll({ inventory: { hostId: 'evil-1', hostname: '-rf', os: null, kernel: null, addresses: [] } }),
+          400,
+          'DW_ERR_VALIDATION',
+          /body\.inventory\.hostname/,
+        );
         expect(await h.store.getHost('evil-1')).toBeNull();
         // A proper one goes through.
-        const ok = await enroll({ hostname: 'web-7.eu-west-1.example.internal', group: 'web-asg', agentVersion: '1.2.3-rc.1+build.5' });
+        const ok = await enroll({
+          hostname: 'web-7.eu-west-1.example.internal',
+          group: 'web-asg',
+          agentVersion: '1.2.3-rc.1+build.5',
+        });
         expect(ok.status, ok.text).toBe(201);
       });
 
       it('refuses the same in a report’s inventory, group and agent version, changing nothing', async () => {
         const attacker = await h.enroll('evil-1');
         const before = await h.snapshot();
-        const inventory = { hostId: 'evil-1', hostname: 'evil-1', os: 'Debian', kernel: '6.1', addresses: ['10.0.0.1'] };
+        const inventory = {
+          hostId: 'evil-1',
+          hostname: 'evil-1',
+          os: 'Debian',
+          kernel: '6.1',
+          addresses: ['10.0.0.1'],
+        };
         const cases: [Record<string, unknown>, RegExp][] = [
           [{ inventory: { ...inventory, hostname: 'h'.repeat(300) } }, /body\.inventory\.hostname/],
-          [{ inventory: { ...inventory, os: 'Debian\u2028injected' } }, /body\.inventory\.os: must not contain control/],
-          [{ inventory: { ...inventory, addresses: Array.from({ length: LIMITS.maxAddresses + 1 }, () => '10.0.0.1') } }, /body\.inventory\.addresses/],
+          [
+            { inventory: { ...inventory, os: 'Debian\u2028injected' } },
+            /body\.inventory\.os: must not contain control/,
+          ],
+          [
+            {
+              inventory: { ...inventory, addresses: Array.from({ length: LIMITS.maxAddresses + 1 }, () => '10.0.0.1') },
+            },
+            /body\.inventory\.addresses/,
+          ],
           [{ group: 'x'.repeat(LIMITS.maxName + 1) }, /body\.group/],
           [{ agentVersion: 'a'.repeat(65) }, /body\.agentVersion/],
-          [{ collectors: [{ collector: 'cron', ok: false, durationMs: 1, items: 0, error: 'e'.repeat(LIMITS.maxMessage + 1) }] }, /body\.collectors\.0\.error/],
+          [
+            {
+              collectors: [
+                { collector: 'cron', ok: false, durationMs: 1, items: 0, error: 'e'.repeat(LIMITS.maxMessage + 1) },
+              ],
+            },
+            /body\.collectors\.0\.error/,
+          ],
         ];
-        for (const [patch, names] of cases) refused(await attacker.send({ ...attacker.report(), ...patch } as never), 400, 'DW_ERR_VALIDATION', names);
+        for (const [patch, names] of cases)
+          refused(await attacker.send({ ...attacker.report(), ...patch } as never), 400, 'DW_ERR_VALIDATION', names);
         expect(await h.snapshot()).toEqual(before);
         await honestStillReports();
       });
@@ -244,14 +396,47 @@ export function runHostileInputContract(name: string, open: () => Promise<Store>
       it('refuses item values nested 10,000 levels with 400 naming the limit, not a stack overflow', async () => {
         const attacker = await h.enroll('evil-1');
         const before = await h.snapshot();
-        const report = JSON.stringify(attacker.report({ deviations: [{ ...cronDeviation('x'), actual: { kind: 'entry', file: '/etc/crontab', timer: 'DEEP' } }] }));
-        const r = await h.req('POST', '/api/v1/reports', { token: attacker.credential, payload: report.replace('"DEEP"', nested(10_000)) });
-        refused(r, 400, 'DW_ERR_VALIDATION', new RegExp(`body\\.deviations\\[0\\]\\.actual\\.timer(\\.x)+: nested deeper than ${LIMITS.maxDepth} levels`));
+        const report = JSON.stringify(
+          attacker.report({
+            deviations: [{ ...cronDeviation('x'), actual: { kind: 'entry', file: '/etc/crontab', timer: 'DEEP' } }],
+          }),
+        );
+        const r = await h.req('POST', '/api/v1/reports', {
+          token: attacker.credential,
+          payload: report.replace('"DEEP"', nested(10_000)),
+        });
+        refused(
+          r,
+          400,
+          'DW_ERR_VALIDATION',
+          new RegExp(`body\\.deviations\\[0\\]\\.actual\\.timer(\\.x)+: nested deeper than ${LIMITS.maxDepth} levels`),
+        );
         // Bodies of any route, not only reports.
-        const enroll = JSON.stringify({ hostId: 'x', imageId: IMAGE, inventory: 'DEEP' }).replace('"DEEP"', nested(10_000));
-        refused(await h.req('POST', '/api/v1/enroll', { token: h.tokens.agent, payload: enroll }), 400, 'DW_ERR_VALIDATION', /nested deeper/);
-        refused(await h.req('POST', '/api/v1/exemptions', { token: h.tokens.operator, payload: nested(100_000) }), 400, 'DW_ERR_VALIDATION', /nested deeper/);
-        refused(await h.req('POST', '/api/v1/manifests', { token: h.tokens.operator, payload: `[${'['.repeat(50_000)}${']'.repeat(50_000)}]` }), 400, 'DW_ERR_VALIDATION', /nested deeper/);
+        const enroll = JSON.stringify({ hostId: 'x', imageId: IMAGE, inventory: 'DEEP' }).replace(
+          '"DEEP"',
+          nested(10_000),
+        );
+        refused(
+          await h.req('POST', '/api/v1/enroll', { token: h.tokens.agent, payload: enroll }),
+          400,
+          'DW_ERR_VALIDATION',
+          /nested deeper/,
+        );
+        refused(
+          await h.req('POST', '/api/v1/exemptions', { token: h.tokens.operator, payload: nested(100_000) }),
+          400,
+          'DW_ERR_VALIDATION',
+          /nested deeper/,
+        );
+        refused(
+          await h.req('POST', '/api/v1/manifests', {
+            token: h.tokens.operator,
+            payload: `[${'['.repeat(50_000)}${']'.repeat(50_000)}]`,
+          }),
+          400,
+          'DW_ERR_VALIDATION',
+          /nested deeper/,
+        );
         expect(await h.snapshot()).toEqual(before);
         await honestStillReports();
       });

@@ -4,7 +4,16 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import picomatch from 'picomatch';
 import { describe, expect, it } from 'vitest';
-import { defaultPolicy, evaluate, evaluateAll, loadPolicy, parsePolicy, Policy, type DeviationLike, type EvaluationContext } from '../../controller/policy.js';
+import {
+  defaultPolicy,
+  evaluate,
+  evaluateAll,
+  loadPolicy,
+  parsePolicy,
+  Policy,
+  type DeviationLike,
+  type EvaluationContext,
+} from '../../controller/policy.js';
 import type { ExemptionRow } from '../../controller/store/types.js';
 import { DwError } from '../../shared/errors.js';
 import { COLLECTOR_NAMES } from '../../shared/schema/common.js';
@@ -20,7 +29,12 @@ const ctx = (exemptions: ExemptionRow[] = [], over: Partial<EvaluationContext> =
   exemptions,
   ...over,
 });
-const dev = (collector: string, key: string, change: DeviationLike['change'] = 'modified', severity: DeviationLike['severity'] = 'high'): DeviationLike => ({
+const dev = (
+  collector: string,
+  key: string,
+  change: DeviationLike['change'] = 'modified',
+  severity: DeviationLike['severity'] = 'high',
+): DeviationLike => ({
   collector,
   key,
   change,
@@ -53,7 +67,13 @@ describe('loading a policy', () => {
   it('loads the fixture: user rules first, named or numbered, then the defaults', () => {
     const p = loadPolicy(FIXTURE);
     expect(p.label).toBe('policy.yaml');
-    expect(p.rules.slice(0, 5).map((r) => r.name)).toEqual(['app config', 'usr binaries', 'rules[2]', 'edr self-update', 'certbot renewals']);
+    expect(p.rules.slice(0, 5).map((r) => r.name)).toEqual([
+      'app config',
+      'usr binaries',
+      'rules[2]',
+      'edr self-update',
+      'certbot renewals',
+    ]);
     expect(p.rules.slice(5).every((r) => r.origin === 'default' && r.name.startsWith('default/'))).toBe(true);
     expect(p.rules.map((r) => r.index)).toEqual(p.rules.map((_, i) => i));
     expect(Object.isFrozen(p) && Object.isFrozen(p.rules) && Object.isFrozen(p.rules[0])).toBe(true);
@@ -63,11 +83,14 @@ describe('loading a policy', () => {
     const err = errorOf(() => loadPolicy(join(FIXTURES, 'policy/bad-action.yaml')));
     expect(err).toBeInstanceOf(DwError);
     expect(err.code).toBe('DW_ERR_CONFIG');
-    expect(err.message).toBe('bad-action.yaml: rules[2] (name "usr binaries"): action: expected one of ignore|report|taint');
+    expect(err.message).toBe(
+      'bad-action.yaml: rules[2] (name "usr binaries"): action: expected one of ignore|report|taint',
+    );
   });
 
   it('names an unnamed rule by position only, and reports every problem', () => {
-    const text = 'rules:\n  - collector: files\n    key: etc/**\n    action: taint\n    actoin: x\n  - name: ok\n    collector: nope\n    key: "*"\n    action: ignore\n';
+    const text =
+      'rules:\n  - collector: files\n    key: etc/**\n    action: taint\n    actoin: x\n  - name: ok\n    collector: nope\n    key: "*"\n    action: ignore\n';
     expect(errorOf(() => parsePolicy(text)).message).toBe(
       [
         'policy.yaml: rules[0]: actoin: unknown key',
@@ -75,15 +98,17 @@ describe('loading a policy', () => {
         'policy.yaml: rules[1] (name "ok"): collector: expected one of packages|sysctl|cron|files|kernel-modules|services|accounts|firewall|*',
       ].join('\n'),
     );
-    expect(errorOf(() => parsePolicy('rules:\n  - collector: files\n    key: [/a, "etc/**"]\n    action: taint\n')).message).toBe(
-      'policy.yaml: rules[0]: key[1]: expected an absolute path glob (starting with "/" or "**"), got "etc/**"',
-    );
+    expect(
+      errorOf(() => parsePolicy('rules:\n  - collector: files\n    key: [/a, "etc/**"]\n    action: taint\n')).message,
+    ).toBe('policy.yaml: rules[0]: key[1]: expected an absolute path glob (starting with "/" or "**"), got "etc/**"');
   });
 
   it('catches an invalid glob at load time, not at evaluation', () => {
-    expect(errorOf(() => parsePolicy('rules:\n  - { name: bad, collector: sysctl, key: "net.{a,b", action: ignore }\n', 'p.yaml')).message).toMatch(
-      /^p\.yaml: rules\[0\] \(name "bad"\): key: invalid glob "net\.\{a,b": Missing closing/,
-    );
+    expect(
+      errorOf(() =>
+        parsePolicy('rules:\n  - { name: bad, collector: sysctl, key: "net.{a,b", action: ignore }\n', 'p.yaml'),
+      ).message,
+    ).toMatch(/^p\.yaml: rules\[0\] \(name "bad"\): key: invalid glob "net\.\{a,b": Missing closing/);
   });
 
   it('refuses top-level mistakes and broken YAML with the line', () => {
@@ -104,7 +129,10 @@ describe('loading a policy', () => {
 
   it('drops the shipped defaults with defaults: false', () => {
     const dir = tempDir();
-    writeFileSync(join(dir, 'p.yaml'), 'defaults: false\nrules:\n  - { collector: files, key: /srv/**, action: taint }\n');
+    writeFileSync(
+      join(dir, 'p.yaml'),
+      'defaults: false\nrules:\n  - { collector: files, key: /srv/**, action: taint }\n',
+    );
     expect(loadPolicy(join(dir, 'p.yaml')).rules.map((r) => r.name)).toEqual(['rules[0]']);
   });
 });
@@ -155,13 +183,24 @@ describe('rule matching', () => {
 
   it('lets user rules override the defaults, first match wins', () => {
     expect(decide(dev('sysctl', 'vm.min_free_kbytes')).action).toBe('ignore');
-    expect(decide(dev('cron', '/etc/cron.d/certbot test -x /usr/bin/certbot && certbot -q renew')).decidedBy).toBe('rule:certbot renewals');
+    expect(decide(dev('cron', '/etc/cron.d/certbot test -x /usr/bin/certbot && certbot -q renew')).decidedBy).toBe(
+      'rule:certbot renewals',
+    );
   });
 
   it('applies a rule only to the changes it lists', () => {
-    expect(decide(dev('packages', 'falcon-sensor:amd64', 'modified'))).toMatchObject({ action: 'report', rule: 'edr self-update' });
-    expect(decide(dev('packages', 'falcon-sensor:amd64', 'added'))).toMatchObject({ action: 'taint', rule: 'default/packages' });
-    expect(decide(dev('files', '/opt/app/etc/app.yaml', 'added'))).toMatchObject({ action: 'taint', rule: 'default/system-files' });
+    expect(decide(dev('packages', 'falcon-sensor:amd64', 'modified'))).toMatchObject({
+      action: 'report',
+      rule: 'edr self-update',
+    });
+    expect(decide(dev('packages', 'falcon-sensor:amd64', 'added'))).toMatchObject({
+      action: 'taint',
+      rule: 'default/packages',
+    });
+    expect(decide(dev('files', '/opt/app/etc/app.yaml', 'added'))).toMatchObject({
+      action: 'taint',
+      rule: 'default/system-files',
+    });
   });
 
   it("overrides the deviation's severity only when the rule sets one", () => {
@@ -172,12 +211,22 @@ describe('rule matching', () => {
 
   it('taints a deviation no rule covers, with its own severity: failing open would let a host pick a key no rule names', () => {
     const bare = parsePolicy('defaults: false\nrules:\n  - { collector: files, key: /srv/**, action: ignore }\n');
-    expect(evaluate(bare, dev('packages', 'x:amd64', 'added', 'low'), ctx())).toEqual({ action: 'taint', severity: 'low', decidedBy: 'no-rule', rule: null });
-    expect(evaluate(bare, dev('files', '/srv/a\nb', 'added', 'low'), ctx())).toMatchObject({ action: 'ignore', decidedBy: 'rule:rules[0]' });
+    expect(evaluate(bare, dev('packages', 'x:amd64', 'added', 'low'), ctx())).toEqual({
+      action: 'taint',
+      severity: 'low',
+      decidedBy: 'no-rule',
+      rule: null,
+    });
+    expect(evaluate(bare, dev('files', '/srv/a\nb', 'added', 'low'), ctx())).toMatchObject({
+      action: 'ignore',
+      decidedBy: 'rule:rules[0]',
+    });
   });
 
   it('applies a collector "*" rule to every collector with that collector\'s key style', () => {
-    const any = parsePolicy('defaults: false\nrules:\n  - { collector: "*", key: ["/srv/*", "net.*", "a:*"], action: taint }\n');
+    const any = parsePolicy(
+      'defaults: false\nrules:\n  - { collector: "*", key: ["/srv/*", "net.*", "a:*"], action: taint }\n',
+    );
     expect(evaluate(any, dev('files', '/srv/a'), ctx()).action).toBe('taint');
     expect(evaluate(any, dev('files', '/srv/a/b'), ctx()).decidedBy).toBe('no-rule');
     expect(evaluate(any, dev('sysctl', 'net.ipv4.ip_forward'), ctx()).action).toBe('taint');
@@ -190,24 +239,41 @@ describe('exemptions', () => {
   const nginx = dev('files', '/etc/nginx/nginx.conf');
 
   it('turn a taint into exempt, keeping the severity and naming the exemption', () => {
-    expect(evaluate(p, nginx, ctx([exemption()]))).toEqual({ action: 'exempt', severity: 'high', decidedBy: 'exemption:ex-1', rule: 'default/system-files' });
+    expect(evaluate(p, nginx, ctx([exemption()]))).toEqual({
+      action: 'exempt',
+      severity: 'high',
+      decidedBy: 'exemption:ex-1',
+      rule: 'default/system-files',
+    });
   });
 
   it('turn a report into exempt', () => {
-    expect(evaluate(p, dev('files', '/root/.ssh/known_hosts'), ctx([exemption({ keyPattern: '/root/.ssh/*' })]))).toMatchObject({ action: 'exempt', rule: 'default/ssh-known-hosts' });
+    expect(
+      evaluate(p, dev('files', '/root/.ssh/known_hosts'), ctx([exemption({ keyPattern: '/root/.ssh/*' })])),
+    ).toMatchObject({ action: 'exempt', rule: 'default/ssh-known-hosts' });
   });
 
   it('turn the no-rule taint into exempt', () => {
-    expect(evaluate(p, dev('files', '/srv/x'), ctx([exemption({ keyPattern: '/srv/**' })]))).toEqual({ action: 'exempt', severity: 'high', decidedBy: 'exemption:ex-1', rule: null });
+    expect(evaluate(p, dev('files', '/srv/x'), ctx([exemption({ keyPattern: '/srv/**' })]))).toEqual({
+      action: 'exempt',
+      severity: 'high',
+      decidedBy: 'exemption:ex-1',
+      rule: null,
+    });
   });
 
   it('leave an ignore as it is', () => {
-    expect(evaluate(p, dev('files', '/var/log/x'), ctx([exemption({ keyPattern: '/var/**' })]))).toMatchObject({ action: 'ignore', decidedBy: 'rule:default/logs' });
+    expect(evaluate(p, dev('files', '/var/log/x'), ctx([exemption({ keyPattern: '/var/**' })]))).toMatchObject({
+      action: 'ignore',
+      decidedBy: 'rule:default/logs',
+    });
   });
 
   it('apply only while active and unrevoked', () => {
     expect(evaluate(p, nginx, ctx([exemption({ expiresAt: '2025-03-01T12:00:00Z' })])).action).toBe('taint');
-    expect(evaluate(p, nginx, ctx([exemption({ revokedAt: '2025-03-01T00:00:00Z', revokedBy: 'bob' })])).action).toBe('taint');
+    expect(evaluate(p, nginx, ctx([exemption({ revokedAt: '2025-03-01T00:00:00Z', revokedBy: 'bob' })])).action).toBe(
+      'taint',
+    );
     expect(evaluate(p, nginx, ctx([exemption({ expiresAt: 'garbage' })])).action).toBe('taint');
     expect(evaluate(p, nginx, ctx([exemption()], { now: new Date('2025-03-01T23:59:59Z') })).action).toBe('exempt');
     expect(evaluate(p, nginx, ctx([exemption()], { now: '2025-03-02T00:00:01Z' })).action).toBe('taint');
@@ -230,7 +296,10 @@ describe('exemptions', () => {
   });
 
   it('the first applicable exemption in the list decides', () => {
-    expect(evaluate(p, nginx, ctx([exemption({ id: 'a', hostId: 'other' }), exemption({ id: 'b' }), exemption({ id: 'c' })])).decidedBy).toBe('exemption:b');
+    expect(
+      evaluate(p, nginx, ctx([exemption({ id: 'a', hostId: 'other' }), exemption({ id: 'b' }), exemption({ id: 'c' })]))
+        .decidedBy,
+    ).toBe('exemption:b');
   });
 });
 
@@ -238,32 +307,61 @@ describe('evaluating a whole report', () => {
   const p = defaultPolicy();
 
   it('has nothing to say about an empty report', () => {
-    expect(evaluateAll(p, [], ctx())).toEqual({ decisions: [], worst: 'none', culprit: null, counts: { ignore: 0, report: 0, taint: 0, exempt: 0 } });
+    expect(evaluateAll(p, [], ctx())).toEqual({
+      decisions: [],
+      worst: 'none',
+      culprit: null,
+      counts: { ignore: 0, report: 0, taint: 0, exempt: 0 },
+    });
   });
 
   it('returns one decision per deviation, in order, and the worst action', () => {
-    const devs = [dev('files', '/var/log/x'), dev('files', '/root/.ssh/known_hosts', 'added'), dev('files', '/etc/nginx/a'), dev('packages', 'openssl:amd64', 'modified', 'medium')];
+    const devs = [
+      dev('files', '/var/log/x'),
+      dev('files', '/root/.ssh/known_hosts', 'added'),
+      dev('files', '/etc/nginx/a'),
+      dev('packages', 'openssl:amd64', 'modified', 'medium'),
+    ];
     const r = evaluateAll(p, devs, ctx([exemption()]));
     expect(r.decisions.map((d) => d.action)).toEqual(['ignore', 'report', 'exempt', 'taint']);
     expect(r.worst).toBe('taint');
     expect(r.counts).toEqual({ ignore: 1, report: 1, taint: 1, exempt: 1 });
-    expect(r.culprit).toEqual({ collector: 'packages', key: 'openssl:amd64', change: 'modified', action: 'taint', severity: 'medium', decidedBy: 'rule:default/packages', rule: 'default/packages' });
+    expect(r.culprit).toEqual({
+      collector: 'packages',
+      key: 'openssl:amd64',
+      change: 'modified',
+      action: 'taint',
+      severity: 'medium',
+      decidedBy: 'rule:default/packages',
+      rule: 'default/packages',
+    });
   });
 
   it('ranks taint > report > exempt > ignore', () => {
     const worst = (...devs: DeviationLike[]) => evaluateAll(p, devs, ctx([exemption()])).worst;
     expect(worst(dev('files', '/var/log/x'))).toBe('ignore');
     expect(worst(dev('files', '/var/log/x'), dev('files', '/etc/nginx/a'))).toBe('exempt');
-    expect(worst(dev('files', '/etc/nginx/a'), dev('files', '/root/.ssh/known_hosts'), dev('files', '/var/log/x'))).toBe('report');
+    expect(
+      worst(dev('files', '/etc/nginx/a'), dev('files', '/root/.ssh/known_hosts'), dev('files', '/var/log/x')),
+    ).toBe('report');
   });
 
   it('cites the most severe deviation of the worst kind, the first on a tie', () => {
-    const devs = [dev('files', '/usr/bin/a', 'modified', 'high'), dev('files', '/usr/bin/b', 'modified', 'critical'), dev('files', '/usr/bin/c', 'modified', 'critical')];
+    const devs = [
+      dev('files', '/usr/bin/a', 'modified', 'high'),
+      dev('files', '/usr/bin/b', 'modified', 'critical'),
+      dev('files', '/usr/bin/c', 'modified', 'critical'),
+    ];
     expect(evaluateAll(p, devs, ctx()).culprit?.key).toBe('/usr/bin/b');
   });
 
   it('agrees with evaluate for every deviation', () => {
-    const devs = [dev('files', '/etc/nginx/a'), dev('cron', '/etc/crontab x'), dev('sysctl', 'kernel.sysrq'), dev('files', '/home/u/.cache/x')];
+    const devs = [
+      dev('files', '/etc/nginx/a'),
+      dev('cron', '/etc/crontab x'),
+      dev('sysctl', 'kernel.sysrq'),
+      dev('files', '/home/u/.cache/x'),
+    ];
     const c = ctx([exemption(), exemption({ id: 'k', keyPattern: 'kernel.*', hostId: 'host-1' })]);
     expect(evaluateAll(p, devs, c).decisions).toEqual(devs.map((d) => evaluate(p, d, c)));
   });
@@ -276,7 +374,14 @@ describe('properties', () => {
   const key = fc.oneof(
     fc.string(),
     fc.string({ unit: fc.constantFrom('/', '.', '*', 'a', 'b', ' ', ':', '\\', '[', '{', '!', '\0') }),
-    fc.constantFrom('/usr/bin/ls', '/var/log/x', '/etc/resolv.conf', 'openssl:amd64', 'net.ipv4.ip_forward', '/etc/crontab x'),
+    fc.constantFrom(
+      '/usr/bin/ls',
+      '/var/log/x',
+      '/etc/resolv.conf',
+      'openssl:amd64',
+      'net.ipv4.ip_forward',
+      '/etc/crontab x',
+    ),
   );
   const deviation = fc.record({ collector, key, change, severity });
   const exemptionRow = fc.record({
@@ -314,13 +419,17 @@ describe('properties', () => {
       change: fc.option(fc.subarray(['added', 'removed', 'modified'] as const, { minLength: 1 }), { nil: undefined }),
       action: fc.constantFrom('ignore', 'report', 'taint' as const),
     });
-    const pathKey = fc.array(fc.constantFrom('a', 'b', 'c'), { minLength: 1, maxLength: 4 }).map((parts) => `/${parts.join('/')}`);
+    const pathKey = fc
+      .array(fc.constantFrom('a', 'b', 'c'), { minLength: 1, maxLength: 4 })
+      .map((parts) => `/${parts.join('/')}`);
     fc.assert(
       fc.property(fc.array(rule, { minLength: 1, maxLength: 6 }), pathKey, change, (rules, k, ch) => {
         const policy = new Policy({ rules, defaults: false });
         const d = dev('files', k, ch);
         // The oracle is picomatch itself, rule by rule, without the compiled plan.
-        const first = rules.findIndex((r) => (!r.change || r.change.includes(ch)) && picomatch.isMatch(k, r.key, { dot: true }));
+        const first = rules.findIndex(
+          (r) => (!r.change || r.change.includes(ch)) && picomatch.isMatch(k, r.key, { dot: true }),
+        );
         const decision = evaluate(policy, d, ctx());
         if (first < 0) expect(decision.decidedBy).toBe('no-rule');
         else expect(decision).toMatchObject({ action: rules[first]!.action, rule: `rules[${first}]` });
@@ -340,18 +449,28 @@ describe('issue 21: a name with a line terminator no longer escapes the policy',
     ['an invalid UTF-8 byte (U+FFFD)', '\uFFFD'],
   ] as const;
 
-  it.each(TERMINATORS)('a setuid file named "sshd<%s>backdoor" in /usr/bin taints under the defaults and the operator policy', (_label, c) => {
-    const d = dev('files', `/usr/bin/sshd${c}backdoor`, 'added', 'critical');
-    expect(evaluate(defaultPolicy(), d, ctx())).toEqual({ action: 'taint', severity: 'critical', decidedBy: 'rule:default/system-files', rule: 'default/system-files' });
-    expect(evaluate(loadPolicy(FIXTURE), d, ctx())).toMatchObject({ action: 'taint', rule: 'usr binaries' });
-  });
+  it.each(TERMINATORS)(
+    'a setuid file named "sshd<%s>backdoor" in /usr/bin taints under the defaults and the operator policy',
+    (_label, c) => {
+      const d = dev('files', `/usr/bin/sshd${c}backdoor`, 'added', 'critical');
+      expect(evaluate(defaultPolicy(), d, ctx())).toEqual({
+        action: 'taint',
+        severity: 'critical',
+        decidedBy: 'rule:default/system-files',
+        rule: 'default/system-files',
+      });
+      expect(evaluate(loadPolicy(FIXTURE), d, ctx())).toMatchObject({ action: 'taint', rule: 'usr binaries' });
+    },
+  );
 
   it.each(TERMINATORS)('ignores, exemptions and name-style rules see through %s as well', (_label, c) => {
     const p = defaultPolicy();
     expect(evaluate(p, dev('files', `/var/log/a${c}b`), ctx()).action).toBe('ignore');
     expect(evaluate(p, dev('files', `/etc/nginx/a${c}b`), ctx([exemption()])).action).toBe('exempt');
     expect(evaluate(p, dev('packages', `evil${c}:amd64`, 'added'), ctx()).decidedBy).toBe('rule:default/packages');
-    expect(evaluate(p, dev('cron', `/etc/cron.d/x${c}y * * * * * root sh`, 'added'), ctx()).decidedBy).toBe('rule:default/cron');
+    expect(evaluate(p, dev('cron', `/etc/cron.d/x${c}y * * * * * root sh`, 'added'), ctx()).decidedBy).toBe(
+      'rule:default/cron',
+    );
   });
 
   it('any key no rule covers taints, whatever it holds', () => {

@@ -37,12 +37,16 @@ describe('rate limits', () => {
     }
     expect(Date.now() - started).toBeLessThan(30_000);
     expect(Object.fromEntries(statuses)).toEqual({ 401: 20, 429: 1980 });
-    expect(last!.body).toEqual({ error: 'DW_ERR_RATE_LIMITED', message: `too many failed authentications from ${ATTACKER}; retry in 3s` });
+    expect(last!.body).toEqual({
+      error: 'DW_ERR_RATE_LIMITED',
+      message: `too many failed authentications from ${ATTACKER}; retry in 3s`,
+    });
     expect(last!.headers['retry-after']).toBe('3');
     // Even the attacker's right guess is not looked at while it is out of attempts...
     expect((await h.req('GET', '/api/v1/hosts', { token: h.tokens.viewer, remoteAddress: ATTACKER })).status).toBe(429);
     // ...while valid credentials from elsewhere are never counted or slowed.
-    for (let i = 0; i < 50; i++) expect((await h.req('GET', '/api/v1/hosts', { token: h.tokens.viewer, remoteAddress: HONEST })).status).toBe(200);
+    for (let i = 0; i < 50; i++)
+      expect((await h.req('GET', '/api/v1/hosts', { token: h.tokens.viewer, remoteAddress: HONEST })).status).toBe(200);
     expect((await honest.scan()).status).toBe(200);
     expect((await h.store.listReports('web-1', { limit: 10 })).length).toBe(2);
     // The bucket refills at 20 a minute: after Retry-After, one more attempt.
@@ -55,14 +59,28 @@ describe('rate limits', () => {
     await start({ failedAuth: { max: 4, per: '1m' } });
     const web1 = await h.enroll('web-1');
     const from = { remoteAddress: ATTACKER };
-    expect((await h.req('POST', '/api/v1/reports', { token: 'dwh_forged', body: web1.report(), ...from })).status).toBe(401);
-    expect((await h.req('POST', '/api/v1/enroll', { token: 'dwt_forged', body: { hostId: 'fake-1', imageId: IMAGE }, ...from })).status).toBe(401);
+    expect((await h.req('POST', '/api/v1/reports', { token: 'dwh_forged', body: web1.report(), ...from })).status).toBe(
+      401,
+    );
+    expect(
+      (
+        await h.req('POST', '/api/v1/enroll', {
+          token: 'dwt_forged',
+          body: { hostId: 'fake-1', imageId: IMAGE },
+          ...from,
+        })
+      ).status,
+    ).toBe(401);
     expect((await h.req('POST', '/api/v1/session', { body: { token: 'dwt_forged' }, ...from })).status).toBe(401);
-    expect((await h.req('GET', '/api/v1/hosts', { headers: { cookie: 'dw_session=forged.mac' }, ...from })).status).toBe(401);
+    expect(
+      (await h.req('GET', '/api/v1/hosts', { headers: { cookie: 'dw_session=forged.mac' }, ...from })).status,
+    ).toBe(401);
     const blocked = await h.req('POST', '/api/v1/session', { body: { token: h.tokens.admin }, ...from });
     expect(blocked.status).toBe(429);
     expect(blocked.headers['retry-after']).toBe('15');
-    expect((await h.req('POST', '/api/v1/reports', { token: web1.credential, body: web1.report(), ...from })).status).toBe(429);
+    expect(
+      (await h.req('POST', '/api/v1/reports', { token: web1.credential, body: web1.report(), ...from })).status,
+    ).toBe(429);
     // Liveness needs no credential and is never limited.
     expect((await h.req('GET', '/healthz', from)).status).toBe(200);
     // The honest host, from its own address, is not affected.
@@ -72,7 +90,8 @@ describe('rate limits', () => {
 
   it('limits enrollment attempts per source, even with a valid token, and not other sources', async () => {
     await start({ enroll: { max: 3, per: '1m' } });
-    const enroll = (id: string, remoteAddress: string) => h.req('POST', '/api/v1/enroll', { token: h.tokens.agent, body: { hostId: id, imageId: IMAGE }, remoteAddress });
+    const enroll = (id: string, remoteAddress: string) =>
+      h.req('POST', '/api/v1/enroll', { token: h.tokens.agent, body: { hostId: id, imageId: IMAGE }, remoteAddress });
     for (let i = 0; i < 3; i++) expect((await enroll(`fake-${i}`, ATTACKER)).status).toBe(201);
     const r = await enroll('fake-3', ATTACKER);
     expect(r.status).toBe(429);
@@ -80,17 +99,37 @@ describe('rate limits', () => {
     expect((await enroll('web-1', HONEST)).status).toBe(201);
     h.clock.advance(20_000);
     expect((await enroll('fake-3', ATTACKER)).status).toBe(201);
-    expect((await h.store.listHosts({ limit: 10 })).hosts.map((x) => x.id).sort()).toEqual(['fake-0', 'fake-1', 'fake-2', 'fake-3', 'web-1']);
+    expect((await h.store.listHosts({ limit: 10 })).hosts.map((x) => x.id).sort()).toEqual([
+      'fake-0',
+      'fake-1',
+      'fake-2',
+      'fake-3',
+      'web-1',
+    ]);
   });
 
   it('does not believe X-Forwarded-For by default, and believes it from a configured proxy', async () => {
     await start({ failedAuth: { max: 2, per: '1m' } });
-    for (let i = 0; i < 3; i++) await h.req('GET', '/api/v1/hosts', { token: 'dwt_x', remoteAddress: ATTACKER, headers: { 'x-forwarded-for': `198.51.100.${i}` } });
-    expect((await h.req('GET', '/api/v1/hosts', { token: h.tokens.viewer, remoteAddress: ATTACKER, headers: { 'x-forwarded-for': '198.51.100.99' } })).status).toBe(429);
+    for (let i = 0; i < 3; i++)
+      await h.req('GET', '/api/v1/hosts', {
+        token: 'dwt_x',
+        remoteAddress: ATTACKER,
+        headers: { 'x-forwarded-for': `198.51.100.${i}` },
+      });
+    expect(
+      (
+        await h.req('GET', '/api/v1/hosts', {
+          token: h.tokens.viewer,
+          remoteAddress: ATTACKER,
+          headers: { 'x-forwarded-for': '198.51.100.99' },
+        })
+      ).status,
+    ).toBe(429);
     await h.close();
 
     await start({ failedAuth: { max: 2, per: '1m' } }, { trustProxy: ['10.0.0.0/8'] });
-    const viaProxy = (client: string, token: string) => h.req('GET', '/api/v1/hosts', { token, remoteAddress: '10.1.2.3', headers: { 'x-forwarded-for': client } });
+    const viaProxy = (client: string, token: string) =>
+      h.req('GET', '/api/v1/hosts', { token, remoteAddress: '10.1.2.3', headers: { 'x-forwarded-for': client } });
     for (let i = 0; i < 3; i++) await viaProxy(ATTACKER, 'dwt_x');
     expect((await viaProxy(ATTACKER, h.tokens.viewer)).status).toBe(429);
     expect((await viaProxy(HONEST, h.tokens.viewer)).status).toBe(200);

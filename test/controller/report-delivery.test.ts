@@ -25,7 +25,14 @@ function addedFiles(count: number): Deviation[] {
     key: `/opt/vendor/lib/x86_64-linux-gnu/bulk/${String(i % 97).padStart(3, '0')}/${String(i).padStart(6, '0')}/a-fairly-long-file-name-as-real-software-ships-them-${i}.so`,
     change: 'added' as const,
     expected: null,
-    actual: { type: 'file', mode: '0644', uid: 0, gid: 0, size: 4096, sha256: createHash('sha256').update(String(i)).digest('hex') },
+    actual: {
+      type: 'file',
+      mode: '0644',
+      uid: 0,
+      gid: 0,
+      size: 4096,
+      sha256: createHash('sha256').update(String(i)).digest('hex'),
+    },
     severity: 'high' as const,
   }));
 }
@@ -44,7 +51,11 @@ for (const [kind, open] of stores) {
     }
 
     function post(host: HostSim, body: Buffer, headers: Record<string, string>) {
-      return h.req('POST', '/api/v1/reports', { token: host.credential, payload: body, headers: { 'content-type': 'application/json', ...headers } });
+      return h.req('POST', '/api/v1/reports', {
+        token: host.credential,
+        payload: body,
+        headers: { 'content-type': 'application/json', ...headers },
+      });
     }
 
     it('takes a gzip-compressed scan whose JSON is over the body limit, whole, and taints the host', async () => {
@@ -58,7 +69,10 @@ for (const [kind, open] of stores) {
       const r = await post(host, gz, { 'content-encoding': 'gzip' });
       expect(r.status, r.text).toBe(200);
       expect(r.body).toMatchObject({ status: 'accepted', state: 'tainted' });
-      expect((await h.store.listReports('host-a', { limit: 1 }))[0]).toMatchObject({ reportId: report.reportId, deviationCount: 45_000 });
+      expect((await h.store.listReports('host-a', { limit: 1 }))[0]).toMatchObject({
+        reportId: report.reportId,
+        deviationCount: 45_000,
+      });
       // Every deviation stored (the sim's digests do not include them, so the controller adds a digest mismatch too).
       expect((await h.store.listHostDeviations('host-a')).filter((d) => d.collector === 'files')).toHaveLength(45_000);
       // The same JSON uncompressed is over the limit: refused, naming it.
@@ -71,13 +85,18 @@ for (const [kind, open] of stores) {
       const host = await start({ decodedBodyLimit: 16 * 1024 * 1024 });
       // 256 MiB of JSON-looking padding that compresses to a quarter of a megabyte.
       const head = Buffer.from(JSON.stringify(host.report()).replace(/}$/, ',"pad":"'));
-      const bomb = gzipSync(Buffer.concat([head, Buffer.alloc(256 * 1024 * 1024, 'a'), Buffer.from('"}')]), { level: 9 });
+      const bomb = gzipSync(Buffer.concat([head, Buffer.alloc(256 * 1024 * 1024, 'a'), Buffer.from('"}')]), {
+        level: 9,
+      });
       expect(bomb.length).toBeLessThan(8 * 1024 * 1024);
       const before = await h.snapshot();
       const started = Date.now();
       const r = await post(host, bomb, { 'content-encoding': 'gzip' });
       expect(r.status).toBe(413);
-      expect(r.body).toEqual({ error: 'DW_ERR_TOO_LARGE', message: 'request body is larger than the limit (decodedBodyLimit: 16777216 bytes once decompressed)' });
+      expect(r.body).toEqual({
+        error: 'DW_ERR_TOO_LARGE',
+        message: 'request body is larger than the limit (decodedBodyLimit: 16777216 bytes once decompressed)',
+      });
       // Stopped at the cap, not after inflating all of it.
       expect(Date.now() - started).toBeLessThan(3000);
       expect(await h.snapshot()).toEqual(before);
@@ -94,7 +113,10 @@ for (const [kind, open] of stores) {
       const json = Buffer.from(JSON.stringify(host.report()));
       const deflated = await post(host, deflateSync(json), { 'content-encoding': 'deflate' });
       expect(deflated.status).toBe(415);
-      expect(deflated.body).toMatchObject({ error: 'DW_ERR_UNSUPPORTED_ENCODING', message: expect.stringMatching(/"deflate" is not accepted: send gzip/) });
+      expect(deflated.body).toMatchObject({
+        error: 'DW_ERR_UNSUPPORTED_ENCODING',
+        message: expect.stringMatching(/"deflate" is not accepted: send gzip/),
+      });
       const broken = await post(host, json, { 'content-encoding': 'gzip' });
       expect(broken.status).toBe(400);
       expect(broken.body.message).toMatch(/not valid gzip/);
@@ -112,7 +134,11 @@ for (const [kind, open] of stores) {
       expect(r.body).toMatchObject({ state: 'tainted', digestMismatch: [] });
       const devs = await h.store.listHostDeviations('host-a');
       expect(devs.filter((d) => d.collector === 'files')).toHaveLength(100);
-      expect(devs.find((d) => d.collector === 'integrity')).toMatchObject({ key: 'agent:scan-truncated', action: 'taint', actual: { value: '100 of 500 deviations sent' } });
+      expect(devs.find((d) => d.collector === 'integrity')).toMatchObject({
+        key: 'agent:scan-truncated',
+        action: 'taint',
+        actual: { value: '100 of 500 deviations sent' },
+      });
       // A claim that does not add up is refused.
       const lie = { ...host.report({ deviations: all.slice(0, 10) }), truncated: { deviations: 500, sent: 100 } };
       expect((await host.send(lie)).status).toBe(400);
@@ -120,15 +146,29 @@ for (const [kind, open] of stores) {
 
     it('does not let heartbeats keep a host clean while its scan is undelivered', async () => {
       const host = await start();
-      const beat = { ...host.report({ kind: 'heartbeat' }), undeliveredScan: { since: h.clock.iso(), reason: '413: request body is larger than the request limit', deviations: 0 } };
+      const beat = {
+        ...host.report({ kind: 'heartbeat' }),
+        undeliveredScan: {
+          since: h.clock.iso(),
+          reason: '413: request body is larger than the request limit',
+          deviations: 0,
+        },
+      };
       const r = await host.send(beat);
       expect(r.status, r.text).toBe(200);
       // A scan with no deviations that did not arrive: reported, not tainted; the next scan clears it.
       expect(r.body).toMatchObject({ status: 'accepted', state: 'drifted' });
-      expect((await h.store.listHostDeviations('host-a'))[0]).toMatchObject({ collector: 'integrity', key: 'agent:scan-undelivered', action: 'report' });
+      expect((await h.store.listHostDeviations('host-a'))[0]).toMatchObject({
+        collector: 'integrity',
+        key: 'agent:scan-undelivered',
+        action: 'report',
+      });
       expect((await host.scan()).body).toMatchObject({ state: 'clean', deviations: 0 });
       // One that held drift the controller cannot judge: tainted.
-      const drifted = { ...host.report({ kind: 'heartbeat' }), undeliveredScan: { since: h.clock.iso(), reason: 'undeliverable: EPIPE', deviations: 45_000 } };
+      const drifted = {
+        ...host.report({ kind: 'heartbeat' }),
+        undeliveredScan: { since: h.clock.iso(), reason: 'undeliverable: EPIPE', deviations: 45_000 },
+      };
       expect((await host.send(drifted)).body).toMatchObject({ state: 'tainted' });
       const row = await host.row();
       expect(row.state).toBe('tainted');

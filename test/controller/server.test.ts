@@ -82,7 +82,10 @@ beforeAll(() => {
   // tsc emits despite type errors elsewhere (`npm test` runs the type check itself); what matters
   // here is that the controller's code in dist/ is now current.
   const still = staleDistFiles();
-  if (still.length > 0) throw new Error(`dist/ is older than ${relative(REPO, still[0]!)} and \`npm run build\` did not fix it (exit ${r.status}):\n${r.stdout}${r.stderr}`);
+  if (still.length > 0)
+    throw new Error(
+      `dist/ is older than ${relative(REPO, still[0]!)} and \`npm run build\` did not fix it (exit ${r.status}):\n${r.stdout}${r.stderr}`,
+    );
 }, 120_000);
 
 // ---------------------------------------------------------------------------------------------
@@ -105,12 +108,24 @@ async function setup(): Promise<Setup> {
   writeFileSync(join(dir, 'bake.pub'), key.publicKeyPem);
   const db = join(dir, 'controller.db');
   const configFile = join(dir, 'controller.yaml');
-  writeFileSync(configFile, stringify({ listen: '127.0.0.1:0', store: `sqlite:${db}`, trustedKeys: [join(dir, 'bake.pub')] }));
+  writeFileSync(
+    configFile,
+    stringify({ listen: '127.0.0.1:0', store: `sqlite:${db}`, trustedKeys: [join(dir, 'bake.pub')] }),
+  );
   const store = await openStore(`sqlite:${db}`);
   const tokens = {} as Record<Role, string>;
   try {
     for (const role of ['admin', 'operator', 'viewer', 'agent'] as const) {
-      tokens[role] = (await store.transaction((tx) => createToken(tx, role === 'agent' ? { name: role, role, maxUses: 'unlimited' } : { name: role, role }, 'cli:test', new Date()))).secret;
+      tokens[role] = (
+        await store.transaction((tx) =>
+          createToken(
+            tx,
+            role === 'agent' ? { name: role, role, maxUses: 'unlimited' } : { name: role, role },
+            'cli:test',
+            new Date(),
+          ),
+        )
+      ).secret;
     }
   } finally {
     await store.close();
@@ -123,10 +138,20 @@ interface Http {
   body: any;
 }
 
-async function call(url: string, method: string, path: string, token: string, body?: unknown, dispatcher?: Agent): Promise<Http> {
+async function call(
+  url: string,
+  method: string,
+  path: string,
+  token: string,
+  body?: unknown,
+  dispatcher?: Agent,
+): Promise<Http> {
   const res = await request(url + path, {
     method: method as 'GET',
-    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
     body: body !== undefined ? JSON.stringify(body) : undefined,
     ...(dispatcher ? { dispatcher } : {}),
   });
@@ -172,7 +197,10 @@ interface Child {
 
 /** `node bin/driftwarden.js controller --config FILE`, ready once it logs where it listens. */
 async function spawnController(configFile: string): Promise<Child> {
-  const proc = spawn(process.execPath, [BIN, 'controller', '--config', configFile], { env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [BIN, 'controller', '--config', configFile], {
+    env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.add(proc);
   let out = '';
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
@@ -206,17 +234,32 @@ async function spawnController(configFile: string): Promise<Child> {
 describe('controller server', () => {
   it('serves the API over real HTTP on an ephemeral port, and keeps its data in the SQLite file across restarts', async () => {
     const s = await setup();
-    const config = ControllerConfigSchema.parse({ listen: '127.0.0.1:0', store: `sqlite:${s.db}`, trustedKeys: [join(s.dir, 'bake.pub')] });
+    const config = ControllerConfigSchema.parse({
+      listen: '127.0.0.1:0',
+      store: `sqlite:${s.db}`,
+      trustedKeys: [join(s.dir, 'bake.pub')],
+    });
     const ctl = await startController(config, { log: silentLog });
     try {
       expect(ctl.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       expect(Number(new URL(ctl.url).port)).toBeGreaterThan(0);
       expect((await call(ctl.url, 'GET', '/healthz', '')).body).toEqual({ ok: true });
       expect((await call(ctl.url, 'GET', '/api/v1/hosts', '')).status).toBe(401);
-      expect((await call(ctl.url, 'POST', '/api/v1/manifests', s.tokens.operator, { manifest: s.manifest })).status).toBe(201);
-      const enrolled = await call(ctl.url, 'POST', '/api/v1/enroll', s.tokens.agent, { hostId: 'web-1', imageId: IMAGE });
+      expect(
+        (await call(ctl.url, 'POST', '/api/v1/manifests', s.tokens.operator, { manifest: s.manifest })).status,
+      ).toBe(201);
+      const enrolled = await call(ctl.url, 'POST', '/api/v1/enroll', s.tokens.agent, {
+        hostId: 'web-1',
+        imageId: IMAGE,
+      });
       expect(enrolled.status).toBe(201);
-      const r = await call(ctl.url, 'POST', '/api/v1/reports', enrolled.body.credential, eventReport(s.manifest, 'web-1', 1));
+      const r = await call(
+        ctl.url,
+        'POST',
+        '/api/v1/reports',
+        enrolled.body.credential,
+        eventReport(s.manifest, 'web-1', 1),
+      );
       expect(r).toMatchObject({ status: 200, body: { status: 'accepted', state: 'drifted' } });
     } finally {
       await ctl.close();
@@ -235,10 +278,20 @@ describe('controller server', () => {
     const HOSTS = 6;
     let ctl = await spawnController(s.configFile);
     const dispatcher = new Agent({ connections: HOSTS * 2, pipelining: 0 });
-    expect((await call(ctl.url, 'POST', '/api/v1/manifests', s.tokens.operator, { manifest: s.manifest }, dispatcher)).status).toBe(201);
+    expect(
+      (await call(ctl.url, 'POST', '/api/v1/manifests', s.tokens.operator, { manifest: s.manifest }, dispatcher))
+        .status,
+    ).toBe(201);
     const hosts: { id: string; credential: string; acked: Report[]; lost: Report | null }[] = [];
     for (let i = 0; i < HOSTS; i++) {
-      const r = await call(ctl.url, 'POST', '/api/v1/enroll', s.tokens.agent, { hostId: `burst-${i}`, imageId: IMAGE }, dispatcher);
+      const r = await call(
+        ctl.url,
+        'POST',
+        '/api/v1/enroll',
+        s.tokens.agent,
+        { hostId: `burst-${i}`, imageId: IMAGE },
+        dispatcher,
+      );
       expect(r.status).toBe(201);
       hosts.push({ id: `burst-${i}`, credential: r.body.credential, acked: [], lost: null });
     }
@@ -278,7 +331,8 @@ describe('controller server', () => {
     try {
       for (const h of hosts) {
         const detail = await call(ctl.url, 'GET', `/api/v1/hosts/${h.id}`, s.tokens.viewer);
-        const stored = (await call(ctl.url, 'GET', `/api/v1/hosts/${h.id}/reports?limit=500`, s.tokens.viewer)).body.reports as { reportId: string; seq: number; body: { deviations: Deviation[] } }[];
+        const stored = (await call(ctl.url, 'GET', `/api/v1/hosts/${h.id}/reports?limit=500`, s.tokens.viewer)).body
+          .reports as { reportId: string; seq: number; body: { deviations: Deviation[] } }[];
         const storedIds = new Set(stored.map((r) => r.reportId));
         // Nothing acknowledged is lost.
         for (const r of h.acked) expect(storedIds, `${h.id} seq ${r.seq} was acknowledged`).toContain(r.reportId);
@@ -287,9 +341,13 @@ describe('controller server', () => {
         const lastSeq = detail.body.host.lastSeq as number;
         expect(lastSeq).toBe(seqs.at(-1) ?? 0);
         expect(seqs).toEqual(Array.from({ length: lastSeq }, (_, i) => i + 1));
-        expect(lastSeq === h.acked.length || lastSeq === h.acked.length + 1, `${h.id}: lastSeq ${lastSeq}, acknowledged ${h.acked.length}`).toBe(true);
+        expect(
+          lastSeq === h.acked.length || lastSeq === h.acked.length + 1,
+          `${h.id}: lastSeq ${lastSeq}, acknowledged ${h.acked.length}`,
+        ).toBe(true);
         const current = new Set((detail.body.deviations as { key: string }[]).map((d) => d.key));
-        for (const r of stored) for (const d of r.body.deviations) expect(current, `${h.id} seq ${r.seq}`).toContain(d.key);
+        for (const r of stored)
+          for (const d of r.body.deviations) expect(current, `${h.id} seq ${r.seq}`).toContain(d.key);
         expect(current.size).toBe(lastSeq);
         expect(detail.body.host.deviationCount).toBe(lastSeq);
 
@@ -298,7 +356,13 @@ describe('controller server', () => {
         expect(retry.status).toBe(200);
         expect(retry.body.status).toBe(lastSeq === h.lost!.seq ? 'duplicate' : 'accepted');
         // And the next seq goes through.
-        const next = await call(ctl.url, 'POST', '/api/v1/reports', h.credential, eventReport(s.manifest, h.id, h.lost!.seq + 1));
+        const next = await call(
+          ctl.url,
+          'POST',
+          '/api/v1/reports',
+          h.credential,
+          eventReport(s.manifest, h.id, h.lost!.seq + 1),
+        );
         expect(next.body).toMatchObject({ status: 'accepted' });
       }
     } finally {
@@ -314,7 +378,11 @@ describe('controller server', () => {
     const text = JSON.stringify({ manifest: s.manifest });
     const body = new PassThrough();
     const firstChunk = bodyChunkSent();
-    const upload = request(`${ctl.url}/api/v1/manifests`, { method: 'POST', headers: { authorization: `Bearer ${s.tokens.operator}`, 'content-type': 'application/json' }, body });
+    const upload = request(`${ctl.url}/api/v1/manifests`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${s.tokens.operator}`, 'content-type': 'application/json' },
+      body,
+    });
     body.write(text.slice(0, 100));
     await firstChunk;
     // The upload's bytes were on the wire before this probe's connection existed: once the controller
@@ -322,7 +390,15 @@ describe('controller server', () => {
     expect(await statusOf(`${ctl.url}/healthz`)).toBe(200);
     ctl.proc.kill('SIGTERM');
     // New connections are refused while the upload is still open (its body is not finished yet).
-    await until(async () => (await statusOf(`${ctl.url}/healthz`).then(() => false, () => true)), `healthz refused after SIGTERM\n${ctl.output()}`, 10_000);
+    await until(
+      async () =>
+        await statusOf(`${ctl.url}/healthz`).then(
+          () => false,
+          () => true,
+        ),
+      `healthz refused after SIGTERM\n${ctl.output()}`,
+      10_000,
+    );
     body.end(text.slice(100));
     const res = await upload;
     expect(res.statusCode).toBe(201);

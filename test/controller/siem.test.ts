@@ -11,7 +11,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EVENT_KINDS, recordEvent } from '../../controller/events.js';
 import { notificationFor } from '../../controller/notify.js';
 import { chatSink, forwardOnce, siemWebhookSink, syslogSink, type Sink } from '../../controller/siem/forwarder.js';
-import { ComplianceFindingSchema, DeviceConfigStateChangeSchema, FileSystemActivitySchema, toOcsf } from '../../controller/siem/ocsf.js';
+import {
+  ComplianceFindingSchema,
+  DeviceConfigStateChangeSchema,
+  FileSystemActivitySchema,
+  toOcsf,
+} from '../../controller/siem/ocsf.js';
 import { formatSyslog, octetFrame } from '../../controller/siem/syslog.js';
 import { signWebhook, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhook } from '../../controller/siem/webhook.js';
 import { openStore } from '../../controller/store/index.js';
@@ -38,9 +43,22 @@ async function someDrift() {
 
 describe('syslog (RFC 5424)', () => {
   it('formats PRI, version, timestamp, host, app, procid, msgid, no structured data, and a BOM before the UTF-8 message', () => {
-    const line = formatSyslog({ facility: 10, severity: 3, timestamp: new Date('2026-03-02T09:00:00.123Z'), hostname: 'ctl 1', appName: 'driftwarden', procId: '42', msgId: 'ocsf-2003' }, '{"a":"ü"}');
+    const line = formatSyslog(
+      {
+        facility: 10,
+        severity: 3,
+        timestamp: new Date('2026-03-02T09:00:00.123Z'),
+        hostname: 'ctl 1',
+        appName: 'driftwarden',
+        procId: '42',
+        msgId: 'ocsf-2003',
+      },
+      '{"a":"ü"}',
+    );
     expect(line).toBe('<83>1 2026-03-02T09:00:00.123Z ctl1 driftwarden 42 ocsf-2003 - \uFEFF{"a":"ü"}');
-    expect(formatSyslog({ facility: 16, severity: 6, timestamp: new Date(0), hostname: '', appName: 'x' }, 'm')).toMatch(/^<134>1 1970-01-01T00:00:00\.000Z - x \d+ - - \uFEFFm$/);
+    expect(
+      formatSyslog({ facility: 16, severity: 6, timestamp: new Date(0), hostname: '', appName: 'x' }, 'm'),
+    ).toMatch(/^<134>1 1970-01-01T00:00:00\.000Z - x \d+ - - \uFEFFm$/);
   });
 
   it('frames TCP messages by their length in octets (RFC 6587), not characters', () => {
@@ -53,7 +71,13 @@ describe('syslog (RFC 5424)', () => {
     const got: string[] = [];
     await new Promise<void>((r) => server.bind(0, '127.0.0.1', r));
     server.on('message', (m) => got.push(m.toString('utf8')));
-    const sink = syslogSink({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, protocol: 'udp', appName: 'driftwarden', facility: 10 });
+    const sink = syslogSink({
+      host: '127.0.0.1',
+      port: (server.address() as AddressInfo).port,
+      protocol: 'udp',
+      appName: 'driftwarden',
+      facility: 10,
+    });
     try {
       const sent = await forwardOnce(h.store, sink, h.clock.now);
       expect(sent).toBeGreaterThan(0);
@@ -78,7 +102,13 @@ describe('syslog (RFC 5424)', () => {
       s.on('data', (d) => (buf = Buffer.concat([buf, d])));
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const sink = syslogSink({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, protocol: 'tcp', appName: 'driftwarden', facility: 10 });
+    const sink = syslogSink({
+      host: '127.0.0.1',
+      port: (server.address() as AddressInfo).port,
+      protocol: 'tcp',
+      appName: 'driftwarden',
+      facility: 10,
+    });
     try {
       const sent = await forwardOnce(h.store, sink, h.clock.now);
       await h.hosts.get('web-2')!.upgrade('curl', '8.0.0-1').scan();
@@ -158,7 +188,9 @@ describe('signed webhooks', () => {
       expect(hook.bodies).toHaveLength(1);
       expect(hook.bodies[0]!.signed).toBe(true);
       expect(hook.bodies[0]!.headers['content-type']).toBe('application/x-ndjson');
-      const lines = hook.bodies[0]!.body.trim().split('\n').map((l) => JSON.parse(l) as { metadata: { sequence: number } });
+      const lines = hook.bodies[0]!.body.trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { metadata: { sequence: number } });
       expect(lines).toHaveLength(sent);
       expect(await h.store.getEventCursor('siem-webhook')).toBe(lines[lines.length - 1]!.metadata.sequence);
       expect(await forwardOnce(h.store, sink, h.clock.now)).toBe(0); // nothing new, nothing sent twice
@@ -185,19 +217,53 @@ describe('chat notifications', () => {
       const msg = JSON.parse(hook.bodies[0]!.body);
       expect(msg.kind).toBe('host.tainted');
       expect(msg.text).toMatch(/host web-1\.example\.internal is tainted/);
-      expect(msg.fields).toEqual(expect.arrayContaining([{ title: 'host', value: 'web-1', short: true }, { title: 'group', value: 'web', short: true }, { title: 'image', value: 'ami-web-1', short: true }]));
+      expect(msg.fields).toEqual(
+        expect.arrayContaining([
+          { title: 'host', value: 'web-1', short: true },
+          { title: 'group', value: 'web', short: true },
+          { title: 'image', value: 'ami-web-1', short: true },
+        ]),
+      );
       expect(msg.attachments[0].fields).toEqual(msg.fields);
     } finally {
       await hook.close();
     }
   });
 
-  it('the scheduler\'s breaker trips and failed replacements are notified through recordEvent', async () => {
+  it("the scheduler's breaker trips and failed replacements are notified through recordEvent", async () => {
     const at = h.clock.iso();
-    const trip = await h.store.transaction((tx) => recordEvent(tx, { at, kind: EVENT_KINDS.breakerTripped, hostId: null, actor: 'scheduler', detail: { group: 'web', taintedShare: 0.4, threshold: 0.3, reason: '40% of web tainted within 15m' } }));
-    const fail = await h.store.transaction((tx) => recordEvent(tx, { at, kind: EVENT_KINDS.replacementFailed, hostId: 'web-1', actor: 'scheduler', detail: { group: 'web', provider: 'aws-asg', attempt: 3, error: 'TerminateInstanceInAutoScalingGroup: throttled' } }));
-    expect(notificationFor(trip)).toMatchObject({ kind: 'breaker.tripped', severity: 'critical', text: expect.stringMatching(/paused in group web/) });
-    expect(notificationFor(fail)).toMatchObject({ kind: 'replacement.failed', text: expect.stringMatching(/web-1 failed: TerminateInstance/) });
+    const trip = await h.store.transaction((tx) =>
+      recordEvent(tx, {
+        at,
+        kind: EVENT_KINDS.breakerTripped,
+        hostId: null,
+        actor: 'scheduler',
+        detail: { group: 'web', taintedShare: 0.4, threshold: 0.3, reason: '40% of web tainted within 15m' },
+      }),
+    );
+    const fail = await h.store.transaction((tx) =>
+      recordEvent(tx, {
+        at,
+        kind: EVENT_KINDS.replacementFailed,
+        hostId: 'web-1',
+        actor: 'scheduler',
+        detail: {
+          group: 'web',
+          provider: 'aws-asg',
+          attempt: 3,
+          error: 'TerminateInstanceInAutoScalingGroup: throttled',
+        },
+      }),
+    );
+    expect(notificationFor(trip)).toMatchObject({
+      kind: 'breaker.tripped',
+      severity: 'critical',
+      text: expect.stringMatching(/paused in group web/),
+    });
+    expect(notificationFor(fail)).toMatchObject({
+      kind: 'replacement.failed',
+      text: expect.stringMatching(/web-1 failed: TerminateInstance/),
+    });
     // And they reach the SIEM feed as Device Config State Change events.
     expect(DeviceConfigStateChangeSchema.safeParse(toOcsf(trip)).success).toBe(true);
   });

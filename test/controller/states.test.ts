@@ -3,15 +3,36 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultPolicy, evaluateAll } from '../../controller/policy.js';
-import { columnOf, IllegalTransitionError, next, TRANSITIONS, type HostEvent, type TableColumn } from '../../controller/states.js';
+import {
+  columnOf,
+  IllegalTransitionError,
+  next,
+  TRANSITIONS,
+  type HostEvent,
+  type TableColumn,
+} from '../../controller/states.js';
 import { HOST_STATES, type HostState } from '../../controller/store/types.js';
 import { ERRORS, isDwError } from '../../shared/errors.js';
 
 /** One event of each column, so that every cell can be driven through next(). */
 const EVENTS: Record<TableColumn, HostEvent> = {
   none: { type: 'report', worst: 'none' },
-  report: { type: 'report', worst: 'report', culprit: { collector: 'files', key: '/srv/x', change: 'added', decidedBy: 'rule:r', rule: 'r' } },
-  taint: { type: 'report', worst: 'taint', culprit: { collector: 'packages', key: 'openssl:amd64', change: 'modified', decidedBy: 'rule:packages', rule: 'packages' } },
+  report: {
+    type: 'report',
+    worst: 'report',
+    culprit: { collector: 'files', key: '/srv/x', change: 'added', decidedBy: 'rule:r', rule: 'r' },
+  },
+  taint: {
+    type: 'report',
+    worst: 'taint',
+    culprit: {
+      collector: 'packages',
+      key: 'openssl:amd64',
+      change: 'modified',
+      decidedBy: 'rule:packages',
+      rule: 'packages',
+    },
+  },
   beat: { type: 'heartbeat' },
   silent: { type: 'silent', after: '10m' },
   long: { type: 'long-silence', after: '1h' },
@@ -53,7 +74,9 @@ describe('transition table', () => {
     expect(columnOf({ type: 'report', worst: 'ignore' })).toBe('none');
   });
 
-  const pairs = HOST_STATES.flatMap((state) => (Object.keys(EVENTS) as TableColumn[]).map((column) => [state, column] as const));
+  const pairs = HOST_STATES.flatMap((state) =>
+    (Object.keys(EVENTS) as TableColumn[]).map((column) => [state, column] as const),
+  );
   it.each(pairs)('%s on %s does what the table says', (state, column) => {
     const cell = doc.rows.get(state)![doc.columns.indexOf(column)]!;
     expect(TRANSITIONS[state][column]).toBe(cell);
@@ -74,7 +97,11 @@ describe('taint is sticky', () => {
   const clean: HostEvent = { type: 'report', worst: 'none' };
 
   it('a reverted change does not clean a tainted host', () => {
-    expect(next('tainted', clean)).toEqual({ state: 'tainted', changed: false, cause: 'report: still tainted (taint is sticky; only replacement ends it)' });
+    expect(next('tainted', clean)).toEqual({
+      state: 'tainted',
+      changed: false,
+      cause: 'report: still tainted (taint is sticky; only replacement ends it)',
+    });
   });
 
   it('a host tainted before going silent stays tainted through silence and its return', () => {
@@ -98,13 +125,20 @@ describe('taint is sticky', () => {
 
 describe('silence', () => {
   it('a silent host that reports again goes where its report says', () => {
-    expect(next('silent', { type: 'report', worst: 'none' })).toMatchObject({ state: 'clean', cause: 'clean: reporting again, nothing the policy reports' });
+    expect(next('silent', { type: 'report', worst: 'none' })).toMatchObject({
+      state: 'clean',
+      cause: 'clean: reporting again, nothing the policy reports',
+    });
     expect(next('silent', EVENTS.report).state).toBe('drifted');
     expect(next('silent', EVENTS.taint).state).toBe('tainted');
   });
 
   it('a heartbeat alone does not end silence: only a full report vouches for the host', () => {
-    expect(next('silent', EVENTS.beat)).toEqual({ state: 'silent', changed: false, cause: 'heartbeat: still silent until a full report arrives' });
+    expect(next('silent', EVENTS.beat)).toEqual({
+      state: 'silent',
+      changed: false,
+      cause: 'heartbeat: still silent until a full report arrives',
+    });
   });
 
   it('a long silence taints, also when the first grace period was never recorded', () => {
@@ -140,7 +174,9 @@ describe('causes', () => {
   });
 
   it('count the other deviations of the same kind', () => {
-    expect(next('drifted', { ...EVENTS.taint, counts: { taint: 3 } } as HostEvent).cause).toBe('taint: packages openssl:amd64 modified (rule "packages") and 2 more');
+    expect(next('drifted', { ...EVENTS.taint, counts: { taint: 3 } } as HostEvent).cause).toBe(
+      'taint: packages openssl:amd64 modified (rule "packages") and 2 more',
+    );
   });
 
   it('take the policy evaluation of a report as it is', () => {
@@ -158,16 +194,28 @@ describe('causes', () => {
       changed: true,
       cause: 'taint: sysctl net.ipv4.ip_forward modified (rule "default/sysctl")',
     });
-    expect(next('clean', { type: 'report', worst: 'report', culprit: { collector: 'files', key: '/x', change: 'added', decidedBy: 'no-rule', rule: null } }).cause).toBe(
-      'drift: files /x added (no rule matched)',
-    );
+    expect(
+      next('clean', {
+        type: 'report',
+        worst: 'report',
+        culprit: { collector: 'files', key: '/x', change: 'added', decidedBy: 'no-rule', rule: null },
+      }).cause,
+    ).toBe('drift: files /x added (no rule matched)');
   });
 
   it('describe the first report and a return to clean', () => {
     expect(next('pending', { type: 'report', worst: 'none' }).cause).toBe('clean: first report matches the manifest');
-    expect(next('drifted', { type: 'report', worst: 'exempt' })).toEqual({ state: 'clean', changed: true, cause: 'clean: no reported deviations remain' });
+    expect(next('drifted', { type: 'report', worst: 'exempt' })).toEqual({
+      state: 'clean',
+      changed: true,
+      cause: 'clean: no reported deviations remain',
+    });
     expect(next('replacing', EVENTS.done).cause).toBe('replacement completed');
-    expect(next('replaced', EVENTS.done)).toEqual({ state: 'replaced', changed: false, cause: 'replacement completed (already recorded)' });
+    expect(next('replaced', EVENTS.done)).toEqual({
+      state: 'replaced',
+      changed: false,
+      cause: 'replacement completed (already recorded)',
+    });
   });
 });
 

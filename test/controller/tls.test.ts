@@ -20,11 +20,72 @@ const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'igno
 function pki(): string {
   const dir = tempDir();
   const f = (n: string) => join(dir, n);
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', f('tls.key'), '-out', f('tls.crt')]);
+  openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=localhost',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+    '-keyout',
+    f('tls.key'),
+    '-out',
+    f('tls.crt'),
+  ]);
   for (const ca of ['ca', 'other-ca']) {
-    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', `/CN=${ca}`, '-keyout', f(`${ca}.key`), '-out', f(`${ca}.crt`)]);
-    openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=host-1', '-keyout', f(`${ca}-client.key`), '-out', f(`${ca}-client.csr`)]);
-    openssl(['x509', '-req', '-in', f(`${ca}-client.csr`), '-CA', f(`${ca}.crt`), '-CAkey', f(`${ca}.key`), '-CAcreateserial', '-days', '1', '-out', f(`${ca}-client.crt`)]);
+    openssl([
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${ca}`,
+      '-keyout',
+      f(`${ca}.key`),
+      '-out',
+      f(`${ca}.crt`),
+    ]);
+    openssl([
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-subj',
+      '/CN=host-1',
+      '-keyout',
+      f(`${ca}-client.key`),
+      '-out',
+      f(`${ca}-client.csr`),
+    ]);
+    openssl([
+      'x509',
+      '-req',
+      '-in',
+      f(`${ca}-client.csr`),
+      '-CA',
+      f(`${ca}.crt`),
+      '-CAkey',
+      f(`${ca}.key`),
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-out',
+      f(`${ca}-client.crt`),
+    ]);
     chmodSync(f(`${ca}-client.key`), 0o600);
   }
   return dir;
@@ -42,8 +103,34 @@ async function mtlsController(dir: string, tls: Record<string, unknown> = {}) {
 describe('controller TLS', () => {
   it('serves HTTPS with the configured certificate and refuses plain HTTP', async () => {
     const dir = tempDir();
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt')], { stdio: 'ignore' });
-    const config = ControllerConfigSchema.parse({ listen: '127.0.0.1:0', store: `sqlite:${join(dir, 'c.db')}`, tls: { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') } });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'tls.key'),
+        '-out',
+        join(dir, 'tls.crt'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const config = ControllerConfigSchema.parse({
+      listen: '127.0.0.1:0',
+      store: `sqlite:${join(dir, 'c.db')}`,
+      tls: { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') },
+    });
     const ctl = await startController(config, { log: pino({ level: 'silent' }) });
     try {
       expect(ctl.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
@@ -52,7 +139,9 @@ describe('controller TLS', () => {
       expect(res.statusCode).toBe(200);
       expect(await res.body.json()).toEqual({ ok: true });
       await dispatcher.close();
-      await expect(request(`${ctl.url.replace('https', 'http')}/healthz`, { headersTimeout: 2000 }).then((r) => r.body.text())).rejects.toThrow();
+      await expect(
+        request(`${ctl.url.replace('https', 'http')}/healthz`, { headersTimeout: 2000 }).then((r) => r.body.text()),
+      ).rejects.toThrow();
     } finally {
       await ctl.close();
     }
@@ -60,8 +149,14 @@ describe('controller TLS', () => {
 
   it('names a missing certificate file before opening a port', async () => {
     const dir = tempDir();
-    const config = ControllerConfigSchema.parse({ listen: '127.0.0.1:0', store: `sqlite:${join(dir, 'c.db')}`, tls: { certFile: join(dir, 'none.crt'), keyFile: join(dir, 'none.key') } });
-    await expect(startController(config, { log: pino({ level: 'silent' }) })).rejects.toThrow(/cannot read the TLS certificate .*none\.crt: ENOENT/);
+    const config = ControllerConfigSchema.parse({
+      listen: '127.0.0.1:0',
+      store: `sqlite:${join(dir, 'c.db')}`,
+      tls: { certFile: join(dir, 'none.crt'), keyFile: join(dir, 'none.key') },
+    });
+    await expect(startController(config, { log: pino({ level: 'silent' }) })).rejects.toThrow(
+      /cannot read the TLS certificate .*none\.crt: ENOENT/,
+    );
   });
 
   it('with a client CA, refuses a client without a certificate (or with one from another CA) at the handshake, and takes one with', async () => {
@@ -69,7 +164,12 @@ describe('controller TLS', () => {
     const ctl = await mtlsController(dir);
     const transports: Transport[] = [];
     const agent = (cert?: string) => {
-      const t = new Transport({ url: ctl.url, caFile: join(dir, 'tls.crt'), timeoutMs: 5000, ...(cert ? { certFile: join(dir, `${cert}-client.crt`), keyFile: join(dir, `${cert}-client.key`) } : {}) });
+      const t = new Transport({
+        url: ctl.url,
+        caFile: join(dir, 'tls.crt'),
+        timeoutMs: 5000,
+        ...(cert ? { certFile: join(dir, `${cert}-client.crt`), keyFile: join(dir, `${cert}-client.key`) } : {}),
+      });
       transports.push(t);
       return t;
     };
@@ -81,7 +181,11 @@ describe('controller TLS', () => {
       const t = agent('ca');
       expect(await t.get('/healthz')).toEqual({ ok: true, status: 200, body: { ok: true } });
       // The certificate opens the connection; it does not stand in for the host credential.
-      expect(await t.post('/api/v1/reports', 'not-a-credential', { schema: 'driftwarden/report/v1' })).toMatchObject({ ok: false, retry: false, status: 401 });
+      expect(await t.post('/api/v1/reports', 'not-a-credential', { schema: 'driftwarden/report/v1' })).toMatchObject({
+        ok: false,
+        retry: false,
+        status: 401,
+      });
     } finally {
       for (const t of transports) await t.close();
       await ctl.close();
@@ -92,7 +196,13 @@ describe('controller TLS', () => {
     const dir = pki();
     const ctl = await mtlsController(dir, { requireClientCert: false });
     const none = new Transport({ url: ctl.url, caFile: join(dir, 'tls.crt'), timeoutMs: 5000 });
-    const bad = new Transport({ url: ctl.url, caFile: join(dir, 'tls.crt'), timeoutMs: 5000, certFile: join(dir, 'other-ca-client.crt'), keyFile: join(dir, 'other-ca-client.key') });
+    const bad = new Transport({
+      url: ctl.url,
+      caFile: join(dir, 'tls.crt'),
+      timeoutMs: 5000,
+      certFile: join(dir, 'other-ca-client.crt'),
+      keyFile: join(dir, 'other-ca-client.key'),
+    });
     try {
       expect(await none.get('/healthz')).toMatchObject({ ok: true });
       const r = await bad.get('/healthz');
@@ -108,6 +218,13 @@ describe('controller TLS', () => {
   it('the agent refuses a client key that others can read, naming controller.keyFile', () => {
     const dir = pki();
     chmodSync(join(dir, 'ca-client.key'), 0o644);
-    expect(() => new Transport({ url: 'https://127.0.0.1:1', certFile: join(dir, 'ca-client.crt'), keyFile: join(dir, 'ca-client.key') })).toThrow(/controller\.keyFile: .*ca-client\.key is readable by group or others \(mode 644\); chmod 600 it/);
+    expect(
+      () =>
+        new Transport({
+          url: 'https://127.0.0.1:1',
+          certFile: join(dir, 'ca-client.crt'),
+          keyFile: join(dir, 'ca-client.key'),
+        }),
+    ).toThrow(/controller\.keyFile: .*ca-client\.key is readable by group or others \(mode 644\); chmod 600 it/);
   });
 });

@@ -10,7 +10,12 @@ import { webhookProvider } from '../../controller/providers/webhook.js';
 import { postSigned, signWebhook } from '../../controller/siem/webhook.js';
 import { Recorder, context, target } from './providers/recorder.js';
 
-const verify = verifyDriftwardenWebhook as (secret: string, headers: Record<string, unknown>, body: string, nowMs?: number) => boolean;
+const verify = verifyDriftwardenWebhook as (
+  secret: string,
+  headers: Record<string, unknown>,
+  body: string,
+  nowMs?: number,
+) => boolean;
 const SECRET = 's3cret';
 
 describe('the webhook receiver example', () => {
@@ -30,7 +35,11 @@ describe('the webhook receiver example', () => {
     const now = new Date('2026-01-01T00:00:00Z');
     const server = await new Recorder(() => ({ body: { status: 'done' } })).start();
     try {
-      await postSigned(`${server.url}/siem`, '{"class_uid":2004}\n', { secret: Buffer.from(SECRET), contentType: 'application/x-ndjson', now: () => now });
+      await postSigned(`${server.url}/siem`, '{"class_uid":2004}\n', {
+        secret: Buffer.from(SECRET),
+        contentType: 'application/x-ndjson',
+        now: () => now,
+      });
       const p = webhookProvider({ url: `${server.url}/replace`, secret: SECRET, timeout: '5s', retries: 0 });
       await p.replace(target(), context({ now: () => now }));
       expect(server.requests).toHaveLength(2);

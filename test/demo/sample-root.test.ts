@@ -16,21 +16,34 @@ async function bakedImage() {
   const root = join(dir, 'image');
   writeSampleRoot(root);
   const manifest = join(dir, 'manifest.json');
-  const built = await buildManifest({ root, imageId: 'img-test', name: 'sample', version: '1', out: manifest, log: silentLogger });
+  const built = await buildManifest({
+    root,
+    imageId: 'img-test',
+    name: 'sample',
+    version: '1',
+    out: manifest,
+    log: silentLogger,
+  });
   return { dir, root, manifest, built };
 }
 
 describe('the demo sample image', () => {
   it('has something in every collector and checks clean against its own manifest', async () => {
     const { root, manifest, built } = await bakedImage();
-    for (const collector of ['packages', 'sysctl', 'cron', 'files'] as const) expect(built.manifest.sections[collector]?.items.length, collector).toBeGreaterThan(0);
+    for (const collector of ['packages', 'sysctl', 'cron', 'files'] as const)
+      expect(built.manifest.sections[collector]?.items.length, collector).toBeGreaterThan(0);
     const r = await check({ manifest, root, log: silentLogger });
     expect(r.complete).toBe(true);
     expect(r.deviations).toEqual([]);
   });
 
   const EXPECTED: Record<DriftName, string[]> = {
-    'openssl-patched': ['files /usr/bin/openssl', 'files /usr/lib/x86_64-linux-gnu/libssl.so.3', 'packages libssl3:amd64', 'packages openssl:amd64'],
+    'openssl-patched': [
+      'files /usr/bin/openssl',
+      'files /usr/lib/x86_64-linux-gnu/libssl.so.3',
+      'packages libssl3:amd64',
+      'packages openssl:amd64',
+    ],
     'sysctl-tuned': ['files /etc/sysctl.d/99-tuning.conf', 'sysctl net.core.somaxconn'],
     'debug-session': [
       'cron /etc/cron.d/debug-trace /usr/bin/strace -f -p 1 -o /tmp/trace.log',
@@ -43,16 +56,24 @@ describe('the demo sample image', () => {
     ],
   };
 
-  it.each(Object.keys(EXPECTED) as DriftName[])('%s: the deviations it causes, and the default policy taints the host', async (name) => {
-    const { dir, root, manifest } = await bakedImage();
-    const host = join(dir, name);
-    cpSync(root, host, { recursive: true, verbatimSymlinks: true });
-    DRIFTS[name].apply(host);
-    const r = await check({ manifest, root: host, log: silentLogger });
-    expect(r.deviations.map((d) => `${d.collector} ${d.key}`).sort()).toEqual(EXPECTED[name]);
-    const evaluation = evaluateAll(defaultPolicy(), r.deviations, { hostId: 'h', imageId: 'img-test', now: new Date(), exemptions: [] });
-    expect(evaluation.worst).toBe('taint');
-  });
+  it.each(Object.keys(EXPECTED) as DriftName[])(
+    '%s: the deviations it causes, and the default policy taints the host',
+    async (name) => {
+      const { dir, root, manifest } = await bakedImage();
+      const host = join(dir, name);
+      cpSync(root, host, { recursive: true, verbatimSymlinks: true });
+      DRIFTS[name].apply(host);
+      const r = await check({ manifest, root: host, log: silentLogger });
+      expect(r.deviations.map((d) => `${d.collector} ${d.key}`).sort()).toEqual(EXPECTED[name]);
+      const evaluation = evaluateAll(defaultPolicy(), r.deviations, {
+        hostId: 'h',
+        imageId: 'img-test',
+        now: new Date(),
+        exemptions: [],
+      });
+      expect(evaluation.worst).toBe('taint');
+    },
+  );
 
   it('debug-session: the service enabled by hand is attributed to the sudo command in the auth log', async () => {
     const { dir, root, manifest } = await bakedImage();
@@ -61,8 +82,19 @@ describe('the demo sample image', () => {
     DRIFTS['debug-session'].apply(host);
     const r = await check({ manifest, root: host, log: silentLogger });
     const enabled = r.deviations.find((d) => d.collector === 'services')!;
-    expect(enabled).toMatchObject({ key: 'rsync.service', change: 'modified', fields: ['state'], expected: { state: 'disabled' }, actual: { state: 'enabled' } });
-    expect(enabled.attribution).toMatchObject({ source: 'auth-log', action: 'systemctl enable', user: 'deploy', commandLine: '/usr/bin/systemctl enable rsync' });
+    expect(enabled).toMatchObject({
+      key: 'rsync.service',
+      change: 'modified',
+      fields: ['state'],
+      expected: { state: 'disabled' },
+      actual: { state: 'enabled' },
+    });
+    expect(enabled.attribution).toMatchObject({
+      source: 'auth-log',
+      action: 'systemctl enable',
+      user: 'deploy',
+      commandLine: '/usr/bin/systemctl enable rsync',
+    });
   });
 
   it('drifts some hosts of each group and leaves others clean, with the breaker’s 30% crossed in one group only', () => {

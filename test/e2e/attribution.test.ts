@@ -19,7 +19,10 @@ import { copyFixture, FIXTURES, tempDir } from '../helpers/tmp.js';
 const BIN = fileURLToPath(new URL('../../bin/driftwarden.js', import.meta.url));
 
 function dw(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'error' } });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'error' },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -30,11 +33,23 @@ const utc = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace('T',
 function upgradeOpenssl(root: string): void {
   const at = Date.now() + 60_000; // after the manifest's createdAt, whatever the clock's resolution
   const status = join(root, 'var/lib/dpkg/status');
-  writeFileSync(status, readFileSync(status, 'utf8').replace(/(Package: openssl\n(?:.+\n)*?)Version: 3\.0\.11-1~deb12u2/, '$1Version: 3.0.13-1~deb12u1'));
+  writeFileSync(
+    status,
+    readFileSync(status, 'utf8').replace(
+      /(Package: openssl\n(?:.+\n)*?)Version: 3\.0\.11-1~deb12u2/,
+      '$1Version: 3.0.13-1~deb12u1',
+    ),
+  );
   const content = '#!/bin/sh\necho openssl 3.0.13\n';
   writeFileSync(join(root, 'usr/bin/openssl'), content, { mode: 0o755 });
   const md5 = createHash('md5').update(content).digest('hex');
-  writeFileSync(join(root, 'var/lib/dpkg/info/openssl.md5sums'), readFileSync(join(root, 'var/lib/dpkg/info/openssl.md5sums'), 'utf8').replace(/^[0-9a-f]{32}(?=  usr\/bin\/openssl$)/m, md5));
+  writeFileSync(
+    join(root, 'var/lib/dpkg/info/openssl.md5sums'),
+    readFileSync(join(root, 'var/lib/dpkg/info/openssl.md5sums'), 'utf8').replace(
+      /^[0-9a-f]{32}(?=  usr\/bin\/openssl$)/m,
+      md5,
+    ),
+  );
   appendFileSync(
     join(root, 'var/log/dpkg.log'),
     `${utc(at)} startup archives unpack\n${utc(at)} upgrade openssl:amd64 3.0.11-1~deb12u2 3.0.13-1~deb12u1\n${utc(at + 1000)} configure openssl:amd64 3.0.13-1~deb12u1 <none>\n`,
@@ -84,17 +99,26 @@ describe('driftwarden check attributes deviations to package transactions', () =
       commandLine: 'apt-get install --only-upgrade openssl',
       user: 'alice (1000)',
     };
-    expect(byKey.get('openssl:amd64')!.attribution).toEqual({ ...upgrade, at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$/) });
-    expect(byKey.get('/usr/bin/openssl')!.attribution).toEqual({ ...upgrade, at: byKey.get('openssl:amd64')!.attribution!.at, ownedBy: 'openssl' });
+    expect(byKey.get('openssl:amd64')!.attribution).toEqual({
+      ...upgrade,
+      at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$/),
+    });
+    expect(byKey.get('/usr/bin/openssl')!.attribution).toEqual({
+      ...upgrade,
+      at: byKey.get('openssl:amd64')!.attribution!.at,
+      ownedBy: 'openssl',
+    });
     expect(byKey.get('/usr/bin/bash')!.attribution).toBeUndefined();
   });
 
-  it('keeps the report\'s digests true: attribution is beside the deviation, not part of the state', () => {
+  it("keeps the report's digests true: attribution is beside the deviation, not part of the state", () => {
     const r = dw('check', '--json', '--manifest', manifest, '--root', drifted());
     const result = CheckResultSchema.parse(JSON.parse(r.stdout));
     const m = ManifestSchema.parse(JSON.parse(readFileSync(manifest, 'utf8')));
     for (const name of ['packages', 'files'] as CollectorName[]) {
-      expect(digestOf(applyDeviations(name, m.sections[name]!.items as AnyItem[], result.deviations)), name).toBe(result.digests[name]);
+      expect(digestOf(applyDeviations(name, m.sections[name]!.items as AnyItem[], result.deviations)), name).toBe(
+        result.digests[name],
+      );
     }
   });
 
@@ -104,7 +128,9 @@ describe('driftwarden check attributes deviations to package transactions', () =
     expect(r.stdout).toMatch(
       /modified openssl:amd64 {2}\[high\]\n {6}version: 3\.0\.11-1~deb12u2 -> 3\.0\.13-1~deb12u1\n {6}upgraded by "apt-get install --only-upgrade openssl", run by alice \(1000\) at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+00:00 \(apt history\)\n/,
     );
-    expect(r.stdout).toMatch(/ {6}owned by openssl, upgraded 3\.0\.11-1~deb12u2 -> 3\.0\.13-1~deb12u1 by "apt-get install --only-upgrade openssl", run by alice \(1000\) at .* \(apt history\)\n/);
+    expect(r.stdout).toMatch(
+      / {6}owned by openssl, upgraded 3\.0\.11-1~deb12u2 -> 3\.0\.13-1~deb12u1 by "apt-get install --only-upgrade openssl", run by alice \(1000\) at .* \(apt history\)\n/,
+    );
     expect(r.stdout).not.toMatch(/usr\/bin\/bash.*\n(?: {6}.*\n)* {6}.*\(apt history\)/);
   });
 

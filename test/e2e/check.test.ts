@@ -18,7 +18,10 @@ import { copyFixture, FIXTURES, tempDir } from '../helpers/tmp.js';
 const BIN = fileURLToPath(new URL('../../bin/driftwarden.js', import.meta.url));
 
 function dw(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'error' } });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'error' },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -33,8 +36,14 @@ function drift(root: string): void {
   const status = join(root, 'var/lib/dpkg/status');
   const text = readFileSync(status, 'utf8');
   // A package upgraded in place, and one added.
-  writeFileSync(status, text.replace(/(Package: openssl\n(?:.+\n)*?)Version: 3\.0\.11-1~deb12u2/, '$1Version: 3.0.13-1~deb12u1'));
-  appendFileSync(status, '\nPackage: strace\nStatus: install ok installed\nArchitecture: amd64\nVersion: 6.1-0.1\nDescription: System call tracer\n');
+  writeFileSync(
+    status,
+    text.replace(/(Package: openssl\n(?:.+\n)*?)Version: 3\.0\.11-1~deb12u2/, '$1Version: 3.0.13-1~deb12u1'),
+  );
+  appendFileSync(
+    status,
+    '\nPackage: strace\nStatus: install ok installed\nArchitecture: amd64\nVersion: 6.1-0.1\nDescription: System call tracer\n',
+  );
   writeFileSync(join(root, 'usr/bin/strace'), '#!/bin/sh\necho strace\n', { mode: 0o755 });
   // A kernel parameter tuned during an incident.
   writeFileSync(join(root, 'proc/sys/vm/swappiness'), '60\n');
@@ -64,16 +73,46 @@ describe('driftwarden check, end to end', () => {
     manifest = join(work, 'manifest.json');
     expect(dw('keygen', '--out', join(work, 'keys')).code).toBe(0);
     pub = join(work, 'keys/bake.pub');
-    const built = dw('manifest', 'build', '--root', root, '--image-id', 'img-web-1', '--name', 'web', '--version', '1.0.0', '--sign-key', join(work, 'keys/bake.key'), '--out', manifest);
-    expect(built.stderr).toBe("");
+    const built = dw(
+      'manifest',
+      'build',
+      '--root',
+      root,
+      '--image-id',
+      'img-web-1',
+      '--name',
+      'web',
+      '--version',
+      '1.0.0',
+      '--sign-key',
+      join(work, 'keys/bake.key'),
+      '--out',
+      manifest,
+    );
+    expect(built.stderr).toBe('');
     expect(built.code).toBe(0);
   });
 
   it('bakes a signed manifest with every section', () => {
     const m = ManifestSchema.parse(JSON.parse(readFileSync(manifest, 'utf8')));
-    expect(Object.keys(m.sections).sort()).toEqual(['accounts', 'cron', 'files', 'firewall', 'kernel-modules', 'packages', 'services', 'sysctl']);
+    expect(Object.keys(m.sections).sort()).toEqual([
+      'accounts',
+      'cron',
+      'files',
+      'firewall',
+      'kernel-modules',
+      'packages',
+      'services',
+      'sysctl',
+    ]);
     expect(m.os?.id).toBe('debian');
-    expect(m.sections.packages!.items.map((i) => i.key)).toEqual(['bash:amd64', 'libssl3:amd64', 'openssh-server:amd64', 'openssl:amd64', 'tzdata:all']);
+    expect(m.sections.packages!.items.map((i) => i.key)).toEqual([
+      'bash:amd64',
+      'libssl3:amd64',
+      'openssh-server:amd64',
+      'openssl:amd64',
+      'tzdata:all',
+    ]);
     const v = dw('manifest', 'verify', manifest, '--pubkey', pub);
     expect(v.code).toBe(0);
     expect(v.stdout).toContain('signature: valid');
@@ -95,7 +134,10 @@ describe('driftwarden check, end to end', () => {
     const got = result.deviations.map((d) => `${d.collector} ${d.change} ${d.key}`).sort();
     const cron = result.deviations.filter((d) => d.collector === 'cron');
     expect(cron).toHaveLength(1);
-    expect(cron[0]).toMatchObject({ change: 'added', actual: { file: '/etc/cron.d/backdoor', user: 'root', schedule: '*/5 * * * *' } });
+    expect(cron[0]).toMatchObject({
+      change: 'added',
+      actual: { file: '/etc/cron.d/backdoor', user: 'root', schedule: '*/5 * * * *' },
+    });
     expect(got).toEqual(
       [
         `cron added ${cron[0]!.key}`,
@@ -110,9 +152,22 @@ describe('driftwarden check, end to end', () => {
       ].sort(),
     );
     const byKey = new Map(result.deviations.map((d) => [d.key, d]));
-    expect(byKey.get('openssl:amd64')).toMatchObject({ fields: ['version'], expected: { version: '3.0.11-1~deb12u2' }, actual: { version: '3.0.13-1~deb12u1' } });
-    expect(byKey.get('vm.swappiness')).toMatchObject({ fields: ['runtime'], expected: { runtime: '10', declared: '10' }, actual: { runtime: '60', declared: '10' } });
-    expect(byKey.get('/etc/ssh/sshd_config')).toMatchObject({ fields: ['mode'], expected: { mode: '0644' }, actual: { mode: '0600' }, severity: 'critical' });
+    expect(byKey.get('openssl:amd64')).toMatchObject({
+      fields: ['version'],
+      expected: { version: '3.0.11-1~deb12u2' },
+      actual: { version: '3.0.13-1~deb12u1' },
+    });
+    expect(byKey.get('vm.swappiness')).toMatchObject({
+      fields: ['runtime'],
+      expected: { runtime: '10', declared: '10' },
+      actual: { runtime: '60', declared: '10' },
+    });
+    expect(byKey.get('/etc/ssh/sshd_config')).toMatchObject({
+      fields: ['mode'],
+      expected: { mode: '0644' },
+      actual: { mode: '0600' },
+      severity: 'critical',
+    });
     expect(byKey.get('/usr/sbin/sshd')).toMatchObject({ fields: ['sha256', 'size'], severity: 'critical' });
     expect(result.summary.total).toBe(9);
     expect(code).toBe(1);
@@ -135,7 +190,9 @@ describe('driftwarden check, end to end', () => {
     const r = dw('check', '--manifest', manifest, '--root', drifted);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/packages: 2 deviations/);
-    expect(r.stdout).toMatch(/modified openssl:amd64 {2}\[high\]\n {6}version: 3\.0\.11-1~deb12u2 -> 3\.0\.13-1~deb12u1/);
+    expect(r.stdout).toMatch(
+      /modified openssl:amd64 {2}\[high\]\n {6}version: 3\.0\.11-1~deb12u2 -> 3\.0\.13-1~deb12u1/,
+    );
     expect(r.stdout).toMatch(/DRIFT: 9 deviations/);
     // Piped: no progress output, and nothing on stderr but errors.
     expect(r.stderr).toBe('');
@@ -148,11 +205,17 @@ describe('driftwarden check, end to end', () => {
 
     const corrupt = join(work, 'corrupt.json');
     writeFileSync(corrupt, readFileSync(manifest, 'utf8').slice(0, 500));
-    expect(dw('check', '--manifest', corrupt, '--root', root)).toMatchObject({ code: 2, stderr: expect.stringMatching(/corrupt\.json is not valid JSON/) });
+    expect(dw('check', '--manifest', corrupt, '--root', root)).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/corrupt\.json is not valid JSON/),
+    });
 
     const tampered = join(work, 'tampered.json');
     writeFileSync(tampered, readFileSync(manifest, 'utf8').replace('3.0.11-1~deb12u2', '3.0.13-1~deb12u1'));
-    expect(dw('check', '--manifest', tampered, '--root', root)).toMatchObject({ code: 2, stderr: expect.stringMatching(/section "packages" does not match its digest/) });
+    expect(dw('check', '--manifest', tampered, '--root', root)).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/section "packages" does not match its digest/),
+    });
 
     const otherKeys = join(work, 'other');
     dw('keygen', '--out', otherKeys);
@@ -161,8 +224,14 @@ describe('driftwarden check, end to end', () => {
       stderr: expect.stringMatching(/signed by key [0-9a-f]{16}, which is not a trusted key/),
     });
 
-    expect(dw('check', '--manifest', manifest, '--root', join(work, 'no-such-root'))).toMatchObject({ code: 2, stderr: expect.stringMatching(/root .*no-such-root cannot be read: ENOENT/) });
-    expect(dw('check', '--manifest', manifest, '--root', root, '--frobnicate')).toMatchObject({ code: 2, stderr: expect.stringMatching(/unknown option '--frobnicate'/) });
+    expect(dw('check', '--manifest', manifest, '--root', join(work, 'no-such-root'))).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/root .*no-such-root cannot be read: ENOENT/),
+    });
+    expect(dw('check', '--manifest', manifest, '--root', root, '--frobnicate')).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/unknown option '--frobnicate'/),
+    });
   });
 
   it('a new collector that cannot read its source makes the check incomplete, never clean', () => {
@@ -194,7 +263,10 @@ describe('driftwarden check, end to end', () => {
 
   it('refuses to bake a manifest from an incomplete scan', () => {
     const broken = copyFixture(root);
-    writeFileSync(join(broken, 'var/lib/dpkg/status'), 'Package: a\nStatus: install ok installed\nno colon on this line\n');
+    writeFileSync(
+      join(broken, 'var/lib/dpkg/status'),
+      'Package: a\nStatus: install ok installed\nno colon on this line\n',
+    );
     const r = dw('manifest', 'build', '--root', broken, '--image-id', 'x', '--out', join(work, 'broken.json'));
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/refusing to build a manifest from an incomplete scan: packages: .*status:3/);

@@ -18,7 +18,10 @@ const CHROMIUM = process.env.DRIFTWARDEN_CHROMIUM ?? '/usr/bin/chromium';
 const SKIP = process.env.DRIFTWARDEN_SKIP_BROWSER === '1';
 export const SCREENSHOTS = join(process.cwd(), 'test-results', 'screenshots');
 
-if (!SKIP && !existsSync(CHROMIUM)) throw new Error(`browser tests need Chromium at ${CHROMIUM} (apt-get install chromium), or DRIFTWARDEN_SKIP_BROWSER=1 on a machine without it`);
+if (!SKIP && !existsSync(CHROMIUM))
+  throw new Error(
+    `browser tests need Chromium at ${CHROMIUM} (apt-get install chromium), or DRIFTWARDEN_SKIP_BROWSER=1 on a machine without it`,
+  );
 
 // Skipped only with DRIFTWARDEN_SKIP_BROWSER=1; a missing Chromium fails the run above, so CI runs these.
 describe.skipIf(SKIP)('dashboard in Chromium', () => {
@@ -30,7 +33,8 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
     h = await Harness.start(await openStore(`sqlite:${join(tempDir('dw-browser-'), 'controller.db')}`));
     // A fleet: openssl patched by hand on web-01..web-03 (tainted), a user file on web-04 (drifted), the rest clean.
     const sims = [];
-    for (let i = 1; i <= 24; i++) sims.push(await h.enroll(`web-${String(i).padStart(2, '0')}`, { group: i <= 16 ? 'web' : 'api' }));
+    for (let i = 1; i <= 24; i++)
+      sims.push(await h.enroll(`web-${String(i).padStart(2, '0')}`, { group: i <= 16 ? 'web' : 'api' }));
     for (const s of sims) await s.scan();
     h.clock.advance(HOUR);
     for (const s of sims.slice(0, 3)) await s.upgrade('openssl', '3.0.13-1').scan();
@@ -40,7 +44,16 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   }, 120_000);
 
@@ -79,7 +92,10 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
     await page.screenshot({ path: join(SCREENSHOTS, 'overview.png'), fullPage: true });
 
     // Export CSV from the overview's fleet report links.
-    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('main > p .downloads a[data-test=csv-link]').click()]);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.locator('main > p .downloads a[data-test=csv-link]').click(),
+    ]);
     const csv = readFileSync((await download.path())!, 'utf8').split('\r\n');
     expect(download.suggestedFilename()).toMatch(/^drift-fleet-\d{4}-\d\d-\d\d\.csv$/);
     expect(csv[0]).toMatch(/^host_id,hostname,image_id,group,state,collector,key/);
@@ -92,7 +108,11 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
     await page.locator('select[name=state]').selectOption('tainted');
     await page.getByRole('button', { name: 'Apply' }).click();
     await expect.poll(() => page.locator('[data-test=host-count]').textContent()).toMatch(/3 hosts match/);
-    expect(await page.locator('[data-test=hosts-table] tr td:first-child').allTextContents()).toEqual(['web-01', 'web-02', 'web-03']);
+    expect(await page.locator('[data-test=hosts-table] tr td:first-child').allTextContents()).toEqual([
+      'web-01',
+      'web-02',
+      'web-03',
+    ]);
     await page.screenshot({ path: join(SCREENSHOTS, 'hosts.png'), fullPage: true });
 
     // Open a host and read its diff: the image's openssl against the host's.
@@ -109,19 +129,39 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
     const dialog = page.locator('dialog#confirm');
     await dialog.getByRole('button', { name: 'Exempt' }).click();
     // Not sent without a reason: the browser holds the form back, the dialog stays open.
-    expect(await dialog.locator('textarea[name=reason]').evaluate((el) => (el as unknown as { validity: { valueMissing: boolean } }).validity.valueMissing)).toBe(true);
+    expect(
+      await dialog
+        .locator('textarea[name=reason]')
+        .evaluate((el) => (el as unknown as { validity: { valueMissing: boolean } }).validity.valueMissing),
+    ).toBe(true);
     expect(await dialog.evaluate((el) => (el as unknown as { open: boolean }).open)).toBe(true);
     expect(await h.store.listExemptions({})).toEqual([]);
     await dialog.locator('textarea[name=reason]').fill('CVE-2026-0001 hotfix until the next bake');
     await dialog.locator('select[name=for]').selectOption('30d');
     await page.screenshot({ path: join(SCREENSHOTS, 'exempt-dialog.png') });
     await dialog.getByRole('button', { name: 'Exempt' }).click();
-    await page.getByRole('status').filter({ hasText: /Exemption .* active until/ }).waitFor();
+    await page
+      .getByRole('status')
+      .filter({ hasText: /Exemption .* active until/ })
+      .waitFor();
     const exemptions = await h.store.listExemptions({});
-    expect(exemptions).toEqual([expect.objectContaining({ hostId: 'web-02', collector: 'packages', keyPattern: 'openssl:amd64', reason: 'CVE-2026-0001 hotfix until the next bake', actor: h.actor('operator') })]);
-    expect((await h.store.listAudit({ limit: 200 })).filter((a) => a.action === 'exemption.create')).toEqual([expect.objectContaining({ actor: h.actor('operator'), target: exemptions[0]!.id })]);
+    expect(exemptions).toEqual([
+      expect.objectContaining({
+        hostId: 'web-02',
+        collector: 'packages',
+        keyPattern: 'openssl:amd64',
+        reason: 'CVE-2026-0001 hotfix until the next bake',
+        actor: h.actor('operator'),
+      }),
+    ]);
+    expect((await h.store.listAudit({ limit: 200 })).filter((a) => a.action === 'exemption.create')).toEqual([
+      expect.objectContaining({ actor: h.actor('operator'), target: exemptions[0]!.id }),
+    ]);
 
-    for (const [name, shot] of [['Findings', 'findings'], ['Audit log', 'audit']] as const) {
+    for (const [name, shot] of [
+      ['Findings', 'findings'],
+      ['Audit log', 'audit'],
+    ] as const) {
       await page.getByRole('link', { name }).click();
       await page.getByRole('heading', { name: name === 'Findings' ? 'Findings' : 'Audit log' }).waitFor();
       await page.locator('table tr:nth-child(2)').waitFor();
@@ -151,12 +191,27 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
   it('the replacement queue and the breaker: seen on their page and the overview, resumed by an operator (refused to a viewer), a replacement requested from a host page', async () => {
     // The scheduler (dry-run by default) queues the three tainted hosts; the breaker has tripped on group api.
     for (const sim of h.hosts.values()) expect((await sim.send({ kind: 'heartbeat' })).status).toBe(200); // all reachable: none counts as unavailable
-    expect((await h.req('POST', '/api/v1/scheduler/tick', { token: h.tokens.admin })).body).toMatchObject({ queued: 3 });
-    await h.store.replacements.putGroup({ name: 'api', paused: true, pausedReason: '5 hosts tainted within 15m by the same deviation (files /etc/ssh/sshd_config modified), at least sameDeviation 5', pausedAt: h.clock.iso(), pausedBy: 'breaker', resumedAt: null, resumedBy: null, breakerSince: null });
+    expect((await h.req('POST', '/api/v1/scheduler/tick', { token: h.tokens.admin })).body).toMatchObject({
+      queued: 3,
+    });
+    await h.store.replacements.putGroup({
+      name: 'api',
+      paused: true,
+      pausedReason:
+        '5 hosts tainted within 15m by the same deviation (files /etc/ssh/sshd_config modified), at least sameDeviation 5',
+      pausedAt: h.clock.iso(),
+      pausedBy: 'breaker',
+      resumedAt: null,
+      resumedBy: null,
+      breakerSince: null,
+    });
 
     const viewer = await signIn('viewer');
-    const groupsRow = (p: Page, name: string) => p.locator(`#groups-panel tr`, { has: p.locator(`td:first-child`, { hasText: new RegExp(`^${name}$`) }) });
-    await expect.poll(() => groupsRow(viewer, 'api').locator('[data-test=breaker]').textContent()).toMatch(/^tripped .*same deviation/);
+    const groupsRow = (p: Page, name: string) =>
+      p.locator(`#groups-panel tr`, { has: p.locator(`td:first-child`, { hasText: new RegExp(`^${name}$`) }) });
+    await expect
+      .poll(() => groupsRow(viewer, 'api').locator('[data-test=breaker]').textContent())
+      .toMatch(/^tripped .*same deviation/);
     expect(await groupsRow(viewer, 'web').locator('[data-test=breaker]').textContent()).toBe('closed');
     expect(await groupsRow(viewer, 'web').locator('.mode').textContent()).toBe('dry-run');
     await viewer.screenshot({ path: join(SCREENSHOTS, 'overview-breaker.png'), fullPage: true });
@@ -164,7 +219,11 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
     await viewer.getByRole('link', { name: 'Replacements' }).click();
     const table = viewer.locator('[data-test=replacements-table]');
     await table.waitFor();
-    expect(await table.locator('tr[data-host] td:first-child .mono').allTextContents()).toEqual(['web-01', 'web-02', 'web-03']);
+    expect(await table.locator('tr[data-host] td:first-child .mono').allTextContents()).toEqual([
+      'web-01',
+      'web-02',
+      'web-03',
+    ]);
     const first = table.locator('tr[data-host=web-01]');
     expect(await first.locator('.decision').textContent()).toBe('would replace');
     expect(await first.textContent()).toMatch(/within budgets/);
@@ -172,7 +231,9 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
     expect(await table.locator('tr[data-host=web-03]').textContent()).toMatch(/maxUnavailable/);
     const apiGroup = viewer.locator('[data-test=replacement-groups] tr[data-group=api]');
     expect(await apiGroup.locator('[data-test=breaker]').textContent()).toMatch(/^tripped/);
-    expect(await viewer.locator('[data-test=replacement-groups] tr[data-group=web]').textContent()).toMatch(/"\*": maxUnavailable 10%/);
+    expect(await viewer.locator('[data-test=replacement-groups] tr[data-group=web]').textContent()).toMatch(
+      /"\*": maxUnavailable 10%/,
+    );
     await viewer.screenshot({ path: join(SCREENSHOTS, 'replacements.png'), fullPage: true });
 
     // A viewer may look, not resume: the controller refuses and the group stays paused.
@@ -190,21 +251,39 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
     const dialog = op.locator('dialog#confirm');
     await op.screenshot({ path: join(SCREENSHOTS, 'replacements-resume-dialog.png') });
     await dialog.getByRole('button', { name: 'Resume' }).click();
-    await op.getByRole('status').filter({ hasText: /Group api resumed by/ }).waitFor();
-    expect(await op.locator('[data-test=replacement-groups] tr[data-group=api] [data-test=breaker]').textContent()).toBe('closed');
+    await op
+      .getByRole('status')
+      .filter({ hasText: /Group api resumed by/ })
+      .waitFor();
+    expect(
+      await op.locator('[data-test=replacement-groups] tr[data-group=api] [data-test=breaker]').textContent(),
+    ).toBe('closed');
     expect(await h.store.replacements.getGroup('api')).toMatchObject({ paused: false, resumedBy: h.actor('operator') });
-    expect((await h.store.listAudit({ limit: 500 })).filter((a) => a.action === 'replacement.resume')).toEqual([expect.objectContaining({ actor: h.actor('operator'), target: 'api' })]);
+    expect((await h.store.listAudit({ limit: 500 })).filter((a) => a.action === 'replacement.resume')).toEqual([
+      expect.objectContaining({ actor: h.actor('operator'), target: 'api' }),
+    ]);
 
     // From a clean host's page: request its replacement; the page then shows its progress.
     await op.goto(`${url}/#/host/web-20`);
     await op.locator('[data-test=request-host]').click();
     await dialog.locator('textarea[name=reason]').fill('suspected credential leak (INC-42)');
     await dialog.getByRole('button', { name: 'Request replacement' }).click();
-    await op.getByRole('status').filter({ hasText: /Replacement of web-20 requested/ }).waitFor();
+    await op
+      .getByRole('status')
+      .filter({ hasText: /Replacement of web-20 requested/ })
+      .waitFor();
     await expect.poll(() => op.locator('[data-test=replacement-progress] li.current').textContent()).toBe('queued');
     expect(await op.locator('h1 .state').textContent()).toBe('tainted');
-    expect(await h.store.replacements.list({ hostId: 'web-20', limit: 5 })).toEqual([expect.objectContaining({ state: 'queued', requestedBy: h.actor('operator'), reason: 'suspected credential leak (INC-42)' })]);
-    expect((await h.store.listAudit({ limit: 500 })).filter((a) => a.action === 'replacement.request')).toEqual([expect.objectContaining({ actor: h.actor('operator'), target: 'web-20' })]);
+    expect(await h.store.replacements.list({ hostId: 'web-20', limit: 5 })).toEqual([
+      expect.objectContaining({
+        state: 'queued',
+        requestedBy: h.actor('operator'),
+        reason: 'suspected credential leak (INC-42)',
+      }),
+    ]);
+    expect((await h.store.listAudit({ limit: 500 })).filter((a) => a.action === 'replacement.request')).toEqual([
+      expect.objectContaining({ actor: h.actor('operator'), target: 'web-20' }),
+    ]);
     await op.screenshot({ path: join(SCREENSHOTS, 'host-replacement.png'), fullPage: true });
     await op.context().close();
   }, 120_000);

@@ -19,7 +19,10 @@ interface Run {
 /** Runs the demo; `onOutput` sees the output as it grows and may signal the process. */
 function runDemo(args: string[], onOutput?: (stdout: string, pid: number) => void): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'demo', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    const child = spawn(process.execPath, [BIN, 'demo', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1' },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -73,13 +76,17 @@ describe('driftwarden demo', () => {
       // The taints as they happen, each with the deviations that decided it (how many depends on how the
       // watcher batched the writes, so only that there are some, and what kind).
       const taints = {
-        'web-1': /packages (openssl|libssl3):amd64: version 3\.0\.11-1~deb12u2 -> 3\.0\.13-1~deb12u1|files \/usr\/bin\/openssl: sha256/,
-        'web-2': /packages (openssl|libssl3):amd64: version 3\.0\.11-1~deb12u2 -> 3\.0\.13-1~deb12u1|files \/usr\/bin\/openssl: sha256/,
+        'web-1':
+          /packages (openssl|libssl3):amd64: version 3\.0\.11-1~deb12u2 -> 3\.0\.13-1~deb12u1|files \/usr\/bin\/openssl: sha256/,
+        'web-2':
+          /packages (openssl|libssl3):amd64: version 3\.0\.11-1~deb12u2 -> 3\.0\.13-1~deb12u1|files \/usr\/bin\/openssl: sha256/,
         'api-1': /sysctl net\.core\.somaxconn: .*runtime 4096 -> 65535|files \/etc\/sysctl\.d\/99-tuning\.conf: added/,
         'api-2': /packages strace:amd64: added|files \/usr\/bin\/strace: added|\/etc\/cron\.d\/debug-trace.*: added/,
       };
       for (const [host, deviation] of Object.entries(taints)) {
-        const m = new RegExp(`\\n  ${host} +\\(\\w+\\) +clean +-> tainted +taint: [^\\n]+\\n((?: {26}[^\\n]*\\n)+)`).exec(r.stdout);
+        const m = new RegExp(
+          `\\n  ${host} +\\(\\w+\\) +clean +-> tainted +taint: [^\\n]+\\n((?: {26}[^\\n]*\\n)+)`,
+        ).exec(r.stdout);
         expect(m, `${host} becoming tainted`).not.toBeNull();
         expect(m![1]).toMatch(deviation);
       }
@@ -92,16 +99,24 @@ describe('driftwarden demo', () => {
       // The scheduler, in dry-run, as its API reported it: web's breaker trips and nothing there goes
       // further; in api the budget (one at a time) goes to the most severe host, the other waits.
       const scheduler = r.stdout.slice(r.stdout.indexOf('== 6.'), r.stdout.indexOf('== 7.'));
-      expect(scheduler).toMatch(/\n  web +2 of 3 tainted \(67%\), dry-run\n +breaker tripped: 2 of 3 hosts \(67%\) tainted within 15m, more than taintedShare 30%\n/);
+      expect(scheduler).toMatch(
+        /\n  web +2 of 3 tainted \(67%\), dry-run\n +breaker tripped: 2 of 3 hosts \(67%\) tainted within 15m, more than taintedShare 30%\n/,
+      );
       expect(scheduler).toMatch(/\n +web-1 +paused +\[/);
       expect(scheduler).toMatch(/\n +web-2 +paused +\[/);
       expect(scheduler).toMatch(/\n  api +2 of 7 tainted \(29%\), dry-run\n +breaker closed/);
-      expect(scheduler).toMatch(/\n +api-2 +would replace +\[critical\] +first in the queue.*within budgets \(group api: 0 more allowed after this/);
-      expect(scheduler).toMatch(/\n +api-1 +waits +\[high\] +for budget: the slot goes to api-2 first \(budget "\*": maxUnavailable 1/);
+      expect(scheduler).toMatch(
+        /\n +api-2 +would replace +\[critical\] +first in the queue.*within budgets \(group api: 0 more allowed after this/,
+      );
+      expect(scheduler).toMatch(
+        /\n +api-1 +waits +\[high\] +for budget: the slot goes to api-2 first \(budget "\*": maxUnavailable 1/,
+      );
       expect(scheduler.match(/would replace +\[/g)).toHaveLength(1);
       expect(scheduler.match(/\n +budgets in force: budget "\*": at most 1 replacement at a time/g)).toHaveLength(2);
       expect(scheduler).not.toMatch(/no replacement scheduler|next to be built/);
-      expect(r.stdout).toContain('As expected: the breaker paused web (nothing scheduled there); api-2 would be replaced (dry-run), api-1 waits for budget.');
+      expect(r.stdout).toContain(
+        'As expected: the breaker paused web (nothing scheduled there); api-2 would be replaced (dry-run), api-1 waits for budget.',
+      );
       // --exit does not serve.
       expect(r.stdout).not.toContain('Ctrl-C');
       const dir = workDir(r.stdout);
@@ -118,7 +133,9 @@ describe('driftwarden demo', () => {
       let interrupted = false;
       let agents: number[] = [];
       let dashboard = '';
-      let checked: Promise<{ page: number; pageType: string; signIn: number; cookie: boolean }> = Promise.reject(new Error('the demo never said it serves'));
+      let checked: Promise<{ page: number; pageType: string; signIn: number; cookie: boolean }> = Promise.reject(
+        new Error('the demo never said it serves'),
+      );
       checked.catch(() => {}); // awaited below
       const r = await runDemo([], (out, pid) => {
         if (interrupted || !out.includes('Ctrl-C stops')) return;
@@ -130,8 +147,17 @@ describe('driftwarden demo', () => {
         checked = (async () => {
           try {
             const page = await fetch(dashboard);
-            const signIn = await fetch(`${dashboard}api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) });
-            return { page: page.status, pageType: page.headers.get('content-type') ?? '', signIn: signIn.status, cookie: (signIn.headers.get('set-cookie') ?? '') !== '' };
+            const signIn = await fetch(`${dashboard}api/v1/session`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ token }),
+            });
+            return {
+              page: page.status,
+              pageType: page.headers.get('content-type') ?? '',
+              signIn: signIn.status,
+              cookie: (signIn.headers.get('set-cookie') ?? '') !== '',
+            };
           } finally {
             process.kill(pid, 'SIGINT');
           }

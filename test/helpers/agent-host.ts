@@ -22,7 +22,10 @@ export const BIN = fileURLToPath(new URL('../../bin/driftwarden.js', import.meta
 export const HOST_ID = '0123456789abcdef0123456789abcdef';
 
 export function dw(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'error', ...env } });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'error', ...env },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -30,8 +33,14 @@ export function dw(args: string[], env: Record<string, string> = {}) {
  * The CLI without blocking this process: the controller runs in-process, so a command that talks to it
  * must not be run with spawnSync (that would freeze the controller it waits for).
  */
-export function dwAsync(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'error', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function dwAsync(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'error', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.add(child);
   let stdout = '';
   let stderr = '';
@@ -64,10 +73,33 @@ export function bake(): Baked {
   };
   run(['keygen', '--out', join(dir, 'keys')]);
   const key = join(dir, 'keys/bake.key');
-  for (const [id, out] of [['img-web-1', 'manifest.json'], ['img-web-2', 'manifest-2.json']] as const) {
-    run(['manifest', 'build', '--root', root, '--image-id', id, '--name', 'web', '--version', '1.0.0', '--sign-key', key, '--out', join(dir, out)]);
+  for (const [id, out] of [
+    ['img-web-1', 'manifest.json'],
+    ['img-web-2', 'manifest-2.json'],
+  ] as const) {
+    run([
+      'manifest',
+      'build',
+      '--root',
+      root,
+      '--image-id',
+      id,
+      '--name',
+      'web',
+      '--version',
+      '1.0.0',
+      '--sign-key',
+      key,
+      '--out',
+      join(dir, out),
+    ]);
   }
-  return { dir, pub: join(dir, 'keys/bake.pub'), manifest: join(dir, 'manifest.json'), otherManifest: join(dir, 'manifest-2.json') };
+  return {
+    dir,
+    pub: join(dir, 'keys/bake.pub'),
+    manifest: join(dir, 'manifest.json'),
+    otherManifest: join(dir, 'manifest-2.json'),
+  };
 }
 
 const silent = pino({ level: 'silent' });
@@ -94,14 +126,26 @@ export class Controller {
   }
 
   async start(): Promise<void> {
-    const config = ControllerConfigSchema.parse({ listen: `127.0.0.1:${this.port}`, store: `sqlite:${this.db}`, trustedKeys: [this.pub], silentAfter: '1h', ...this.extra });
+    const config = ControllerConfigSchema.parse({
+      listen: `127.0.0.1:${this.port}`,
+      store: `sqlite:${this.db}`,
+      trustedKeys: [this.pub],
+      silentAfter: '1h',
+      ...this.extra,
+    });
     this.running = await startController(config, { log: silent });
     this.port = Number(new URL(this.running.url).port);
     if (!this.adminToken) {
       const store = this.running.store;
       const now = new Date();
-      this.adminToken = (await store.transaction((tx) => createToken(tx, { name: 'test-admin', role: 'admin' }, 'test', now))).secret;
-      this.enrollToken = (await store.transaction((tx) => createToken(tx, { name: 'test-enroll', role: 'agent', maxUses: 'unlimited' }, 'test', now))).secret;
+      this.adminToken = (
+        await store.transaction((tx) => createToken(tx, { name: 'test-admin', role: 'admin' }, 'test', now))
+      ).secret;
+      this.enrollToken = (
+        await store.transaction((tx) =>
+          createToken(tx, { name: 'test-enroll', role: 'agent', maxUses: 'unlimited' }, 'test', now),
+        )
+      ).secret;
     }
   }
 
@@ -114,7 +158,10 @@ export class Controller {
   async api<T = unknown>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: T }> {
     const res = await request(this.url + path, {
       method,
-      headers: { authorization: `Bearer ${this.adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${this.adminToken}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       body: body !== undefined ? JSON.stringify(body) : undefined,
     });
     const text = await res.body.text();
@@ -199,7 +246,9 @@ export class AgentHost {
       stateDir: this.stateDir,
       // The default scan schedule is far off unless a test asks for one; the first scan runs at start.
       schedule: { scan: o.scan ?? '0 0 1 1 *', fullRehash: '0 0 1 1 *', heartbeat: o.heartbeat ?? '1s' },
-      ...(o.watch === null ? { watch: { paths: [] } } : { watch: { paths: o.watch ?? ['/etc', '/opt', '/usr/local/bin'] } }),
+      ...(o.watch === null
+        ? { watch: { paths: [] } }
+        : { watch: { paths: o.watch ?? ['/etc', '/opt', '/usr/local/bin'] } }),
       ...(o.spoolMaxBytes !== undefined ? { spool: { maxBytes: o.spoolMaxBytes } } : {}),
     };
   }
@@ -244,16 +293,23 @@ export class AgentHost {
    * still have their default action and end the process.
    */
   async signal(sig: NodeJS.Signals): Promise<void> {
-    await until(() => this.running, () => `agent running before ${sig}\n${this.log.slice(-2000)}`);
+    await until(
+      () => this.running,
+      () => `agent running before ${sig}\n${this.log.slice(-2000)}`,
+    );
     this.proc!.kill(sig);
   }
 
   /** Resolves with the exit once the running agent has exited. */
   exited(timeoutMs = 10_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     const child = this.proc!;
-    if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+    if (child.exitCode !== null || child.signalCode !== null)
+      return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`agent did not exit within ${timeoutMs} ms\n${this.log.slice(-3000)}`)), timeoutMs);
+      const t = setTimeout(
+        () => reject(new Error(`agent did not exit within ${timeoutMs} ms\n${this.log.slice(-3000)}`)),
+        timeoutMs,
+      );
       child.once('exit', (code, signal) => {
         clearTimeout(t);
         resolve({ code, signal });
@@ -316,7 +372,12 @@ export function spooledReports(spoolDir: string): SpooledReport[] {
  * A Controller in a temp dir trusting `baked`'s key, started, with `baked`'s manifest published. It joins
  * `track` before it starts, so the test's afterEach stops it even when the start fails.
  */
-export async function publishedController(baked: Baked, track: Controller[], port = 0, extra: Record<string, unknown> = {}): Promise<Controller> {
+export async function publishedController(
+  baked: Baked,
+  track: Controller[],
+  port = 0,
+  extra: Record<string, unknown> = {},
+): Promise<Controller> {
   const c = new Controller(tempDir('dw-ctl-'), baked.pub, extra);
   c.port = port;
   track.push(c);

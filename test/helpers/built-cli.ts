@@ -20,13 +20,17 @@ function* tsFiles(dir: string): Generator<string> {
 
 /** Sources whose dist/ output is missing or older than they are. */
 export function staleBuildOutputs(): string[] {
-  return [join(REPO, 'cli.ts'), ...tsFiles(join(REPO, 'controller')), ...tsFiles(join(REPO, 'shared'))].filter((src) => {
-    try {
-      return statSync(join(REPO, 'dist', relative(REPO, src).replace(/\.ts$/, '.js'))).mtimeMs < statSync(src).mtimeMs;
-    } catch {
-      return true;
-    }
-  });
+  return [join(REPO, 'cli.ts'), ...tsFiles(join(REPO, 'controller')), ...tsFiles(join(REPO, 'shared'))].filter(
+    (src) => {
+      try {
+        return (
+          statSync(join(REPO, 'dist', relative(REPO, src).replace(/\.ts$/, '.js'))).mtimeMs < statSync(src).mtimeMs
+        );
+      } catch {
+        return true;
+      }
+    },
+  );
 }
 
 /** Builds when dist/ is stale; returns what is still stale afterwards (a test expects none). */

@@ -18,11 +18,30 @@ export function makeFakeAwsCert(opts: { days?: number } = {}): FakeAwsCert {
   const dir = tempDir();
   const certFile = join(dir, 'aws-region.pem');
   const keyFile = join(dir, 'aws-region.key');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', String(opts.days ?? 2), '-subj', '/C=US/O=Fake Amazon Web Services LLC/CN=ec2.test'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      String(opts.days ?? 2),
+      '-subj',
+      '/C=US/O=Fake Amazon Web Services LLC/CN=ec2.test',
+    ],
+    { stdio: 'ignore' },
+  );
   readFileSync(certFile); // made, or the line above threw
   return {
     certFile,
     keyFile,
-    sign: (document) => execFileSync('openssl', ['dgst', '-sha256', '-sign', keyFile], { input: document }).toString('base64'),
+    sign: (document) =>
+      execFileSync('openssl', ['dgst', '-sha256', '-sign', keyFile], { input: document }).toString('base64'),
   };
 }

@@ -31,8 +31,10 @@ export async function startFakeImds(opts: FakeImdsOptions): Promise<FakeImds> {
     }
     // IMDSv2 answers 401 to a request without a valid session token.
     if (req.headers['x-aws-ec2-metadata-token'] !== TOKEN) return void res.writeHead(401).end();
-    if (req.method === 'GET' && req.url === '/latest/dynamic/instance-identity/document') return void res.writeHead(200).end(opts.document);
-    if (req.method === 'GET' && req.url === '/latest/dynamic/instance-identity/signature') return void res.writeHead(200).end(opts.signature);
+    if (req.method === 'GET' && req.url === '/latest/dynamic/instance-identity/document')
+      return void res.writeHead(200).end(opts.document);
+    if (req.method === 'GET' && req.url === '/latest/dynamic/instance-identity/signature')
+      return void res.writeHead(200).end(opts.signature);
     res.writeHead(404).end();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -32,7 +32,9 @@ export function findMotoServer(): string | null {
   for (const dir of (process.env.PATH ?? '').split(delimiter).filter(Boolean)) {
     if (executable(join(dir, 'moto_server'))) return join(dir, 'moto_server');
   }
-  for (const root of [process.env.PYENV_ROOT, join(homedir(), '.pyenv'), '/root/.pyenv'].filter((x): x is string => !!x)) {
+  for (const root of [process.env.PYENV_ROOT, join(homedir(), '.pyenv'), '/root/.pyenv'].filter(
+    (x): x is string => !!x,
+  )) {
     let versions: string[] = [];
     try {
       versions = readdirSync(join(root, 'versions')).sort().reverse();
@@ -76,7 +78,9 @@ export async function startMoto(): Promise<Moto> {
   }
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child: ChildProcess = spawn(bin, ['-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(bin, ['-H', '127.0.0.1', '-p', String(port)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -121,7 +125,12 @@ export function useMotoAws(region: string): { moto: () => Moto; asg: () => AutoS
   let asg: AutoScalingClient | undefined;
   let ec2: EC2Client | undefined;
   beforeAll(async () => {
-    Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_EC2_METADATA_DISABLED: 'true', AWS_MAX_ATTEMPTS: '1' });
+    Object.assign(process.env, {
+      AWS_ACCESS_KEY_ID: 'testing',
+      AWS_SECRET_ACCESS_KEY: 'testing',
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_MAX_ATTEMPTS: '1',
+    });
     delete process.env.AWS_PROFILE;
     moto = await startMoto();
     asg = new AutoScalingClient({ region, endpoint: moto.url });

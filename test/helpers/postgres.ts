@@ -108,8 +108,13 @@ export function pgStores(prefix: string): () => Promise<Store> {
  * syncs new files, many times slower here.
  */
 async function resetSql(admin: pg.Client, schema: string): Promise<string> {
-  const tables = await admin.query<{ t: string }>(`select tablename as t from pg_tables where schemaname = $1 and tablename <> all($2)`, [schema, [MIGRATION_TABLE, MIGRATION_LOCK_TABLE]]);
-  const seqs = await admin.query<{ s: string }>(`select sequencename as s from pg_sequences where schemaname = $1`, [schema]);
+  const tables = await admin.query<{ t: string }>(
+    `select tablename as t from pg_tables where schemaname = $1 and tablename <> all($2)`,
+    [schema, [MIGRATION_TABLE, MIGRATION_LOCK_TABLE]],
+  );
+  const seqs = await admin.query<{ s: string }>(`select sequencename as s from pg_sequences where schemaname = $1`, [
+    schema,
+  ]);
   return [
     'begin',
     'set local session_replication_role = replica',

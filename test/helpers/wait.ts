@@ -22,7 +22,9 @@ export async function until<T>(
     }
     if (Date.now() > deadline) {
       const note = typeof what === 'function' ? what() : what;
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${note}; last: ${JSON.stringify(last)}${lastErr ? ` (${String(lastErr)})` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${note}; last: ${JSON.stringify(last)}${lastErr ? ` (${String(lastErr)})` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, everyMs));
   }

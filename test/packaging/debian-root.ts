@@ -24,8 +24,11 @@ export const TOOLS: Record<string, string> = {
 
 /** Fails (never skips) with what to install when the machine cannot run the packaging tests. */
 export function requirePackagingTools(): void {
-  if (process.getuid?.() !== 0) throw new Error('the packaging tests need root (debootstrap, chroot, dpkg -i into a test root)');
-  const missing = Object.keys(TOOLS).filter((tool) => spawnSync('sh', ['-c', 'command -v "$1"', 'sh', tool]).status !== 0);
+  if (process.getuid?.() !== 0)
+    throw new Error('the packaging tests need root (debootstrap, chroot, dpkg -i into a test root)');
+  const missing = Object.keys(TOOLS).filter(
+    (tool) => spawnSync('sh', ['-c', 'command -v "$1"', 'sh', tool]).status !== 0,
+  );
   if (missing.length > 0) {
     const pkgs = [...new Set(missing.map((t) => TOOLS[t]!))].join(' ');
     throw new Error(`the packaging tests need ${missing.join(', ')}: apt-get install ${pkgs}`);
@@ -53,14 +56,27 @@ function must(r: SpawnSyncReturns<string>, what: string): SpawnSyncReturns<strin
 
 /** The cached tarball of the minimal root, made with debootstrap on first use (about a minute). */
 export function cachedRootTarball(): string {
-  const arch = must(spawnSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }), 'dpkg --print-architecture').stdout.trim();
+  const arch = must(
+    spawnSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }),
+    'dpkg --print-architecture',
+  ).stdout.trim();
   const tarball = join(cacheDir(), `${SUITE}-${VARIANT}+${INCLUDE.join('+')}-${arch}.tar`);
   if (existsSync(tarball)) return tarball;
   mkdirSync(cacheDir(), { recursive: true });
   const work = mkdtempSync(join(cacheDir(), 'debootstrap-'));
   try {
-    must(spawnSync('debootstrap', [`--variant=${VARIANT}`, `--include=${INCLUDE.join(',')}`, `--arch=${arch}`, SUITE, join(work, 'root'), MIRROR], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }), `debootstrap ${SUITE}`);
-    must(spawnSync('tar', ['-C', join(work, 'root'), '-cf', `${tarball}.part`, '.'], { encoding: 'utf8' }), 'tar of the debootstrap root');
+    must(
+      spawnSync(
+        'debootstrap',
+        [`--variant=${VARIANT}`, `--include=${INCLUDE.join(',')}`, `--arch=${arch}`, SUITE, join(work, 'root'), MIRROR],
+        { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+      ),
+      `debootstrap ${SUITE}`,
+    );
+    must(
+      spawnSync('tar', ['-C', join(work, 'root'), '-cf', `${tarball}.part`, '.'], { encoding: 'utf8' }),
+      'tar of the debootstrap root',
+    );
     renameSync(`${tarball}.part`, tarball);
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -80,16 +96,39 @@ export function freshDebianRoot(): DebianRoot {
   const tarball = cachedRootTarball();
   const dir = mkdtempSync(join(tmpdir(), 'dw-debian-root-'));
   must(spawnSync('tar', ['-C', dir, '-xf', tarball], { encoding: 'utf8' }), 'extracting the cached root');
-  const script = 'set -e; root="$1"; shift; mount -t proc proc "$root/proc"; mount --rbind /dev "$root/dev"; exec chroot "$root" "$@"';
+  const script =
+    'set -e; root="$1"; shift; mount -t proc proc "$root/proc"; mount --rbind /dev "$root/dev"; exec chroot "$root" "$@"';
   return {
     dir,
     run(argv, opts = {}) {
-      return spawnSync('unshare', ['--mount', '--propagation', 'private', '--fork', '--', 'sh', '-c', script, 'sh', dir, 'env', '-i', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'LANG=C.UTF-8', ...Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`), ...argv], {
-        encoding: 'utf8',
-        input: opts.input,
-        maxBuffer: 64 * 1024 * 1024,
-        timeout: 300_000,
-      });
+      return spawnSync(
+        'unshare',
+        [
+          '--mount',
+          '--propagation',
+          'private',
+          '--fork',
+          '--',
+          'sh',
+          '-c',
+          script,
+          'sh',
+          dir,
+          'env',
+          '-i',
+          'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+          'HOME=/root',
+          'LANG=C.UTF-8',
+          ...Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`),
+          ...argv,
+        ],
+        {
+          encoding: 'utf8',
+          input: opts.input,
+          maxBuffer: 64 * 1024 * 1024,
+          timeout: 300_000,
+        },
+      );
     },
     remove() {
       rmSync(dir, { recursive: true, force: true });

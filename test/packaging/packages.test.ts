@@ -5,7 +5,17 @@
  * Needs root and Debian tools; a missing one fails the file with what to install.
  */
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, cpSync, existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  appendFileSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,16 +70,39 @@ describe('the agent single executable', { timeout: 120_000 }, () => {
     const keys = join(work, 'keys');
     expect(sh(SEA, ['keygen', '--out', keys], noNode).code).toBe(0);
     const manifest = join(work, 'manifest.json');
-    const build = sh(SEA, ['manifest', 'build', '--root', root, '--image-id', 'ami-sea', '--sign-key', join(keys, 'bake.key'), '--out', manifest], noNode);
+    const build = sh(
+      SEA,
+      [
+        'manifest',
+        'build',
+        '--root',
+        root,
+        '--image-id',
+        'ami-sea',
+        '--sign-key',
+        join(keys, 'bake.key'),
+        '--out',
+        manifest,
+      ],
+      noNode,
+    );
     expect(build.err).toBe('');
     expect(build.code).toBe(0);
 
-    const clean = sh(SEA, ['check', '--root', root, '--manifest', manifest, '--pubkey', join(keys, 'bake.pub'), '--json'], noNode);
+    const clean = sh(
+      SEA,
+      ['check', '--root', root, '--manifest', manifest, '--pubkey', join(keys, 'bake.pub'), '--json'],
+      noNode,
+    );
     expect(clean.code).toBe(0);
     expect(JSON.parse(clean.out).deviations ?? []).toEqual([]);
 
     appendFileSync(join(root, 'etc/added-after-the-bake.conf'), 'added\n');
-    const drift = sh(SEA, ['check', '--root', root, '--manifest', manifest, '--pubkey', join(keys, 'bake.pub'), '--json'], noNode);
+    const drift = sh(
+      SEA,
+      ['check', '--root', root, '--manifest', manifest, '--pubkey', join(keys, 'bake.pub'), '--json'],
+      noNode,
+    );
     expect(drift.code).toBe(1);
     expect(drift.out).toContain('/etc/added-after-the-bake.conf');
   });
@@ -81,16 +114,22 @@ describe('the agent single executable', { timeout: 120_000 }, () => {
   });
 
   it('carries no controller code', () => {
-    const meta = JSON.parse(readFileSync(join(REPO, 'dist/bundle/agent/meta.json'), 'utf8')) as { inputs: Record<string, unknown> };
+    const meta = JSON.parse(readFileSync(join(REPO, 'dist/bundle/agent/meta.json'), 'utf8')) as {
+      inputs: Record<string, unknown>;
+    };
     const inputs = Object.keys(meta.inputs);
     expect(inputs.some((i) => i.startsWith('agent/'))).toBe(true);
-    expect(inputs.filter((i) => /node_modules\/(fastify|better-sqlite3|kysely|pg)\/|^controller\//.test(i))).toEqual([]);
+    expect(inputs.filter((i) => /node_modules\/(fastify|better-sqlite3|kysely|pg)\/|^controller\//.test(i))).toEqual(
+      [],
+    );
   });
 });
 
 describe('the systemd units', () => {
   it('are hardened and timer-free', () => {
-    const units = ['driftwarden-agent.service', 'driftwarden-controller.service'].map((u) => join(REPO, 'packaging/systemd', u));
+    const units = ['driftwarden-agent.service', 'driftwarden-controller.service'].map((u) =>
+      join(REPO, 'packaging/systemd', u),
+    );
     // systemd-analyze verify runs on them installed (below): outside that root their programs do not exist.
     for (const unit of units) {
       const text = readFileSync(unit, 'utf8');
@@ -142,7 +181,14 @@ describe('the Debian packages', { timeout: 300_000 }, () => {
 
   it('install with dpkg -i, their dependencies met by stock Debian 12', () => {
     ok(['dpkg', '-i', '/tmp/agent.deb', '/tmp/controller.deb']);
-    const status = ok(['dpkg-query', '-W', '-f', '${Package} ${Version} ${db:Status-Abbrev}\n', 'driftwarden-agent', 'driftwarden-controller']);
+    const status = ok([
+      'dpkg-query',
+      '-W',
+      '-f',
+      '${Package} ${Version} ${db:Status-Abbrev}\n',
+      'driftwarden-agent',
+      'driftwarden-controller',
+    ]);
     expect(status).toContain(`driftwarden-agent ${VERSION} ii`);
     expect(status).toContain(`driftwarden-controller ${VERSION} ii`);
   });
@@ -153,7 +199,12 @@ describe('the Debian packages', { timeout: 300_000 }, () => {
     const [uid, gid] = [Number(user![2]), Number(user![3])];
     const expectStat = (path: string, mode: number, owner = 0, group = 0) => {
       const st = lstatSync(join(root.dir, path));
-      expect({ path, mode: (st.mode & 0o7777).toString(8), uid: st.uid, gid: st.gid }).toEqual({ path, mode: mode.toString(8), uid: owner, gid: group });
+      expect({ path, mode: (st.mode & 0o7777).toString(8), uid: st.uid, gid: st.gid }).toEqual({
+        path,
+        mode: mode.toString(8),
+        uid: owner,
+        gid: group,
+      });
     };
     expectStat('usr/bin/driftwarden', 0o755);
     expectStat('usr/bin/driftwarden-controller', 0o755);
@@ -180,8 +231,12 @@ describe('the Debian packages', { timeout: 300_000 }, () => {
   });
 
   it('mark the configs under /etc/driftwarden as conffiles', () => {
-    expect(ok(['dpkg-query', '-W', '-f', '${Conffiles}', 'driftwarden-agent'])).toMatch(/^ \/etc\/driftwarden\/agent\.yaml [0-9a-f]{32}$/m);
-    expect(ok(['dpkg-query', '-W', '-f', '${Conffiles}', 'driftwarden-controller'])).toMatch(/^ \/etc\/driftwarden\/controller\.yaml [0-9a-f]{32}$/m);
+    expect(ok(['dpkg-query', '-W', '-f', '${Conffiles}', 'driftwarden-agent'])).toMatch(
+      /^ \/etc\/driftwarden\/agent\.yaml [0-9a-f]{32}$/m,
+    );
+    expect(ok(['dpkg-query', '-W', '-f', '${Conffiles}', 'driftwarden-controller'])).toMatch(
+      /^ \/etc\/driftwarden\/controller\.yaml [0-9a-f]{32}$/m,
+    );
   });
 
   it('print their version', () => {
@@ -190,7 +245,21 @@ describe('the Debian packages', { timeout: 300_000 }, () => {
   });
 
   it('run the controller on the runtime it carries: its SQLite store works as the driftwarden user', () => {
-    const out = ok(['runuser', '-u', 'driftwarden', '--', 'driftwarden-controller', 'token', 'create', '--config', '/etc/driftwarden/controller.yaml', '--role', 'admin', '--name', 'packaging-test']);
+    const out = ok([
+      'runuser',
+      '-u',
+      'driftwarden',
+      '--',
+      'driftwarden-controller',
+      'token',
+      'create',
+      '--config',
+      '/etc/driftwarden/controller.yaml',
+      '--role',
+      'admin',
+      '--name',
+      'packaging-test',
+    ]);
     expect(out).toMatch(/^dwt_/m);
     const db = statSync(join(root.dir, 'var/lib/driftwarden-controller/controller.db'));
     expect(db.uid).toBe(Number(passwdEntry('driftwarden')![2]));
@@ -198,13 +267,42 @@ describe('the Debian packages', { timeout: 300_000 }, () => {
 
   it('check the root they are installed in: clean against a manifest built there, drift after a change', () => {
     ok(['driftwarden', 'keygen', '--out', '/root/bake-keys']);
-    ok(['driftwarden', 'manifest', 'build', '--root', '/', '--image-id', 'debian-12-test', '--config', '/etc/driftwarden/agent.yaml', '--sign-key', '/root/bake-keys/bake.key', '--out', '/etc/driftwarden/manifest.json']);
-    const clean = inRoot(['driftwarden', 'check', '--config', '/etc/driftwarden/agent.yaml', '--pubkey', '/root/bake-keys/bake.pub']);
+    ok([
+      'driftwarden',
+      'manifest',
+      'build',
+      '--root',
+      '/',
+      '--image-id',
+      'debian-12-test',
+      '--config',
+      '/etc/driftwarden/agent.yaml',
+      '--sign-key',
+      '/root/bake-keys/bake.key',
+      '--out',
+      '/etc/driftwarden/manifest.json',
+    ]);
+    const clean = inRoot([
+      'driftwarden',
+      'check',
+      '--config',
+      '/etc/driftwarden/agent.yaml',
+      '--pubkey',
+      '/root/bake-keys/bake.pub',
+    ]);
     expect(clean.out, clean.err).toContain('CLEAN');
     expect(clean.code).toBe(0);
 
     appendFileSync(join(root.dir, 'etc/issue'), 'changed after the bake\n');
-    const drift = inRoot(['driftwarden', 'check', '--config', '/etc/driftwarden/agent.yaml', '--pubkey', '/root/bake-keys/bake.pub', '--json']);
+    const drift = inRoot([
+      'driftwarden',
+      'check',
+      '--config',
+      '/etc/driftwarden/agent.yaml',
+      '--pubkey',
+      '/root/bake-keys/bake.pub',
+      '--json',
+    ]);
     expect(drift.code).toBe(1);
     expect(drift.out).toContain('/etc/issue');
   });
@@ -229,7 +327,13 @@ describe('the Debian packages', { timeout: 300_000 }, () => {
     expect(ok(['dpkg-query', '-W', '-f', '${db:Status-Abbrev}', 'driftwarden-agent']).trim()).toBe('rc');
 
     ok(['dpkg', '-P', 'driftwarden-agent', 'driftwarden-controller']);
-    for (const gone of ['etc/driftwarden', 'var/lib/driftwarden', 'var/lib/driftwarden-controller', 'etc/systemd/system/multi-user.target.wants/driftwarden-agent.service', 'etc/systemd/system/multi-user.target.wants/driftwarden-controller.service']) {
+    for (const gone of [
+      'etc/driftwarden',
+      'var/lib/driftwarden',
+      'var/lib/driftwarden-controller',
+      'etc/systemd/system/multi-user.target.wants/driftwarden-agent.service',
+      'etc/systemd/system/multi-user.target.wants/driftwarden-controller.service',
+    ]) {
       expect({ gone, exists: existsSync(join(root.dir, gone)) }).toEqual({ gone, exists: false });
     }
     expect(inRoot(['dpkg-statoverride', '--list', '/etc/driftwarden/controller.yaml']).code).not.toBe(0);
@@ -240,10 +344,19 @@ describe('the Debian packages', { timeout: 300_000 }, () => {
 describe('lintian', () => {
   it('finds nothing in the packages that packaging/README.md does not explain', () => {
     const { agent, controller } = debs();
-    const r = sh('lintian', ['--no-tag-display-limit', '--display-info', '--pedantic', '--show-overrides', agent, controller]);
+    const r = sh('lintian', [
+      '--no-tag-display-limit',
+      '--display-info',
+      '--pedantic',
+      '--show-overrides',
+      agent,
+      controller,
+    ]);
     expect(r.err).not.toMatch(/^(internal error|error)/im);
     // Every tag lintian still emits, and every override, is explained by name in packaging/README.md.
-    const tags = [...new Set(r.out.split('\n').flatMap((l) => /^[EWIPXO]: [^:]+: ([a-z0-9][a-z0-9+.-]*)/.exec(l)?.[1] ?? []))];
+    const tags = [
+      ...new Set(r.out.split('\n').flatMap((l) => /^[EWIPXO]: [^:]+: ([a-z0-9][a-z0-9+.-]*)/.exec(l)?.[1] ?? [])),
+    ];
     const readme = readFileSync(join(REPO, 'packaging/README.md'), 'utf8');
     expect(tags.filter((t) => !readme.includes(`\`${t}\``))).toEqual([]);
     // Errors and warnings are fixed or overridden; only informational and pedantic tags may remain.

@@ -25,7 +25,7 @@ describe('the shipped configs', () => {
     expect(config.identity.mode).toBe('auto');
   });
 
-  it('controller.yaml is valid and keeps its SQLite store in the unit\'s state directory', () => {
+  it("controller.yaml is valid and keeps its SQLite store in the unit's state directory", () => {
     const config = parseConfigText(ControllerConfigSchema, read('config/controller.yaml'), 'controller.yaml');
     expect(config.store).toBe('sqlite:/var/lib/driftwarden-controller/controller.db');
     expect(read('systemd/driftwarden-controller.service')).toMatch(/^StateDirectory=driftwarden-controller$/m);
@@ -39,14 +39,18 @@ describe('the bake examples', () => {
     expect(printf).not.toBeNull();
     const appended = printf![1]!.replaceAll('\\\\n', '\n').replace('%s', 'https://drift.example.internal:8443');
     const config = parseConfigText(AgentConfigSchema, read('config/agent.yaml') + appended, 'agent.yaml');
-    const userData = parse(read('examples/cloud-init/user-data.yaml')) as { write_files: { path: string; permissions: string }[] };
+    const userData = parse(read('examples/cloud-init/user-data.yaml')) as {
+      write_files: { path: string; permissions: string }[];
+    };
     const token = userData.write_files.find((f) => f.path === config.controller?.enrollmentTokenFile);
     expect(token?.permissions).toBe('0600');
   });
 
   it('sign with a key passed in at build time, never copied into the image', () => {
     const dockerfile = read('examples/docker/Dockerfile');
-    expect(dockerfile).toMatch(/--mount=type=secret,id=driftwarden_bake_key[^\n]*\n[^]*--sign-key \/run\/secrets\/bake\.key/);
+    expect(dockerfile).toMatch(
+      /--mount=type=secret,id=driftwarden_bake_key[^\n]*\n[^]*--sign-key \/run\/secrets\/bake\.key/,
+    );
     expect(dockerfile).not.toMatch(/^(COPY|ADD)\b.*\.key/m);
     const hcl = read('examples/packer/driftwarden.pkr.hcl');
     expect(hcl).toContain('--sign-key /run/driftwarden-bake/bake.key');

@@ -42,7 +42,19 @@ const outcome = (f: () => string) => {
 /** Values that exercise the fast path (sorted keys) and every way out of it. */
 const sortedObject = (v: fc.Arbitrary<unknown>) =>
   fc.dictionary(fc.string(), v).map((o) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1))));
-const odd = fc.constantFrom<unknown>(undefined, Number.NaN, Infinity, -0, new Date(0), Object.create(null), [1, , 2], new String('ab'), { toJSON: () => 'x' }, { 10: 1, 9: 2 }, { b: 1, a: undefined });
+const odd = fc.constantFrom<unknown>(
+  undefined,
+  Number.NaN,
+  Infinity,
+  -0,
+  new Date(0),
+  Object.create(null),
+  [1, , 2],
+  new String('ab'),
+  { toJSON: () => 'x' },
+  { 10: 1, 9: 2 },
+  { b: 1, a: undefined },
+);
 const value = fc.letrec((tie) => ({
   any: fc.oneof({ depthSize: 'small' }, fc.jsonValue(), odd, tie('arr'), tie('obj'), tie('sorted')),
   arr: fc.array(tie('any'), { maxLength: 4 }),
@@ -74,12 +86,23 @@ describe('canonicalJson fast path', () => {
   });
 
   it('streams large values into digests with the same bytes', () => {
-    const item = (i: number) => ({ gid: 0, key: `/usr/f${i}`, mode: '0644', sha256: 'c'.repeat(64), size: i, type: 'file', uid: 0 });
+    const item = (i: number) => ({
+      gid: 0,
+      key: `/usr/f${i}`,
+      mode: '0644',
+      sha256: 'c'.repeat(64),
+      size: i,
+      type: 'file',
+      uid: 0,
+    });
     const big = Array.from({ length: 3000 }, (_, i) => item(i));
     const cases: unknown[] = [
       big,
       { sections: { files: { items: big } }, schema: 'x' },
-      { b: [big.slice(0, 300), [1, , 3]], a: big.slice(0, 700).map((x, i) => (i % 97 ? x : { ...x, key: undefined, z: [undefined] })) },
+      {
+        b: [big.slice(0, 300), [1, , 3]],
+        a: big.slice(0, 700).map((x, i) => (i % 97 ? x : { ...x, key: undefined, z: [undefined] })),
+      },
     ];
     for (const c of cases) {
       const ref = reference(c);

@@ -4,7 +4,9 @@ import { canonicalJson, digestOf } from '../../shared/canonical.js';
 
 describe('canonicalJson', () => {
   it('sorts keys at every level and drops insignificant whitespace', () => {
-    expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: 'x' } })).toBe('{"a":{"c":"x","d":[3,{"y":2,"z":1}]},"b":1}');
+    expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: 'x' } })).toBe(
+      '{"a":{"c":"x","d":[3,{"y":2,"z":1}]},"b":1}',
+    );
   });
 
   it('drops undefined members and refuses values JSON cannot hold', () => {

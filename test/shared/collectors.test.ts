@@ -31,7 +31,9 @@ describe('the collector registry', () => {
     expect(new Set(names).size).toBe(names.length);
     expect([...COLLECTOR_NAMES]).toEqual(names);
     for (const d of COLLECTOR_DEFS) {
-      const shape = Object.keys(ITEM_SCHEMAS[d.name].shape).filter((k) => k !== 'key').sort();
+      const shape = Object.keys(ITEM_SCHEMAS[d.name].shape)
+        .filter((k) => k !== 'key')
+        .sort();
       expect(d.fields.map((f) => f.name).sort(), d.name).toEqual(shape);
     }
   });
@@ -60,22 +62,44 @@ describe('the collector registry', () => {
       expect(keyStyleOf(d.name), d.name).toBe(d.keyStyle);
       // A key that no ignore rule touches.
       const key = d.keyStyle === 'name' ? 'drift-test-key' : '/srv/drift-test-key';
-      const got = evaluate(policy, { collector: d.name, key, change: 'added', severity: d.severity.added }, { hostId: 'h', imageId: 'i', now: 0, exemptions: [] });
+      const got = evaluate(
+        policy,
+        { collector: d.name, key, change: 'added', severity: d.severity.added },
+        { hostId: 'h', imageId: 'i', now: 0, exemptions: [] },
+      );
       expect(got.action, d.name).toBe(d.defaultAction);
       // Path-keyed collectors are decided by path rules and the no-rule default, not one catch-all rule.
-      if (d.defaultAction === 'taint' && d.keyStyle !== 'path') expect(DEFAULT_POLICY.some((r) => r.name === `default/${d.name}` && r.action === 'taint')).toBe(true);
+      if (d.defaultAction === 'taint' && d.keyStyle !== 'path')
+        expect(DEFAULT_POLICY.some((r) => r.name === `default/${d.name}` && r.action === 'taint')).toBe(true);
     }
   });
 
-  it('maps each collector\'s deviations to the OCSF class it declares', () => {
+  it("maps each collector's deviations to the OCSF class it declares", () => {
     for (const d of COLLECTOR_DEFS) {
       const key = d.keyStyle === 'path' ? '/etc/x' : 'x';
-      const e = toOcsf({ id: 1, at: '2026-01-01T00:00:00.000Z', kind: 'deviation', hostId: 'h1', actor: 'agent:h1', prevHash: '0', hash: '1', detail: { collector: d.name, key, change: 'added', severity: 'high', action: 'taint', expected: null, actual: { type: 'file' } } });
+      const e = toOcsf({
+        id: 1,
+        at: '2026-01-01T00:00:00.000Z',
+        kind: 'deviation',
+        hostId: 'h1',
+        actor: 'agent:h1',
+        prevHash: '0',
+        hash: '1',
+        detail: {
+          collector: d.name,
+          key,
+          change: 'added',
+          severity: 'high',
+          action: 'taint',
+          expected: null,
+          actual: { type: 'file' },
+        },
+      });
       expect(e.class_uid, d.name).toBe(d.ocsfClass);
     }
   });
 
-  it('is the dashboard\'s list: served as /ui/collectors.js, and no page restates the names', async () => {
+  it("is the dashboard's list: served as /ui/collectors.js, and no page restates the names", async () => {
     const h = await Harness.start(await openStore('sqlite::memory:'));
     try {
       const res = await h.req('GET', '/ui/collectors.js');
@@ -115,10 +139,21 @@ describe('the collector registry', () => {
       const root = new RecordingRoot(join(FIXTURES, 'hosts/web'));
       await COLLECTORS[d.name]!.collect({ root, rules: defaultRules(), exec: execProgram, log: silentLogger });
       const declared = collectorDef(d.name)!.reads.filter((r) => r.startsWith('/'));
-      const homes = d.name === 'accounts' ? collectorDef(d.name)!.reads.filter((r) => r.startsWith('<home>')).map((r) => r.slice('<home>'.length)) : [];
+      const homes =
+        d.name === 'accounts'
+          ? collectorDef(d.name)!
+              .reads.filter((r) => r.startsWith('<home>'))
+              .map((r) => r.slice('<home>'.length))
+          : [];
       for (const p of root.seen) {
         // Reads are of the declared paths, below them, or the directories on the way to them (resolving links).
-        const ok = declared.some((r) => p === r || p.startsWith(`${r}/`) || p.startsWith(`${r}.`) || r.startsWith(`${p}/`) || p === '/') || homes.some((h) => p.endsWith(h) || p.includes(`${h}`) || h.startsWith(p.replace(/^\/home\/[^/]+|^\/root/, '')));
+        const ok =
+          declared.some(
+            (r) => p === r || p.startsWith(`${r}/`) || p.startsWith(`${r}.`) || r.startsWith(`${p}/`) || p === '/',
+          ) ||
+          homes.some(
+            (h) => p.endsWith(h) || p.includes(`${h}`) || h.startsWith(p.replace(/^\/home\/[^/]+|^\/root/, '')),
+          );
         if (!ok) undeclared.push(`${d.name} read ${p}`);
       }
     }

@@ -11,7 +11,12 @@ type Item = AnyItem & Record<string, unknown>;
 /** diffSection and changedFields as they were before the sorted-merge path: the reference. */
 function referenceFields(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
   const same = (x: unknown, y: unknown) =>
-    x === y || (x !== null && y !== null && typeof x === 'object' && typeof y === 'object' && canonicalJson(x) === canonicalJson(y));
+    x === y ||
+    (x !== null &&
+      y !== null &&
+      typeof x === 'object' &&
+      typeof y === 'object' &&
+      canonicalJson(x) === canonicalJson(y));
   const out: string[] = [];
   for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) if (k !== 'key' && !same(a[k], b[k])) out.push(k);
   return out.sort();
@@ -24,10 +29,24 @@ function reference(expected: readonly Item[], actual: readonly Item[]): Deviatio
     const { key: _k, ...rest } = i;
     return rest;
   };
-  const dev = (change: Deviation['change'], key: string, e: Item | null, a: Item | null, fields?: string[]): Deviation => {
+  const dev = (
+    change: Deviation['change'],
+    key: string,
+    e: Item | null,
+    a: Item | null,
+    fields?: string[],
+  ): Deviation => {
     const eb = e ? body(e) : null;
     const ab = a ? body(a) : null;
-    return { collector: 'files', key, change, expected: eb, actual: ab, ...(fields ? { fields } : {}), severity: defaultSeverity('files', change, key, eb, ab) };
+    return {
+      collector: 'files',
+      key,
+      change,
+      expected: eb,
+      actual: ab,
+      ...(fields ? { fields } : {}),
+      severity: defaultSeverity('files', change, key, eb, ab),
+    };
   };
   for (const item of actual) {
     const e = want.get(item.key);

@@ -4,7 +4,14 @@ import { applyDeviations, diffSection } from '../../shared/diff.js';
 import { digestOf } from '../../shared/canonical.js';
 import type { FileItem, PackageItem } from '../../shared/schema/items.js';
 
-const pkg = (name: string, version: string, state = 'installed'): PackageItem => ({ key: `${name}:amd64`, manager: 'dpkg', name, arch: 'amd64', version, state });
+const pkg = (name: string, version: string, state = 'installed'): PackageItem => ({
+  key: `${name}:amd64`,
+  manager: 'dpkg',
+  name,
+  arch: 'amd64',
+  version,
+  state,
+});
 
 describe('diffSection', () => {
   it('finds added, removed and modified items, naming the changed fields', () => {
@@ -22,8 +29,20 @@ describe('diffSection', () => {
   });
 
   it('marks a binary replaced under /usr/bin and a setuid bit gained as critical', () => {
-    const f = (key: string, mode: string, sha: string): FileItem => ({ key, type: 'file', mode, uid: 0, gid: 0, size: 1, sha256: sha.repeat(64) });
-    const devs = diffSection('files', [f('/usr/bin/ls', '0755', 'a'), f('/etc/motd', '0644', 'a')], [f('/usr/bin/ls', '0755', 'b'), f('/etc/motd', '4755', 'a')]);
+    const f = (key: string, mode: string, sha: string): FileItem => ({
+      key,
+      type: 'file',
+      mode,
+      uid: 0,
+      gid: 0,
+      size: 1,
+      sha256: sha.repeat(64),
+    });
+    const devs = diffSection(
+      'files',
+      [f('/usr/bin/ls', '0755', 'a'), f('/etc/motd', '0644', 'a')],
+      [f('/usr/bin/ls', '0755', 'b'), f('/etc/motd', '4755', 'a')],
+    );
     expect(devs.map((d) => [d.key, d.severity])).toEqual([
       ['/etc/motd', 'critical'],
       ['/usr/bin/ls', 'critical'],
@@ -31,8 +50,13 @@ describe('diffSection', () => {
   });
 
   it('applying the deviations to the expected section gives the actual section (the digest contract)', () => {
-    const item = fc.record({ name: fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f'), version: fc.constantFrom('1', '2', '3') });
-    const section = fc.uniqueArray(item, { selector: (i) => i.name }).map((xs) => xs.map((x) => pkg(x.name, x.version)).sort((a, b) => (a.key < b.key ? -1 : 1)));
+    const item = fc.record({
+      name: fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f'),
+      version: fc.constantFrom('1', '2', '3'),
+    });
+    const section = fc
+      .uniqueArray(item, { selector: (i) => i.name })
+      .map((xs) => xs.map((x) => pkg(x.name, x.version)).sort((a, b) => (a.key < b.key ? -1 : 1)));
     fc.assert(
       fc.property(section, section, (expected, actual) => {
         const devs = diffSection('packages', expected, actual);

@@ -32,14 +32,18 @@ function filesUnder(dir: string, exts: string[]): string[] {
 }
 
 const sourceFiles = [
-  ...['agent', 'controller', 'shared', 'demo', 'docs'].flatMap((d) => filesUnder(join(REPO, d), ['.ts', '.md', '.html', '.js'])),
+  ...['agent', 'controller', 'shared', 'demo', 'docs'].flatMap((d) =>
+    filesUnder(join(REPO, d), ['.ts', '.md', '.html', '.js']),
+  ),
   join(REPO, 'cli.ts'),
   join(REPO, 'README.md'),
 ];
 
 /** The README's table, rendered from the catalog: what the README must contain, byte for byte. */
 function renderErrorTable(): string {
-  const rows = CODES.map((c) => `| \`${c}\` | ${ERRORS[c].status} | ${ERRORS[c].exit} | ${ERRORS[c].summary} | \`${ERRORS[c].message}\` |`);
+  const rows = CODES.map(
+    (c) => `| \`${c}\` | ${ERRORS[c].status} | ${ERRORS[c].exit} | ${ERRORS[c].summary} | \`${ERRORS[c].message}\` |`,
+  );
   return ['| code | HTTP status | exit code | meaning | message |', '|---|---|---|---|---|', ...rows].join('\n');
 }
 
@@ -65,7 +69,16 @@ const TRIGGERS: Partial<Record<ErrorCode, () => Promise<unknown>>> = {
   DW_ERR_PROVIDER: async () => {
     const p = execProvider({ command: [join(tmpdir(), 'dw-no-such-replace-command')], timeout: '10s' });
     const ac = new AbortController();
-    const target = { replacementId: 'r1', attempt: 1, hostId: 'h1', hostname: 'h1', imageId: 'img', group: 'g', reason: 'drift', addresses: [] };
+    const target = {
+      replacementId: 'r1',
+      attempt: 1,
+      hostId: 'h1',
+      hostname: 'h1',
+      imageId: 'img',
+      group: 'g',
+      reason: 'drift',
+      addresses: [],
+    };
     return p.replace(target as never, { signal: ac.signal } as never);
   },
   DW_ERR_INTERNAL: async () => {

@@ -8,15 +8,31 @@ import { HostPathSchema } from '../../shared/schema/common.js';
 const segment = fc.constantFrom('usr', 'bin', '..', '.', '', '..b', 'a..', 'x y', 'é', '\n');
 const path = fc.array(segment, { maxLength: 4 }).map((s) => s.join('/'));
 /** Mostly good values, now and then a bad one: items near the boundary of what the schema accepts. */
-const mostly = <T, U>(good: fc.Arbitrary<T>, bad: fc.Arbitrary<U>) => fc.oneof({ arbitrary: good, weight: 12 }, { arbitrary: bad, weight: 1 });
+const mostly = <T, U>(good: fc.Arbitrary<T>, bad: fc.Arbitrary<U>) =>
+  fc.oneof({ arbitrary: good, weight: 12 }, { arbitrary: bad, weight: 1 });
 const field = {
-  key: mostly(path.map((p) => '/' + p), fc.oneof(path, fc.string(), fc.integer())),
-  type: mostly(fc.constantFrom('file', 'dir', 'symlink', 'char', 'block', 'fifo', 'socket'), fc.oneof(fc.constantFrom('File', 'link', ''), fc.integer())),
-  mode: mostly(fc.constantFrom('0644', '4755', '0000', '7777'), fc.oneof(fc.constantFrom('0844', '644', '00644', '0644\n', ' 644'), fc.integer())),
-  uid: mostly(fc.nat(), fc.oneof(fc.integer({ max: -1 }), fc.constantFrom(-0, 0.5, 2 ** 53, 2 ** 53 - 1, Number.NaN, Infinity, '0'))),
+  key: mostly(
+    path.map((p) => '/' + p),
+    fc.oneof(path, fc.string(), fc.integer()),
+  ),
+  type: mostly(
+    fc.constantFrom('file', 'dir', 'symlink', 'char', 'block', 'fifo', 'socket'),
+    fc.oneof(fc.constantFrom('File', 'link', ''), fc.integer()),
+  ),
+  mode: mostly(
+    fc.constantFrom('0644', '4755', '0000', '7777'),
+    fc.oneof(fc.constantFrom('0844', '644', '00644', '0644\n', ' 644'), fc.integer()),
+  ),
+  uid: mostly(
+    fc.nat(),
+    fc.oneof(fc.integer({ max: -1 }), fc.constantFrom(-0, 0.5, 2 ** 53, 2 ** 53 - 1, Number.NaN, Infinity, '0')),
+  ),
   gid: mostly(fc.nat(), fc.constantFrom(-1, 2 ** 53, Number.NaN)),
   size: mostly(fc.nat(), fc.constantFrom(-1, 1.5, 2 ** 60, Infinity, '1', undefined)),
-  sha256: mostly(fc.constantFrom('a'.repeat(64), '0123456789abcdef'.repeat(4)), fc.constantFrom('A'.repeat(64), 'a'.repeat(63), 'g'.repeat(64), `${'a'.repeat(64)}\n`, undefined, 1)),
+  sha256: mostly(
+    fc.constantFrom('a'.repeat(64), '0123456789abcdef'.repeat(4)),
+    fc.constantFrom('A'.repeat(64), 'a'.repeat(63), 'g'.repeat(64), `${'a'.repeat(64)}\n`, undefined, 1),
+  ),
   target: mostly(fc.string(), fc.constantFrom(undefined, 1, null)),
   error: mostly(fc.string(), fc.constantFrom(undefined, null)),
   extra: fc.string(),

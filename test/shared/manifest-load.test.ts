@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalJson } from '../../shared/canonical.js';
-import { loadManifest, readJsonText, sealManifest, verifyManifest, type UnsealedManifest } from '../../shared/manifest.js';
+import {
+  loadManifest,
+  readJsonText,
+  sealManifest,
+  verifyManifest,
+  type UnsealedManifest,
+} from '../../shared/manifest.js';
 import { ManifestSchema, MANIFEST_SCHEMA_ID } from '../../shared/schema/manifest.js';
 import { defaultRules } from '../../shared/schema/rules.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -17,13 +23,36 @@ function full(): UnsealedManifest {
     builder: { agentVersion: '0.1.0', hostname: null },
     rules: defaultRules(),
     sections: {
-      packages: { items: [{ key: 'openssl:amd64', manager: 'dpkg', name: 'openssl', arch: 'amd64', version: '3.0.11', state: 'installed' }] },
+      packages: {
+        items: [
+          {
+            key: 'openssl:amd64',
+            manager: 'dpkg',
+            name: 'openssl',
+            arch: 'amd64',
+            version: '3.0.11',
+            state: 'installed',
+          },
+        ],
+      },
       sysctl: { items: [{ key: 'net.ipv4.ip_forward', runtime: '0', declared: null, declaredIn: null }] },
       cron: {
         items: [
           {
-            key: '/etc/cron.d/x#1', kind: 'entry', file: '/etc/cron.d/x', schedule: '* * * * *', user: 'root', command: 'true', stdin: '',
-            name: 'n', value: 'v', sha256: 'b'.repeat(64), mode: '0644', state: 'static', timer: { OnCalendar: 'daily' }, error: 'e',
+            key: '/etc/cron.d/x#1',
+            kind: 'entry',
+            file: '/etc/cron.d/x',
+            schedule: '* * * * *',
+            user: 'root',
+            command: 'true',
+            stdin: '',
+            name: 'n',
+            value: 'v',
+            sha256: 'b'.repeat(64),
+            mode: '0644',
+            state: 'static',
+            timer: { OnCalendar: 'daily' },
+            error: 'e',
           },
         ],
       },
@@ -110,13 +139,24 @@ describe('readJsonText', () => {
     }
     // invalid UTF-8 inside a string: U+FFFD, as the UTF-8 decoder gives
     const file = join(dir, 'bad.json');
-    writeFileSync(file, Buffer.concat([Buffer.from('{"a":"x'), Buffer.from([0xc3, 0x28, 0xff, 0xe6, 0x97]), Buffer.from('y"}')]));
+    writeFileSync(
+      file,
+      Buffer.concat([Buffer.from('{"a":"x'), Buffer.from([0xc3, 0x28, 0xff, 0xe6, 0x97]), Buffer.from('y"}')]),
+    );
     expect(JSON.parse(readJsonText(file))).toStrictEqual(JSON.parse(readFileSync(file, 'utf8')));
   });
 
   it('loads a manifest with non-ASCII paths to the same value and digest', () => {
     const m = full();
-    m.sections.files!.items.push({ key: '/usr/share/日本語/café 😀', type: 'file', mode: '0644', uid: 0, gid: 0, size: 1, sha256: 'c'.repeat(64) });
+    m.sections.files!.items.push({
+      key: '/usr/share/日本語/café 😀',
+      type: 'file',
+      mode: '0644',
+      uid: 0,
+      gid: 0,
+      size: 1,
+      sha256: 'c'.repeat(64),
+    });
     m.sections.files!.items.sort((a, b) => (a.key < b.key ? -1 : 1));
     const sealed = sealManifest(m);
     const file = join(tempDir(), 'm.json');

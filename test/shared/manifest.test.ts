@@ -4,7 +4,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadVerifiedManifest } from '../../agent/commands/manifest.js';
 import type { DwError } from '../../shared/errors.js';
-import { loadManifest, manifestItemCount, sealManifest, verifyManifest, type UnsealedManifest } from '../../shared/manifest.js';
+import {
+  loadManifest,
+  manifestItemCount,
+  sealManifest,
+  verifyManifest,
+  type UnsealedManifest,
+} from '../../shared/manifest.js';
 import { MANIFEST_SCHEMA_ID } from '../../shared/schema/manifest.js';
 import { defaultRules } from '../../shared/schema/rules.js';
 import { generateKeyPair } from '../../shared/sign.js';
@@ -20,8 +26,21 @@ function unsealed(): UnsealedManifest {
     builder: { agentVersion: '0.1.0', hostname: 'bake-1' },
     rules: defaultRules(),
     sections: {
-      packages: { items: [{ key: 'openssl:amd64', manager: 'dpkg', name: 'openssl', arch: 'amd64', version: '3.0.11-1~deb12u2', state: 'installed' }] },
-      files: { items: [{ key: '/etc/motd', type: 'file', mode: '0644', uid: 0, gid: 0, size: 3, sha256: 'a'.repeat(64) }] },
+      packages: {
+        items: [
+          {
+            key: 'openssl:amd64',
+            manager: 'dpkg',
+            name: 'openssl',
+            arch: 'amd64',
+            version: '3.0.11-1~deb12u2',
+            state: 'installed',
+          },
+        ],
+      },
+      files: {
+        items: [{ key: '/etc/motd', type: 'file', mode: '0644', uid: 0, gid: 0, size: 3, sha256: 'a'.repeat(64) }],
+      },
     },
   };
 }
@@ -58,7 +77,9 @@ describe('sealed manifests', () => {
     expect(() => verifyManifest(sealManifest(unsealed()), { trustedKeys: [pub] })).toThrow(/not signed/);
     const other = generateKeyPair();
     const byOther = sealManifest(unsealed(), createPrivateKey(other.privateKeyPem));
-    expect(() => verifyManifest(byOther, { trustedKeys: [pub] })).toThrow(new RegExp(`key ${other.keyId}, which is not a trusted key`));
+    expect(() => verifyManifest(byOther, { trustedKeys: [pub] })).toThrow(
+      new RegExp(`key ${other.keyId}, which is not a trusted key`),
+    );
     const forged = sealManifest(unsealed(), priv);
     forged.signature!.keyId = pair.keyId;
     forged.signature!.value = byOther.signature!.value;
@@ -89,7 +110,9 @@ describe('loadManifest', () => {
     writeFileSync(join(dir, 'bad.json'), '{"schema":');
     expect(() => loadManifest(join(dir, 'bad.json'))).toThrow(/not valid JSON/);
     writeFileSync(join(dir, 'wrong.json'), JSON.stringify({ schema: 'something/else' }));
-    expect(() => loadManifest(join(dir, 'wrong.json'))).toThrow(/fails the driftwarden\/manifest\/v1 schema: schema: Invalid input/);
+    expect(() => loadManifest(join(dir, 'wrong.json'))).toThrow(
+      /fails the driftwarden\/manifest\/v1 schema: schema: Invalid input/,
+    );
   });
 
   it('reads back exactly what was written', () => {
@@ -101,7 +124,10 @@ describe('loadManifest', () => {
 });
 
 describe('a manifest with no items', () => {
-  const empty = (): UnsealedManifest => ({ ...unsealed(), sections: { packages: { items: [] }, sysctl: { items: [] }, cron: { items: [] }, files: { items: [] } } });
+  const empty = (): UnsealedManifest => ({
+    ...unsealed(),
+    sections: { packages: { items: [] }, sysctl: { items: [] }, cron: { items: [] }, files: { items: [] } },
+  });
 
   it('is refused, signed or not, naming what is empty: every host item would be "added" against it', () => {
     for (const m of [sealManifest(empty()), sealManifest(empty(), priv)]) {
@@ -114,7 +140,9 @@ describe('a manifest with no items', () => {
         throw new Error('accepted an empty manifest');
       })();
       expect(err.code).toBe('DW_ERR_MANIFEST_INVALID');
-      expect(err.message).toBe("manifest has no items in any section (packages, sysctl, cron, files): it is not the manifest of a real image; build it from the image's root");
+      expect(err.message).toBe(
+        "manifest has no items in any section (packages, sysctl, cron, files): it is not the manifest of a real image; build it from the image's root",
+      );
     }
     expect(() => verifyManifest(sealManifest({ ...unsealed(), sections: {} }))).toThrow(/no sections at all/);
   });

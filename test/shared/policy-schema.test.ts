@@ -23,23 +23,44 @@ describe('policy rule schema', () => {
   });
 
   it('accepts a list of globs, a change filter and a severity', () => {
-    const r = PolicyRuleSchema.parse({ name: 'x', collector: '*', key: ['/a/**', 'b:*'], change: ['added', 'modified'], action: 'report', severity: 'low' });
+    const r = PolicyRuleSchema.parse({
+      name: 'x',
+      collector: '*',
+      key: ['/a/**', 'b:*'],
+      change: ['added', 'modified'],
+      action: 'report',
+      severity: 'low',
+    });
     expect(r.key).toEqual(['/a/**', 'b:*']);
   });
 
   it('says what it expected for every field, in the words of the docs', () => {
-    expect(messages(PolicyRuleSchema.safeParse({ collector: 'file', key: '/x', action: 'replace', severity: 'urgent', change: ['changed'] }))).toEqual([
+    expect(
+      messages(
+        PolicyRuleSchema.safeParse({
+          collector: 'file',
+          key: '/x',
+          action: 'replace',
+          severity: 'urgent',
+          change: ['changed'],
+        }),
+      ),
+    ).toEqual([
       'collector: expected one of packages|sysctl|cron|files|kernel-modules|services|accounts|firewall|*',
       'change.0: expected one of added|removed|modified',
       'action: expected one of ignore|report|taint',
       'severity: expected one of low|medium|high|critical',
     ]);
     expect(messages(PolicyRuleSchema.safeParse({ collector: 'files' }))).toEqual(['key: required', 'action: required']);
-    expect(messages(PolicyRuleSchema.safeParse({ collector: 'files', key: 7, action: 'ignore' }))).toEqual(['key: expected a glob or a list of globs']);
-    expect(messages(PolicyRuleSchema.safeParse({ collector: 'files', key: [], action: 'ignore' }))).toEqual(['key: expected at least one glob']);
-    expect(messages(PolicyRuleSchema.safeParse({ collector: 'files', key: '/x', action: 'ignore', change: [] }))).toEqual([
-      'change: expected at least one of added|removed|modified',
+    expect(messages(PolicyRuleSchema.safeParse({ collector: 'files', key: 7, action: 'ignore' }))).toEqual([
+      'key: expected a glob or a list of globs',
     ]);
+    expect(messages(PolicyRuleSchema.safeParse({ collector: 'files', key: [], action: 'ignore' }))).toEqual([
+      'key: expected at least one glob',
+    ]);
+    expect(
+      messages(PolicyRuleSchema.safeParse({ collector: 'files', key: '/x', action: 'ignore', change: [] })),
+    ).toEqual(['change: expected at least one of added|removed|modified']);
   });
 
   it('refuses unknown keys', () => {
@@ -49,9 +70,9 @@ describe('policy rule schema', () => {
   });
 
   it('refuses a glob that cannot compile, naming the list position', () => {
-    expect(messages(PolicyRuleSchema.safeParse({ collector: 'files', key: ['/ok/**', '/etc/[ssh'], action: 'ignore' }))).toEqual([
-      expect.stringMatching(/^key\.1: invalid glob "\/etc\/\[ssh": Missing closing: "\]"/),
-    ]);
+    expect(
+      messages(PolicyRuleSchema.safeParse({ collector: 'files', key: ['/ok/**', '/etc/[ssh'], action: 'ignore' })),
+    ).toEqual([expect.stringMatching(/^key\.1: invalid glob "\/etc\/\[ssh": Missing closing: "\]"/)]);
     expect(messages(PolicyRuleSchema.safeParse({ collector: 'sysctl', key: 'net.[z-a]', action: 'ignore' }))).toEqual([
       expect.stringMatching(/^key: invalid glob "net.\[z-a\]": .*Range out of order/),
     ]);
@@ -63,16 +84,20 @@ describe('policy rule schema', () => {
     ]);
     expect(PolicyRuleSchema.safeParse({ collector: 'cron', key: '*.sh', action: 'ignore' }).success).toBe(false);
     expect(PolicyRuleSchema.safeParse({ collector: 'files', key: '**/*.log', action: 'ignore' }).success).toBe(true);
-    expect(PolicyRuleSchema.safeParse({ collector: 'files', key: '{/usr,/opt}/**', action: 'ignore' }).success).toBe(true);
+    expect(PolicyRuleSchema.safeParse({ collector: 'files', key: '{/usr,/opt}/**', action: 'ignore' }).success).toBe(
+      true,
+    );
     // Names and any-collector rules have no such constraint.
-    expect(PolicyRuleSchema.safeParse({ collector: 'packages', key: 'openssl:*', action: 'ignore' }).success).toBe(true);
+    expect(PolicyRuleSchema.safeParse({ collector: 'packages', key: 'openssl:*', action: 'ignore' }).success).toBe(
+      true,
+    );
     expect(PolicyRuleSchema.safeParse({ collector: '*', key: 'openssl:*', action: 'ignore' }).success).toBe(true);
   });
 
   it('refuses negated globs, which in an any-of list would match nearly everything', () => {
-    expect(messages(PolicyRuleSchema.safeParse({ collector: 'files', key: ['/etc/**', '!/etc/ssh/**'], action: 'ignore' }))).toEqual([
-      expect.stringMatching(/^key\.1: negated globs/),
-    ]);
+    expect(
+      messages(PolicyRuleSchema.safeParse({ collector: 'files', key: ['/etc/**', '!/etc/ssh/**'], action: 'ignore' })),
+    ).toEqual([expect.stringMatching(/^key\.1: negated globs/)]);
   });
 });
 
@@ -94,8 +119,12 @@ describe('policy file schema', () => {
   });
 
   it('reserves the default/ prefix for the shipped rules', () => {
-    const r = PolicyFileSchema.safeParse({ rules: [{ name: 'default/packages', collector: 'packages', key: '*', action: 'ignore' }] });
-    expect(messages(r)).toEqual([expect.stringMatching(/^rules\.0\.name: names starting with "default\/" are reserved/)]);
+    const r = PolicyFileSchema.safeParse({
+      rules: [{ name: 'default/packages', collector: 'packages', key: '*', action: 'ignore' }],
+    });
+    expect(messages(r)).toEqual([
+      expect.stringMatching(/^rules\.0\.name: names starting with "default\/" are reserved/),
+    ]);
   });
 
   it('ships defaults that pass their own schema, in the order the design needs', () => {
@@ -140,7 +169,13 @@ describe('key globs', () => {
   });
 
   it('style follows the collector, and unknown collectors are names', () => {
-    expect(['files', 'cron', 'packages', 'sysctl', 'systemd'].map(keyStyleOf)).toEqual(['path', 'entry', 'name', 'name', 'name']);
+    expect(['files', 'cron', 'packages', 'sysctl', 'systemd'].map(keyStyleOf)).toEqual([
+      'path',
+      'entry',
+      'name',
+      'name',
+      'name',
+    ]);
   });
 
   it('problems are reported, never thrown', () => {
@@ -155,7 +190,12 @@ describe('key globs', () => {
 describe('exemption request schema', () => {
   const NOW = Date.parse('2025-03-01T12:00:00.000Z');
   const schema = exemptionRequestSchema(() => NOW);
-  const base = { keyPattern: '/etc/nginx/**', collector: 'files', hostId: 'h1', reason: 'INC-42: hotfix until the next bake' } as const;
+  const base = {
+    keyPattern: '/etc/nginx/**',
+    collector: 'files',
+    hostId: 'h1',
+    reason: 'INC-42: hotfix until the next bake',
+  } as const;
 
   it('turns a duration into an expiry and null scopes into "any"', () => {
     expect(schema.parse({ ...base, for: '72h' })).toEqual({
@@ -169,33 +209,49 @@ describe('exemption request schema', () => {
   });
 
   it('keeps an explicit expiry, normalised to UTC', () => {
-    expect(schema.parse({ ...base, expiresAt: '2025-03-10T09:00:00+02:00' }).expiresAt).toBe('2025-03-10T07:00:00.000Z');
+    expect(schema.parse({ ...base, expiresAt: '2025-03-10T09:00:00+02:00' }).expiresAt).toBe(
+      '2025-03-10T07:00:00.000Z',
+    );
   });
 
   it('requires a reason, and whitespace is not one', () => {
-    expect(messages(schema.safeParse({ ...base, reason: undefined, for: '1h' }))).toEqual(['reason: required: say why']);
+    expect(messages(schema.safeParse({ ...base, reason: undefined, for: '1h' }))).toEqual([
+      'reason: required: say why',
+    ]);
     expect(messages(schema.safeParse({ ...base, reason: '   ', for: '1h' }))).toEqual(['reason: required: say why']);
   });
 
   it('requires exactly one of expiresAt and for', () => {
-    expect(messages(schema.safeParse(base))).toEqual(['expiresAt: required: an expiry (expiresAt) or a duration (for)']);
-    expect(messages(schema.safeParse({ ...base, for: '1h', expiresAt: '2025-03-02T00:00:00Z' }))).toEqual(['for: give expiresAt or for, not both']);
+    expect(messages(schema.safeParse(base))).toEqual([
+      'expiresAt: required: an expiry (expiresAt) or a duration (for)',
+    ]);
+    expect(messages(schema.safeParse({ ...base, for: '1h', expiresAt: '2025-03-02T00:00:00Z' }))).toEqual([
+      'for: give expiresAt or for, not both',
+    ]);
   });
 
   it('refuses past expiries, zero durations and anything beyond 90 days', () => {
-    expect(messages(schema.safeParse({ ...base, expiresAt: '2025-03-01T11:59:59Z' }))).toEqual(['expiresAt: must be in the future']);
+    expect(messages(schema.safeParse({ ...base, expiresAt: '2025-03-01T11:59:59Z' }))).toEqual([
+      'expiresAt: must be in the future',
+    ]);
     expect(messages(schema.safeParse({ ...base, for: '0s' }))).toEqual(['for: must be longer than 0']);
     expect(messages(schema.safeParse({ ...base, for: '91d' }))).toEqual(['for: must be at most 90 days']);
     expect(schema.safeParse({ ...base, for: '90d' }).success).toBe(true);
     expect(schema.safeParse({ ...base, for: '2160h' }).success).toBe(true);
     const tooLate = new Date(NOW + MAX_EXEMPTION_MS + 1000).toISOString();
-    expect(messages(schema.safeParse({ ...base, expiresAt: tooLate }))).toEqual(['expiresAt: must be at most 90 days ahead']);
+    expect(messages(schema.safeParse({ ...base, expiresAt: tooLate }))).toEqual([
+      'expiresAt: must be at most 90 days ahead',
+    ]);
     expect(messages(schema.safeParse({ ...base, for: 'a while' }))[0]).toMatch(/^for: expected a duration/);
   });
 
   it('checks the key pattern against the collector it names', () => {
-    expect(messages(schema.safeParse({ ...base, keyPattern: 'nginx.conf', for: '1h' }))[0]).toMatch(/^keyPattern: expected an absolute path glob/);
-    expect(messages(schema.safeParse({ ...base, keyPattern: '/etc/[x', for: '1h' }))[0]).toMatch(/^keyPattern: invalid glob/);
+    expect(messages(schema.safeParse({ ...base, keyPattern: 'nginx.conf', for: '1h' }))[0]).toMatch(
+      /^keyPattern: expected an absolute path glob/,
+    );
+    expect(messages(schema.safeParse({ ...base, keyPattern: '/etc/[x', for: '1h' }))[0]).toMatch(
+      /^keyPattern: invalid glob/,
+    );
     expect(schema.safeParse({ ...base, collector: 'packages', keyPattern: 'nginx:*', for: '1h' }).success).toBe(true);
   });
 
@@ -204,20 +260,40 @@ describe('exemption request schema', () => {
       'keyPattern: "**" is a catch-all (it matches every files key): give a hostId or an imageId, or it would exempt every host',
     ]);
     expect(schema.safeParse({ keyPattern: '**', imageId: 'ami-1', reason: 'r', for: '1h' }).success).toBe(true);
-    expect(schema.safeParse({ keyPattern: '/*/**', hostId: 'h1', collector: 'files', reason: 'r', for: '1h' }).success).toBe(true);
+    expect(
+      schema.safeParse({ keyPattern: '/*/**', hostId: 'h1', collector: 'files', reason: 'r', for: '1h' }).success,
+    ).toBe(true);
   });
 
   it('judges a catch-all by what it matches, not by how it is spelled', () => {
-    const refused = (keyPattern: string, collector?: string) => !schema.safeParse({ keyPattern, ...(collector ? { collector } : {}), reason: 'r', for: '1h' }).success;
+    const refused = (keyPattern: string, collector?: string) =>
+      !schema.safeParse({ keyPattern, ...(collector ? { collector } : {}), reason: 'r', for: '1h' }).success;
     for (const p of ['**', '/**', '/*/**', '/**/*', '**/*', '/?*/**', '/{**,x}', '/**/**', '/*/*/**']) {
       expect(refused(p, 'files'), p).toBe(true);
       expect(refused(p), p).toBe(true);
     }
-    for (const [p, c] of [['*', 'packages'], ['*:*', 'packages'], ['*', 'sysctl'], ['*.*', 'sysctl'], ['/**', 'cron'], ['*', undefined], ['*:*', undefined]] as const) {
+    for (const [p, c] of [
+      ['*', 'packages'],
+      ['*:*', 'packages'],
+      ['*', 'sysctl'],
+      ['*.*', 'sysctl'],
+      ['/**', 'cron'],
+      ['*', undefined],
+      ['*:*', undefined],
+    ] as const) {
       expect(refused(p, c), `${p} ${c}`).toBe(true);
     }
     // Wide, but not everything: each leaves most of the fleet's keys to the policy.
-    for (const [p, c] of [['/etc/**', 'files'], ['/usr/bin/*', 'files'], ['/*', 'files'], ['openssl:*', 'packages'], ['net.*', 'sysctl'], ['/etc/cron.d/*', 'cron'], ['/etc/**', 'cron'], ['/etc/nginx/**', undefined]] as const) {
+    for (const [p, c] of [
+      ['/etc/**', 'files'],
+      ['/usr/bin/*', 'files'],
+      ['/*', 'files'],
+      ['openssl:*', 'packages'],
+      ['net.*', 'sysctl'],
+      ['/etc/cron.d/*', 'cron'],
+      ['/etc/**', 'cron'],
+      ['/etc/nginx/**', undefined],
+    ] as const) {
       expect(refused(p, c), `${p} ${c}`).toBe(false);
     }
   });

@@ -13,7 +13,8 @@ describe('severity order', () => {
 
   it('gives the same ranks in SQL, with the fallback for anything else', () => {
     const db = new Database(':memory:');
-    const rank = (v: string | null, otherwise?: number) => (db.prepare(`select ${severityRankSql('s', otherwise)} as r from (select ? as s)`).get(v) as { r: number }).r;
+    const rank = (v: string | null, otherwise?: number) =>
+      (db.prepare(`select ${severityRankSql('s', otherwise)} as r from (select ? as s)`).get(v) as { r: number }).r;
     expect(SEVERITIES.map((s) => rank(s))).toEqual([1, 2, 3, 4]);
     expect([rank(null), rank('urgent'), rank('urgent', 1)]).toEqual([0, 0, 1]);
     db.close();

@@ -14,10 +14,17 @@ export async function act(rt: SchedulerRuntime, result: TickResult): Promise<voi
   const rows = await rt.d.store.replacements.list({ states: ['scheduled'], limit: PLAN_BATCH });
   const mine = interleaveByGroup(rows.filter((r) => rt.modeFor(r.group) === 'enforce'));
   const inTurn = serially();
-  await forEachConcurrently(mine, rt.d.config.parallelism, rt.signal, (candidate) => actOn(rt, candidate, inTurn, result));
+  await forEachConcurrently(mine, rt.d.config.parallelism, rt.signal, (candidate) =>
+    actOn(rt, candidate, inTurn, result),
+  );
 }
 
-async function actOn(rt: SchedulerRuntime, candidate: ReplacementRow, inTurn: ReturnType<typeof serially>, result: TickResult): Promise<void> {
+async function actOn(
+  rt: SchedulerRuntime,
+  candidate: ReplacementRow,
+  inTurn: ReturnType<typeof serially>,
+  result: TickResult,
+): Promise<void> {
   const claimed = await inTurn(async () => {
     const row = await claim(rt, candidate.id, 'scheduled');
     return row ? { row, host: await rt.d.store.getHost(row.hostId) } : null;
@@ -26,7 +33,14 @@ async function actOn(rt: SchedulerRuntime, candidate: ReplacementRow, inTurn: Re
   const { row, host } = claimed;
   const provider = rt.d.providerFor(row.group);
   if (!host) return failAttempt(rt, row, 'the host no longer exists', false, result);
-  if (!provider) return failAttempt(rt, row, `no provider is configured for group ${row.group} (scheduler.provider or scheduler.groups.<group>.provider)`, false, result);
+  if (!provider)
+    return failAttempt(
+      rt,
+      row,
+      `no provider is configured for group ${row.group} (scheduler.provider or scheduler.groups.<group>.provider)`,
+      false,
+      result,
+    );
   const accepted = await callProvider(rt, row, 'replace', (ctx) => provider.replace(target(row, host), ctx), result);
   if (!accepted) return;
   const at = rt.d.clock().toISOString();
@@ -36,10 +50,33 @@ async function actOn(rt: SchedulerRuntime, candidate: ReplacementRow, inTurn: Re
     // An operator may have cancelled or marked it done while the provider call ran.
     if (!current || current.state !== 'scheduled') return;
     const h = await tx.lockHost(row.hostId);
-    if (h) await transition(tx, h, h.state, { type: 'replacement-started', detail: `${provider.type}: ${accepted.detail}` }, at, SYSTEM);
-    const patch = { state: 'replacing' as const, startedAt: at, providerRef: accepted.ref, provider: provider.type, lastError: null, leaseOwner: null, leaseUntil: null, updatedAt: at };
+    if (h)
+      await transition(
+        tx,
+        h,
+        h.state,
+        { type: 'replacement-started', detail: `${provider.type}: ${accepted.detail}` },
+        at,
+        SYSTEM,
+      );
+    const patch = {
+      state: 'replacing' as const,
+      startedAt: at,
+      providerRef: accepted.ref,
+      provider: provider.type,
+      lastError: null,
+      leaseOwner: null,
+      leaseUntil: null,
+      updatedAt: at,
+    };
     await tx.replacements.update(row.id, patch);
-    await tx.appendAudit({ at, actor: SYSTEM, action: 'replacement.start', target: row.hostId, detail: { replacement: row.id, provider: provider.type, ref: accepted.ref, detail: accepted.detail } });
+    await tx.appendAudit({
+      at,
+      actor: SYSTEM,
+      action: 'replacement.start',
+      target: row.hostId,
+      detail: { replacement: row.id, provider: provider.type, ref: accepted.ref, detail: accepted.detail },
+    });
     started = { ...current, ...patch };
   });
   if (started) {

@@ -9,7 +9,11 @@ export const approvalsStep: PlanStep = {
   async run(p) {
     for (const row of p.pending) {
       if (p.verdicts.has(row.id)) continue;
-      if (p.rt.settingsFor(row.group)?.requireApproval && !row.approvedAt) p.verdicts.set(row.id, { decision: 'awaiting-approval', reason: `group ${row.group} requires an operator's approval` });
+      if (p.rt.settingsFor(row.group)?.requireApproval && !row.approvedAt)
+        p.verdicts.set(row.id, {
+          decision: 'awaiting-approval',
+          reason: `group ${row.group} requires an operator's approval`,
+        });
     }
   },
 };

@@ -28,16 +28,39 @@ export const breakerStep: PlanStep = {
       const total = p.counts.get(name)?.total ?? 0;
       const reason = breakerVerdict(cfg.breaker, { total, recent });
       if (!reason) continue;
-      const row: GroupStateRow = { ...(state ?? emptyGroup(name)), paused: true, pausedReason: reason, pausedAt: at, pausedBy: 'breaker' };
+      const row: GroupStateRow = {
+        ...(state ?? emptyGroup(name)),
+        paused: true,
+        pausedReason: reason,
+        pausedAt: at,
+        pausedBy: 'breaker',
+      };
       await r.putGroup(row);
       p.groups.set(name, row);
-      await tx.appendAudit({ at, actor: SYSTEM, action: 'replacement.breaker-trip', target: name, detail: { reason, mode: rt.modeFor(name) } });
+      await tx.appendAudit({
+        at,
+        actor: SYSTEM,
+        action: 'replacement.breaker-trip',
+        target: name,
+        detail: { reason, mode: rt.modeFor(name) },
+      });
       await recordEvent(tx, {
         kind: EVENT_KINDS.breakerTripped,
         hostId: null,
         actor: SYSTEM,
         at,
-        detail: { group: name, reason, mode: rt.modeFor(name), pausedBy: 'breaker', tainted: recent.length, total, taintedShare: total > 0 ? Math.round((1000 * recent.length) / total) / 1000 : null, threshold: cfg.breaker.taintedShare, sameDeviation: cfg.breaker.sameDeviation, window: cfg.breaker.window },
+        detail: {
+          group: name,
+          reason,
+          mode: rt.modeFor(name),
+          pausedBy: 'breaker',
+          tainted: recent.length,
+          total,
+          taintedShare: total > 0 ? Math.round((1000 * recent.length) / total) / 1000 : null,
+          threshold: cfg.breaker.taintedShare,
+          sameDeviation: cfg.breaker.sameDeviation,
+          window: cfg.breaker.window,
+        },
       });
       p.emitted.push({ type: 'breaker-tripped', at, group: name, reason });
       p.alerts.push({ group: name, reason });
@@ -46,8 +69,13 @@ export const breakerStep: PlanStep = {
 
     for (const row of p.pending) {
       const g = p.groups.get(row.group);
-      if (rt.modeFor(row.group) === 'off') p.verdicts.set(row.id, { decision: 'off', reason: `mode is off for group ${row.group}` });
-      else if (g?.paused) p.verdicts.set(row.id, { decision: 'paused', reason: `group ${row.group} is paused: ${g.pausedReason ?? 'by an operator'}` });
+      if (rt.modeFor(row.group) === 'off')
+        p.verdicts.set(row.id, { decision: 'off', reason: `mode is off for group ${row.group}` });
+      else if (g?.paused)
+        p.verdicts.set(row.id, {
+          decision: 'paused',
+          reason: `group ${row.group} is paused: ${g.pausedReason ?? 'by an operator'}`,
+        });
     }
   },
 };

@@ -3,7 +3,14 @@
  * began with (in flight, silent, clean) and the starts within the longest rate period. Computed when
  * first asked, so the `windows` step that follows can close a budget first.
  */
-import { budgetAllowance, combine, groupMatches, type Allowance, type BudgetLimits, type BudgetInput } from '../budgets.js';
+import {
+  budgetAllowance,
+  combine,
+  groupMatches,
+  type Allowance,
+  type BudgetLimits,
+  type BudgetInput,
+} from '../budgets.js';
 import { ms } from './runtime.js';
 import type { PlanPass, PlanStep } from './plan.js';
 
@@ -19,8 +26,13 @@ export const budgetsStep: PlanStep = {
   name: 'budgets',
   async run(p) {
     const cfg = p.rt.d.config;
-    const longestRate = Math.max(0, ...cfg.budgets.map((b) => (b.rate ? ms(b.rate.per) : 0)), cfg.overall?.rate ? ms(cfg.overall.rate.per) : 0);
-    p.starts = longestRate > 0 ? await p.tx.replacements.startsSince(new Date(p.now.getTime() - longestRate).toISOString()) : [];
+    const longestRate = Math.max(
+      0,
+      ...cfg.budgets.map((b) => (b.rate ? ms(b.rate.per) : 0)),
+      cfg.overall?.rate ? ms(cfg.overall.rate.per) : 0,
+    );
+    p.starts =
+      longestRate > 0 ? await p.tx.replacements.startsSince(new Date(p.now.getTime() - longestRate).toISOString()) : [];
     const perGroup = new Map<string, Allowance>();
     let fleet: Allowance | undefined;
     p.allowance = {
@@ -28,16 +40,39 @@ export const budgetsStep: PlanStep = {
         let a = perGroup.get(name);
         if (!a) {
           const c = p.counts.get(name) ?? { total: 0, unavailable: 0, clean: 0 };
-          const input = { now: p.now, total: c.total, unavailable: c.unavailable, clean: c.clean, starts: p.starts.filter((s) => s.group === name).map((s) => Date.parse(s.startedAt)) };
-          a = combine(...cfg.budgets.filter((b) => groupMatches(b.group, name)).map((b) => allowanceOf(p, `budget "${b.group}"`, b, input)));
+          const input = {
+            now: p.now,
+            total: c.total,
+            unavailable: c.unavailable,
+            clean: c.clean,
+            starts: p.starts.filter((s) => s.group === name).map((s) => Date.parse(s.startedAt)),
+          };
+          a = combine(
+            ...cfg.budgets
+              .filter((b) => groupMatches(b.group, name))
+              .map((b) => allowanceOf(p, `budget "${b.group}"`, b, input)),
+          );
           perGroup.set(name, a);
         }
         return a;
       },
       fleet() {
         if (!fleet) {
-          const all = [...p.counts.values()].reduce((a, c) => ({ total: a.total + c.total, unavailable: a.unavailable + c.unavailable, clean: a.clean + c.clean }), { total: 0, unavailable: 0, clean: 0 });
-          fleet = cfg.overall ? allowanceOf(p, 'overall budget', cfg.overall, { now: p.now, ...all, starts: p.starts.map((s) => Date.parse(s.startedAt)) }) : { allowed: Infinity, reason: '' };
+          const all = [...p.counts.values()].reduce(
+            (a, c) => ({
+              total: a.total + c.total,
+              unavailable: a.unavailable + c.unavailable,
+              clean: a.clean + c.clean,
+            }),
+            { total: 0, unavailable: 0, clean: 0 },
+          );
+          fleet = cfg.overall
+            ? allowanceOf(p, 'overall budget', cfg.overall, {
+                now: p.now,
+                ...all,
+                starts: p.starts.map((s) => Date.parse(s.startedAt)),
+              })
+            : { allowed: Infinity, reason: '' };
         }
         return fleet;
       },

@@ -21,7 +21,12 @@ export function interleaveByGroup<T extends { group: string }>(rows: readonly T[
  * Runs `fn` over `items` with at most `limit` running; stops taking new items once `signal` aborts.
  * `fn` must handle its own errors: one item's failure is that item's, never the others'.
  */
-export async function forEachConcurrently<T>(items: readonly T[], limit: number, signal: AbortSignal, fn: (item: T) => Promise<void>): Promise<void> {
+export async function forEachConcurrently<T>(
+  items: readonly T[],
+  limit: number,
+  signal: AbortSignal,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
   let nextIndex = 0;
   const worker = async (): Promise<void> => {
     while (nextIndex < items.length && !signal.aborted) {

@@ -14,7 +14,14 @@ import type { SchedulerRuntime, TickResult } from './runtime.js';
 import { scheduleStep } from './schedule.js';
 import { windowsStep } from './windows.js';
 
-export const PLAN_STEPS: readonly PlanStep[] = [queueStep, breakerStep, budgetsStep, windowsStep, approvalsStep, scheduleStep];
+export const PLAN_STEPS: readonly PlanStep[] = [
+  queueStep,
+  breakerStep,
+  budgetsStep,
+  windowsStep,
+  approvalsStep,
+  scheduleStep,
+];
 
 export interface PassStep {
   readonly name: string;
@@ -32,4 +39,14 @@ export async function runPass(rt: SchedulerRuntime, result: TickResult): Promise
   for (const step of PASS) await step.run(rt, result);
 }
 
-export { emptyGroup, hostContext, newRow, transition, ms, SYSTEM, type SchedulerDeps, type SchedulerRuntime, type TickResult } from './runtime.js';
+export {
+  emptyGroup,
+  hostContext,
+  newRow,
+  transition,
+  ms,
+  SYSTEM,
+  type SchedulerDeps,
+  type SchedulerRuntime,
+  type TickResult,
+} from './runtime.js';

@@ -10,7 +10,11 @@ export function leaseUntil(rt: SchedulerRuntime, now: Date): string {
 }
 
 /** Claims the lease on a row in `state` (a lapsed lease of a dead controller included); the row as claimed, or null. */
-export async function claim(rt: SchedulerRuntime, id: string, state: ReplacementRow['state']): Promise<ReplacementRow | null> {
+export async function claim(
+  rt: SchedulerRuntime,
+  id: string,
+  state: ReplacementRow['state'],
+): Promise<ReplacementRow | null> {
   const now = rt.d.clock();
   return rt.d.store.transaction(async (tx) => {
     const row = await tx.replacements.lock(id);
@@ -35,7 +39,9 @@ export async function holdingLease<T>(rt: SchedulerRuntime, id: string, fn: () =
   const every = Math.max(1_000, Math.floor(ms(rt.d.config.lease) / 3));
   const timer = setInterval(() => {
     const now = rt.d.clock();
-    rt.d.store.replacements.claim(id, rt.owner, leaseUntil(rt, now), now.toISOString()).catch((err: unknown) => rt.d.log.warn({ err, replacement: id }, 'could not renew a lease'));
+    rt.d.store.replacements
+      .claim(id, rt.owner, leaseUntil(rt, now), now.toISOString())
+      .catch((err: unknown) => rt.d.log.warn({ err, replacement: id }, 'could not renew a lease'));
   }, every);
   try {
     return await fn();

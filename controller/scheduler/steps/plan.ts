@@ -46,12 +46,31 @@ export async function runPlan(rt: SchedulerRuntime, steps: readonly PlanStep[], 
   const alerts: { group: string; reason: string }[] = [];
   await rt.d.store.transaction(async (tx) => {
     await tx.replacements.lockScheduler();
-    const p: PlanPass = { rt, tx, now, at: now.toISOString(), result, emitted, alerts, pending: [], verdicts: new Map(), counts: new Map(), groups: new Map(), starts: [], closed: new Set(), finished: false };
+    const p: PlanPass = {
+      rt,
+      tx,
+      now,
+      at: now.toISOString(),
+      result,
+      emitted,
+      alerts,
+      pending: [],
+      verdicts: new Map(),
+      counts: new Map(),
+      groups: new Map(),
+      starts: [],
+      closed: new Set(),
+      finished: false,
+    };
     for (const step of steps) {
       await step.run(p);
       if (p.finished) return;
     }
   });
   for (const e of emitted) rt.events.emit(e);
-  for (const a of alerts) rt.d.log.warn({ group: a.group, reason: a.reason }, 'replacement breaker tripped: group paused until an operator resumes it');
+  for (const a of alerts)
+    rt.d.log.warn(
+      { group: a.group, reason: a.reason },
+      'replacement breaker tripped: group paused until an operator resumes it',
+    );
 }

@@ -11,7 +11,15 @@ export const queueStep: PlanStep = {
     const r = p.tx.replacements;
     const cfg = p.rt.d.config;
     for (const h of await r.taintedWithoutReplacement(PLAN_BATCH)) {
-      const row = newRow({ hostId: h.id, group: h.group ?? cfg.defaultGroup, severity: h.severity, taintedAt: h.taintedAt ?? p.at, requestedBy: SYSTEM, reason: 'tainted', now: p.at });
+      const row = newRow({
+        hostId: h.id,
+        group: h.group ?? cfg.defaultGroup,
+        severity: h.severity,
+        taintedAt: h.taintedAt ?? p.at,
+        requestedBy: SYSTEM,
+        reason: 'tainted',
+        now: p.at,
+      });
       await r.insert(row);
       p.emitted.push({ type: 'replacement-queued', at: p.at, replacement: row });
       p.result.queued++;
@@ -22,7 +30,11 @@ export const queueStep: PlanStep = {
       return;
     }
     for (const row of p.pending) {
-      if (row.nextAttemptAt && row.nextAttemptAt > p.at) p.verdicts.set(row.id, { decision: 'backoff', reason: `retry ${row.attempts + 1} not before ${row.nextAttemptAt} (last error: ${row.lastError ?? 'unknown'})` });
+      if (row.nextAttemptAt && row.nextAttemptAt > p.at)
+        p.verdicts.set(row.id, {
+          decision: 'backoff',
+          reason: `retry ${row.attempts + 1} not before ${row.nextAttemptAt} (last error: ${row.lastError ?? 'unknown'})`,
+        });
     }
   },
 };

@@ -53,7 +53,14 @@ export const PLAN_BATCH = 1000;
 export const SYSTEM = 'controller';
 
 /** Moves the host along the state table: its row, its timeline and the event stream, in `tx`. */
-export async function transition(tx: StoreTx, host: HostRow, from: HostState, event: HostEvent, at: string, actor: string): Promise<void> {
+export async function transition(
+  tx: StoreTx,
+  host: HostRow,
+  from: HostState,
+  event: HostEvent,
+  at: string,
+  actor: string,
+): Promise<void> {
   const t = next(from, event);
   if (!t.changed) return;
   await tx.updateHost(host.id, { state: t.state, stateSince: at });
@@ -65,10 +72,27 @@ export function hostContext(h: HostRow): HostContext {
 }
 
 export function emptyGroup(name: string): GroupStateRow {
-  return { name, paused: false, pausedReason: null, pausedAt: null, pausedBy: null, resumedAt: null, resumedBy: null, breakerSince: null };
+  return {
+    name,
+    paused: false,
+    pausedReason: null,
+    pausedAt: null,
+    pausedBy: null,
+    resumedAt: null,
+    resumedBy: null,
+    breakerSince: null,
+  };
 }
 
-export function newRow(o: { hostId: string; group: string; severity: ReplacementRow['severity']; taintedAt: string; requestedBy: string; reason: string; now: string }): ReplacementRow {
+export function newRow(o: {
+  hostId: string;
+  group: string;
+  severity: ReplacementRow['severity'];
+  taintedAt: string;
+  requestedBy: string;
+  reason: string;
+  now: string;
+}): ReplacementRow {
   return {
     id: randomUUID(),
     hostId: o.hostId,

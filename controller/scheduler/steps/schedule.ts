@@ -35,7 +35,11 @@ export const scheduleStep: PlanStep = {
         const limit = ga.allowed <= fleetLeft.allowed ? ga : fleetLeft;
         const given = limit === ga ? (givenThisPass.get(row.group) ?? 0) : givenFleetThisPass;
         // The counts in a budget's reason are those the pass began with; say where the rest went.
-        if (limit.allowed <= 0) [decision, reason] = ['waiting', given > 0 ? `${limit.reason}; ${given} going to hosts ahead in the queue` : limit.reason];
+        if (limit.allowed <= 0)
+          [decision, reason] = [
+            'waiting',
+            given > 0 ? `${limit.reason}; ${given} going to hosts ahead in the queue` : limit.reason,
+          ];
         else {
           const left = (n: number) => (n === Infinity ? 'no limit' : String(n - 1));
           reason = `within budgets (group ${row.group}: ${left(ga.allowed)} more allowed after this, fleet: ${left(fleetLeft.allowed)})`;
@@ -55,16 +59,37 @@ export const scheduleStep: PlanStep = {
         }
         continue;
       }
-      const state = decision === 'awaiting-approval' ? 'awaiting-approval' : row.state === 'awaiting-approval' && settings?.requireApproval && !row.approvedAt ? 'awaiting-approval' : 'queued';
+      const state =
+        decision === 'awaiting-approval'
+          ? 'awaiting-approval'
+          : row.state === 'awaiting-approval' && settings?.requireApproval && !row.approvedAt
+            ? 'awaiting-approval'
+            : 'queued';
       if (decision === 'would-replace') p.result.wouldReplace++;
       if (row.decision === decision && row.decisionReason === reason && row.state === state) continue;
       await r.update(row.id, { state, decision, decisionReason: reason, decidedAt: at, updatedAt: at });
       if (decision !== row.decision) {
         if (decision === 'would-replace') {
-          await tx.appendAudit({ at, actor: SYSTEM, action: 'replacement.would-replace', target: row.hostId, detail: { replacement: row.id, group: row.group, reason, mode } });
-          p.emitted.push({ type: 'replacement-would-replace', at, replacement: { ...row, state, decision, decisionReason: reason, decidedAt: at } });
+          await tx.appendAudit({
+            at,
+            actor: SYSTEM,
+            action: 'replacement.would-replace',
+            target: row.hostId,
+            detail: { replacement: row.id, group: row.group, reason, mode },
+          });
+          p.emitted.push({
+            type: 'replacement-would-replace',
+            at,
+            replacement: { ...row, state, decision, decisionReason: reason, decidedAt: at },
+          });
         } else if (decision === 'awaiting-approval') {
-          await tx.appendAudit({ at, actor: SYSTEM, action: 'replacement.await-approval', target: row.hostId, detail: { replacement: row.id, group: row.group } });
+          await tx.appendAudit({
+            at,
+            actor: SYSTEM,
+            action: 'replacement.await-approval',
+            target: row.hostId,
+            detail: { replacement: row.id, group: row.group },
+          });
         }
       }
     }
@@ -72,16 +97,45 @@ export const scheduleStep: PlanStep = {
 };
 
 /** Moves a queued row to scheduled and its host to replacement-scheduled; null when the host cannot be. */
-async function schedule(rt: SchedulerRuntime, tx: StoreTx, row: ReplacementRow, at: string, reason: string): Promise<ReplacementRow | null> {
+async function schedule(
+  rt: SchedulerRuntime,
+  tx: StoreTx,
+  row: ReplacementRow,
+  at: string,
+  reason: string,
+): Promise<ReplacementRow | null> {
   const host = await tx.lockHost(row.hostId);
   if (!host || host.state === 'replaced') {
-    await tx.replacements.update(row.id, { state: 'cancelled', decision: null, decisionReason: host ? 'host already replaced' : 'host no longer exists', finishedAt: at, updatedAt: at });
+    await tx.replacements.update(row.id, {
+      state: 'cancelled',
+      decision: null,
+      decisionReason: host ? 'host already replaced' : 'host no longer exists',
+      finishedAt: at,
+      updatedAt: at,
+    });
     return null;
   }
   await transition(tx, host, host.state, { type: 'replacement-scheduled', detail: reason }, at, SYSTEM);
-  const patch = { state: 'scheduled' as const, decision: 'scheduled' as const, decisionReason: reason, decidedAt: at, scheduledAt: at, startedAt: null, confirmedAt: null, attempts: row.attempts + 1, provider: rt.d.providerFor(row.group)?.type ?? null, updatedAt: at };
+  const patch = {
+    state: 'scheduled' as const,
+    decision: 'scheduled' as const,
+    decisionReason: reason,
+    decidedAt: at,
+    scheduledAt: at,
+    startedAt: null,
+    confirmedAt: null,
+    attempts: row.attempts + 1,
+    provider: rt.d.providerFor(row.group)?.type ?? null,
+    updatedAt: at,
+  };
   await tx.replacements.update(row.id, patch);
   await tx.replacements.recordStart(row.id, row.group, at);
-  await tx.appendAudit({ at, actor: SYSTEM, action: 'replacement.schedule', target: row.hostId, detail: { replacement: row.id, group: row.group, attempt: row.attempts + 1, reason } });
+  await tx.appendAudit({
+    at,
+    actor: SYSTEM,
+    action: 'replacement.schedule',
+    target: row.hostId,
+    detail: { replacement: row.id, group: row.group, attempt: row.attempts + 1, reason },
+  });
   return { ...row, ...patch };
 }

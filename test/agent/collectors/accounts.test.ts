@@ -13,10 +13,23 @@ describe('accounts collector', () => {
     expect(warnings).toEqual([]);
     for (const i of items) AccountItemSchema.parse(i);
     const byKey = new Map(items.map((i) => [i.key, i]));
-    expect(byKey.get('user:alice')).toEqual({ key: 'user:alice', kind: 'user', uid: 1000, gid: 1000, home: '/home/alice', shell: '/bin/bash', gecos: 'Alice Ops,,,', password: 'set', passwordChanged: '19810' });
+    expect(byKey.get('user:alice')).toEqual({
+      key: 'user:alice',
+      kind: 'user',
+      uid: 1000,
+      gid: 1000,
+      home: '/home/alice',
+      shell: '/bin/bash',
+      gecos: 'Alice Ops,,,',
+      password: 'set',
+      passwordChanged: '19810',
+    });
     expect(byKey.get('group:sudo')).toEqual({ key: 'group:sudo', kind: 'group', gid: 27, members: ['alice'] });
     expect(byKey.get('sudoers:/etc/sudoers')!.rules).toContain('%sudo ALL=(ALL:ALL) ALL');
-    expect(items.filter((i) => i.kind === 'key').map((i) => i.key)).toEqual(['key:alice:SHA256:LpfQJdsGwEwmkPwCjAvf7SZOMhlHiPRep/xdviGhbvg', 'key:alice:SHA256:RvOHLbo7xGHDseoCskA7+crug915J1l/R8ZOI8gOjts']);
+    expect(items.filter((i) => i.kind === 'key').map((i) => i.key)).toEqual([
+      'key:alice:SHA256:LpfQJdsGwEwmkPwCjAvf7SZOMhlHiPRep/xdviGhbvg',
+      'key:alice:SHA256:RvOHLbo7xGHDseoCskA7+crug915J1l/R8ZOI8gOjts',
+    ]);
     const text = JSON.stringify(items);
     const hash = readFileSync(join(WEB, 'etc/shadow'), 'utf8').match(/alice:([^:]+)/)![1]!;
     expect(text).not.toContain(hash);
@@ -30,9 +43,17 @@ describe('accounts collector', () => {
     append(root, 'etc/passwd', 'mallory:x:1001:1001::/home/mallory:/bin/bash\n');
     append(root, 'etc/shadow', 'mallory:$y$j9T$x$y:20400:0:99999:7:::\n');
     append(root, 'etc/group', 'mallory:x:1001:\n');
-    put(root, 'etc/group', readFileSync(join(root, 'etc/group'), 'utf8').replace('sudo:x:27:alice', 'sudo:x:27:alice,mallory'));
+    put(
+      root,
+      'etc/group',
+      readFileSync(join(root, 'etc/group'), 'utf8').replace('sudo:x:27:alice', 'sudo:x:27:alice,mallory'),
+    );
     put(root, 'etc/sudoers.d/90-incident', 'mallory ALL=(ALL) NOPASSWD: ALL\n');
-    put(root, 'home/mallory/.ssh/authorized_keys', readFileSync(join(WEB, 'home/alice/.ssh/authorized_keys'), 'utf8').split('\n')[0] + '\n');
+    put(
+      root,
+      'home/mallory/.ssh/authorized_keys',
+      readFileSync(join(WEB, 'home/alice/.ssh/authorized_keys'), 'utf8').split('\n')[0] + '\n',
+    );
     const devs = diffSection('accounts', before, (await accounts.collect(ctx(root))).items);
     expect(devs.map((d) => `${d.change} ${d.key} ${d.severity}`)).toEqual([
       'added group:mallory high',
@@ -46,10 +67,19 @@ describe('accounts collector', () => {
   it('sees a password locked or set, not what it is', async () => {
     const before = (await accounts.collect(ctx(WEB))).items;
     const root = webCopy();
-    put(root, 'etc/shadow', readFileSync(join(root, 'etc/shadow'), 'utf8').replace('root:*:19800', 'root:$y$j9T$new$hash:20400'));
+    put(
+      root,
+      'etc/shadow',
+      readFileSync(join(root, 'etc/shadow'), 'utf8').replace('root:*:19800', 'root:$y$j9T$new$hash:20400'),
+    );
     const devs = diffSection('accounts', before, (await accounts.collect(ctx(root))).items);
     expect(devs).toHaveLength(1);
-    expect(devs[0]).toMatchObject({ key: 'user:root', fields: ['password', 'passwordChanged'], expected: { password: 'disabled' }, actual: { password: 'set', passwordChanged: '20400' } });
+    expect(devs[0]).toMatchObject({
+      key: 'user:root',
+      fields: ['password', 'passwordChanged'],
+      expected: { password: 'disabled' },
+      actual: { password: 'set', passwordChanged: '20400' },
+    });
   });
 
   it('fails without etc/passwd: a host always has one, so its absence is not "no users"', async () => {

@@ -36,7 +36,12 @@ function link(root: string, rel: string, target: string): void {
 }
 
 async function collect(dir: string) {
-  const ctx: CollectContext = { root: await HostRoot.open(dir), rules: defaultRules(), exec: noExec, log: silentLogger };
+  const ctx: CollectContext = {
+    root: await HostRoot.open(dir),
+    rules: defaultRules(),
+    exec: noExec,
+    log: silentLogger,
+  };
   const out = await cron.collect(ctx);
   for (const item of out.items) CronItemSchema.parse(item);
   const keys = out.items.map((i) => i.key);
@@ -124,7 +129,9 @@ describe('cron collector on a Debian host', () => {
 
   it('reads /etc/crontab and cron.d with their user field, tabs and all', async () => {
     const { byKey } = await collect(fixture('debian'));
-    expect(byKey.get('/etc/crontab test -x /usr/sbin/anacron || { cd / && run-parts --report /etc/cron.weekly; }')).toEqual({
+    expect(
+      byKey.get('/etc/crontab test -x /usr/sbin/anacron || { cd / && run-parts --report /etc/cron.weekly; }'),
+    ).toEqual({
       key: '/etc/crontab test -x /usr/sbin/anacron || { cd / && run-parts --report /etc/cron.weekly; }',
       kind: 'entry',
       file: '/etc/crontab',
@@ -132,15 +139,26 @@ describe('cron collector on a Debian host', () => {
       user: 'root',
       command: 'test -x /usr/sbin/anacron || { cd / && run-parts --report /etc/cron.weekly; }',
     });
-    expect(byKey.get('/etc/cron.d/sysstat command -v debian-sa1 > /dev/null && debian-sa1 1 1')).toMatchObject({ schedule: '5-55/10 * * * *', user: 'root' });
+    expect(byKey.get('/etc/cron.d/sysstat command -v debian-sa1 > /dev/null && debian-sa1 1 1')).toMatchObject({
+      schedule: '5-55/10 * * * *',
+      user: 'root',
+    });
   });
 
   it('keeps the cron.d files cron skips (dots, ~, dpkg leftovers) by content only, never as jobs', async () => {
     const dir = fixture('debian', DEBIAN_MODES);
     const { items, byKey } = await collect(dir);
-    expect(byKey.get('/etc/cron.d/php.dpkg-old')).toEqual({ key: '/etc/cron.d/php.dpkg-old', kind: 'script', file: '/etc/cron.d/php.dpkg-old', sha256: sha(dir, 'etc/cron.d/php.dpkg-old'), mode: '0644' });
+    expect(byKey.get('/etc/cron.d/php.dpkg-old')).toEqual({
+      key: '/etc/cron.d/php.dpkg-old',
+      kind: 'script',
+      file: '/etc/cron.d/php.dpkg-old',
+      sha256: sha(dir, 'etc/cron.d/php.dpkg-old'),
+      mode: '0644',
+    });
     expect(byKey.get('/etc/cron.d/backup~')).toMatchObject({ kind: 'script', mode: '0600' });
-    expect(items.filter((i) => i.kind === 'entry' && ['/etc/cron.d/php.dpkg-old', '/etc/cron.d/backup~'].includes(i.file))).toEqual([]);
+    expect(
+      items.filter((i) => i.kind === 'entry' && ['/etc/cron.d/php.dpkg-old', '/etc/cron.d/backup~'].includes(i.file)),
+    ).toEqual([]);
   });
 
   it('reads user crontabs with the user from the file name, % as stdin, CRLF', async () => {
@@ -159,7 +177,10 @@ describe('cron collector on a Debian host', () => {
     expect(byKey.get(`${alice} /home/alice/bin/poll`)).toMatchObject({ schedule: '0 9-17/2 * jan-mar,oct mon-fri' });
     expect(byKey.get(`${alice} /home/alice/bin/sync #2`)).toMatchObject({ schedule: '45 2 * * *' });
     expect(byKey.get(`${alice} env TZ`)).toMatchObject({ name: 'TZ', value: 'Europe/Paris ' });
-    expect(byKey.get('/var/spool/cron/crontabs/www-data php /var/www/app/artisan schedule:run')).toMatchObject({ user: 'www-data', command: 'php /var/www/app/artisan schedule:run' });
+    expect(byKey.get('/var/spool/cron/crontabs/www-data php /var/www/app/artisan schedule:run')).toMatchObject({
+      user: 'www-data',
+      command: 'php /var/www/app/artisan schedule:run',
+    });
     expect(byKey.get('/var/spool/cron/crontabs/www-data env MAILTO')).toMatchObject({ value: '' });
   });
 
@@ -178,11 +199,23 @@ describe('cron collector on a Debian host', () => {
   it('records every file in cron.daily by hash and mode, executable or not, and follows links only inside the root', async () => {
     const dir = fixture('debian', DEBIAN_MODES);
     const { byKey } = await collect(dir);
-    expect(byKey.get('/etc/cron.daily/dpkg')).toEqual({ key: '/etc/cron.daily/dpkg', kind: 'script', file: '/etc/cron.daily/dpkg', sha256: sha(dir, 'etc/cron.daily/dpkg'), mode: '0755' });
+    expect(byKey.get('/etc/cron.daily/dpkg')).toEqual({
+      key: '/etc/cron.daily/dpkg',
+      kind: 'script',
+      file: '/etc/cron.daily/dpkg',
+      sha256: sha(dir, 'etc/cron.daily/dpkg'),
+      mode: '0755',
+    });
     expect(byKey.get('/etc/cron.daily/app-cleanup')).toMatchObject({ mode: '0644' });
-    expect(byKey.get('/etc/cron.daily/update.sh')).toMatchObject({ mode: '0755', sha256: sha(dir, 'etc/cron.daily/update.sh') });
+    expect(byKey.get('/etc/cron.daily/update.sh')).toMatchObject({
+      mode: '0755',
+      sha256: sha(dir, 'etc/cron.daily/update.sh'),
+    });
     // An absolute link target means the root's /opt, never this machine's.
-    expect(byKey.get('/etc/cron.daily/nightly-report')).toMatchObject({ sha256: sha(dir, 'opt/reports/bin/nightly'), mode: '0750' });
+    expect(byKey.get('/etc/cron.daily/nightly-report')).toMatchObject({
+      sha256: sha(dir, 'opt/reports/bin/nightly'),
+      mode: '0750',
+    });
   });
 
   it('records timers: /etc masks /usr/lib by name, /dev/null links are masks, drop-ins apply, /lib is read once', async () => {
@@ -211,14 +244,20 @@ describe('cron collector on a Debian host', () => {
       state: 'enabled',
     });
     expect(byKey.get('/etc/systemd/system/db-dump.timer')).toMatchObject({
-      timer: { OnBootSec: '15min', OnCalendar: 'Mon..Fri *-*-* 23:30; Sat,Sun *-*-* 04:00', Persistent: 'true', RandomizedDelaySec: '5m', Unit: 'db-dump.service' },
+      timer: {
+        OnBootSec: '15min',
+        OnCalendar: 'Mon..Fri *-*-* 23:30; Sat,Sun *-*-* 04:00',
+        Persistent: 'true',
+        RandomizedDelaySec: '5m',
+        Unit: 'db-dump.service',
+      },
       state: 'enabled',
     });
     expect(byKey.get('/usr/lib/systemd/system/logrotate.timer')).toMatchObject({ state: 'disabled' });
     expect(items.filter((i) => i.file.startsWith('/lib/'))).toEqual([]);
   });
 
-  it('names each timer\'s enablement as systemctl is-enabled does: vendor-linked static, admin-enabled, runtime, linked in, transient', async () => {
+  it("names each timer's enablement as systemctl is-enabled does: vendor-linked static, admin-enabled, runtime, linked in, transient", async () => {
     const { items } = await collect(fixture('debian'));
     expect(items.filter((i) => i.kind === 'timer').map((i) => [i.key, i.state])).toEqual([
       ['/etc/systemd/system/db-dump.timer', 'enabled'],
@@ -247,7 +286,10 @@ describe('cron collector on a Debian host', () => {
 describe('cron collector on a RHEL host', () => {
   it('reads user crontabs straight under /var/spool/cron', async () => {
     const { byKey } = await collect(fixture('rhel'));
-    expect(byKey.get('/var/spool/cron/root /usr/bin/certbot renew --quiet')).toMatchObject({ user: 'root', schedule: '0 4 * * *' });
+    expect(byKey.get('/var/spool/cron/root /usr/bin/certbot renew --quiet')).toMatchObject({
+      user: 'root',
+      schedule: '0 4 * * *',
+    });
     expect(byKey.get('/var/spool/cron/root /root/bin/report \\')).toMatchObject({ schedule: '@weekly' });
     expect(byKey.get('/var/spool/cron/bob $HOME/bin/monthly')).toMatchObject({ user: 'bob', schedule: '15 14 1 * *' });
   });
@@ -255,14 +297,26 @@ describe('cron collector on a RHEL host', () => {
   it('keeps a dotted cron.d name by content: cronie would run it, Debian cron would not, and either way it is drift', async () => {
     const dir = fixture('rhel', { 'etc/cron.d/ship-logs.cron': 0o644 });
     const { byKey } = await collect(dir);
-    expect(byKey.get('/etc/cron.d/ship-logs.cron')).toEqual({ key: '/etc/cron.d/ship-logs.cron', kind: 'script', file: '/etc/cron.d/ship-logs.cron', sha256: sha(dir, 'etc/cron.d/ship-logs.cron'), mode: '0644' });
-    expect(byKey.get('/etc/cron.d/0hourly run-parts /etc/cron.hourly')).toMatchObject({ schedule: '01 * * * *', user: 'root' });
+    expect(byKey.get('/etc/cron.d/ship-logs.cron')).toEqual({
+      key: '/etc/cron.d/ship-logs.cron',
+      kind: 'script',
+      file: '/etc/cron.d/ship-logs.cron',
+      sha256: sha(dir, 'etc/cron.d/ship-logs.cron'),
+      mode: '0644',
+    });
+    expect(byKey.get('/etc/cron.d/0hourly run-parts /etc/cron.hourly')).toMatchObject({
+      schedule: '01 * * * *',
+      user: 'root',
+    });
   });
 
   it('reads RHEL anacrontab settings', async () => {
     const { byKey } = await collect(fixture('rhel'));
     expect(byKey.get('/etc/anacrontab env START_HOURS_RANGE')).toMatchObject({ value: '3-22' });
-    expect(byKey.get('/etc/anacrontab cron.weekly')).toMatchObject({ schedule: 'period=7 delay=25', command: 'nice run-parts /etc/cron.weekly' });
+    expect(byKey.get('/etc/anacrontab cron.weekly')).toMatchObject({
+      schedule: 'period=7 delay=25',
+      command: 'nice run-parts /etc/cron.weekly',
+    });
   });
 
   it('searches /etc, /usr/local/lib, an unmerged /lib, /usr/lib in that order and applies type-wide and per-unit drop-ins', async () => {
@@ -277,12 +331,21 @@ describe('cron collector on a RHEL host', () => {
       ['/usr/local/lib/systemd/system/report.timer', 'enabled'],
     ]);
     // Where /lib is not a link to usr/lib, its copy of a name wins, as systemd (Debian's build, the only one that reads both) has it.
-    expect(byKey.get('/lib/systemd/system/fstrim.timer')).toMatchObject({ timer: { AccuracySec: '1s', OnCalendar: 'daily' } });
+    expect(byKey.get('/lib/systemd/system/fstrim.timer')).toMatchObject({
+      timer: { AccuracySec: '1s', OnCalendar: 'daily' },
+    });
     expect(byKey.has('/usr/lib/systemd/system/fstrim.timer')).toBe(false);
     // The tmpfiles drop-in clears the triggers and sets its own; timer.d/ reaches every timer.
-    expect(byKey.get('/usr/lib/systemd/system/systemd-tmpfiles-clean.timer')).toMatchObject({ timer: { AccuracySec: '1s', OnBootSec: '30min', OnUnitActiveSec: '12h' } });
-    expect(byKey.get('/etc/systemd/system/timer.d/50-accuracy.conf')).toMatchObject({ kind: 'script', sha256: sha(dir, 'etc/systemd/system/timer.d/50-accuracy.conf') });
-    expect(byKey.get('/usr/lib/systemd/system/systemd-tmpfiles-clean.timer.d/10-twice-a-day.conf')).toMatchObject({ kind: 'script' });
+    expect(byKey.get('/usr/lib/systemd/system/systemd-tmpfiles-clean.timer')).toMatchObject({
+      timer: { AccuracySec: '1s', OnBootSec: '30min', OnUnitActiveSec: '12h' },
+    });
+    expect(byKey.get('/etc/systemd/system/timer.d/50-accuracy.conf')).toMatchObject({
+      kind: 'script',
+      sha256: sha(dir, 'etc/systemd/system/timer.d/50-accuracy.conf'),
+    });
+    expect(byKey.get('/usr/lib/systemd/system/systemd-tmpfiles-clean.timer.d/10-twice-a-day.conf')).toMatchObject({
+      kind: 'script',
+    });
   });
 });
 
@@ -297,20 +360,46 @@ describe('cron collector on broken files', () => {
       sha256: sha(dir, 'etc/cron.d/bad-minute'),
       error: '/etc/cron.d/bad-minute:2: bad minute "61": 61 is outside 0-59',
     });
-    expect(byKey.get('/etc/cron.d/binary')).toMatchObject({ kind: 'unparseable', sha256: sha(dir, 'etc/cron.d/binary'), error: '/etc/cron.d/binary:1: bad minute "\\x7fELF\\x02\\x01\\x01\u2400\u2400\u2400\ufffd\ufffd"' });
-    expect(byKey.get('/etc/cron.d/no-newline')).toMatchObject({ kind: 'unparseable', error: expect.stringContaining('/etc/cron.d/no-newline:2: no newline') });
-    expect(byKey.get('/var/spool/cron/crontabs/carol')).toMatchObject({ kind: 'unparseable', error: '/var/spool/cron/crontabs/carol:1: environment setting "MAILTO=" has no value: cron wants MAILTO=""' });
-    expect(byKey.get('/etc/anacrontab')).toMatchObject({ kind: 'unparseable', error: '/etc/anacrontab:2: neither NAME=value nor "period delay job-id command"' });
-    expect(byKey.get('/usr/lib/systemd/system/broken.timer')).toMatchObject({ kind: 'unparseable', error: expect.stringContaining('broken.timer:3: invalid section header "[Timer"') });
+    expect(byKey.get('/etc/cron.d/binary')).toMatchObject({
+      kind: 'unparseable',
+      sha256: sha(dir, 'etc/cron.d/binary'),
+      error: '/etc/cron.d/binary:1: bad minute "\\x7fELF\\x02\\x01\\x01\u2400\u2400\u2400\ufffd\ufffd"',
+    });
+    expect(byKey.get('/etc/cron.d/no-newline')).toMatchObject({
+      kind: 'unparseable',
+      error: expect.stringContaining('/etc/cron.d/no-newline:2: no newline'),
+    });
+    expect(byKey.get('/var/spool/cron/crontabs/carol')).toMatchObject({
+      kind: 'unparseable',
+      error: '/var/spool/cron/crontabs/carol:1: environment setting "MAILTO=" has no value: cron wants MAILTO=""',
+    });
+    expect(byKey.get('/etc/anacrontab')).toMatchObject({
+      kind: 'unparseable',
+      error: '/etc/anacrontab:2: neither NAME=value nor "period delay job-id command"',
+    });
+    expect(byKey.get('/usr/lib/systemd/system/broken.timer')).toMatchObject({
+      kind: 'unparseable',
+      error: expect.stringContaining('broken.timer:3: invalid section header "[Timer"'),
+    });
     // The good parts of the section survive.
     expect(byKey.get('/etc/crontab cd / && run-parts --report /etc/cron.hourly')).toMatchObject({ kind: 'entry' });
-    expect(items.filter((i) => i.kind === 'unparseable').every((i) => warnings.some((w) => w.startsWith(i.key)))).toBe(true);
+    expect(items.filter((i) => i.kind === 'unparseable').every((i) => warnings.some((w) => w.startsWith(i.key)))).toBe(
+      true,
+    );
   });
 
   it('records dangling links as unreadable, and skips directories with a warning', async () => {
     const { byKey, warnings } = await collect(fixture('broken'));
-    expect(byKey.get('/etc/cron.d/dangling')).toEqual({ key: '/etc/cron.d/dangling', kind: 'unparseable', file: '/etc/cron.d/dangling', error: 'cannot read: dangling or looping symlink' });
-    expect(byKey.get('/etc/cron.daily/dangling')).toMatchObject({ kind: 'unparseable', error: 'cannot read: dangling or looping symlink' });
+    expect(byKey.get('/etc/cron.d/dangling')).toEqual({
+      key: '/etc/cron.d/dangling',
+      kind: 'unparseable',
+      file: '/etc/cron.d/dangling',
+      error: 'cannot read: dangling or looping symlink',
+    });
+    expect(byKey.get('/etc/cron.daily/dangling')).toMatchObject({
+      kind: 'unparseable',
+      error: 'cannot read: dangling or looping symlink',
+    });
     expect(byKey.has('/etc/cron.d/old-jobs')).toBe(false);
     expect(byKey.has('/etc/cron.daily/lib')).toBe(false);
     expect(warnings).toContain('/etc/cron.d/old-jobs: a directory in cron.d, which cron does not read, skipped');
@@ -320,13 +409,19 @@ describe('cron collector on broken files', () => {
   it('treats an empty unit file as masked, and a timer whose drop-in will not parse as unparseable', async () => {
     const dir = fixture('broken');
     const { byKey } = await collect(dir);
-    expect(byKey.get('/usr/lib/systemd/system/empty.timer')).toMatchObject({ kind: 'timer', timer: { masked: 'yes' }, sha256: sha256Hex(''), state: 'masked' });
+    expect(byKey.get('/usr/lib/systemd/system/empty.timer')).toMatchObject({
+      kind: 'timer',
+      timer: { masked: 'yes' },
+      sha256: sha256Hex(''),
+      state: 'masked',
+    });
     expect(byKey.get('/usr/lib/systemd/system/good.timer')).toEqual({
       key: '/usr/lib/systemd/system/good.timer',
       kind: 'unparseable',
       file: '/usr/lib/systemd/system/good.timer',
       sha256: sha(dir, 'usr/lib/systemd/system/good.timer'),
-      error: 'drop-in /etc/systemd/system/good.timer.d/bad.conf:1: invalid section header "[Timer": systemd refuses the unit',
+      error:
+        'drop-in /etc/systemd/system/good.timer.d/bad.conf:1: invalid section header "[Timer": systemd refuses the unit',
     });
     expect(byKey.get('/etc/systemd/system/good.timer.d/bad.conf')).toMatchObject({ kind: 'unparseable' });
   });
@@ -350,7 +445,11 @@ describe('cron collector on odd roots', () => {
     const big = `# ${'x'.repeat(1024 * 1024)}\n0 0 * * * root job\n`;
     put(dir, 'etc/crontab', big);
     const { byKey } = await collect(dir);
-    expect(byKey.get('/etc/crontab')).toMatchObject({ kind: 'unparseable', sha256: sha256Hex(big), error: 'larger than 1048576 bytes, not parsed' });
+    expect(byKey.get('/etc/crontab')).toMatchObject({
+      kind: 'unparseable',
+      sha256: sha256Hex(big),
+      error: 'larger than 1048576 bytes, not parsed',
+    });
   });
 
   it('keeps keys unique even when two user crontabs make the same key', async () => {
@@ -369,7 +468,9 @@ describe('cron collector on odd roots', () => {
     put(dir, 'etc/crontabs/root', '*/15 * * * * run-parts /etc/periodic/15min\n');
     link(dir, 'var/spool/cron/crontabs', '/etc/crontabs');
     const { items } = await collect(dir);
-    expect(items.map((i: CronItem) => [i.key, i.user])).toEqual([['/etc/crontabs/root run-parts /etc/periodic/15min', 'root']]);
+    expect(items.map((i: CronItem) => [i.key, i.user])).toEqual([
+      ['/etc/crontabs/root run-parts /etc/periodic/15min', 'root'],
+    ]);
   });
 
   it('keeps spool dot files by content only', async () => {
@@ -387,8 +488,14 @@ describe('cron collector on odd roots', () => {
     link(dir, 'etc/systemd/system/timers.target.wants/backup@home.timer', '/usr/lib/systemd/system/backup@.timer');
     link(dir, 'etc/systemd/system/timers.target.wants/backup-db.timer', '/dev/null');
     const { byKey } = await collect(dir);
-    expect(byKey.get('/usr/lib/systemd/system/backup@.timer')).toMatchObject({ state: 'indirect', timer: { OnCalendar: 'daily' } });
-    expect(byKey.get('/usr/lib/systemd/system/backup-db.timer')).toMatchObject({ state: 'enabled', timer: { OnCalendar: '*-*-* 23:00' } });
+    expect(byKey.get('/usr/lib/systemd/system/backup@.timer')).toMatchObject({
+      state: 'indirect',
+      timer: { OnCalendar: 'daily' },
+    });
+    expect(byKey.get('/usr/lib/systemd/system/backup-db.timer')).toMatchObject({
+      state: 'enabled',
+      timer: { OnCalendar: '*-*-* 23:00' },
+    });
   });
 });
 
@@ -400,7 +507,11 @@ function unitStateRoot(): string {
   put(dir, 'usr/lib/systemd/system/phone-home.timer', install);
   link(dir, 'run/systemd/system/phone-home.timer', '/dev/null');
   // An alias: another name linked to a unit file, named in its Alias=.
-  put(dir, 'usr/lib/systemd/system/snapshot.timer', '[Timer]\nOnCalendar=hourly\n\n[Install]\nWantedBy=timers.target\nAlias=backup-snapshot.timer\n');
+  put(
+    dir,
+    'usr/lib/systemd/system/snapshot.timer',
+    '[Timer]\nOnCalendar=hourly\n\n[Install]\nWantedBy=timers.target\nAlias=backup-snapshot.timer\n',
+  );
   link(dir, 'etc/systemd/system/backup-snapshot.timer', '/usr/lib/systemd/system/snapshot.timer');
   // Known under a name its [Install] does not give: in use indirectly.
   put(dir, 'usr/lib/systemd/system/rotate-keys.timer', install);
@@ -413,7 +524,11 @@ function unitStateRoot(): string {
   // Also= only: enabled through its companions.
   put(dir, 'usr/lib/systemd/system/sync-helper.timer', '[Timer]\nOnCalendar=weekly\n\n[Install]\nAlso=sync.socket\n');
   // A template whose DefaultInstance is what is linked: plainly enabled.
-  put(dir, 'usr/lib/systemd/system/scrub@.timer', '[Timer]\nOnCalendar=monthly\n\n[Install]\nWantedBy=timers.target\nDefaultInstance=root\n');
+  put(
+    dir,
+    'usr/lib/systemd/system/scrub@.timer',
+    '[Timer]\nOnCalendar=monthly\n\n[Install]\nWantedBy=timers.target\nDefaultInstance=root\n',
+  );
   link(dir, 'etc/systemd/system/timers.target.wants/scrub@root.timer', '/usr/lib/systemd/system/scrub@.timer');
   // A template with [Install] and no instance anywhere.
   put(dir, 'usr/lib/systemd/system/pg_dump@.timer', install);
@@ -458,7 +573,11 @@ describe('cron collector on timers in each enablement state', () => {
   it('records a change of state alone as a change of the item', async () => {
     const dir = unitStateRoot();
     const before = (await collect(dir)).byKey.get('/usr/lib/systemd/system/vendor-wanted.timer')!;
-    link(dir, 'etc/systemd/system/timers.target.wants/vendor-wanted.timer', '/usr/lib/systemd/system/vendor-wanted.timer');
+    link(
+      dir,
+      'etc/systemd/system/timers.target.wants/vendor-wanted.timer',
+      '/usr/lib/systemd/system/vendor-wanted.timer',
+    );
     const after = (await collect(dir)).byKey.get('/usr/lib/systemd/system/vendor-wanted.timer')!;
     expect({ ...before, state: undefined }).toEqual({ ...after, state: undefined });
     expect([before.state, after.state]).toEqual(['disabled', 'enabled']);
@@ -477,7 +596,10 @@ const systemctl = (() => {
 
 function isEnabled(root: string, unit: string): string {
   try {
-    return execFileSync('systemctl', [`--root=${root}`, 'is-enabled', unit], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    return execFileSync('systemctl', [`--root=${root}`, 'is-enabled', unit], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).trim();
   } catch (err) {
     // is-enabled exits 1 for the states that are not "enabled" (disabled, masked, ...), still printing the state.
     return String((err as { stdout?: string }).stdout ?? '').trim();

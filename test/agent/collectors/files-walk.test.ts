@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { type Stats, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  type Stats,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import picomatch from 'picomatch';
@@ -16,7 +27,10 @@ import type { FileItem } from '../../../shared/schema/items.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const sha = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
-const rulesFor = (roots: string[], ignore: string[] = []): CollectionRules => ({ ...defaultRules(), files: { roots, ignore } });
+const rulesFor = (roots: string[], ignore: string[] = []): CollectionRules => ({
+  ...defaultRules(),
+  files: { roots, ignore },
+});
 
 function ctx(dir: string, rules: CollectionRules, extra: Partial<CollectContext> = {}): CollectContext {
   return { root: new HostRoot(dir), rules, exec: execProgram, log: silentLogger, ...extra };
@@ -32,7 +46,13 @@ function referenceWalk(dir: string, roots: string[], ignore: string[]): Map<stri
     const real = join(dir, host);
     const st = lstatSync(real, { throwIfNoEntry: false });
     if (!st) return;
-    const item: FileItem = { key: host, type: type(st), mode: (st.mode & 0o7777).toString(8).padStart(4, '0'), uid: st.uid, gid: st.gid };
+    const item: FileItem = {
+      key: host,
+      type: type(st),
+      mode: (st.mode & 0o7777).toString(8).padStart(4, '0'),
+      uid: st.uid,
+      gid: st.gid,
+    };
     if (item.type === 'file') {
       item.size = st.size;
       item.sha256 = sha(readFileSync(real));
@@ -49,7 +69,20 @@ function referenceWalk(dir: string, roots: string[], ignore: string[]): Map<stri
   return out;
 }
 
-const NAMES = ['a', 'a-b', 'a.b', 'b', 'x.log', '__pycache__', 'm.pyc', 'é', '日本', 'sp ace', '.hidden', 'ssh_host_key'];
+const NAMES = [
+  'a',
+  'a-b',
+  'a.b',
+  'b',
+  'x.log',
+  '__pycache__',
+  'm.pyc',
+  'é',
+  '日本',
+  'sp ace',
+  '.hidden',
+  'ssh_host_key',
+];
 
 describe('the files walk (worker thread)', () => {
   it('finds what the one-thread walk with picomatch found, for any tree and ignore globs', async () => {
@@ -71,7 +104,10 @@ describe('the files walk (worker thread)', () => {
       '**/.hidden',
       '/r/日本/**',
     ];
-    const tree = fc.array(fc.array(fc.constantFrom(...NAMES), { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 25 });
+    const tree = fc.array(fc.array(fc.constantFrom(...NAMES), { minLength: 1, maxLength: 4 }), {
+      minLength: 1,
+      maxLength: 25,
+    });
     await fc.assert(
       fc.asyncProperty(tree, fc.subarray(globPool), async (paths, ignore) => {
         const dir = tempDir();
@@ -101,7 +137,7 @@ describe('the files walk (worker thread)', () => {
     );
   });
 
-  it('reads a glob\'s literal base only when matches must lie under it', () => {
+  it("reads a glob's literal base only when matches must lie under it", () => {
     expect(literalBase('/etc/ssh/ssh_host_*')).toBe('/etc/ssh');
     expect(literalBase('/var/log/**')).toBe('/var/log');
     expect(literalBase('/etc/resolv.conf')).toBe('/etc/resolv.conf');
@@ -169,7 +205,15 @@ describe('the stat cache, looked up by the walk worker', () => {
     second.save(file);
     const third = StatCache.load(file, dir);
     expect(third.size).toBe(2);
-    expect(third.lookup('/etc/a', statSync(join(dir, 'etc/a')).ino, 8, statSync(join(dir, 'etc/a')).mtimeMs, statSync(join(dir, 'etc/a')).ctimeMs)).toBe(sha('changed\n'));
+    expect(
+      third.lookup(
+        '/etc/a',
+        statSync(join(dir, 'etc/a')).ino,
+        8,
+        statSync(join(dir, 'etc/a')).mtimeMs,
+        statSync(join(dir, 'etc/a')).ctimeMs,
+      ),
+    ).toBe(sha('changed\n'));
   });
 
   it('ignores a cache entry whose hash field holds a tab, as loading here does', async () => {
@@ -218,29 +262,32 @@ describe('the stat cache file in walk order', () => {
   it('walkOrder is the order a depth-first walk with sorted directory entries visits paths in', () => {
     const name = fc.constantFrom('a', 'a-b', 'a.b', 'a b', 'ab', 'b', 'é', '!', 'A', 'a~');
     fc.assert(
-      fc.property(fc.uniqueArray(fc.array(name, { minLength: 1, maxLength: 4 }).map((s) => '/' + s.join('/'))), (paths) => {
-        // the tree those paths (and their parents) make, walked depth first
-        const children = new Map<string, Set<string>>();
-        const all = new Set<string>();
-        for (const p of paths) {
-          const parts = p.split('/').slice(1);
-          for (let i = 1; i <= parts.length; i++) {
-            const parent = i === 1 ? '' : '/' + parts.slice(0, i - 1).join('/');
-            if (!children.has(parent)) children.set(parent, new Set());
-            children.get(parent)!.add(parts[i - 1]!);
-            all.add('/' + parts.slice(0, i).join('/'));
+      fc.property(
+        fc.uniqueArray(fc.array(name, { minLength: 1, maxLength: 4 }).map((s) => '/' + s.join('/'))),
+        (paths) => {
+          // the tree those paths (and their parents) make, walked depth first
+          const children = new Map<string, Set<string>>();
+          const all = new Set<string>();
+          for (const p of paths) {
+            const parts = p.split('/').slice(1);
+            for (let i = 1; i <= parts.length; i++) {
+              const parent = i === 1 ? '' : '/' + parts.slice(0, i - 1).join('/');
+              if (!children.has(parent)) children.set(parent, new Set());
+              children.get(parent)!.add(parts[i - 1]!);
+              all.add('/' + parts.slice(0, i).join('/'));
+            }
           }
-        }
-        const walked: string[] = [];
-        const visit = (p: string) => {
-          for (const n of [...(children.get(p) ?? [])].sort()) {
-            walked.push(`${p}/${n}`);
-            visit(`${p}/${n}`);
-          }
-        };
-        visit('');
-        expect([...all].sort(walkOrder)).toEqual(walked);
-      }),
+          const walked: string[] = [];
+          const visit = (p: string) => {
+            for (const n of [...(children.get(p) ?? [])].sort()) {
+              walked.push(`${p}/${n}`);
+              visit(`${p}/${n}`);
+            }
+          };
+          visit('');
+          expect([...all].sort(walkOrder)).toEqual(walked);
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -280,12 +327,20 @@ describe('the stat cache file in walk order', () => {
     };
     const file = join(tempDir(), 'cache');
     // plain string order puts /etc/a-b before /etc/a/x; the walk visits /etc/a/x first
-    writeFileSync(file, ['driftwarden-stat-cache v1', root.dir, line('/etc/a-b', 'y'), line('/etc/a/x', 'x')].join('\n') + '\n');
+    writeFileSync(
+      file,
+      ['driftwarden-stat-cache v1', root.dir, line('/etc/a-b', 'y'), line('/etc/a/x', 'x')].join('\n') + '\n',
+    );
     const cache = StatCache.load(file, root.dir);
     await files.collect(ctx(dir, rulesFor(['/etc']), { statCache: cache }));
     expect([cache.hits, cache.misses]).toEqual([2, 0]);
     cache.save(file);
-    expect(readFileSync(file, 'utf8').split('\n').slice(2, 4).map((l) => l.split('\t')[0])).toEqual(['/etc/a/x', '/etc/a-b']);
+    expect(
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .slice(2, 4)
+        .map((l) => l.split('\t')[0]),
+    ).toEqual(['/etc/a/x', '/etc/a-b']);
   });
 });
 

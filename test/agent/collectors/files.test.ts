@@ -30,7 +30,15 @@ describe('files collector', () => {
     chmodSync(join(dir, 'usr/bin/tool'), 0o4755);
     const items = await collect(dir);
     const st = lstatSync(join(dir, 'etc/motd'));
-    expect(items.get('/etc/motd')).toEqual({ key: '/etc/motd', type: 'file', mode: '0644', uid: st.uid, gid: st.gid, size: 8, sha256: sha('Welcome\n') });
+    expect(items.get('/etc/motd')).toEqual({
+      key: '/etc/motd',
+      type: 'file',
+      mode: '0644',
+      uid: st.uid,
+      gid: st.gid,
+      size: 8,
+      sha256: sha('Welcome\n'),
+    });
     expect(items.get('/usr/bin/tool')).toMatchObject({ type: 'file', mode: '4755' });
     expect(items.get('/etc/ssh')).toMatchObject({ type: 'dir' });
     expect(items.get('/etc/ssh')).not.toHaveProperty('size');
@@ -67,12 +75,21 @@ describe('files collector', () => {
     const rules = { ...defaultRules(), files: { roots: ['/etc'], ignore: ['**/*.log'] } };
     const keys = [...(await collect(dir, { rules })).keys()];
     expect(keys.filter((k) => k.endsWith('.log'))).toEqual([]);
-    expect(keys.filter((k) => k.endsWith('.conf')).sort()).toEqual(['/etc/d\nd/x.conf', '/etc/d\rd/x.conf', '/etc/d\u2028d/x.conf']);
+    expect(keys.filter((k) => k.endsWith('.conf')).sort()).toEqual([
+      '/etc/d\nd/x.conf',
+      '/etc/d\rd/x.conf',
+      '/etc/d\u2028d/x.conf',
+    ]);
   });
 
   it('expands /home/*/.ssh and skips roots that do not exist', async () => {
     const dir = copyFixture(join(FIXTURES, 'files/basic'));
-    expect(expandRoots(ctxFor(dir), ['/home/*/.ssh', '/boot', '/etc', '/etc/ssh'])).toEqual(['/boot', '/etc', '/home/alice/.ssh', '/home/bob/.ssh']);
+    expect(expandRoots(ctxFor(dir), ['/home/*/.ssh', '/boot', '/etc', '/etc/ssh'])).toEqual([
+      '/boot',
+      '/etc',
+      '/home/alice/.ssh',
+      '/home/bob/.ssh',
+    ]);
     const items = await collect(dir);
     expect(items.has('/home/alice/.ssh/authorized_keys')).toBe(true);
     expect(items.has('/home/bob/.profile')).toBe(false);
@@ -83,7 +100,11 @@ describe('files collector', () => {
   it('expands a root glob over hidden and oddly named directories too: none is a blind spot', () => {
     const dir = tempDir();
     for (const u of ['.hidden', 'a\nb', 'carol']) mkdirSync(join(dir, 'home', u, '.ssh'), { recursive: true });
-    expect(expandRoots(ctxFor(dir), ['/home/*/.ssh'])).toEqual(['/home/.hidden/.ssh', '/home/a\nb/.ssh', '/home/carol/.ssh']);
+    expect(expandRoots(ctxFor(dir), ['/home/*/.ssh'])).toEqual([
+      '/home/.hidden/.ssh',
+      '/home/a\nb/.ssh',
+      '/home/carol/.ssh',
+    ]);
   });
 
   it('records fifos, sockets and devices by type without reading them', async () => {
@@ -153,7 +174,9 @@ describe('the stat cache', () => {
     const st = statSync(motd);
     cache.set('/etc/motd', st.ino, st.size, st.mtimeMs, st.ctimeMs, sha('Welcome\n'));
     expect((await collect(dir, { rules, statCache: cache })).get('/etc/motd')!.sha256).toBe(sha('Welcome\n'));
-    expect((await collect(dir, { rules, statCache: cache, fullRehash: true })).get('/etc/motd')!.sha256).toBe(sha('Welcomf\n'));
+    expect((await collect(dir, { rules, statCache: cache, fullRehash: true })).get('/etc/motd')!.sha256).toBe(
+      sha('Welcomf\n'),
+    );
   });
 
   it('treats a cache for another root, or a corrupt one, as empty', () => {

@@ -18,7 +18,10 @@ const NFT_OUTPUT = (packets: number) => `table inet filter {
 `;
 
 /** Recorded programs: each answers as given (by base name); the fixture root holds a stand-in file for each, so the collector finds it. */
-function recorded(answers: Record<string, { stdout: string; code?: number; stderr?: string }>, calls: string[] = []): ExecFn {
+function recorded(
+  answers: Record<string, { stdout: string; code?: number; stderr?: string }>,
+  calls: string[] = [],
+): ExecFn {
   return async (file, args) => {
     calls.push([file, ...args].join(' '));
     const a = answers[file.split('/').pop()!];
@@ -48,7 +51,11 @@ describe('firewall collector', () => {
   it('sees a rule added to the saved ruleset', async () => {
     const before = (await firewall.collect(ctx(WEB))).items;
     const root = webCopy();
-    put(root, 'etc/iptables/rules.v4', '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 8080 -j ACCEPT\nCOMMIT\n');
+    put(
+      root,
+      'etc/iptables/rules.v4',
+      '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 8080 -j ACCEPT\nCOMMIT\n',
+    );
     const devs = diffSection('firewall', before, (await firewall.collect(ctx(root))).items);
     expect(devs.map((d) => `${d.change} ${d.key}`)).toEqual(['added saved:/etc/iptables/rules.v4']);
   });
@@ -59,14 +66,30 @@ describe('firewall collector', () => {
     const second = await live(recorded({ nft: { stdout: NFT_OUTPUT(90_000) } }), ['nft']);
     expect(calls).toEqual(['/usr/sbin/nft list ruleset']);
     const liveItems = first.items.filter((i) => i.source === 'live');
-    expect(liveItems).toEqual([{ key: 'live:nft:inet filter chain input', source: 'live', policy: 'drop', rules: ['type filter hook input priority filter; policy drop;', 'ct state established,related counter accept', 'tcp dport 22 accept'] }]);
+    expect(liveItems).toEqual([
+      {
+        key: 'live:nft:inet filter chain input',
+        source: 'live',
+        policy: 'drop',
+        rules: [
+          'type filter hook input priority filter; policy drop;',
+          'ct state established,related counter accept',
+          'tcp dport 22 accept',
+        ],
+      },
+    ]);
     expect(diffSection('firewall', first.items, second.items)).toEqual([]);
   });
 
   it('falls back to iptables-save without nft, and collects no live ruleset when neither is installed', async () => {
     const v4 = '*filter\n:INPUT DROP [1:2]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n';
-    const { items } = await live(recorded({ 'iptables-save': { stdout: v4 }, 'ip6tables-save': { stdout: '' } }), ['iptables-save', 'ip6tables-save']);
-    expect(items.filter((i) => i.source === 'live').map((i) => `${i.key} ${i.policy}`)).toEqual(['live:iptables:filter INPUT DROP']);
+    const { items } = await live(recorded({ 'iptables-save': { stdout: v4 }, 'ip6tables-save': { stdout: '' } }), [
+      'iptables-save',
+      'ip6tables-save',
+    ]);
+    expect(items.filter((i) => i.source === 'live').map((i) => `${i.key} ${i.policy}`)).toEqual([
+      'live:iptables:filter INPUT DROP',
+    ]);
     const calls: string[] = [];
     const none = await live(recorded({}, calls), []);
     expect(none.items.filter((i) => i.source === 'live')).toEqual([]);
@@ -75,6 +98,8 @@ describe('firewall collector', () => {
 
   it('fails when the program is there but cannot list the ruleset (no CAP_NET_ADMIN), never reporting it empty', async () => {
     const exec = recorded({ nft: { stdout: '', code: 1, stderr: 'Error: Operation not permitted' } });
-    await expect(live(exec, ['nft'])).rejects.toThrow('/usr/sbin/nft list ruleset exited 1: Error: Operation not permitted');
+    await expect(live(exec, ['nft'])).rejects.toThrow(
+      '/usr/sbin/nft list ruleset exited 1: Error: Operation not permitted',
+    );
   });
 });

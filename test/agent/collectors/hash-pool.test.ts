@@ -73,13 +73,14 @@ describe('the hash pool', () => {
     const dir = tempDir();
     const large = join(dir, 'large');
     writeFileSync(large, randomBytes(128 * 1024 * 1024));
-    const openOnLarge = () => readdirSync('/proc/self/fd').filter((fd) => {
-      try {
-        return readlinkSync(`/proc/self/fd/${fd}`) === large;
-      } catch {
-        return false;
-      }
-    }).length;
+    const openOnLarge = () =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`) === large;
+        } catch {
+          return false;
+        }
+      }).length;
     const pool = new HashPool(0);
     void pool.hash(large, 128 * 1024 * 1024);
     pool.flush();

@@ -13,8 +13,26 @@ describe('kernel-modules collector', () => {
     expect(warnings).toEqual([]);
     for (const i of items) KernelModuleItemSchema.parse(i);
     const byKey = new Map(items.map((i) => [i.key, i]));
-    expect(byKey.get('nf_tables')).toEqual({ key: 'nf_tables', name: 'nf_tables', loaded: true, sizeClass: 524288, taint: '', declared: ['/etc/modules-load.d/nf.conf'], blacklisted: [], installCommand: null });
-    expect(byKey.get('dccp')).toEqual({ key: 'dccp', name: 'dccp', loaded: false, sizeClass: null, taint: null, declared: [], blacklisted: ['/etc/modprobe.d/blacklist-rare-network.conf'], installCommand: '/bin/true' });
+    expect(byKey.get('nf_tables')).toEqual({
+      key: 'nf_tables',
+      name: 'nf_tables',
+      loaded: true,
+      sizeClass: 524288,
+      taint: '',
+      declared: ['/etc/modules-load.d/nf.conf'],
+      blacklisted: [],
+      installCommand: null,
+    });
+    expect(byKey.get('dccp')).toEqual({
+      key: 'dccp',
+      name: 'dccp',
+      loaded: false,
+      sizeClass: null,
+      taint: null,
+      declared: [],
+      blacklisted: ['/etc/modprobe.d/blacklist-rare-network.conf'],
+      installCommand: '/bin/true',
+    });
     expect(items.map((i) => i.key)).toEqual([...items.map((i) => i.key)].sort());
   });
 

@@ -10,7 +10,8 @@ import { copyFixture, FIXTURES } from '../../helpers/tmp.js';
 
 export const WEB = join(FIXTURES, 'hosts/web');
 
-export const noExec: ExecFn = (file) => Promise.reject(Object.assign(new Error(`${file}: not run under a fixture root`), { code: 'EPERM' }));
+export const noExec: ExecFn = (file) =>
+  Promise.reject(Object.assign(new Error(`${file}: not run under a fixture root`), { code: 'EPERM' }));
 
 export function webCopy(): string {
   return copyFixture(WEB);

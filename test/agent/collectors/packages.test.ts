@@ -57,7 +57,8 @@ function link(root: string, path: string, target: string): void {
   symlinkSync(target, join(root, path));
 }
 
-const installed = (name: string, arch: string, version: string) => `Package: ${name}\nStatus: install ok installed\nArchitecture: ${arch}\nVersion: ${version}\n`;
+const installed = (name: string, arch: string, version: string) =>
+  `Package: ${name}\nStatus: install ok installed\nArchitecture: ${arch}\nVersion: ${version}\n`;
 const rpmRow = (...f: string[]) => `${f.join('\t')}\n`;
 
 function rpmAvailable(): boolean {
@@ -158,13 +159,16 @@ describe('packages collector on dpkg roots', () => {
 });
 
 describe('packages collector on rpm roots (recorded rpm output)', () => {
-  const OUTPUT = rpmRow('bash', '(none)', '5.1.8', '9.el9', 'x86_64') + rpmRow('openssl', '1', '3.0.7', '27.el9', 'x86_64');
+  const OUTPUT =
+    rpmRow('bash', '(none)', '5.1.8', '9.el9', 'x86_64') + rpmRow('openssl', '1', '3.0.7', '27.el9', 'x86_64');
 
   it('runs rpm with --dbpath inside the root and parses what it prints', async () => {
     const dir = tempRoot({ 'var/lib/rpm/rpmdb.sqlite': '' });
     const exec = fakeRpm(OUTPUT);
     const { items, warnings } = await packages.collect(context(dir, exec));
-    expect(exec.calls).toEqual([['rpm', ['--dbpath', join(dir, 'var/lib/rpm'), '-qa', '--queryformat', RPM_QUERY_FORMAT]]]);
+    expect(exec.calls).toEqual([
+      ['rpm', ['--dbpath', join(dir, 'var/lib/rpm'), '-qa', '--queryformat', RPM_QUERY_FORMAT]],
+    ]);
     expect(warnings).toEqual([]);
     expect(items.map((i) => [i.key, i.manager, i.version])).toEqual([
       ['bash:x86_64', 'rpm', '5.1.8-9.el9'],
@@ -186,7 +190,9 @@ describe('packages collector on rpm roots (recorded rpm output)', () => {
     const exec = fakeRpm(OUTPUT);
     const { warnings } = await packages.collect(context(dir, exec));
     expect(exec.calls.map(([, args]) => args[1])).toEqual([join(dir, 'usr/lib/sysimage/rpm')]);
-    expect(warnings).toEqual(['rpm databases in both /usr/lib/sysimage/rpm and /var/lib/rpm; read /usr/lib/sysimage/rpm, the one current rpm uses']);
+    expect(warnings).toEqual([
+      'rpm databases in both /usr/lib/sysimage/rpm and /var/lib/rpm; read /usr/lib/sysimage/rpm, the one current rpm uses',
+    ]);
   });
 
   it('does not climb out of the root through a symlink full of ..', async () => {
@@ -212,16 +218,23 @@ describe('packages collector on rpm roots (recorded rpm output)', () => {
     expect((err as DwError).message).toMatch(/rpm database in \/var\/lib\/rpm, but the rpm program is not installed/);
   });
 
-  it('fails with rpm\'s own complaint when rpm exits non-zero', async () => {
+  it("fails with rpm's own complaint when rpm exits non-zero", async () => {
     const dir = tempRoot({ 'var/lib/rpm/rpmdb.sqlite': '' });
-    const err = await packages.collect(context(dir, fakeRpm('', 1, 'error: cannot open Packages database in /x\nmore\n'))).catch((e: unknown) => e);
+    const err = await packages
+      .collect(context(dir, fakeRpm('', 1, 'error: cannot open Packages database in /x\nmore\n')))
+      .catch((e: unknown) => e);
     expect((err as DwError).code).toBe('DW_ERR_EXEC');
-    expect((err as DwError).message).toBe('rpm -qa on /var/lib/rpm exited with 1: error: cannot open Packages database in /x');
+    expect((err as DwError).message).toBe(
+      'rpm -qa on /var/lib/rpm exited with 1: error: cannot open Packages database in /x',
+    );
   });
 
   it('warns when an rpm database lists nothing', async () => {
     const dir = tempRoot({ 'var/lib/rpm/rpmdb.sqlite': '' });
-    expect(await packages.collect(context(dir, fakeRpm('')))).toEqual({ items: [], warnings: ['rpm database in /var/lib/rpm lists no packages'] });
+    expect(await packages.collect(context(dir, fakeRpm('')))).toEqual({
+      items: [],
+      warnings: ['rpm database in /var/lib/rpm lists no packages'],
+    });
   });
 });
 
@@ -242,7 +255,8 @@ describe('packages collector with the real rpm program', () => {
   }
 
   const skipUnlessReady = (ctx: { skip: (note?: string) => never }) => {
-    if (!existsSync(FEDORA)) ctx.skip(`${FEDORA} is absent: the real rpm database comes from the shared checkout beside this repo`);
+    if (!existsSync(FEDORA))
+      ctx.skip(`${FEDORA} is absent: the real rpm database comes from the shared checkout beside this repo`);
     if (!rpmAvailable()) ctx.skip('the rpm program is not installed on this machine (apt-get install rpm)');
   };
 
@@ -253,14 +267,22 @@ describe('packages collector with the real rpm program', () => {
       expect(warnings).toEqual([]);
       expect(items).toHaveLength(9);
       for (const i of items) PackageItemSchema.parse(i);
-      expect(items.find((i) => i.key === 'rpm:x86_64')).toEqual({ key: 'rpm:x86_64', manager: 'rpm', name: 'rpm', arch: 'x86_64', version: '4.16.0-1.fc33', state: 'installed' });
+      expect(items.find((i) => i.key === 'rpm:x86_64')).toEqual({
+        key: 'rpm:x86_64',
+        manager: 'rpm',
+        name: 'rpm',
+        arch: 'x86_64',
+        version: '4.16.0-1.fc33',
+        state: 'installed',
+      });
       expect(items.find((i) => i.key === 'deltarpm:x86_64')?.version).toBe('3.6.2-7.fc33');
       expect(items.find((i) => i.key === 'systemd-rpm-macros:noarch')?.version).toBe('246.6-3.fc33');
     });
   }
 
   it('leaves the shared fixture untouched because it queries a copy', (ctx) => {
-    if (!existsSync(FEDORA)) ctx.skip(`${FEDORA} is absent: the real rpm database comes from the shared checkout beside this repo`);
+    if (!existsSync(FEDORA))
+      ctx.skip(`${FEDORA} is absent: the real rpm database comes from the shared checkout beside this repo`);
     expect(readdirSync(join(FEDORA, 'var/lib/rpm'))).toEqual(['rpmdb.sqlite']);
   });
 });
@@ -269,19 +291,27 @@ describe('packages collector on apk roots', () => {
   const ALPINE = join(SHARED, 'apk-alpine');
 
   it('lists the packages of a real Alpine database', async (ctx) => {
-    if (!existsSync(ALPINE)) ctx.skip(`${ALPINE} is absent: the real apk database comes from the shared checkout beside this repo`);
+    if (!existsSync(ALPINE))
+      ctx.skip(`${ALPINE} is absent: the real apk database comes from the shared checkout beside this repo`);
     const dir = tempRoot();
     cpSync(ALPINE, dir, { recursive: true });
     const { items, warnings } = await packages.collect(context(dir));
     expect(warnings).toEqual([]);
-    expect(items.map((i) => `${i.key}=${i.version}`)).toEqual(['bash:x86_64=5.2.21-r0', 'busybox-binsh:x86_64=1.36.1-r15', 'musl:x86_64=1.2.4_git20230717-r4', 'readline:x86_64=8.2.1-r2']);
+    expect(items.map((i) => `${i.key}=${i.version}`)).toEqual([
+      'bash:x86_64=5.2.21-r0',
+      'busybox-binsh:x86_64=1.36.1-r15',
+      'musl:x86_64=1.2.4_git20230717-r4',
+      'readline:x86_64=8.2.1-r2',
+    ]);
   });
 
   it('finds the database of a usr-merged root through its /lib symlink, once', async () => {
     const dir = tempRoot({ 'usr/lib/apk/db/installed': 'P:musl\nV:1.2.5-r0\nA:aarch64\n' });
     link(dir, 'lib', 'usr/lib');
     expect(await packages.collect(context(dir))).toEqual({
-      items: [{ key: 'musl:aarch64', manager: 'apk', name: 'musl', arch: 'aarch64', version: '1.2.5-r0', state: 'installed' }],
+      items: [
+        { key: 'musl:aarch64', manager: 'apk', name: 'musl', arch: 'aarch64', version: '1.2.5-r0', state: 'installed' },
+      ],
       warnings: [],
     });
   });

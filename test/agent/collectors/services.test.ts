@@ -10,7 +10,10 @@ import { ctx, link, put, WEB, webCopy } from './new-collectors.helpers.js';
 
 function systemctlState(root: string, unit: string): string | null {
   try {
-    return execFileSync('systemctl', [`--root=${root}`, 'is-enabled', unit], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    return execFileSync('systemctl', [`--root=${root}`, 'is-enabled', unit], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).trim();
   } catch (err) {
     const out = (err as { stdout?: string; code?: string }).stdout?.trim();
     // systemctl exits non-zero for disabled / masked units but still prints the state; ENOENT: not installed.
@@ -40,7 +43,13 @@ describe('services collector', () => {
     rmSync(join(root, 'etc/systemd/system/multi-user.target.wants/ssh.service'));
     const { items } = await services.collect(ctx(root));
     const ours = new Map(items.filter((i) => i.kind === 'unit').map((i) => [i.key, i.state]));
-    expect(Object.fromEntries(ours)).toEqual({ 'multi-user.target': 'static', 'nftables.service': 'masked', 'rsync.service': 'enabled', 'ssh.service': 'enabled', 'sshd.service': 'alias' });
+    expect(Object.fromEntries(ours)).toEqual({
+      'multi-user.target': 'static',
+      'nftables.service': 'masked',
+      'rsync.service': 'enabled',
+      'ssh.service': 'enabled',
+      'sshd.service': 'alias',
+    });
     // The oracle: systemd's own install logic, where systemctl is installed (it is on Debian; skipped only without it).
     if (systemctlState(root, 'ssh.service') === null) return;
     for (const [unit, state] of ours) expect(`${unit} ${systemctlState(root, unit)}`).toBe(`${unit} ${state}`);
@@ -50,9 +59,17 @@ describe('services collector', () => {
     const before = (await services.collect(ctx(WEB))).items;
     const root = webCopy();
     link(root, 'etc/systemd/system/multi-user.target.wants/rsync.service', '/usr/lib/systemd/system/rsync.service');
-    put(root, 'etc/systemd/system/ssh.service.d/override.conf', '[Service]\nExecStart=\nExecStart=/usr/sbin/sshd -D -o PermitRootLogin=yes\n');
+    put(
+      root,
+      'etc/systemd/system/ssh.service.d/override.conf',
+      '[Service]\nExecStart=\nExecStart=/usr/sbin/sshd -D -o PermitRootLogin=yes\n',
+    );
     const devs = diffSection('services', before, (await services.collect(ctx(root))).items);
-    expect(devs.map((d) => `${d.change} ${d.key} ${d.fields?.join(',')}`)).toEqual(['modified rsync.service state', 'modified ssh.service dropIns', 'modified sshd.service dropIns']);
+    expect(devs.map((d) => `${d.change} ${d.key} ${d.fields?.join(',')}`)).toEqual([
+      'modified rsync.service state',
+      'modified ssh.service dropIns',
+      'modified sshd.service dropIns',
+    ]);
     expect(devs[0]).toMatchObject({ expected: { state: 'disabled' }, actual: { state: 'enabled' }, severity: 'high' });
     // A drop-in under the alias's name changes the unit too.
     const other = webCopy();

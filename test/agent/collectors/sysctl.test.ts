@@ -61,20 +61,45 @@ describe('sysctl collector on the fixture host', () => {
     chmodSync(join(root, 'proc/sys/net/ipv4/route/flush'), 0o200);
     const { items, warnings } = await collect(root);
     expect(items).toEqual([
-      { key: 'kernel.core_modes', runtime: 'file pipe socket', declared: 'file pipe socket', declaredIn: '/etc/sysctl.d/80-extra.conf' },
+      {
+        key: 'kernel.core_modes',
+        runtime: 'file pipe socket',
+        declared: 'file pipe socket',
+        declaredIn: '/etc/sysctl.d/80-extra.conf',
+      },
       {
         key: 'kernel.core_pattern',
         runtime: '|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h',
         declared: '|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h',
         declaredIn: '/run/sysctl.d/50-coredump.conf',
       },
-      { key: 'kernel.pid_max', runtime: '4194304', declared: '4194304', declaredIn: '/usr/lib/sysctl.d/50-pid-max.conf' },
+      {
+        key: 'kernel.pid_max',
+        runtime: '4194304',
+        declared: '4194304',
+        declaredIn: '/usr/lib/sysctl.d/50-pid-max.conf',
+      },
       { key: 'net.ipv4.conf.*.rp_filter', runtime: null, declared: '2', declaredIn: '/etc/sysctl.d/10-network.conf' },
       { key: 'net.ipv4.conf.all.rp_filter', runtime: '2', declared: null, declaredIn: null },
-      { key: 'net.ipv4.conf.eth0/100.rp_filter', runtime: '1', declared: '1', declaredIn: '/etc/sysctl.d/10-network.conf' },
+      {
+        key: 'net.ipv4.conf.eth0/100.rp_filter',
+        runtime: '1',
+        declared: '1',
+        declaredIn: '/etc/sysctl.d/10-network.conf',
+      },
       { key: 'net.ipv4.ip_forward', runtime: '0', declared: '1', declaredIn: '/etc/sysctl.conf' },
-      { key: 'net.ipv4.ip_local_port_range', runtime: '32768 60999', declared: '1024 65000', declaredIn: '/etc/sysctl.d/10-network.conf' },
-      { key: 'net.ipv6.conf.all.disable_ipv6', runtime: null, declared: '1', declaredIn: '/etc/sysctl.d/10-network.conf' },
+      {
+        key: 'net.ipv4.ip_local_port_range',
+        runtime: '32768 60999',
+        declared: '1024 65000',
+        declaredIn: '/etc/sysctl.d/10-network.conf',
+      },
+      {
+        key: 'net.ipv6.conf.all.disable_ipv6',
+        runtime: null,
+        declared: '1',
+        declaredIn: '/etc/sysctl.d/10-network.conf',
+      },
       { key: 'vm.overcommit_memory', runtime: '0', declared: '1', declaredIn: '/etc/sysctl.d/70-memory.conf' },
       { key: 'vm.swappiness', runtime: '60', declared: '10', declaredIn: '/etc/sysctl.conf' },
     ]);
@@ -109,7 +134,10 @@ describe('sysctl collector on the fixture host', () => {
 
   it('applies a masked file nowhere: neither the /dev/null link nor the file it hides sets anything', async () => {
     const { items } = await collect(scratchRoot(FIXTURE));
-    expect(byKey(items).get('kernel.pid_max')).toMatchObject({ declared: '4194304', declaredIn: '/usr/lib/sysctl.d/50-pid-max.conf' });
+    expect(byKey(items).get('kernel.pid_max')).toMatchObject({
+      declared: '4194304',
+      declaredIn: '/usr/lib/sysctl.d/50-pid-max.conf',
+    });
     // usr/lib/sysctl.d/70-memory.conf is hidden by etc/sysctl.d/70-memory.conf, so its other key is not declared either.
     expect(byKey(items).has('vm.dirty_bytes')).toBe(false);
   });
@@ -150,7 +178,8 @@ describe('default exclusions', () => {
 
   it('takes the configured list instead, with "*" crossing dots and "/" standing for a dot in a name', async () => {
     const root = scratchRoot();
-    for (const p of ['net/ipv4/conf/eth0.100/rp_filter', 'net/ipv4/conf/eth0/rp_filter', 'kernel/random/uuid']) put(root, `proc/sys/${p}`, '1\n');
+    for (const p of ['net/ipv4/conf/eth0.100/rp_filter', 'net/ipv4/conf/eth0/rp_filter', 'kernel/random/uuid'])
+      put(root, `proc/sys/${p}`, '1\n');
     const { items } = await collect(root, ['net.ipv4.conf.eth0/100.*']);
     expect(items.map((i) => i.key)).toEqual(['kernel.random.uuid', 'net.ipv4.conf.eth0.rp_filter']);
   });
@@ -173,7 +202,9 @@ describe('reading proc/sys', () => {
     const root = scratchRoot();
     put(root, 'etc/sysctl.d/10-a.conf', 'vm.swappiness = 5\n');
     const { items, warnings } = await collect(root);
-    expect(items).toEqual([{ key: 'vm.swappiness', runtime: null, declared: '5', declaredIn: '/etc/sysctl.d/10-a.conf' }]);
+    expect(items).toEqual([
+      { key: 'vm.swappiness', runtime: null, declared: '5', declaredIn: '/etc/sysctl.d/10-a.conf' },
+    ]);
     expect(warnings).toEqual(['/proc/sys not found under the root: runtime values not collected']);
   });
 
@@ -237,7 +268,10 @@ describe('reading declarations', () => {
       { key: 'kernel.pid_max', runtime: null, declared: '9', declaredIn: '/usr/lib/sysctl.d/50-pid.conf' },
       { key: 'vm.swappiness', runtime: null, declared: '7', declaredIn: '/etc/sysctl.d/20-climb.conf' },
     ]);
-    expect(warnings).toEqual(['/proc/sys not found under the root: runtime values not collected', '/etc/sysctl.d/30-host.conf: dangling or looping symlink, skipped']);
+    expect(warnings).toEqual([
+      '/proc/sys not found under the root: runtime values not collected',
+      '/etc/sysctl.d/30-host.conf: dangling or looping symlink, skipped',
+    ]);
   });
 
   it('degrades on bad entries: a directory named .conf, a dangling link and a broken file each only cost themselves', async () => {
@@ -250,7 +284,9 @@ describe('reading declarations', () => {
     // The dangling link still takes its name: the vendor file of that name stays masked.
     put(root, 'usr/lib/sysctl.d/20-dangling.conf', 'kernel.pid_max = 1\n');
     const { items, warnings } = await collect(root);
-    expect(items).toEqual([{ key: 'vm.swappiness', runtime: null, declared: '1', declaredIn: '/etc/sysctl.d/40-good.conf' }]);
+    expect(items).toEqual([
+      { key: 'vm.swappiness', runtime: null, declared: '1', declaredIn: '/etc/sysctl.d/40-good.conf' },
+    ]);
     expect(warnings).toEqual([
       '/etc/sysctl.d/10-dir.conf: not a regular file, skipped',
       '/etc/sysctl.d/20-dangling.conf: dangling or looping symlink, skipped',

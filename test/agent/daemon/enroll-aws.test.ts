@@ -26,7 +26,11 @@ afterEach(async () => {
 
 async function controller(): Promise<string> {
   const dir = tempDir();
-  const config = ControllerConfigSchema.parse({ listen: '127.0.0.1:0', store: `sqlite:${join(dir, 'c.db')}`, enrollment: { aws: { certificates: [aws.certFile], accounts: ['123456789012'] } } });
+  const config = ControllerConfigSchema.parse({
+    listen: '127.0.0.1:0',
+    store: `sqlite:${join(dir, 'c.db')}`,
+    enrollment: { aws: { certificates: [aws.certFile], accounts: ['123456789012'] } },
+  });
   const ctl = await startController(config, { log: pino({ level: 'silent' }) });
   closers.push(() => ctl.close());
   return ctl.url;
@@ -41,27 +45,66 @@ async function imds(document: string): Promise<FakeImds> {
 describe('agent enrollment by AWS identity', () => {
   it('enrolls with the signed document and no token; a second host with the same instance is refused for good', async () => {
     const url = await controller();
-    const document = identityDocument({ pendingTime: new Date(Date.now() - 5 * 60_000).toISOString().replace(/\.\d+Z$/, 'Z') });
+    const document = identityDocument({
+      pendingTime: new Date(Date.now() - 5 * 60_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+    });
     const fake = await imds(document);
-    const config = AgentConfigSchema.parse({ controller: { url }, identity: { mode: 'aws', imdsEndpoint: fake.endpoint, enroll: 'aws' } });
+    const config = AgentConfigSchema.parse({
+      controller: { url },
+      identity: { mode: 'aws', imdsEndpoint: fake.endpoint, enroll: 'aws' },
+    });
     const transport = new Transport({ url });
     closers.push(() => transport.close());
 
-    const cloud = await readCloudIdentity({ mode: 'aws', imdsEndpoint: fake.endpoint, machineId: 'a'.repeat(32), env: {} });
+    const cloud = await readCloudIdentity({
+      mode: 'aws',
+      imdsEndpoint: fake.endpoint,
+      machineId: 'a'.repeat(32),
+      env: {},
+    });
     const state = new StateDir(tempDir());
-    const r = await enroll(state, transport, config, { hostId: 'a'.repeat(32), imageId: 'ami-web-1', inventory: inventory('a'.repeat(32)), agentVersion: '0.1.0', cloud });
+    const r = await enroll(state, transport, config, {
+      hostId: 'a'.repeat(32),
+      imageId: 'ami-web-1',
+      inventory: inventory('a'.repeat(32)),
+      agentVersion: '0.1.0',
+      cloud,
+    });
     expect(r).toMatchObject({ ok: true, credential: expect.stringMatching(/^dwh_/) });
     expect(state.readCredential()).toBe((r as { credential: string }).credential);
 
-    const again = await enroll(new StateDir(tempDir()), transport, config, { hostId: 'b'.repeat(32), imageId: 'ami-web-1', inventory: inventory('b'.repeat(32)), agentVersion: '0.1.0', cloud });
-    expect(again).toEqual({ ok: false, retry: false, reason: expect.stringContaining('AWS instance i-0123456789abcdef0 is already enrolled') });
+    const again = await enroll(new StateDir(tempDir()), transport, config, {
+      hostId: 'b'.repeat(32),
+      imageId: 'ami-web-1',
+      inventory: inventory('b'.repeat(32)),
+      agentVersion: '0.1.0',
+      cloud,
+    });
+    expect(again).toEqual({
+      ok: false,
+      retry: false,
+      reason: expect.stringContaining('AWS instance i-0123456789abcdef0 is already enrolled'),
+    });
   });
 
   it('a host configured to enroll by AWS identity that has none says why, and sends nothing', async () => {
-    const config = AgentConfigSchema.parse({ controller: { url: 'http://127.0.0.1:9' }, identity: { mode: 'host', enroll: 'aws' } });
+    const config = AgentConfigSchema.parse({
+      controller: { url: 'http://127.0.0.1:9' },
+      identity: { mode: 'host', enroll: 'aws' },
+    });
     const transport = new Transport({ url: 'http://127.0.0.1:9' });
     closers.push(() => transport.close());
-    const r = await enroll(new StateDir(tempDir()), transport, config, { hostId: 'c'.repeat(32), imageId: 'ami-web-1', inventory: inventory('c'.repeat(32)), agentVersion: '0.1.0', cloud: { identity: { kind: 'host', machineId: 'c'.repeat(32) } } });
-    expect(r).toEqual({ ok: false, retry: false, reason: 'identity.enroll is aws but this host has no AWS identity document (identity.mode host: not on AWS)' });
+    const r = await enroll(new StateDir(tempDir()), transport, config, {
+      hostId: 'c'.repeat(32),
+      imageId: 'ami-web-1',
+      inventory: inventory('c'.repeat(32)),
+      agentVersion: '0.1.0',
+      cloud: { identity: { kind: 'host', machineId: 'c'.repeat(32) } },
+    });
+    expect(r).toEqual({
+      ok: false,
+      retry: false,
+      reason: 'identity.enroll is aws but this host has no AWS identity document (identity.mode host: not on AWS)',
+    });
   });
 });

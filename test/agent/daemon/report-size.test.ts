@@ -13,7 +13,14 @@ function report(count: number): Report {
     key: `/opt/bulk/${i}/libplugin-${i}.so`,
     change: 'added',
     expected: null,
-    actual: { type: 'file', mode: '0644', uid: 0, gid: 0, size: 10, sha256: createHash('sha256').update(String(i)).digest('hex') },
+    actual: {
+      type: 'file',
+      mode: '0644',
+      uid: 0,
+      gid: 0,
+      size: 10,
+      sha256: createHash('sha256').update(String(i)).digest('hex'),
+    },
     severity: i % 10 === 0 ? 'critical' : 'medium',
   }));
   return {

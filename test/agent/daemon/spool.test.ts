@@ -65,10 +65,12 @@ describe('Spool', () => {
     expect(s.read(s.list()[0]!)?.seq).toBe(2);
   });
 
-  it('removes a dead writer\'s temp file but leaves one whose writer still runs', () => {
+  it("removes a dead writer's temp file but leaves one whose writer still runs", () => {
     const dir = join(tempDir(), 'spool');
     const s = new Spool(dir);
-    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
+      encoding: 'utf8',
+    }).stdout;
     const mine = `.000000000007-heartbeat-${randomUUID()}.json.${process.pid}.tmp`;
     const crashed = `.000000000006-scan-${randomUUID()}.json.${dead}.tmp`;
     writeFileSync(join(dir, mine), '{');

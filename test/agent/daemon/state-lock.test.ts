@@ -11,7 +11,9 @@ describe('the state directory lock', () => {
     const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)']);
     try {
       writeFileSync(join(dir, 'agent.pid'), `${other.pid}\n`);
-      expect(() => lockStateDir(dir)).toThrow(new RegExp(`another agent \\(pid ${other.pid}\\) is running with state directory`));
+      expect(() => lockStateDir(dir)).toThrow(
+        new RegExp(`another agent \\(pid ${other.pid}\\) is running with state directory`),
+      );
     } finally {
       other.kill('SIGKILL');
     }

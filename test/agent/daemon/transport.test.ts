@@ -16,20 +16,53 @@ import { Transport } from '../../../agent/daemon/transport.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 function listen(server: Server): Promise<string> {
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}`)));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}`)),
+  );
 }
 
 describe('Transport', () => {
   it('speaks HTTPS to a controller whose certificate the configured CA signed, and refuses one it cannot verify', async () => {
     const dir = tempDir();
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt')], { stdio: 'ignore' });
-    const config = ControllerConfigSchema.parse({ listen: '127.0.0.1:0', store: `sqlite:${join(dir, 'c.db')}`, tls: { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') } });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'tls.key'),
+        '-out',
+        join(dir, 'tls.crt'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const config = ControllerConfigSchema.parse({
+      listen: '127.0.0.1:0',
+      store: `sqlite:${join(dir, 'c.db')}`,
+      tls: { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') },
+    });
     const ctl = await startController(config, { log: pino({ level: 'silent' }) });
     try {
       const t = new Transport({ url: ctl.url, caFile: join(dir, 'tls.crt') });
       expect(await t.get('/healthz')).toEqual({ ok: true, status: 200, body: { ok: true } });
       // A bad credential is refused for good with the controller's message; retrying cannot fix it.
-      expect(await t.post('/api/v1/reports', 'dwh_nobody', {})).toEqual({ ok: false, retry: false, status: 401, reason: '401: unknown host credential' });
+      expect(await t.post('/api/v1/reports', 'dwh_nobody', {})).toEqual({
+        ok: false,
+        retry: false,
+        status: 401,
+        reason: '401: unknown host credential',
+      });
       await t.close();
       const untrusting = new Transport({ url: ctl.url });
       const r = await untrusting.get('/healthz');
@@ -41,27 +74,47 @@ describe('Transport', () => {
   });
 
   it('names an unreadable CA file', () => {
-    expect(() => new Transport({ url: 'https://127.0.0.1:1', caFile: '/nonexistent/ca.pem' })).toThrow(/cannot read the controller CA \/nonexistent\/ca\.pem: ENOENT/);
+    expect(() => new Transport({ url: 'https://127.0.0.1:1', caFile: '/nonexistent/ca.pem' })).toThrow(
+      /cannot read the controller CA \/nonexistent\/ca\.pem: ENOENT/,
+    );
   });
 
   it('retries later on 5xx, 429 and 422, and on a refused connection', async () => {
     let status = 503;
-    const server = createServer((_req, res) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ message: `status ${status}` })));
+    const server = createServer((_req, res) =>
+      res
+        .writeHead(status, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ message: `status ${status}` })),
+    );
     const url = await listen(server);
     const t = new Transport({ url });
     try {
       for (const s of [503, 429, 422]) {
         status = s;
-        expect(await t.post('/api/v1/reports', 'x', { a: 1 })).toEqual({ ok: false, retry: true, status: s, reason: `${s}: status ${s}` });
+        expect(await t.post('/api/v1/reports', 'x', { a: 1 })).toEqual({
+          ok: false,
+          retry: true,
+          status: s,
+          reason: `${s}: status ${s}`,
+        });
       }
       status = 409;
-      expect(await t.post('/api/v1/reports', 'x', { a: 1 })).toEqual({ ok: false, retry: false, status: 409, reason: '409: status 409' });
+      expect(await t.post('/api/v1/reports', 'x', { a: 1 })).toEqual({
+        ok: false,
+        retry: false,
+        status: 409,
+        reason: '409: status 409',
+      });
     } finally {
       await t.close();
       await new Promise((r) => server.close(r));
     }
     const gone = new Transport({ url });
-    expect(await gone.get('/healthz')).toMatchObject({ ok: false, retry: true, reason: expect.stringMatching(/^ECONNREFUSED/) });
+    expect(await gone.get('/healthz')).toMatchObject({
+      ok: false,
+      retry: true,
+      reason: expect.stringMatching(/^ECONNREFUSED/),
+    });
     await gone.close();
   });
 
@@ -71,7 +124,11 @@ describe('Transport', () => {
     const t = new Transport({ url, timeoutMs: 300 });
     try {
       const t0 = Date.now();
-      expect(await t.post('/api/v1/reports', 'x', {})).toMatchObject({ ok: false, retry: true, reason: expect.stringMatching(/^ETIMEDOUT: no complete answer within 300 ms/) });
+      expect(await t.post('/api/v1/reports', 'x', {})).toMatchObject({
+        ok: false,
+        retry: true,
+        reason: expect.stringMatching(/^ETIMEDOUT: no complete answer within 300 ms/),
+      });
       expect(Date.now() - t0).toBeLessThan(3000);
     } finally {
       await t.close();
@@ -93,7 +150,11 @@ describe('Transport', () => {
     const url = await listen(server);
     const t = new Transport({ url: `${url}/` });
     try {
-      expect(await t.post('/api/v1/reports', 'dwh_secret', { seq: 1, name: 'é' })).toEqual({ ok: true, status: 202, body: { state: 'clean' } });
+      expect(await t.post('/api/v1/reports', 'dwh_secret', { seq: 1, name: 'é' })).toEqual({
+        ok: true,
+        status: 202,
+        body: { state: 'clean' },
+      });
       expect(await t.post('/api/v1/reports', 'dwh_secret', { seq: 2 })).toMatchObject({ ok: true });
       expect(seen.map((s) => [s.auth, s.type, s.body])).toEqual([
         ['Bearer dwh_secret', 'application/json', '{"seq":1,"name":"é"}'],
@@ -114,7 +175,11 @@ describe('Transport', () => {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const raw = Buffer.concat(chunks);
-        seen.push({ encoding: req.headers['content-encoding'], length: Number(req.headers['content-length']), body: (req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString() });
+        seen.push({
+          encoding: req.headers['content-encoding'],
+          length: Number(req.headers['content-length']),
+          body: (req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString(),
+        });
         res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       });
     });
@@ -137,14 +202,21 @@ describe('Transport', () => {
   it('takes a 413 answered before the body is written as the answer, not as a broken connection', async () => {
     // Answers at once and closes, as a server does that refuses a body by its Content-Length.
     const server = createServer((req, res) => {
-      res.writeHead(413, { 'content-type': 'application/json', connection: 'close' }).end(JSON.stringify({ message: 'too large' }));
+      res
+        .writeHead(413, { 'content-type': 'application/json', connection: 'close' })
+        .end(JSON.stringify({ message: 'too large' }));
       req.socket.end();
     });
     const url = await listen(server);
     const t = new Transport({ url });
     try {
       const body = { pad: randomBytes(6 * 1024 * 1024).toString('base64') };
-      expect(await t.post('/api/v1/reports', 'x', body)).toEqual({ ok: false, retry: false, status: 413, reason: '413: too large' });
+      expect(await t.post('/api/v1/reports', 'x', body)).toEqual({
+        ok: false,
+        retry: false,
+        status: 413,
+        reason: '413: too large',
+      });
     } finally {
       await t.close();
       server.closeAllConnections();

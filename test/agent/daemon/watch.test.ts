@@ -19,7 +19,12 @@ import { until } from '../../helpers/wait.js';
  */
 async function sentinel(dir: string, batches: string[][]): Promise<void> {
   writeFileSync(join(dir, 'etc/zz-sentinel'), 'x');
-  await until(() => batches.some((b) => b.includes('/etc/zz-sentinel')), () => `the sentinel's batch; batches: ${JSON.stringify(batches)}`, 10_000, 10);
+  await until(
+    () => batches.some((b) => b.includes('/etc/zz-sentinel')),
+    () => `the sentinel's batch; batches: ${JSON.stringify(batches)}`,
+    10_000,
+    10,
+  );
 }
 let watcher: ChangeWatcher | null = null;
 afterEach(async () => {
@@ -35,7 +40,11 @@ async function watched(setup: (dir: string) => void) {
   const root = await HostRoot.open(dir);
   const batches: string[][] = [];
   const seen: string[] = [];
-  watcher = new ChangeWatcher(root, ['/etc', '/var/lib'], (b) => batches.push(b), silentLogger, { quietMs: 100, exclude: ['/var/lib/driftwarden'], onPath: (p) => seen.push(p) });
+  watcher = new ChangeWatcher(root, ['/etc', '/var/lib'], (b) => batches.push(b), silentLogger, {
+    quietMs: 100,
+    exclude: ['/var/lib/driftwarden'],
+    onPath: (p) => seen.push(p),
+  });
   await watcher.start();
   return { dir, batches, seen };
 }

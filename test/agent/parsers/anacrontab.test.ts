@@ -41,14 +41,37 @@ describe('anacrontab', () => {
       { key: `${FILE} env SHELL`, kind: 'env', file: FILE, name: 'SHELL', value: '/bin/sh' },
       { key: `${FILE} env HOME`, kind: 'env', file: FILE, name: 'HOME', value: '/root' },
       { key: `${FILE} env LOGNAME`, kind: 'env', file: FILE, name: 'LOGNAME', value: 'root' },
-      { key: `${FILE} cron.daily`, kind: 'entry', file: FILE, schedule: 'period=1 delay=5', user: 'root', command: 'run-parts --report /etc/cron.daily' },
-      { key: `${FILE} cron.weekly`, kind: 'entry', file: FILE, schedule: 'period=7 delay=10', user: 'root', command: 'run-parts --report /etc/cron.weekly' },
-      { key: `${FILE} cron.monthly`, kind: 'entry', file: FILE, schedule: 'period=@monthly delay=15', user: 'root', command: 'run-parts --report /etc/cron.monthly' },
+      {
+        key: `${FILE} cron.daily`,
+        kind: 'entry',
+        file: FILE,
+        schedule: 'period=1 delay=5',
+        user: 'root',
+        command: 'run-parts --report /etc/cron.daily',
+      },
+      {
+        key: `${FILE} cron.weekly`,
+        kind: 'entry',
+        file: FILE,
+        schedule: 'period=7 delay=10',
+        user: 'root',
+        command: 'run-parts --report /etc/cron.weekly',
+      },
+      {
+        key: `${FILE} cron.monthly`,
+        kind: 'entry',
+        file: FILE,
+        schedule: 'period=@monthly delay=15',
+        user: 'root',
+        command: 'run-parts --report /etc/cron.monthly',
+      },
     ]);
   });
 
   it("reads RHEL's START_HOURS_RANGE and RANDOM_DELAY as plain settings", () => {
-    const items = parse('RANDOM_DELAY=45\nSTART_HOURS_RANGE=3-22\n1\t5\tcron.daily\t\tnice run-parts /etc/cron.daily\n');
+    const items = parse(
+      'RANDOM_DELAY=45\nSTART_HOURS_RANGE=3-22\n1\t5\tcron.daily\t\tnice run-parts /etc/cron.daily\n',
+    );
     expect(items.map((i) => [i.key, i.value ?? i.schedule])).toEqual([
       [`${FILE} env RANDOM_DELAY`, '45'],
       [`${FILE} env START_HOURS_RANGE`, '3-22'],
@@ -91,7 +114,10 @@ describe('anacrontab', () => {
   });
 
   it('joins a line ending in a backslash with the next, as anacron does, and drops other backslashes', () => {
-    expect(parse('1 5 long run-parts \\\n  /etc/cron.daily\n2 5 sed sed s/\\./x/\n').map((i) => i.command)).toEqual(['run-parts    /etc/cron.daily', 'sed s/./x/']);
+    expect(parse('1 5 long run-parts \\\n  /etc/cron.daily\n2 5 sed sed s/\\./x/\n').map((i) => i.command)).toEqual([
+      'run-parts    /etc/cron.daily',
+      'sed s/./x/',
+    ]);
     expect(anacronLines('a\\\nb\nc\\')).toEqual([
       { text: 'a b', line: 1 },
       { text: 'c\\', line: 3 },
@@ -136,7 +162,28 @@ describe('property: any input gives items or a DwParseError naming the file and 
   }
 
   const soup = fc
-    .array(fc.constantFrom('1', '07', '@daily', '@x', ' ', '\t', '\n', '\r\n', '\\', '\\\n', 'job', 'a/b', '=', 'SHELL', '#', 'run-parts', '\u0000'), { maxLength: 60 })
+    .array(
+      fc.constantFrom(
+        '1',
+        '07',
+        '@daily',
+        '@x',
+        ' ',
+        '\t',
+        '\n',
+        '\r\n',
+        '\\',
+        '\\\n',
+        'job',
+        'a/b',
+        '=',
+        'SHELL',
+        '#',
+        'run-parts',
+        '\u0000',
+      ),
+      { maxLength: 60 },
+    )
     .map((parts) => parts.join(''));
 
   it('random unicode text', () => {

@@ -13,14 +13,16 @@ const F = '/lib/apk/db/installed';
 /** Real databases live in the sibling checkout ../shared (see its fixtures/README.md), not in this repo. */
 const SHARED = join(import.meta.dirname, '../../../../shared/fixtures/apk-alpine');
 
-const pkg = (p: string, v = '1.0-r0', a = 'x86_64') => `P:${p}\nV:${v}\nA:${a}\nT:desc\nF:usr/bin\nR:${p}\na:0:0:755\nZ:Q1abc=\n`;
+const pkg = (p: string, v = '1.0-r0', a = 'x86_64') =>
+  `P:${p}\nV:${v}\nA:${a}\nT:desc\nF:usr/bin\nR:${p}\na:0:0:755\nZ:Q1abc=\n`;
 
 describe('parseApkInstalled on a real Alpine database', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'dw-apk-'));
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
   it('lists bash, busybox-binsh, musl and readline with their versions', (ctx) => {
-    if (!existsSync(SHARED)) ctx.skip(`${SHARED} is absent: the real apk database comes from the shared checkout beside this repo`);
+    if (!existsSync(SHARED))
+      ctx.skip(`${SHARED} is absent: the real apk database comes from the shared checkout beside this repo`);
     cpSync(SHARED, tmp, { recursive: true });
     const items = parseApkInstalled(readFileSync(join(tmp, 'lib/apk/db/installed'), 'utf8'), F);
     for (const i of items) PackageItemSchema.parse(i);
@@ -38,7 +40,14 @@ describe('parseApkInstalled', () => {
   it('skips file, checksum and metadata lines and sorts by key', () => {
     const items = parseApkInstalled(pkg('zlib', '1.3.1-r0') + '\n' + pkg('alpine-baselayout', '3.4.3-r2', 'noarch'), F);
     expect(items).toEqual([
-      { key: 'alpine-baselayout:noarch', manager: 'apk', name: 'alpine-baselayout', arch: 'noarch', version: '3.4.3-r2', state: 'installed' },
+      {
+        key: 'alpine-baselayout:noarch',
+        manager: 'apk',
+        name: 'alpine-baselayout',
+        arch: 'noarch',
+        version: '3.4.3-r2',
+        state: 'installed',
+      },
       { key: 'zlib:x86_64', manager: 'apk', name: 'zlib', arch: 'x86_64', version: '1.3.1-r0', state: 'installed' },
     ]);
   });
@@ -92,9 +101,18 @@ describe('parseApkInstalled', () => {
       }
     };
     fc.assert(fc.property(fc.string({ maxLength: 300 }), check), { numRuns: 500 });
-    const line = fc.oneof(fc.constantFrom('', 'P:a', 'P:b', 'V:1-r0', 'A:x86_64', 'F:usr', 'R:x', 'Z:Q1=', 'P:', 'V:'), fc.string({ maxLength: 10 }));
-    fc.assert(fc.property(fc.array(line, { maxLength: 40 }), (lines) => check(lines.join('\n'))), { numRuns: 1000 });
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 400 }), (b) => check(Buffer.from(b).toString('utf8'))), { numRuns: 300 });
+    const line = fc.oneof(
+      fc.constantFrom('', 'P:a', 'P:b', 'V:1-r0', 'A:x86_64', 'F:usr', 'R:x', 'Z:Q1=', 'P:', 'V:'),
+      fc.string({ maxLength: 10 }),
+    );
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 40 }), (lines) => check(lines.join('\n'))),
+      { numRuns: 1000 },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 400 }), (b) => check(Buffer.from(b).toString('utf8'))),
+      { numRuns: 300 },
+    );
     const good = `${pkg('a')}\n${pkg('b')}`;
     for (let n = 0; n <= good.length; n++) check(good.slice(0, n));
   });

@@ -42,25 +42,52 @@ describe('parseAptHistory', () => {
       [2, '2025-06-24 14:36:25', '2025-06-24 14:36:25', 'apt-get -qqy upgrade', undefined],
       [7, '2024-03-01 02:14:05', '2024-03-01 02:14:09', 'apt-get install strace', 'alice (1000)'],
       [13, '2024-03-03 10:59:59', '2024-03-03 11:00:02', 'apt-get purge telnet nginx', 'bob (1001)'],
-      [20, '2024-03-05 12:59:59', '2024-03-05 13:00:05', 'apt-get install --reinstall vim vim-runtime=2:9.0.1378-2', undefined],
+      [
+        20,
+        '2024-03-05 12:59:59',
+        '2024-03-05 13:00:05',
+        'apt-get install --reinstall vim vim-runtime=2:9.0.1378-2',
+        undefined,
+      ],
     ]);
   });
 
   it('reads each list with the versions its action carries', () => {
     expect(stanzas.flatMap((s) => s.packages)).toEqual([
-      { action: 'upgrade', name: 'libsystemd0', arch: 'amd64', fromVersion: '252.36-1~deb12u1', toVersion: '252.38-1~deb12u1' },
-      { action: 'upgrade', name: 'libudev1', arch: 'amd64', fromVersion: '252.36-1~deb12u1', toVersion: '252.38-1~deb12u1' },
+      {
+        action: 'upgrade',
+        name: 'libsystemd0',
+        arch: 'amd64',
+        fromVersion: '252.36-1~deb12u1',
+        toVersion: '252.38-1~deb12u1',
+      },
+      {
+        action: 'upgrade',
+        name: 'libudev1',
+        arch: 'amd64',
+        fromVersion: '252.36-1~deb12u1',
+        toVersion: '252.38-1~deb12u1',
+      },
       { action: 'install', name: 'strace', arch: 'amd64', toVersion: '6.1-0.1' },
       { action: 'install', name: 'libunwind8', arch: 'amd64', toVersion: '1.6.2-3', automatic: true },
       { action: 'remove', name: 'nginx', arch: 'amd64', fromVersion: '1.22.1-9' },
       { action: 'purge', name: 'telnet', arch: 'amd64', fromVersion: '0.17-44' },
       { action: 'reinstall', name: 'vim', arch: 'amd64', toVersion: '2:9.0.1378-2+deb12u2' },
-      { action: 'downgrade', name: 'vim-runtime', arch: 'amd64', fromVersion: '2:9.0.1378-2+deb12u2', toVersion: '2:9.0.1378-2' },
+      {
+        action: 'downgrade',
+        name: 'vim-runtime',
+        arch: 'amd64',
+        fromVersion: '2:9.0.1378-2+deb12u2',
+        toVersion: '2:9.0.1378-2',
+      },
     ]);
   });
 
   it('keeps a run apt did not finish: no End-Date, and the next Start-Date opens a new stanza even without a blank line', () => {
-    const r = parseAptHistory('Start-Date: 2024-01-01  10:00:00\nInstall: a:amd64 (1)\nStart-Date: 2024-01-02  10:00:00\nInstall: b:amd64 (2)\nEnd-Date: 2024-01-02  10:00:01\n', F);
+    const r = parseAptHistory(
+      'Start-Date: 2024-01-01  10:00:00\nInstall: a:amd64 (1)\nStart-Date: 2024-01-02  10:00:00\nInstall: b:amd64 (2)\nEnd-Date: 2024-01-02  10:00:01\n',
+      F,
+    );
     expect(r.errors).toEqual([]);
     expect(r.stanzas.map((s) => [s.start, s.end, s.packages.map((p) => p.name)])).toEqual([
       ['2024-01-01 10:00:00', undefined, ['a']],
@@ -69,13 +96,22 @@ describe('parseAptHistory', () => {
   });
 
   it('records an Error field, and ignores fields it does not know', () => {
-    const r = parseAptHistory('Start-Date: 2024-03-06  10:00:00\nComment: future field\nInstall: broken:amd64 (1.0)\nError: Sub-process /usr/bin/dpkg returned an error code (1)\n', F);
+    const r = parseAptHistory(
+      'Start-Date: 2024-03-06  10:00:00\nComment: future field\nInstall: broken:amd64 (1.0)\nError: Sub-process /usr/bin/dpkg returned an error code (1)\n',
+      F,
+    );
     expect(r.errors).toEqual([]);
-    expect(r.stanzas[0]).toMatchObject({ error: 'Sub-process /usr/bin/dpkg returned an error code (1)', packages: [{ name: 'broken' }] });
+    expect(r.stanzas[0]).toMatchObject({
+      error: 'Sub-process /usr/bin/dpkg returned an error code (1)',
+      packages: [{ name: 'broken' }],
+    });
   });
 
   it('drops a stanza whose Start-Date is missing or malformed, keeping its neighbours', () => {
-    const r = parseAptHistory('Commandline: apt-get install x\nInstall: x:amd64 (1)\n\nStart-Date: 2024-02-30  10:00:00\nInstall: y:amd64 (1)\n\nStart-Date: 2024-03-01  10:00:00\nInstall: z:amd64 (1)\n', F);
+    const r = parseAptHistory(
+      'Commandline: apt-get install x\nInstall: x:amd64 (1)\n\nStart-Date: 2024-02-30  10:00:00\nInstall: y:amd64 (1)\n\nStart-Date: 2024-03-01  10:00:00\nInstall: z:amd64 (1)\n',
+      F,
+    );
     expect(r.stanzas.map((s) => s.packages[0]!.name)).toEqual(['z']);
     expect(r.errors.map((e) => [e.line, e.message])).toEqual([
       [1, `${F}:1: stanza has no valid Start-Date; skipped`],
@@ -85,14 +121,20 @@ describe('parseAptHistory', () => {
   });
 
   it('keeps the entries before a malformed one in a list, and reports it', () => {
-    const r = parseAptHistory('Start-Date: 2024-03-01  10:00:00\nInstall: a:amd64 (1), b:amd64 1.0, c:amd64 (3)\nUpgrade: d:amd64 (1), e:amd64 (1, 2)\nRemove: f:amd64 (1, 2, 3)\nnot a field\n', F);
+    const r = parseAptHistory(
+      'Start-Date: 2024-03-01  10:00:00\nInstall: a:amd64 (1), b:amd64 1.0, c:amd64 (3)\nUpgrade: d:amd64 (1), e:amd64 (1, 2)\nRemove: f:amd64 (1, 2, 3)\nnot a field\n',
+      F,
+    );
     expect(r.stanzas[0]!.packages.map((p) => p.name)).toEqual(['a']);
     expect(r.errors.map((e) => e.line)).toEqual([2, 3, 4, 5]);
     expect(r.errors[1]!.message).toMatch(/upgrade of d:amd64 needs "\(old, new\)"/);
   });
 
   it('cuts a pasted novel of a command line, so one run cannot bloat every report', () => {
-    const r = parseAptHistory(`Start-Date: 2024-03-01  10:00:00\nCommandline: apt-get install ${'x '.repeat(5000)}\n`, F);
+    const r = parseAptHistory(
+      `Start-Date: 2024-03-01  10:00:00\nCommandline: apt-get install ${'x '.repeat(5000)}\n`,
+      F,
+    );
     expect(r.stanzas[0]!.commandLine!.length).toBe(MAX_COMMAND_LINE + 1);
   });
 
@@ -115,14 +157,39 @@ describe('parseAptHistory properties', () => {
 
   it('never throws on random, truncated or binary input', () => {
     fc.assert(fc.property(fc.string({ maxLength: 400 }), check), { numRuns: 500 });
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), (b) => check(Buffer.from(b).toString('utf8'))), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), (b) => check(Buffer.from(b).toString('utf8'))),
+      { numRuns: 300 },
+    );
     fc.assert(
       fc.property(
-        fc.array(fc.oneof(fc.constantFrom('Start-Date: 2024-03-01  10:00:00', 'Install: ', 'Upgrade: ', 'a:amd64', ' (', ')', ', ', '1.0', 'automatic', '\n', '\n\n', ':'), fc.string({ maxLength: 6 })), { maxLength: 80 }),
+        fc.array(
+          fc.oneof(
+            fc.constantFrom(
+              'Start-Date: 2024-03-01  10:00:00',
+              'Install: ',
+              'Upgrade: ',
+              'a:amd64',
+              ' (',
+              ')',
+              ', ',
+              '1.0',
+              'automatic',
+              '\n',
+              '\n\n',
+              ':',
+            ),
+            fc.string({ maxLength: 6 }),
+          ),
+          { maxLength: 80 },
+        ),
         (parts) => check(parts.join('')),
       ),
       { numRuns: 500 },
     );
-    fc.assert(fc.property(fc.integer({ min: 0, max: REAL.length }), (n) => check(REAL.slice(0, n))), { numRuns: 200 });
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: REAL.length }), (n) => check(REAL.slice(0, n))),
+      { numRuns: 200 },
+    );
   });
 });

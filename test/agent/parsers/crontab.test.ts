@@ -1,7 +1,14 @@
 /** @module The crontab parser: cron's own rules for settings, schedules, users and `%`, line by line. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { checkTimeField, parseCrontab, parseEnvSetting, shown, splitCommand, TIME_FIELDS } from '../../../agent/parsers/crontab.js';
+import {
+  checkTimeField,
+  parseCrontab,
+  parseEnvSetting,
+  shown,
+  splitCommand,
+  TIME_FIELDS,
+} from '../../../agent/parsers/crontab.js';
 import { DwParseError } from '../../../shared/errors.js';
 import { CronItemSchema, type CronItem } from '../../../shared/schema/items.js';
 
@@ -43,7 +50,9 @@ describe('lines cron skips', () => {
 
 describe('environment settings', () => {
   it('records NAME=value keyed by file and name', () => {
-    expect(system('PATH=/usr/bin:/bin\n')).toEqual([{ key: `${SYS} env PATH`, kind: 'env', file: SYS, name: 'PATH', value: '/usr/bin:/bin' }]);
+    expect(system('PATH=/usr/bin:/bin\n')).toEqual([
+      { key: `${SYS} env PATH`, kind: 'env', file: SYS, name: 'PATH', value: '/usr/bin:/bin' },
+    ]);
   });
 
   it('drops blanks around = and trailing blanks of an unquoted value, keeps inner ones', () => {
@@ -87,7 +96,14 @@ describe('environment settings', () => {
 describe('five-field schedules', () => {
   it('reads a job with the user field of /etc/crontab and cron.d', () => {
     expect(system('17 * * * * root cd / && run-parts --report /etc/cron.hourly\n')).toEqual([
-      { key: `${SYS} cd / && run-parts --report /etc/cron.hourly`, kind: 'entry', file: SYS, schedule: '17 * * * *', user: 'root', command: 'cd / && run-parts --report /etc/cron.hourly' },
+      {
+        key: `${SYS} cd / && run-parts --report /etc/cron.hourly`,
+        kind: 'entry',
+        file: SYS,
+        schedule: '17 * * * *',
+        user: 'root',
+        command: 'cd / && run-parts --report /etc/cron.hourly',
+      },
     ]);
   });
 
@@ -104,7 +120,16 @@ describe('five-field schedules', () => {
   });
 
   it('accepts numbers, ranges, steps on ranges and on *, lists and names', () => {
-    for (const schedule of ['0 0 1 1 0', '59 23 31 12 7', '*/15 * * * *', '5-55/10 0-23/2 1-31 * 1-5', '0,30 8-12,14-18 * * *', '0 9 * jan-mar,OCT Mon-Fri', '0 0 * DEC sun', '00 09 01 01 00']) {
+    for (const schedule of [
+      '0 0 1 1 0',
+      '59 23 31 12 7',
+      '*/15 * * * *',
+      '5-55/10 0-23/2 1-31 * 1-5',
+      '0,30 8-12,14-18 * * *',
+      '0 9 * jan-mar,OCT Mon-Fri',
+      '0 0 * DEC sun',
+      '00 09 01 01 00',
+    ]) {
       expect(user(`${schedule} job\n`)[0]!.schedule).toBe(schedule);
     }
   });
@@ -141,12 +166,18 @@ describe('five-field schedules', () => {
   });
 
   it('refuses a sixth time field, cron\'s "common typo" check', () => {
-    expect(refusal(() => system('0 0 * * * * root job\n')).message).toBe(`${SYS}:1: "*" where the user should be: too many time fields?`);
-    expect(refusal(() => user('0 0 * * * */2 job\n')).message).toBe(`${USER}:1: "*/2" where the command should be: too many time fields?`);
+    expect(refusal(() => system('0 0 * * * * root job\n')).message).toBe(
+      `${SYS}:1: "*" where the user should be: too many time fields?`,
+    );
+    expect(refusal(() => user('0 0 * * * */2 job\n')).message).toBe(
+      `${USER}:1: "*/2" where the command should be: too many time fields?`,
+    );
   });
 
   it('refuses a line that is neither a setting nor a job', () => {
-    expect(refusal(() => user('0 0 * * * ok\nhello world\n')).message).toBe(`${USER}:2: bad minute "hello": unknown name "hello"`);
+    expect(refusal(() => user('0 0 * * * ok\nhello world\n')).message).toBe(
+      `${USER}:2: bad minute "hello": unknown name "hello"`,
+    );
   });
 
   it('checks each field on its own', () => {
@@ -170,7 +201,11 @@ describe('nicknames', () => {
     ['@midnight', '@daily'],
     ['@hourly', '@hourly'],
   ])('reads %s as %s', (nick, normal) => {
-    expect(system(`${nick}\troot   /usr/local/bin/job\n`)[0]).toMatchObject({ schedule: normal, user: 'root', command: '/usr/local/bin/job' });
+    expect(system(`${nick}\troot   /usr/local/bin/job\n`)[0]).toMatchObject({
+      schedule: normal,
+      user: 'root',
+      command: '/usr/local/bin/job',
+    });
   });
 
   it('refuses an unknown nickname, and one cron spells differently (case matters)', () => {
@@ -231,7 +266,13 @@ describe('keys', () => {
     const items = user('PATH=/bin\n0 0 * * * env PATH\n0 1 * * * sync #2\n0 2 * * * sync\n0 3 * * * sync\n');
     const keys = items.map((i) => i.key);
     expect(new Set(keys).size).toBe(keys.length);
-    expect(keys).toEqual([`${USER} env PATH`, `${USER} env PATH #2`, `${USER} sync #2`, `${USER} sync`, `${USER} sync #3`]);
+    expect(keys).toEqual([
+      `${USER} env PATH`,
+      `${USER} env PATH #2`,
+      `${USER} sync #2`,
+      `${USER} sync`,
+      `${USER} sync #3`,
+    ]);
   });
 });
 
@@ -239,7 +280,14 @@ describe('line ends', () => {
   it('accepts CRLF and drops the CR from values and commands', () => {
     expect(user('MAILTO=ops\r\n0 0 * * * job --now\r\n')).toEqual([
       { key: `${USER} env MAILTO`, kind: 'env', file: USER, name: 'MAILTO', value: 'ops' },
-      { key: `${USER} job --now`, kind: 'entry', file: USER, schedule: '0 0 * * *', user: 'alice', command: 'job --now' },
+      {
+        key: `${USER} job --now`,
+        kind: 'entry',
+        file: USER,
+        schedule: '0 0 * * *',
+        user: 'alice',
+        command: 'job --now',
+      },
     ]);
   });
 
@@ -299,7 +347,36 @@ describe('property: any input gives items or a DwParseError naming the file and 
   }
 
   const soup = fc
-    .array(fc.constantFrom('*', '0', '59', '7', '-', '/', ',', ' ', '\t', '\n', '\r\n', 'root', '%', '\\', '@daily', '@x', '=', '"', "'", '#', 'jan', 'Mon', 'cmd', '\u0000', '\u00ff'), { maxLength: 80 })
+    .array(
+      fc.constantFrom(
+        '*',
+        '0',
+        '59',
+        '7',
+        '-',
+        '/',
+        ',',
+        ' ',
+        '\t',
+        '\n',
+        '\r\n',
+        'root',
+        '%',
+        '\\',
+        '@daily',
+        '@x',
+        '=',
+        '"',
+        "'",
+        '#',
+        'jan',
+        'Mon',
+        'cmd',
+        '\u0000',
+        '\u00ff',
+      ),
+      { maxLength: 80 },
+    )
     .map((parts) => parts.join(''));
 
   it('random unicode text', () => {
@@ -307,11 +384,18 @@ describe('property: any input gives items or a DwParseError naming the file and 
   });
 
   it('random bytes decoded as UTF-8', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (bytes, u) => check(Buffer.from(bytes).toString('utf8'), u)));
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (bytes, u) =>
+        check(Buffer.from(bytes).toString('utf8'), u),
+      ),
+    );
   });
 
   it('crontab-shaped soup', () => {
-    fc.assert(fc.property(soup, fc.boolean(), (text, u) => check(text, u)), { numRuns: 500 });
+    fc.assert(
+      fc.property(soup, fc.boolean(), (text, u) => check(text, u)),
+      { numRuns: 500 },
+    );
   });
 
   it('a real crontab cut anywhere', () => {

@@ -37,14 +37,19 @@ describe('parseDnfHistory', () => {
     ]);
     // The comps group that came with strace has no rpm row: not a package.
     expect(items[3]).toEqual([{ action: 'install', name: 'strace', arch: 'x86_64', evr: '6.7-1.fc39', state: 'done' }]);
-    expect(items[4]).toEqual([{ action: 'remove', name: 'telnet', arch: 'x86_64', evr: '1:0.17-88.fc39', state: 'done' }]);
-    expect(items[5]).toEqual([{ action: 'install', name: 'nmap', arch: 'x86_64', evr: '2:7.93-1.fc39', state: 'error' }]);
+    expect(items[4]).toEqual([
+      { action: 'remove', name: 'telnet', arch: 'x86_64', evr: '1:0.17-88.fc39', state: 'done' },
+    ]);
+    expect(items[5]).toEqual([
+      { action: 'install', name: 'nmap', arch: 'x86_64', evr: '2:7.93-1.fc39', state: 'error' },
+    ]);
     expect(items[6]!.map((i) => `${i.action} ${i.evr}`)).toEqual(['downgrade 608-8.fc39', 'downgraded 633-2.fc39']);
   });
 
   it('reads the same on every page size (trees of other shapes)', () => {
     const want = parseDnfHistory(readFileSync(fixtureDb()), 'h').transactions;
-    for (const size of [512, 1024, 8192, 65536]) expect(parseDnfHistory(readFileSync(fixtureDb(size)), 'h').transactions).toEqual(want);
+    for (const size of [512, 1024, 8192, 65536])
+      expect(parseDnfHistory(readFileSync(fixtureDb(size)), 'h').transactions).toEqual(want);
   });
 
   it('keeps every transaction of a long history, with long command lines cut', () => {
@@ -53,10 +58,14 @@ describe('parseDnfHistory', () => {
     const long = `install ${'pkg '.repeat(1000)}`;
     db.transaction(() => {
       for (let i = 0; i < 3000; i++) {
-        db.prepare('INSERT INTO trans (dt_begin, dt_end, releasever, user_id, cmdline, state) VALUES (?, ?, ?, ?, ?, 1)').run(1710000000 + i, 1710000001 + i, '39', 1000, i === 2999 ? long : `update ${i}`);
+        db.prepare(
+          'INSERT INTO trans (dt_begin, dt_end, releasever, user_id, cmdline, state) VALUES (?, ?, ?, ?, ?, 1)',
+        ).run(1710000000 + i, 1710000001 + i, '39', 1000, i === 2999 ? long : `update ${i}`);
         const item = db.prepare('INSERT INTO item (item_type) VALUES (1)').run().lastInsertRowid;
         db.prepare('INSERT INTO rpm VALUES (?, ?, 0, ?, ?, ?)').run(item, `p${i}`, '1.0', '1.fc39', 'noarch');
-        db.prepare('INSERT INTO trans_item (trans_id, item_id, repo_id, action, reason, state) VALUES (last_insert_rowid() * 0 + (SELECT max(id) FROM trans), ?, 3, 1, 2, 1)').run(item);
+        db.prepare(
+          'INSERT INTO trans_item (trans_id, item_id, repo_id, action, reason, state) VALUES (last_insert_rowid() * 0 + (SELECT max(id) FROM trans), ?, 3, 1, 2, 1)',
+        ).run(item);
       }
     })();
     db.close();
@@ -64,7 +73,9 @@ describe('parseDnfHistory', () => {
     expect(r.errors).toEqual([]);
     expect(r.transactions).toHaveLength(6 + 3000);
     const last = r.transactions.at(-1)!;
-    expect(last.items).toEqual([{ action: 'install', name: 'p2999', arch: 'noarch', evr: '1.0-1.fc39', state: 'done' }]);
+    expect(last.items).toEqual([
+      { action: 'install', name: 'p2999', arch: 'noarch', evr: '1.0-1.fc39', state: 'done' },
+    ]);
     expect(last.commandLine).toHaveLength(2001);
     expect(last.commandLine!.endsWith('…')).toBe(true);
   });
@@ -74,7 +85,9 @@ describe('parseDnfHistory', () => {
     const db = new Database(file);
     // Rows that no foreign key would allow: what a damaged or hand-edited database can still hold.
     db.pragma('foreign_keys = OFF');
-    db.exec("INSERT INTO trans_item (trans_id, item_id, repo_id, action, reason, state) VALUES (99, 4, 3, 6, 2, 1), (2, 4, 3, 42, 2, 1); INSERT INTO trans (id, dt_begin, releasever, user_id, state) VALUES (7, 'soon', '39', 0, 1);");
+    db.exec(
+      "INSERT INTO trans_item (trans_id, item_id, repo_id, action, reason, state) VALUES (99, 4, 3, 6, 2, 1), (2, 4, 3, 42, 2, 1); INSERT INTO trans (id, dt_begin, releasever, user_id, state) VALUES (7, 'soon', '39', 0, 1);",
+    );
     db.close();
     const r = parseDnfHistory(readFileSync(file), file);
     expect(r.transactions).toHaveLength(6);
@@ -88,22 +101,29 @@ describe('parseDnfHistory', () => {
   it('refuses a SQLite file that is not a dnf history, and a file that is not SQLite, with a DwParseError', () => {
     const other = join(tempDir(), 'other.sqlite');
     buildSqlite(other, 'CREATE TABLE trans (id INTEGER PRIMARY KEY);');
-    expect(() => parseDnfHistory(readFileSync(other), other)).toThrow(/no table trans_item: not a dnf history database/);
+    expect(() => parseDnfHistory(readFileSync(other), other)).toThrow(
+      /no table trans_item: not a dnf history database/,
+    );
     expect(() => parseDnfHistory(Buffer.from('SQLite format 2\0'.padEnd(200, 'x')), 'x')).toThrow(DwParseError);
   });
 
   it('never throws anything but a DwParseError on damaged files', () => {
     const good = readFileSync(fixtureDb(512));
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.nat(good.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), fc.option(fc.nat(good.length)), (flips, cut) => {
-        const b = Buffer.from(good);
-        for (const [at, v] of flips) b[at] = v;
-        try {
-          for (const e of parseDnfHistory(cut === null ? b : b.subarray(0, cut), 'h').errors) expect(e).toBeInstanceOf(DwParseError);
-        } catch (err) {
-          expect(err).toBeInstanceOf(DwParseError);
-        }
-      }),
+      fc.property(
+        fc.array(fc.tuple(fc.nat(good.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }),
+        fc.option(fc.nat(good.length)),
+        (flips, cut) => {
+          const b = Buffer.from(good);
+          for (const [at, v] of flips) b[at] = v;
+          try {
+            for (const e of parseDnfHistory(cut === null ? b : b.subarray(0, cut), 'h').errors)
+              expect(e).toBeInstanceOf(DwParseError);
+          } catch (err) {
+            expect(err).toBeInstanceOf(DwParseError);
+          }
+        },
+      ),
       { numRuns: 400 },
     );
   });

@@ -1,13 +1,24 @@
 /** @module dpkg's file databases: .list, .md5sums, diversions and the Conffiles of the status file. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseDpkgConffiles, parseDpkgDiversions, parseDpkgList, parseDpkgMd5sums } from '../../../agent/parsers/dpkg-info.js';
+import {
+  parseDpkgConffiles,
+  parseDpkgDiversions,
+  parseDpkgList,
+  parseDpkgMd5sums,
+} from '../../../agent/parsers/dpkg-info.js';
 import { DwParseError } from '../../../shared/errors.js';
 
 describe('parseDpkgList', () => {
   it('returns every listed path but the root, as written', () => {
-    const r = parseDpkgList('/.\n/bin\n/bin/bash\n/usr/share/doc/a file with spaces\n/etc/\u00e9t\u00e9.conf\n', 'bash.list');
-    expect(r).toEqual({ paths: ['/bin', '/bin/bash', '/usr/share/doc/a file with spaces', '/etc/\u00e9t\u00e9.conf'], errors: [] });
+    const r = parseDpkgList(
+      '/.\n/bin\n/bin/bash\n/usr/share/doc/a file with spaces\n/etc/\u00e9t\u00e9.conf\n',
+      'bash.list',
+    );
+    expect(r).toEqual({
+      paths: ['/bin', '/bin/bash', '/usr/share/doc/a file with spaces', '/etc/\u00e9t\u00e9.conf'],
+      errors: [],
+    });
   });
 
   it('reports a line that is not an absolute path and keeps the rest', () => {
@@ -19,7 +30,10 @@ describe('parseDpkgList', () => {
 
 describe('parseDpkgMd5sums', () => {
   it('maps absolute paths to hashes, in md5sum text and binary mode', () => {
-    const r = parseDpkgMd5sums('0123456789abcdef0123456789ABCDEF  usr/bin/strace\nfedcba9876543210fedcba9876543210 *usr/share/doc/strace/a b\n', 'strace.md5sums');
+    const r = parseDpkgMd5sums(
+      '0123456789abcdef0123456789ABCDEF  usr/bin/strace\nfedcba9876543210fedcba9876543210 *usr/share/doc/strace/a b\n',
+      'strace.md5sums',
+    );
     expect(r.errors).toEqual([]);
     expect([...r.sums]).toEqual([
       ['/usr/bin/strace', '0123456789abcdef0123456789abcdef'],
@@ -28,7 +42,10 @@ describe('parseDpkgMd5sums', () => {
   });
 
   it('skips a line without a hash and a path', () => {
-    const r = parseDpkgMd5sums('nothex  usr/bin/x\n0123456789abcdef0123456789abcdef\n0123456789abcdef0123456789abcdef usr/bin/one-space\n', 'x.md5sums');
+    const r = parseDpkgMd5sums(
+      'nothex  usr/bin/x\n0123456789abcdef0123456789abcdef\n0123456789abcdef0123456789abcdef usr/bin/one-space\n',
+      'x.md5sums',
+    );
     expect(r.sums.size).toBe(0);
     expect(r.errors.map((e) => e.line)).toEqual([1, 2, 3]);
   });
@@ -36,7 +53,10 @@ describe('parseDpkgMd5sums', () => {
 
 describe('parseDpkgDiversions', () => {
   it('reads from, to and package in threes, local diversions included', () => {
-    const r = parseDpkgDiversions('/usr/bin/pg_config\n/usr/bin/pg_config.libpq-dev\npostgresql-common\n/etc/issue\n/etc/issue.dist\n:\n', 'diversions');
+    const r = parseDpkgDiversions(
+      '/usr/bin/pg_config\n/usr/bin/pg_config.libpq-dev\npostgresql-common\n/etc/issue\n/etc/issue.dist\n:\n',
+      'diversions',
+    );
     expect(r).toEqual({
       diversions: [
         { from: '/usr/bin/pg_config', to: '/usr/bin/pg_config.libpq-dev', by: 'postgresql-common' },
@@ -97,19 +117,48 @@ Conffiles:
   });
 
   it('skips a conffile line it cannot read', () => {
-    const r = parseDpkgConffiles('Package: a\nConffiles:\n /etc/a nothex\n relative 0123456789abcdef0123456789abcdef\n', 'status', new Set(['a']));
+    const r = parseDpkgConffiles(
+      'Package: a\nConffiles:\n /etc/a nothex\n relative 0123456789abcdef0123456789abcdef\n',
+      'status',
+      new Set(['a']),
+    );
     expect(r.packages).toEqual([]);
     expect(r.errors.map((e) => e.line)).toEqual([3, 4]);
   });
 });
 
 describe('dpkg info parsers never throw', () => {
-  const inputs = [fc.string({ maxLength: 300 }), fc.uint8Array({ maxLength: 400 }).map((b) => Buffer.from(b).toString('utf8')), fc.array(fc.constantFrom('/', 'a', ' ', '\n', ':', 'Conffiles:', 'Package: a', '0123456789abcdef0123456789abcdef', '  ', '\r'), { maxLength: 60 }).map((p) => p.join(''))];
+  const inputs = [
+    fc.string({ maxLength: 300 }),
+    fc.uint8Array({ maxLength: 400 }).map((b) => Buffer.from(b).toString('utf8')),
+    fc
+      .array(
+        fc.constantFrom(
+          '/',
+          'a',
+          ' ',
+          '\n',
+          ':',
+          'Conffiles:',
+          'Package: a',
+          '0123456789abcdef0123456789abcdef',
+          '  ',
+          '\r',
+        ),
+        { maxLength: 60 },
+      )
+      .map((p) => p.join('')),
+  ];
   it('on random, truncated or binary input', () => {
     for (const input of inputs) {
       fc.assert(
         fc.property(input, (text) => {
-          for (const r of [parseDpkgList(text, 'f'), parseDpkgMd5sums(text, 'f'), parseDpkgDiversions(text, 'f'), parseDpkgConffiles(text, 'f', new Set(['a']))]) {
+          for (const r of [
+            parseDpkgList(text, 'f'),
+            parseDpkgMd5sums(text, 'f'),
+            parseDpkgDiversions(text, 'f'),
+            parseDpkgConffiles(text, 'f', new Set(['a'])),
+          ]) {
             for (const e of r.errors) expect(e).toBeInstanceOf(DwParseError);
           }
         }),

@@ -25,7 +25,19 @@ describe('parseDpkgLog', () => {
 
   it('reads every kind of line dpkg writes, in file order', () => {
     expect(errors).toEqual([]);
-    expect(entries.map((e) => e.kind)).toEqual(['startup', 'action', 'status', 'status', 'action', 'action', 'action', 'action', 'action', 'status', 'conffile']);
+    expect(entries.map((e) => e.kind)).toEqual([
+      'startup',
+      'action',
+      'status',
+      'status',
+      'action',
+      'action',
+      'action',
+      'action',
+      'action',
+      'status',
+      'conffile',
+    ]);
     expect(entries[0]).toEqual({ kind: 'startup', line: 1, at: '2025-06-24 14:36:25', detail: 'archives unpack' });
   });
 
@@ -44,17 +56,40 @@ describe('parseDpkgLog', () => {
   });
 
   it('reads status lines, including a not-installed one without a version', () => {
-    expect(entries[2]).toEqual({ kind: 'status', line: 3, at: '2025-06-24 14:36:25', state: 'triggers-pending', name: 'libc-bin', arch: 'amd64', version: '2.36-9+deb12u10' });
-    expect(entries[9]).toEqual({ kind: 'status', line: 10, at: '2024-03-03 11:00:01', state: 'not-installed', name: 'telnet', arch: 'amd64' });
+    expect(entries[2]).toEqual({
+      kind: 'status',
+      line: 3,
+      at: '2025-06-24 14:36:25',
+      state: 'triggers-pending',
+      name: 'libc-bin',
+      arch: 'amd64',
+      version: '2.36-9+deb12u10',
+    });
+    expect(entries[9]).toEqual({
+      kind: 'status',
+      line: 10,
+      at: '2024-03-03 11:00:01',
+      state: 'not-installed',
+      name: 'telnet',
+      arch: 'amd64',
+    });
   });
 
   it('keeps a conffile path whole even with spaces in it', () => {
-    expect(parseDpkgLog('2024-03-02 09:00:03 conffile /etc/odd dir/x.conf install\n', F).entries[0]).toMatchObject({ path: '/etc/odd dir/x.conf', decision: 'install' });
+    expect(parseDpkgLog('2024-03-02 09:00:03 conffile /etc/odd dir/x.conf install\n', F).entries[0]).toMatchObject({
+      path: '/etc/odd dir/x.conf',
+      decision: 'install',
+    });
   });
 
   it('reads lines of dpkg before multi-arch, which wrote bare package names', () => {
     const r = parseDpkgLog('2011-02-03 10:00:00 install vim <none> 2:7.2.445+hg~cb94c42-1\n', F);
-    expect(r.entries[0]).toMatchObject({ action: 'install', name: 'vim', arch: '', toVersion: '2:7.2.445+hg~cb94c42-1' });
+    expect(r.entries[0]).toMatchObject({
+      action: 'install',
+      name: 'vim',
+      arch: '',
+      toVersion: '2:7.2.445+hg~cb94c42-1',
+    });
   });
 
   it('keeps epochs, tildes and pluses in versions', () => {
@@ -89,7 +124,10 @@ describe('parseDpkgLog', () => {
   });
 
   it('accepts CRLF line ends, blank lines, a leap second and a last line without a newline', () => {
-    const r = parseDpkgLog('\r\n2016-12-31 23:59:60 install a:amd64 <none> 1\r\n\n2017-01-01 00:00:00 remove a:amd64 1 <none>', F);
+    const r = parseDpkgLog(
+      '\r\n2016-12-31 23:59:60 install a:amd64 <none> 1\r\n\n2017-01-01 00:00:00 remove a:amd64 1 <none>',
+      F,
+    );
     expect(r.errors).toEqual([]);
     expect(r.entries.map((e) => [e.line, e.at])).toEqual([
       [2, '2016-12-31 23:59:60'],
@@ -120,14 +158,39 @@ describe('parseDpkgLog properties', () => {
 
   it('never throws on random, truncated or binary input', () => {
     fc.assert(fc.property(fc.string({ maxLength: 400 }), check), { numRuns: 500 });
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), (b) => check(Buffer.from(b).toString('utf8'))), { numRuns: 300 });
     fc.assert(
-      fc.property(fc.array(fc.oneof(fc.constantFrom('2024-03-01', '02:14:07', ' ', '\n', 'install', 'status', '<none>', 'a:amd64', ':', '\r', '\t'), fc.string({ maxLength: 6 })), { maxLength: 80 }), (parts) =>
-        check(parts.join('')),
+      fc.property(fc.uint8Array({ maxLength: 600 }), (b) => check(Buffer.from(b).toString('utf8'))),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.constantFrom(
+              '2024-03-01',
+              '02:14:07',
+              ' ',
+              '\n',
+              'install',
+              'status',
+              '<none>',
+              'a:amd64',
+              ':',
+              '\r',
+              '\t',
+            ),
+            fc.string({ maxLength: 6 }),
+          ),
+          { maxLength: 80 },
+        ),
+        (parts) => check(parts.join('')),
       ),
       { numRuns: 500 },
     );
-    fc.assert(fc.property(fc.integer({ min: 0, max: REAL.length }), (n) => check(REAL.slice(0, n))), { numRuns: 200 });
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: REAL.length }), (n) => check(REAL.slice(0, n))),
+      { numRuns: 200 },
+    );
   });
 
   it('reads back every well-formed action line it is given, whatever surrounds it', () => {
@@ -141,12 +204,25 @@ describe('parseDpkgLog properties', () => {
       day: fc.integer({ min: 1, max: 28 }),
     });
     fc.assert(
-      fc.property(fc.array(line, { maxLength: 30 }), fc.array(fc.string({ maxLength: 30 }).filter((s) => !s.includes('\n')), { maxLength: 10 }), (ls, noise) => {
-        const good = ls.map((l) => `2024-02-${String(l.day).padStart(2, '0')} 10:00:00 ${l.action} ${l.name}:${l.arch} ${l.v1} ${l.v2}`);
-        const text = [...good, ...noise].join('\n');
-        const actions = parseDpkgLog(text, F).entries.filter((e): e is Extract<DpkgLogEntry, { kind: 'action' }> => e.kind === 'action');
-        expect(actions.slice(0, ls.length).map((a) => [a.action, a.name, a.arch])).toEqual(ls.map((l) => [l.action, l.name, l.arch]));
-      }),
+      fc.property(
+        fc.array(line, { maxLength: 30 }),
+        fc.array(
+          fc.string({ maxLength: 30 }).filter((s) => !s.includes('\n')),
+          { maxLength: 10 },
+        ),
+        (ls, noise) => {
+          const good = ls.map(
+            (l) => `2024-02-${String(l.day).padStart(2, '0')} 10:00:00 ${l.action} ${l.name}:${l.arch} ${l.v1} ${l.v2}`,
+          );
+          const text = [...good, ...noise].join('\n');
+          const actions = parseDpkgLog(text, F).entries.filter(
+            (e): e is Extract<DpkgLogEntry, { kind: 'action' }> => e.kind === 'action',
+          );
+          expect(actions.slice(0, ls.length).map((a) => [a.action, a.name, a.arch])).toEqual(
+            ls.map((l) => [l.action, l.name, l.arch]),
+          );
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -27,7 +27,14 @@ describe('parseDpkgStatus on a realistic status file', () => {
   });
 
   it('keys multi-arch copies of one package apart, and arch-independent ones by :all', () => {
-    expect(byKey['libc6:amd64']).toEqual({ key: 'libc6:amd64', manager: 'dpkg', name: 'libc6', arch: 'amd64', version: '2.36-9+deb12u14', state: 'installed' });
+    expect(byKey['libc6:amd64']).toEqual({
+      key: 'libc6:amd64',
+      manager: 'dpkg',
+      name: 'libc6',
+      arch: 'amd64',
+      version: '2.36-9+deb12u14',
+      state: 'installed',
+    });
     expect(byKey['libc6:i386']?.arch).toBe('i386');
     expect(byKey['tzdata:all']?.version).toBe('2025b-0+deb12u2');
   });
@@ -63,7 +70,9 @@ describe('parseDpkgStatus on awkward text', () => {
 
   it('reads a last stanza with no trailing newline', () => {
     const items = parseDpkgStatus('Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2', F);
-    expect(items).toEqual([{ key: 'a:amd64', manager: 'dpkg', name: 'a', arch: 'amd64', version: '2', state: 'installed' }]);
+    expect(items).toEqual([
+      { key: 'a:amd64', manager: 'dpkg', name: 'a', arch: 'amd64', version: '2', state: 'installed' },
+    ]);
   });
 
   it('treats whitespace-only lines and runs of blank lines as stanza separators', () => {
@@ -120,7 +129,12 @@ describe('parseDpkgStatus refuses broken stanzas with file and line', () => {
     ['a continuation before any field', ' orphan\nPackage: a\n', 1, /continuation/],
     ['a continued Package field', 'Package: a\n b\nStatus: install ok installed\n', 2, /span several lines/],
     ['a repeated field', 'Package: a\nVersion: 1\nversion: 2\n', 3, /duplicate field/],
-    ['a package name with a space', 'Package: a b\nStatus: install ok installed\nVersion: 1\n', 1, /malformed package name/],
+    [
+      'a package name with a space',
+      'Package: a b\nStatus: install ok installed\nVersion: 1\n',
+      1,
+      /malformed package name/,
+    ],
   ];
   for (const [what, text, line, reason] of cases) {
     it(`refuses ${what}`, () => {
@@ -133,7 +147,11 @@ describe('parseDpkgStatus refuses broken stanzas with file and line', () => {
   }
 
   it('accepts a stanza without Status where the caller says a status.d file may omit it', () => {
-    expect(parseDpkgStatus('Package: a\nVersion: 1\nArchitecture: all\n', '/var/lib/dpkg/status.d/a', { statusOptional: true })[0]?.state).toBe('installed');
+    expect(
+      parseDpkgStatus('Package: a\nVersion: 1\nArchitecture: all\n', '/var/lib/dpkg/status.d/a', {
+        statusOptional: true,
+      })[0]?.state,
+    ).toBe('installed');
   });
 });
 
@@ -153,15 +171,34 @@ describe('parseDpkgStatus on any input', () => {
   };
 
   it('returns items or throws DwParseError naming the file and a real line, for random text', () => {
-    fc.assert(fc.property(fc.string({ unit: 'grapheme-ascii', maxLength: 400 }), (s) => void outcome(s)), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme-ascii', maxLength: 400 }), (s) => void outcome(s)),
+      { numRuns: 500 },
+    );
   });
 
   it('does the same for stanza-shaped noise', () => {
     const line = fc.oneof(
-      fc.constantFrom('', ' ', ' .', 'Package: a', 'Package: b', 'Status: install ok installed', 'Status: hold ok half-installed', 'Architecture: all', 'Version: 1', 'Description: x', ' more', '\r'),
+      fc.constantFrom(
+        '',
+        ' ',
+        ' .',
+        'Package: a',
+        'Package: b',
+        'Status: install ok installed',
+        'Status: hold ok half-installed',
+        'Architecture: all',
+        'Version: 1',
+        'Description: x',
+        ' more',
+        '\r',
+      ),
       fc.string({ maxLength: 20 }),
     );
-    fc.assert(fc.property(fc.array(line, { maxLength: 40 }), (lines) => void outcome(lines.join('\n'))), { numRuns: 1000 });
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 40 }), (lines) => void outcome(lines.join('\n'))),
+      { numRuns: 1000 },
+    );
   });
 
   it('does the same for every truncation of a real file', () => {
@@ -169,8 +206,14 @@ describe('parseDpkgStatus on any input', () => {
   });
 
   it('does the same for binary input', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), (b) => void outcome(Buffer.from(b).toString('utf8'))), { numRuns: 300 });
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), (b) => void outcome(Buffer.from(b).toString('latin1'))), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), (b) => void outcome(Buffer.from(b).toString('utf8'))),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), (b) => void outcome(Buffer.from(b).toString('latin1'))),
+      { numRuns: 300 },
+    );
   });
 });
 

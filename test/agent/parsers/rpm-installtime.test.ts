@@ -33,7 +33,11 @@ describe('parseRpmInstallTimes', () => {
   });
 
   it('skips a malformed line with an error and keeps the others', () => {
-    const out = row('a', 'x86_64', '(none)', '1', '1') + row('b', 'x86_64', 'x', '1', '1', '5') + row('c', 'x86_64', '(none)', '1', '1', 'soon') + row('d', 'noarch', '(none)', '1', '1', '7');
+    const out =
+      row('a', 'x86_64', '(none)', '1', '1') +
+      row('b', 'x86_64', 'x', '1', '1', '5') +
+      row('c', 'x86_64', '(none)', '1', '1', 'soon') +
+      row('d', 'noarch', '(none)', '1', '1', '7');
     const r = parseRpmInstallTimes(out, SRC);
     expect(r.entries.map((e) => e.name)).toEqual(['d']);
     expect(r.errors.map((e) => e.line)).toEqual([1, 2, 3]);
@@ -44,7 +48,16 @@ describe('parseRpmInstallTimes', () => {
       for (const e of parseRpmInstallTimes(text, SRC).errors) expect(e).toBeInstanceOf(DwParseError);
     };
     fc.assert(fc.property(fc.string({ maxLength: 300 }), check), { numRuns: 500 });
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 400 }), (b) => check(Buffer.from(b).toString('utf8'))), { numRuns: 300 });
-    fc.assert(fc.property(fc.array(fc.constantFrom('\t', '\n', '(none)', 'a', '1', 'package ', ' is not installed'), { maxLength: 60 }), (p) => check(p.join(''))), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 400 }), (b) => check(Buffer.from(b).toString('utf8'))),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom('\t', '\n', '(none)', 'a', '1', 'package ', ' is not installed'), { maxLength: 60 }),
+        (p) => check(p.join('')),
+      ),
+      { numRuns: 300 },
+    );
   });
 });

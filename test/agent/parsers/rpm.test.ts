@@ -36,28 +36,67 @@ describe('parseRpmQuery', () => {
     expect(items).toHaveLength(9);
     for (const i of items) PackageItemSchema.parse(i);
     expect(items.map((i) => i.key)).toEqual([...items.map((i) => i.key)].sort());
-    expect(items.find((i) => i.key === 'rpm:x86_64')).toEqual({ key: 'rpm:x86_64', manager: 'rpm', name: 'rpm', arch: 'x86_64', version: '4.16.0-1.fc33', state: 'installed' });
+    expect(items.find((i) => i.key === 'rpm:x86_64')).toEqual({
+      key: 'rpm:x86_64',
+      manager: 'rpm',
+      name: 'rpm',
+      arch: 'x86_64',
+      version: '4.16.0-1.fc33',
+      state: 'installed',
+    });
     expect(items.find((i) => i.name === 'systemd-rpm-macros')?.key).toBe('systemd-rpm-macros:noarch');
   });
 
   it('writes an epoch as EPOCH: and leaves it out when rpm says (none)', () => {
-    const items = parseRpmQuery(row('openssl', '1', '3.0.7', '27.el9', 'x86_64') + row('bash', '(none)', '5.1.8', '9.el9', 'x86_64'), SRC);
+    const items = parseRpmQuery(
+      row('openssl', '1', '3.0.7', '27.el9', 'x86_64') + row('bash', '(none)', '5.1.8', '9.el9', 'x86_64'),
+      SRC,
+    );
     expect(items.map((i) => i.version)).toEqual(['5.1.8-9.el9', '1:3.0.7-27.el9']);
   });
 
   it('keys multilib copies by architecture', () => {
-    const items = parseRpmQuery(row('glibc', '(none)', '2.34', '100.el9', 'x86_64') + row('glibc', '(none)', '2.34', '100.el9', 'i686'), SRC);
+    const items = parseRpmQuery(
+      row('glibc', '(none)', '2.34', '100.el9', 'x86_64') + row('glibc', '(none)', '2.34', '100.el9', 'i686'),
+      SRC,
+    );
     expect(items.map((i) => i.key)).toEqual(['glibc:i686', 'glibc:x86_64']);
   });
 
   it('lists every installed version of an install-only package in one item', () => {
-    const items = parseRpmQuery(row('kernel-core', '(none)', '5.14.0', '427.el9', 'x86_64') + row('kernel-core', '(none)', '5.14.0', '362.el9', 'x86_64'), SRC);
-    expect(items).toEqual([{ key: 'kernel-core:x86_64', manager: 'rpm', name: 'kernel-core', arch: 'x86_64', version: '5.14.0-362.el9, 5.14.0-427.el9', state: 'installed' }]);
+    const items = parseRpmQuery(
+      row('kernel-core', '(none)', '5.14.0', '427.el9', 'x86_64') +
+        row('kernel-core', '(none)', '5.14.0', '362.el9', 'x86_64'),
+      SRC,
+    );
+    expect(items).toEqual([
+      {
+        key: 'kernel-core:x86_64',
+        manager: 'rpm',
+        name: 'kernel-core',
+        arch: 'x86_64',
+        version: '5.14.0-362.el9, 5.14.0-427.el9',
+        state: 'installed',
+      },
+    ]);
   });
 
   it('records imported signing keys as one gpg-pubkey item listing each key id and date', () => {
-    const items = parseRpmQuery(row('gpg-pubkey', '(none)', '5a6340b3', '6229229e', '(none)') + row('gpg-pubkey', '(none)', 'fd431d51', '4ae0493b', '(none)'), SRC);
-    expect(items).toEqual([{ key: 'gpg-pubkey', manager: 'rpm', name: 'gpg-pubkey', arch: '', version: '5a6340b3-6229229e, fd431d51-4ae0493b', state: 'installed' }]);
+    const items = parseRpmQuery(
+      row('gpg-pubkey', '(none)', '5a6340b3', '6229229e', '(none)') +
+        row('gpg-pubkey', '(none)', 'fd431d51', '4ae0493b', '(none)'),
+      SRC,
+    );
+    expect(items).toEqual([
+      {
+        key: 'gpg-pubkey',
+        manager: 'rpm',
+        name: 'gpg-pubkey',
+        arch: '',
+        version: '5a6340b3-6229229e, fd431d51-4ae0493b',
+        state: 'installed',
+      },
+    ]);
   });
 
   it('accepts CRLF, blank lines and a missing final newline', () => {
@@ -92,8 +131,19 @@ describe('parseRpmQuery', () => {
       }
     };
     fc.assert(fc.property(fc.string({ maxLength: 300 }), check), { numRuns: 500 });
-    fc.assert(fc.property(fc.array(fc.oneof(fc.constantFrom('\t', '\n', '(none)', 'rpm', '1'), fc.string({ maxLength: 8 })), { maxLength: 60 }), (parts) => check(parts.join(''))), { numRuns: 500 });
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 400 }), (b) => check(Buffer.from(b).toString('utf8'))), { numRuns: 300 });
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.constantFrom('\t', '\n', '(none)', 'rpm', '1'), fc.string({ maxLength: 8 })), {
+          maxLength: 60,
+        }),
+        (parts) => check(parts.join('')),
+      ),
+      { numRuns: 500 },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 400 }), (b) => check(Buffer.from(b).toString('utf8'))),
+      { numRuns: 300 },
+    );
     for (let n = 0; n <= FEDORA33.length; n++) check(FEDORA33.slice(0, n));
   });
 });

@@ -1,7 +1,12 @@
 /** @module sysctl.conf / sysctl.d parsing: systemd-sysctl's syntax, key normalisation, errors with file and line. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { normalizeSysctlKey, normalizeSysctlValue, parseSysctlConf, sysctlNameFromPath } from '../../../agent/parsers/sysctl-conf.js';
+import {
+  normalizeSysctlKey,
+  normalizeSysctlValue,
+  parseSysctlConf,
+  sysctlNameFromPath,
+} from '../../../agent/parsers/sysctl-conf.js';
 import { DwParseError } from '../../../shared/errors.js';
 import { parseError as parseErrorOf } from '../../helpers/parse-error.js';
 
@@ -25,20 +30,34 @@ describe('parseSysctlConf', () => {
   });
 
   it('skips blank lines and whole-line comments starting with # or ;, even indented', () => {
-    const text = ['# comment', '; also a comment', '', '   ', '\t# indented', '  ; indented', 'kernel.pid_max = 4194304'].join('\n');
+    const text = [
+      '# comment',
+      '; also a comment',
+      '',
+      '   ',
+      '\t# indented',
+      '  ; indented',
+      'kernel.pid_max = 4194304',
+    ].join('\n');
     expect(parseSysctlConf(text, FILE)).toEqual([{ kind: 'set', key: 'kernel.pid_max', value: '4194304', line: 7 }]);
   });
 
   it('keeps a # after the "=" as part of the value, as systemd-sysctl does', () => {
-    expect(sets('kernel.domainname = example # not a comment')).toEqual([['kernel.domainname', 'example # not a comment']]);
+    expect(sets('kernel.domainname = example # not a comment')).toEqual([
+      ['kernel.domainname', 'example # not a comment'],
+    ]);
   });
 
   it('splits at the first "=" only', () => {
-    expect(sets('kernel.core_pattern = |/usr/bin/handler --opt=a %p')).toEqual([['kernel.core_pattern', '|/usr/bin/handler --opt=a %p']]);
+    expect(sets('kernel.core_pattern = |/usr/bin/handler --opt=a %p')).toEqual([
+      ['kernel.core_pattern', '|/usr/bin/handler --opt=a %p'],
+    ]);
   });
 
   it('normalises whitespace in values: trimmed, every run of spaces and tabs is one space', () => {
-    expect(sets('net.ipv4.ip_local_port_range =\t1024 \t  65000  ')).toEqual([['net.ipv4.ip_local_port_range', '1024 65000']]);
+    expect(sets('net.ipv4.ip_local_port_range =\t1024 \t  65000  ')).toEqual([
+      ['net.ipv4.ip_local_port_range', '1024 65000'],
+    ]);
   });
 
   it('accepts an empty value', () => {
@@ -107,7 +126,13 @@ describe('parseSysctlConf', () => {
       fc.string({ unit: 'binary' }),
       fc.uint8Array({ maxLength: 400 }).map((b) => Buffer.from(b).toString('utf8')),
       fc
-        .array(fc.oneof(fc.constantFrom('net.ipv4.ip_forward = 1', '# c', '-a.b', 'a/b.c=\t2', ' = ', '-', 'x', '=', ';'), fc.string()), { maxLength: 20 })
+        .array(
+          fc.oneof(
+            fc.constantFrom('net.ipv4.ip_forward = 1', '# c', '-a.b', 'a/b.c=\t2', ' = ', '-', 'x', '=', ';'),
+            fc.string(),
+          ),
+          { maxLength: 20 },
+        )
         .map((ls) => ls.join('\n'))
         .chain((t) => fc.nat({ max: t.length }).map((n) => t.slice(0, n))),
     );
@@ -144,11 +169,15 @@ describe('parseSysctlConf', () => {
 describe('key and value helpers', () => {
   it('names a proc/sys path the way sysctl prints it', () => {
     expect(sysctlNameFromPath(['net', 'ipv4', 'ip_forward'])).toBe('net.ipv4.ip_forward');
-    expect(sysctlNameFromPath(['net', 'ipv4', 'conf', 'eth0.100', 'rp_filter'])).toBe('net.ipv4.conf.eth0/100.rp_filter');
+    expect(sysctlNameFromPath(['net', 'ipv4', 'conf', 'eth0.100', 'rp_filter'])).toBe(
+      'net.ipv4.conf.eth0/100.rp_filter',
+    );
   });
 
   it('makes the slash form and the dotted form of one parameter the same name', () => {
-    expect(normalizeSysctlKey('net/ipv4/conf/enp3s0.200/forwarding')).toBe(normalizeSysctlKey('net.ipv4.conf.enp3s0/200.forwarding'));
+    expect(normalizeSysctlKey('net/ipv4/conf/enp3s0.200/forwarding')).toBe(
+      normalizeSysctlKey('net.ipv4.conf.enp3s0/200.forwarding'),
+    );
     expect(normalizeSysctlKey('kernel//pid_max')).toBe('kernel.pid_max');
     expect(normalizeSysctlKey('kernel..pid_max')).toBe('kernel.pid_max');
     expect(normalizeSysctlKey('./')).toBeNull();

@@ -34,11 +34,15 @@ describe('parseUnitFile', () => {
   });
 
   it('skips # and ; comments and trims blanks around keys, values and headers', () => {
-    expect(parseUnitFile('  [Timer]  \n# c\n  ; c\n  OnCalendar  =  daily  \n', FILE)).toEqual([{ section: 'Timer', key: 'OnCalendar', value: 'daily', line: 4 }]);
+    expect(parseUnitFile('  [Timer]  \n# c\n  ; c\n  OnCalendar  =  daily  \n', FILE)).toEqual([
+      { section: 'Timer', key: 'OnCalendar', value: 'daily', line: 4 },
+    ]);
   });
 
   it('joins a line ending in a backslash with the next, skipping comment lines in between', () => {
-    expect(parseUnitFile('[Timer]\nOnCalendar=Mon \\\n# note\n  *-*-* 01:00\n', FILE)).toEqual([{ section: 'Timer', key: 'OnCalendar', value: 'Mon    *-*-* 01:00', line: 4 }]);
+    expect(parseUnitFile('[Timer]\nOnCalendar=Mon \\\n# note\n  *-*-* 01:00\n', FILE)).toEqual([
+      { section: 'Timer', key: 'OnCalendar', value: 'Mon    *-*-* 01:00', line: 4 },
+    ]);
   });
 
   it('does not continue after an escaped backslash', () => {
@@ -49,15 +53,21 @@ describe('parseUnitFile', () => {
   });
 
   it('parses a continuation left open at the end of the file as it stands', () => {
-    expect(parseUnitFile('[Timer]\nOnCalendar=daily \\', FILE)).toEqual([{ section: 'Timer', key: 'OnCalendar', value: 'daily', line: 2 }]);
+    expect(parseUnitFile('[Timer]\nOnCalendar=daily \\', FILE)).toEqual([
+      { section: 'Timer', key: 'OnCalendar', value: 'daily', line: 2 },
+    ]);
   });
 
   it('accepts CRLF and a byte-order mark', () => {
-    expect(parseUnitFile('\ufeff[Timer]\r\nOnBootSec=5min\r\n', FILE)).toEqual([{ section: 'Timer', key: 'OnBootSec', value: '5min', line: 2 }]);
+    expect(parseUnitFile('\ufeff[Timer]\r\nOnBootSec=5min\r\n', FILE)).toEqual([
+      { section: 'Timer', key: 'OnBootSec', value: '5min', line: 2 },
+    ]);
   });
 
   it('ignores what systemd ignores with a warning: no "=", no key, an assignment before any section', () => {
-    expect(parseUnitFile('Early=1\n[Timer]\njunk line\n=value\nOnCalendar=daily\n', FILE)).toEqual([{ section: 'Timer', key: 'OnCalendar', value: 'daily', line: 5 }]);
+    expect(parseUnitFile('Early=1\n[Timer]\njunk line\n=value\nOnCalendar=daily\n', FILE)).toEqual([
+      { section: 'Timer', key: 'OnCalendar', value: 'daily', line: 5 },
+    ]);
   });
 
   it('refuses a broken section header, which makes systemd refuse the unit', () => {
@@ -91,7 +101,12 @@ describe('timerSettings', () => {
   });
 
   it('lets a drop-in replace the schedule: an empty trigger clears every trigger, calendar and monotonic', () => {
-    expect(settings(APT_DAILY.replace('[Timer]\n', '[Timer]\nOnBootSec=5min\n'), '[Timer]\nOnCalendar=\nOnCalendar=*-*-* 03:00\n')).toEqual({
+    expect(
+      settings(
+        APT_DAILY.replace('[Timer]\n', '[Timer]\nOnBootSec=5min\n'),
+        '[Timer]\nOnCalendar=\nOnCalendar=*-*-* 03:00\n',
+      ),
+    ).toEqual({
       OnCalendar: '*-*-* 03:00',
       Persistent: 'true',
       RandomizedDelaySec: '12h',
@@ -99,11 +114,16 @@ describe('timerSettings', () => {
   });
 
   it('lets a later file win for other settings, and an empty one reset it to the default', () => {
-    expect(settings(APT_DAILY, '[Timer]\nPersistent=false\nRandomizedDelaySec=\n')).toEqual({ OnCalendar: '*-*-* 6,18:00', Persistent: 'false' });
+    expect(settings(APT_DAILY, '[Timer]\nPersistent=false\nRandomizedDelaySec=\n')).toEqual({
+      OnCalendar: '*-*-* 6,18:00',
+      Persistent: 'false',
+    });
   });
 
   it('adds triggers from a drop-in without an empty assignment', () => {
-    expect(settings(APT_DAILY, '[Timer]\nOnCalendar=*-*-* 12:00\n').OnCalendar).toBe(['*-*-* 6,18:00', '*-*-* 12:00'].join(TRIGGER_SEPARATOR));
+    expect(settings(APT_DAILY, '[Timer]\nOnCalendar=*-*-* 12:00\n').OnCalendar).toBe(
+      ['*-*-* 6,18:00', '*-*-* 12:00'].join(TRIGGER_SEPARATOR),
+    );
   });
 
   it('is empty for a unit without [Timer]', () => {
@@ -131,7 +151,29 @@ describe('property: any input gives assignments or a DwParseError naming the fil
   }
 
   const soup = fc
-    .array(fc.constantFrom('[Timer]', '[Unit]', '[', ']', '\n', '\r\n', '=', 'OnCalendar', 'OnBootSec', 'Persistent', 'daily', '5min', '\\', '#', ';', ' ', '\ufeff', '\u0000'), { maxLength: 60 })
+    .array(
+      fc.constantFrom(
+        '[Timer]',
+        '[Unit]',
+        '[',
+        ']',
+        '\n',
+        '\r\n',
+        '=',
+        'OnCalendar',
+        'OnBootSec',
+        'Persistent',
+        'daily',
+        '5min',
+        '\\',
+        '#',
+        ';',
+        ' ',
+        '\ufeff',
+        '\u0000',
+      ),
+      { maxLength: 60 },
+    )
     .map((parts) => parts.join(''));
 
   it('random unicode text', () => {

@@ -3,8 +3,19 @@
  * driven through the official SDK with an endpoint override: fixtures are real groups and instances,
  * and every claim the provider makes is checked against EC2's own state afterwards.
  */
-import { CreateAutoScalingGroupCommand, DescribeAutoScalingGroupsCommand, DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scaling';
-import { CreateLaunchTemplateCommand, DescribeInstancesCommand, RunInstancesCommand, StopInstancesCommand, TerminateInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
+import {
+  CreateAutoScalingGroupCommand,
+  DescribeAutoScalingGroupsCommand,
+  DescribeAutoScalingInstancesCommand,
+} from '@aws-sdk/client-auto-scaling';
+import {
+  CreateLaunchTemplateCommand,
+  DescribeInstancesCommand,
+  RunInstancesCommand,
+  StopInstancesCommand,
+  TerminateInstancesCommand,
+  type Instance,
+} from '@aws-sdk/client-ec2';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { awsAsgProvider, type AwsAsgConfig } from '../../../controller/providers/aws-asg.js';
 import { ProviderError, type SuccessorMatch } from '../../../controller/providers/types.js';
@@ -19,14 +30,23 @@ const AMI = 'ami-12c6146b'; // one of moto's built-in images
 describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
   const aws = useMotoAws(REGION);
 
-  const provider = (over: Partial<AwsAsgConfig> = {}) => awsAsgProvider({ region: REGION, endpoint: aws.moto().url, strategy: 'terminate', forensicHold: false, successorTimeout: '20m', ...over });
+  const provider = (over: Partial<AwsAsgConfig> = {}) =>
+    awsAsgProvider({
+      region: REGION,
+      endpoint: aws.moto().url,
+      strategy: 'terminate',
+      forensicHold: false,
+      successorTimeout: '20m',
+      ...over,
+    });
 
   async function describeOne(id: string): Promise<Instance> {
     const r = await aws.ec2().send(new DescribeInstancesCommand({ InstanceIds: [id] }));
     return r.Reservations![0]!.Instances![0]!;
   }
   const stateOf = async (id: string) => (await describeOne(id)).State!.Name!;
-  const tagsOf = async (id: string) => Object.fromEntries(((await describeOne(id)).Tags ?? []).map((t) => [t.Key!, t.Value!]));
+  const tagsOf = async (id: string) =>
+    Object.fromEntries(((await describeOne(id)).Tags ?? []).map((t) => [t.Key!, t.Value!]));
   async function members(group = 'web-asg'): Promise<string[]> {
     const r = await aws.asg().send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [group] }));
     return (r.AutoScalingGroups![0]!.Instances ?? []).map((i) => i.InstanceId!).sort();
@@ -38,27 +58,53 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
   /** The pinned identity of a host enrolled on this instance, after it launched. */
   async function hostOn(id: string, over: Parameters<typeof target>[0] = {}) {
     const i = await describeOne(id);
-    return target({ hostId: `host-${id}`, hostname: i.PrivateDnsName!, addresses: [i.PrivateIpAddress!], enrolledAt: new Date(Date.now() + 1_000).toISOString(), group: 'web-asg', ...over });
+    return target({
+      hostId: `host-${id}`,
+      hostname: i.PrivateDnsName!,
+      addresses: [i.PrivateIpAddress!],
+      enrolledAt: new Date(Date.now() + 1_000).toISOString(),
+      group: 'web-asg',
+      ...over,
+    });
   }
 
   let groupIds: string[];
   let standaloneId: string;
   beforeEach(async () => {
     await aws.moto().reset();
-    await aws.ec2().send(new CreateLaunchTemplateCommand({ LaunchTemplateName: 'web', LaunchTemplateData: { ImageId: AMI, InstanceType: 't3.micro' } }));
-    await aws.asg().send(new CreateAutoScalingGroupCommand({ AutoScalingGroupName: 'web-asg', LaunchTemplate: { LaunchTemplateName: 'web', Version: '$Latest' }, MinSize: 0, MaxSize: 6, DesiredCapacity: 2, AvailabilityZones: [`${REGION}a`] }));
+    await aws.ec2().send(
+      new CreateLaunchTemplateCommand({
+        LaunchTemplateName: 'web',
+        LaunchTemplateData: { ImageId: AMI, InstanceType: 't3.micro' },
+      }),
+    );
+    await aws.asg().send(
+      new CreateAutoScalingGroupCommand({
+        AutoScalingGroupName: 'web-asg',
+        LaunchTemplate: { LaunchTemplateName: 'web', Version: '$Latest' },
+        MinSize: 0,
+        MaxSize: 6,
+        DesiredCapacity: 2,
+        AvailabilityZones: [`${REGION}a`],
+      }),
+    );
     groupIds = await members();
-    const r = await aws.ec2().send(new RunInstancesCommand({ ImageId: AMI, MinCount: 1, MaxCount: 1, InstanceType: 't3.micro' }));
+    const r = await aws
+      .ec2()
+      .send(new RunInstancesCommand({ ImageId: AMI, MinCount: 1, MaxCount: 1, InstanceType: 't3.micro' }));
     standaloneId = r.Instances![0]!.InstanceId!;
   });
 
   const failure = async (p: Promise<unknown>) => {
-    const err = await p.then(() => null, (e: unknown) => e);
+    const err = await p.then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ProviderError);
     return err as ProviderError;
   };
 
-  it('terminate: the instance found by its pinned DNS name is terminated in its group, desired capacity kept; done on EC2\'s word', async () => {
+  it("terminate: the instance found by its pinned DNS name is terminated in its group, desired capacity kept; done on EC2's word", async () => {
     const [mine, other] = groupIds as [string, string];
     const t = await hostOn(mine);
     const r = await provider().replace(t, context());
@@ -73,7 +119,9 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
     const t = await hostOn(groupIds[0]!);
     const r = await provider({ strategy: 'unhealthy' }).replace(t, context());
     expect(await health(groupIds[0]!)).toBe('Unhealthy');
-    expect(await provider({ strategy: 'unhealthy' }).status({ ...t, ref: r.ref }, context())).toMatchObject({ state: 'pending' });
+    expect(await provider({ strategy: 'unhealthy' }).status({ ...t, ref: r.ref }, context())).toMatchObject({
+      state: 'pending',
+    });
     expect(await stateOf(groupIds[1]!)).toBe('running');
   });
 
@@ -81,9 +129,20 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
     const mine = groupIds[0]!;
     const i = await describeOne(mine);
     const short = i.PrivateDnsName!.split('.')[0]!;
-    expect((await provider({ strategy: 'unhealthy' }).replace(await hostOn(mine, { hostname: short }), context())).ref).toBe(mine);
-    expect((await provider({ strategy: 'unhealthy' }).replace(await hostOn(mine, { hostname: 'web-1.example.internal' }), context())).ref).toBe(mine);
-    expect((await provider({ strategy: 'unhealthy' }).replace(await hostOn(mine, { hostname: null }), context())).ref).toBe(mine);
+    expect(
+      (await provider({ strategy: 'unhealthy' }).replace(await hostOn(mine, { hostname: short }), context())).ref,
+    ).toBe(mine);
+    expect(
+      (
+        await provider({ strategy: 'unhealthy' }).replace(
+          await hostOn(mine, { hostname: 'web-1.example.internal' }),
+          context(),
+        )
+      ).ref,
+    ).toBe(mine);
+    expect(
+      (await provider({ strategy: 'unhealthy' }).replace(await hostOn(mine, { hostname: null }), context())).ref,
+    ).toBe(mine);
   });
 
   it('pinned name and pinned address naming different instances: refused, non-retryable, nothing touched', async () => {
@@ -98,7 +157,9 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
   it('never derives an instance id from a name: a host named after another instance finds nothing and touches nothing', async () => {
     const victim = groupIds[1]!;
     for (const hostname of [victim, `${victim}.${REGION}.compute.internal`]) {
-      const err = await failure(provider().replace(target({ hostname, addresses: [], enrolledAt: new Date().toISOString() }), context()));
+      const err = await failure(
+        provider().replace(target({ hostname, addresses: [], enrolledAt: new Date().toISOString() }), context()),
+      );
       expect(err.retryable).toBe(false);
       expect(err.message).toMatch(/no EC2 instance/);
     }
@@ -114,15 +175,23 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
     // Enrolled on the standalone instance's name and address, claiming b's id.
     const liar = await hostOn(standaloneId, { instanceId: b });
     const err = await failure(provider().replace(liar, context()));
-    expect(err).toMatchObject({ retryable: false, message: expect.stringMatching(new RegExp(`enrolled as instance ${b}.*refusing to act`)) });
+    expect(err).toMatchObject({
+      retryable: false,
+      message: expect.stringMatching(new RegExp(`enrolled as instance ${b}.*refusing to act`)),
+    });
     expect(await stateOf(b)).toBe('running');
     expect(await stateOf(standaloneId)).toBe('running');
     expect(other.State?.Name).toBe('running');
-    const unknown = await failure(provider().replace(target({ instanceId: 'i-0123456789abcdef0', hostname: null, addresses: [] }), context()));
-    expect(unknown).toMatchObject({ retryable: false, message: expect.stringMatching(/does not know instance i-0123456789abcdef0/) });
+    const unknown = await failure(
+      provider().replace(target({ instanceId: 'i-0123456789abcdef0', hostname: null, addresses: [] }), context()),
+    );
+    expect(unknown).toMatchObject({
+      retryable: false,
+      message: expect.stringMatching(/does not know instance i-0123456789abcdef0/),
+    });
   });
 
-  it('a recorded ref that is not the pinned identity\'s instance is refused before anything is done', async () => {
+  it("a recorded ref that is not the pinned identity's instance is refused before anything is done", async () => {
     const [mine, victim] = groupIds as [string, string];
     const err = await failure(provider().replace({ ...(await hostOn(mine)), ref: victim }, context()));
     expect(err.retryable).toBe(false);
@@ -131,7 +200,16 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
   });
 
   it('an unknown instance fails at once, non-retryable; so does an instance launched after the host enrolled (a reused address)', async () => {
-    const err = await failure(provider().replace(target({ hostname: 'ip-10-99-99-99.ec2.internal', addresses: ['10.99.99.99'], enrolledAt: new Date().toISOString() }), context()));
+    const err = await failure(
+      provider().replace(
+        target({
+          hostname: 'ip-10-99-99-99.ec2.internal',
+          addresses: ['10.99.99.99'],
+          enrolledAt: new Date().toISOString(),
+        }),
+        context(),
+      ),
+    );
     expect(err.retryable).toBe(false);
     const late = await hostOn(groupIds[0]!, { enrolledAt: '2020-01-01T00:00:00.000Z' });
     expect((await failure(provider().replace(late, context()))).retryable).toBe(false);
@@ -149,8 +227,13 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
     const r = await provider({ standalone: 'terminate' }).replace(t, context());
     expect(r.ref).toBe(standaloneId);
     expect(await stateOf(standaloneId)).toBe('terminated');
-    expect(await tagsOf(standaloneId)).toMatchObject({ 'driftwarden:replacement': 'r-1', 'driftwarden:standalone': 'true' });
-    expect(await provider({ standalone: 'terminate' }).status({ ...t, ref: r.ref }, context())).toMatchObject({ state: 'done' });
+    expect(await tagsOf(standaloneId)).toMatchObject({
+      'driftwarden:replacement': 'r-1',
+      'driftwarden:standalone': 'true',
+    });
+    expect(await provider({ standalone: 'terminate' }).status({ ...t, ref: r.ref }, context())).toMatchObject({
+      state: 'done',
+    });
   });
 
   it('an instance that really is terminated is already gone: success', async () => {
@@ -162,12 +245,16 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
 
   describe('detach (launch before terminate)', () => {
     /** findCleanSuccessor as the store answers it: only for a host enrolled on the instance the provider names. */
-    const hostsOn = (hosts: Record<string, string>, asked: SuccessorMatch[]) => async (_since: string, match?: SuccessorMatch) => {
-      if (match) asked.push(match);
-      for (const [ip, host] of Object.entries(hosts)) if (match?.addresses.includes(ip)) return host;
-      return null;
-    };
-    const ctxWith = (find: (since: string, match?: SuccessorMatch) => Promise<string | null>, now?: () => Date) => ({ ...context(now ? { now } : {}), findCleanSuccessor: find });
+    const hostsOn =
+      (hosts: Record<string, string>, asked: SuccessorMatch[]) => async (_since: string, match?: SuccessorMatch) => {
+        if (match) asked.push(match);
+        for (const [ip, host] of Object.entries(hosts)) if (match?.addresses.includes(ip)) return host;
+        return null;
+      };
+    const ctxWith = (find: (since: string, match?: SuccessorMatch) => Promise<string | null>, now?: () => Date) => ({
+      ...context(now ? { now } : {}),
+      findCleanSuccessor: find,
+    });
 
     it('records the instance launched for this replacement, and terminates only the detached, tagged one once that successor reports clean', async () => {
       const [mine, other] = groupIds as [string, string];
@@ -179,21 +266,29 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
       expect(after).not.toContain(mine);
       expect(after).toHaveLength(2);
       const successor = after.find((id) => id !== other)!;
-      expect(await tagsOf(mine)).toMatchObject({ 'driftwarden:replacement': 'r-1', 'driftwarden:detached-from': 'web-asg' });
+      expect(await tagsOf(mine)).toMatchObject({
+        'driftwarden:replacement': 'r-1',
+        'driftwarden:detached-from': 'web-asg',
+      });
       expect(await stateOf(mine)).toBe('running');
 
       const t = { ...t0, ref: r.ref, startedAt: new Date().toISOString() };
       const asked: SuccessorMatch[] = [];
       // An unrelated host of the group (on `other`) reports clean: not this replacement's successor.
       const otherIp = (await describeOne(other)).PrivateIpAddress!;
-      expect(await p.status(t, ctxWith(hostsOn({ [otherIp]: 'host-unrelated' }, asked)))).toMatchObject({ state: 'pending' });
+      expect(await p.status(t, ctxWith(hostsOn({ [otherIp]: 'host-unrelated' }, asked)))).toMatchObject({
+        state: 'pending',
+      });
       expect(await stateOf(mine)).toBe('running');
       const succ = await describeOne(successor);
       expect(asked.at(-1)).toEqual({ hostnames: [succ.PrivateDnsName], addresses: [succ.PrivateIpAddress] });
       expect(await tagsOf(successor)).toMatchObject({ 'driftwarden:successor-of': 'r-1' });
       expect(await tagsOf(mine)).toMatchObject({ 'driftwarden:successor': successor });
 
-      const done = await p.status(t, ctxWith(hostsOn({ [otherIp]: 'host-unrelated', [succ.PrivateIpAddress!]: 'host-new' }, asked)));
+      const done = await p.status(
+        t,
+        ctxWith(hostsOn({ [otherIp]: 'host-unrelated', [succ.PrivateIpAddress!]: 'host-new' }, asked)),
+      );
       expect(done).toMatchObject({ state: 'done', replacedBy: 'host-new' });
       expect(await stateOf(mine)).toBe('terminated');
       expect([await stateOf(other), await stateOf(successor)]).toEqual(['running', 'running']);
@@ -210,8 +305,14 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
       // Asked in this order because moto launches everything within one second: b's detach happened
       // after a's successor joined, so only b's own successor can be b's; a then takes what is left.
       // (Real launches are seconds apart, and the earliest launched after a detach is its successor.)
-      await p.status({ ...tb, ref: b, startedAt: since }, ctxWith(async () => null));
-      await p.status({ ...ta, ref: a, startedAt: since }, ctxWith(async () => null));
+      await p.status(
+        { ...tb, ref: b, startedAt: since },
+        ctxWith(async () => null),
+      );
+      await p.status(
+        { ...ta, ref: a, startedAt: since },
+        ctxWith(async () => null),
+      );
       const sa = (await tagsOf(a))['driftwarden:successor']!;
       const sb = (await tagsOf(b))['driftwarden:successor']!;
       expect(sa).toBeDefined();
@@ -222,7 +323,10 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
 
       // r-a's successor fails and is terminated; the group launches another, which r-a takes.
       await aws.ec2().send(new TerminateInstancesCommand({ InstanceIds: [sa] }));
-      await p.status({ ...ta, ref: a, startedAt: since }, ctxWith(async () => null));
+      await p.status(
+        { ...ta, ref: a, startedAt: since },
+        ctxWith(async () => null),
+      );
       const again = (await tagsOf(a))['driftwarden:successor'];
       expect(again).toMatch(/^i-/);
       expect([sa, sb]).not.toContain(again);
@@ -236,9 +340,15 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
       expect(await members()).toEqual([groupIds[1]!]);
       const g = await aws.asg().send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ['web-asg'] }));
       expect(g.AutoScalingGroups![0]!.DesiredCapacity).toBe(1);
-      expect(await tagsOf(groupIds[0]!)).toMatchObject({ 'driftwarden:decremented': 'true', 'driftwarden:replacement': 'r-1' });
+      expect(await tagsOf(groupIds[0]!)).toMatchObject({
+        'driftwarden:decremented': 'true',
+        'driftwarden:replacement': 'r-1',
+      });
       const done = await p.status({ ...t0, ref: r.ref, startedAt: new Date().toISOString() }, context());
-      expect(done).toMatchObject({ state: 'done', detail: expect.stringMatching(/terminated \(the group was shrunk: no successor\)/) });
+      expect(done).toMatchObject({
+        state: 'done',
+        detail: expect.stringMatching(/terminated \(the group was shrunk: no successor\)/),
+      });
       expect(done).not.toHaveProperty('replacedBy');
       expect(await stateOf(groupIds[0]!)).toMatch(/shutting-down|terminated/);
       expect(await stateOf(groupIds[1]!)).toBe('running');
@@ -250,10 +360,17 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
       const r = await p.replace(t0, context());
       const successor = (await members()).find((id) => !groupIds.includes(id))!;
       const ip = (await describeOne(successor)).PrivateIpAddress!;
-      const done = await p.status({ ...t0, ref: r.ref, startedAt: new Date().toISOString() }, ctxWith(hostsOn({ [ip]: 'host-new' }, [])));
+      const done = await p.status(
+        { ...t0, ref: r.ref, startedAt: new Date().toISOString() },
+        ctxWith(hostsOn({ [ip]: 'host-new' }, [])),
+      );
       expect(done).toMatchObject({ state: 'done', replacedBy: 'host-new' });
       expect(['stopping', 'stopped']).toContain(await stateOf(groupIds[0]!));
-      expect(await tagsOf(groupIds[0]!)).toMatchObject({ 'driftwarden:forensic-hold': 'true', 'driftwarden:replaced-by': 'host-new', 'driftwarden:replacement': 'r-1' });
+      expect(await tagsOf(groupIds[0]!)).toMatchObject({
+        'driftwarden:forensic-hold': 'true',
+        'driftwarden:replaced-by': 'host-new',
+        'driftwarden:replacement': 'r-1',
+      });
     });
 
     it('never stops or terminates an instance it did not detach, whatever reports clean', async () => {
@@ -266,16 +383,34 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
       expect(await stateOf(standaloneId)).toBe('running');
     });
 
-    it('after successorTimeout, the error states the detached instance\'s real EC2 state', async () => {
+    it("after successorTimeout, the error states the detached instance's real EC2 state", async () => {
       const p = provider({ strategy: 'detach', successorTimeout: '20m' });
       const t0 = await hostOn(groupIds[0]!);
       const r = await p.replace(t0, context());
       const started = new Date();
       const t = { ...t0, ref: r.ref, startedAt: started.toISOString() };
       const late = () => new Date(started.getTime() + 21 * 60_000);
-      expect((await failure(p.status(t, ctxWith(async () => null, late)))).message).toMatch(new RegExp(`${groupIds[0]} is running, outside any auto-scaling group`));
+      expect(
+        (
+          await failure(
+            p.status(
+              t,
+              ctxWith(async () => null, late),
+            ),
+          )
+        ).message,
+      ).toMatch(new RegExp(`${groupIds[0]} is running, outside any auto-scaling group`));
       await aws.ec2().send(new StopInstancesCommand({ InstanceIds: [groupIds[0]!] }));
-      expect((await failure(p.status(t, ctxWith(async () => null, late)))).message).toMatch(new RegExp(`${groupIds[0]} is (stopping|stopped), outside`));
+      expect(
+        (
+          await failure(
+            p.status(
+              t,
+              ctxWith(async () => null, late),
+            ),
+          )
+        ).message,
+      ).toMatch(new RegExp(`${groupIds[0]} is (stopping|stopped), outside`));
     });
   });
 
@@ -284,6 +419,8 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
     expect(r.success).toBe(false);
     expect(r.error!.issues[0]).toMatchObject({ path: ['region'] });
     expect(r.error!.issues[0]!.message).toMatch(/required/);
-    expect(() => awsAsgProvider({ strategy: 'terminate', forensicHold: false, successorTimeout: '20m' } as never)).toThrow(/region is required/);
+    expect(() =>
+      awsAsgProvider({ strategy: 'terminate', forensicHold: false, successorTimeout: '20m' } as never),
+    ).toThrow(/region is required/);
   });
 });

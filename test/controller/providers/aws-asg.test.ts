@@ -13,7 +13,8 @@ const ID = 'i-0abc123def4567890';
 
 const asgOk = (action: string, result = '') =>
   `<${action}Response xmlns="${ASG_NS}"><${action}Result>${result}</${action}Result><ResponseMetadata><RequestId>7c6e177f-4f3c-11e6-8e21-7bb0d0d2c0a1</RequestId></ResponseMetadata></${action}Response>`;
-const asgEmpty = (action: string) => `<${action}Response xmlns="${ASG_NS}"><ResponseMetadata><RequestId>7c6e177f</RequestId></ResponseMetadata></${action}Response>`;
+const asgEmpty = (action: string) =>
+  `<${action}Response xmlns="${ASG_NS}"><ResponseMetadata><RequestId>7c6e177f</RequestId></ResponseMetadata></${action}Response>`;
 const member = (lifecycle: string) =>
   `<AutoScalingInstances><member><InstanceId>${ID}</InstanceId><AutoScalingGroupName>web-asg</AutoScalingGroupName><AvailabilityZone>eu-west-1a</AvailabilityZone><LifecycleState>${lifecycle}</LifecycleState><HealthStatus>HEALTHY</HealthStatus><LaunchTemplate><LaunchTemplateId>lt-1</LaunchTemplateId><LaunchTemplateName>web</LaunchTemplateName><Version>3</Version></LaunchTemplate><ProtectedFromScaleIn>false</ProtectedFromScaleIn></member></AutoScalingInstances>`;
 const asgError = (code: string, message: string): Answer => ({
@@ -23,7 +24,9 @@ const asgError = (code: string, message: string): Answer => ({
 const DNS = 'ip-10-0-1-7.eu-west-1.compute.internal';
 /** One instance as DescribeInstances answers it (state, private DNS name and IP, launch time, tags). */
 const ec2Instance = (state: string, tags: Record<string, string>) =>
-  `<DescribeInstancesResponse xmlns="${EC2_NS}"><requestId>r</requestId><reservationSet><item><reservationId>r-1</reservationId><ownerId>123456789012</ownerId><instancesSet><item><instanceId>${ID}</instanceId><instanceState><code>16</code><name>${state}</name></instanceState><privateDnsName>${DNS}</privateDnsName><privateIpAddress>10.0.1.7</privateIpAddress><launchTime>2026-02-01T00:00:00.000Z</launchTime><tagSet>${Object.entries(tags)
+  `<DescribeInstancesResponse xmlns="${EC2_NS}"><requestId>r</requestId><reservationSet><item><reservationId>r-1</reservationId><ownerId>123456789012</ownerId><instancesSet><item><instanceId>${ID}</instanceId><instanceState><code>16</code><name>${state}</name></instanceState><privateDnsName>${DNS}</privateDnsName><privateIpAddress>10.0.1.7</privateIpAddress><launchTime>2026-02-01T00:00:00.000Z</launchTime><tagSet>${Object.entries(
+    tags,
+  )
     .map(([k, v]) => `<item><key>${k}</key><value>${v}</value></item>`)
     .join('')}</tagSet></item></instancesSet></item></reservationSet></DescribeInstancesResponse>`;
 const ec2State = (action: string, state: string) =>
@@ -46,16 +49,31 @@ describe('aws-asg provider', () => {
         return { body: asgOk(action, inGroup ? member(inGroup) : '<AutoScalingInstances/>') };
       case 'TerminateInstanceInAutoScalingGroup':
         return {
-          body: asgOk(action, `<Activity><ActivityId>5ef4ba3b</ActivityId><AutoScalingGroupName>web-asg</AutoScalingGroupName><Description>Terminating EC2 instance: ${ID}</Description><Cause>At 2026-03-02T08:00:00Z instance ${ID} was taken out of service in response to a user request.</Cause><StartTime>2026-03-02T08:00:00.000Z</StartTime><StatusCode>InProgress</StatusCode><Progress>0</Progress><Details>{}</Details></Activity>`),
+          body: asgOk(
+            action,
+            `<Activity><ActivityId>5ef4ba3b</ActivityId><AutoScalingGroupName>web-asg</AutoScalingGroupName><Description>Terminating EC2 instance: ${ID}</Description><Cause>At 2026-03-02T08:00:00Z instance ${ID} was taken out of service in response to a user request.</Cause><StartTime>2026-03-02T08:00:00.000Z</StartTime><StatusCode>InProgress</StatusCode><Progress>0</Progress><Details>{}</Details></Activity>`,
+          ),
         };
       case 'DescribeAutoScalingGroups':
-        return { body: asgOk(action, `<AutoScalingGroups><member><AutoScalingGroupName>web-asg</AutoScalingGroupName><Instances><member><InstanceId>${ID}</InstanceId><LifecycleState>InService</LifecycleState><HealthStatus>Healthy</HealthStatus></member></Instances></member></AutoScalingGroups>`) };
+        return {
+          body: asgOk(
+            action,
+            `<AutoScalingGroups><member><AutoScalingGroupName>web-asg</AutoScalingGroupName><Instances><member><InstanceId>${ID}</InstanceId><LifecycleState>InService</LifecycleState><HealthStatus>Healthy</HealthStatus></member></Instances></member></AutoScalingGroups>`,
+          ),
+        };
       case 'SetInstanceHealth':
         return { body: asgEmpty(action) };
       case 'DetachInstances':
-        return { body: asgOk(action, `<Activities><member><ActivityId>9a2b</ActivityId><AutoScalingGroupName>web-asg</AutoScalingGroupName><Cause>detached</Cause><StartTime>2026-03-02T08:00:00.000Z</StartTime><StatusCode>InProgress</StatusCode></member></Activities>`) };
+        return {
+          body: asgOk(
+            action,
+            `<Activities><member><ActivityId>9a2b</ActivityId><AutoScalingGroupName>web-asg</AutoScalingGroupName><Cause>detached</Cause><StartTime>2026-03-02T08:00:00.000Z</StartTime><StatusCode>InProgress</StatusCode></member></Activities>`,
+          ),
+        };
       case 'CreateTags':
-        return { body: `<CreateTagsResponse xmlns="${EC2_NS}"><requestId>7a62c49f</requestId><return>true</return></CreateTagsResponse>` };
+        return {
+          body: `<CreateTagsResponse xmlns="${EC2_NS}"><requestId>7a62c49f</requestId><return>true</return></CreateTagsResponse>`,
+        };
       case 'TerminateInstances':
         return { body: ec2State(action, 'shutting-down') };
       case 'DescribeInstances':
@@ -66,7 +84,12 @@ describe('aws-asg provider', () => {
 
   beforeAll(async () => {
     server = await new Recorder(handler).start();
-    Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG', AWS_EC2_METADATA_DISABLED: 'true', AWS_MAX_ATTEMPTS: '1' });
+    Object.assign(process.env, {
+      AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+      AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG',
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_MAX_ATTEMPTS: '1',
+    });
     delete process.env.AWS_PROFILE;
   });
   afterAll(async () => {
@@ -82,11 +105,29 @@ describe('aws-asg provider', () => {
   });
 
   const params = () => server.requests.map((r) => Object.fromEntries(new URLSearchParams(r.body)));
-  const provider = (over: Record<string, unknown> = {}) => awsAsgProvider({ region: 'eu-west-1', endpoint: server.url, strategy: 'terminate', forensicHold: false, successorTimeout: '20m', ...over } as never);
+  const provider = (over: Record<string, unknown> = {}) =>
+    awsAsgProvider({
+      region: 'eu-west-1',
+      endpoint: server.url,
+      strategy: 'terminate',
+      forensicHold: false,
+      successorTimeout: '20m',
+      ...over,
+    } as never);
   const host = (over: Parameters<typeof target>[0] = {}) => target({ hostname: DNS, addresses: ['10.0.1.7'], ...over });
   const lookups = [
-    { Action: 'DescribeInstances', Version: '2016-11-15', 'Filter.1.Name': 'private-dns-name', 'Filter.1.Value.1': DNS },
-    { Action: 'DescribeInstances', Version: '2016-11-15', 'Filter.1.Name': 'private-ip-address', 'Filter.1.Value.1': '10.0.1.7' },
+    {
+      Action: 'DescribeInstances',
+      Version: '2016-11-15',
+      'Filter.1.Name': 'private-dns-name',
+      'Filter.1.Value.1': DNS,
+    },
+    {
+      Action: 'DescribeInstances',
+      Version: '2016-11-15',
+      'Filter.1.Name': 'private-ip-address',
+      'Filter.1.Value.1': '10.0.1.7',
+    },
   ];
 
   it('terminate: finds the instance through EC2 by pinned DNS name and IP, then TerminateInstanceInAutoScalingGroup keeping the desired capacity, signed with SigV4', async () => {
@@ -96,25 +137,43 @@ describe('aws-asg provider', () => {
     expect(params()).toEqual([
       ...lookups,
       { Action: 'DescribeAutoScalingInstances', Version: '2011-01-01', 'InstanceIds.member.1': ID },
-      { Action: 'TerminateInstanceInAutoScalingGroup', Version: '2011-01-01', InstanceId: ID, ShouldDecrementDesiredCapacity: 'false' },
+      {
+        Action: 'TerminateInstanceInAutoScalingGroup',
+        Version: '2011-01-01',
+        InstanceId: ID,
+        ShouldDecrementDesiredCapacity: 'false',
+      },
     ]);
     const req = server.requests[3]!;
     expect(req.method).toBe('POST');
     expect(req.headers['content-type']).toBe('application/x-www-form-urlencoded');
-    expect(req.headers.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/autoscaling\/aws4_request/);
+    expect(req.headers.authorization).toMatch(
+      /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/autoscaling\/aws4_request/,
+    );
   });
 
   it('a short hostname is looked up as name.* (it matches the private DNS name)', async () => {
     await provider().replace(host({ hostname: 'ip-10-0-1-7' }), context());
-    expect(params()[0]).toEqual({ Action: 'DescribeInstances', Version: '2016-11-15', 'Filter.1.Name': 'private-dns-name', 'Filter.1.Value.1': 'ip-10-0-1-7.*' });
+    expect(params()[0]).toEqual({
+      Action: 'DescribeInstances',
+      Version: '2016-11-15',
+      'Filter.1.Name': 'private-dns-name',
+      'Filter.1.Value.1': 'ip-10-0-1-7.*',
+    });
   });
 
   it('status asks EC2 by the recorded instance id: pending while in its group, done once EC2 says terminated', async () => {
     const p = provider();
-    expect(await p.status(host({ ref: ID }), context())).toMatchObject({ state: 'pending', detail: `${ID} is InService in web-asg` });
+    expect(await p.status(host({ ref: ID }), context())).toMatchObject({
+      state: 'pending',
+      detail: `${ID} is InService in web-asg`,
+    });
     expect(params()[0]).toEqual({ Action: 'DescribeInstances', Version: '2016-11-15', 'InstanceId.1': ID });
     inGroup = 'Terminating';
-    expect(await p.status(host({ ref: ID }), context())).toMatchObject({ state: 'pending', detail: `${ID} is Terminating in web-asg` });
+    expect(await p.status(host({ ref: ID }), context())).toMatchObject({
+      state: 'pending',
+      detail: `${ID} is Terminating in web-asg`,
+    });
     inGroup = null;
     state = 'shutting-down';
     expect((await p.status(host({ ref: ID }), context())).state).toBe('done');
@@ -124,21 +183,34 @@ describe('aws-asg provider', () => {
     inGroup = null;
     const started = '2026-03-02T08:00:00.000Z';
     const at = (min: number) => () => new Date(Date.parse(started) + min * 60_000);
-    expect(await provider().status(host({ ref: ID, startedAt: started }), context({ now: at(1) }))).toMatchObject({ state: 'pending', detail: `${ID} has left its auto-scaling group; EC2 still reports it running` });
-    const err = (await provider().status(host({ ref: ID, startedAt: started }), context({ now: at(11) })).catch((e: unknown) => e)) as ProviderError;
+    expect(await provider().status(host({ ref: ID, startedAt: started }), context({ now: at(1) }))).toMatchObject({
+      state: 'pending',
+      detail: `${ID} has left its auto-scaling group; EC2 still reports it running`,
+    });
+    const err = (await provider()
+      .status(host({ ref: ID, startedAt: started }), context({ now: at(11) }))
+      .catch((e: unknown) => e)) as ProviderError;
     expect(err).toBeInstanceOf(ProviderError);
     expect(err.retryable).toBe(false);
     expect(err.message).toMatch(/left its auto-scaling group but is still running/);
   });
 
-  it('unhealthy: SetInstanceHealth Unhealthy so the group\'s lifecycle hooks run', async () => {
+  it("unhealthy: SetInstanceHealth Unhealthy so the group's lifecycle hooks run", async () => {
     await provider({ strategy: 'unhealthy' }).replace(host(), context());
-    expect(params()[3]).toEqual({ Action: 'SetInstanceHealth', Version: '2011-01-01', InstanceId: ID, HealthStatus: 'Unhealthy', ShouldRespectGracePeriod: 'false' });
+    expect(params()[3]).toEqual({
+      Action: 'SetInstanceHealth',
+      Version: '2011-01-01',
+      InstanceId: ID,
+      HealthStatus: 'Unhealthy',
+      ShouldRespectGracePeriod: 'false',
+    });
   });
 
   it('a running instance in no group is a non-retryable error; one EC2 reports terminated is already gone', async () => {
     inGroup = null;
-    const err = (await provider().replace(host(), context()).catch((e: unknown) => e)) as ProviderError;
+    const err = (await provider()
+      .replace(host(), context())
+      .catch((e: unknown) => e)) as ProviderError;
     expect(err).toBeInstanceOf(ProviderError);
     expect(err.retryable).toBe(false);
     expect(err.message).toMatch(/is running in no auto-scaling group/);
@@ -148,26 +220,44 @@ describe('aws-asg provider', () => {
   });
 
   it('an AccessDenied answer is a permanent error naming the action and the code', async () => {
-    fail.TerminateInstanceInAutoScalingGroup = asgError('AccessDenied', 'User: arn:aws:iam::123456789012:role/driftwarden is not authorized to perform: autoscaling:TerminateInstanceInAutoScalingGroup');
-    const err = await provider().replace(host(), context()).catch((e: unknown) => e);
+    fail.TerminateInstanceInAutoScalingGroup = asgError(
+      'AccessDenied',
+      'User: arn:aws:iam::123456789012:role/driftwarden is not authorized to perform: autoscaling:TerminateInstanceInAutoScalingGroup',
+    );
+    const err = await provider()
+      .replace(host(), context())
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProviderError);
     expect((err as ProviderError).retryable).toBe(false);
-    expect((err as Error).message).toMatch(/^aws-asg: terminate i-0abc123def4567890 in web-asg: AccessDenied: User: .* is not authorized/);
+    expect((err as Error).message).toMatch(
+      /^aws-asg: terminate i-0abc123def4567890 in web-asg: AccessDenied: User: .* is not authorized/,
+    );
   });
 
   it('a server fault is retryable', async () => {
-    fail.DescribeAutoScalingInstances = { status: 503, body: `<ErrorResponse xmlns="${ASG_NS}"><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code><Message>try later</Message></Error><RequestId>x</RequestId></ErrorResponse>` };
-    const err = (await provider().replace(host(), context()).catch((e: unknown) => e)) as ProviderError;
+    fail.DescribeAutoScalingInstances = {
+      status: 503,
+      body: `<ErrorResponse xmlns="${ASG_NS}"><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code><Message>try later</Message></Error><RequestId>x</RequestId></ErrorResponse>`,
+    };
+    const err = (await provider()
+      .replace(host(), context())
+      .catch((e: unknown) => e)) as ProviderError;
     expect(err.retryable).toBe(true);
   });
 
-  it('detach: notes who was a member, DetachInstances keeping the desired capacity, then tags naming the replacement, the group, AWS\'s detach time and the members before it', async () => {
+  it("detach: notes who was a member, DetachInstances keeping the desired capacity, then tags naming the replacement, the group, AWS's detach time and the members before it", async () => {
     const r = await provider({ strategy: 'detach' }).replace(host(), context());
     expect(r.ref).toBe(ID);
     expect(params().slice(3)).toEqual([
       { Action: 'DescribeAutoScalingGroups', Version: '2011-01-01', 'AutoScalingGroupNames.member.1': 'web-asg' },
       { Action: 'DescribeInstances', Version: '2016-11-15', 'InstanceId.1': ID },
-      { Action: 'DetachInstances', Version: '2011-01-01', AutoScalingGroupName: 'web-asg', 'InstanceIds.member.1': ID, ShouldDecrementDesiredCapacity: 'false' },
+      {
+        Action: 'DetachInstances',
+        Version: '2011-01-01',
+        AutoScalingGroupName: 'web-asg',
+        'InstanceIds.member.1': ID,
+        ShouldDecrementDesiredCapacity: 'false',
+      },
       {
         Action: 'CreateTags',
         Version: '2016-11-15',
@@ -186,9 +276,11 @@ describe('aws-asg provider', () => {
     ]);
   });
 
-  it('detach: status refuses to end an instance without this replacement\'s tags', async () => {
+  it("detach: status refuses to end an instance without this replacement's tags", async () => {
     inGroup = null;
-    const err = (await provider({ strategy: 'detach' }).status(host({ ref: ID, startedAt: '2026-03-02T08:00:00.000Z' }), context({ successor: () => 'host-new' })).catch((e: unknown) => e)) as ProviderError;
+    const err = (await provider({ strategy: 'detach' })
+      .status(host({ ref: ID, startedAt: '2026-03-02T08:00:00.000Z' }), context({ successor: () => 'host-new' }))
+      .catch((e: unknown) => e)) as ProviderError;
     expect(err.retryable).toBe(false);
     expect(err.message).toMatch(/was not detached by replacement r-1/);
     expect(params().map((p) => p.Action)).toEqual(['DescribeInstances']);

@@ -79,20 +79,44 @@ contract('aws-asg', async () => {
   const s = await serve(async (r) => {
     const action = new URLSearchParams(r.body).get('Action');
     if (mode === 'hang') await new Promise((res) => setTimeout(res, 5_000));
-    if (mode === 'refuse') return { status: 403, body: `<ErrorResponse xmlns="${ASG_NS}"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized</Message></Error><RequestId>1</RequestId></ErrorResponse>` };
+    if (mode === 'refuse')
+      return {
+        status: 403,
+        body: `<ErrorResponse xmlns="${ASG_NS}"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized</Message></Error><RequestId>1</RequestId></ErrorResponse>`,
+      };
     if (action === 'DescribeInstances') {
       // The instance EC2 knows by the host's pinned private DNS name: running until the platform finishes.
       const state = inGroup ? 'running' : 'terminated';
-      return { body: `<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><reservationSet><item><reservationId>r-1</reservationId><instancesSet><item><instanceId>${ID}</instanceId><instanceState><code>16</code><name>${state}</name></instanceState><privateDnsName>ip-10-0-1-7.eu-west-1.compute.internal</privateDnsName><privateIpAddress>10.0.1.7</privateIpAddress><launchTime>2026-02-01T00:00:00.000Z</launchTime></item></instancesSet></item></reservationSet></DescribeInstancesResponse>` };
+      return {
+        body: `<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><reservationSet><item><reservationId>r-1</reservationId><instancesSet><item><instanceId>${ID}</instanceId><instanceState><code>16</code><name>${state}</name></instanceState><privateDnsName>ip-10-0-1-7.eu-west-1.compute.internal</privateDnsName><privateIpAddress>10.0.1.7</privateIpAddress><launchTime>2026-02-01T00:00:00.000Z</launchTime></item></instancesSet></item></reservationSet></DescribeInstancesResponse>`,
+      };
     }
-    const member = inGroup ? `<member><InstanceId>${ID}</InstanceId><AutoScalingGroupName>web-asg</AutoScalingGroupName><AvailabilityZone>eu-west-1a</AvailabilityZone><LifecycleState>InService</LifecycleState><HealthStatus>HEALTHY</HealthStatus><ProtectedFromScaleIn>false</ProtectedFromScaleIn></member>` : '';
-    const result = action === 'DescribeAutoScalingInstances' ? `<AutoScalingInstances>${member}</AutoScalingInstances>` : '<Activity><ActivityId>a1</ActivityId><AutoScalingGroupName>web-asg</AutoScalingGroupName><StatusCode>InProgress</StatusCode></Activity>';
-    return { body: `<${action}Response xmlns="${ASG_NS}"><${action}Result>${result}</${action}Result><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></${action}Response>` };
+    const member = inGroup
+      ? `<member><InstanceId>${ID}</InstanceId><AutoScalingGroupName>web-asg</AutoScalingGroupName><AvailabilityZone>eu-west-1a</AvailabilityZone><LifecycleState>InService</LifecycleState><HealthStatus>HEALTHY</HealthStatus><ProtectedFromScaleIn>false</ProtectedFromScaleIn></member>`
+      : '';
+    const result =
+      action === 'DescribeAutoScalingInstances'
+        ? `<AutoScalingInstances>${member}</AutoScalingInstances>`
+        : '<Activity><ActivityId>a1</ActivityId><AutoScalingGroupName>web-asg</AutoScalingGroupName><StatusCode>InProgress</StatusCode></Activity>';
+    return {
+      body: `<${action}Response xmlns="${ASG_NS}"><${action}Result>${result}</${action}Result><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></${action}Response>`,
+    };
   });
-  Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'secret', AWS_EC2_METADATA_DISABLED: 'true', AWS_MAX_ATTEMPTS: '1' });
+  Object.assign(process.env, {
+    AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+    AWS_SECRET_ACCESS_KEY: 'secret',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_MAX_ATTEMPTS: '1',
+  });
   return {
     pendingUntilFinished: true,
-    provider: awsAsgProvider({ region: 'eu-west-1', endpoint: s.url, strategy: 'terminate', forensicHold: false, successorTimeout: '20m' }),
+    provider: awsAsgProvider({
+      region: 'eu-west-1',
+      endpoint: s.url,
+      strategy: 'terminate',
+      forensicHold: false,
+      successorTimeout: '20m',
+    }),
     finish: () => void (inGroup = false),
     refuse: () => void (mode = 'refuse'),
     hang: () => void (mode = 'hang'),
@@ -104,16 +128,38 @@ contract('kubernetes', async () => {
   let node = true;
   const s = await serve(async (r) => {
     if (mode === 'hang') await new Promise((res) => setTimeout(res, 5_000));
-    if (mode === 'refuse') return { status: 403, body: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Forbidden', message: 'forbidden', code: 403 } };
+    if (mode === 'refuse')
+      return {
+        status: 403,
+        body: {
+          kind: 'Status',
+          apiVersion: 'v1',
+          status: 'Failure',
+          reason: 'Forbidden',
+          message: 'forbidden',
+          code: 403,
+        },
+      };
     if (r.path === '/api/v1/pods') return { body: { kind: 'PodList', apiVersion: 'v1', metadata: {}, items: [] } };
-    if (r.method === 'GET') return node ? { body: { kind: 'Node', metadata: { name: 'n' } } } : { status: 404, body: { kind: 'Status', status: 'Failure', reason: 'NotFound', code: 404 } };
+    if (r.method === 'GET')
+      return node
+        ? { body: { kind: 'Node', metadata: { name: 'n' } } }
+        : { status: 404, body: { kind: 'Status', status: 'Failure', reason: 'NotFound', code: 404 } };
     return { body: { kind: 'Node', metadata: { name: 'n' } } };
   });
   const kc = new KubeConfig();
-  kc.loadFromOptions({ clusters: [{ name: 'c', server: s.url, skipTLSVerify: true }], users: [{ name: 'u', token: 't' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: s.url, skipTLSVerify: true }],
+    users: [{ name: 'u', token: 't' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
   return {
     pendingUntilFinished: true,
-    provider: kubernetesProvider({ drainTimeout: '10s', evictionRetry: '50ms', nodeName: 'hostname', force: false, deleteEmptyDirData: false }, { kubeConfig: kc }),
+    provider: kubernetesProvider(
+      { drainTimeout: '10s', evictionRetry: '50ms', nodeName: 'hostname', force: false, deleteEmptyDirData: false },
+      { kubeConfig: kc },
+    ),
     finish: () => void (node = false),
     refuse: () => void (mode = 'refuse'),
     hang: () => void (mode = 'hang'),
@@ -143,13 +189,20 @@ contract('exec', async () => {
   writeFileSync(flag, 'ok');
   // The script's behaviour comes from a file, so one provider can be made to refuse or hang later.
   const script = join(dir, 'run.mjs');
-  writeFileSync(script, `import { readFileSync } from 'node:fs'; import { spawnSync } from 'node:child_process';
+  writeFileSync(
+    script,
+    `import { readFileSync } from 'node:fs'; import { spawnSync } from 'node:child_process';
 const b = readFileSync(${JSON.stringify(flag)}, 'utf8');
 const r = spawnSync(process.execPath, [${JSON.stringify(join(FIXTURES, 'providers', 'exec-replace.mjs'))}, ${JSON.stringify(join(dir, 'call.json'))}, b], { input: '{}', stdio: ['pipe', 'inherit', 'inherit'] });
-process.exit(r.status ?? 1);`);
+process.exit(r.status ?? 1);`,
+  );
   return {
     pendingUntilFinished: false,
-    provider: execProvider({ command: [process.execPath, script], statusCommand: [process.execPath, script], timeout: '30s' }),
+    provider: execProvider({
+      command: [process.execPath, script],
+      statusCommand: [process.execPath, script],
+      timeout: '30s',
+    }),
     finish: () => writeFileSync(flag, 'ok'),
     refuse: () => writeFileSync(flag, 'fail'),
     hang: () => writeFileSync(flag, 'hang'),

@@ -15,7 +15,9 @@ describe('packaged permissions', () => {
   it('the IAM policy allows every Auto Scaling and EC2 action the aws-asg provider sends, and nothing it does not', () => {
     const src = read('controller/providers/aws-asg.ts');
     const asgImports = /import \{([^}]+)\} from '@aws-sdk\/client-auto-scaling'/.exec(src)![1]!;
-    const used = [...new Set([...src.matchAll(/new (\w+)Command\(/g)].map((m) => m[1]!))].map((c) => (asgImports.includes(`${c}Command`) ? `autoscaling:${c}` : `ec2:${c}`));
+    const used = [...new Set([...src.matchAll(/new (\w+)Command\(/g)].map((m) => m[1]!))].map((c) =>
+      asgImports.includes(`${c}Command`) ? `autoscaling:${c}` : `ec2:${c}`,
+    );
     const policy = JSON.parse(read('packaging/aws-iam-policy.json')) as { Statement: { Action: string | string[] }[] };
     const allowed = policy.Statement.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
     expect(used.sort()).toEqual([...new Set(allowed)].sort());
@@ -37,7 +39,10 @@ describe('packaged permissions', () => {
     for (const call of calls) {
       const need = NEEDS[call];
       expect(need, `${call}: add its resource and verb to NEEDS and to packaging/kubernetes-rbac.yaml`).toBeDefined();
-      expect(role.rules!.some((r) => r.resources.includes(need![0]) && r.verbs.includes(need![1])), `${call} needs ${need![1]} on ${need![0]}`).toBe(true);
+      expect(
+        role.rules!.some((r) => r.resources.includes(need![0]) && r.verbs.includes(need![1])),
+        `${call} needs ${need![1]} on ${need![0]}`,
+      ).toBe(true);
     }
     expect(calls.sort()).toEqual(Object.keys(NEEDS).sort());
   });

@@ -30,7 +30,13 @@ export class Recorder {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const u = new URL(req.url ?? '/', 'http://x');
-        const rec: Recorded = { method: req.method ?? '', path: u.pathname, query: u.searchParams, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+        const rec: Recorded = {
+          method: req.method ?? '',
+          path: u.pathname,
+          query: u.searchParams,
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+        };
         this.requests.push(rec);
         Promise.resolve(this.handler(rec)).then(
           (a) => {
@@ -74,7 +80,9 @@ export function target(over: Partial<ReplacementTarget> = {}): ReplacementTarget
   };
 }
 
-export function context(o: { now?: () => Date; successor?: () => string | null; signal?: AbortSignal } = {}): ProviderContext {
+export function context(
+  o: { now?: () => Date; successor?: () => string | null; signal?: AbortSignal } = {},
+): ProviderContext {
   return {
     log: pino({ level: 'silent' }),
     clock: o.now ?? (() => new Date()),

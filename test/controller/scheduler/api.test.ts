@@ -22,9 +22,25 @@ describe('replacements API', () => {
     const metrics = createMetrics();
     const config = ControllerConfigSchema.parse({ store: 'sqlite::memory:', scheduler });
     // The configured provider's type selects nothing here: every provider is the fake, so calls can be counted.
-    const s = createScheduler({ store, config, log: silentLog, clock: h.clock.now, registry: metrics.registry, makeProvider: () => provider });
+    const s = createScheduler({
+      store,
+      config,
+      log: silentLog,
+      clock: h.clock.now,
+      registry: metrics.registry,
+      makeProvider: () => provider,
+    });
     await h.app.close();
-    h.app = await buildApp({ store, config, policy: h.policy, trustedKeys: [h.key.publicKey], log: silentLog, metrics, clock: h.clock.now, scheduler: s });
+    h.app = await buildApp({
+      store,
+      config,
+      policy: h.policy,
+      trustedKeys: [h.key.publicKey],
+      log: silentLog,
+      metrics,
+      clock: h.clock.now,
+      scheduler: s,
+    });
   }
 
   /** `n` hosts of group web; the first `tainted` get a package upgrade, which the default policy taints on. */
@@ -51,16 +67,33 @@ describe('replacements API', () => {
       const r = await h.get('/api/v1/replacements');
       expect(r.status).toBe(200);
       expect(r.body.mode).toBe('dry-run');
-      expect(r.body.replacements.map((x: { hostId: string; decision: string; severity: string }) => [x.hostId, x.decision, x.severity])).toEqual([
+      expect(
+        r.body.replacements.map((x: { hostId: string; decision: string; severity: string }) => [
+          x.hostId,
+          x.decision,
+          x.severity,
+        ]),
+      ).toEqual([
         ['web-0', 'would-replace', 'high'],
         ['web-1', 'waiting', 'high'],
       ]);
-      expect(r.body.replacements[1].decisionReason).toBe('budget "*": maxUnavailable 1, 0 unavailable; 1 going to hosts ahead in the queue');
+      expect(r.body.replacements[1].decisionReason).toBe(
+        'budget "*": maxUnavailable 1, 0 unavailable; 1 going to hosts ahead in the queue',
+      );
       expect(r.body.replacements[0].hostname).toBe('web-0.example.internal');
       expect((await h.host('web-0')).state).toBe('tainted');
       expect(provider.calls).toEqual([]);
       const groups = await h.get('/api/v1/replacement-groups');
-      expect(groups.body.groups).toEqual([expect.objectContaining({ name: 'web', mode: 'dry-run', paused: false, hosts: { total: 10, unavailable: 0, clean: 8 }, allowedNow: 1, queue: expect.objectContaining({ queued: 2 }) })]);
+      expect(groups.body.groups).toEqual([
+        expect.objectContaining({
+          name: 'web',
+          mode: 'dry-run',
+          paused: false,
+          hosts: { total: 10, unavailable: 0, clean: 8 },
+          allowedNow: 1,
+          queue: expect.objectContaining({ queued: 2 }),
+        }),
+      ]);
     });
 
     it('lists the queue in keyset pages: next until the last page', async () => {
@@ -76,24 +109,50 @@ describe('replacements API', () => {
         expect(pages).toBeLessThan(5);
         url = `/api/v1/replacements?limit=3&after=${r.body.next}`;
       }
-      expect(seen).toEqual((await h.get('/api/v1/replacements')).body.replacements.map((x: { hostId: string; hostname: string }) => `${x.hostId}=${x.hostname}`));
+      expect(seen).toEqual(
+        (await h.get('/api/v1/replacements')).body.replacements.map(
+          (x: { hostId: string; hostname: string }) => `${x.hostId}=${x.hostname}`,
+        ),
+      );
       expect(seen).toHaveLength(7);
       expect(seen[0]).toBe('web-0=web-0.example.internal');
     });
 
-        it('a viewer reads but cannot act; an operator requests and cancels, audited with the actor', async () => {
+    it('a viewer reads but cannot act; an operator requests and cancels, audited with the actor', async () => {
       await fleet(4, 0);
-      expect((await h.req('POST', '/api/v1/replacements', { token: h.tokens.viewer, body: { hostId: 'web-1', reason: 'x' } })).status).toBe(403);
+      expect(
+        (
+          await h.req('POST', '/api/v1/replacements', {
+            token: h.tokens.viewer,
+            body: { hostId: 'web-1', reason: 'x' },
+          })
+        ).status,
+      ).toBe(403);
       expect((await h.req('POST', '/api/v1/scheduler/tick', { token: h.tokens.operator })).status).toBe(403);
-      const made = await h.req('POST', '/api/v1/replacements', { token: h.tokens.operator, body: { hostId: 'web-1', reason: 'suspected compromise (INC-7)' } });
+      const made = await h.req('POST', '/api/v1/replacements', {
+        token: h.tokens.operator,
+        body: { hostId: 'web-1', reason: 'suspected compromise (INC-7)' },
+      });
       expect(made.status).toBe(201);
       expect((await h.host('web-1')).state).toBe('tainted');
-      const again = await h.req('POST', '/api/v1/replacements', { token: h.tokens.operator, body: { hostId: 'web-1', reason: 'again' } });
+      const again = await h.req('POST', '/api/v1/replacements', {
+        token: h.tokens.operator,
+        body: { hostId: 'web-1', reason: 'again' },
+      });
       expect(again.status).toBe(409);
-      const c = await h.req('POST', `/api/v1/replacements/${made.body.id}/cancel`, { token: h.tokens.operator, body: { reason: 'false alarm' } });
+      const c = await h.req('POST', `/api/v1/replacements/${made.body.id}/cancel`, {
+        token: h.tokens.operator,
+        body: { reason: 'false alarm' },
+      });
       expect(c.body).toMatchObject({ state: 'cancelled' });
-      const audit = (await h.get('/api/v1/audit?limit=100')).body.audit as { action: string; actor: string; target: string }[];
-      expect(audit.filter((a) => a.action.startsWith('replacement.')).map((a) => [a.action, a.actor, a.target])).toEqual([
+      const audit = (await h.get('/api/v1/audit?limit=100')).body.audit as {
+        action: string;
+        actor: string;
+        target: string;
+      }[];
+      expect(
+        audit.filter((a) => a.action.startsWith('replacement.')).map((a) => [a.action, a.actor, a.target]),
+      ).toEqual([
         ['replacement.request', h.actor('operator'), 'web-1'],
         ['replacement.cancel', h.actor('operator'), 'web-1'],
       ]);
@@ -104,7 +163,14 @@ describe('replacements API', () => {
   });
 
   describe('enforce', () => {
-    beforeEach(() => start({ mode: 'enforce', provider: { type: 'exec', command: ['/bin/false'] }, budgets: [{ group: '*', maxUnavailable: 5 }], groups: { web: { requireApproval: true } } }));
+    beforeEach(() =>
+      start({
+        mode: 'enforce',
+        provider: { type: 'exec', command: ['/bin/false'] },
+        budgets: [{ group: '*', maxUnavailable: 5 }],
+        groups: { web: { requireApproval: true } },
+      }),
+    );
 
     it('waits for approval, then the provider replaces; the breaker pauses the group and an operator resumes it', async () => {
       await fleet(10, 1);
@@ -118,17 +184,22 @@ describe('replacements API', () => {
       expect((await h.host('web-0')).state).toBe('replacing');
 
       // Four more hosts tainted at once: 5 of 10 within the window, above 30%.
-      for (const i of [1, 2, 3, 4]) expect((await h.hosts.get(`web-${i}`)!.upgrade('curl', '8.0.0-1').scan()).status).toBe(200);
+      for (const i of [1, 2, 3, 4])
+        expect((await h.hosts.get(`web-${i}`)!.upgrade('curl', '8.0.0-1').scan()).status).toBe(200);
       expect((await tick()).body.tripped).toEqual(['web']);
       const g = (await h.get('/api/v1/replacement-groups')).body.groups[0];
       expect(g).toMatchObject({ name: 'web', paused: true, pausedBy: 'breaker', requireApproval: true });
       const metrics = await inject(h.app, 'GET', '/metrics', { token: h.tokens.viewer });
       expect(metrics.text).toContain('driftwarden_breaker_trips_total{group="web"} 1');
       expect(metrics.text).toContain('driftwarden_group_paused{group="web"} 1');
-      expect((await h.req('POST', '/api/v1/replacement-groups/web/resume', { token: h.tokens.viewer })).status).toBe(403);
+      expect((await h.req('POST', '/api/v1/replacement-groups/web/resume', { token: h.tokens.viewer })).status).toBe(
+        403,
+      );
       const resumed = await h.req('POST', '/api/v1/replacement-groups/web/resume', { token: h.tokens.operator });
       expect(resumed.body).toMatchObject({ paused: false, resumedBy: h.actor('operator') });
-      expect((await h.req('POST', '/api/v1/replacement-groups/web/resume', { token: h.tokens.operator })).status).toBe(409);
+      expect((await h.req('POST', '/api/v1/replacement-groups/web/resume', { token: h.tokens.operator })).status).toBe(
+        409,
+      );
     });
   });
 });

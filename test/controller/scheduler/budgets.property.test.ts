@@ -33,7 +33,9 @@ const scenario = fc.record({
   groupSizes: fc.array(fc.integer({ min: 3, max: 12 }), { minLength: 1, maxLength: 3 }),
   maxUnavailable: fc.integer({ min: 1, max: 3 }),
   overall: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
-  rate: fc.option(fc.record({ max: fc.integer({ min: 1, max: 3 }), perMinutes: fc.constantFrom(10, 30, 60) }), { nil: undefined }),
+  rate: fc.option(fc.record({ max: fc.integer({ min: 1, max: 3 }), perMinutes: fc.constantFrom(10, 30, 60) }), {
+    nil: undefined,
+  }),
   breaker: fc.boolean(),
   failures: fc.array(fc.boolean(), { minLength: 1, maxLength: 20 }),
   actions: fc.array(action, { minLength: 5, maxLength: 40 }),
@@ -47,12 +49,21 @@ async function run(sc: Scenario): Promise<void> {
   try {
     const groups = sc.groupSizes.map((_, i) => `g${i}`);
     let serial = 0;
-    for (const [gi, size] of sc.groupSizes.entries()) for (let i = 0; i < size; i++) await addHost(store, clock, `g${gi}-h${i}`, { group: groups[gi]! });
+    for (const [gi, size] of sc.groupSizes.entries())
+      for (let i = 0; i < size; i++) await addHost(store, clock, `g${gi}-h${i}`, { group: groups[gi]! });
     const config = schedulerConfig({
       mode: 'enforce',
-      budgets: [{ group: '*', maxUnavailable: sc.maxUnavailable, ...(sc.rate ? { rate: { max: sc.rate.max, per: `${sc.rate.perMinutes}m` } } : {}) }],
+      budgets: [
+        {
+          group: '*',
+          maxUnavailable: sc.maxUnavailable,
+          ...(sc.rate ? { rate: { max: sc.rate.max, per: `${sc.rate.perMinutes}m` } } : {}),
+        },
+      ],
       ...(sc.overall ? { overall: { maxUnavailable: sc.overall } } : {}),
-      breaker: sc.breaker ? { taintedShare: 0.5, window: '15m', minTainted: 3, sameDeviation: 100 } : { taintedShare: 1, minTainted: 1000, sameDeviation: 1000 },
+      breaker: sc.breaker
+        ? { taintedShare: 0.5, window: '15m', minTainted: 3, sameDeviation: 100 }
+        : { taintedShare: 1, minTainted: 1000, sameDeviation: 1000 },
       retry: { maxAttempts: 3, backoff: '1m', maxBackoff: '10m' },
       replaceTimeout: '1h',
       quietFor: '2m',
@@ -66,7 +77,16 @@ async function run(sc: Scenario): Promise<void> {
       if (fail) provider.replaceOutcomes.set(t.hostId, ['fail']);
     };
     let generation = 0;
-    const make = () => new Scheduler({ store, config, log: silent, clock: clock.now, providerFor: () => provider, silentAfterMs: 10 * MINUTE, owner: `controller-${generation++}` });
+    const make = () =>
+      new Scheduler({
+        store,
+        config,
+        log: silent,
+        clock: clock.now,
+        providerFor: () => provider,
+        silentAfterMs: 10 * MINUTE,
+        owner: `controller-${generation++}`,
+      });
     let scheduler = make();
     const tainted = new Set<string>();
 
@@ -75,7 +95,10 @@ async function run(sc: Scenario): Promise<void> {
     /** The budgets, checked against the store after every tick. */
     const checkBudgets = async () => {
       const hosts = await hostsNow();
-      const inFlight = (g?: string) => hosts.filter((h) => (g === undefined || h.group === g) && (h.state === 'replacement-scheduled' || h.state === 'replacing')).length;
+      const inFlight = (g?: string) =>
+        hosts.filter(
+          (h) => (g === undefined || h.group === g) && (h.state === 'replacement-scheduled' || h.state === 'replacing'),
+        ).length;
       for (const g of groups) expect(inFlight(g), `group ${g} in flight`).toBeLessThanOrEqual(sc.maxUnavailable);
       if (sc.overall) expect(inFlight(), 'fleet in flight').toBeLessThanOrEqual(sc.overall);
       if (sc.rate) {
@@ -83,7 +106,8 @@ async function run(sc: Scenario): Promise<void> {
         const starts = await store.replacements.startsSince('1970-01-01T00:00:00.000Z');
         for (const g of groups) {
           const times = starts.filter((s) => s.group === g).map((s) => Date.parse(s.startedAt));
-          for (const t of times) expect(times.filter((u) => u > t - per && u <= t).length, `rate in ${g}`).toBeLessThanOrEqual(sc.rate.max);
+          for (const t of times)
+            expect(times.filter((u) => u > t - per && u <= t).length, `rate in ${g}`).toBeLessThanOrEqual(sc.rate.max);
         }
       }
     };
@@ -91,15 +115,20 @@ async function run(sc: Scenario): Promise<void> {
     /** Time passes: every host that runs keeps reporting; a replaced host's successor comes up clean. */
     const advance = async (ms: number) => {
       clock.advance(ms);
-      for (const h of await hostsNow()) if (h.state !== 'replacing' && h.state !== 'replaced') await store.updateHost(h.id, { lastSeenAt: clock.iso() });
+      for (const h of await hostsNow())
+        if (h.state !== 'replacing' && h.state !== 'replaced')
+          await store.updateHost(h.id, { lastSeenAt: clock.iso() });
     };
 
     const tick = async () => {
       await scheduler.tick();
       await checkBudgets();
-      const replaced = new Set((await store.replacements.list({ states: ['replaced'], limit: 10_000 })).map((r) => r.hostId));
+      const replaced = new Set(
+        (await store.replacements.list({ states: ['replaced'], limit: 10_000 })).map((r) => r.hostId),
+      );
       for (const h of await hostsNow()) {
-        if (h.state === 'replaced' && replaced.has(h.id) && !(await store.getHost(`succ-${h.id}`))) await addHost(store, clock, `succ-${h.id}`, { group: h.group });
+        if (h.state === 'replaced' && replaced.has(h.id) && !(await store.getHost(`succ-${h.id}`)))
+          await addHost(store, clock, `succ-${h.id}`, { group: h.group });
       }
       serial++;
     };
@@ -123,7 +152,8 @@ async function run(sc: Scenario): Promise<void> {
           await advance(a.minutes * MINUTE);
           break;
         case 'confirm':
-          for (const r of await store.replacements.list({ states: ['replacing'], limit: 1000 })) provider.done.add(r.hostId);
+          for (const r of await store.replacements.list({ states: ['replacing'], limit: 1000 }))
+            provider.done.add(r.hostId);
           break;
         case 'restart':
           await scheduler.stop();
@@ -132,7 +162,13 @@ async function run(sc: Scenario): Promise<void> {
         case 'crash': {
           // A controller dies holding the lease on something in flight.
           const r = (await store.replacements.list({ states: ['scheduled', 'replacing'], limit: 1 }))[0];
-          if (r) await store.replacements.claim(r.id, 'controller-dead', new Date(clock.now().getTime() + 2 * MINUTE).toISOString(), clock.iso());
+          if (r)
+            await store.replacements.claim(
+              r.id,
+              'controller-dead',
+              new Date(clock.now().getTime() + 2 * MINUTE).toISOString(),
+              clock.iso(),
+            );
           break;
         }
       }
@@ -142,7 +178,8 @@ async function run(sc: Scenario): Promise<void> {
     failing = false;
     for (let i = 0; i < 80; i++) {
       await tick();
-      for (const r of await store.replacements.list({ states: ['replacing'], limit: 1000 })) provider.done.add(r.hostId);
+      for (const r of await store.replacements.list({ states: ['replacing'], limit: 1000 }))
+        provider.done.add(r.hostId);
       await advance(5 * MINUTE);
     }
 
@@ -152,7 +189,10 @@ async function run(sc: Scenario): Promise<void> {
       const host = (await store.getHost(id))!;
       const row = rows.find((r) => r.hostId === id && r.state !== 'cancelled');
       const surfaced = row?.state === 'failed' || paused.has(host.group ?? '');
-      expect(host.state === 'replaced' || surfaced, `${id}: host ${host.state}, replacement ${row?.state ?? 'none'}, group paused ${paused.has(host.group ?? '')}`).toBe(true);
+      expect(
+        host.state === 'replaced' || surfaced,
+        `${id}: host ${host.state}, replacement ${row?.state ?? 'none'}, group paused ${paused.has(host.group ?? '')}`,
+      ).toBe(true);
       if (host.state === 'replaced') expect(row?.state).toBe('replaced');
     }
     // Each host was handed to the provider at most once per attempt it was scheduled for, never twice at once.
@@ -166,6 +206,9 @@ async function run(sc: Scenario): Promise<void> {
 
 describe('scheduler invariants (randomized)', () => {
   it('never exceeds a budget, and every tainted host ends replaced or surfaced, across restarts and dead controllers', async () => {
-    await fc.assert(fc.asyncProperty(scenario, run), { numRuns: 40, seed: Number(process.env.DW_PROPERTY_SEED ?? 20260302) });
+    await fc.assert(fc.asyncProperty(scenario, run), {
+      numRuns: 40,
+      seed: Number(process.env.DW_PROPERTY_SEED ?? 20260302),
+    });
   }, 240_000);
 });

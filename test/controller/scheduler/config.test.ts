@@ -13,13 +13,24 @@ const README = readFileSync(fileURLToPath(new URL('../../../README.md', import.m
 describe('scheduler config', () => {
   it('defaults to dry-run with a 10% budget and a 30% breaker', () => {
     const c = ControllerConfigSchema.parse({}).scheduler;
-    expect(c).toMatchObject({ mode: 'dry-run', budgets: [{ group: '*', maxUnavailable: '10%' }], breaker: { taintedShare: 0.3, window: '15m' }, parallelism: 4 });
+    expect(c).toMatchObject({
+      mode: 'dry-run',
+      budgets: [{ group: '*', maxUnavailable: '10%' }],
+      breaker: { taintedShare: 0.3, window: '15m' },
+      parallelism: 4,
+    });
   });
 
   it('accepts the DESIGN.md keys and the README example as written', () => {
-    const design = parseConfigText(ControllerConfigSchema, 'scheduler:\n  mode: dry-run\n  budgets: [{ group: "*", maxUnavailable: "10%" }]\n  breaker: { taintedShare: 0.3, window: 15m }\n  provider: { type: aws-asg, region: eu-west-1 }\n', 'controller.yaml');
+    const design = parseConfigText(
+      ControllerConfigSchema,
+      'scheduler:\n  mode: dry-run\n  budgets: [{ group: "*", maxUnavailable: "10%" }]\n  breaker: { taintedShare: 0.3, window: 15m }\n  provider: { type: aws-asg, region: eu-west-1 }\n',
+      'controller.yaml',
+    );
     expect(design.scheduler.provider).toMatchObject({ type: 'aws-asg', region: 'eu-west-1', strategy: 'terminate' });
-    const block = /## Replacement[\s\S]*?```yaml\n([\s\S]*?)```/.exec(README)![1]!.replace(/secretFile: \/etc\/driftwarden\/[a-z-]+/g, 'secret: x');
+    const block = /## Replacement[\s\S]*?```yaml\n([\s\S]*?)```/
+      .exec(README)![1]!
+      .replace(/secretFile: \/etc\/driftwarden\/[a-z-]+/g, 'secret: x');
     const c = parseConfigText(ControllerConfigSchema, block, 'README.md').scheduler;
     expect(c.budgets).toHaveLength(2);
     expect(c.parallelism).toBe(4);
@@ -29,9 +40,15 @@ describe('scheduler config', () => {
   it('names the offending key', () => {
     const bad = (yaml: string) => () => parseConfigText(ControllerConfigSchema, yaml, 'controller.yaml');
     expect(bad('scheduler: { mode: on }')).toThrow(/controller.yaml: scheduler.mode: /);
-    expect(bad('scheduler: { budgets: [{ group: "*", maxUnavailable: "ten" }] }')).toThrow(/scheduler.budgets\[0\].maxUnavailable/);
-    expect(bad('scheduler: { budgets: [{ group: "*", windows: [{ schedule: "at 2am", duration: 3h }] }] }')).toThrow(/scheduler.budgets\[0\].windows\[0\].schedule: expected a 5-field cron/);
-    expect(bad('scheduler: { provider: { type: exec, command: "replace.sh --host" } }')).toThrow(/scheduler.provider.command/);
+    expect(bad('scheduler: { budgets: [{ group: "*", maxUnavailable: "ten" }] }')).toThrow(
+      /scheduler.budgets\[0\].maxUnavailable/,
+    );
+    expect(bad('scheduler: { budgets: [{ group: "*", windows: [{ schedule: "at 2am", duration: 3h }] }] }')).toThrow(
+      /scheduler.budgets\[0\].windows\[0\].schedule: expected a 5-field cron/,
+    );
+    expect(bad('scheduler: { provider: { type: exec, command: "replace.sh --host" } }')).toThrow(
+      /scheduler.provider.command/,
+    );
     expect(bad('scheduler: { provider: { type: gcp-mig } }')).toThrow(/scheduler.provider.type/);
     expect(bad('scheduler: { breaker: { taintedShare: 0 } }')).toThrow(/scheduler.breaker.taintedShare/);
     expect(bad('scheduler: { parallelism: 0 }')).toThrow(/scheduler.parallelism: /);
@@ -44,9 +61,14 @@ describe('maintenance windows', () => {
   const at = (s: string) => new Date(`2026-03-${s}Z`);
 
   it('parses ranges, lists, steps and names, and refuses anything else', () => {
-    expect(parseCron('*/15 2-4 * * mon-fri')).toMatchObject({ minute: new Set([0, 15, 30, 45]), hour: new Set([2, 3, 4]), dow: new Set([1, 2, 3, 4, 5]) });
+    expect(parseCron('*/15 2-4 * * mon-fri')).toMatchObject({
+      minute: new Set([0, 15, 30, 45]),
+      hour: new Set([2, 3, 4]),
+      dow: new Set([1, 2, 3, 4, 5]),
+    });
     expect(parseCron('0 0 * * 7')!.dow).toEqual(new Set([0]));
-    for (const bad of ['', '* * * *', '60 * * * *', '* 24 * * *', '* * 0 * *', '5-1 * * * *', '*/0 * * * *', '@daily']) expect(parseCron(bad), bad).toBeNull();
+    for (const bad of ['', '* * * *', '60 * * * *', '* 24 * * *', '* * 0 * *', '5-1 * * * *', '*/0 * * * *', '@daily'])
+      expect(parseCron(bad), bad).toBeNull();
   });
 
   it('is open from the cron match for its duration, and closed outside', () => {
@@ -97,7 +119,10 @@ describe('budget arithmetic', () => {
   it('a rate counts starts within its interval only', () => {
     const min = 60_000;
     const starts = [now.getTime() - 61 * min, now.getTime() - 30 * min, now.getTime() - min];
-    expect(budgetAllowance('b', { rate: { max: 3, per: '1h' } }, { ...x, starts })).toEqual({ allowed: 1, reason: 'b: rate 3 per 1h, 2 started' });
+    expect(budgetAllowance('b', { rate: { max: 3, per: '1h' } }, { ...x, starts })).toEqual({
+      allowed: 1,
+      reason: 'b: rate 3 per 1h, 2 started',
+    });
   });
 
   it('the strictest budget wins and names itself', () => {
@@ -117,16 +142,21 @@ describe('budget arithmetic', () => {
 
 describe('breaker verdict', () => {
   const s = { taintedShare: 0.3, window: '15m', minTainted: 2, sameDeviation: 5 };
-  const hosts = (n: number, sig = (i: number) => `files /etc/h${i} modified`) => Array.from({ length: n }, (_, i) => ({ hostId: `h${i}`, signatures: [sig(i)] }));
+  const hosts = (n: number, sig = (i: number) => `files /etc/h${i} modified`) =>
+    Array.from({ length: n }, (_, i) => ({ hostId: `h${i}`, signatures: [sig(i)] }));
 
   it('trips above the share, not at it, and never below minTainted', () => {
     expect(breakerVerdict(s, { total: 10, recent: hosts(3) })).toBeNull();
-    expect(breakerVerdict(s, { total: 10, recent: hosts(4) })).toBe('4 of 10 hosts (40%) tainted within 15m, more than taintedShare 30%');
+    expect(breakerVerdict(s, { total: 10, recent: hosts(4) })).toBe(
+      '4 of 10 hosts (40%) tainted within 15m, more than taintedShare 30%',
+    );
     expect(breakerVerdict(s, { total: 2, recent: hosts(1) })).toBeNull();
   });
 
   it('trips on the same deviation on many hosts, whatever the share', () => {
-    expect(breakerVerdict(s, { total: 100, recent: hosts(5, () => 'packages openssl:amd64 modified {"version":"3.0.99"}') })).toMatch(/^5 hosts tainted within 15m by the same deviation \(packages openssl:amd64 modified/);
+    expect(
+      breakerVerdict(s, { total: 100, recent: hosts(5, () => 'packages openssl:amd64 modified {"version":"3.0.99"}') }),
+    ).toMatch(/^5 hosts tainted within 15m by the same deviation \(packages openssl:amd64 modified/);
     expect(breakerVerdict(s, { total: 100, recent: hosts(4, () => 'same') })).toBeNull();
   });
 });

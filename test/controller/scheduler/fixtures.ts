@@ -6,7 +6,12 @@ import { pino } from 'pino';
 import { ControllerConfigSchema } from '../../../controller/config.js';
 import { Scheduler } from '../../../controller/scheduler/scheduler.js';
 import type { SchedulerConfig } from '../../../controller/scheduler/config.js';
-import { ProviderError, type Provider, type ProviderContext, type ReplacementTarget } from '../../../controller/providers/types.js';
+import {
+  ProviderError,
+  type Provider,
+  type ProviderContext,
+  type ReplacementTarget,
+} from '../../../controller/providers/types.js';
 import type { HostRow, HostState, Store } from '../../../controller/store/types.js';
 import { FakeClock } from '../harness.js';
 
@@ -16,7 +21,19 @@ export function schedulerConfig(over: Record<string, unknown> = {}): SchedulerCo
   return ControllerConfigSchema.parse({ scheduler: over }).scheduler;
 }
 
-export async function addHost(store: Store, clock: FakeClock, id: string, o: { group?: string | null; state?: HostState; taintedAgoMs?: number; severity?: 'low' | 'medium' | 'high' | 'critical'; deviation?: string; hostname?: string } = {}): Promise<void> {
+export async function addHost(
+  store: Store,
+  clock: FakeClock,
+  id: string,
+  o: {
+    group?: string | null;
+    state?: HostState;
+    taintedAgoMs?: number;
+    severity?: 'low' | 'medium' | 'high' | 'critical';
+    deviation?: string;
+    hostname?: string;
+  } = {},
+): Promise<void> {
   const now = clock.iso();
   const state = o.state ?? 'clean';
   const row: HostRow & { credentialHash: string } = {
@@ -59,14 +76,39 @@ export async function addHost(store: Store, clock: FakeClock, id: string, o: { g
 }
 
 /** Taints an existing host the way ingestion does (state, taintedAt, a tainting deviation). */
-export async function taint(store: Store, clock: FakeClock, id: string, o: { severity?: 'low' | 'medium' | 'high' | 'critical'; deviation?: string } = {}): Promise<void> {
+export async function taint(
+  store: Store,
+  clock: FakeClock,
+  id: string,
+  o: { severity?: 'low' | 'medium' | 'high' | 'critical'; deviation?: string } = {},
+): Promise<void> {
   const now = clock.iso();
   const host = await store.getHost(id);
   if (!host) throw new Error(`no host ${id}`);
   await store.updateHost(id, { state: 'tainted', stateSince: now, taintedAt: now });
-  await store.insertTransition({ hostId: id, from: host.state, to: 'tainted', cause: 'test taint', actor: 'policy', at: now, reportId: null });
+  await store.insertTransition({
+    hostId: id,
+    from: host.state,
+    to: 'tainted',
+    cause: 'test taint',
+    actor: 'policy',
+    at: now,
+    reportId: null,
+  });
   await store.replaceHostDeviations(id, [
-    { hostId: id, collector: 'files', key: o.deviation ?? `/etc/${id}.conf`, change: 'modified', expected: { sha256: 'a' }, actual: { sha256: o.deviation ? 'same' : id }, severity: o.severity ?? 'high', action: 'taint', decidedBy: 'default/files', firstSeenAt: now, lastSeenAt: now },
+    {
+      hostId: id,
+      collector: 'files',
+      key: o.deviation ?? `/etc/${id}.conf`,
+      change: 'modified',
+      expected: { sha256: 'a' },
+      actual: { sha256: o.deviation ? 'same' : id },
+      severity: o.severity ?? 'high',
+      action: 'taint',
+      decidedBy: 'default/files',
+      firstSeenAt: now,
+      lastSeenAt: now,
+    },
   ]);
 }
 
@@ -92,19 +134,38 @@ export class FakeProvider implements Provider {
     await this.onReplace?.(t);
     const outcome = this.replaceOutcomes.get(t.hostId)?.shift() ?? 'accept';
     if (outcome === 'fail') throw new ProviderError('fake', `platform refused ${t.hostId}`);
-    if (outcome === 'fail-permanent') throw new ProviderError('fake', `${t.hostId} is unknown to the platform`, { retryable: false });
-    if (outcome === 'hang') return new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(new ProviderError('fake', 'aborted'))));
+    if (outcome === 'fail-permanent')
+      throw new ProviderError('fake', `${t.hostId} is unknown to the platform`, { retryable: false });
+    if (outcome === 'hang')
+      return new Promise((_, reject) =>
+        ctx.signal.addEventListener('abort', () => reject(new ProviderError('fake', 'aborted'))),
+      );
     this.accepted.push(t.hostId);
     return { ref: `op-${t.hostId}-${t.attempt}`, detail: `terminating ${t.hostId}` };
   }
 
   async status(t: ReplacementTarget): Promise<{ state: 'pending' | 'done'; detail?: string }> {
     this.calls.push({ method: 'status', hostId: t.hostId, attempt: t.attempt });
-    if (this.statusFails.has(t.hostId)) throw new ProviderError('fake', `${t.hostId}: the platform reports the operation failed`);
+    if (this.statusFails.has(t.hostId))
+      throw new ProviderError('fake', `${t.hostId}: the platform reports the operation failed`);
     return this.done.has(t.hostId) ? { state: 'done', detail: 'gone' } : { state: 'pending' };
   }
 }
 
-export function makeScheduler(store: Store, clock: FakeClock, config: Record<string, unknown>, provider: Provider | null = new FakeProvider(), owner?: string): Scheduler {
-  return new Scheduler({ store, config: schedulerConfig(config), log: silent, clock: clock.now, providerFor: () => provider, silentAfterMs: 10 * 60_000, ...(owner ? { owner } : {}) });
+export function makeScheduler(
+  store: Store,
+  clock: FakeClock,
+  config: Record<string, unknown>,
+  provider: Provider | null = new FakeProvider(),
+  owner?: string,
+): Scheduler {
+  return new Scheduler({
+    store,
+    config: schedulerConfig(config),
+    log: silent,
+    clock: clock.now,
+    providerFor: () => provider,
+    silentAfterMs: 10 * 60_000,
+    ...(owner ? { owner } : {}),
+  });
 }

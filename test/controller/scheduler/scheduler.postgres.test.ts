@@ -25,7 +25,11 @@ describe.skipIf(SKIP_PG)('postgres', () => {
     // The second controller: its own connection pool on the same schema.
     const clock = new FakeClock();
     const N = 30;
-    for (let i = 0; i < N; i++) await addHost(first, clock, `h${String(i).padStart(2, '0')}`, { state: i < 12 ? 'tainted' : 'clean', taintedAgoMs: 60 * MINUTE - i * 1000 });
+    for (let i = 0; i < N; i++)
+      await addHost(first, clock, `h${String(i).padStart(2, '0')}`, {
+        state: i < 12 ? 'tainted' : 'clean',
+        taintedAgoMs: 60 * MINUTE - i * 1000,
+      });
     const second: Store = await openStore(PG_URL, { schema: await currentSchema(first), maxConnections: 4 });
     try {
       const calls: { host: string; by: string }[] = [];
@@ -43,7 +47,11 @@ describe.skipIf(SKIP_PG)('postgres', () => {
       };
       const pa = provider('a');
       const pb = provider('b');
-      const cfg = { mode: 'enforce', budgets: [{ group: '*', maxUnavailable: 3 }], breaker: { taintedShare: 1, sameDeviation: 100 } };
+      const cfg = {
+        mode: 'enforce',
+        budgets: [{ group: '*', maxUnavailable: 3 }],
+        breaker: { taintedShare: 1, sameDeviation: 100 },
+      };
       const a = makeScheduler(first, clock, cfg, pa, 'controller-a');
       const b = makeScheduler(second, clock, cfg, pb, 'controller-b');
       for (let round = 0; round < 12; round++) {
@@ -62,7 +70,9 @@ describe.skipIf(SKIP_PG)('postgres', () => {
         }
         clock.advance(3 * MINUTE);
         const { hosts } = await first.listHosts({ limit: 100 });
-        for (const h of hosts) if (h.state !== 'replacing' && h.state !== 'replaced') await first.updateHost(h.id, { lastSeenAt: clock.iso() });
+        for (const h of hosts)
+          if (h.state !== 'replacing' && h.state !== 'replaced')
+            await first.updateHost(h.id, { lastSeenAt: clock.iso() });
       }
       const hostsCalled = calls.map((c) => c.host).sort();
       expect(hostsCalled).toEqual(Array.from({ length: 12 }, (_, i) => `h${String(i).padStart(2, '0')}`));

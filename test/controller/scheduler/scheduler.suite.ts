@@ -24,13 +24,16 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
     });
 
     const rows = async (): Promise<ReplacementRow[]> => store.replacements.list({ limit: 1000 });
-    const byHost = async (): Promise<Record<string, ReplacementRow>> => Object.fromEntries((await rows()).map((r) => [r.hostId, r]));
+    const byHost = async (): Promise<Record<string, ReplacementRow>> =>
+      Object.fromEntries((await rows()).map((r) => [r.hostId, r]));
     const hostState = async (id: string) => (await store.getHost(id))!.state;
     /** Time passes; hosts keep reporting, except those being replaced (a terminated instance falls quiet). */
     const advance = async (ms: number): Promise<void> => {
       clock.advance(ms);
       const { hosts } = await store.listHosts({ limit: 1000 });
-      for (const h of hosts) if (h.state !== 'replacing' && h.state !== 'replaced' && h.state !== 'silent') await store.updateHost(h.id, { lastSeenAt: clock.iso() });
+      for (const h of hosts)
+        if (h.state !== 'replacing' && h.state !== 'replaced' && h.state !== 'silent')
+          await store.updateHost(h.id, { lastSeenAt: clock.iso() });
     };
     const quiet = () => advance(3 * MINUTE);
 
@@ -38,7 +41,11 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
       const ids: string[] = [];
       for (let i = 0; i < n; i++) {
         const id = `${o.prefix ?? 'h'}${String(i).padStart(2, '0')}`;
-        await addHost(store, clock, id, { group: o.group ?? 'web', state: i < tainted ? 'tainted' : 'clean', taintedAgoMs: HOUR - i * MINUTE });
+        await addHost(store, clock, id, {
+          group: o.group ?? 'web',
+          state: i < tainted ? 'tainted' : 'clean',
+          taintedAgoMs: HOUR - i * MINUTE,
+        });
         ids.push(id);
       }
       return ids;
@@ -57,7 +64,9 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         expect(q.h00!.decisionReason).toMatch(/within budgets/);
         expect(q.h01).toMatchObject({ decision: 'would-replace' });
         expect(q.h02).toMatchObject({ state: 'queued', decision: 'waiting' });
-        expect(q.h02!.decisionReason).toBe('budget "*": maxUnavailable 2, 0 unavailable; 2 going to hosts ahead in the queue');
+        expect(q.h02!.decisionReason).toBe(
+          'budget "*": maxUnavailable 2, 0 unavailable; 2 going to hosts ahead in the queue',
+        );
         expect(provider.calls).toEqual([]);
         expect(await hostState('h00')).toBe('tainted');
         // Recorded once, not on every tick.
@@ -80,7 +89,12 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         await fleet(10, 1, { group: 'db', prefix: 'd' });
         await fleet(10, 1, { group: 'batch', prefix: 'b' });
         const provider = new FakeProvider();
-        const s = makeScheduler(store, clock, { mode: 'dry-run', groups: { web: { mode: 'enforce' }, 'bat*': { mode: 'off' } } }, provider);
+        const s = makeScheduler(
+          store,
+          clock,
+          { mode: 'dry-run', groups: { web: { mode: 'enforce' }, 'bat*': { mode: 'off' } } },
+          provider,
+        );
         await s.tick();
         const q = await byHost();
         expect(q.w00).toMatchObject({ state: 'replacing' });
@@ -119,7 +133,13 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         await quiet();
         const enrolledNow = clock.iso();
         await store.transaction(async (tx) => {
-          await tx.insertHost({ ...(await tx.getHost('successor'))!, id: 'successor-2', credentialHash: 'cred-s2', enrolledAt: enrolledNow, lastSeenAt: enrolledNow } as never);
+          await tx.insertHost({
+            ...(await tx.getHost('successor'))!,
+            id: 'successor-2',
+            credentialHash: 'cred-s2',
+            enrolledAt: enrolledNow,
+            lastSeenAt: enrolledNow,
+          } as never);
         });
         await s.tick();
         const done = (await byHost())['crit-old']!;
@@ -127,7 +147,14 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         expect(await hostState('crit-old')).toBe('replaced');
         // The slot is free again: the next in line is crit-new, then low-old.
         expect(provider.accepted).toEqual(['crit-old', 'crit-new']);
-        expect(events).toEqual(expect.arrayContaining(['replacement-queued', 'replacement-scheduled', 'replacement-started', 'replacement-completed']));
+        expect(events).toEqual(
+          expect.arrayContaining([
+            'replacement-queued',
+            'replacement-scheduled',
+            'replacement-started',
+            'replacement-completed',
+          ]),
+        );
         const transitions = (await store.listTransitions('crit-old')).map((t) => t.to);
         expect(transitions.slice(-3)).toEqual(['replacement-scheduled', 'replacing', 'replaced']);
       });
@@ -140,7 +167,12 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         // 10% of 20 = 2; one host has not reported for longer than silentAfter, one is silent.
         await store.updateHost('h19', { lastSeenAt: new Date(clock.now().getTime() - HOUR).toISOString() });
         await store.updateHost('h18', { state: 'silent' });
-        const s = makeScheduler(store, clock, { ...ENFORCE, budgets: [{ group: '*', maxUnavailable: '10%' }] }, provider);
+        const s = makeScheduler(
+          store,
+          clock,
+          { ...ENFORCE, budgets: [{ group: '*', maxUnavailable: '10%' }] },
+          provider,
+        );
         await s.tick();
         expect(provider.accepted).toEqual([]);
         expect((await byHost()).h00!.decisionReason).toBe('budget "*": maxUnavailable 10% of 20 = 2, 2 unavailable');
@@ -156,7 +188,14 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         const s = makeScheduler(
           store,
           clock,
-          { ...ENFORCE, budgets: [{ group: '*', maxUnavailable: 5 }, { group: 'web-*', maxUnavailable: 2 }], overall: { maxUnavailable: 3 } },
+          {
+            ...ENFORCE,
+            budgets: [
+              { group: '*', maxUnavailable: 5 },
+              { group: 'web-*', maxUnavailable: 2 },
+            ],
+            overall: { maxUnavailable: 3 },
+          },
           provider,
         );
         await s.tick();
@@ -189,7 +228,10 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         await fleet(10, 2);
         const provider = new FakeProvider();
         // T0 is 08:00 UTC on a Monday; the window opens at 02:00 for 3h on weekdays.
-        const cfg = { ...ENFORCE, budgets: [{ group: '*', maxUnavailable: 5, windows: [{ schedule: '0 2 * * 1-5', duration: '3h' }] }] };
+        const cfg = {
+          ...ENFORCE,
+          budgets: [{ group: '*', maxUnavailable: 5, windows: [{ schedule: '0 2 * * 1-5', duration: '3h' }] }],
+        };
         const s = makeScheduler(store, clock, cfg, provider);
         await s.tick();
         expect(provider.accepted).toEqual([]);
@@ -204,13 +246,26 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         await fleet(10, 1, { group: 'db', prefix: 'd' });
         const provider = new FakeProvider();
         const windows = [{ schedule: '0 2 * * 1-5', duration: '3h' }];
-        const cfg = { ...ENFORCE, budgets: [{ group: 'web', maxUnavailable: 5 }, { group: 'db', maxUnavailable: 0, windows }], overall: { maxUnavailable: 10, windows } };
+        const cfg = {
+          ...ENFORCE,
+          budgets: [
+            { group: 'web', maxUnavailable: 5 },
+            { group: 'db', maxUnavailable: 0, windows },
+          ],
+          overall: { maxUnavailable: 10, windows },
+        };
         const s = makeScheduler(store, clock, cfg, provider);
         await s.tick();
         expect(provider.accepted).toEqual([]);
         const q = await byHost();
-        expect(q.w00).toMatchObject({ decision: 'waiting', decisionReason: 'overall budget: outside its maintenance windows' });
-        expect(q.d00).toMatchObject({ decision: 'waiting', decisionReason: 'budget "db": outside its maintenance windows' });
+        expect(q.w00).toMatchObject({
+          decision: 'waiting',
+          decisionReason: 'overall budget: outside its maintenance windows',
+        });
+        expect(q.d00).toMatchObject({
+          decision: 'waiting',
+          decisionReason: 'budget "db": outside its maintenance windows',
+        });
         await advance(18 * HOUR + 30 * MINUTE); // Tuesday 02:30: open; db's own maxUnavailable 0 still holds it
         await s.tick();
         expect(provider.accepted).toEqual(['w00']);
@@ -220,7 +275,12 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
       it('minClean: nothing starts while the group has fewer clean reporting hosts', async () => {
         await fleet(4, 3);
         const provider = new FakeProvider();
-        const s = makeScheduler(store, clock, { ...ENFORCE, breaker: { taintedShare: 1 }, budgets: [{ group: '*', maxUnavailable: 4, minClean: 2 }] }, provider);
+        const s = makeScheduler(
+          store,
+          clock,
+          { ...ENFORCE, breaker: { taintedShare: 1 }, budgets: [{ group: '*', maxUnavailable: 4, minClean: 2 }] },
+          provider,
+        );
         await s.tick();
         expect(provider.accepted).toEqual([]);
         expect((await byHost()).h00!.decisionReason).toBe('budget "*": 1 clean hosts, fewer than minClean 2');
@@ -244,7 +304,12 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         await fleet(10, 0);
         const provider = new FakeProvider();
         const events: SchedulerEvent[] = [];
-        const s = makeScheduler(store, clock, { ...ENFORCE, breaker: { taintedShare: 0.3, window: '15m' }, budgets: [{ group: '*', maxUnavailable: 10 }] }, provider);
+        const s = makeScheduler(
+          store,
+          clock,
+          { ...ENFORCE, breaker: { taintedShare: 0.3, window: '15m' }, budgets: [{ group: '*', maxUnavailable: 10 }] },
+          provider,
+        );
         s.events.on((e) => void events.push(e));
         for (const id of ['h00', 'h01', 'h02', 'h03']) {
           await taint(store, clock, id);
@@ -259,12 +324,18 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         expect((await byHost()).h00).toMatchObject({ decision: 'paused' });
         expect(events.find((e) => e.type === 'breaker-tripped')).toMatchObject({ group: 'web' });
         const audit = await store.listAudit({ limit: 100 });
-        expect(audit.find((a) => a.action === 'replacement.breaker-trip')).toMatchObject({ actor: 'controller', target: 'web' });
+        expect(audit.find((a) => a.action === 'replacement.breaker-trip')).toMatchObject({
+          actor: 'controller',
+          target: 'web',
+        });
 
         await s.tick();
         expect(provider.calls).toEqual([]);
         await s.resume('web', 'token:t1(alice)');
-        expect((await store.listAudit({ limit: 100 })).find((a) => a.action === 'replacement.resume')).toMatchObject({ actor: 'token:t1(alice)', target: 'web' });
+        expect((await store.listAudit({ limit: 100 })).find((a) => a.action === 'replacement.resume')).toMatchObject({
+          actor: 'token:t1(alice)',
+          target: 'web',
+        });
         expect(events.at(-1)).toMatchObject({ type: 'breaker-resumed', group: 'web', actor: 'token:t1(alice)' });
         // The taints the operator accepted do not trip it again.
         await s.tick();
@@ -275,12 +346,20 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
       it('pauses a group when many hosts show the same deviation at once, even below taintedShare', async () => {
         await fleet(40, 0);
         const provider = new FakeProvider();
-        const s = makeScheduler(store, clock, { ...ENFORCE, breaker: { sameDeviation: 5 }, budgets: [{ group: '*', maxUnavailable: 10 }] }, provider);
-        for (let i = 0; i < 5; i++) await taint(store, clock, `h${String(i).padStart(2, '0')}`, { deviation: '/etc/ssh/sshd_config' });
+        const s = makeScheduler(
+          store,
+          clock,
+          { ...ENFORCE, breaker: { sameDeviation: 5 }, budgets: [{ group: '*', maxUnavailable: 10 }] },
+          provider,
+        );
+        for (let i = 0; i < 5; i++)
+          await taint(store, clock, `h${String(i).padStart(2, '0')}`, { deviation: '/etc/ssh/sshd_config' });
         await s.tick();
         const group = (await s.groups()).find((g) => g.name === 'web')!;
         expect(group.paused).toBe(true);
-        expect(group.pausedReason).toMatch(/5 hosts tainted within 15m by the same deviation \(files \/etc\/ssh\/sshd_config modified/);
+        expect(group.pausedReason).toMatch(
+          /5 hosts tainted within 15m by the same deviation \(files \/etc\/ssh\/sshd_config modified/,
+        );
         expect(provider.calls).toEqual([]);
       });
 
@@ -303,11 +382,21 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         const provider = new FakeProvider();
         provider.replaceOutcomes.set('h00', ['fail', 'fail', 'fail']);
         const events: SchedulerEvent[] = [];
-        const s = makeScheduler(store, clock, { ...ENFORCE, retry: { maxAttempts: 3, backoff: '1m', maxBackoff: '1h' } }, provider);
+        const s = makeScheduler(
+          store,
+          clock,
+          { ...ENFORCE, retry: { maxAttempts: 3, backoff: '1m', maxBackoff: '1h' } },
+          provider,
+        );
         s.events.on((e) => void events.push(e));
         await s.tick();
         let r = (await byHost()).h00!;
-        expect(r).toMatchObject({ state: 'queued', attempts: 1, decision: 'backoff', lastError: 'fake: platform refused h00' });
+        expect(r).toMatchObject({
+          state: 'queued',
+          attempts: 1,
+          decision: 'backoff',
+          lastError: 'fake: platform refused h00',
+        });
         expect(await hostState('h00')).toBe('tainted');
         await s.tick(); // still backing off
         expect(provider.calls.filter((c) => c.method === 'replace')).toHaveLength(1);
@@ -322,7 +411,9 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         await s.tick();
         r = (await byHost()).h00!;
         expect(r).toMatchObject({ state: 'failed', attempts: 3 });
-        expect(events.filter((e) => e.type === 'replacement-failed').map((e) => (e as { final: boolean }).final)).toEqual([false, false, true]);
+        expect(
+          events.filter((e) => e.type === 'replacement-failed').map((e) => (e as { final: boolean }).final),
+        ).toEqual([false, false, true]);
         // Surfaced: not queued again on its own.
         await advance(HOUR);
         await s.tick();
@@ -339,7 +430,11 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         provider.replaceOutcomes.set('h00', ['fail-permanent']);
         const s = makeScheduler(store, clock, ENFORCE, provider);
         await s.tick();
-        expect((await byHost()).h00).toMatchObject({ state: 'failed', attempts: 1, lastError: 'fake: h00 is unknown to the platform' });
+        expect((await byHost()).h00).toMatchObject({
+          state: 'failed',
+          attempts: 1,
+          lastError: 'fake: h00 is unknown to the platform',
+        });
       });
 
       it('an attempt the provider does not confirm within replaceTimeout fails and is retried', async () => {
@@ -407,7 +502,14 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
       }
 
       const schedulerFor = (config: Record<string, unknown>, providers: Record<string, Provider>) =>
-        new Scheduler({ store, config: schedulerConfig(config), log: silent, clock: clock.now, providerFor: (g) => providers[g] ?? null, silentAfterMs: 10 * MINUTE });
+        new Scheduler({
+          store,
+          config: schedulerConfig(config),
+          log: silent,
+          clock: clock.now,
+          providerFor: (g) => providers[g] ?? null,
+          silentAfterMs: 10 * MINUTE,
+        });
 
       it('a provider that hangs or throws for group A costs A an attempt; group B is replaced in the same pass, without waiting for A', async () => {
         await fleet(10, 3, { group: 'a', prefix: 'a' });
@@ -421,7 +523,10 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
           aHangingWhenBCalled = dead.inFlight;
           bCalledAfterMs = Date.now() - began;
         };
-        const s = schedulerFor({ ...ENFORCE, replaceTimeout: '1s', parallelism: 2, budgets: [{ group: '*', maxUnavailable: 5 }] }, { a: dead, b: fine });
+        const s = schedulerFor(
+          { ...ENFORCE, replaceTimeout: '1s', parallelism: 2, budgets: [{ group: '*', maxUnavailable: 5 }] },
+          { a: dead, b: fine },
+        );
         const r = await s.tick();
         expect(r).toMatchObject({ scheduled: 4, started: 1, failed: 3 });
         expect(fine.accepted).toEqual(['b00']);
@@ -452,13 +557,23 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         slow.onReplace = async () => {
           inFlight++;
           most = Math.max(most, inFlight);
-          await until(() => inFlight >= expected, () => `${expected} provider calls in flight (${inFlight} are)`, 5_000, 10);
+          await until(
+            () => inFlight >= expected,
+            () => `${expected} provider calls in flight (${inFlight} are)`,
+            5_000,
+            10,
+          );
           // IMPORTANT: the one fixed wait left: proving that no extra call starts needs a window in which
           // one could. Nothing the scheduler exposes says "I would start no more"; 100 ms is that window.
           await new Promise((r) => setTimeout(r, 100));
           inFlight--;
         };
-        const s = makeScheduler(store, clock, { ...ENFORCE, parallelism: 3, budgets: [{ group: '*', maxUnavailable: 10 }] }, slow);
+        const s = makeScheduler(
+          store,
+          clock,
+          { ...ENFORCE, parallelism: 3, budgets: [{ group: '*', maxUnavailable: 10 }] },
+          slow,
+        );
         const r = await s.tick();
         expect(r).toMatchObject({ scheduled: 6, started: 6, failed: 0 });
         expect(most).toBe(3);
@@ -468,7 +583,12 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         await fleet(20, 4, { group: 'db', prefix: 'd' });
         most = 0;
         expected = 1;
-        const serial = makeScheduler(store, clock, { ...ENFORCE, parallelism: 1, budgets: [{ group: '*', maxUnavailable: 10 }] }, slow);
+        const serial = makeScheduler(
+          store,
+          clock,
+          { ...ENFORCE, parallelism: 1, budgets: [{ group: '*', maxUnavailable: 10 }] },
+          slow,
+        );
         expect(await serial.tick()).toMatchObject({ started: 4 });
         expect(most).toBe(1);
       });
@@ -516,7 +636,12 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
     describe('operators', () => {
       it('the queue pages by keyset in queue order (ties in severity and taint time included), with host names in one lookup', async () => {
         const sevs = ['low', 'critical', 'high', 'critical', 'medium'] as const;
-        for (let i = 0; i < 23; i++) await addHost(store, clock, `p${String(i).padStart(2, '0')}`, { state: 'tainted', severity: sevs[i % 5], taintedAgoMs: (i % 3) * HOUR });
+        for (let i = 0; i < 23; i++)
+          await addHost(store, clock, `p${String(i).padStart(2, '0')}`, {
+            state: 'tainted',
+            severity: sevs[i % 5],
+            taintedAgoMs: (i % 3) * HOUR,
+          });
         await makeScheduler(store, clock, {}).tick();
         const all = await store.replacements.list({ limit: 1000 });
         expect(all).toHaveLength(23);
@@ -529,9 +654,14 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
           after = replacementCursor(page[page.length - 1]!);
         }
         expect(paged.map((r) => r.id)).toEqual(all.map((r) => r.id));
-        expect(await store.replacements.countByGroup(['queued', 'replacing'])).toEqual([{ group: 'web', state: 'queued', n: 23 }]);
+        expect(await store.replacements.countByGroup(['queued', 'replacing'])).toEqual([
+          { group: 'web', state: 'queued', n: 23 },
+        ]);
         const names = await store.replacements.hostnames(['p00', 'p01', 'nope', 'p00']);
-        expect([...names.entries()].sort()).toEqual([['p00', 'p00.example.internal'], ['p01', 'p01.example.internal']]);
+        expect([...names.entries()].sort()).toEqual([
+          ['p00', 'p00.example.internal'],
+          ['p01', 'p01.example.internal'],
+        ]);
       });
 
       it('requireApproval: scheduled replacements wait for an approval', async () => {
@@ -572,7 +702,10 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         await s.tick();
         expect((await rows()).filter((r) => r.hostId === 'h01').map((r) => r.state)).toEqual(['cancelled']);
         expect(await hostState('h01')).toBe('tainted');
-        expect((await store.listAudit({ limit: 100 })).find((a) => a.action === 'replacement.cancel')).toMatchObject({ actor: 'token:t1(alice)', target: 'h01' });
+        expect((await store.listAudit({ limit: 100 })).find((a) => a.action === 'replacement.cancel')).toMatchObject({
+          actor: 'token:t1(alice)',
+          target: 'h01',
+        });
       });
 
       it('mark done walks the host to replaced with the operator in its timeline', async () => {

@@ -21,7 +21,8 @@ import { FakeProvider } from './fixtures.js';
 
 /** A chat webhook on localhost that records what it was sent and whether the signature held. */
 async function chatReceiver(secret: string) {
-  const got: { msg: { kind: string; text: string; fields: { title: string; value: string }[] }; signed: boolean }[] = [];
+  const got: { msg: { kind: string; text: string; fields: { title: string; value: string }[] }; signed: boolean }[] =
+    [];
   const server = createServer((req: IncomingMessage, res) => {
     let body = '';
     req.on('data', (c) => (body += c));
@@ -31,7 +32,11 @@ async function chatReceiver(secret: string) {
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/chat`, got, close: () => new Promise<void>((r) => server.close(() => r())) };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/chat`,
+    got,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
 }
 
 describe('scheduler events in the stream', () => {
@@ -41,14 +46,29 @@ describe('scheduler events in the stream', () => {
   const sink = () => chatSink(chat.url, Buffer.from('chat-secret'));
 
   beforeEach(async () => {
-    const scheduler = { mode: 'enforce', provider: { type: 'exec', command: ['/bin/false'] }, budgets: [{ group: '*', maxUnavailable: 1 }], retry: { maxAttempts: 2, backoff: '1m' }, quietFor: '2m' };
+    const scheduler = {
+      mode: 'enforce',
+      provider: { type: 'exec', command: ['/bin/false'] },
+      budgets: [{ group: '*', maxUnavailable: 1 }],
+      retry: { maxAttempts: 2, backoff: '1m' },
+      quietFor: '2m',
+    };
     const store = await openStore('sqlite::memory:');
     h = await Harness.start(store, { config: { scheduler } });
     provider = new FakeProvider();
     const config = ControllerConfigSchema.parse({ store: 'sqlite::memory:', scheduler });
     const s = createScheduler({ store, config, log: silentLog, clock: h.clock.now, makeProvider: () => provider });
     await h.app.close();
-    h.app = await buildApp({ store, config, policy: h.policy, trustedKeys: [h.key.publicKey], log: silentLog, metrics: createMetrics(), clock: h.clock.now, scheduler: s });
+    h.app = await buildApp({
+      store,
+      config,
+      policy: h.policy,
+      trustedKeys: [h.key.publicKey],
+      log: silentLog,
+      metrics: createMetrics(),
+      clock: h.clock.now,
+      scheduler: s,
+    });
     chat = await chatReceiver('chat-secret');
     for (let i = 0; i < 10; i++) expect((await (await h.enroll(`web-${i}`, { group: 'web' })).scan()).status).toBe(200);
     await forwardOnce(h.store, sink(), h.clock.now); // the notifier starts from here
@@ -59,8 +79,16 @@ describe('scheduler events in the stream', () => {
   });
 
   const tick = async () => (await h.req('POST', '/api/v1/scheduler/tick', { token: h.tokens.admin })).body;
-  const rawEvents = async (): Promise<EventRow[]> => (await h.get('/api/v1/events?format=raw&limit=5000')).text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as EventRow);
-  const stateEvents = async (host: string) => (await rawEvents()).filter((e) => e.kind === 'state' && e.hostId === host).map((e) => `${e.detail.from} -> ${e.detail.to} (${e.actor})`);
+  const rawEvents = async (): Promise<EventRow[]> =>
+    (await h.get('/api/v1/events?format=raw&limit=5000')).text
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as EventRow);
+  const stateEvents = async (host: string) =>
+    (await rawEvents())
+      .filter((e) => e.kind === 'state' && e.hostId === host)
+      .map((e) => `${e.detail.from} -> ${e.detail.to} (${e.actor})`);
 
   it('a replacement that fails after its retries is a replacement-failed event and one chat message; its attempts are state changes, not new taints', async () => {
     provider.replaceOutcomes.set('web-0', ['fail', 'fail']);
@@ -68,7 +96,11 @@ describe('scheduler events in the stream', () => {
     expect(await tick()).toMatchObject({ scheduled: 1, failed: 1 });
     h.clock.advance(2 * MINUTE);
     expect(await tick()).toMatchObject({ scheduled: 1, failed: 1 });
-    expect((await h.get('/api/v1/replacements')).body.replacements[0]).toMatchObject({ hostId: 'web-0', state: 'failed', attempts: 2 });
+    expect((await h.get('/api/v1/replacements')).body.replacements[0]).toMatchObject({
+      hostId: 'web-0',
+      state: 'failed',
+      attempts: 2,
+    });
 
     expect(await stateEvents('web-0')).toEqual([
       expect.stringMatching(/^null -> pending \(token:/),
@@ -81,38 +113,80 @@ describe('scheduler events in the stream', () => {
     ]);
     const failed = (await rawEvents()).filter((e) => e.kind === 'replacement-failed');
     expect(failed).toHaveLength(1); // the retry was not final; only the last attempt pages
-    expect(failed[0]).toMatchObject({ hostId: 'web-0', actor: 'controller', detail: { group: 'web', provider: 'fake', attempt: 2, error: expect.stringMatching(/platform refused web-0/) } });
+    expect(failed[0]).toMatchObject({
+      hostId: 'web-0',
+      actor: 'controller',
+      detail: { group: 'web', provider: 'fake', attempt: 2, error: expect.stringMatching(/platform refused web-0/) },
+    });
 
-    const ocsf = (await h.get('/api/v1/events?limit=5000')).text.trim().split('\n').map((l) => JSON.parse(l));
+    const ocsf = (await h.get('/api/v1/events?limit=5000')).text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const mapped = ocsf.find((e) => e.activity_name === 'replacement-failed');
     expect(DeviceConfigStateChangeSchema.safeParse(mapped).success).toBe(true);
-    expect(mapped).toMatchObject({ severity_id: 4, message: expect.stringMatching(/replacement of host web-0 failed: .*platform refused/), device: { uid: 'web-0', groups: [{ name: 'web' }] } });
+    expect(mapped).toMatchObject({
+      severity_id: 4,
+      message: expect.stringMatching(/replacement of host web-0 failed: .*platform refused/),
+      device: { uid: 'web-0', groups: [{ name: 'web' }] },
+    });
 
     await forwardOnce(h.store, sink(), h.clock.now);
     expect(chat.got.map((g) => g.msg.kind)).toEqual(['host.tainted', 'replacement.failed']);
     expect(chat.got.every((g) => g.signed)).toBe(true);
-    expect(chat.got[1]!.msg.fields).toEqual(expect.arrayContaining([expect.objectContaining({ title: 'provider', value: 'fake' }), expect.objectContaining({ title: 'attempt', value: '2' }), expect.objectContaining({ title: 'group', value: 'web' })]));
+    expect(chat.got[1]!.msg.fields).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ title: 'provider', value: 'fake' }),
+        expect.objectContaining({ title: 'attempt', value: '2' }),
+        expect.objectContaining({ title: 'group', value: 'web' }),
+      ]),
+    );
 
     expect(await verifyChain(h.store, 'events')).toMatchObject({ ok: true });
     expect(await verifyChain(h.store, 'audit')).toMatchObject({ ok: true });
   });
 
-  it('a breaker trip is a breaker-tripped event with the share and threshold, and a chat message; a replacement\'s steps are state changes', async () => {
+  it("a breaker trip is a breaker-tripped event with the share and threshold, and a chat message; a replacement's steps are state changes", async () => {
     expect((await h.hosts.get('web-0')!.upgrade('openssl', '3.0.99-1').scan()).status).toBe(200);
     await tick(); // web-0 replacing
     provider.done.add('web-0');
     h.clock.advance(3 * MINUTE); // web-0 falls quiet; the others keep reporting
     for (let i = 1; i < 10; i++) await h.hosts.get(`web-${i}`)!.send({ kind: 'heartbeat' });
     await tick();
-    expect(await stateEvents('web-0')).toEqual([expect.stringMatching(/^null -> pending \(token:/), 'pending -> clean (policy)', 'clean -> tainted (policy)', 'tainted -> replacement-scheduled (controller)', 'replacement-scheduled -> replacing (controller)', 'replacing -> replaced (controller)']);
+    expect(await stateEvents('web-0')).toEqual([
+      expect.stringMatching(/^null -> pending \(token:/),
+      'pending -> clean (policy)',
+      'clean -> tainted (policy)',
+      'tainted -> replacement-scheduled (controller)',
+      'replacement-scheduled -> replacing (controller)',
+      'replacing -> replaced (controller)',
+    ]);
 
-    for (const i of [1, 2, 3, 4]) expect((await h.hosts.get(`web-${i}`)!.upgrade('curl', '8.0.0-1').scan()).status).toBe(200);
+    for (const i of [1, 2, 3, 4])
+      expect((await h.hosts.get(`web-${i}`)!.upgrade('curl', '8.0.0-1').scan()).status).toBe(200);
     expect((await tick()).tripped).toEqual(['web']);
     const trips = (await rawEvents()).filter((e) => e.kind === 'breaker-tripped');
     expect(trips).toHaveLength(1);
-    expect(trips[0]).toMatchObject({ hostId: null, actor: 'controller', detail: { group: 'web', pausedBy: 'breaker', threshold: 0.3, tainted: 4, total: 9, taintedShare: 0.444, reason: expect.stringMatching(/4 of 9 hosts/) } });
+    expect(trips[0]).toMatchObject({
+      hostId: null,
+      actor: 'controller',
+      detail: {
+        group: 'web',
+        pausedBy: 'breaker',
+        threshold: 0.3,
+        tainted: 4,
+        total: 9,
+        taintedShare: 0.444,
+        reason: expect.stringMatching(/4 of 9 hosts/),
+      },
+    });
     const mapped = (await h.get(`/api/v1/events?since=${trips[0]!.id - 1}&limit=1`)).text.trim();
-    expect(JSON.parse(mapped)).toMatchObject({ class_uid: 5019, activity_name: 'breaker-tripped', device: { name: 'fleet', groups: [{ name: 'web' }] }, message: expect.stringMatching(/paused in group web by the breaker/) });
+    expect(JSON.parse(mapped)).toMatchObject({
+      class_uid: 5019,
+      activity_name: 'breaker-tripped',
+      device: { name: 'fleet', groups: [{ name: 'web' }] },
+      message: expect.stringMatching(/paused in group web by the breaker/),
+    });
 
     await forwardOnce(h.store, sink(), h.clock.now);
     const kinds = chat.got.map((g) => g.msg.kind);
@@ -120,13 +194,28 @@ describe('scheduler events in the stream', () => {
     expect(kinds.filter((k) => k === 'breaker.tripped')).toHaveLength(1);
     const trip = chat.got.find((g) => g.msg.kind === 'breaker.tripped')!.msg;
     expect(trip.text).toMatch(/replacements paused in group web: 4 of 9 hosts/);
-    expect(trip.fields).toEqual(expect.arrayContaining([expect.objectContaining({ title: 'tainted share', value: '0.444' }), expect.objectContaining({ title: 'threshold', value: '0.3' })]));
+    expect(trip.fields).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ title: 'tainted share', value: '0.444' }),
+        expect.objectContaining({ title: 'threshold', value: '0.3' }),
+      ]),
+    );
 
     // An operator's pause stops the group the same way and is told the same way, naming who.
     await h.req('POST', '/api/v1/replacement-groups/web/resume', { token: h.tokens.operator });
-    expect((await h.req('POST', '/api/v1/replacement-groups/web/pause', { token: h.tokens.operator, body: { reason: 'image rollout' } })).status).toBe(200);
+    expect(
+      (
+        await h.req('POST', '/api/v1/replacement-groups/web/pause', {
+          token: h.tokens.operator,
+          body: { reason: 'image rollout' },
+        })
+      ).status,
+    ).toBe(200);
     await forwardOnce(h.store, sink(), h.clock.now);
-    expect(chat.got.at(-1)!.msg).toMatchObject({ kind: 'breaker.tripped', text: expect.stringMatching(/image rollout \(paused by /) });
+    expect(chat.got.at(-1)!.msg).toMatchObject({
+      kind: 'breaker.tripped',
+      text: expect.stringMatching(/image rollout \(paused by /),
+    });
 
     expect(await verifyChain(h.store, 'events')).toMatchObject({ ok: true });
     expect(await verifyChain(h.store, 'audit')).toMatchObject({ ok: true });

@@ -14,7 +14,7 @@ const z = (iso: string) => new Date(`${iso}Z`);
 const open = (w: { schedule: string; duration: string; timeZone: string }, iso: string) => openWindowStart(w, z(iso));
 
 describe('windows in a time zone', () => {
-  it('reads the cron on the zone\'s wall clock, UTC when none is given', () => {
+  it("reads the cron on the zone's wall clock, UTC when none is given", () => {
     const utc = { schedule: '0 2 * * *', duration: '1h' };
     expect(openWindowStart(utc, z('2026-01-10T02:00'))).toEqual(z('2026-01-10T02:00'));
     const berlin = { ...utc, timeZone: 'Europe/Berlin' }; // CET, UTC+1, in January
@@ -118,7 +118,10 @@ describe('windows in a time zone', () => {
     const windows = [{ schedule: '0 2 * * *', duration: '1h', timeZone: 'Asia/Kolkata' }];
     const x = { total: 10, unavailable: 0, clean: 10, starts: [] as number[] };
     expect(budgetAllowance('b', { windows }, { ...x, now: z('2026-03-01T20:45') }).allowed).toBe(Infinity);
-    expect(budgetAllowance('b', { windows }, { ...x, now: z('2026-03-01T02:15') })).toEqual({ allowed: 0, reason: 'b: outside its maintenance windows' });
+    expect(budgetAllowance('b', { windows }, { ...x, now: z('2026-03-01T02:15') })).toEqual({
+      allowed: 0,
+      reason: 'b: outside its maintenance windows',
+    });
     expect(inWindow(windows, z('2026-03-01T02:15'))).toBe(false);
   });
 
@@ -126,9 +129,15 @@ describe('windows in a time zone', () => {
     const load = (yaml: string) => parseConfigText(ControllerConfigSchema, yaml, 'controller.yaml');
     const c = load('scheduler: { budgets: [{ group: "*", windows: [{ schedule: "0 2 * * *", duration: 1h }] }] }');
     expect(c.scheduler.budgets[0]!.windows![0]).toEqual({ schedule: '0 2 * * *', duration: '1h', timeZone: 'UTC' });
-    const b = load('scheduler: { budgets: [{ group: "*", windows: [{ schedule: "0 2 * * *", duration: 1h, timeZone: Australia/Lord_Howe }] }] }');
+    const b = load(
+      'scheduler: { budgets: [{ group: "*", windows: [{ schedule: "0 2 * * *", duration: 1h, timeZone: Australia/Lord_Howe }] }] }',
+    );
     expect(b.scheduler.budgets[0]!.windows![0]!.timeZone).toBe('Australia/Lord_Howe');
-    expect(() => load('scheduler: { budgets: [{ group: "*", windows: [{ schedule: "0 2 * * *", duration: 1h, timeZone: Mars/Olympus }] }] }')).toThrow(
+    expect(() =>
+      load(
+        'scheduler: { budgets: [{ group: "*", windows: [{ schedule: "0 2 * * *", duration: 1h, timeZone: Mars/Olympus }] }] }',
+      ),
+    ).toThrow(
       /controller.yaml: scheduler.budgets\[0\].windows\[0\].timeZone: unknown time zone "Mars\/Olympus": expected an IANA name/,
     );
   });

@@ -79,13 +79,45 @@ describe('migration 0005_pinned_identity', () => {
     const r = await createMigrator(db, 'sqlite').migrateTo('0004_replacements_by_host');
     expect(r.error).toBeUndefined();
     const now = at(0);
-    const base = { image_id: 'ami-1', state: 'clean', state_since: now, enrolled_at: now, last_seq: 1, deviation_count: 0 };
-    await db.insertInto('hosts').values({ ...base, id: 'h1', credential_hash: 'c1', hostname: 'ip-10-0-0-5.ec2.internal', host_group: 'web', inventory: JSON.stringify({ hostId: 'h1', hostname: 'ip-10-0-0-5.ec2.internal', os: null, kernel: null, addresses: ['10.0.0.5'] }) }).execute();
-    await db.insertInto('hosts').values({ ...base, id: 'h2', credential_hash: 'c2', hostname: null, host_group: null, inventory: null }).execute();
+    const base = {
+      image_id: 'ami-1',
+      state: 'clean',
+      state_since: now,
+      enrolled_at: now,
+      last_seq: 1,
+      deviation_count: 0,
+    };
+    await db
+      .insertInto('hosts')
+      .values({
+        ...base,
+        id: 'h1',
+        credential_hash: 'c1',
+        hostname: 'ip-10-0-0-5.ec2.internal',
+        host_group: 'web',
+        inventory: JSON.stringify({
+          hostId: 'h1',
+          hostname: 'ip-10-0-0-5.ec2.internal',
+          os: null,
+          kernel: null,
+          addresses: ['10.0.0.5'],
+        }),
+      })
+      .execute();
+    await db
+      .insertInto('hosts')
+      .values({ ...base, id: 'h2', credential_hash: 'c2', hostname: null, host_group: null, inventory: null })
+      .execute();
     await db.destroy();
 
     const store = await openStore(`sqlite:${file}`);
-    expect(await store.getHost('h1')).toMatchObject({ hostname: 'ip-10-0-0-5.ec2.internal', group: 'web', enrolledAddresses: ['10.0.0.5'], reportedHostname: null, reportedGroup: null });
+    expect(await store.getHost('h1')).toMatchObject({
+      hostname: 'ip-10-0-0-5.ec2.internal',
+      group: 'web',
+      enrolledAddresses: ['10.0.0.5'],
+      reportedHostname: null,
+      reportedGroup: null,
+    });
     expect(await store.getHost('h2')).toMatchObject({ hostname: null, enrolledAddresses: [], reportedHostname: null });
     await store.close();
   });

@@ -16,7 +16,10 @@ const T0 = Date.parse('2026-03-01T00:00:00.000Z');
 /** A fixed point in time `minutes` after T0, in the store's ISO format. */
 export const at = (minutes: number): string => new Date(T0 + minutes * 60_000).toISOString();
 
-export function hostRow(id: string, over: Partial<HostRow & { credentialHash: string }> = {}): HostRow & { credentialHash: string } {
+export function hostRow(
+  id: string,
+  over: Partial<HostRow & { credentialHash: string }> = {},
+): HostRow & { credentialHash: string } {
   return {
     id,
     credentialHash: `cred-${id}`,
@@ -40,7 +43,22 @@ export function hostRow(id: string, over: Partial<HostRow & { credentialHash: st
 }
 
 function tokenRow(id: string, over: Partial<TokenRow & { hash: string }> = {}): TokenRow & { hash: string } {
-  return { id, hash: `hash-${id}`, name: `token ${id}`, role: 'viewer', createdAt: at(0), createdBy: 'admin', expiresAt: null, revokedAt: null, lastUsedAt: null, uses: 0, maxUses: null, groups: null, legacy: false, ...over };
+  return {
+    id,
+    hash: `hash-${id}`,
+    name: `token ${id}`,
+    role: 'viewer',
+    createdAt: at(0),
+    createdBy: 'admin',
+    expiresAt: null,
+    revokedAt: null,
+    lastUsedAt: null,
+    uses: 0,
+    maxUses: null,
+    groups: null,
+    legacy: false,
+    ...over,
+  };
 }
 
 function reportRow(id: string, hostId: string, seq: number, over: Partial<ReportRow> = {}): ReportRow {
@@ -59,7 +77,12 @@ function reportRow(id: string, hostId: string, seq: number, over: Partial<Report
   };
 }
 
-function deviation(hostId: string, collector: string, key: string, over: Partial<HostDeviationRow> = {}): HostDeviationRow {
+function deviation(
+  hostId: string,
+  collector: string,
+  key: string,
+  over: Partial<HostDeviationRow> = {},
+): HostDeviationRow {
   return {
     hostId,
     collector,
@@ -122,7 +145,20 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.insertToken(tokenRow('t2', { createdAt: at(2), role: 'admin', expiresAt: at(100) }));
         await store.insertToken(tokenRow('t1', { createdAt: at(1) }));
         const found = await store.findTokenByHash('hash-t2');
-        expect(found).toEqual({ id: 't2', name: 'token t2', role: 'admin', createdAt: at(2), createdBy: 'admin', expiresAt: at(100), revokedAt: null, lastUsedAt: null, uses: 0, maxUses: null, groups: null, legacy: false });
+        expect(found).toEqual({
+          id: 't2',
+          name: 'token t2',
+          role: 'admin',
+          createdAt: at(2),
+          createdBy: 'admin',
+          expiresAt: at(100),
+          revokedAt: null,
+          lastUsedAt: null,
+          uses: 0,
+          maxUses: null,
+          groups: null,
+          legacy: false,
+        });
         expect(found).not.toHaveProperty('hash');
         expect(await store.findTokenByHash('nope')).toBeNull();
         expect((await store.listTokens()).map((t) => t.id)).toEqual(['t1', 't2']);
@@ -137,11 +173,18 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       });
 
       it('counts an enrollment token use only while it is unrevoked, unexpired and under its limit', async () => {
-        await store.insertToken(tokenRow('e1', { role: 'agent', maxUses: 2, groups: ['web-*', 'db'], expiresAt: at(10) }));
+        await store.insertToken(
+          tokenRow('e1', { role: 'agent', maxUses: 2, groups: ['web-*', 'db'], expiresAt: at(10) }),
+        );
         expect(await store.useToken('e1', at(1))).toBe(true);
         expect(await store.useToken('e1', at(2))).toBe(true);
         expect(await store.useToken('e1', at(3))).toBe(false); // used up
-        expect(await store.getToken('e1')).toMatchObject({ uses: 2, maxUses: 2, groups: ['web-*', 'db'], lastUsedAt: at(2) });
+        expect(await store.getToken('e1')).toMatchObject({
+          uses: 2,
+          maxUses: 2,
+          groups: ['web-*', 'db'],
+          lastUsedAt: at(2),
+        });
 
         await store.insertToken(tokenRow('e2', { role: 'agent', maxUses: null, expiresAt: at(10) }));
         expect(await store.useToken('e2', at(9))).toBe(true);
@@ -163,11 +206,19 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       it('keeps dashboard sessions: ends one once, prunes the expired', async () => {
         await store.insertSession({ id: 's1', tokenId: 't1', createdAt: at(0), expiresAt: at(10), endedAt: null });
         await store.insertSession({ id: 's2', tokenId: 't1', createdAt: at(0), expiresAt: at(30), endedAt: null });
-        await expect(store.insertSession({ id: 's1', tokenId: 't2', createdAt: at(0), expiresAt: at(10), endedAt: null })).rejects.toBeInstanceOf(StoreConflictError);
+        await expect(
+          store.insertSession({ id: 's1', tokenId: 't2', createdAt: at(0), expiresAt: at(10), endedAt: null }),
+        ).rejects.toBeInstanceOf(StoreConflictError);
         expect(await store.endSession('s1', at(5))).toBe(true);
         expect(await store.endSession('s1', at(6))).toBe(false);
         expect(await store.endSession('missing', at(6))).toBe(false);
-        expect(await store.getSession('s1')).toEqual({ id: 's1', tokenId: 't1', createdAt: at(0), expiresAt: at(10), endedAt: at(5) });
+        expect(await store.getSession('s1')).toEqual({
+          id: 's1',
+          tokenId: 't1',
+          createdAt: at(0),
+          expiresAt: at(10),
+          endedAt: at(5),
+        });
         expect(await store.pruneSessions(at(20))).toBe(1);
         expect(await store.getSession('s1')).toBeNull();
         expect((await store.getSession('s2'))?.endedAt).toBeNull();
@@ -183,11 +234,31 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
 
     describe('hosts', () => {
       it('inserts, gets and finds by credential', async () => {
-        const row = hostRow('h1', { inventory: { hostId: 'h1', hostname: 'h1', os: 'Debian 12', kernel: '6.1.0', addresses: ['10.0.0.5', 'fe80::1'] } });
+        const row = hostRow('h1', {
+          inventory: {
+            hostId: 'h1',
+            hostname: 'h1',
+            os: 'Debian 12',
+            kernel: '6.1.0',
+            addresses: ['10.0.0.5', 'fe80::1'],
+          },
+        });
         await store.insertHost(row);
         const { credentialHash: _c, ...given } = row;
         // Without explicit ones, the pinned addresses are those of the inventory it enrolled with.
-        const expected = { ...given, enrolledAddresses: ['10.0.0.5', 'fe80::1'], reportedHostname: null, reportedGroup: null, resetAt: null, retiredAt: null, scanRequestedAt: null, scanRequestSentAt: null, cloudIdentity: null, instanceId: null, reportedCloudIdentity: null };
+        const expected = {
+          ...given,
+          enrolledAddresses: ['10.0.0.5', 'fe80::1'],
+          reportedHostname: null,
+          reportedGroup: null,
+          resetAt: null,
+          retiredAt: null,
+          scanRequestedAt: null,
+          scanRequestSentAt: null,
+          cloudIdentity: null,
+          instanceId: null,
+          reportedCloudIdentity: null,
+        };
         expect(await store.getHost('h1')).toEqual(expected);
         expect(await store.findHostByCredentialHash('cred-h1')).toEqual(expected);
         expect(await store.getHost('h2')).toBeNull();
@@ -197,12 +268,25 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       });
 
       it('pins an AWS identity: the instance id is derived from it, found by it, and unique among hosts', async () => {
-        const identity = { kind: 'aws' as const, instanceId: 'i-0123456789abcdef0', accountId: '123456789012', region: 'eu-west-1', availabilityZone: 'eu-west-1a', imageId: 'ami-0abcdef1234567890' };
+        const identity = {
+          kind: 'aws' as const,
+          instanceId: 'i-0123456789abcdef0',
+          accountId: '123456789012',
+          region: 'eu-west-1',
+          availabilityZone: 'eu-west-1a',
+          imageId: 'ami-0abcdef1234567890',
+        };
         await store.insertHost({ ...hostRow('h1'), cloudIdentity: identity });
-        expect(await store.getHost('h1')).toMatchObject({ cloudIdentity: identity, instanceId: 'i-0123456789abcdef0', reportedCloudIdentity: null });
+        expect(await store.getHost('h1')).toMatchObject({
+          cloudIdentity: identity,
+          instanceId: 'i-0123456789abcdef0',
+          reportedCloudIdentity: null,
+        });
         expect((await store.findHostByInstanceId('i-0123456789abcdef0'))?.id).toBe('h1');
         expect(await store.findHostByInstanceId('i-0fedcba9876543210')).toBeNull();
-        await expect(store.insertHost({ ...hostRow('h2'), cloudIdentity: identity })).rejects.toBeInstanceOf(StoreConflictError);
+        await expect(store.insertHost({ ...hostRow('h2'), cloudIdentity: identity })).rejects.toBeInstanceOf(
+          StoreConflictError,
+        );
         // Hosts without an instance id never collide on it.
         await store.insertHost({ ...hostRow('h3'), cloudIdentity: { kind: 'host', machineId: 'h3' } });
         await store.insertHost(hostRow('h4'));
@@ -210,18 +294,45 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       });
 
       it('keeps the pinned identity apart from what the host claims (migration 0005)', async () => {
-        await store.insertHost(hostRow('h1', { hostname: 'ip-10-0-0-5.ec2.internal', group: 'web', enrolledAddresses: ['10.0.0.5'] }));
-        await store.updateHost('h1', { reportedHostname: 'ip-10-0-0-6.ec2.internal', reportedGroup: 'db', inventory: { hostId: 'h1', hostname: 'ip-10-0-0-6.ec2.internal', os: null, kernel: null, addresses: ['10.0.0.6'] } });
-        expect(await store.getHost('h1')).toMatchObject({ hostname: 'ip-10-0-0-5.ec2.internal', group: 'web', enrolledAddresses: ['10.0.0.5'], reportedHostname: 'ip-10-0-0-6.ec2.internal', reportedGroup: 'db' });
+        await store.insertHost(
+          hostRow('h1', { hostname: 'ip-10-0-0-5.ec2.internal', group: 'web', enrolledAddresses: ['10.0.0.5'] }),
+        );
+        await store.updateHost('h1', {
+          reportedHostname: 'ip-10-0-0-6.ec2.internal',
+          reportedGroup: 'db',
+          inventory: {
+            hostId: 'h1',
+            hostname: 'ip-10-0-0-6.ec2.internal',
+            os: null,
+            kernel: null,
+            addresses: ['10.0.0.6'],
+          },
+        });
+        expect(await store.getHost('h1')).toMatchObject({
+          hostname: 'ip-10-0-0-5.ec2.internal',
+          group: 'web',
+          enrolledAddresses: ['10.0.0.5'],
+          reportedHostname: 'ip-10-0-0-6.ec2.internal',
+          reportedGroup: 'db',
+        });
         await store.updateHost('h1', { reportedHostname: null });
         expect((await store.getHost('h1'))?.reportedHostname).toBeNull();
       });
 
-      it('keeps an operator\'s reset, retirement and scan request, and leaves a retired host out of lists and counts (migration 0010)', async () => {
+      it("keeps an operator's reset, retirement and scan request, and leaves a retired host out of lists and counts (migration 0010)", async () => {
         await store.insertHost(hostRow('h1'));
         await store.insertHost(hostRow('h2'));
-        await store.updateHost('h1', { resetAt: '2026-03-02T08:00:00.000Z', scanRequestedAt: '2026-03-02T08:01:00.000Z', enrolledAddresses: ['10.0.0.9'] });
-        expect(await store.getHost('h1')).toMatchObject({ resetAt: '2026-03-02T08:00:00.000Z', retiredAt: null, scanRequestedAt: '2026-03-02T08:01:00.000Z', enrolledAddresses: ['10.0.0.9'] });
+        await store.updateHost('h1', {
+          resetAt: '2026-03-02T08:00:00.000Z',
+          scanRequestedAt: '2026-03-02T08:01:00.000Z',
+          enrolledAddresses: ['10.0.0.9'],
+        });
+        expect(await store.getHost('h1')).toMatchObject({
+          resetAt: '2026-03-02T08:00:00.000Z',
+          retiredAt: null,
+          scanRequestedAt: '2026-03-02T08:01:00.000Z',
+          enrolledAddresses: ['10.0.0.9'],
+        });
         await store.updateHost('h2', { retiredAt: '2026-03-02T08:02:00.000Z' });
         expect((await store.listHosts({ limit: 10 })).hosts.map((h) => h.id)).toEqual(['h1']);
         expect(await store.countHosts({})).toBe(1);
@@ -234,8 +345,12 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       it('keeps credentials unique, on insert and on rotation', async () => {
         await store.insertHost(hostRow('h1'));
         await store.insertHost(hostRow('h2'));
-        await expect(store.insertHost(hostRow('h3', { credentialHash: 'cred-h1' }))).rejects.toBeInstanceOf(StoreConflictError);
-        await expect(store.insertHost(hostRow('h1', { credentialHash: 'fresh' }))).rejects.toBeInstanceOf(StoreConflictError);
+        await expect(store.insertHost(hostRow('h3', { credentialHash: 'cred-h1' }))).rejects.toBeInstanceOf(
+          StoreConflictError,
+        );
+        await expect(store.insertHost(hostRow('h1', { credentialHash: 'fresh' }))).rejects.toBeInstanceOf(
+          StoreConflictError,
+        );
         await expect(store.setHostCredential('h2', 'cred-h1')).rejects.toBeInstanceOf(StoreConflictError);
 
         await store.setHostCredential('h2', 'rotated');
@@ -246,12 +361,35 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
 
       it('updates only the fields given', async () => {
         await store.insertHost(hostRow('h1', { agentVersion: '0.1.0' }));
-        await store.updateHost('h1', { state: 'clean', stateSince: at(3), lastSeq: 7, lastSeenAt: at(3), agentVersion: undefined, taintedAt: null });
+        await store.updateHost('h1', {
+          state: 'clean',
+          stateSince: at(3),
+          lastSeq: 7,
+          lastSeenAt: at(3),
+          agentVersion: undefined,
+          taintedAt: null,
+        });
         const h = await store.getHost('h1');
-        expect(h).toMatchObject({ state: 'clean', stateSince: at(3), lastSeq: 7, lastSeenAt: at(3), agentVersion: '0.1.0', hostname: 'h1.example.internal', enrolledAt: at(0) });
+        expect(h).toMatchObject({
+          state: 'clean',
+          stateSince: at(3),
+          lastSeq: 7,
+          lastSeenAt: at(3),
+          agentVersion: '0.1.0',
+          hostname: 'h1.example.internal',
+          enrolledAt: at(0),
+        });
 
-        await store.updateHost('h1', { agentVersion: null, group: null, inventory: { hostId: 'h1', hostname: null, os: null, kernel: null, addresses: [] } });
-        expect(await store.getHost('h1')).toMatchObject({ agentVersion: null, group: null, inventory: { hostId: 'h1', hostname: null, os: null, kernel: null, addresses: [] } });
+        await store.updateHost('h1', {
+          agentVersion: null,
+          group: null,
+          inventory: { hostId: 'h1', hostname: null, os: null, kernel: null, addresses: [] },
+        });
+        expect(await store.getHost('h1')).toMatchObject({
+          agentVersion: null,
+          group: null,
+          inventory: { hostId: 'h1', hostname: null, os: null, kernel: null, addresses: [] },
+        });
 
         await store.updateHost('h1', {}); // nothing to do
         await expect(store.updateHost('missing', { lastSeq: 1 })).rejects.toThrow(/no host/);
@@ -267,7 +405,9 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       });
 
       it('normalises times to one ISO format, so they compare as strings', async () => {
-        await store.insertHost(hostRow('h1', { enrolledAt: '2026-03-01T00:00:00Z', stateSince: '2026-03-01T01:00:00+01:00' }));
+        await store.insertHost(
+          hostRow('h1', { enrolledAt: '2026-03-01T00:00:00Z', stateSince: '2026-03-01T01:00:00+01:00' }),
+        );
         const h = await store.getHost('h1');
         expect(h?.enrolledAt).toBe('2026-03-01T00:00:00.000Z');
         expect(h?.stateSince).toBe('2026-03-01T00:00:00.000Z');
@@ -280,18 +420,31 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         // Ids in shuffled insertion order, with mixed case and punctuation, to check bytewise ordering.
         for (let i = 0; i < 1500; i++) {
           const n = (i * 7919) % 1500;
-          all.push(hostRow(`${n % 2 ? 'H' : 'h'}-${String(n).padStart(5, '0')}`, { state: states[n % 3]!, imageId: `ami-${n % 4}`, group: n % 5 === 0 ? null : `g${n % 5}` }));
+          all.push(
+            hostRow(`${n % 2 ? 'H' : 'h'}-${String(n).padStart(5, '0')}`, {
+              state: states[n % 3]!,
+              imageId: `ami-${n % 4}`,
+              group: n % 5 === 0 ? null : `g${n % 5}`,
+            }),
+          );
         }
         await store.transaction(async (tx) => {
           for (const h of all) await tx.insertHost(h);
         });
         const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
-        async function pageAll(filter: { state?: HostState; imageId?: string; group?: string }, limit: number): Promise<string[]> {
+        async function pageAll(
+          filter: { state?: HostState; imageId?: string; group?: string },
+          limit: number,
+        ): Promise<string[]> {
           const ids: string[] = [];
           let after: string | undefined;
           for (let pages = 0; pages < 2000; pages++) {
-            const { hosts, nextAfter } = await store.listHosts({ ...filter, limit, ...(after !== undefined ? { after } : {}) });
+            const { hosts, nextAfter } = await store.listHosts({
+              ...filter,
+              limit,
+              ...(after !== undefined ? { after } : {}),
+            });
             expect(hosts.length).toBeLessThanOrEqual(limit);
             ids.push(...hosts.map((h) => h.id));
             if (nextAfter === null) return ids;
@@ -303,12 +456,23 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         }
 
         expect(await pageAll({}, 100)).toEqual([...all].sort(byId).map((h) => h.id));
-        expect(await pageAll({ state: 'drifted' }, 77)).toEqual(all.filter((h) => h.state === 'drifted').sort(byId).map((h) => h.id));
+        expect(await pageAll({ state: 'drifted' }, 77)).toEqual(
+          all
+            .filter((h) => h.state === 'drifted')
+            .sort(byId)
+            .map((h) => h.id),
+        );
         expect(await pageAll({ imageId: 'ami-2', group: 'g3' }, 9)).toEqual(
-          all.filter((h) => h.imageId === 'ami-2' && h.group === 'g3').sort(byId).map((h) => h.id),
+          all
+            .filter((h) => h.imageId === 'ami-2' && h.group === 'g3')
+            .sort(byId)
+            .map((h) => h.id),
         );
         expect(await pageAll({ state: 'clean', imageId: 'ami-1', group: 'g1' }, 1000)).toEqual(
-          all.filter((h) => h.state === 'clean' && h.imageId === 'ami-1' && h.group === 'g1').sort(byId).map((h) => h.id),
+          all
+            .filter((h) => h.state === 'clean' && h.imageId === 'ami-1' && h.group === 'g1')
+            .sort(byId)
+            .map((h) => h.id),
         );
         // An exact multiple of the page size ends with nextAfter null, not an empty extra page.
         const page = await store.listHosts({ limit: 1500 });
@@ -329,7 +493,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.insertHost(hostRow('d', { state: 'tainted', lastSeenAt: at(1) })); // other state
         await store.insertHost(hostRow('e', { state: 'pending', lastSeenAt: null, enrolledAt: at(3) })); // never seen: counts from enrolment
         await store.insertHost(hostRow('f', { state: 'pending', lastSeenAt: null, enrolledAt: at(15) }));
-        const ids = async (states: HostState[], limit = 10) => (await store.listHostsSeenBefore(at(10), states, limit)).map((h) => h.id);
+        const ids = async (states: HostState[], limit = 10) =>
+          (await store.listHostsSeenBefore(at(10), states, limit)).map((h) => h.id);
         expect(await ids(['clean', 'drifted', 'pending'])).toEqual(['b', 'e', 'a']);
         expect(await ids(['clean', 'drifted', 'pending'], 2)).toEqual(['b', 'e']);
         expect(await ids(['tainted'])).toEqual(['d']);
@@ -343,7 +508,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.insertHost(hostRow('d', { state: 'tainted', lastScanAt: at(1) })); // other state
         await store.insertHost(hostRow('e', { state: 'pending', lastScanAt: null, enrolledAt: at(3) }));
         await store.insertHost(hostRow('f', { state: 'pending', lastScanAt: null, enrolledAt: at(15) }));
-        const ids = async (states: HostState[], limit = 10) => (await store.listHostsScannedBefore(at(10), states, limit)).map((h) => h.id);
+        const ids = async (states: HostState[], limit = 10) =>
+          (await store.listHostsScannedBefore(at(10), states, limit)).map((h) => h.id);
         expect(await ids(['clean', 'drifted', 'pending'])).toEqual(['b', 'e', 'a']);
         expect(await ids(['clean', 'drifted', 'pending'], 1)).toEqual(['b']);
         expect(await ids(['tainted'])).toEqual(['d']);
@@ -356,16 +522,57 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
     describe('manifests', () => {
       it('puts, gets, lists without bodies and replaces on republish', async () => {
         const body = '{"image":{"id":"ami-1"},"name":"web – ünïcode"}';
-        await store.putManifest({ imageId: 'ami-2', digest: 'sha256:2', signedBy: null, name: null, version: null, body: '{}', publishedAt: at(2), publishedBy: 'ci' });
-        await store.putManifest({ imageId: 'ami-1', digest: 'sha256:1', signedBy: 'bake', name: 'web', version: '1', body, publishedAt: at(1), publishedBy: 'ci' });
-        expect(await store.getManifest('ami-1')).toEqual({ imageId: 'ami-1', digest: 'sha256:1', signedBy: 'bake', name: 'web', version: '1', body, publishedAt: at(1), publishedBy: 'ci' });
+        await store.putManifest({
+          imageId: 'ami-2',
+          digest: 'sha256:2',
+          signedBy: null,
+          name: null,
+          version: null,
+          body: '{}',
+          publishedAt: at(2),
+          publishedBy: 'ci',
+        });
+        await store.putManifest({
+          imageId: 'ami-1',
+          digest: 'sha256:1',
+          signedBy: 'bake',
+          name: 'web',
+          version: '1',
+          body,
+          publishedAt: at(1),
+          publishedBy: 'ci',
+        });
+        expect(await store.getManifest('ami-1')).toEqual({
+          imageId: 'ami-1',
+          digest: 'sha256:1',
+          signedBy: 'bake',
+          name: 'web',
+          version: '1',
+          body,
+          publishedAt: at(1),
+          publishedBy: 'ci',
+        });
         expect(await store.getManifest('ami-3')).toBeNull();
         const list = await store.listManifests();
         expect(list.map((m) => m.imageId)).toEqual(['ami-1', 'ami-2']);
         expect(list[0]).not.toHaveProperty('body');
 
-        await store.putManifest({ imageId: 'ami-1', digest: 'sha256:1b', signedBy: 'bake2', name: 'web', version: '2', body: '{"v":2}', publishedAt: at(3), publishedBy: 'bob' });
-        expect(await store.getManifest('ami-1')).toMatchObject({ digest: 'sha256:1b', version: '2', body: '{"v":2}', publishedBy: 'bob' });
+        await store.putManifest({
+          imageId: 'ami-1',
+          digest: 'sha256:1b',
+          signedBy: 'bake2',
+          name: 'web',
+          version: '2',
+          body: '{"v":2}',
+          publishedAt: at(3),
+          publishedBy: 'bob',
+        });
+        expect(await store.getManifest('ami-1')).toMatchObject({
+          digest: 'sha256:1b',
+          version: '2',
+          body: '{"v":2}',
+          publishedBy: 'bob',
+        });
         expect(await store.listManifests()).toHaveLength(2);
       });
     });
@@ -380,7 +587,14 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           deviationCount: 1,
           body: {
             deviations: [
-              { collector: 'files', key: '/etc/ssh/sshd_config', change: 'modified', expected: { sha256: 'x', mode: 420, nested: { a: [1, null, true] } }, actual: { sha256: 'y', note: 'ünïcode ✓ "quoted" \\ back' }, severity: 'critical' },
+              {
+                collector: 'files',
+                key: '/etc/ssh/sshd_config',
+                change: 'modified',
+                expected: { sha256: 'x', mode: 420, nested: { a: [1, null, true] } },
+                actual: { sha256: 'y', note: 'ünïcode ✓ "quoted" \\ back' },
+                severity: 'critical',
+              },
             ],
             collectors: [{ collector: 'files', ok: true, durationMs: 1.5, items: 10 }],
           },
@@ -413,16 +627,39 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.insertHost(hostRow('h1'));
         await store.transaction(async (tx) => {
           // More than one prune batch (5,000) of old reports.
-          for (let i = 0; i < 5_200; i++) await tx.insertReport(reportRow(`old-${i}`, 'h1', i + 1, { receivedAt: at(i % 50) }));
-          for (let i = 0; i < 5; i++) await tx.insertReport(reportRow(`new-${i}`, 'h1', 10_000 + i, { receivedAt: at(100 + i) }));
+          for (let i = 0; i < 5_200; i++)
+            await tx.insertReport(reportRow(`old-${i}`, 'h1', i + 1, { receivedAt: at(i % 50) }));
+          for (let i = 0; i < 5; i++)
+            await tx.insertReport(reportRow(`new-${i}`, 'h1', 10_000 + i, { receivedAt: at(100 + i) }));
         });
         await store.insertReport(reportRow('edge', 'h1', 20_000, { receivedAt: at(100) })); // exactly at the cut-off: kept
-        await store.insertTransition({ hostId: 'h1', from: 'pending', to: 'clean', cause: 'first report', actor: 'system', at: at(1), reportId: 'old-0' });
-        await store.appendAudit({ at: at(1), actor: 'system', action: 'report.accepted', target: 'h1', detail: { reportId: 'old-0' } });
+        await store.insertTransition({
+          hostId: 'h1',
+          from: 'pending',
+          to: 'clean',
+          cause: 'first report',
+          actor: 'system',
+          at: at(1),
+          reportId: 'old-0',
+        });
+        await store.appendAudit({
+          at: at(1),
+          actor: 'system',
+          action: 'report.accepted',
+          target: 'h1',
+          detail: { reportId: 'old-0' },
+        });
 
         expect(await store.pruneReports(at(100))).toBe(5_200);
         expect(await store.getReport('old-0')).toBeNull();
-        expect((await store.listReports('h1', { limit: 100 })).map((r) => r.reportId).sort()).toEqual(['edge', 'new-0', 'new-1', 'new-2', 'new-3', 'new-4']);
+        expect((await store.listReports('h1', { limit: 100 })).map((r) => r.reportId).sort()).toEqual([
+          'edge',
+          'new-0',
+          'new-1',
+          'new-2',
+          'new-3',
+          'new-4',
+        ]);
         expect(await store.listTransitions('h1')).toHaveLength(1);
         expect((await store.listTransitions('h1'))[0]?.reportId).toBe('old-0');
         expect(await store.listAudit({ limit: 10 })).toHaveLength(1);
@@ -434,28 +671,60 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       it('replaces a host’s set wholesale, keeping firstSeenAt of deviations still present', async () => {
         await store.insertHost(hostRow('h1'));
         await store.insertHost(hostRow('h2'));
-        await store.replaceHostDeviations('h1', [deviation('h1', 'packages', 'openssl:amd64'), deviation('h1', 'files', '/etc/passwd', { expected: null, change: 'added', actual: { mode: 420 } })]);
-        await store.replaceHostDeviations('h2', [deviation('h2', 'sysctl', 'net.ipv4.ip_forward', { expected: { value: '0' }, actual: { value: '1' } })]);
+        await store.replaceHostDeviations('h1', [
+          deviation('h1', 'packages', 'openssl:amd64'),
+          deviation('h1', 'files', '/etc/passwd', { expected: null, change: 'added', actual: { mode: 420 } }),
+        ]);
+        await store.replaceHostDeviations('h2', [
+          deviation('h2', 'sysctl', 'net.ipv4.ip_forward', { expected: { value: '0' }, actual: { value: '1' } }),
+        ]);
 
         await store.replaceHostDeviations('h1', [
-          deviation('h1', 'packages', 'openssl:amd64', { firstSeenAt: at(30), lastSeenAt: at(30), actual: { version: '1.2' } }),
-          deviation('h1', 'cron', '/etc/crontab#3', { firstSeenAt: at(30), lastSeenAt: at(30), expected: null, actual: null, action: 'report', severity: 'low' }),
+          deviation('h1', 'packages', 'openssl:amd64', {
+            firstSeenAt: at(30),
+            lastSeenAt: at(30),
+            actual: { version: '1.2' },
+          }),
+          deviation('h1', 'cron', '/etc/crontab#3', {
+            firstSeenAt: at(30),
+            lastSeenAt: at(30),
+            expected: null,
+            actual: null,
+            action: 'report',
+            severity: 'low',
+          }),
         ]);
         const h1 = await store.listHostDeviations('h1');
         expect(h1.map((d) => `${d.collector} ${d.key}`)).toEqual(['cron /etc/crontab#3', 'packages openssl:amd64']);
-        expect(h1[1]).toEqual(deviation('h1', 'packages', 'openssl:amd64', { firstSeenAt: at(10), lastSeenAt: at(30), actual: { version: '1.2' } }));
-        expect(h1[0]).toMatchObject({ expected: null, actual: null, action: 'report', severity: 'low', firstSeenAt: at(30) });
+        expect(h1[1]).toEqual(
+          deviation('h1', 'packages', 'openssl:amd64', {
+            firstSeenAt: at(10),
+            lastSeenAt: at(30),
+            actual: { version: '1.2' },
+          }),
+        );
+        expect(h1[0]).toMatchObject({
+          expected: null,
+          actual: null,
+          action: 'report',
+          severity: 'low',
+          firstSeenAt: at(30),
+        });
         expect(await store.listHostDeviations('h2')).toHaveLength(1);
 
         await store.replaceHostDeviations('h1', []);
         expect(await store.listHostDeviations('h1')).toEqual([]);
         expect(await store.listHostDeviations('h2')).toHaveLength(1);
-        await expect(store.replaceHostDeviations('h1', [deviation('h2', 'files', '/x')])).rejects.toBeInstanceOf(TypeError);
+        await expect(store.replaceHostDeviations('h1', [deviation('h2', 'files', '/x')])).rejects.toBeInstanceOf(
+          TypeError,
+        );
       });
 
       it('replaces more rows than one insert statement takes', async () => {
         await store.insertHost(hostRow('h1'));
-        const rows = Array.from({ length: 1_234 }, (_, i) => deviation('h1', 'files', `/usr/lib/f${String(i).padStart(5, '0')}`));
+        const rows = Array.from({ length: 1_234 }, (_, i) =>
+          deviation('h1', 'files', `/usr/lib/f${String(i).padStart(5, '0')}`),
+        );
         await store.replaceHostDeviations('h1', rows);
         expect(await store.listHostDeviations('h1')).toEqual(rows);
       });
@@ -464,7 +733,13 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.insertHost(hostRow('h1'));
         await store.replaceHostDeviations('h1', [deviation('h1', 'files', '/etc/hosts')]);
         await store.upsertHostDeviations([
-          deviation('h1', 'files', '/etc/hosts', { firstSeenAt: at(40), lastSeenAt: at(40), actual: { sha256: 'new' }, action: 'exempt', decidedBy: 'exemption:x1' }),
+          deviation('h1', 'files', '/etc/hosts', {
+            firstSeenAt: at(40),
+            lastSeenAt: at(40),
+            actual: { sha256: 'new' },
+            action: 'exempt',
+            decidedBy: 'exemption:x1',
+          }),
           deviation('h1', 'files', '/etc/shadow', { firstSeenAt: at(40), lastSeenAt: at(40) }),
           // The same key twice in one call: the later row wins, the earlier firstSeenAt stays.
           deviation('h1', 'files', '/etc/group', { firstSeenAt: at(41), lastSeenAt: at(41), actual: { v: 1 } }),
@@ -473,7 +748,13 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const d = await store.listHostDeviations('h1');
         expect(d.map((x) => x.key)).toEqual(['/etc/group', '/etc/hosts', '/etc/shadow']);
         expect(d[0]).toMatchObject({ firstSeenAt: at(41), lastSeenAt: at(42), actual: { v: 2 } });
-        expect(d[1]).toMatchObject({ firstSeenAt: at(10), lastSeenAt: at(40), actual: { sha256: 'new' }, action: 'exempt', decidedBy: 'exemption:x1' });
+        expect(d[1]).toMatchObject({
+          firstSeenAt: at(10),
+          lastSeenAt: at(40),
+          actual: { sha256: 'new' },
+          action: 'exempt',
+          decidedBy: 'exemption:x1',
+        });
         expect(d[2]).toMatchObject({ firstSeenAt: at(40) });
         await store.upsertHostDeviations([]);
       });
@@ -483,10 +764,43 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       it('returns the row with its id and lists a host’s history in order', async () => {
         await store.insertHost(hostRow('h1'));
         await store.insertHost(hostRow('h2'));
-        const t1 = await store.insertTransition({ hostId: 'h1', from: null, to: 'pending', cause: 'enrolled', actor: 'agent:h1', at: at(0), reportId: null });
-        const t2 = await store.insertTransition({ hostId: 'h2', from: null, to: 'pending', cause: 'enrolled', actor: 'agent:h2', at: at(0), reportId: null });
-        const t3 = await store.insertTransition({ hostId: 'h1', from: 'pending', to: 'tainted', cause: 'package openssl changed', actor: 'policy', at: at(5), reportId: 'r1' });
-        expect(t1).toEqual({ id: t1.id, hostId: 'h1', from: null, to: 'pending', cause: 'enrolled', actor: 'agent:h1', at: at(0), reportId: null });
+        const t1 = await store.insertTransition({
+          hostId: 'h1',
+          from: null,
+          to: 'pending',
+          cause: 'enrolled',
+          actor: 'agent:h1',
+          at: at(0),
+          reportId: null,
+        });
+        const t2 = await store.insertTransition({
+          hostId: 'h2',
+          from: null,
+          to: 'pending',
+          cause: 'enrolled',
+          actor: 'agent:h2',
+          at: at(0),
+          reportId: null,
+        });
+        const t3 = await store.insertTransition({
+          hostId: 'h1',
+          from: 'pending',
+          to: 'tainted',
+          cause: 'package openssl changed',
+          actor: 'policy',
+          at: at(5),
+          reportId: 'r1',
+        });
+        expect(t1).toEqual({
+          id: t1.id,
+          hostId: 'h1',
+          from: null,
+          to: 'pending',
+          cause: 'enrolled',
+          actor: 'agent:h1',
+          at: at(0),
+          reportId: null,
+        });
         expect(typeof t1.id).toBe('number');
         expect(t2.id).toBeGreaterThan(t1.id);
         expect(t3.id).toBeGreaterThan(t2.id);
@@ -499,10 +813,27 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       it('appends with increasing ids and lists after an id', async () => {
         const rows = [];
         for (let i = 0; i < 25; i++) {
-          rows.push(await store.appendAudit({ at: at(i), actor: i % 2 ? 'alice' : 'bob', action: 'token.create', target: i % 3 ? `t${i}` : null, detail: { i, role: 'viewer', nested: { list: [i] } } }));
+          rows.push(
+            await store.appendAudit({
+              at: at(i),
+              actor: i % 2 ? 'alice' : 'bob',
+              action: 'token.create',
+              target: i % 3 ? `t${i}` : null,
+              detail: { i, role: 'viewer', nested: { list: [i] } },
+            }),
+          );
         }
         for (let i = 1; i < rows.length; i++) expect(rows[i]!.id).toBeGreaterThan(rows[i - 1]!.id);
-        expect(rows[3]).toEqual({ id: rows[3]!.id, at: at(3), actor: 'alice', action: 'token.create', target: null, detail: { i: 3, role: 'viewer', nested: { list: [3] } }, prevHash: rows[2]!.hash, hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+        expect(rows[3]).toEqual({
+          id: rows[3]!.id,
+          at: at(3),
+          actor: 'alice',
+          action: 'token.create',
+          target: null,
+          detail: { i: 3, role: 'viewer', nested: { list: [3] } },
+          prevHash: rows[2]!.hash,
+          hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+        });
         expect(await store.listAudit({ limit: 100 })).toEqual(rows);
         expect(await store.listAudit({ limit: 5 })).toEqual(rows.slice(0, 5));
         expect(await store.listAudit({ afterId: rows[19]!.id, limit: 100 })).toEqual(rows.slice(20));
@@ -512,7 +843,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       it('offers no way to change or delete audit rows', () => {
         const methods = new Set<string>();
         for (let o: object | null = store; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
-          for (const k of Object.getOwnPropertyNames(o)) if (typeof (store as unknown as Record<string, unknown>)[k] === 'function') methods.add(k);
+          for (const k of Object.getOwnPropertyNames(o))
+            if (typeof (store as unknown as Record<string, unknown>)[k] === 'function') methods.add(k);
         }
         expect([...methods].filter((m) => /audit/i.test(m)).sort()).toEqual(['appendAudit', 'listAudit']);
       });
@@ -523,17 +855,59 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.insertExemption(exemption('active', { createdAt: at(0), expiresAt: at(60) }));
         await store.insertExemption(exemption('expired', { createdAt: at(0), expiresAt: at(10) }));
         await store.insertExemption(exemption('future', { createdAt: at(40), expiresAt: at(90) }));
-        await store.insertExemption(exemption('revoked-before', { createdAt: at(0), expiresAt: at(60), revokedAt: at(20), revokedBy: 'bob' }));
-        await store.insertExemption(exemption('revoked-after', { createdAt: at(1), expiresAt: at(60), revokedAt: at(45), revokedBy: 'bob' }));
-        await store.insertExemption(exemption('host', { hostId: 'h1', imageId: null, collector: null, keyPattern: '**', createdAt: at(2), expiresAt: '2026-03-01T01:00:00Z' }));
+        await store.insertExemption(
+          exemption('revoked-before', { createdAt: at(0), expiresAt: at(60), revokedAt: at(20), revokedBy: 'bob' }),
+        );
+        await store.insertExemption(
+          exemption('revoked-after', { createdAt: at(1), expiresAt: at(60), revokedAt: at(45), revokedBy: 'bob' }),
+        );
+        await store.insertExemption(
+          exemption('host', {
+            hostId: 'h1',
+            imageId: null,
+            collector: null,
+            keyPattern: '**',
+            createdAt: at(2),
+            expiresAt: '2026-03-01T01:00:00Z',
+          }),
+        );
 
-        expect((await store.listExemptions({})).map((e) => e.id)).toEqual(['active', 'expired', 'revoked-before', 'revoked-after', 'host', 'future']);
-        expect((await store.listExemptions({ activeAt: at(30) })).map((e) => e.id)).toEqual(['active', 'revoked-after', 'host']);
-        expect((await store.listExemptions({ activeAt: at(10) })).map((e) => e.id)).toEqual(['active', 'revoked-before', 'revoked-after', 'host']);
+        expect((await store.listExemptions({})).map((e) => e.id)).toEqual([
+          'active',
+          'expired',
+          'revoked-before',
+          'revoked-after',
+          'host',
+          'future',
+        ]);
+        expect((await store.listExemptions({ activeAt: at(30) })).map((e) => e.id)).toEqual([
+          'active',
+          'revoked-after',
+          'host',
+        ]);
+        expect((await store.listExemptions({ activeAt: at(10) })).map((e) => e.id)).toEqual([
+          'active',
+          'revoked-before',
+          'revoked-after',
+          'host',
+        ]);
         expect((await store.listExemptions({ activeAt: at(60) })).map((e) => e.id)).toEqual(['future']);
-        expect((await store.listExemptions({ activeAt: at(0) })).map((e) => e.id)).toEqual(['active', 'expired', 'revoked-before']);
+        expect((await store.listExemptions({ activeAt: at(0) })).map((e) => e.id)).toEqual([
+          'active',
+          'expired',
+          'revoked-before',
+        ]);
         const host = (await store.listExemptions({})).find((e) => e.id === 'host');
-        expect(host).toEqual(exemption('host', { hostId: 'h1', imageId: null, collector: null, keyPattern: '**', createdAt: at(2), expiresAt: at(60) }));
+        expect(host).toEqual(
+          exemption('host', {
+            hostId: 'h1',
+            imageId: null,
+            collector: null,
+            keyPattern: '**',
+            createdAt: at(2),
+            expiresAt: at(60),
+          }),
+        );
       });
 
       it('revokes once and refuses duplicate ids', async () => {
@@ -570,12 +944,29 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
             await tx.insertHost(hostRow('h2'));
             await tx.updateHost('h1', { state: 'tainted', lastSeq: 9 });
             await tx.insertReport(reportRow('r1', 'h1', 9));
-            await tx.insertTransition({ hostId: 'h1', from: 'pending', to: 'tainted', cause: 'x', actor: 'policy', at: at(1), reportId: 'r1' });
+            await tx.insertTransition({
+              hostId: 'h1',
+              from: 'pending',
+              to: 'tainted',
+              cause: 'x',
+              actor: 'policy',
+              at: at(1),
+              reportId: 'r1',
+            });
             await tx.appendAudit({ at: at(1), actor: 'policy', action: 'host.taint', target: 'h1', detail: {} });
             await tx.replaceHostDeviations('h1', [deviation('h1', 'files', '/etc/x')]);
             await tx.insertToken(tokenRow('t1'));
             await tx.insertExemption(exemption('x1'));
-            await tx.putManifest({ imageId: 'ami-9', digest: 'd', signedBy: null, name: null, version: null, body: '{}', publishedAt: at(1), publishedBy: 'ci' });
+            await tx.putManifest({
+              imageId: 'ami-9',
+              digest: 'd',
+              signedBy: null,
+              name: null,
+              version: null,
+              body: '{}',
+              publishedAt: at(1),
+              publishedBy: 'ci',
+            });
             throw boom;
           }),
         ).rejects.toBe(boom);

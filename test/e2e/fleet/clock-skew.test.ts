@@ -35,12 +35,21 @@ describe('clock skew between a host and the controller', () => {
     const right = fleet.host({ path, heartbeat: '200ms', scan: '*/2 * * * * *' });
     const hosts = [ahead, behind, right];
     for (const h of hosts) await h.start();
-    await until(async () => {
-      for (const h of hosts) if ((await fleet.api.reports(h.id).catch(() => [])).filter((r) => r.kind === 'scan').length < 2) return false;
-      return true;
-    }, 'two scans from every host', 60_000, 200);
+    await until(
+      async () => {
+        for (const h of hosts)
+          if ((await fleet.api.reports(h.id).catch(() => [])).filter((r) => r.kind === 'scan').length < 2) return false;
+        return true;
+      },
+      'two scans from every host',
+      60_000,
+      200,
+    );
 
-    for (const [h, offset] of [[ahead, 5 * HOURS], [behind, -7 * HOURS]] as const) {
+    for (const [h, offset] of [
+      [ahead, 5 * HOURS],
+      [behind, -7 * HOURS],
+    ] as const) {
       const d = (await fleet.api.host(h.id))!;
       // Seen now, by the controller's clock: a host seven hours behind is not silent.
       expect(Math.abs(Date.parse(d.host.lastSeenAt!) - Date.now())).toBeLessThan(10_000);
@@ -63,12 +72,19 @@ describe('clock skew between a host and the controller', () => {
     ahead.opts.nodeArgs = [];
     ahead.opts.env = {};
     await ahead.start();
-    await until(async () => !(await fleet.api.host(ahead.id))!.deviations.some((x) => x.key === 'agent:clock-skew'), 'the skew flag cleared', 30_000, 200);
+    await until(
+      async () => !(await fleet.api.host(ahead.id))!.deviations.some((x) => x.key === 'agent:clock-skew'),
+      'the skew flag cleared',
+      30_000,
+      200,
+    );
     await drained(hosts);
     for (const h of hosts) await h.stop();
     for (const h of hosts) await verifyHost(fleet.api, h);
     const reports = (await fleet.api.reports(ahead.id)).sort((a, b) => a.seq - b.seq);
-    const jumpedBack = reports.findIndex((r, i) => i > 0 && Date.parse(r.scannedAt) < Date.parse(reports[i - 1]!.scannedAt));
+    const jumpedBack = reports.findIndex(
+      (r, i) => i > 0 && Date.parse(r.scannedAt) < Date.parse(reports[i - 1]!.scannedAt),
+    );
     expect(jumpedBack, 'a later scan carries an earlier scan time, and was stored all the same').toBeGreaterThan(0);
     // Drifted only by the skew; once it is gone the next scan finds the host clean again.
     expect((await fleet.api.host(ahead.id))!.host.state).toBe('clean');

@@ -28,7 +28,13 @@ interface Call {
   at: string;
   argv: string[];
   action: string;
-  stdin: { action: string; replacementId: string; group: string; reason: string; host: { id: string; hostname: string | null; imageId: string } };
+  stdin: {
+    action: string;
+    replacementId: string;
+    group: string;
+    reason: string;
+    host: { id: string; hostname: string | null; imageId: string };
+  };
 }
 
 interface Replacement {
@@ -79,36 +85,92 @@ describe('a burst: most of a group drifts at once, the same way', () => {
     });
     const burst: FleetHost[] = [];
     const steady: FleetHost[] = [];
-    for (let i = 0; i < BURST.hosts; i++) burst.push(fleet.host({ path: { kind: 'direct', controllerUrl: ctl.url }, group: BURST.name, scan: '*/5 * * * * *', heartbeat: '500ms', watch: ['/opt'] }));
-    for (let i = 0; i < STEADY.hosts; i++) steady.push(fleet.host({ path: { kind: 'direct', controllerUrl: ctl.url }, group: STEADY.name, scan: '*/5 * * * * *', heartbeat: '500ms', watch: ['/opt'] }));
+    for (let i = 0; i < BURST.hosts; i++)
+      burst.push(
+        fleet.host({
+          path: { kind: 'direct', controllerUrl: ctl.url },
+          group: BURST.name,
+          scan: '*/5 * * * * *',
+          heartbeat: '500ms',
+          watch: ['/opt'],
+        }),
+      );
+    for (let i = 0; i < STEADY.hosts; i++)
+      steady.push(
+        fleet.host({
+          path: { kind: 'direct', controllerUrl: ctl.url },
+          group: STEADY.name,
+          scan: '*/5 * * * * *',
+          heartbeat: '500ms',
+          watch: ['/opt'],
+        }),
+      );
     const hosts = [...burst, ...steady];
     const byId = new Map(hosts.map((h) => [h.id, h]));
     for (const h of hosts) await h.start();
     const state = async (h: FleetHost) => (await fleet.api.host(h.id))?.host.state;
-    await until(async () => {
-      for (const h of hosts) if ((await state(h)) !== 'clean') return false;
-      return true;
-    }, () => `every host clean\n${hosts.map((h) => `${h.name}: ${h.log.slice(-400)}`).join('\n')}`, 60_000, 250);
+    await until(
+      async () => {
+        for (const h of hosts) if ((await state(h)) !== 'clean') return false;
+        return true;
+      },
+      () => `every host clean\n${hosts.map((h) => `${h.name}: ${h.log.slice(-400)}`).join('\n')}`,
+      60_000,
+      250,
+    );
 
     // The burst: the same hand-made change on six of eight hosts; in the other group, two unrelated ones.
     const burstDrifted = burst.slice(0, BURST.drifted);
     const steadyDrifted = steady.slice(0, STEADY.drifted);
-    for (const h of burstDrifted) writeFileSync(join(h.root, 'opt/app/bin/start'), '#!/bin/sh\n# hotfix applied by hand everywhere\nexec /opt/app/bin/server --workers 64\n');
-    steadyDrifted.forEach((h, i) => writeFileSync(join(h.root, 'opt/app/bin/start'), `#!/bin/sh\n# debugging ${h.name}, session ${i}\nexec strace -f /opt/app/bin/server\n`));
+    for (const h of burstDrifted)
+      writeFileSync(
+        join(h.root, 'opt/app/bin/start'),
+        '#!/bin/sh\n# hotfix applied by hand everywhere\nexec /opt/app/bin/server --workers 64\n',
+      );
+    steadyDrifted.forEach((h, i) =>
+      writeFileSync(
+        join(h.root, 'opt/app/bin/start'),
+        `#!/bin/sh\n# debugging ${h.name}, session ${i}\nexec strace -f /opt/app/bin/server\n`,
+      ),
+    );
     const drifted = [...burstDrifted, ...steadyDrifted];
-    await until(async () => {
-      for (const h of drifted) if ((await state(h)) !== 'tainted') return false;
-      return true;
-    }, 'every drifted host tainted', 30_000, 100);
+    await until(
+      async () => {
+        for (const h of drifted) if ((await state(h)) !== 'tainted') return false;
+        return true;
+      },
+      'every drifted host tainted',
+      30_000,
+      100,
+    );
 
     // The platform: each host the provider is asked to replace goes away (its agent stops).
-    const readCalls = (): Call[] => (existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Call) : []);
+    const readCalls = (): Call[] =>
+      existsSync(calls)
+        ? readFileSync(calls, 'utf8')
+            .trim()
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as Call)
+        : [];
     const terminated = new Set<string>();
-    const list = async () => (await fleet.api.call<{ replacements: Replacement[] }>('GET', '/api/v1/replacements?limit=5000')).body.replacements;
-    const groups = async () => new Map((await fleet.api.call<{ groups: Group[] }>('GET', '/api/v1/replacement-groups')).body.groups.map((g) => [g.name, g]));
-    const inFlight = (rows: Replacement[], group: string) => rows.filter((r) => r.group === group && (r.state === 'scheduled' || r.state === 'replacing')).length;
+    const list = async () =>
+      (await fleet.api.call<{ replacements: Replacement[] }>('GET', '/api/v1/replacements?limit=5000')).body
+        .replacements;
+    const groups = async () =>
+      new Map(
+        (await fleet.api.call<{ groups: Group[] }>('GET', '/api/v1/replacement-groups')).body.groups.map((g) => [
+          g.name,
+          g,
+        ]),
+      );
+    const inFlight = (rows: Replacement[], group: string) =>
+      rows.filter((r) => r.group === group && (r.state === 'scheduled' || r.state === 'replacing')).length;
     const tick = async () => {
-      const r = await fleet.api.call<{ tripped: string[]; started: number; completed: number }>('POST', '/api/v1/scheduler/tick');
+      const r = await fleet.api.call<{ tripped: string[]; started: number; completed: number }>(
+        'POST',
+        '/api/v1/scheduler/tick',
+      );
       expect(r.status).toBe(200);
       for (const c of readCalls()) {
         if (terminated.has(c.stdin.host.id)) continue;
@@ -127,12 +189,19 @@ describe('a burst: most of a group drifts at once, the same way', () => {
     expect(first.tripped).toEqual([BURST.name]);
     let g = await groups();
     expect(g.get(BURST.name)).toMatchObject({ paused: true, pausedBy: 'breaker', inFlight: 0 });
-    expect(g.get(BURST.name)!.pausedReason).toMatch(/^6 of 8 hosts \(75%\) tainted within 15m, more than taintedShare 50%/);
+    expect(g.get(BURST.name)!.pausedReason).toMatch(
+      /^6 of 8 hosts \(75%\) tainted within 15m, more than taintedShare 50%/,
+    );
     expect(g.get(STEADY.name)!.paused).toBe(false);
     let rows = await list();
     const burstRows = rows.filter((r) => r.group === BURST.name);
     expect(burstRows.map((r) => r.hostId).sort()).toEqual(burstDrifted.map((h) => h.id).sort());
-    for (const r of burstRows) expect(r, 'a burst host held back by the breaker').toMatchObject({ state: 'queued', decision: 'paused', provider: null });
+    for (const r of burstRows)
+      expect(r, 'a burst host held back by the breaker').toMatchObject({
+        state: 'queued',
+        decision: 'paused',
+        provider: null,
+      });
     // Steady: the budget lets one go; the other waits for it.
     expect(readCalls().map((c) => c.stdin.group)).toEqual([STEADY.name]);
     const waiting = rows.find((r) => r.group === STEADY.name && r.state === 'queued')!;
@@ -140,36 +209,69 @@ describe('a burst: most of a group drifts at once, the same way', () => {
     // (The reason counts what was unavailable as the pass began: the slot went to the head of the queue in it.)
     expect(waiting.decisionReason).toMatch(/^budget "steady": maxUnavailable 1, /);
 
-    const audit = (await fleet.api.call<{ audit: { actor: string; action: string; target: string | null; detail: { reason?: string } }[] }>('GET', '/api/v1/audit?limit=1000')).body.audit;
+    const audit = (
+      await fleet.api.call<{
+        audit: { actor: string; action: string; target: string | null; detail: { reason?: string } }[];
+      }>('GET', '/api/v1/audit?limit=1000')
+    ).body.audit;
     const trips = audit.filter((a) => a.action === 'replacement.breaker-trip');
     expect(trips).toHaveLength(1);
     expect(trips[0]).toMatchObject({ actor: 'controller', target: BURST.name });
     expect(trips[0]!.detail.reason).toMatch(/6 of 8 hosts/);
 
     // More passes: steady is replaced one at a time; the burst stays paused and untouched.
-    await until(async () => {
-      await tick();
-      return (await list()).filter((r) => r.group === STEADY.name && r.state === 'replaced').length === STEADY.drifted;
-    }, () => `steady replaced\n${readFileSync(calls, 'utf8')}`, 30_000, 500);
+    await until(
+      async () => {
+        await tick();
+        return (
+          (await list()).filter((r) => r.group === STEADY.name && r.state === 'replaced').length === STEADY.drifted
+        );
+      },
+      () => `steady replaced\n${readFileSync(calls, 'utf8')}`,
+      30_000,
+      500,
+    );
     expect(readCalls().filter((c) => c.stdin.group === BURST.name)).toEqual([]);
     g = await groups();
     expect(g.get(BURST.name)).toMatchObject({ paused: true, inFlight: 0 });
     for (const h of burstDrifted) expect(await state(h)).toBe('tainted');
 
     // An operator looks, then resumes the group with the CLI (an operator token, not an admin's).
-    const token = await dwAsync(['token', 'create', '--config', ctl.configFile, '--role', 'operator', '--name', 'oncall']);
+    const token = await dwAsync([
+      'token',
+      'create',
+      '--config',
+      ctl.configFile,
+      '--role',
+      'operator',
+      '--name',
+      'oncall',
+    ]);
     expect(token.code, token.stderr).toBe(0);
-    const resumed = await dwAsync(['replacements', 'resume', BURST.name, '--url', ctl.url, '--token', token.stdout.trim()]);
+    const resumed = await dwAsync([
+      'replacements',
+      'resume',
+      BURST.name,
+      '--url',
+      ctl.url,
+      '--token',
+      token.stdout.trim(),
+    ]);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stdout).toMatch(/^group burst resumed at \d{4}-/);
     g = await groups();
     expect(g.get(BURST.name)).toMatchObject({ paused: false, resumedBy: expect.stringContaining('oncall') });
 
     // Replacements proceed within budget: two at a time, three in all (the rate), then the rest wait.
-    await until(async () => {
-      await tick();
-      return (await list()).filter((r) => r.group === BURST.name && r.state === 'replaced').length === BURST.rate;
-    }, () => `burst replaced up to its rate\n${readFileSync(calls, 'utf8')}`, 40_000, 500);
+    await until(
+      async () => {
+        await tick();
+        return (await list()).filter((r) => r.group === BURST.name && r.state === 'replaced').length === BURST.rate;
+      },
+      () => `burst replaced up to its rate\n${readFileSync(calls, 'utf8')}`,
+      40_000,
+      500,
+    );
     await tick();
     rows = await list();
     const burstAfter = rows.filter((r) => r.group === BURST.name);
@@ -188,19 +290,40 @@ describe('a burst: most of a group drifts at once, the same way', () => {
       expect(c.action).toBe('replace');
       const row = rows.find((r) => r.id === c.stdin.replacementId)!;
       expect(row, `a replacement for call ${c.stdin.replacementId}`).toBeDefined();
-      expect(row).toMatchObject({ hostId: c.stdin.host.id, state: 'replaced', provider: 'exec', providerRef: `recorded-${row.id}` });
-      expect(c.stdin).toMatchObject({ group: row.group, reason: 'tainted', host: { hostname: byId.get(row.hostId)!.name } });
+      expect(row).toMatchObject({
+        hostId: c.stdin.host.id,
+        state: 'replaced',
+        provider: 'exec',
+        providerRef: `recorded-${row.id}`,
+      });
+      expect(c.stdin).toMatchObject({
+        group: row.group,
+        reason: 'tainted',
+        host: { hostname: byId.get(row.hostId)!.name },
+      });
       expect(await state(byId.get(row.hostId)!)).toBe('replaced');
     }
     expect(new Set(recorded.map((c) => c.stdin.host.id)).size).toBe(recorded.length);
     // Never more in flight at once than the budget: the replacements' own times, scheduled to finished.
-    for (const [group, max] of [[BURST.name, BURST.maxUnavailable], [STEADY.name, STEADY.maxUnavailable]] as const) {
-      const spans = rows.filter((r) => r.group === group && r.scheduledAt && r.finishedAt).map((r) => [Date.parse(r.scheduledAt!), Date.parse(r.finishedAt!)] as const);
+    for (const [group, max] of [
+      [BURST.name, BURST.maxUnavailable],
+      [STEADY.name, STEADY.maxUnavailable],
+    ] as const) {
+      const spans = rows
+        .filter((r) => r.group === group && r.scheduledAt && r.finishedAt)
+        .map((r) => [Date.parse(r.scheduledAt!), Date.parse(r.finishedAt!)] as const);
       const most = Math.max(...spans.map(([s]) => spans.filter(([a, b]) => a <= s && s < b).length));
       expect(most, `${group}: replacements in flight at once`).toBeLessThanOrEqual(max);
     }
-    const actions = (await fleet.api.call<{ audit: { actor: string; action: string; target: string | null }[] }>('GET', '/api/v1/audit?limit=1000')).body.audit;
-    expect(actions.filter((a) => a.action === 'replacement.resume')).toEqual([expect.objectContaining({ target: BURST.name, actor: expect.stringContaining('oncall') })]);
+    const actions = (
+      await fleet.api.call<{ audit: { actor: string; action: string; target: string | null }[] }>(
+        'GET',
+        '/api/v1/audit?limit=1000',
+      )
+    ).body.audit;
+    expect(actions.filter((a) => a.action === 'replacement.resume')).toEqual([
+      expect.objectContaining({ target: BURST.name, actor: expect.stringContaining('oncall') }),
+    ]);
     expect(actions.filter((a) => a.action === 'replacement.complete')).toHaveLength(STEADY.drifted + BURST.rate);
 
     // Nothing lost: every host's reports, row and transitions agree (the replaced ones included).

@@ -10,7 +10,15 @@ import { afterAll } from 'vitest';
 import { bake, type Baked } from '../../helpers/agent-host.js';
 import { PG_URL } from '../../helpers/postgres.js';
 import { tempDir } from '../../helpers/tmp.js';
-import { Api, FleetController, FleetHost, killFleet, type ControllerOptions, type HostOptions, type StoreSpec } from './harness.js';
+import {
+  Api,
+  FleetController,
+  FleetHost,
+  killFleet,
+  type ControllerOptions,
+  type HostOptions,
+  type StoreSpec,
+} from './harness.js';
 
 let baked: Baked | null = null;
 export function image(): Baked {
@@ -69,7 +77,11 @@ export class Fleet {
   }
 
   host(opts: Omit<HostOptions, 'manifest' | 'enrollToken'>): FleetHost {
-    const h = new FleetHost(`fleet-${String(this.hosts.length).padStart(3, '0')}`, { manifest: image().manifest, enrollToken: this.enrollToken, ...opts });
+    const h = new FleetHost(`fleet-${String(this.hosts.length).padStart(3, '0')}`, {
+      manifest: image().manifest,
+      enrollToken: this.enrollToken,
+      ...opts,
+    });
     this.hosts.push(h);
     return h;
   }

@@ -38,7 +38,11 @@ export async function killFleet(): Promise<void> {
   children.clear();
 }
 
-function track(child: ChildProcess, sink: (s: string) => void, onExit: (code: number | null, signal: NodeJS.Signals | null) => void): void {
+function track(
+  child: ChildProcess,
+  sink: (s: string) => void,
+  onExit: (code: number | null, signal: NodeJS.Signals | null) => void,
+): void {
   children.add(child);
   child.stdout!.on('data', (b: Buffer) => sink(b.toString()));
   child.stderr!.on('data', (b: Buffer) => sink(b.toString()));
@@ -48,8 +52,13 @@ function track(child: ChildProcess, sink: (s: string) => void, onExit: (code: nu
   });
 }
 
-function waitExit(child: ChildProcess, timeoutMs: number, what: () => string): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+function waitExit(
+  child: ChildProcess,
+  timeoutMs: number,
+  what: () => string,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null)
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`${what()} did not exit within ${timeoutMs} ms`)), timeoutMs);
     child.once('exit', (code, signal) => {
@@ -123,7 +132,11 @@ export class FleetController {
       env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    track(child, (s) => (this.log += s), (code, signal) => this.exits.push({ code, signal }));
+    track(
+      child,
+      (s) => (this.log += s),
+      (code, signal) => this.exits.push({ code, signal }),
+    );
     this.proc = child;
     await until(
       () => {
@@ -155,7 +168,17 @@ export class FleetController {
   /** `driftwarden token create`, the real command, writing to the store. */
   async token(role: 'admin' | 'agent'): Promise<string> {
     this.writeConfig();
-    const r = await dwAsync(['token', 'create', '--config', this.configFile, '--role', role, '--name', `fleet-${role}`, ...(role === 'agent' ? ['--uses', 'unlimited'] : [])]);
+    const r = await dwAsync([
+      'token',
+      'create',
+      '--config',
+      this.configFile,
+      '--role',
+      role,
+      '--name',
+      `fleet-${role}`,
+      ...(role === 'agent' ? ['--uses', 'unlimited'] : []),
+    ]);
     if (r.code !== 0) throw new Error(`token create: exit ${r.code}: ${r.stderr}`);
     return r.stdout.trim();
   }
@@ -171,7 +194,10 @@ export class Api {
   async call<T = unknown>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: T }> {
     const res = await request(this.url() + path, {
       method,
-      headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${this.token}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       body: body !== undefined ? JSON.stringify(body) : undefined,
     });
     const text = await res.body.text();
@@ -188,7 +214,10 @@ export class Api {
     const all: StoredReport[] = [];
     let before: number | undefined;
     for (;;) {
-      const r = await this.call<{ reports: StoredReport[] }>('GET', `/api/v1/hosts/${id}/reports?limit=500${before !== undefined ? `&beforeSeq=${before}` : ''}`);
+      const r = await this.call<{ reports: StoredReport[] }>(
+        'GET',
+        `/api/v1/hosts/${id}/reports?limit=500${before !== undefined ? `&beforeSeq=${before}` : ''}`,
+      );
       if (r.status !== 200) throw new Error(`reports: ${r.status} ${JSON.stringify(r.body)}`);
       all.push(...r.body.reports);
       if (r.body.reports.length < 500) return all;
@@ -203,7 +232,14 @@ export class Api {
 }
 
 export interface HostDetail {
-  host: { id: string; state: string; lastSeq: number; deviationCount: number; lastSeenAt: string | null; hostname: string | null };
+  host: {
+    id: string;
+    state: string;
+    lastSeq: number;
+    deviationCount: number;
+    lastSeenAt: string | null;
+    hostname: string | null;
+  };
   deviations: { collector: string; key: string; change: string; action: string; expected: unknown; actual: unknown }[];
   timeline: { transitions: { from: string | null; to: string; cause: string; at: string; reportId: string | null }[] };
 }
@@ -227,7 +263,10 @@ export interface HostOptions {
   manifest: string;
   enrollToken: string;
   /** How the host reaches the controller. */
-  path: { kind: 'proxy'; controller: { host: string; port: number } } | { kind: 'netns'; lab: NetLab; net: NetHost; controllerUrl: string } | { kind: 'direct'; controllerUrl: string };
+  path:
+    | { kind: 'proxy'; controller: { host: string; port: number } }
+    | { kind: 'netns'; lab: NetLab; net: NetHost; controllerUrl: string }
+    | { kind: 'direct'; controllerUrl: string };
   /** The group the agent reports (agent.yaml `group:`), for replacement budgets and the breaker. */
   group?: string;
   scan?: string;
@@ -275,7 +314,11 @@ export class FleetHost {
       this.configFile,
       stringify({
         // A namespaced host reaches the controller on the lab bridge, not loopback: plain http there is a test's choice.
-        controller: { url: this.controllerUrl(), enrollmentTokenFile: this.tokenFile, ...(o.path.kind === 'netns' ? { allowInsecure: true } : {}) },
+        controller: {
+          url: this.controllerUrl(),
+          enrollmentTokenFile: this.tokenFile,
+          ...(o.path.kind === 'netns' ? { allowInsecure: true } : {}),
+        },
         manifest: o.manifest,
         root: this.root,
         stateDir: this.stateDir,
@@ -291,12 +334,24 @@ export class FleetHost {
     this.writeConfig();
     const p = this.opts.path;
     const prefix = p.kind === 'netns' ? p.lab.exec(p.net) : [];
-    const argv = [...prefix, process.execPath, ...(this.opts.nodeArgs ?? []), BIN, 'agent', '--config', this.configFile];
+    const argv = [
+      ...prefix,
+      process.execPath,
+      ...(this.opts.nodeArgs ?? []),
+      BIN,
+      'agent',
+      '--config',
+      this.configFile,
+    ];
     const child = spawn(argv[0]!, argv.slice(1), {
       env: { ...process.env, DRIFTWARDEN_LOG_LEVEL: 'debug', ...this.opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    track(child, (s) => (this.log += s), (code, signal) => this.exits.push({ code, signal }));
+    track(
+      child,
+      (s) => (this.log += s),
+      (code, signal) => this.exits.push({ code, signal }),
+    );
     this.proc = child;
   }
 
@@ -304,7 +359,11 @@ export class FleetHost {
   async stop(): Promise<void> {
     const child = this.proc;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    await until(() => this.log.includes('"msg":"agent running"') || child.exitCode !== null, () => `${this.name} running before SIGTERM\n${this.log.slice(-2000)}`, 30_000);
+    await until(
+      () => this.log.includes('"msg":"agent running"') || child.exitCode !== null,
+      () => `${this.name} running before SIGTERM\n${this.log.slice(-2000)}`,
+      30_000,
+    );
     child.kill('SIGTERM');
     await waitExit(child, 20_000, () => `agent ${this.name}\n${this.log.slice(-2000)}`);
   }
@@ -390,31 +449,45 @@ export async function verifyHost(api: Api, h: FleetHost): Promise<{ stored: numb
     else if (s.seq !== d.seq) problems.push(`report ${d.reportId} stored with seq ${s.seq}, sent with ${d.seq}`);
   }
   const ackedIds = new Set(ackedReports.map((d) => d.reportId));
-  for (const s of stored) if (!ackedIds.has(s.reportId)) problems.push(`stored seq ${s.seq} (${s.reportId}) was never acknowledged to the agent`);
+  for (const s of stored)
+    if (!ackedIds.has(s.reportId))
+      problems.push(`stored seq ${s.seq} (${s.reportId}) was never acknowledged to the agent`);
   if (new Set(stored.map((s) => s.reportId)).size !== stored.length) problems.push('a reportId is stored twice');
   if (new Set(stored.map((s) => s.seq)).size !== stored.length) problems.push('a seq is stored twice');
-  const byArrival = [...stored].sort((a, b) => (a.receivedAt < b.receivedAt ? -1 : a.receivedAt > b.receivedAt ? 1 : a.seq - b.seq));
+  const byArrival = [...stored].sort((a, b) =>
+    a.receivedAt < b.receivedAt ? -1 : a.receivedAt > b.receivedAt ? 1 : a.seq - b.seq,
+  );
   for (let i = 1; i < byArrival.length; i++) {
-    if (byArrival[i]!.seq <= byArrival[i - 1]!.seq) problems.push(`seq ${byArrival[i]!.seq} was stored after seq ${byArrival[i - 1]!.seq}`);
+    if (byArrival[i]!.seq <= byArrival[i - 1]!.seq)
+      problems.push(`seq ${byArrival[i]!.seq} was stored after seq ${byArrival[i - 1]!.seq}`);
   }
   // Acknowledgements reach the agent in seq order too (one at a time, oldest first).
   for (let i = 1; i < delivered.length; i++) {
-    if (delivered[i]!.seq <= delivered[i - 1]!.seq) problems.push(`acknowledged seq ${delivered[i]!.seq} after ${delivered[i - 1]!.seq}`);
+    if (delivered[i]!.seq <= delivered[i - 1]!.seq)
+      problems.push(`acknowledged seq ${delivered[i]!.seq} after ${delivered[i - 1]!.seq}`);
   }
   const lastAcked = delivered.at(-1)?.seq ?? 0;
-  if (detail.host.lastSeq !== lastAcked) problems.push(`host lastSeq ${detail.host.lastSeq}, last acknowledged seq ${lastAcked}`);
+  if (detail.host.lastSeq !== lastAcked)
+    problems.push(`host lastSeq ${detail.host.lastSeq}, last acknowledged seq ${lastAcked}`);
   const counted = detail.deviations.filter((d) => d.action !== 'ignore').length;
-  if (detail.host.deviationCount !== counted) problems.push(`host deviationCount ${detail.host.deviationCount}, current deviations ${counted}`);
+  if (detail.host.deviationCount !== counted)
+    problems.push(`host deviationCount ${detail.host.deviationCount}, current deviations ${counted}`);
   const t = detail.timeline.transitions;
   if (t[0]?.from !== null) problems.push(`first transition from ${t[0]?.from}`);
-  for (let i = 1; i < t.length; i++) if (t[i]!.from !== t[i - 1]!.to) problems.push(`transition ${i} from ${t[i]!.from}, previous went to ${t[i - 1]!.to}`);
-  if (t.at(-1)?.to !== detail.host.state) problems.push(`last transition to ${t.at(-1)?.to}, host is ${detail.host.state}`);
-  for (const x of t) if (x.reportId && !byId.has(x.reportId)) problems.push(`transition to ${x.to} names report ${x.reportId}, which is not stored`);
+  for (let i = 1; i < t.length; i++)
+    if (t[i]!.from !== t[i - 1]!.to)
+      problems.push(`transition ${i} from ${t[i]!.from}, previous went to ${t[i - 1]!.to}`);
+  if (t.at(-1)?.to !== detail.host.state)
+    problems.push(`last transition to ${t.at(-1)?.to}, host is ${detail.host.state}`);
+  for (const x of t)
+    if (x.reportId && !byId.has(x.reportId))
+      problems.push(`transition to ${x.to} names report ${x.reportId}, which is not stored`);
   // A scan made as the agent was stopping waits in the spool for the next start: it must be newer than
   // anything acknowledged and not stored yet (else a restart would send it twice).
   for (const e of h.spooled()) {
     const left = JSON.parse(readFileSync(join(h.spoolDir, e.name), 'utf8')) as { reportId: string; seq: number };
-    if (left.seq <= lastAcked) problems.push(`spooled seq ${left.seq} is not newer than the last acknowledged seq ${lastAcked}`);
+    if (left.seq <= lastAcked)
+      problems.push(`spooled seq ${left.seq} is not newer than the last acknowledged seq ${lastAcked}`);
     if (byId.has(left.reportId)) problems.push(`spooled seq ${left.seq} is already stored`);
   }
   if (h.rejected().length > 0) problems.push(`reports refused by the controller: ${h.rejected().join(', ')}`);
@@ -426,7 +499,8 @@ export async function verifyHost(api: Api, h: FleetHost): Promise<{ stored: numb
 export async function drained(hosts: FleetHost[], timeoutMs = 60_000): Promise<void> {
   await until(
     () => hosts.every((h) => !h.spooled().some((e) => e.kind !== 'heartbeat')),
-    () => `spools drained: ${hosts.map((h) => `${h.name}=${h.spooled().length}`).join(' ')}\n${hosts.map((h) => h.log.slice(-600)).join('\n')}`,
+    () =>
+      `spools drained: ${hosts.map((h) => `${h.name}=${h.spooled().length}`).join(' ')}\n${hosts.map((h) => h.log.slice(-600)).join('\n')}`,
     timeoutMs,
     100,
   );

@@ -12,7 +12,9 @@ import { join } from 'node:path';
 function pgBin(): string | null {
   const base = '/usr/lib/postgresql';
   if (!existsSync(base)) return null;
-  const versions = readdirSync(base).filter((v) => existsSync(join(base, v, 'bin/pg_ctl'))).sort((a, b) => Number(b) - Number(a));
+  const versions = readdirSync(base)
+    .filter((v) => existsSync(join(base, v, 'bin/pg_ctl')))
+    .sort((a, b) => Number(b) - Number(a));
   return versions[0] ? join(base, versions[0], 'bin') : null;
 }
 
@@ -57,14 +59,29 @@ export class PgCluster {
   }
 
   private run(cmd: string, args: string[]): void {
-    const r = spawnSync('runuser', ['-u', 'postgres', '--', join(this.bin, cmd), ...args], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync('runuser', ['-u', 'postgres', '--', join(this.bin, cmd), ...args], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.status}: ${r.stderr || r.stdout}`);
   }
 
   private ctl(action: string, extra: string[] = []): void {
     const data = join(this.dir, 'data');
     // -k: the socket goes in our own directory, not the shared /var/run/postgresql.
-    this.run('pg_ctl', ['-D', data, '-l', join(this.dir, 'server.log'), '-w', '-t', '30', '-o', `-p ${this.port} -k ${this.dir} -c fsync=off -c max_connections=100`, action, ...extra]);
+    this.run('pg_ctl', [
+      '-D',
+      data,
+      '-l',
+      join(this.dir, 'server.log'),
+      '-w',
+      '-t',
+      '30',
+      '-o',
+      `-p ${this.port} -k ${this.dir} -c fsync=off -c max_connections=100`,
+      action,
+      ...extra,
+    ]);
   }
 
   async init(): Promise<void> {
