@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
-import { pino, type Logger } from 'pino';
 import { DwError } from '../shared/errors.js';
+import { createLogger, type Logger } from '../shared/logger.js';
 import { loadPrivateKey, loadPublicKey } from '../shared/sign.js';
 import { buildApp, type App } from './app.js';
 import { startBackground } from './background.js';
@@ -18,22 +18,8 @@ import { openStore } from './store/index.js';
 import { createScheduler, startSchedulerLoop } from './scheduler/index.js';
 import type { Store } from './store/types.js';
 
-export const REDACT = [
-  'req.headers.authorization',
-  'headers.authorization',
-  'authorization',
-  'token',
-  '*.token',
-  'secret',
-  '*.secret',
-  'credential',
-  '*.credential',
-  'password',
-  '*.password',
-];
-
-export function controllerLogger(level = process.env.DRIFTWARDEN_LOG_LEVEL ?? 'info'): Logger {
-  return pino({ level, base: { service: 'driftwarden-controller' }, redact: { paths: REDACT, censor: '[redacted]' } });
+export function controllerLogger(level?: string): Logger {
+  return createLogger({ level, service: 'driftwarden-controller' });
 }
 
 export interface RunningController {

@@ -16,6 +16,7 @@ import {
 } from 'kysely';
 import pg from 'pg';
 import { DwError } from '../../shared/errors.js';
+import { redactUrl } from '../../shared/logger.js';
 import { KyselyStore, type DB } from './kysely-store.js';
 import type { Store } from './types.js';
 
@@ -163,16 +164,7 @@ function statementCache(raw: Database.Database, max: number): SqliteDatabase {
 
 // ---- PostgreSQL ----
 
-/** The URL without its password, for logs and error messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
-}
+export { redactUrl };
 
 async function openPostgres(url: string, opts: OpenStoreOptions): Promise<KyselyStore> {
   const schema = opts.schema;
