@@ -17,6 +17,8 @@ import {
   type ReplaceStatus,
   type ReplacementTarget,
 } from './types.js';
+import type { z } from 'zod';
+import type { WebhookProviderSchema } from '../scheduler/config.js';
 
 // One signature format for every webhook the controller sends: it lives in ../siem/webhook.ts.
 export { SIGNATURE_HEADER, TIMESTAMP_HEADER };
@@ -134,13 +136,8 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-export interface WebhookConfig {
-  url: string;
-  secret?: string;
-  secretFile?: string;
-  timeout: string;
-  retries: number;
-}
+/** The `webhook` provider block as its schema parses it (defaults filled in). */
+export type WebhookConfig = Omit<z.output<typeof WebhookProviderSchema>, 'type'>;
 
 function payloadOf(event: 'replace' | 'status', t: ReplacementTarget) {
   return {
