@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { loadDetachedSignature, loadManifest } from '../shared/manifest.js';
 import { check, checkExitCode } from './commands/check.js';
 import { keygen } from './commands/keygen.js';
-import { buildManifest, loadVerifiedManifest } from './commands/manifest.js';
+import { buildManifest, loadVerifiedManifest, sourceDateEpoch } from './commands/manifest.js';
 import { formatCheck } from './format.js';
 import { createLogger } from './log.js';
 import { terminalProgress } from './progress.js';
@@ -75,7 +75,10 @@ export function buildProgram(): Command {
         out: string;
       }) => {
         const progress = terminalProgress();
-        const r = await buildManifest({ ...o, log: createLogger(), progress }).finally(() => progress?.end());
+        const createdAt = sourceDateEpoch();
+        const r = await buildManifest({ ...o, createdAt, log: createLogger(), progress }).finally(() =>
+          progress?.end(),
+        );
         const m = r.manifest;
         const counts = Object.entries(m.sections)
           .map(([k, s]) => `${k} ${s?.items.length ?? 0}`)
