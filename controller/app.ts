@@ -40,7 +40,7 @@ import { registerMetaRoutes } from './routes/meta.js';
 import { registerReportRoutes } from './routes/reports.js';
 import { registerTokenRoutes } from './routes/tokens.js';
 import { registerDashboardRoutes } from './routes/dashboard.js';
-import { registerEventRoutes } from './routes/events.js';
+import { registerEventRoutes } from './routes/siem-feed.js';
 import { registerFleetRoutes } from './routes/fleet.js';
 import { registerDriftReportRoutes } from './routes/drift-report.js';
 import { registerSessionRoutes } from './routes/session.js';

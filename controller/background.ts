@@ -4,7 +4,7 @@
  * scanMaxAge; reports past the retention age are pruned (host history and audit stay).
  */
 import type { Logger } from 'pino';
-import { recordTransition } from './events.js';
+import { recordTransition } from './event-stream.js';
 import { next } from './states.js';
 import type { HostRow, HostState, Store } from './store/types.js';
 

@@ -7,7 +7,7 @@
 import type { Decision, GroupCounts, GroupStateRow, ReplacementRow } from '../../store/replacements.js';
 import type { StoreTx } from '../../store/types.js';
 import type { Allowance, BudgetLimits } from '../budgets.js';
-import type { SchedulerEvent } from '../events.js';
+import type { SchedulerEvent } from '../scheduler-events.js';
 import type { SchedulerRuntime, TickResult } from './runtime.js';
 
 export interface PlanPass {
