@@ -19,12 +19,11 @@ import Database from 'better-sqlite3';
 import { chromium } from 'playwright-core';
 import { pino } from 'pino';
 import { request } from 'undici';
+import { mustMeasure, parseCli } from './lib/cli.mjs';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
 const dist = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
-);
+const args = parseCli(import.meta.url, { hosts: 'value', runs: 'value', out: 'value' });
 const HOSTS = Number(args.hosts ?? 100_000);
 const RUNS = Number(args.runs ?? 10);
 const WORK = join(ROOT, 'bench/work/replacements');
@@ -124,6 +123,16 @@ db.close();
     });
   }
   await store.close();
+}
+{
+  const check = new Database(file, { readonly: true });
+  const hosts = check.prepare('select count(*) as n from hosts').get().n;
+  const repl = check.prepare('select count(*) as n from replacements').get().n;
+  check.close();
+  mustMeasure(
+    HOSTS > 0 && hosts === HOSTS && repl === HOSTS,
+    `seeded ${hosts} hosts and ${repl} replacements, ${HOSTS} were asked`,
+  );
 }
 const seedSeconds = (performance.now() - t0) / 1000;
 
