@@ -302,7 +302,7 @@ async function runStore(kind) {
       };
       rows.push(row);
       log(
-        `${kind} ${name}: ${ok} ok${errors ? `, ${errors} errors` : ''} in ${wall.toFixed(1)} s = ${row.rate.toFixed(0)}/s, p99 ${row.p99.toFixed(1)} ms, server ${res.serverCpu.toFixed(0)} % (${row.serverMsPerReq.toFixed(2)} ms/req), gen ${res.genCpu.toFixed(0)} %, db ${f0(res.dbCpu)} %, memo ${row.memoHits} hit / ${row.memoMisses} miss`,
+        `${kind} ${name}: ${ok} ok${errors ? `, ${errors} errors` : ''} in ${wall.toFixed(1)} s = ${row.rate.toFixed(0)}/s, p99 ${row.p99.toFixed(1)} ms, server ${res.serverCpu.toFixed(0)} % (${row.serverMsPerReq.toFixed(2)} ms/req), gen ${res.genCpu.toFixed(0)} %, db ${f0(res.dbCpu)} %, memo ${f0(row.memoHits)} hit / ${f0(row.memoMisses)} miss`,
       );
       return row;
     };
@@ -639,6 +639,7 @@ const started = new Date();
 log(`machine: ${cpus().length} cores, ${cpuModel}, node ${process.version}, ${uptime()}`);
 
 const all = [];
+const failed = [];
 let refused = null;
 for (const kind of opts.stores) {
   try {
@@ -651,6 +652,7 @@ for (const kind of opts.stores) {
       break;
     }
     log(`${kind}: run failed: ${err.stack ?? err}`);
+    failed.push(`${kind}: ${String(err.message ?? err).split('\n')[0]}`);
     process.exitCode = 1;
   }
 }
@@ -712,6 +714,11 @@ function targetRows(kind, rows) {
 }
 
 const lines = [];
+if (failed.length)
+  lines.push(
+    `**INCOMPLETE, not a result: ${failed.join('; ')}.** The rows below are what was measured before the failure; no target is judged.`,
+    '',
+  );
 lines.push(
   `Run ${started.toISOString()} on ${cpus().length} cores (${cpuModel}), Node ${process.version}, commit ${all[0]?.commit ?? commitOf()}.`,
 );
@@ -731,7 +738,7 @@ lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:
 for (const { rows } of all) {
   for (const r of rows) {
     lines.push(
-      `| ${r.store} | ${r.phase} | ${r.ok} / ${r.requests}${r.unanswered ? ` (+${r.unanswered} unanswered)` : ''} | ${f1(r.seconds)} | ${f0(r.rate)} | ${f1(r.p50)} | ${f1(r.p95)} | ${f1(r.p99)} | ${f1(r.max)} | ${f0(r.serverCpu)} | ${f2(r.serverMsPerReq)} | ${f0(r.dbCpu)} | ${f2(r.dbMsPerReq)} | ${f0(r.pgAllCpu)} | ${f0(r.genCpu)} | ${f2(r.genMsPerReq)} | ${r.memoHits} / ${r.memoMisses} | ${f0(r.newConnections)} | ${f0(r.serverRssMB)} | ${f0(r.machineBusy)} | ${f2(r.load1)} |`,
+      `| ${r.store} | ${r.phase} | ${r.ok} / ${r.requests}${r.unanswered ? ` (+${r.unanswered} unanswered)` : ''} | ${f1(r.seconds)} | ${f0(r.rate)} | ${f1(r.p50)} | ${f1(r.p95)} | ${f1(r.p99)} | ${f1(r.max)} | ${f0(r.serverCpu)} | ${f2(r.serverMsPerReq)} | ${f0(r.dbCpu)} | ${f2(r.dbMsPerReq)} | ${f0(r.pgAllCpu)} | ${f0(r.genCpu)} | ${f2(r.genMsPerReq)} | ${f0(r.memoHits)} / ${f0(r.memoMisses)} | ${f0(r.newConnections)} | ${f0(r.serverRssMB)} | ${f0(r.machineBusy)} | ${f2(r.load1)} |`,
     );
   }
 }
@@ -748,7 +755,8 @@ lines.push('Targets (issue 14; this 2-core machine, load generator on it):');
 lines.push('');
 lines.push('| store | target | wanted | measured | |');
 lines.push('|---|---|---|---:|---|');
-for (const { kind, rows } of all) lines.push(...targetRows(kind, rows));
+for (const { kind, rows } of all)
+  if (!failed.some((f) => f.startsWith(`${kind}:`))) lines.push(...targetRows(kind, rows));
 writeResults(opts.out, lines.join('\n') + '\n', { started, cpuModel, node: process.version, opts, results: all }, log);
 
 if (opts.cpuProf) {

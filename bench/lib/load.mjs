@@ -609,14 +609,15 @@ export function writeResults(out, table, json, log = () => {}) {
  * call(i, method, path, token, body) → {status, text}; `connects` counts connections opened.
  */
 export function transport(url, { mode = 'pool', caPem = null, maxOpen = 4096 } = {}) {
-  const connect = caPem ? { ca: caPem } : undefined;
+  // an agent waits up to 30 s (its transport timeout); undici's default connect timeout is 10 s
+  const connect = { timeout: 30_000, ...(caPem ? { ca: caPem } : {}) };
   if (mode === 'pool') {
     const pool = new Pool(url, {
       connections: 256,
       pipelining: 1,
       keepAliveTimeout: 60_000,
       keepAliveMaxTimeout: 600_000,
-      ...(connect ? { connect } : {}),
+      connect,
     });
     return {
       mode,
@@ -639,7 +640,7 @@ export function transport(url, { mode = 'pool', caPem = null, maxOpen = 4096 } =
           pipelining: 1,
           keepAliveTimeout: 60_000,
           keepAliveMaxTimeout: 600_000,
-          ...(connect ? { connect } : {}),
+          connect,
         });
         c.on('connect', () => t.connects++);
         if (open.size >= maxOpen) {
@@ -663,9 +664,14 @@ export function transport(url, { mode = 'pool', caPem = null, maxOpen = 4096 } =
   return t;
 }
 
-/** Counters from the controller's /metrics: digest memo hits and misses. */
+/** Counters from the controller's /metrics: digest memo hits and misses (NaN when it did not answer). */
 export async function memoCounters(t, token) {
-  const r = await t.call(-1, 'GET', '/metrics', token);
+  let r;
+  try {
+    r = await t.call(-1, 'GET', '/metrics', token);
+  } catch {
+    return { hits: NaN, misses: NaN };
+  }
   if (r.status !== 200) throw new Error(`GET /metrics: ${r.status} ${r.text.slice(0, 200)}`);
   const get = (result) => {
     const m = new RegExp(`^driftwarden_digest_memo_lookups_total\\{result="${result}"\\} (\\d+)`, 'm').exec(r.text);
