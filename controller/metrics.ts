@@ -1,5 +1,6 @@
 /** @module Prometheus metrics of one controller: hosts by state, reports ingested, ingest latency, rejections by reason. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { digestMemoStats } from './digest-check.js';
 
 export function createMetrics() {
   const registry = new Registry();
@@ -23,6 +24,17 @@ export function createMetrics() {
       help: 'Time to validate, evaluate and store one report',
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [registry],
+    }),
+    digestMemo: new Counter({
+      name: 'driftwarden_digest_memo_lookups_total',
+      help: 'Digest checks of a section with deviations, by result (a miss recomputes the section digest)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc({ result: 'hit' }, digestMemoStats.hits);
+        this.inc({ result: 'miss' }, digestMemoStats.misses);
+      },
     }),
     hostsByState: new Gauge({
       name: 'driftwarden_hosts',
