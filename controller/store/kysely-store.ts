@@ -1367,13 +1367,20 @@ export class KyselyStore extends KyselyStoreTx implements Store {
   readonly #pgSchema: string | undefined;
 
   readonly #onRetry: RetryOptions['onRetry'];
+  /** An own property, not a method: it reads no private state, so a Proxy around the store can call it. */
+  readonly waitingForConnection: () => number;
 
   /** `pgSchema`: on PostgreSQL, the schema the connections' search_path puts first (see createMigrator). */
-  constructor(db: Kysely<DB>, dialect: Dialect, opts: { pgSchema?: string; onRetry?: RetryOptions['onRetry'] } = {}) {
+  constructor(
+    db: Kysely<DB>,
+    dialect: Dialect,
+    opts: { pgSchema?: string; onRetry?: RetryOptions['onRetry']; waiting?: () => number } = {},
+  ) {
     super(db, dialect);
     this.kind = dialect;
     this.#pgSchema = opts.pgSchema;
     this.#onRetry = opts.onRetry;
+    this.waitingForConnection = opts.waiting ?? (() => 0);
   }
 
   async migrate(): Promise<void> {

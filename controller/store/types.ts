@@ -416,5 +416,7 @@ export interface Store extends StoreTx {
    * that a second run would change twice (or must reset it first).
    */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /** Queries waiting for a free connection now (PostgreSQL's pool; 0 on SQLite): load shedding reads it. */
+  waitingForConnection(): number;
   close(): Promise<void>;
 }
