@@ -49,6 +49,8 @@ export const RATE_LIMIT_DEFAULT = {
   maxSources: 10_000,
 };
 
+export const OVERLOAD_DEFAULT = { maxInFlight: 1024, maxStoreWaiting: 512, retryAfter: '5s' };
+
 export const ControllerConfigSchema = z.strictObject({
   listen: ListenSchema.default('127.0.0.1:8443'),
   tls: z
@@ -164,6 +166,22 @@ export const ControllerConfigSchema = z.strictObject({
       maxSources: z.number().int().min(100).max(1_000_000).default(RATE_LIMIT_DEFAULT.maxSources),
     })
     .default(RATE_LIMIT_DEFAULT),
+  /**
+   * Load shedding (overload.ts): past either bound a request is answered 503 DW_ERR_UNAVAILABLE with
+   * Retry-After at once, whoever sends it, instead of queueing until everything times out.
+   */
+  overload: z
+    .strictObject({
+      /** Requests with a credential handled at once (/healthz is never shed). */
+      maxInFlight: z.number().int().min(1).max(1_000_000).default(OVERLOAD_DEFAULT.maxInFlight),
+      /** Queries waiting for a PostgreSQL pool connection (SQLite never queues this way). */
+      maxStoreWaiting: z.number().int().min(0).max(1_000_000).default(OVERLOAD_DEFAULT.maxStoreWaiting),
+      /** What Retry-After says (whole seconds); agents wait that plus up to half again, at random. */
+      retryAfter: DurationSchema.refine((d) => parseDuration(d)! >= 1000, 'expected at least 1s').default(
+        OVERLOAD_DEFAULT.retryAfter,
+      ),
+    })
+    .default(OVERLOAD_DEFAULT),
   /**
    * Behind a reverse proxy or load balancer, which X-Forwarded-For to believe: the proxies' addresses
    * or CIDR blocks, or a number of hops. Off by default: a client could otherwise name any address

@@ -36,7 +36,7 @@ import { PackedFiles } from '../packed-files.js';
 import { Spool } from './spool.js';
 import { StateDir } from './state-dir.js';
 import { DEFAULT_REPORT_LIMITS, fitReport } from './report-size.js';
-import { backoffMs, encodeBody, transportFor, type Transport } from './transport.js';
+import { backoffMs, encodeBody, retryAfterDelayMs, transportFor, type Transport } from './transport.js';
 import { ChangeWatcher } from './watch.js';
 import { ScanWatchdog } from './watchdog.js';
 import { releaseMemory, settleMemory } from './release-memory.js';
@@ -120,6 +120,8 @@ export class AgentService {
   private flushAgain = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private retryAttempt = 0;
+  /** A controller's Retry-After (429/503) holds every send until then, not only the retry timer's. */
+  private holdUntil = 0;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private tasks: ScheduledTask[] = [];
   private watcher: ChangeWatcher | null = null;
@@ -487,6 +489,12 @@ export class AgentService {
 
   private async flushOnce(): Promise<boolean> {
     if (!this.transport) return this.spool.list().length === 0;
+    // Told to come back later: new reports wait in the spool with the rest (a heartbeat or a scan
+    // finishing must not send through the controller's Retry-After); the retry timer flushes them.
+    if (Date.now() < this.holdUntil) {
+      this.scheduleRetry();
+      return false;
+    }
     if (!this.credential) {
       const inventory = this.lastResult?.host ?? (await readInventory(this.root, this.hostId));
       const r = await ensureEnrolled(this.state, this.transport, this.config, {
@@ -538,6 +546,7 @@ export class AgentService {
       if (r.ok) {
         if (this.refused || this.reenrollAttempt > 0) this.credentialAccepted();
         this.spool.ack(entry);
+        this.holdUntil = 0;
         if (report.kind === 'scan') this.scanDelivered();
         this.log.debug({ seq: report.seq, kind: report.kind, reportId: report.reportId }, 'report delivered');
         if (report.spoolDropped) this.spool.clearDropped(report.spoolDropped);
@@ -556,6 +565,16 @@ export class AgentService {
           this.spool.reject(entry, `undeliverable: ${r.reason}`);
           this.markUndelivered(report, r.reason);
           continue;
+        }
+        if (r.retryAfterMs !== undefined) {
+          const wait = retryAfterDelayMs(r.retryAfterMs);
+          this.holdUntil = Date.now() + wait;
+          this.log.warn(
+            { reason: r.reason, retryAfterMs: r.retryAfterMs, waitMs: wait, spooled: this.spool.list().length },
+            'controller busy: reports stay spooled until its Retry-After (plus jitter)',
+          );
+          this.scheduleRetry(wait);
+          return false;
         }
         this.log.warn(
           { reason: r.reason, spooled: this.spool.list().length },
@@ -688,9 +707,10 @@ export class AgentService {
     return this.refused;
   }
 
-  private scheduleRetry(): void {
+  /** `waitMs`: the controller said how long (Retry-After); otherwise exponential backoff with jitter. */
+  private scheduleRetry(waitMs?: number): void {
     if (this.retryTimer || this.stopped) return;
-    const wait = backoffMs(this.retryAttempt++);
+    const wait = waitMs ?? Math.max(backoffMs(this.retryAttempt++), this.holdUntil - Date.now());
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       void this.flush();

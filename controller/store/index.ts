@@ -210,5 +210,13 @@ async function openPostgres(url: string, opts: OpenStoreOptions): Promise<Kysely
     );
   }
   opts.log?.info({ url: redactUrl(url), schema: current }, 'store opened (postgres)');
-  return new KyselyStore(db, 'postgres', { pgSchema: current });
+  return new KyselyStore(db, 'postgres', {
+    pgSchema: current,
+    waiting: () => pool.waitingCount,
+    onRetry: (err, attempt, delayMs) =>
+      opts.log?.info(
+        { code: (err as { code?: string }).code, attempt, delayMs: Math.round(delayMs) },
+        'store: transaction aborted by PostgreSQL (deadlock or serialization conflict); running it again',
+      ),
+  });
 }

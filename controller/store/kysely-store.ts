@@ -8,6 +8,7 @@ import { auditContent, chainHash, eventContent, GENESIS } from './chain.js';
 import { actualDigest } from './migration-0003.js';
 import { migrateToLatest, type Dialect } from './migrations.js';
 import { KyselyReplacementStore, type ReplacementStoreTx } from './replacements.js';
+import { retryTransient, type RetryOptions } from './retry.js';
 import {
   HOST_STATES,
   type EventRow,
@@ -1169,8 +1170,14 @@ class KyselyStoreTx implements StoreTx {
    * already serialized; PostgreSQL takes a transaction-scoped advisory lock per chain.
    */
   protected async chainHead(table: 'audit' | 'events'): Promise<string> {
-    if (this.dialect === 'postgres')
+    if (this.dialect === 'postgres') {
+      // One lock order for both chains, events before audit: ingestion appends events then audits a
+      // taint, the scheduler audits then records a transition; taken in either order, two such
+      // transactions deadlocked (the 500s under concurrent drift scans). Re-taking a held lock is free.
+      if (table === 'audit')
+        await sql`select pg_advisory_xact_lock(hashtext(current_schema() || '.events'))`.execute(this.db);
       await sql`select pg_advisory_xact_lock(hashtext(current_schema() || ${'.' + table}))`.execute(this.db);
+    }
     const r = await this.db.selectFrom(table).select('hash').orderBy('id', 'desc').limit(1).executeTakeFirst();
     return r?.hash ?? GENESIS;
   }
@@ -1359,11 +1366,21 @@ export class KyselyStore extends KyselyStoreTx implements Store {
   readonly kind: Dialect;
   readonly #pgSchema: string | undefined;
 
+  readonly #onRetry: RetryOptions['onRetry'];
+  /** An own property, not a method: it reads no private state, so a Proxy around the store can call it. */
+  readonly waitingForConnection: () => number;
+
   /** `pgSchema`: on PostgreSQL, the schema the connections' search_path puts first (see createMigrator). */
-  constructor(db: Kysely<DB>, dialect: Dialect, opts: { pgSchema?: string } = {}) {
+  constructor(
+    db: Kysely<DB>,
+    dialect: Dialect,
+    opts: { pgSchema?: string; onRetry?: RetryOptions['onRetry']; waiting?: () => number } = {},
+  ) {
     super(db, dialect);
     this.kind = dialect;
     this.#pgSchema = opts.pgSchema;
+    this.#onRetry = opts.onRetry;
+    this.waitingForConnection = opts.waiting ?? (() => 0);
   }
 
   async migrate(): Promise<void> {
@@ -1377,7 +1394,9 @@ export class KyselyStore extends KyselyStoreTx implements Store {
    * `begin` immediate.
    */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute((trx) => fn(new KyselyStoreTx(trx, this.dialect)));
+    const once = () => this.db.transaction().execute((trx) => fn(new KyselyStoreTx(trx, this.dialect)));
+    // SQLite serializes writers and never aborts a transaction for a conflict; PostgreSQL may (retry.ts).
+    return this.dialect === 'postgres' ? retryTransient(once, { onRetry: this.#onRetry }) : once();
   }
 
   /** A chained append needs its head read and its insert in one transaction, even when called outside one. */

@@ -411,7 +411,12 @@ export interface Store extends StoreTx {
    * is rethrown. Overlapping transactions never interleave on SQLite (one connection, taken with
    * `begin immediate`). IMPORTANT: inside `fn` use only `tx`: calling the store itself waits for
    * the connection `fn` holds (a deadlock on SQLite) or runs outside the transaction (PostgreSQL).
+   * On PostgreSQL `fn` may run more than once: a run aborted by a deadlock or serialization conflict
+   * is rolled back and run again (store/retry.ts), so `fn` must not change anything outside `tx`
+   * that a second run would change twice (or must reset it first).
    */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /** Queries waiting for a free connection now (PostgreSQL's pool; 0 on SQLite): load shedding reads it. */
+  waitingForConnection(): number;
   close(): Promise<void>;
 }
