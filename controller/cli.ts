@@ -385,6 +385,10 @@ export function buildProgram(): Command {
       'an anchor from `audit anchor` (or a directory of anchor-*.json), kept outside the database: the chains must pass through each (catches a rewritten, rehashed chain)',
     )
     .option('--key <pub>', 'the public key every anchor must be signed with')
+    .option(
+      '--checkpoint-key <pub>',
+      'the public key every retention checkpoint must be signed with (the audit.anchors.keyFile pair): catches a forged checkpoint',
+    )
     .option('--json', 'print JSON')
     .action(
       async (o: {
@@ -393,6 +397,7 @@ export function buildProgram(): Command {
         expectEventsHead?: string;
         anchor?: string;
         key?: string;
+        checkpointKey?: string;
         json?: boolean;
       }) => {
         if (o.key && !o.anchor)
@@ -408,6 +413,7 @@ export function buildProgram(): Command {
             signature: pub ? (problem ?? 'valid') : anchor.signature ? 'not checked (no --key)' : 'unsigned',
           };
         });
+        const checkpointKey = o.checkpointKey ? loadPublicKey(o.checkpointKey) : undefined;
         const config = loadControllerConfig(o.config);
         const store = await openStore(config.store);
         try {
@@ -417,8 +423,12 @@ export function buildProgram(): Command {
                 store,
                 anchors.map((a) => a.anchor),
                 heads,
+                { checkpointKey },
               )
-            : [await verifyChain(store, 'audit', heads.audit), await verifyChain(store, 'events', heads.events)];
+            : [
+                await verifyChain(store, 'audit', heads.audit, [], { checkpointKey }),
+                await verifyChain(store, 'events', heads.events, [], { checkpointKey }),
+              ];
           const ok = reports.every((r) => r.ok) && notes.every((n) => n.problem === null);
           if (o.json) {
             const anchorsOut = notes.map(({ problem: _p, ...n }) => n);

@@ -36,6 +36,24 @@ export function createMetrics() {
         this.inc({ result: 'miss' }, digestMemoStats.misses);
       },
     }),
+    retentionPruned: new Counter({
+      name: 'driftwarden_retention_pruned_rows_total',
+      help: 'Rows removed by retention, by kind (reports, findings, audit, events)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    retentionCheckpoints: new Counter({
+      name: 'driftwarden_retention_checkpoints_total',
+      help: 'Retention checkpoints written, by chain (audit, events)',
+      labelNames: ['chain'] as const,
+      registers: [registry],
+    }),
+    retentionPassSeconds: new Histogram({
+      name: 'driftwarden_retention_pass_seconds',
+      help: 'Time one retention pass took',
+      buckets: [0.01, 0.1, 1, 10, 60, 600],
+      registers: [registry],
+    }),
     hostsByState: new Gauge({
       name: 'driftwarden_hosts',
       help: 'Hosts by state',

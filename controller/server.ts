@@ -11,7 +11,7 @@ import { buildApp, type App } from './app.js';
 import { startBackground } from './background.js';
 import { checkAnchorDir, startAnchoring } from './audit-anchor.js';
 import { forwarderIntervalMs, sinksFromConfig, startForwarders } from './siem/forwarder.js';
-import { durationMs, type ControllerConfig } from './config.js';
+import { durationMs, retentionPolicy, retentionAgeMs, type ControllerConfig } from './config.js';
 import { createMetrics } from './metrics.js';
 import { defaultPolicy, loadPolicy } from './policy.js';
 import { openStore } from './store/index.js';
@@ -97,16 +97,27 @@ export async function startController(
   const address = app.server.address();
   const actualPort = typeof address === 'object' && address ? address.port : port;
   const url = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
-  const stopBackground = startBackground({
-    store,
-    log,
-    clock,
-    silentAfterMs: durationMs(config.silentAfter),
-    taintSilentAfterMs: durationMs(config.taintSilentAfter),
-    scanMaxAgeMs: durationMs(config.scanMaxAge),
-    reportRetentionMs: durationMs(config.retention.reports),
-    startedAt: clock(),
-  });
+  const stopBackground = startBackground(
+    {
+      store,
+      log,
+      clock,
+      silentAfterMs: durationMs(config.silentAfter),
+      taintSilentAfterMs: durationMs(config.taintSilentAfter),
+      scanMaxAgeMs: durationMs(config.scanMaxAge),
+      reportRetentionMs: retentionAgeMs(config.retention.reports.maxAge) ?? 100 * 365 * 86_400_000,
+      retention: {
+        policy: retentionPolicy(config),
+        signingKey: anchorKey,
+        eventCursors: sinks.map((s) => s.name),
+        onPruned: (kind, n) => metrics.retentionPruned.inc({ kind }, n),
+        onCheckpoint: (c) => metrics.retentionCheckpoints.inc({ chain: c.chain }),
+        onPass: (seconds) => metrics.retentionPassSeconds.observe(seconds),
+      },
+      startedAt: clock(),
+    },
+    { silenceMs: 30_000, pruneMs: durationMs(config.retention.every) },
+  );
   const stopForwarders = startForwarders({ store, sinks, log, clock, intervalMs: forwarderIntervalMs(config) });
   const stopScheduler = startSchedulerLoop(scheduler, log);
   const anchoring = anchors

@@ -9,6 +9,7 @@ import { actualDigest } from './migration-0003.js';
 import { migrateToLatest, type Dialect } from './migrations.js';
 import { KyselyReplacementStore, type ReplacementStoreTx } from './replacements.js';
 import { retryTransient, type RetryOptions } from './retry.js';
+import { KyselyRetentionStore, type RetentionStoreTx } from './retention.js';
 import {
   HOST_STATES,
   type EventRow,
@@ -500,12 +501,14 @@ function dedupeDeviations(rows: HostDeviationRow[]): HostDeviationRow[] {
 /** Every StoreTx method over one Kysely handle: the root (auto-commit) or a transaction. */
 class KyselyStoreTx implements StoreTx {
   readonly replacements: ReplacementStoreTx;
+  readonly retention: RetentionStoreTx;
 
   constructor(
     protected readonly db: Kysely<DB>,
     protected readonly dialect: Dialect,
   ) {
     this.replacements = new KyselyReplacementStore(db, dialect);
+    this.retention = new KyselyRetentionStore(db, dialect);
   }
 
   // tokens

@@ -7,6 +7,7 @@ import type { Deviation, Severity } from '../../shared/schema/deviation.js';
 import type { CloudIdentity } from '../../shared/schema/identity.js';
 import type { Inventory } from '../../shared/schema/report.js';
 import type { ReplacementStoreTx } from './replacements.js';
+import type { RetentionStoreTx } from './retention.js';
 
 export const ROLES = ['agent', 'viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -259,6 +260,8 @@ export interface HostFilter {
 export interface StoreTx {
   /** The replacement queue and per-group scheduler state (controller/store/replacements.ts). */
   readonly replacements: ReplacementStoreTx;
+  /** Report, finding and chain retention, and the chains' checkpoints (controller/store/retention.ts). */
+  readonly retention: RetentionStoreTx;
 
   // tokens
   insertToken(row: TokenRow & { hash: string }): Promise<void>;
