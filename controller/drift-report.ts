@@ -8,6 +8,8 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { DwError } from '../shared/errors.js';
 import { severityRank } from '../shared/severity.js';
+import { describeAttribution } from '../shared/attribution-text.js';
+import type { Attribution } from '../shared/schema/deviation.js';
 import { actualDigest } from './store/migration-0003.js';
 import { HOST_STATES, type HostDeviationWithHost, type HostRow, type HostState, type StoreTx } from './store/types.js';
 
@@ -49,6 +51,8 @@ export interface DriftReport {
     firstSeenAt: string;
     actual: unknown;
     expected: unknown;
+    /** One affected host's record of who or what made the change, where any host has one. */
+    attribution: Attribution | null;
   }[];
   deviations: ReportDeviation[];
 }
@@ -68,6 +72,8 @@ export type ReportDeviation = {
   actual: unknown;
   firstSeenAt: string;
   lastSeenAt: string;
+  /** Who or what made the change, from the host's package-manager or auth log; null when it keeps none. */
+  attribution: Attribution | null;
 };
 
 function reportDeviation(d: HostDeviationWithHost): ReportDeviation {
@@ -87,6 +93,7 @@ function reportDeviation(d: HostDeviationWithHost): ReportDeviation {
     actual: d.actual,
     firstSeenAt: d.firstSeenAt,
     lastSeenAt: d.lastSeenAt,
+    attribution: d.attribution ?? null,
   };
 }
 
@@ -175,9 +182,11 @@ export async function reportHead(store: StoreTx, scope: ReportScope, now: Date):
           firstSeenAt: d.firstSeenAt,
           actual: d.actual,
           expected: d.expected,
+          attribution: d.attribution ?? null,
         });
       else {
         f.hosts++;
+        if (f.attribution === null && d.attribution) f.attribution = d.attribution;
         if (d.firstSeenAt < f.firstSeenAt) f.firstSeenAt = d.firstSeenAt;
         if (severityRank(d.severity) > severityRank(f.severity)) f.severity = d.severity;
       }
@@ -280,6 +289,7 @@ export const CSV_COLUMNS = [
   'actual',
   'first_seen_at',
   'last_seen_at',
+  'attribution',
 ] as const;
 
 /**
@@ -324,6 +334,7 @@ function csvRow(d: ReportDeviation): string {
     d.actual,
     d.firstSeenAt,
     d.lastSeenAt,
+    d.attribution ? describeAttribution(d.attribution) : '',
   ]
     .map(csvCell)
     .join(',');
@@ -402,6 +413,13 @@ export const REPORT_STYLE = `body{font:13px/1.4 system-ui,sans-serif;margin:2em;
 /** The CSP hash of the report's one style block, so the page can be served with no inline code allowed otherwise. */
 export const REPORT_STYLE_HASH = `sha256-${createHash('sha256').update(REPORT_STYLE).digest('base64')}`;
 
+/** Who or what made a change, or a muted "no record" so a reader knows it was looked for. */
+function attributionCell(a: Attribution | null): string {
+  return a
+    ? `<span class="who">${esc(describeAttribution(a))}</span>`
+    : '<span class="meta">no record on the host</span>';
+}
+
 function scopeTitle(s: ReportScope): string {
   return s.kind === 'fleet' ? 'the fleet' : `${s.kind} ${s.id}`;
 }
@@ -441,12 +459,12 @@ ${r.host ? `<p>Host <b>${esc(r.host.id)}</b> (${esc(r.host.hostname ?? 'unnamed'
   }</td></tr></table>
 <h2>Findings (${r.findings.length})</h2>
 <p class="meta">Identical deviations across hosts are one finding.${r.findings.length > HTML_FINDINGS ? ` The ${HTML_FINDINGS} most widespread are listed.` : ''}</p>
-<table><tr><th>hosts</th><th>severity</th><th>collector</th><th>change</th><th>key</th><th>first seen</th><th>expected</th><th>actual</th></tr>
-${rows(r.findings.slice(0, HTML_FINDINGS), (f) => [f.hosts, sev(f.severity), esc(f.collector), esc(f.change), esc(f.key), esc(f.firstSeenAt), `<span class="v">${esc(f.expected)}</span>`, `<span class="v">${esc(f.actual)}</span>`])}
+<table><tr><th>hosts</th><th>severity</th><th>collector</th><th>change</th><th>key</th><th>first seen</th><th>expected</th><th>actual</th><th>made by</th></tr>
+${rows(r.findings.slice(0, HTML_FINDINGS), (f) => [f.hosts, sev(f.severity), esc(f.collector), esc(f.change), esc(f.key), esc(f.firstSeenAt), `<span class="v">${esc(f.expected)}</span>`, `<span class="v">${esc(f.actual)}</span>`, attributionCell(f.attribution)])}
 </table>
 <h2>Deviations (${r.deviations.length})</h2>
-<table><tr><th>host</th><th>state</th><th>collector</th><th>change</th><th>key</th><th>severity</th><th>action</th><th>expected</th><th>actual</th><th>first seen</th></tr>
-${rows(r.deviations, (d) => [esc(d.hostname ?? d.hostId), esc(d.state), esc(d.collector), esc(d.change), esc(d.key), sev(d.severity), esc(d.action), `<span class="v">${esc(d.expected)}</span>`, `<span class="v">${esc(d.actual)}</span>`, esc(d.firstSeenAt)])}
+<table><tr><th>host</th><th>state</th><th>collector</th><th>change</th><th>key</th><th>severity</th><th>action</th><th>expected</th><th>actual</th><th>first seen</th><th>made by</th></tr>
+${rows(r.deviations, (d) => [esc(d.hostname ?? d.hostId), esc(d.state), esc(d.collector), esc(d.change), esc(d.key), sev(d.severity), esc(d.action), `<span class="v">${esc(d.expected)}</span>`, `<span class="v">${esc(d.actual)}</span>`, esc(d.firstSeenAt), attributionCell(d.attribution)])}
 </table>${nextHref ? `\n<p><a href="${esc(nextHref)}">Next page of deviations</a></p>` : ''}
 </body></html>
 `;

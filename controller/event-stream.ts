@@ -56,6 +56,7 @@ export function deviationEvents(
         decidedBy: d.decidedBy,
         expected: d.expected,
         actual: d.actual,
+        ...(d.attribution ? { attribution: d.attribution } : {}),
       },
     }),
   );

@@ -332,6 +332,7 @@ export async function ingestReport(
           decidedBy: decision.decidedBy,
           firstSeenAt: now,
           lastSeenAt: now,
+          attribution: d.attribution ?? null,
         };
       });
       rows.push(...integrity, ...notes);

@@ -71,6 +71,45 @@ export const when = (iso) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z'
 export const hostLink = (id, label) => h('a', { href: `#/host/${encodeURIComponent(id)}` }, label ?? id);
 export const show = (v) => (v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v));
 
+// The sentence shared/attribution-text.ts writes for `check` and the reports, for the same record.
+const DONE = {
+  install: 'installed',
+  reinstall: 'reinstalled',
+  upgrade: 'upgraded',
+  downgrade: 'downgraded',
+  remove: 'removed',
+  purge: 'purged',
+  configure: 'configured',
+};
+const SOURCES = {
+  'dpkg-log': 'dpkg.log',
+  'apt-history': 'apt history',
+  'dnf-history': 'dnf history',
+  rpm: 'rpm database',
+  'auth-log': 'auth log',
+};
+/** Who or what made a change, from the host's package-manager or auth log: "upgraded by "apt-get upgrade", run by alice at …". */
+export function attributionText(a) {
+  let s = DONE[a.action] ?? a.action;
+  if (a.ownedBy !== undefined) {
+    const versions =
+      a.fromVersion !== undefined && a.toVersion !== undefined
+        ? ` ${a.fromVersion} -> ${a.toVersion}`
+        : a.toVersion !== undefined
+          ? ` ${a.toVersion}`
+          : '';
+    s = `owned by ${a.ownedBy}, ${s}${versions}`;
+  }
+  if (a.commandLine !== undefined) s += ` by "${a.commandLine}"`;
+  if (a.user !== undefined) s += `, run by ${a.user}`;
+  const m = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(Z|[+-]\d\d:\d\d)?$/.exec(a.at);
+  const at = m ? `${m[1]} ${m[2]}${m[3] === undefined ? '' : ` ${m[3] === 'Z' ? 'UTC' : m[3]}`}` : a.at;
+  return `${s} at ${at} (${SOURCES[a.source] ?? a.source})`;
+}
+/** The attribution line under a deviation, or nothing when the host keeps no record of the change. */
+export const attributionLine = (a) =>
+  a ? h('p', { class: 'attribution', 'data-test': 'attribution' }, h('b', {}, 'Made by: '), attributionText(a)) : null;
+
 /** Report downloads (JSON, CSV, printable HTML) for a scope. */
 export function downloads(scope, id) {
   const q = (format) =>

@@ -1,18 +1,29 @@
 // Findings: identical deviations across hosts are one row (the openssl patched by hand on 20 hosts
 // is one finding with 20 hosts), with when it first appeared and the hosts it affects.
-import { api, h, hostLink, registerPage, sevText, show, stateBadge, when, fill } from './core.js';
+import { api, attributionText, h, hostLink, registerPage, sevText, show, stateBadge, when, fill } from './core.js';
 import { COLLECTORS } from './collectors.js';
+
+/** The API's sorts (shared/schema/findings.ts FINDING_SORTS; `-` is descending). */
+const SORTS = [
+  ['', 'most hosts'],
+  ['-severity', 'severity, worst first'],
+  ['-firstSeen', 'newest first'],
+  ['firstSeen', 'oldest first'],
+  ['-lastSeen', 'last seen'],
+  ['key', 'key (path)'],
+  ['collector', 'collector'],
+];
 
 registerPage('findings', {
   title: 'Findings',
   nav: true,
   async render(main, { params }) {
     const q = new URLSearchParams({ limit: '100' });
-    for (const k of ['collector', 'severity', 'offset']) if (params.get(k)) q.set(k, params.get(k));
+    for (const k of ['collector', 'severity', 'q', 'sort', 'offset']) if (params.get(k)) q.set(k, params.get(k));
     const r = await api(`/api/v1/findings?${q}`);
     const rows = [];
     for (const f of r.findings) {
-      const hostsRow = h('tr', { hidden: true }, h('td', { colspan: 8 }));
+      const hostsRow = h('tr', { hidden: true }, h('td', { colspan: 9 }));
       const open = async () => {
         if (!hostsRow.hidden) return void (hostsRow.hidden = true);
         const hosts = await api(
@@ -23,8 +34,25 @@ registerPage('findings', {
             'div',
             {},
             `${f.hosts} hosts${hosts.next ? ' (first 200)' : ''}: `,
-            hosts.hosts.map((x) =>
-              h('span', {}, hostLink(x.hostId, x.hostname ?? x.hostId), ' ', stateBadge(x.state), ' '),
+            h(
+              'ul',
+              { class: 'finding-hosts' },
+              hosts.hosts.map((x) =>
+                h(
+                  'li',
+                  {},
+                  hostLink(x.hostId, x.hostname ?? x.hostId),
+                  ' ',
+                  stateBadge(x.state),
+                  x.attribution
+                    ? h(
+                        'span',
+                        { class: 'attribution', 'data-test': 'attribution' },
+                        ` ${attributionText(x.attribution)}`,
+                      )
+                    : null,
+                ),
+              ),
             ),
           ),
         );
@@ -42,6 +70,13 @@ registerPage('findings', {
           h('td', { class: 'mono' }, f.key),
           h('td', {}, when(f.firstSeenAt)),
           h('td', { class: 'mono' }, `${show(f.expected)} → ${show(f.actual)}`.slice(0, 300)),
+          h(
+            'td',
+            { 'data-test': f.attribution ? 'attribution' : undefined },
+            f.attribution
+              ? `${attributionText(f.attribution)}${f.hosts > 1 ? ` (${f.attributedHosts} of ${f.hosts} hosts have a record)` : ''}`
+              : h('span', { class: 'muted' }, 'no record'),
+          ),
         ),
         hostsRow,
       );
@@ -73,6 +108,27 @@ registerPage('findings', {
           ),
         ),
       ),
+      h(
+        'label',
+        {},
+        'search',
+        h('input', {
+          name: 'q',
+          type: 'search',
+          value: params.get('q') ?? '',
+          placeholder: 'path, collector or hostname',
+        }),
+      ),
+      h(
+        'label',
+        {},
+        'sort by',
+        h(
+          'select',
+          { name: 'sort' },
+          SORTS.map(([v, label]) => h('option', { value: v, selected: (params.get('sort') ?? '') === v }, label)),
+        ),
+      ),
       h('button', { type: 'submit', class: 'primary' }, 'Apply'),
     );
     form.addEventListener('submit', (ev) => {
@@ -97,13 +153,27 @@ registerPage('findings', {
         h(
           'tr',
           {},
-          ['hosts', 'severity', 'policy', 'collector', 'change', 'key', 'first seen', 'expected → actual'].map((t) =>
-            h('th', {}, t),
-          ),
+          [
+            'hosts',
+            'severity',
+            'policy',
+            'collector',
+            'change',
+            'key',
+            'first seen',
+            'expected → actual',
+            'made by',
+          ].map((t) => h('th', {}, t)),
         ),
         rows,
       ),
-      r.findings.length === 0 ? h('p', { class: 'muted' }, 'No current deviations.') : null,
+      r.findings.length === 0
+        ? h(
+            'p',
+            { class: 'muted' },
+            params.get('q') ? `No findings match "${params.get('q')}".` : 'No current deviations.',
+          )
+        : null,
       h(
         'div',
         { class: 'pager' },

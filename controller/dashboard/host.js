@@ -2,6 +2,7 @@
 // (reports, events, state changes) and, while it is being replaced, the replacement's progress.
 import {
   api,
+  attributionLine,
   can,
   confirmAction,
   downloads,
@@ -279,6 +280,7 @@ registerPage('host', {
                 h('span', { class: 'muted' }, `by ${d.decidedBy}, since ${when(d.firstSeenAt)}`),
                 exemptButton(host, d),
               ),
+              attributionLine(d.attribution),
               diffTable(d),
             ),
           ),

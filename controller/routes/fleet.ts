@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { DwError } from '../../shared/errors.js';
-import { SEVERITIES } from '../../shared/schema/deviation.js';
+import { FindingsQuerySchema, parseFindingSort } from '../../shared/schema/findings.js';
 import type { App, AppContext } from '../app.js';
 
 /** How far back the overview's drift chart goes. */
@@ -65,20 +65,18 @@ export function registerFleetRoutes(app: App, ctx: AppContext): void {
     '/api/v1/findings',
     {
       config: { auth: 'viewer' },
-      schema: {
-        querystring: z.strictObject({
-          collector: z.string().min(1).optional(),
-          severity: z.enum(SEVERITIES).optional(),
-          limit: z.coerce.number().int().min(1).max(500).default(50),
-          offset: z.coerce.number().int().min(0).max(100_000).default(0),
-        }),
-      },
+      schema: { querystring: FindingsQuerySchema },
     },
     async (req) => {
       const q = req.query;
       const rows = await ctx.store.listFindings({
         collector: q.collector,
         severity: q.severity,
+        action: q.action,
+        hostId: q.host,
+        hostState: q.state,
+        search: q.q,
+        ...parseFindingSort(q.sort),
         limit: q.limit + 1,
         offset: q.offset,
       });

@@ -79,7 +79,8 @@ export function registerHostRoutes(app: App, ctx: AppContext): void {
       ]);
       return {
         host: { ...host, lifecycle: lifecycle(host) },
-        deviations,
+        // `attribution: null` says the host kept no record of who made the change (HostDeviationSchema).
+        deviations: deviations.map((d) => ({ ...d, attribution: d.attribution ?? null })),
         timeline: {
           transitions,
           reports: reports.map((r) => ({

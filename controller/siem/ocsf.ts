@@ -9,6 +9,8 @@ import { basename } from 'node:path';
 import { z } from 'zod';
 import { collectorDef } from '../../shared/collectors.js';
 import type { EventRow } from '../store/types.js';
+import { describeAttribution } from '../../shared/attribution-text.js';
+import type { Attribution } from '../../shared/schema/deviation.js';
 
 export const OCSF_VERSION = '1.3.0';
 const PRODUCT = { name: 'driftwarden', vendor_name: 'driftwarden', version: '0.1.0' };
@@ -135,6 +137,23 @@ interface DeviationDetail {
   expected: Record<string, unknown> | null;
   actual: Record<string, unknown> | null;
   truncated?: unknown;
+  attribution?: Attribution;
+}
+
+/**
+ * The actor of a change the host's own records explain (dpkg/apt/dnf history, the auth log): the user
+ * and command that ran it. Without a record, the actor is the agent that observed the change.
+ */
+function changeActor(e: EventRow, a: Attribution | undefined) {
+  if (!a || (a.user === undefined && a.commandLine === undefined))
+    return { app_name: 'driftwarden-agent', app_uid: e.actor };
+  const m = a.user === undefined ? null : /^(.*?)\s*\((\d+)\)$/.exec(a.user);
+  return {
+    ...(a.user !== undefined ? { user: m ? { name: m[1], uid: m[2] } : { name: a.user } } : {}),
+    ...(a.commandLine !== undefined ? { process: { cmd_line: a.commandLine } } : {}),
+    app_name: 'driftwarden-agent',
+    app_uid: e.actor,
+  };
 }
 
 function fileObject(key: string, item: Record<string, unknown> | null) {
@@ -163,16 +182,16 @@ export function toOcsf(e: EventRow): OcsfEvent {
       expected: d.expected,
       actual: d.actual,
       truncated: d.truncated,
+      attribution: d.attribution,
     };
-    const message = `${d.collector} ${d.change}: ${d.key} (${d.action}, ${d.severity})`;
+    const message = `${d.collector} ${d.change}: ${d.key} (${d.action}, ${d.severity})${d.attribution ? `: ${describeAttribution(d.attribution)}` : ''}`;
     if (collectorDef(d.collector)?.ocsfClass === 1001) {
       const activity = d.change === 'added' ? 1 : d.change === 'removed' ? 4 : 3;
       out = {
         ...base(e, 1001, 1, activity, sev[d.severity] ?? 0),
         metadata: metadata(e, d.reportId),
         message,
-        // Who changed the file is not known; the actor is the agent that observed it.
-        actor: { app_name: 'driftwarden-agent', app_uid: e.actor },
+        actor: changeActor(e, d.attribution),
         device: device(e),
         file: fileObject(d.key, d.change === 'removed' ? d.expected : d.actual),
         unmapped,
@@ -183,6 +202,7 @@ export function toOcsf(e: EventRow): OcsfEvent {
         metadata: metadata(e, d.reportId),
         message,
         device: device(e),
+        ...(d.attribution ? { actor: changeActor(e, d.attribution) } : {}),
         state_id: 99,
         state: `${d.change} ${d.collector}`,
         unmapped,

@@ -3,6 +3,8 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { sql, type Generated, type Insertable, type Kysely, type Selectable, type Updateable } from 'kysely';
 import { DwError } from '../../shared/errors.js';
 import type { CloudIdentity } from '../../shared/schema/identity.js';
+import type { Attribution } from '../../shared/schema/deviation.js';
+import type { FindingSort } from '../../shared/schema/findings.js';
 import { severityRankSql } from '../../shared/severity.js';
 import { auditContent, chainHash, eventContent, GENESIS } from './chain.js';
 import { actualDigest } from './migration-0003.js';
@@ -129,6 +131,7 @@ interface HostDeviationsTable {
   first_seen_at: string;
   last_seen_at: string;
   actual_digest: Generated<string>;
+  attribution: string | null; // JSON (migration 0012)
 }
 
 interface TransitionsTable {
@@ -350,6 +353,7 @@ function deviationToRow(d: HostDeviationRow): Insertable<HostDeviationsTable> {
     first_seen_at: iso(d.firstSeenAt, 'firstSeenAt'),
     last_seen_at: iso(d.lastSeenAt, 'lastSeenAt'),
     actual_digest: actualDigest(d.actual),
+    attribution: d.attribution ? json(d.attribution) : null,
   };
 }
 
@@ -366,6 +370,8 @@ function deviationFromRow(r: Selectable<HostDeviationsTable>): HostDeviationRow 
     decidedBy: r.decided_by,
     firstSeenAt: r.first_seen_at,
     lastSeenAt: r.last_seen_at,
+    // Only where the host kept a record, so rows without one read as before migration 0012.
+    ...(r.attribution !== null ? { attribution: parseJson<HostDeviationRow['attribution']>(r.attribution) } : {}),
   };
 }
 
@@ -410,6 +416,16 @@ function eventFromRow(r: Selectable<EventsTable>): EventRow {
 
 const SEVERITY_RANK = sql<number>`max(${sql.raw(severityRankSql('severity', 1))})`;
 const ACTION_RANK = sql<number>`max(case action when 'taint' then 3 when 'report' then 2 else 1 end)`;
+
+/** What each findings sort orders by (the group's aggregates), and its natural direction. */
+const FINDING_SORT_EXPR: Record<FindingSort, ReturnType<typeof sql>> = {
+  hosts: sql`count(*)`,
+  severity: SEVERITY_RANK,
+  firstSeen: sql`min(first_seen_at)`,
+  lastSeen: sql`max(last_seen_at)`,
+  key: sql.ref('d.item_key'),
+  collector: sql.ref('d.collector'),
+};
 const SEVERITY_BY_RANK = ['low', 'low', 'medium', 'high', 'critical'] as const;
 const ACTION_BY_RANK = ['exempt', 'exempt', 'report', 'taint'] as const;
 
@@ -825,15 +841,33 @@ class KyselyStoreTx implements StoreTx {
   }
 
   async listFindings(filter: FindingFilter): Promise<FindingRow[]> {
-    let q = this.db.selectFrom('host_deviations').where('action', '!=', 'ignore');
-    if (filter.collector !== undefined) q = q.where('collector', '=', filter.collector);
-    if (filter.severity !== undefined) q = q.where('severity', '=', filter.severity);
-    const rows = await q
+    let q = this.db.selectFrom('host_deviations as d').where('d.action', '!=', 'ignore');
+    if (filter.collector !== undefined) q = q.where('d.collector', '=', filter.collector);
+    if (filter.severity !== undefined) q = q.where('d.severity', '=', filter.severity);
+    if (filter.action !== undefined) q = q.where('d.action', '=', filter.action);
+    if (filter.hostId !== undefined) q = q.where('d.host_id', '=', filter.hostId);
+    if (filter.hostState !== undefined || filter.search !== undefined) {
+      const hosts = this.db.selectFrom('hosts as h').select('h.id').where('h.retired_at', 'is', null);
+      if (filter.hostState !== undefined) q = q.where('d.host_id', 'in', hosts.where('h.state', '=', filter.hostState));
+      if (filter.search !== undefined) {
+        // Case-insensitive substring on both dialects (SQLite's LIKE folds ASCII case, PostgreSQL's does not).
+        const pattern = `%${filter.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+        const like = (col: string) => sql<boolean>`lower(${sql.ref(col)}) like ${pattern} escape '\\'`;
+        q = q.where((eb) =>
+          eb.or([
+            like('d.item_key'),
+            like('d.collector'),
+            eb('d.host_id', 'in', hosts.where(sql<boolean>`lower(h.hostname) like ${pattern} escape '\\'`)),
+          ]),
+        );
+      }
+    }
+    let grouped = q
       .select([
-        'collector',
-        'item_key',
-        'change',
-        'actual_digest',
+        'd.collector',
+        'd.item_key',
+        'd.change',
+        'd.actual_digest',
         SEVERITY_RANK.as('sev'),
         ACTION_RANK.as('act'),
         sql<number>`count(*)`.as('hosts'),
@@ -841,12 +875,21 @@ class KyselyStoreTx implements StoreTx {
         sql<string>`max(last_seen_at)`.as('last_seen'),
         sql<string | null>`max(expected)`.as('expected'),
         sql<string | null>`max(actual)`.as('actual'),
+        // One host's record of who made the change (the hosts of a finding may each have their own).
+        sql<string | null>`max(attribution)`.as('attribution'),
+        sql<number>`count(attribution)`.as('attributed'),
       ])
-      .groupBy(['collector', 'item_key', 'change', 'actual_digest'])
-      .orderBy(sql`count(*)`, 'desc')
-      .orderBy(sql`min(first_seen_at)`)
-      .orderBy('collector')
-      .orderBy('item_key')
+      .groupBy(['d.collector', 'd.item_key', 'd.change', 'd.actual_digest']);
+    // Default: most hosts first, then oldest; a chosen sort goes first, then the same tie-breakers and
+    // the group's identity, so pages never overlap.
+    if (filter.sort !== undefined)
+      grouped = grouped.orderBy(FINDING_SORT_EXPR[filter.sort], filter.desc ? 'desc' : 'asc');
+    grouped = grouped.orderBy(sql`count(*)`, 'desc').orderBy(sql`min(first_seen_at)`);
+    const rows = await grouped
+      .orderBy('d.collector')
+      .orderBy('d.item_key')
+      .orderBy('d.change')
+      .orderBy('d.actual_digest')
       .limit(Math.floor(filter.limit))
       .offset(Math.floor(filter.offset ?? 0))
       .execute();
@@ -862,17 +905,27 @@ class KyselyStoreTx implements StoreTx {
       lastSeenAt: r.last_seen,
       expected: parseJsonOrNull(r.expected),
       actual: parseJsonOrNull(r.actual),
+      attribution: parseJsonOrNull(r.attribution),
+      attributedHosts: Number(r.attributed),
     }));
   }
 
   async listFindingHosts(
     f: { collector: string; key: string; change: string; actualDigest: string },
     opts: { after?: string; limit: number },
-  ): Promise<{ hostId: string; hostname: string | null; state: HostState; firstSeenAt: string }[]> {
+  ): Promise<
+    {
+      hostId: string;
+      hostname: string | null;
+      state: HostState;
+      firstSeenAt: string;
+      attribution: Attribution | null;
+    }[]
+  > {
     let q = this.db
       .selectFrom('host_deviations as d')
       .innerJoin('hosts as h', 'h.id', 'd.host_id')
-      .select(['d.host_id', 'h.hostname', 'h.state', 'd.first_seen_at'])
+      .select(['d.host_id', 'h.hostname', 'h.state', 'd.first_seen_at', 'd.attribution'])
       .where('d.collector', '=', f.collector)
       .where('d.item_key', '=', f.key)
       .where('d.change', '=', f.change)
@@ -885,6 +938,7 @@ class KyselyStoreTx implements StoreTx {
       hostname: r.hostname,
       state: r.state as HostState,
       firstSeenAt: r.first_seen_at,
+      attribution: parseJsonOrNull<Attribution>(r.attribution),
     }));
   }
 
@@ -1117,6 +1171,7 @@ class KyselyStoreTx implements StoreTx {
             action: eb.ref('excluded.action'),
             decided_by: eb.ref('excluded.decided_by'),
             last_seen_at: eb.ref('excluded.last_seen_at'),
+            attribution: eb.ref('excluded.attribution'),
             // first_seen_at is left as it was: the deviation has been current since then.
           })),
         )

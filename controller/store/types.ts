@@ -3,26 +3,18 @@
  * WAL) and PostgreSQL (pg), with one set of migrations. Every method is usable inside a transaction.
  * Times are ISO-8601 strings in UTC; JSON columns are parsed objects on this side of the interface.
  */
-import type { Deviation, Severity } from '../../shared/schema/deviation.js';
+import type { Attribution, Deviation, Severity } from '../../shared/schema/deviation.js';
 import type { CloudIdentity } from '../../shared/schema/identity.js';
 import type { Inventory } from '../../shared/schema/report.js';
+import type { Finding, FindingSort } from '../../shared/schema/findings.js';
 import type { ReplacementStoreTx } from './replacements.js';
 import type { RetentionStoreTx } from './retention.js';
 
 export const ROLES = ['agent', 'viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
-export const HOST_STATES = [
-  'pending',
-  'clean',
-  'drifted',
-  'tainted',
-  'replacement-scheduled',
-  'replacing',
-  'replaced',
-  'silent',
-] as const;
-export type HostState = (typeof HOST_STATES)[number];
+import { HOST_STATES, type HostState } from '../../shared/schema/host-state.js';
+export { HOST_STATES, type HostState };
 
 /** API tokens for people and tools, and enrollment tokens (role `agent`). Only the hash is stored. */
 export interface TokenRow {
@@ -144,6 +136,8 @@ export interface HostDeviationRow {
   decidedBy: string;
   firstSeenAt: string;
   lastSeenAt: string;
+  /** Who or what made the change, where the host keeps a record of it (migration 0012); null when it does not. */
+  attribution?: Attribution | null;
 }
 
 export interface TransitionRow {
@@ -188,24 +182,22 @@ export interface EventRow {
 export type NewEvent = Omit<EventRow, 'id' | 'prevHash' | 'hash'>;
 
 /** Identical deviations across hosts (same collector, key, change and actual content): one finding. */
-export interface FindingRow {
-  collector: string;
-  key: string;
-  change: HostDeviationRow['change'];
-  actualDigest: string;
-  severity: Severity;
-  /** The strongest policy action among the hosts (taint > report > exempt). */
-  action: PolicyAction;
-  hosts: number;
-  firstSeenAt: string;
-  lastSeenAt: string;
-  expected: Record<string, unknown> | null;
-  actual: Record<string, unknown> | null;
-}
+export type FindingRow = Finding;
 
 export interface FindingFilter {
   collector?: string;
   severity?: Severity;
+  /** Only deviations the policy decided this way. */
+  action?: PolicyAction;
+  /** Only this host's deviations. */
+  hostId?: string;
+  /** Only deviations on hosts in this state. */
+  hostState?: HostState;
+  /** Case-insensitive substring of the key (path), the collector or the hostname. */
+  search?: string;
+  /** Default: most hosts first, then oldest first. */
+  sort?: FindingSort;
+  desc?: boolean;
   limit: number;
   offset?: number;
 }

@@ -729,6 +729,32 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.listHostDeviations('h1')).toEqual(rows);
       });
 
+      it('keeps who made the change with the deviation, through a replace and an upsert (migration 0012)', async () => {
+        await store.insertHost(hostRow('h1'));
+        const who = {
+          source: 'dpkg-log' as const,
+          at: '2024-03-01T00:47:16',
+          action: 'upgrade',
+          package: 'openssl',
+          toVersion: '1.1',
+        };
+        await store.replaceHostDeviations('h1', [
+          deviation('h1', 'packages', 'openssl:amd64', { attribution: who }),
+          deviation('h1', 'packages', 'curl:amd64'),
+        ]);
+        const [curl, openssl] = await store.listHostDeviations('h1');
+        expect(openssl!.attribution).toEqual(who);
+        expect(curl!.attribution).toBeUndefined();
+        await store.upsertHostDeviations([
+          deviation('h1', 'packages', 'curl:amd64', { attribution: { ...who, package: 'curl' } }),
+          deviation('h1', 'packages', 'openssl:amd64', { attribution: null }),
+        ]);
+        const after = await store.listHostDeviations('h1');
+        expect(after.map((d) => d.attribution?.package ?? null)).toEqual(['curl', null]);
+        const [f] = await store.listFindings({ collector: 'packages', search: 'curl', limit: 10 });
+        expect(f).toMatchObject({ key: 'curl:amd64', attributedHosts: 1, attribution: { package: 'curl' } });
+      });
+
       it('upserts events: adds new ones, refreshes existing ones, keeps firstSeenAt', async () => {
         await store.insertHost(hostRow('h1'));
         await store.replaceHostDeviations('h1', [deviation('h1', 'files', '/etc/hosts')]);
