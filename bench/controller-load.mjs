@@ -280,8 +280,9 @@ async function runStore(kind) {
     /** Memo counters around a phase (-1: none read). */
     const memo = () => memoCounters(net, admin);
 
-    const finishRow = async (name, lat, ok, errors, wall, mon, memo0, extra) => {
+    const finishRow = async (name, lat, ok, errors, wall, mon, memo0, extra, afterStop = async () => ({})) => {
       const res = await mon.stop();
+      const more = await afterStop();
       const memo1 = await memo();
       serverAlive();
       const row = {
@@ -299,6 +300,7 @@ async function runStore(kind) {
         memoMisses: memo1.misses - memo0.misses,
         connects: net.connects,
         ...extra,
+        ...more,
       };
       rows.push(row);
       log(
@@ -364,6 +366,25 @@ async function runStore(kind) {
       });
       if (!record) rows.pop();
       return row;
+    }
+
+    /** Seconds until the controller answers /healthz within a second again, after dropping every connection. */
+    async function drain() {
+      const t0 = performance.now();
+      await net.destroy();
+      net = connect();
+      for (;;) {
+        const s = performance.now();
+        const r = await net.call(-1, 'GET', '/healthz').catch(() => null);
+        if (r?.status === 200 && performance.now() - s < 1000) break;
+        if (performance.now() - t0 > 900_000)
+          throw new Error('the controller did not recover within 15 min of the open loop');
+        serverAlive();
+        await sleep(1000);
+      }
+      const sec = (performance.now() - t0) / 1000;
+      log(`${kind}: the controller answered promptly again ${sec.toFixed(0)} s after the open loop`);
+      return sec;
     }
 
     const hostToken = (i) => creds[i];
@@ -457,7 +478,9 @@ async function runStore(kind) {
       let done = 0;
       let finish;
       const finished = new Promise((r) => (finish = r));
+      let over = false;
       const launch = (sched, isScan) => {
+        if (over) return;
         if (freeHead >= free.length) {
           waiting.push([sched, isScan]);
           return;
@@ -487,7 +510,7 @@ async function runStore(kind) {
               freeHead = 0;
             }
             free.push(i);
-            if (waiting.length) launch(...waiting.shift());
+            if (waiting.length && !over) launch(...waiting.shift());
             if (++done === total) finish();
           });
       };
@@ -507,6 +530,10 @@ async function runStore(kind) {
       });
       await Promise.race([finished, sleep(60_000)]);
       const wall = (performance.now() - start) / 1000;
+      // the phase is over: send nothing more that waited for a free host
+      over = true;
+      const neverSent = waiting.length;
+      waiting.length = 0;
       if (firstError) log(`${kind} open-loop: ${errors} errors, first: ${firstError}`);
       mustMeasure(ok > 0, `${kind} open loop: nothing answered (first error: ${firstError})`);
       const row = await finishRow(
@@ -518,12 +545,15 @@ async function runStore(kind) {
         mon,
         memo0,
         {
-          mode: `open, ${total} sent, ${scans} scans${done < total ? `, ${total - done} unanswered after 60 s` : ''}`,
+          mode: `open, ${total} offered, ${scans} scans${done < total ? `, ${total - done} unanswered 60 s after the last send (${neverSent} of them never sent: no host was free)` : ''}`,
           offered: total,
           unanswered: total - done,
           hostsDriven: Math.min(opts.hosts, total),
           newConnections: net.connects - connects0,
         },
+        // An overloaded controller keeps working through what it accepted: cut the generator's
+        // connections and wait until it answers /healthz promptly again, so the next phase starts clean.
+        async () => (done < total ? { drainSeconds: await drain() } : {}),
       );
       row.openLoop = true;
     }
@@ -738,7 +768,7 @@ lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:
 for (const { rows } of all) {
   for (const r of rows) {
     lines.push(
-      `| ${r.store} | ${r.phase} | ${r.ok} / ${r.requests}${r.unanswered ? ` (+${r.unanswered} unanswered)` : ''} | ${f1(r.seconds)} | ${f0(r.rate)} | ${f1(r.p50)} | ${f1(r.p95)} | ${f1(r.p99)} | ${f1(r.max)} | ${f0(r.serverCpu)} | ${f2(r.serverMsPerReq)} | ${f0(r.dbCpu)} | ${f2(r.dbMsPerReq)} | ${f0(r.pgAllCpu)} | ${f0(r.genCpu)} | ${f2(r.genMsPerReq)} | ${f0(r.memoHits)} / ${f0(r.memoMisses)} | ${f0(r.newConnections)} | ${f0(r.serverRssMB)} | ${f0(r.machineBusy)} | ${f2(r.load1)} |`,
+      `| ${r.store} | ${r.phase} | ${r.ok} / ${r.requests}${r.unanswered ? ` (+${r.unanswered} unanswered${r.drainSeconds ? `; busy ${f0(r.drainSeconds)} s after` : ''})` : ''} | ${f1(r.seconds)} | ${f0(r.rate)} | ${f1(r.p50)} | ${f1(r.p95)} | ${f1(r.p99)} | ${f1(r.max)} | ${f0(r.serverCpu)} | ${f2(r.serverMsPerReq)} | ${f0(r.dbCpu)} | ${f2(r.dbMsPerReq)} | ${f0(r.pgAllCpu)} | ${f0(r.genCpu)} | ${f2(r.genMsPerReq)} | ${f0(r.memoHits)} / ${f0(r.memoMisses)} | ${f0(r.newConnections)} | ${f0(r.serverRssMB)} | ${f0(r.machineBusy)} | ${f2(r.load1)} |`,
     );
   }
 }
@@ -767,3 +797,5 @@ if (opts.cpuProf) {
       process.stdout.write(`\n${topFunctions(join(pdir, f))}`);
   }
 }
+// open keep-alive handles (a wedged controller's sockets) must not keep the bench alive
+process.exit(process.exitCode ?? 0);

@@ -603,3 +603,5 @@ writeResults(
   { started, commit, cpuModel, node: process.version, opts, results, sizes },
   log,
 );
+// open keep-alive handles must not keep the bench alive
+process.exit(process.exitCode ?? 0);

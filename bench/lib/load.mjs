@@ -473,7 +473,7 @@ export async function call(pool, method, path, token, body) {
     method,
     path,
     headers: {
-      authorization: `Bearer ${token}`,
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
       ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
     },
     body,
