@@ -16,6 +16,7 @@ import { anchorSignatureProblem, createAnchor, readAnchors, verifyAgainstAnchor 
 import { loadPrivateKey, loadPublicKey } from '../shared/sign.js';
 import { registerHostActionCommands } from './cli-hosts.js';
 import { registerReplacementCommands } from './cli-replacements.js';
+import { registerRetentionCommands } from './cli-retention.js';
 
 const out = (s: string): void => void process.stdout.write(s);
 const remote = (cmd: Command) =>
@@ -499,6 +500,7 @@ export function buildProgram(): Command {
     });
 
   registerReplacementCommands(program);
+  registerRetentionCommands(program);
 
   return program;
 }

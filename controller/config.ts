@@ -52,9 +52,9 @@ export const RATE_LIMIT_DEFAULT = {
 
 export const OVERLOAD_DEFAULT = { maxInFlight: 1024, maxStoreWaiting: 512, retryAfter: '5s' };
 /** A retention age: a duration, or `forever` (not pruned by age). */
-const RetentionAgeSchema = z.union([z.literal('forever'), DurationSchema], {
-  error: 'expected a duration such as 30d or 12h, or forever',
-});
+const RetentionAgeSchema = z
+  .string()
+  .refine((s) => s === 'forever' || parseDuration(s) !== null, 'expected a duration such as 30d or 12h, or forever');
 
 export const RETENTION_DEFAULT = {
   reports: { maxAge: '30d', maxPerHost: 2_000 },

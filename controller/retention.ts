@@ -48,6 +48,13 @@ export interface RetentionOptions {
   batch?: number;
   /** Most rows one checkpoint covers (default 100,000): a pass writes more checkpoints past it. */
   maxPerCheckpoint?: number;
+  /**
+   * The per-host count walk reads every report's index entry of the hosts it visits, so one pass visits
+   * at most this many hosts (default 100,000) and the next pass goes on from there (`countCursor`).
+   */
+  hostsPerPass?: number;
+  /** Where the count walk stopped (kept across passes by the caller; null: from the first host). */
+  countCursor?: { hostsAfter: string | null };
   onPruned?: (kind: PrunedKind, rows: number) => void;
   onCheckpoint?: (c: ChainCheckpointRow) => void;
 }
@@ -61,6 +68,8 @@ export interface RetentionResult {
 }
 
 const HOSTS_PER_BATCH = 500;
+/** Hosts per count query: each reads all their reports' index entries (on SQLite, holding the one connection). */
+const COUNT_HOSTS_PER_BATCH = 100;
 
 function cutoff(o: RetentionOptions, ms: number): string {
   return new Date(o.clock().getTime() - ms).toISOString();
@@ -129,13 +138,14 @@ export async function pruneReports(o: RetentionOptions): Promise<number> {
     }
   }
   if (maxPerHost !== null) {
-    let hostsAfter: string | null = null;
-    for (;;) {
-      const r = await o.store.retention.listReportsBeyondCount(hostsAfter, HOSTS_PER_BATCH, maxPerHost);
+    const cursor = o.countCursor ?? { hostsAfter: null };
+    const limit = o.hostsPerPass ?? 100_000;
+    for (let visited = 0; visited < limit; visited += COUNT_HOSTS_PER_BATCH) {
+      const r = await o.store.retention.listReportsBeyondCount(cursor.hostsAfter, COUNT_HOSTS_PER_BATCH, maxPerHost);
       for (let i = 0; i < r.reports.length; i += batch) total += await deleteUnneeded(o, r.reports.slice(i, i + batch));
       if (r.reports.length === 0) await yieldToLoop();
+      cursor.hostsAfter = r.lastHost;
       if (r.lastHost === null) break;
-      hostsAfter = r.lastHost;
     }
   }
   return total;

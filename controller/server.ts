@@ -110,6 +110,7 @@ export async function startController(
         policy: retentionPolicy(config),
         signingKey: anchorKey,
         eventCursors: sinks.map((s) => s.name),
+        countCursor: { hostsAfter: null },
         onPruned: (kind, n) => metrics.retentionPruned.inc({ kind }, n),
         onCheckpoint: (c) => metrics.retentionCheckpoints.inc({ chain: c.chain }),
         onPass: (seconds) => metrics.retentionPassSeconds.observe(seconds),

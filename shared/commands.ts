@@ -11,6 +11,7 @@ export const CONTROLLER_COMMANDS: ReadonlySet<string> = new Set([
   'exempt',
   'audit',
   'replacements',
+  'retention',
 ]);
 
 /** The first argument that is not an option: the command name. */

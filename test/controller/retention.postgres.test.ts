@@ -1,9 +1,10 @@
 /** @module The retention suite on PostgreSQL: a schema per test, and a second store on it for a second controller. */
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
-import { describe } from 'vitest';
+import { afterAll, describe } from 'vitest';
 import { openStore } from '../../controller/store/index.js';
 import { PG_URL, SKIP_PG, requirePostgres } from '../helpers/postgres.js';
-import { runRetentionSuite } from './retention.suite.js';
+import { runRetentionMigrationCase, runRetentionSuite } from './retention.suite.js';
 
 await requirePostgres();
 
@@ -32,5 +33,27 @@ describe.skipIf(SKIP_PG)('postgres', () => {
         },
       },
     };
+  });
+
+  runRetentionMigrationCase('postgres', async () => {
+    const schema = `dw_retention_${process.pid}_${n++}`;
+    const pool = new pg.Pool({ connectionString: PG_URL, max: 1, options: `-c search_path=${schema}` });
+    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
+    await sql`create schema ${sql.id(schema)}`.execute(db);
+    return {
+      db,
+      dialect: 'postgres',
+      pgSchema: schema,
+      open: () => openStore(PG_URL, { schema, maxConnections: 2 }),
+    };
+  });
+  afterAll(async () => {
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    const r = await admin.query<{ s: string }>(
+      `select nspname as s from pg_namespace where nspname like 'dw_retention_${process.pid}_%'`,
+    );
+    for (const { s } of r.rows) await admin.query(`drop schema if exists "${s}" cascade`);
+    await admin.end();
   });
 });

@@ -8,7 +8,9 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pruneOnce, type RetentionOptions, type RetentionPolicy } from '../../controller/retention.js';
 import { sealCheckpoint } from '../../controller/chain-checkpoint.js';
-import { GENESIS } from '../../controller/store/chain.js';
+import type { Kysely } from 'kysely';
+import { auditContent, chainHash, GENESIS } from '../../controller/store/chain.js';
+import { createMigrator, type Dialect } from '../../controller/store/migrations.js';
 import type { Store } from '../../controller/store/types.js';
 import { verifyChain } from '../../controller/verify-history.js';
 import { generateKeyPair } from '../../shared/sign.js';
@@ -293,5 +295,56 @@ export function runRetentionSuite(label: string, open: OpenRetentionStore): void
       expect((await verifyChain(h.store, 'events')).ok).toBe(true);
       expect(GENESIS).toBe(cps[0]!.fromHash);
     });
+  });
+}
+
+/**
+ * Migration 0011 on a database written at 0010: the audit rows already there are pruned under a
+ * checkpoint and verify, and the old blanket delete guard is now the checkpoint guard.
+ */
+export function runRetentionMigrationCase(
+  label: string,
+  at0010: () => Promise<{ db: Kysely<any>; dialect: Dialect; pgSchema?: string; open(): Promise<Store> }>,
+): void {
+  it(`migration 0011 upgrades a 0010 database with history (${label})`, async () => {
+    const { db, dialect, pgSchema, open } = await at0010();
+    const r = await createMigrator(db, dialect, pgSchema).migrateTo('0010_host_lifecycle');
+    expect(r.error).toBeUndefined();
+    let prev = GENESIS;
+    const t0 = Date.parse('2025-01-01T00:00:00.000Z');
+    for (let i = 0; i < 12; i++) {
+      const row = {
+        at: new Date(t0 + i * DAY).toISOString(),
+        actor: 'cli:root',
+        action: 'x',
+        target: null,
+        detail: { i },
+      };
+      const hash = chainHash(prev, auditContent(row));
+      await db
+        .insertInto('audit')
+        .values({ ...row, detail: JSON.stringify(row.detail), prev_hash: prev, hash })
+        .execute();
+      prev = hash;
+    }
+    await db.destroy();
+    const store = await open();
+    try {
+      await expect(store.retention.deleteChainRows('audit', 1, 1)).rejects.toThrow(/retention checkpoint/);
+      const res = await pruneOnce({
+        store,
+        log: silentLog,
+        clock: () => new Date(t0 + 100 * DAY),
+        policy: { ...KEEP_ALL, audit: { maxAgeMs: 95 * DAY } },
+        eventCursors: [],
+        batch: 5,
+      });
+      expect(res.audit).toBe(5); // days 0..4 are older than the cut-off, day 5 (100 − 95); days 5..11 stay
+      const v = await verifyChain(store, 'audit');
+      // 7 old rows kept and the retention.prune row the pass appended.
+      expect(v).toMatchObject({ ok: true, kept: 8, rows: 13, pruned: { firstId: 1, throughId: 5, rows: 5 } });
+    } finally {
+      await store.close();
+    }
   });
 }
