@@ -1,10 +1,10 @@
 /**
  * @module `driftwarden hosts reset|forget|recheck HOST`: the operator actions on one host, over the API
- * (an operator token). HOST is a host id, or a hostname that names exactly one host.
+ * (an operator token). HOST is a host id, a unique id prefix, or a hostname that names exactly one host.
  */
 import type { Command } from 'commander';
-import { api, apiTarget, type ApiTarget } from '../shared/api-client.js';
-import { DwError } from '../shared/errors.js';
+import { api, apiTarget } from '../shared/api-client.js';
+import { resolveHost } from './cli-resolve.js';
 
 type Remote = { url?: string; token?: string; json?: boolean; reason?: string };
 
@@ -15,28 +15,6 @@ const remote = (cmd: Command) =>
     .option('--token <token>', 'API token (default $DRIFTWARDEN_TOKEN)')
     .option('--json', 'print JSON')
     .option('--reason <text>', 'why (kept in the audit log)');
-
-/**
- * A host id as given, else the one host whose pinned hostname it is. Ids win: a hostname that is
- * also another host's id names that host. Ambiguity is an error, never a guess.
- */
-export async function resolveHost(target: ApiTarget, given: string): Promise<string> {
-  const status = await api(target, 'GET', `/api/v1/hosts/${encodeURIComponent(given)}`).then(
-    () => 200,
-    (err: unknown) => (err instanceof DwError ? ((err.context as { status?: number } | undefined)?.status ?? 0) : 0),
-  );
-  if (status !== 404) return given; // found, or refused for another reason the action will repeat
-  const q = new URLSearchParams({ q: given, limit: '1000' });
-  const r = await api<{ hosts: { id: string; hostname: string | null }[] }>(target, 'GET', `/api/v1/hosts?${q}`);
-  const named = r.hosts.filter((h) => h.hostname === given);
-  if (named.length === 1) return named[0]!.id;
-  if (named.length > 1)
-    throw new DwError(
-      'DW_ERR_USAGE',
-      `hostname ${given} names ${named.length} hosts (${named.map((h) => h.id).join(', ')}); give the host id`,
-    );
-  throw new DwError('DW_ERR_NOT_FOUND', `no host with id or hostname ${given}`);
-}
 
 const ACTIONS = {
   reset: {
@@ -57,18 +35,18 @@ const ACTIONS = {
 
 export function registerHostActionCommands(hosts: Command): void {
   for (const [name, a] of Object.entries(ACTIONS)) {
-    remote(
-      hosts.command(name).description(a.what).argument('<host>', 'host id, or a hostname that names one host'),
-    ).action(async (given: string, o: Remote) => {
-      const target = apiTarget(o);
-      const id = await resolveHost(target, given);
-      const r = await api<Record<string, string>>(
-        target,
-        'POST',
-        `/api/v1/hosts/${encodeURIComponent(id)}/${name}`,
-        o.reason ? { reason: o.reason } : {},
-      );
-      out(o.json ? JSON.stringify(r, null, 2) + '\n' : a.done(r));
-    });
+    remote(hosts.command(name).description(a.what).argument('<host>', 'host id, unique id prefix, or hostname')).action(
+      async (given: string, o: Remote) => {
+        const target = apiTarget(o);
+        const id = await resolveHost(target, given);
+        const r = await api<Record<string, string>>(
+          target,
+          'POST',
+          `/api/v1/hosts/${encodeURIComponent(id)}/${name}`,
+          o.reason ? { reason: o.reason } : {},
+        );
+        out(o.json ? JSON.stringify(r, null, 2) + '\n' : a.done(r));
+      },
+    );
   }
 }

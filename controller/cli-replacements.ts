@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { api, apiTarget } from '../shared/api-client.js';
 import type { GroupView } from './scheduler/scheduler.js';
 import type { ReplacementRow } from './store/replacements.js';
+import { resolveHost, resolveReplacement } from './cli-resolve.js';
+import { table } from './cli-table.js';
 
 type Remote = { url?: string; token?: string; json?: boolean };
 type Row = ReplacementRow & { hostname: string | null };
@@ -13,20 +15,6 @@ const remote = (cmd: Command) =>
     .option('--url <url>', 'controller URL (default $DRIFTWARDEN_URL)')
     .option('--token <token>', 'API token (default $DRIFTWARDEN_TOKEN)')
     .option('--json', 'print JSON');
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return (
-    rows
-      .map((r) =>
-        r
-          .map((c, i) => c.padEnd(widths[i]!))
-          .join('  ')
-          .trimEnd(),
-      )
-      .join('\n') + '\n'
-  );
-}
 
 const enc = encodeURIComponent;
 
@@ -45,14 +33,15 @@ export function registerReplacementCommands(program: Command): void {
       'comma-separated: queued,awaiting-approval,scheduled,replacing,replaced,failed,cancelled',
     )
     .option('--group <group>')
-    .option('--host <hostId>')
+    .option('--host <host>', 'host id, unique id prefix or hostname')
     .option('--limit <n>', 'rows', '500')
     .action(async (o: Remote & { state?: string; group?: string; host?: string; limit: string }) => {
+      const target = apiTarget(o);
       const q = new URLSearchParams({ limit: o.limit });
       if (o.state) q.set('state', o.state);
       if (o.group) q.set('group', o.group);
-      if (o.host) q.set('host', o.host);
-      const r = await api<{ mode: string; replacements: Row[] }>(apiTarget(o), 'GET', `/api/v1/replacements?${q}`);
+      if (o.host) q.set('host', await resolveHost(target, o.host));
+      const r = await api<{ mode: string; replacements: Row[] }>(target, 'GET', `/api/v1/replacements?${q}`);
       if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
       out(`scheduler mode: ${r.mode}\n`);
       if (r.replacements.length === 0) return out('no replacements\n');
@@ -77,62 +66,73 @@ export function registerReplacementCommands(program: Command): void {
   remote(
     rep
       .command('request')
-      .description('replace a host by hand (it is tainted first if it is not)')
-      .argument('<host>', 'host id'),
+      .description(
+        'replace a host by hand; an operator request is not drift (a clean host is not tainted, no breaker counts it)',
+      )
+      .argument('<host>', 'host id, unique id prefix or hostname'),
   )
     .requiredOption('--reason <text>', 'why')
-    .action(async (host: string, o: Remote & { reason: string }) =>
+    .action(async (host: string, o: Remote & { reason: string }) => {
+      const target = apiTarget(o);
+      const hostId = await resolveHost(target, host);
       printRow(
         o,
-        await api<ReplacementRow>(apiTarget(o), 'POST', '/api/v1/replacements', { hostId: host, reason: o.reason }),
+        await api<ReplacementRow>(target, 'POST', '/api/v1/replacements', { hostId, reason: o.reason }),
         'queued',
-      ),
-    );
+      );
+    });
 
   remote(
-    rep.command('approve').description('approve a replacement waiting for approval').argument('<id>', 'replacement id'),
-  ).action(async (id: string, o: Remote) =>
-    printRow(
-      o,
-      await api<ReplacementRow>(apiTarget(o), 'POST', `/api/v1/replacements/${enc(id)}/approve`, {}),
-      'approved',
-    ),
-  );
+    rep
+      .command('approve')
+      .description('approve a replacement waiting for approval')
+      .argument('<id>', 'replacement id or unique id prefix'),
+  ).action(async (id: string, o: Remote) => {
+    const target = apiTarget(o);
+    const full = await resolveReplacement(target, id);
+    printRow(o, await api<ReplacementRow>(target, 'POST', `/api/v1/replacements/${enc(full)}/approve`, {}), 'approved');
+  });
 
   remote(
     rep
       .command('cancel')
-      .description('cancel a replacement the provider has not started; the host stays tainted')
-      .argument('<id>', 'replacement id'),
+      .description(
+        'cancel a replacement the provider has not started; a drifted host stays tainted, a manual request for a clean host puts it back',
+      )
+      .argument('<id>', 'replacement id or unique id prefix'),
   )
     .requiredOption('--reason <text>', 'why')
-    .action(async (id: string, o: Remote & { reason: string }) =>
+    .action(async (id: string, o: Remote & { reason: string }) => {
+      const target = apiTarget(o);
+      const full = await resolveReplacement(target, id);
       printRow(
         o,
-        await api<ReplacementRow>(apiTarget(o), 'POST', `/api/v1/replacements/${enc(id)}/cancel`, { reason: o.reason }),
+        await api<ReplacementRow>(target, 'POST', `/api/v1/replacements/${enc(full)}/cancel`, { reason: o.reason }),
         'cancelled',
-      ),
-    );
+      );
+    });
 
   remote(
     rep
       .command('done')
       .description('mark a replacement done (the host was replaced out of band)')
-      .argument('<id>', 'replacement id'),
+      .argument('<id>', 'replacement id or unique id prefix'),
   )
     .option('--replaced-by <host>', 'the host that replaced it')
-    .action(async (id: string, o: Remote & { replacedBy?: string }) =>
+    .action(async (id: string, o: Remote & { replacedBy?: string }) => {
+      const target = apiTarget(o);
+      const full = await resolveReplacement(target, id);
       printRow(
         o,
         await api<ReplacementRow>(
-          apiTarget(o),
+          target,
           'POST',
-          `/api/v1/replacements/${enc(id)}/done`,
+          `/api/v1/replacements/${enc(full)}/done`,
           o.replacedBy ? { replacedBy: o.replacedBy } : {},
         ),
         'marked done',
-      ),
-    );
+      );
+    });
 
   remote(
     rep

@@ -17,6 +17,12 @@ import { loadPrivateKey, loadPublicKey } from '../shared/sign.js';
 import { registerHostActionCommands } from './cli-hosts.js';
 import { registerReplacementCommands } from './cli-replacements.js';
 import { registerRetentionCommands } from './cli-retention.js';
+import { registerFindingCommands } from './cli-findings.js';
+import { resolveAmong, resolveHost } from './cli-resolve.js';
+import { table } from './cli-table.js';
+import { describeAttribution } from '../shared/attribution-text.js';
+import { changeLines } from '../shared/change-text.js';
+import type { HostDeviation } from '../shared/schema/findings.js';
 
 const out = (s: string): void => void process.stdout.write(s);
 const remote = (cmd: Command) =>
@@ -24,20 +30,6 @@ const remote = (cmd: Command) =>
     .option('--url <url>', 'controller URL (default $DRIFTWARDEN_URL)')
     .option('--token <token>', 'API token (default $DRIFTWARDEN_TOKEN)')
     .option('--json', 'print JSON');
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return (
-    rows
-      .map((r) =>
-        r
-          .map((c, i) => c.padEnd(widths[i]!))
-          .join('  ')
-          .trimEnd(),
-      )
-      .join('\n') + '\n'
-  );
-}
 
 /** The flag each field of a token request comes from, for usage errors. */
 const TOKEN_FLAGS: Record<string, string> = {
@@ -198,22 +190,26 @@ export function buildProgram(): Command {
     token
       .command('revoke')
       .description('revoke a token now (its sessions end with it)')
-      .argument('<id>', 'the token id (from token list)'),
+      .argument('<id>', 'the token id, or a unique prefix of it (from token list)'),
   ).action(async (id: string, o: { url?: string; token?: string; json?: boolean; config?: string }) => {
     let r: { id: string; revokedAt: string };
     if (o.config) {
       const store = await openStore(loadControllerConfig(o.config).store);
       try {
-        r = await revokeToken(store, id, `cli:${process.env.USER ?? 'root'}`, new Date().toISOString());
+        const full = resolveAmong('token', id, await store.listTokens());
+        r = await revokeToken(store, full, `cli:${process.env.USER ?? 'root'}`, new Date().toISOString());
       } finally {
         await store.close();
       }
-    } else
-      r = await api<{ id: string; revokedAt: string }>(
-        apiTarget(o),
-        'DELETE',
-        `/api/v1/tokens/${encodeURIComponent(id)}`,
+    } else {
+      const target = apiTarget(o);
+      const full = resolveAmong(
+        'token',
+        id,
+        (await api<{ tokens: TokenRow[] }>(target, 'GET', '/api/v1/tokens')).tokens,
       );
+      r = await api<{ id: string; revokedAt: string }>(target, 'DELETE', `/api/v1/tokens/${encodeURIComponent(full)}`);
+    }
     out(o.json ? JSON.stringify(r, null, 2) + '\n' : `token ${r.id} revoked at ${r.revokedAt}\n`);
   });
 
@@ -269,10 +265,10 @@ export function buildProgram(): Command {
     program
       .command('report')
       .description(
-        "drift reports: `report host ID|image ID|fleet --format json|csv|jsonl|html [--out FILE]`; `report HOST` prints one host's state, deviations and timeline",
+        "`report HOST` prints one host's state, deviations (expected -> actual, and who made the change) and timeline; drift reports: `report host HOST|image ID|fleet --format json|csv|jsonl|html [--out FILE]`",
       )
-      .argument('<what>', 'host | image | fleet, or a host id')
-      .argument('[id]', 'the host or image id'),
+      .argument('<what>', 'host | image | fleet, or a host (id, unique id prefix or hostname)')
+      .argument('[id]', 'the host (id, prefix or hostname) or the image id'),
   )
     .option('--format <format>', `json | csv | jsonl | html (a drift report; html is its first page)`)
     .option('--out <file>', 'write the report to a file instead of stdout')
@@ -293,10 +289,11 @@ export function buildProgram(): Command {
           const format = o.format ?? 'json';
           if (!(REPORT_FORMATS as readonly string[]).includes(format))
             throw new DwError('DW_ERR_USAGE', `--format: expected one of ${REPORT_FORMATS.join(', ')}, got ${format}`);
+          const target = apiTarget(o);
           const q = new URLSearchParams({ scope: scoped ? what : what === 'fleet' ? 'fleet' : 'host', format });
-          if (scoped) q.set('id', id!);
-          else if (what !== 'fleet') q.set('id', what);
-          const text = await apiText(apiTarget(o), `/api/v1/drift-report?${q}`);
+          if (scoped) q.set('id', what === 'host' ? await resolveHost(target, id!) : id!);
+          else if (what !== 'fleet') q.set('id', await resolveHost(target, what));
+          const text = await apiText(target, `/api/v1/drift-report?${q}`);
           if (o.out) {
             writeFileSync(o.out, text);
             process.stderr.write(`report written to ${o.out} (${Buffer.byteLength(text)} bytes)\n`);
@@ -308,20 +305,14 @@ export function buildProgram(): Command {
     );
 
   /** `report HOST`: the human-readable view of one host (kept from before drift reports). */
-  const hostReport = async (hostId: string, o: { url?: string; token?: string; json?: boolean }) => {
+  const hostReport = async (given: string, o: { url?: string; token?: string; json?: boolean }) => {
+    const target = apiTarget(o);
+    const hostId = await resolveHost(target, given);
     const r = await api<{
       host: HostRow;
-      deviations: {
-        collector: string;
-        key: string;
-        change: string;
-        severity: string;
-        action: string;
-        expected: unknown;
-        actual: unknown;
-      }[];
+      deviations: HostDeviation[];
       timeline: { transitions: { at: string; from: string | null; to: string; cause: string; actor: string }[] };
-    }>(apiTarget(o), 'GET', `/api/v1/hosts/${encodeURIComponent(hostId)}`);
+    }>(target, 'GET', `/api/v1/hosts/${encodeURIComponent(hostId)}`);
     if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
     const h = r.host;
     out(
@@ -331,8 +322,11 @@ export function buildProgram(): Command {
       `identity ${h.cloudIdentity ? identityText(h.cloudIdentity) : 'none pinned'}${h.reportedCloudIdentity ? `; claims ${identityText(h.reportedCloudIdentity)} (refused)` : ''}\n\n`,
     );
     out(`deviations (${r.deviations.length}):\n`);
-    for (const d of r.deviations)
+    for (const d of r.deviations) {
       out(`  ${d.action.padEnd(6)} ${d.severity.padEnd(8)} ${d.collector} ${d.change} ${d.key}\n`);
+      for (const line of changeLines(d)) out(`      ${line}\n`);
+      out(`      made by: ${d.attribution ? describeAttribution(d.attribution) : 'no record on the host'}\n`);
+    }
     out('\ntimeline:\n');
     for (const t of r.timeline.transitions)
       out(`  ${t.at}  ${t.from ?? '(new)'} -> ${t.to}  ${t.cause}  [${t.actor}]\n`);
@@ -341,7 +335,7 @@ export function buildProgram(): Command {
   remote(program.command('exempt').description('exempt matching deviations for a limited time (reason required)'))
     .requiredOption('--key <glob>', 'deviation key pattern')
     .requiredOption('--reason <text>', 'why')
-    .option('--host <hostId>')
+    .option('--host <host>', 'only this host (id, unique id prefix or hostname)')
     .option('--image <imageId>')
     .option('--collector <name>')
     .option('--for <duration>', 'how long, e.g. 72h (at most 90d)')
@@ -359,10 +353,11 @@ export function buildProgram(): Command {
         for?: string;
         expiresAt?: string;
       }) => {
-        const r = await api<{ id: string; expiresAt: string }>(apiTarget(o), 'POST', '/api/v1/exemptions', {
+        const target = apiTarget(o);
+        const r = await api<{ id: string; expiresAt: string }>(target, 'POST', '/api/v1/exemptions', {
           keyPattern: o.key,
           reason: o.reason,
-          hostId: o.host,
+          hostId: o.host === undefined ? undefined : await resolveHost(target, o.host),
           imageId: o.image,
           collector: o.collector,
           for: o.for,
@@ -488,25 +483,59 @@ export function buildProgram(): Command {
         await store.close();
       }
     });
-  remote(audit.command('list', { isDefault: true }).description('the audit log, oldest first'))
+  remote(
+    audit
+      .command('list', { isDefault: true })
+      .description('the audit log, newest first: who did what to which target, and the details (--json: raw rows)'),
+  )
     .option('--limit <n>', 'rows', '100')
-    .action(async (o: { url?: string; token?: string; json?: boolean; limit: string }) => {
+    .option('--before <id>', 'rows older than this audit id (the next page)')
+    .action(async (o: { url?: string; token?: string; json?: boolean; limit: string; before?: string }) => {
+      if (o.before !== undefined && !/^[1-9]\d*$/.test(o.before))
+        throw new DwError('DW_ERR_USAGE', `--before ${o.before}: expected an audit id (a positive integer)`);
+      // beforeId pages backwards from the newest row; the largest id the API takes starts at the top.
+      const q = new URLSearchParams({ limit: o.limit, beforeId: o.before ?? String(Number.MAX_SAFE_INTEGER) });
       const r = await api<{
-        audit: { id: number; at: string; actor: string; action: string; target: string | null; detail: unknown }[];
-      }>(apiTarget(o), 'GET', `/api/v1/audit?limit=${encodeURIComponent(o.limit)}`);
+        audit: {
+          id: number;
+          at: string;
+          actor: string;
+          action: string;
+          target: string | null;
+          detail: Record<string, unknown>;
+        }[];
+        next: number | null;
+      }>(apiTarget(o), 'GET', `/api/v1/audit?${q}`);
       if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
-      for (const a of r.audit)
-        out(`${a.id}  ${a.at}  ${a.actor}  ${a.action}  ${a.target ?? ''}  ${JSON.stringify(a.detail)}\n`);
+      if (r.audit.length === 0) return out('no audit rows\n');
+      out(
+        table([
+          ['ID', 'TIME', 'ACTOR', 'ACTION', 'TARGET', 'DETAIL'],
+          ...r.audit.map((a) => [String(a.id), a.at, a.actor, a.action, a.target ?? '-', auditDetail(a.detail)]),
+        ]),
+      );
+      if (r.next !== null) out(`(older rows: --before ${r.next})\n`);
     });
 
   registerReplacementCommands(program);
   registerRetentionCommands(program);
+  registerFindingCommands(program);
 
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
   await runProgram(buildProgram(), argv);
+}
+
+/** An audit row's detail as `key=value` pairs (nested values as JSON), cut to a readable width. */
+function auditDetail(detail: Record<string, unknown>): string {
+  const text = Object.entries(detail)
+    .filter(([, v]) => v !== undefined && v !== null)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ')
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
+  return text.length > 120 ? `${text.slice(0, 119)}…` : text || '-';
 }
 
 /** One line for a cloud identity, as `hosts` and `report HOST` print it. */

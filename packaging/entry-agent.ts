@@ -4,11 +4,19 @@
  */
 import { main } from '../agent/cli.js';
 import { CONTROLLER_COMMANDS, commandOf } from '../shared/commands.js';
+import { helpRequest, overviewText } from '../shared/help.js';
 
-const argv = process.argv.slice(2);
+let argv = process.argv.slice(2);
+const help = helpRequest(argv);
+if (help?.kind === 'command') argv = help.argv;
 const first = commandOf(argv);
 
-if (first !== undefined && (CONTROLLER_COMMANDS.has(first) || first === 'demo')) {
+if (help?.kind === 'overview') {
+  process.stdout.write(overviewText(new Set(['agent'])));
+} else if (help?.kind === 'unknown') {
+  process.stderr.write(`driftwarden: help: no command "${help.name}"; run driftwarden --help for the list\n`);
+  process.exitCode = 2;
+} else if (first !== undefined && (CONTROLLER_COMMANDS.has(first) || first === 'demo')) {
   process.stderr.write(
     `driftwarden: "${first}" is not in the agent build; it comes with the driftwarden-controller package (driftwarden-controller ${first} …)\n`,
   );

@@ -1,6 +1,6 @@
 /** @module A small client for the controller API (undici), used by the CLI: bearer token, JSON, errors that name the problem. */
 import { request } from 'undici';
-import { DwError } from './errors.js';
+import { DwError, ERRORS, type ErrorCode } from './errors.js';
 
 export interface ApiTarget {
   url: string;
@@ -13,6 +13,11 @@ export function apiTarget(opts: { url?: string; token?: string }): ApiTarget {
   const token = opts.token ?? process.env.DRIFTWARDEN_TOKEN;
   if (!token) throw new DwError('DW_ERR_USAGE', 'no API token: set DRIFTWARDEN_TOKEN (or pass --token)');
   return { url: url.replace(/\/+$/, ''), token };
+}
+
+/** The controller's own error code when it sent one from the catalog (so `no such host` is DW_ERR_NOT_FOUND here too). */
+function refusalCode(code: string | undefined): ErrorCode {
+  return code !== undefined && Object.hasOwn(ERRORS, code) ? (code as ErrorCode) : 'DW_ERR_IO';
 }
 
 export async function api<T>(
@@ -46,10 +51,13 @@ export async function api<T>(
     // not JSON: reported below if the status is an error
   }
   if (res.statusCode >= 400) {
-    const msg = (json as { message?: string } | null)?.message ?? text.slice(0, 200);
-    throw new DwError('DW_ERR_IO', `controller refused ${method} ${path} (${res.statusCode}): ${msg}`, {
-      status: res.statusCode,
-    });
+    const body = json as { error?: string; message?: string } | null;
+    const msg = body?.message ?? text.slice(0, 200);
+    throw new DwError(
+      refusalCode(body?.error),
+      `controller refused ${method} ${path} (${res.statusCode}${body?.error ? ` ${body.error}` : ''}): ${msg}`,
+      { status: res.statusCode },
+    );
   }
   return json as T;
 }

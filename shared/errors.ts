@@ -107,6 +107,12 @@ export const ERRORS = {
     message: '{role} may not {action}',
   },
   DW_ERR_NOT_FOUND: { status: 404, exit: 2, summary: 'no such resource', message: '{resource} {id} not found' },
+  DW_ERR_AMBIGUOUS: {
+    status: 400,
+    exit: 2,
+    summary: 'an id prefix or hostname names more than one resource',
+    message: '{resource} {given} is ambiguous: it names {candidates}',
+  },
   DW_ERR_RATE_LIMITED: {
     status: 429,
     exit: 2,

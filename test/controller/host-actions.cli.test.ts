@@ -98,7 +98,9 @@ describe('driftwarden hosts reset|forget|recheck', () => {
     expect(twin.stderr).toMatch(/hostname twin.example.internal names 2 hosts \(web-2, web-3\); give the host id/);
     const none = await dw('operator', 'reset', 'nobody.example.internal');
     expect(none.status).toBe(2);
-    expect(none.stderr).toMatch(/no host with id or hostname nobody.example.internal/);
+    expect(none.stderr).toMatch(
+      /host nobody.example.internal not found \(no host id, hostname or id prefix matches it\)/,
+    );
     expect((await ctl.store.getHost('web-2'))?.scanRequestedAt).toBeNull();
   }, 60_000);
 });
