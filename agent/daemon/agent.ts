@@ -25,7 +25,7 @@ import { Spool } from './spool.js';
 import { StateDir } from './state-dir.js';
 import { DEFAULT_REPORT_LIMITS, fitReport } from './report-size.js';
 import type { Collected, Prepared, ScanSummary } from './task-protocol.js';
-import { runTask } from './task-child.js';
+import { runTask, TaskRunner } from './task-child.js';
 import { backoffMs, encodeBody, transportFor, type Transport } from './transport.js';
 import { ChangeWatcher } from './watch.js';
 
@@ -92,6 +92,11 @@ export class AgentService {
   /** The scan at the head of the spool that keeps failing with retryable errors, and since when. */
   private headFailing: { file: string; since: number } | null = null;
   private config!: AgentConfig;
+  /** Scans run in one task process, kept a little while between them; a watched change's collectors in another. */
+  private readonly runner = new TaskRunner();
+  private readonly eventRunner = new TaskRunner();
+  /** Held from the moment a scan task takes its seq until its report is in the spool. */
+  private spoolGate: Promise<void> | null = null;
 
   constructor(
     /** The config file: validated by the prepare task, which hands back the config it read. */
@@ -163,26 +168,38 @@ export class AgentService {
       if (this.stopped) return;
       const started = Date.now();
       const startedAt = new Date(started).toISOString();
+      let releaseGate: (() => void) | undefined;
       try {
         const limits = this.config.limits;
-        const out = await runTask(
-          {
-            task: 'scan',
-            config: this.config,
-            manifestDigest: this.manifestDigest,
-            fullRehash,
-            hostId: this.hostId,
-            ...(this.cloud ? { identity: this.cloud.identity } : {}),
-          },
-          {
-            limits: {
-              memoryMb: limits.memoryMb,
-              cpuShare: limits.cpuShare,
-              maxDurationMs: parseDuration(limits.maxScanDuration) ?? 3_600_000,
+        const out = await this.runner
+          .run(
+            {
+              task: 'scan',
+              config: this.config,
+              manifestDigest: this.manifestDigest,
+              fullRehash,
+              hostId: this.hostId,
+              ...(this.cloud ? { identity: this.cloud.identity } : {}),
             },
-            nextSeq: () => this.state.nextSeq(),
-          },
-        );
+            {
+              limits: {
+                memoryMb: limits.memoryMb,
+                cpuShare: limits.cpuShare,
+                maxDurationMs: parseDuration(limits.maxScanDuration) ?? 3_600_000,
+              },
+              nextSeq: () => {
+                // Nothing with a higher seq may reach the controller before this scan is spooled.
+                this.spoolGate = new Promise<void>((resolve) => {
+                  releaseGate = resolve;
+                });
+                return this.state.nextSeq();
+              },
+            },
+          )
+          .finally(() => {
+            this.spoolGate = null;
+            releaseGate?.();
+          });
         if (!out.ok) {
           this.spoolIncomplete(startedAt, started, out.reason);
           return;
@@ -197,7 +214,7 @@ export class AgentService {
           deviations: s.deviations,
           durationMs: Date.now() - started,
           seq: s.seq,
-          peakRssMb: out.peakRssMb || s.peakRssMb,
+          peakRssMb: Math.max(out.peakRssMb, s.peakRssMb),
         });
         this.log.info(
           {
@@ -206,7 +223,7 @@ export class AgentService {
             bytes: s.bytes,
             fullRehash,
             ms: Date.now() - started,
-            peakRssMb: out.peakRssMb || s.peakRssMb,
+            peakRssMb: Math.max(out.peakRssMb, s.peakRssMb),
           },
           'scan spooled',
         );
@@ -318,7 +335,7 @@ export class AgentService {
       // again, in a task process, against the baseline's copy of its section.
       const collectors = touchedCollectors(watchedCollectors(this.baseline.rules, this.baseline.watchPaths), paths);
       if (collectors.length > 0) {
-        const out = await runTask(
+        const out = await this.eventRunner.run(
           {
             task: 'collect',
             config: this.config,
@@ -390,6 +407,9 @@ export class AgentService {
   }
 
   private async flushOnce(): Promise<boolean> {
+    // A scan task holds a seq it has not spooled yet: a heartbeat with a higher one sent first would
+    // make the controller refuse the scan as out of order.
+    while (this.spoolGate) await this.spoolGate;
     if (!this.transport) return this.spool.list().length === 0;
     if (!this.credential) {
       const inventory = this.lastResult?.host ?? this.prepared.inventory;
@@ -641,6 +661,8 @@ export class AgentService {
     await this.watcher?.close();
     this.watcher = null;
     await this.scanning;
+    this.runner.close();
+    this.eventRunner.close();
     await this.flushing;
     await this.transport?.close();
   }

@@ -5,7 +5,7 @@
  * the work allocated goes back to the system when the process ends, so the daemon's memory is the same
  * after a 100k-file scan as after none.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { parseDuration } from '../../shared/duration.js';
 import { ChildWatchdog, type ChildLimits } from './child-watchdog.js';
 import type { ChildMessage, ParentMessage, TaskRequest, TaskResult } from './task-protocol.js';
@@ -59,26 +59,97 @@ export function taskNodeOptions(parent: string | undefined, memoryMb: number | u
   return [kept, heap].filter(Boolean).join(' ');
 }
 
-export async function runTask(request: TaskRequest, opts: TaskOptions = {}): Promise<TaskOutcome> {
+/**
+ * Runs tasks in one task process at a time, and keeps that process for `warmMs` after a task: a host
+ * scanned every few seconds (tests, a tight schedule) would otherwise pay a process start and the
+ * scanning code's load on every scan. Past `warmMs` idle the process is let go (it exits when its IPC
+ * channel closes), and with it everything its scans allocated.
+ */
+export class TaskRunner {
+  private child: ChildProcess | null = null;
+  private heapFor: number | undefined;
+  private idle: NodeJS.Timeout | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly warmMs = 15_000) {}
+
+  /** Runs the task once those asked for before it are done (one process, one task at a time). */
+  run(request: TaskRequest, opts: TaskOptions & { fresh?: boolean } = {}): Promise<TaskOutcome> {
+    const next = this.queue.then(() => this.runNow(request, opts));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async runNow(request: TaskRequest, opts: TaskOptions & { fresh?: boolean }): Promise<TaskOutcome> {
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = null;
+    const memoryMb = opts.limits?.memoryMb ?? ('config' in request ? request.config.limits.memoryMb : undefined);
+    let child = this.child;
+    if (opts.fresh || !child || !child.connected || this.heapFor !== memoryMb) {
+      this.close();
+      child = await spawnTask(memoryMb, opts.env);
+      this.heapFor = memoryMb;
+    }
+    const outcome = await runOn(child, request, opts, memoryMb);
+    const alive = child.connected && child.exitCode === null && child.signalCode === null;
+    if (alive && !opts.fresh && this.warmMs > 0) {
+      this.child = child;
+      this.idle = setTimeout(() => this.close(), this.warmMs);
+      this.idle.unref();
+    } else if (alive) {
+      child.disconnect();
+      this.child = null;
+    } else this.child = null;
+    return outcome;
+  }
+
+  /** Let the task process go (it exits once its channel closes). */
+  close(): void {
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = null;
+    if (this.child?.connected) this.child.disconnect();
+    this.child = null;
+  }
+}
+
+async function spawnTask(memoryMb: number | undefined, env: NodeJS.ProcessEnv | undefined): Promise<ChildProcess> {
   const { file, args } = await selfCommand();
-  const memoryMb = opts.limits?.memoryMb ?? ('config' in request ? request.config.limits.memoryMb : undefined);
-  const child = spawn(file, [...args, 'agent', 'task'], {
+  return spawn(file, [...args, 'agent', 'task'], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, ...opts.env, NODE_OPTIONS: taskNodeOptions(process.env.NODE_OPTIONS, memoryMb) },
+    env: { ...process.env, ...env, NODE_OPTIONS: taskNodeOptions(process.env.NODE_OPTIONS, memoryMb) },
     serialization: 'advanced',
   });
+}
+
+/** One task in a one-off process. */
+export function runTask(request: TaskRequest, opts: TaskOptions = {}): Promise<TaskOutcome> {
+  return new TaskRunner(0).run(request, { ...opts, fresh: true });
+}
+
+function runOn(
+  child: ChildProcess,
+  request: TaskRequest,
+  opts: TaskOptions,
+  memoryMb: number | undefined,
+): Promise<TaskOutcome> {
   return new Promise<TaskOutcome>((resolve) => {
-    let answer: TaskOutcome | null = null;
     let watchdog: ChildWatchdog | null = null;
     const watch = (limits: ChildLimits) => {
       watchdog?.stop();
       watchdog = new ChildWatchdog(child.pid!, limits, () => child.kill('SIGKILL')).start();
     };
-    if (opts.limits) watch(opts.limits);
+    const finish = (outcome: TaskOutcome) => {
+      const w = watchdog as ChildWatchdog | null;
+      w?.stop();
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      child.off('error', onError);
+      resolve(outcome.ok ? { ...outcome, peakRssMb: Math.round(w?.peakRssMb ?? 0) } : outcome);
+    };
     const send = (m: ParentMessage) => {
       if (child.connected) child.send(m);
     };
-    child.on('message', (m: ChildMessage) => {
+    const onMessage = (m: ChildMessage) => {
       if (m.type === 'seq') send({ type: 'seq', seq: opts.nextSeq ? opts.nextSeq() : 0 });
       else if (m.type === 'limits')
         watch({
@@ -86,28 +157,15 @@ export async function runTask(request: TaskRequest, opts: TaskOptions = {}): Pro
           cpuShare: m.limits.cpuShare,
           maxDurationMs: parseDuration(m.limits.maxScanDuration) ?? 3_600_000,
         });
-      else if (m.type === 'done') answer = { ok: true, result: m.result, peakRssMb: 0 };
+      else if (m.type === 'done') finish({ ok: true, result: m.result, peakRssMb: 0 });
       else if (m.type === 'error')
-        answer = {
-          ok: false,
-          failed: 'error',
-          code: m.code,
-          reason: m.message,
-          ...(m.phase ? { phase: m.phase } : {}),
-        };
-    });
-    child.on('error', (err) => {
-      watchdog?.stop();
-      resolve({ ok: false, failed: 'crashed', reason: `the scan process could not start: ${err.message}` });
-    });
-    child.on('exit', (code, signal) => {
+        finish({ ok: false, failed: 'error', code: m.code, reason: m.message, ...(m.phase ? { phase: m.phase } : {}) });
+    };
+    const onError = (err: Error) =>
+      finish({ ok: false, failed: 'crashed', reason: `the task process could not start: ${err.message}` });
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
       const w = watchdog as ChildWatchdog | null;
-      w?.stop();
-      const peak = Math.round(w?.peakRssMb ?? 0);
-      if (w?.reason) return resolve({ ok: false, failed: 'killed', reason: w.reason });
-      // An answer counts only from a process that ended cleanly: one killed after answering is still fine.
-      if (answer?.ok) return resolve({ ...answer, peakRssMb: peak });
-      if (answer) return resolve(answer);
+      if (w?.reason) return finish({ ok: false, failed: 'killed', reason: w.reason });
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
       const why =
         signal === 'SIGKILL'
@@ -115,8 +173,12 @@ export async function runTask(request: TaskRequest, opts: TaskOptions = {}): Pro
           : code === 134 || signal === 'SIGABRT'
             ? ` (out of memory: its heap limit is ${memoryMb ? heapLimitMb(memoryMb) : 'the default'} MB, from limits.memoryMb)`
             : '';
-      resolve({ ok: false, failed: 'crashed', reason: `the scan process ${how} before it finished${why}` });
-    });
+      finish({ ok: false, failed: 'crashed', reason: `the scan process ${how} before it finished${why}` });
+    };
+    child.on('message', onMessage);
+    child.on('exit', onExit);
+    child.on('error', onError);
+    if (opts.limits) watch(opts.limits);
     send({ type: 'request', request });
   });
 }

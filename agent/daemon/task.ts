@@ -101,24 +101,28 @@ export async function runTaskProcess(): Promise<void> {
   process.on('SIGINT', () => undefined);
   process.on('disconnect', () => process.exit(3));
   const log = createLogger(process.env.DRIFTWARDEN_LOG_LEVEL ?? 'info').child({ task: process.pid });
-  const { request } = await nextMessage('request');
-  try {
-    const result =
-      request.task === 'prepare'
-        ? await prepare(request, log)
-        : request.task === 'scan'
-          ? await scan(request, log)
-          : await collect(request, log);
-    await send({ type: 'done', result });
-  } catch (err) {
-    await send({
-      type: 'error',
-      code: err instanceof DwError ? err.code : 'DW_ERR_INTERNAL',
-      message: err instanceof DwError ? err.message : describeError(err),
-      ...(err instanceof DwError && err.context.phase === 'config' ? { phase: 'config' as const } : {}),
-    });
+  // One request at a time, until the daemon lets this process go (it closes the channel).
+  for (;;) {
+    const { request } = await nextMessage('request');
+    try {
+      const result =
+        request.task === 'prepare'
+          ? await prepare(request, log)
+          : request.task === 'scan'
+            ? await scan(request, log)
+            : await collect(request, log);
+      await send({ type: 'done', result });
+    } catch (err) {
+      await send({
+        type: 'error',
+        code: err instanceof DwError ? err.code : 'DW_ERR_INTERNAL',
+        message: err instanceof DwError ? err.message : describeError(err),
+        ...(err instanceof DwError && err.context.phase === 'config' ? { phase: 'config' as const } : {}),
+      });
+    }
+    // What the task allocated is garbage now; the process may wait a while for the next one.
+    releaseMemory();
   }
-  process.disconnect();
 }
 
 async function prepare(request: Extract<TaskRequest, { task: 'prepare' }>, log: Logger): Promise<Prepared> {
