@@ -497,7 +497,7 @@ function dedupeDeviations(rows: HostDeviationRow[]): HostDeviationRow[] {
 // ---- the store ----
 
 /** Every StoreTx method over one Kysely handle: the root (auto-commit) or a transaction. */
-class KyselyStoreTx implements StoreTx {
+export class KyselyStoreTx implements StoreTx {
   readonly replacements: ReplacementStoreTx;
 
   constructor(
