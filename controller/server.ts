@@ -69,7 +69,7 @@ export async function startController(
   const anchors = config.audit.anchors;
   const anchorKey = anchors?.keyFile ? loadPrivateKey(anchors.keyFile) : undefined;
   if (anchors) checkAnchorDir(anchors.dir);
-  const store = await openStore(config.store, { log });
+  const store = await openStore(config.store, { log, backgroundCheckpoints: true });
   await warnLegacyTokens(store, log, clock());
   const metrics = createMetrics();
   let scheduler;

@@ -17,7 +17,9 @@ import {
 import pg from 'pg';
 import { DwError } from '../../shared/errors.js';
 import { redactUrl } from '../../shared/logger.js';
+import { GroupCommitSqliteStore } from './group-commit.js';
 import { KyselyStore, type DB } from './kysely-store.js';
+import { startCheckpointer } from './sqlite-checkpointer.js';
 import type { Store } from './types.js';
 
 export type { Store, StoreTx } from './types.js';
@@ -38,6 +40,11 @@ export interface OpenStoreOptions {
   schema?: string;
   /** PostgreSQL only: pool size (default 10). */
   maxConnections?: number;
+  /**
+   * SQLite only: checkpoint the WAL from a worker thread instead of inside commits (a long-running
+   * controller; short CLI commands keep SQLite's automatic checkpoints).
+   */
+  backgroundCheckpoints?: boolean;
 }
 
 /** How long a SQLite writer waits for another process's write lock (e.g. `driftwarden token create`). */
@@ -113,7 +120,12 @@ function openSqlite(rest: string, opts: OpenStoreOptions): KyselyStore {
   const db = new Kysely<DB>({
     dialect: new ImmediateSqliteDialect({ database: statementCache(raw, STATEMENT_CACHE_SIZE) }),
   });
-  return new KyselyStore(db, 'sqlite');
+  const checkpointer =
+    opts.backgroundCheckpoints && file !== ':memory:'
+      ? startCheckpointer(raw, file, (message) => opts.log?.warn({ file, message }, 'store: WAL checkpoint failed'))
+      : null;
+  // One writer: concurrent transactions share a commit (controller/store/group-commit.ts).
+  return new GroupCommitSqliteStore(db, checkpointer);
 }
 
 /**

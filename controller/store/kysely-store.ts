@@ -515,7 +515,7 @@ function dedupeDeviations(rows: HostDeviationRow[]): HostDeviationRow[] {
 // ---- the store ----
 
 /** Every StoreTx method over one Kysely handle: the root (auto-commit) or a transaction. */
-class KyselyStoreTx implements StoreTx {
+export class KyselyStoreTx implements StoreTx {
   readonly replacements: ReplacementStoreTx;
   readonly retention: RetentionStoreTx;
 
@@ -1128,15 +1128,69 @@ class KyselyStoreTx implements StoreTx {
         );
     }
     const unique = dedupeDeviations(rows);
-    const firstSeen = new Map<string, string>();
+    const existing = new Map<string, Selectable<HostDeviationsTable>>();
+    if (unique.length > INSERT_CHUNK) return this.rewriteHostDeviations(hostId, unique);
     if (unique.length > 0) {
-      const existing = await this.db
-        .selectFrom('host_deviations')
-        .select(['collector', 'item_key', 'first_seen_at'])
+      const found = await this.db.selectFrom('host_deviations').selectAll().where('host_id', '=', hostId).execute();
+      for (const e of found) existing.set(`${e.collector}\u0000${e.item_key}`, e);
+    }
+    const fresh = unique.map((d) => {
+      const v = deviationToRow(d);
+      const prev = existing.get(`${d.collector}\u0000${d.key}`);
+      if (prev !== undefined && prev.first_seen_at < v.first_seen_at) v.first_seen_at = prev.first_seen_at;
+      return v;
+    });
+    // A rescan mostly finds what the last one did: rows that read the same only get their last sighting
+    // moved (no index covers it), instead of every index entry deleted and inserted again.
+    const same = (a: Selectable<HostDeviationsTable>, b: (typeof fresh)[number]) =>
+      a.change === b.change &&
+      a.expected === b.expected &&
+      a.actual === b.actual &&
+      a.severity === b.severity &&
+      a.action === b.action &&
+      a.decided_by === b.decided_by &&
+      a.first_seen_at === b.first_seen_at;
+    const kept = new Set<string>();
+    for (const v of fresh) {
+      const k = `${v.collector}\u0000${v.item_key}`;
+      const prev = existing.get(k);
+      if (prev && same(prev, v)) kept.add(k);
+    }
+    const lastSeen = new Set(fresh.map((v) => v.last_seen_at));
+    // A few rows to drop are deleted by key; otherwise (or with mixed sighting times) all go, as before.
+    const drop = existing.size - kept.size;
+    if (kept.size === 0 || lastSeen.size !== 1 || drop > 64) {
+      kept.clear();
+      await this.db.deleteFrom('host_deviations').where('host_id', '=', hostId).execute();
+    } else {
+      for (const [k, e] of existing) {
+        if (kept.has(k)) continue;
+        await this.db
+          .deleteFrom('host_deviations')
+          .where('host_id', '=', hostId)
+          .where('collector', '=', e.collector)
+          .where('item_key', '=', e.item_key)
+          .execute();
+      }
+      await this.db
+        .updateTable('host_deviations')
+        .set({ last_seen_at: [...lastSeen][0]! })
         .where('host_id', '=', hostId)
         .execute();
-      for (const e of existing) firstSeen.set(`${e.collector}\u0000${e.item_key}`, e.first_seen_at);
     }
+    const insert = kept.size === 0 ? fresh : fresh.filter((v) => !kept.has(`${v.collector}\u0000${v.item_key}`));
+    if (insert.length > 0) await this.db.insertInto('host_deviations').values(insert).execute();
+  }
+
+  /** Every row of the host deleted and the new ones inserted, converted a chunk at a time between yields. */
+  private async rewriteHostDeviations(hostId: string, unique: HostDeviationRow[]): Promise<void> {
+    const firstSeen = new Map<string, string>();
+    const existing = await this.db
+      .selectFrom('host_deviations')
+      .select(['collector', 'item_key', 'first_seen_at'])
+      .where('host_id', '=', hostId)
+      .execute();
+    for (const e of existing) firstSeen.set(`${e.collector}\u0000${e.item_key}`, e.first_seen_at);
     await this.db.deleteFrom('host_deviations').where('host_id', '=', hostId).execute();
     const toRow = (d: HostDeviationRow) => {
       const v = deviationToRow(d);
@@ -1144,7 +1198,6 @@ class KyselyStoreTx implements StoreTx {
       if (prev !== undefined && prev < v.first_seen_at) v.first_seen_at = prev;
       return v;
     };
-    // Rows are converted a chunk at a time, so the CPU work is spread between the yields too.
     for (let i = 0; i < unique.length; i += INSERT_CHUNK) {
       await breathe(this.dialect, i);
       await this.db
