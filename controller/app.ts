@@ -265,6 +265,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     else req.log.info({ code: e.code, url: req.url, msg: e.message }, 'request refused');
     if (e.code === 'DW_ERR_RATE_LIMITED' || e.code === 'DW_ERR_UNAVAILABLE')
       void reply.header('retry-after', String(e.context.retryAfterSeconds ?? 60));
+    // A report that ran out of time waited behind others (a busy store): the agent backs off like on a shed one.
+    if (e.code === 'DW_ERR_TIME_BUDGET') void reply.header('retry-after', String(retryAfterSeconds(deps.config)));
     void reply.status(e.status).send({ error: e.code, message: e.message });
   });
   app.setNotFoundHandler((req, reply) => {

@@ -522,6 +522,8 @@ export class KyselyStoreTx implements StoreTx {
   constructor(
     protected readonly db: Kysely<DB>,
     protected readonly dialect: Dialect,
+    /** The handle is one transaction's (KyselyStore.transaction), not the auto-commit root. */
+    protected readonly isTransaction = false,
   ) {
     this.replacements = new KyselyReplacementStore(db, dialect);
     this.retention = new KyselyRetentionStore(db, dialect);
@@ -1281,17 +1283,24 @@ export class KyselyStoreTx implements StoreTx {
    * already serialized; PostgreSQL takes a transaction-scoped advisory lock per chain.
    */
   protected async chainHead(table: 'audit' | 'events'): Promise<string> {
+    // Appended to already in this transaction: the lock is held until commit, so our last hash is the head
+    // (a report that changes state appends to the events chain twice; saves two round trips under the lock).
+    const known = this.heads.get(table);
+    if (known !== undefined) return known;
     if (this.dialect === 'postgres') {
       // One lock order for both chains, events before audit: ingestion appends events then audits a
       // taint, the scheduler audits then records a transition; taken in either order, two such
-      // transactions deadlocked (the 500s under concurrent drift scans). Re-taking a held lock is free.
-      if (table === 'audit')
+      // transactions deadlocked (the 500s under concurrent drift scans).
+      if (table === 'audit' && !this.heads.has('events'))
         await sql`select pg_advisory_xact_lock(hashtext(current_schema() || '.events'))`.execute(this.db);
       await sql`select pg_advisory_xact_lock(hashtext(current_schema() || ${'.' + table}))`.execute(this.db);
     }
     const r = await this.db.selectFrom(table).select('hash').orderBy('id', 'desc').limit(1).executeTakeFirst();
     return r?.hash ?? GENESIS;
   }
+
+  /** The chains' heads after this transaction's own appends (a KyselyStoreTx lives for one transaction). */
+  private readonly heads = new Map<'audit' | 'events', string>();
 
   async appendAudit(row: Omit<AuditRow, 'id' | 'prevHash' | 'hash'>): Promise<AuditRow> {
     const at = iso(row.at, 'at');
@@ -1312,6 +1321,7 @@ export class KyselyStoreTx implements StoreTx {
       })
       .returningAll()
       .executeTakeFirstOrThrow();
+    if (this.isTransaction) this.heads.set('audit', hash);
     return auditFromRow(r);
   }
 
@@ -1366,6 +1376,7 @@ export class KyselyStoreTx implements StoreTx {
         .execute();
       out.push(...r.map(eventFromRow).sort((a, b) => a.id - b.id));
     }
+    if (this.isTransaction) this.heads.set('events', prev);
     return out;
   }
 
@@ -1505,7 +1516,7 @@ export class KyselyStore extends KyselyStoreTx implements Store {
    * `begin` immediate.
    */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-    const once = () => this.db.transaction().execute((trx) => fn(new KyselyStoreTx(trx, this.dialect)));
+    const once = () => this.db.transaction().execute((trx) => fn(new KyselyStoreTx(trx, this.dialect, true)));
     // SQLite serializes writers and never aborts a transaction for a conflict; PostgreSQL may (retry.ts).
     return this.dialect === 'postgres' ? retryTransient(once, { onRetry: this.#onRetry }) : once();
   }
