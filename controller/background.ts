@@ -80,11 +80,12 @@ export async function detectSilence(o: BackgroundOptions): Promise<number> {
       const hosts = await step.list(before, step.states, BATCH);
       if (hosts.length === 0) break;
       for (const h of hosts) {
-        await o.store.transaction(async (tx) => {
+        // Counted after the commit: on PostgreSQL a transaction aborted by a deadlock runs again.
+        const changed = await o.store.transaction(async (tx) => {
           const host = await tx.lockHost(h.id);
-          if (!host || !step.states.includes(host.state) || step.since(host) >= before) return;
+          if (!host || !step.states.includes(host.state) || step.since(host) >= before) return false;
           const t = next(host.state, { type: step.event, after: label(step.afterMs) });
-          if (!t.changed) return;
+          if (!t.changed) return false;
           const at = now.toISOString();
           await tx.updateHost(host.id, {
             state: t.state,
@@ -104,8 +105,9 @@ export async function detectSilence(o: BackgroundOptions): Promise<number> {
               target: host.id,
               detail: { cause: t.cause },
             });
-          moved++;
+          return true;
         });
+        if (changed) moved++;
       }
       if (hosts.length < BATCH) break;
     }
