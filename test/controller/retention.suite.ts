@@ -182,6 +182,25 @@ export function runRetentionSuite(label: string, open: OpenRetentionStore): void
       expect((await h.store.listAudit({ limit: 1 }))[0]!.id).toBe(1);
     });
 
+    it('never covers a break with a checkpoint: an altered row among those to prune stops the prune and stays for verify', async () => {
+      await start();
+      await history();
+      await backdoor.exec(`update audit set actor = 'mallory' where id = 3`);
+      const errors: unknown[] = [];
+      const r = await pruneOnce(
+        options(policy90, {
+          log: { ...silentLog, info() {}, warn() {}, error: (obj: object) => errors.push(obj) },
+        }),
+      );
+      expect(r.audit).toBe(0);
+      expect(r.checkpoints.map((c) => c.chain)).toEqual(['events']);
+      expect(await h.store.retention.listCheckpoints('audit')).toEqual([]);
+      expect(errors).toEqual([
+        expect.objectContaining({ kind: 'audit', err: expect.objectContaining({ code: 'DW_ERR_STATE' }) }),
+      ]);
+      expect(await verifyChain(h.store, 'audit')).toMatchObject({ ok: false, broken: { id: 3, problem: 'hash' } });
+    });
+
     it('fails verification naming the row when a kept row is altered after pruning', async () => {
       await start();
       await history();
