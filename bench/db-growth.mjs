@@ -96,7 +96,13 @@ async function pgSize(url, schema) {
     );
     const tables = Object.fromEntries(r.rows.map((x) => [x.t, Number(x.b)]));
     const total = Object.values(tables).reduce((a, b) => a + b, 0);
-    return { file: total, used: total, tables };
+    // Heartbeats update the host row: each update leaves a dead row version until (auto)vacuum.
+    const dead = await c.query(
+      `select relname as t, n_live_tup::bigint as live, n_dead_tup::bigint as dead from pg_stat_user_tables where schemaname = $1`,
+      [schema],
+    );
+    const tuples = Object.fromEntries(dead.rows.map((x) => [x.t, { live: Number(x.live), dead: Number(x.dead) }]));
+    return { file: total, used: total, tables, tuples };
   } finally {
     await c.end();
   }
@@ -370,8 +376,8 @@ const lines = [
     .map((x) => x.toFixed(2))
     .join(' ')}; uptime: ${uptimeAfter}`,
   '',
-  '| store | reports/events/audit rows after the day(s) | bytes per host per day | of which reports | before prune (+1 round, 31 d later) | pruned (reports / events / audit) | after prune (in use) | after VACUUM | retention pass | audit verify |',
-  '|---|---|---:|---:|---:|---|---:|---:|---:|---|',
+  '| store | reports/events/audit rows after the day(s) | bytes per host per day | of which reports | of which the hosts table | before prune (+1 round, 31 d later) | pruned (reports / events / audit) | after prune (in use) | after VACUUM | retention pass | audit verify |',
+  '|---|---|---:|---:|---:|---:|---|---:|---:|---:|---|',
 ];
 for (const r of results) {
   const s = r.sizes;
@@ -380,9 +386,10 @@ for (const r of results) {
     s.afterDays.tables.reports !== undefined
       ? ((s.afterDays.tables.reports ?? 0) - (s.baseline.tables.reports ?? 0)) / r.n / r.days
       : NaN;
+  const hostBytes = ((s.afterDays.tables.hosts ?? 0) - (s.baseline.tables.hosts ?? 0)) / r.n / r.days;
   const c = r.counts.afterDays;
   lines.push(
-    `| ${r.kind} | ${c.reports} / ${c.events} / ${c.audit} | ${Math.round(perHostDay).toLocaleString('en')} B | ${Number.isFinite(repBytes) ? `${Math.round(repBytes).toLocaleString('en')} B` : '–'} | ${mb(s.beforePrune.used)} MB | ${r.pruned.reports} / ${r.pruned.events} / ${r.pruned.audit} | ${mb(s.afterPrune.used)} MB (file ${mb(s.afterPrune.file)} MB) | ${mb(s.afterVacuum.file)} MB | ${r.pruneSeconds.toFixed(1)} s | ${r.verify.ok ? 'ok' : `FAILED (${r.verify.status})`} |`,
+    `| ${r.kind} | ${c.reports} / ${c.events} / ${c.audit} | ${Math.round(perHostDay).toLocaleString('en')} B | ${Number.isFinite(repBytes) ? `${Math.round(repBytes).toLocaleString('en')} B` : '–'} | ${Math.round(hostBytes).toLocaleString('en')} B | ${mb(s.beforePrune.used)} MB | ${r.pruned.reports} / ${r.pruned.events} / ${r.pruned.audit} | ${mb(s.afterPrune.used)} MB (file ${mb(s.afterPrune.file)} MB) | ${mb(s.afterVacuum.file)} MB | ${r.pruneSeconds.toFixed(1)} s | ${r.verify.ok ? 'ok' : `FAILED (${r.verify.status})`} |`,
   );
 }
 const text = lines.join('\n');

@@ -206,7 +206,7 @@ function describeChainReportRows(r: ChainReport): string {
       r.broken.problem === 'hash'
         ? 'its content does not match its hash (changed)'
         : 'its prev_hash does not match the row before it (a row before it was removed or changed)';
-    return `${r.chain}: BROKEN at id ${r.broken.id}: ${what}; ${r.rows} rows verified before it`;
+    return `${r.chain}: BROKEN at id ${r.broken.id}: ${what}; ${r.pruned ? `${r.kept} kept` : r.rows} rows verified before it`;
   }
   if (r.anchorMismatch) {
     const a = r.anchorMismatch;

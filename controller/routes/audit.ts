@@ -1,4 +1,4 @@
-/** @module The audit log, read-only: there is no route (and no store method) that changes it. */
+/** @module The audit log, read-only: no route changes it (only retention removes the oldest rows, under a checkpoint). */
 import { z } from 'zod';
 import type { App, AppContext } from '../app.js';
 

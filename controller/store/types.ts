@@ -151,7 +151,7 @@ export interface TransitionRow {
   reportId: string | null;
 }
 
-/** Append-only: there is no update or delete for audit rows. */
+/** Append-only: no update; only retention removes the oldest rows, under a checkpoint (migration 0011). */
 export interface AuditRow {
   id: number;
   at: string;

@@ -7,6 +7,7 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pruneOnce, type RetentionOptions, type RetentionPolicy } from '../../controller/retention.js';
+import { createAnchor, verifyAgainstAnchor } from '../../controller/audit-anchor.js';
 import { sealCheckpoint } from '../../controller/chain-checkpoint.js';
 import type { Kysely } from 'kysely';
 import { auditContent, chainHash, GENESIS } from '../../controller/store/chain.js';
@@ -134,10 +135,11 @@ export function runRetentionSuite(label: string, open: OpenRetentionStore): void
     });
 
     /** A history with rows on both chains, half of them older than the cut-off. */
-    async function history() {
+    async function history(midway: () => Promise<void> = async () => {}) {
       const web1 = await h.enroll('web-1');
       await web1.upgrade('openssl', '3.0.13-1').scan();
       await web1.upgrade('curl', '7.88.1-10+deb12u6').scan();
+      await midway();
       h.clock.advance(100 * DAY);
       const web2 = await h.enroll('web-2');
       await web2.upgrade('openssl', '3.0.13-1').scan();
@@ -174,12 +176,52 @@ export function runRetentionSuite(label: string, open: OpenRetentionStore): void
       expect(await pruneOnce(options(policy90))).toMatchObject({ audit: 0, events: 0, checkpoints: [] });
     });
 
+    it('keeps anchors checkable: one taken before the prune is covered by the checkpoint, one after still holds', async () => {
+      await start();
+      let before: Awaited<ReturnType<typeof createAnchor>>['anchor'] | undefined;
+      await history(async () => {
+        before = (await createAnchor(h.store, h.clock.now())).anchor;
+      });
+      await pruneOnce(options(policy90));
+      const after = (await createAnchor(h.store, h.clock.now())).anchor;
+      // Counted from the start of the chain, pruned rows too.
+      expect(after.chains.audit.rows).toBe((await verifyChain(h.store, 'audit')).rows);
+      const [audit, events] = await verifyAgainstAnchor(h.store, [before!, after]);
+      expect(audit).toMatchObject({ ok: true, anchorsBeforePruning: 1 });
+      expect(events).toMatchObject({ ok: true, anchorsBeforePruning: 1 });
+      const kept = await h.store.listAudit({ limit: 1000 });
+      await backdoor.exec(`update audit set actor = 'mallory' where id = ${kept[0]!.id}`);
+      expect((await verifyAgainstAnchor(h.store, [after]))[0]).toMatchObject({
+        ok: false,
+        broken: { id: kept[0]!.id },
+      });
+    });
+
     it('refuses, in the database, to delete chain rows that no checkpoint covers', async () => {
       await start();
       await history();
       await expect(h.store.retention.deleteChainRows('audit', 3, 10)).rejects.toThrow(/retention checkpoint/);
       await expect(h.store.retention.deleteChainRows('events', 3, 10)).rejects.toThrow(/retention checkpoint/);
       expect((await h.store.listAudit({ limit: 1 }))[0]!.id).toBe(1);
+    });
+
+    it('never covers a break with a checkpoint: an altered row among those to prune stops the prune and stays for verify', async () => {
+      await start();
+      await history();
+      await backdoor.exec(`update audit set actor = 'mallory' where id = 3`);
+      const errors: unknown[] = [];
+      const r = await pruneOnce(
+        options(policy90, {
+          log: { ...silentLog, info() {}, warn() {}, error: (obj: object) => errors.push(obj) },
+        }),
+      );
+      expect(r.audit).toBe(0);
+      expect(r.checkpoints.map((c) => c.chain)).toEqual(['events']);
+      expect(await h.store.retention.listCheckpoints('audit')).toEqual([]);
+      expect(errors).toEqual([
+        expect.objectContaining({ kind: 'audit', err: expect.objectContaining({ code: 'DW_ERR_STATE' }) }),
+      ]);
+      expect(await verifyChain(h.store, 'audit')).toMatchObject({ ok: false, broken: { id: 3, problem: 'hash' } });
     });
 
     it('fails verification naming the row when a kept row is altered after pruning', async () => {

@@ -900,6 +900,34 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         }
         expect([...methods].filter((m) => /audit/i.test(m)).sort()).toEqual(['appendAudit', 'listAudit']);
       });
+
+      it('lets retention delete only chain rows a checkpoint covers', async () => {
+        for (let i = 0; i < 3; i++)
+          await store.appendAudit({ at: at(i), actor: 'a', action: 'x', target: null, detail: { i } });
+        await expect(store.retention.deleteChainRows('audit', 2, 10)).rejects.toThrow(/retention checkpoint/);
+        const rows = await store.listAudit({ limit: 10 });
+        await store.retention.insertCheckpoint({
+          chain: 'audit',
+          firstId: rows[0]!.id,
+          throughId: rows[1]!.id,
+          fromHash: rows[0]!.prevHash,
+          throughHash: rows[1]!.hash,
+          rows: 2,
+          totalRows: 2,
+          cutoff: at(2),
+          at: at(3),
+          prevHash: rows[0]!.prevHash,
+          hash: 'f'.repeat(64),
+          keyId: null,
+          signature: null,
+        });
+        // A delete reaching past the checkpoint is refused as a whole.
+        await expect(store.retention.deleteChainRows('audit', rows[2]!.id, 10)).rejects.toThrow(/retention checkpoint/);
+        expect(await store.listAudit({ limit: 10 })).toHaveLength(3);
+        expect(await store.retention.deleteChainRows('audit', rows[1]!.id, 10)).toBe(2);
+        expect((await store.listAudit({ limit: 10 })).map((r) => r.id)).toEqual([rows[2]!.id]);
+        expect((await store.retention.latestCheckpoint('audit'))?.throughId).toBe(rows[1]!.id);
+      });
     });
 
     describe('exemptions', () => {
