@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { DwError } from '../../shared/errors.js';
 import { next, type HostEvent } from '../states.js';
-import { EVENT_KINDS, recordEvent, recordTransition } from '../events.js';
+import { EVENT_KINDS, recordEvent } from '../events.js';
 import type { HostRow, HostState, StoreTx } from '../store/types.js';
 import {
   ACTIVE_REPLACEMENT_STATES,
