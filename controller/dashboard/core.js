@@ -270,7 +270,7 @@ export function showLogin(message) {
       { class: 'muted' },
       'Paste an API token (viewer, operator or admin). The controller keeps it only as a signed session cookie naming the token.',
     ),
-    token,
+    h('label', {}, 'API token', token),
     error,
     h('button', { type: 'submit', class: 'primary' }, 'Sign in'),
   );
