@@ -207,9 +207,16 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
       await page.screenshot({ path: join(SCREENSHOTS, `${shot}.png`), fullPage: true });
     }
     expect(await page.locator('[data-test=audit-table]').textContent()).toMatch(/exemption\.create/);
+    // The detail reads as lines of `key: value`, not a JSON blob.
+    const detail = page
+      .locator('[data-test=audit-table] tr', { hasText: 'exemption.create' })
+      .locator('[data-test=detail]');
+    expect(await detail.locator('div').allTextContents()).toContain('reason: CVE-2026-0001 hotfix until the next bake');
+    expect(await detail.textContent()).not.toMatch(/\{"/);
     await page.getByRole('link', { name: 'Findings' }).click();
     const finding = page.locator('[data-test=finding]', { hasText: 'openssl:amd64' });
     expect(await finding.locator('td').first().textContent()).toBe('3');
+    expect(await finding.locator('[data-test=change]').textContent()).toBe('version: 3.0.11-1 → 3.0.13-1');
     expect(await finding.locator('[data-test=attribution]').textContent()).toBe(
       `${ATTRIBUTION_TEXT} (1 of 3 hosts have a record)`,
     );
