@@ -1,22 +1,20 @@
 /** @module The agent side of the CLI: keygen, manifest build|verify, check. Loaded on demand by cli.ts. */
 import { Command, Option } from 'commander';
-import { loadConfigFile } from '../shared/config-load.js';
 import { DwError } from '../shared/errors.js';
 import { runProgram } from '../shared/cli-run.js';
-import { AgentConfigSchema, type AgentConfig } from '../shared/schema/config.js';
-import { canonicalJson } from '../shared/canonical.js';
-import { existsSync } from 'node:fs';
-import { loadDetachedSignature, loadManifest } from '../shared/manifest.js';
-import { check, checkExitCode } from './commands/check.js';
-import { keygen } from './commands/keygen.js';
-import { buildManifest, loadVerifiedManifest } from './commands/manifest.js';
-import { formatCheck } from './format.js';
+import type { AgentConfig } from '../shared/schema/config.js';
 import { createLogger } from './log.js';
-import { terminalProgress } from './progress.js';
 import { AGENT_VERSION } from './version.js';
-import { AgentService } from './daemon/agent.js';
-import { agentStatus } from './daemon/status.js';
-import { lockStateDir } from './daemon/state-lock.js';
+
+// Each command loads what it needs when it runs: `driftwarden agent`, which stays up for months, loads
+// none of the scanning code (collectors, manifest verification, zod schemas); its task processes do.
+const configLoader = async () => {
+  const [{ loadConfigFile }, { AgentConfigSchema }] = await Promise.all([
+    import('../shared/config-load.js'),
+    import('../shared/schema/config.js'),
+  ]);
+  return (file: string): AgentConfig => loadConfigFile(AgentConfigSchema, file);
+};
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -39,7 +37,8 @@ export function buildProgram(): Command {
     .requiredOption('--out <dir>', 'directory to write the keys to')
     .option('--name <name>', 'file name of the pair', 'bake')
     .option('--force', 'replace existing key files')
-    .action((o: { out: string; name: string; force?: boolean }) => {
+    .action(async (o: { out: string; name: string; force?: boolean }) => {
+      const { keygen } = await import('./commands/keygen.js');
       const r = keygen(o);
       out(
         `private key ${r.privateKeyFile} (keep it off the image)\npublic key  ${r.publicKeyFile}\nkey id      ${r.keyId}\n`,
@@ -74,8 +73,15 @@ export function buildProgram(): Command {
         cache?: string;
         out: string;
       }) => {
+        const [{ buildManifest, sourceDateEpoch }, { terminalProgress }] = await Promise.all([
+          import('./commands/manifest.js'),
+          import('./progress.js'),
+        ]);
         const progress = terminalProgress();
-        const r = await buildManifest({ ...o, log: createLogger(), progress }).finally(() => progress?.end());
+        const createdAt = sourceDateEpoch();
+        const r = await buildManifest({ ...o, createdAt, log: createLogger(), progress }).finally(() =>
+          progress?.end(),
+        );
         const m = r.manifest;
         const counts = Object.entries(m.sections)
           .map(([k, s]) => `${k} ${s?.items.length ?? 0}`)
@@ -95,7 +101,8 @@ export function buildProgram(): Command {
     .argument('<file>', 'manifest file')
     .option('--pubkey <file>', 'trusted ed25519 public key (PEM); repeat for several', collect)
     .option('--signature <file>', 'detached signature (default: FILE.sig when the manifest has none embedded)')
-    .action((file: string, o: { pubkey?: string[]; signature?: string }) => {
+    .action(async (file: string, o: { pubkey?: string[]; signature?: string }) => {
+      const { loadVerifiedManifest } = await import('./commands/manifest.js');
       const { manifest: m, verified } = loadVerifiedManifest(file, { pubkeys: o.pubkey, signature: o.signature });
       const counts = Object.entries(m.sections)
         .map(([k, s]) => `${k} ${s?.items.length ?? 0}`)
@@ -116,6 +123,8 @@ export function buildProgram(): Command {
     .option('--url <url>', 'controller URL (default $DRIFTWARDEN_URL)')
     .option('--token <token>', 'API token with the operator role (default $DRIFTWARDEN_TOKEN)')
     .action(async (file: string, o: { url?: string; token?: string }) => {
+      const { existsSync } = await import('node:fs');
+      const { loadDetachedSignature, loadManifest } = await import('../shared/manifest.js');
       const m = loadManifest(file);
       const sigFile = `${file}.sig`;
       const signature = !m.signature && existsSync(sigFile) ? loadDetachedSignature(sigFile) : undefined;
@@ -159,7 +168,13 @@ export function buildProgram(): Command {
         json?: boolean;
         color: boolean;
       }) => {
-        const config: AgentConfig | undefined = o.config ? loadConfigFile(AgentConfigSchema, o.config) : undefined;
+        const [{ check, checkExitCode }, { formatCheck }, { terminalProgress }, { canonicalJson }] = await Promise.all([
+          import('./commands/check.js'),
+          import('./format.js'),
+          import('./progress.js'),
+          import('../shared/canonical.js'),
+        ]);
+        const config: AgentConfig | undefined = o.config ? (await configLoader())(o.config) : undefined;
         const manifestFile = o.manifest ?? config?.manifest;
         if (!manifestFile)
           throw new DwError('DW_ERR_USAGE', 'no manifest: pass --manifest FILE (or a config with `manifest:`)');
@@ -187,11 +202,15 @@ export function buildProgram(): Command {
     .option('--once', 'scan and report once, then exit (0 delivered, 2 left spooled)')
     .action(async (o: { config: string; once?: boolean }) => {
       const log = createLogger(process.env.DRIFTWARDEN_LOG_LEVEL ?? 'info');
-      let config = loadConfigFile(AgentConfigSchema, o.config);
-      const service = new AgentService(config, log);
-      const unlock = lockStateDir(config.stateDir);
-      process.once('exit', unlock);
+      const [{ AgentService }, { unlockStateDir }] = await Promise.all([
+        import('./daemon/agent.js'),
+        import('./daemon/state-lock.js'),
+      ]);
+      const service = new AgentService(o.config, log);
+      // The prepare task validates the config and takes the state directory's lock for this process.
       await service.init();
+      const stateDir = service.agentConfig.stateDir;
+      process.once('exit', () => unlockStateDir(stateDir));
       if (o.once) {
         const rejectedBefore = service.rejectedCount();
         await service.scan(false);
@@ -202,18 +221,18 @@ export function buildProgram(): Command {
         if (left.reports > 0 && refusal) {
           throw new DwError(
             'DW_ERR_UNAUTHORIZED',
-            `the controller refuses this host's credential (${refusal.reason}; re-enrollment: ${refusal.reenroll}); ${left.reports} report(s) stay spooled in ${config.stateDir}/spool`,
+            `the controller refuses this host's credential (${refusal.reason}; re-enrollment: ${refusal.reenroll}); ${left.reports} report(s) stay spooled in ${stateDir}/spool`,
           );
         }
         if (left.reports > 0)
           throw new DwError(
             'DW_ERR_IO',
-            `${left.reports} report(s) stay spooled in ${config.stateDir}/spool: the controller did not take them (see the log); the next run sends them`,
+            `${left.reports} report(s) stay spooled in ${stateDir}/spool: the controller did not take them (see the log); the next run sends them`,
           );
         if (refused > 0)
           throw new DwError(
             'DW_ERR_IO',
-            `the controller refused ${refused} report(s); they are in ${config.stateDir}/spool/rejected with its reasons`,
+            `the controller refused ${refused} report(s); they are in ${stateDir}/spool/rejected with its reasons`,
           );
         out('scan reported\n');
         return;
@@ -221,15 +240,14 @@ export function buildProgram(): Command {
       // Handlers go in before the first scan, which can take minutes on a large host.
       const stopped = new Promise<void>((resolve) => {
         process.on('SIGHUP', () => {
-          try {
-            config = loadConfigFile(AgentConfigSchema, o.config);
-          } catch (err) {
-            log.error({ err }, 'SIGHUP: the new config is invalid; keeping the running one');
-            return;
-          }
-          service.reload(config).then(
+          // The new config is validated (and its manifest verified) by a task before anything stops:
+          // one that cannot run keeps the running one.
+          service.reload().then(
             () => log.info('SIGHUP: config reloaded'),
-            (err: unknown) => log.error({ err }, 'SIGHUP: reload failed'),
+            (err: unknown) =>
+              err instanceof DwError && err.context.phase === 'config'
+                ? log.error({ err }, 'SIGHUP: the new config is invalid; keeping the running one')
+                : log.error({ err }, 'SIGHUP: reload failed'),
           );
         });
         const stop = (signal: string) => {
@@ -240,15 +258,23 @@ export function buildProgram(): Command {
         process.once('SIGINT', () => stop('SIGINT'));
       });
       await service.start();
-      log.info({ root: config.root, controller: config.controller?.url }, 'agent running');
+      log.info({ root: service.agentConfig.root, controller: service.agentConfig.controller?.url }, 'agent running');
       await stopped;
+    });
+  agent
+    .command('task', { hidden: true })
+    .description('the agent runs its heavy work in this (started by the agent itself)')
+    .action(async () => {
+      const { runTaskProcess } = await import('./daemon/task.js');
+      await runTaskProcess();
     });
   agent
     .command('status')
     .description('the last scan, spool depth, enrollment and controller reachability')
     .option('--config <file>', 'agent config', '/etc/driftwarden/agent.yaml')
     .action(async (o: { config: string }) => {
-      const status = await agentStatus(loadConfigFile(AgentConfigSchema, o.config));
+      const { agentStatus } = await import('./daemon/status.js');
+      const status = await agentStatus((await configLoader())(o.config));
       out(JSON.stringify(status, null, 2) + '\n');
     });
 

@@ -154,7 +154,7 @@ const UNIT_ENV = opts.bareEnv
         .split('\n')
         .filter((l) => l.startsWith('Environment='))
         .map((l) => {
-          const kv = l.slice('Environment='.length);
+          const kv = l.slice('Environment='.length).replace(/^"(.*)"$/, '$1');
           const eq = kv.indexOf('=');
           return [kv.slice(0, eq), kv.slice(eq + 1)];
         }),

@@ -7,15 +7,12 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mustMeasure, parseCli } from './lib/cli.mjs';
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
-const args = process.argv.slice(2);
-const arg = (name) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const tree = resolve(arg('--tree') ?? '/usr');
-const cacheFile = arg('--cache');
+const args = parseCli(import.meta.url, { tree: 'value', cache: 'value', 'full-rehash': 'flag' });
+const tree = resolve(args.tree ?? '/usr');
+const cacheFile = args.cache;
 
 const { files } = await import(join(DIST, 'agent/collectors/files.js'));
 const { StatCache } = await import(join(DIST, 'agent/collectors/stat-cache.js'));
@@ -37,7 +34,7 @@ const out = await files.collect({
   exec: null,
   log,
   statCache,
-  fullRehash: args.includes('--full-rehash'),
+  fullRehash: args['full-rehash'] === true,
 });
 const ms = performance.now() - t;
 t = performance.now();
@@ -52,4 +49,5 @@ const r = {
   misses: statCache?.misses ?? 0,
   maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
 };
+mustMeasure(r.items > 0, `the files collector found nothing under ${tree} (an ignored path?)`);
 process.stdout.write(JSON.stringify(r) + '\n');

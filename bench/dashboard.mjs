@@ -20,12 +20,11 @@ import Database from 'better-sqlite3';
 import { chromium } from 'playwright-core';
 import { request } from 'undici';
 import { pino } from 'pino';
+import { mustMeasure, parseCli } from './lib/cli.mjs';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
 const dist = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
-);
+const args = parseCli(import.meta.url, { hosts: 'value', runs: 'value', out: 'value' });
 const HOSTS = Number(args.hosts ?? 100_000);
 const RUNS = Number(args.runs ?? 10);
 const WORK = join(ROOT, 'bench/work/dashboard');
@@ -191,6 +190,10 @@ db.transaction(() => {
     }
   }
 })();
+{
+  const seeded = db.prepare('select count(*) as n from hosts').get().n;
+  mustMeasure(HOSTS > 0 && seeded === HOSTS, `seeded ${seeded} hosts, ${HOSTS} were asked`);
+}
 db.close();
 const seedSeconds = (performance.now() - t0) / 1000;
 

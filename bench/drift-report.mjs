@@ -17,12 +17,11 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { request } from 'undici';
+import { mustMeasure, parseCli } from './lib/cli.mjs';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
 const dist = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
-);
+const args = parseCli(import.meta.url, { hosts: 'value', devs: 'value', formats: 'value' });
 const HOSTS = Number(args.hosts ?? 20_000);
 const DEVS = Number(args.devs ?? 5);
 const FORMATS = (args.formats ?? 'json,csv,jsonl').split(',');
@@ -166,6 +165,7 @@ const statusOf = (pid, field) =>
     )?.[1] ?? NaN,
   ) / 1024;
 
+mustMeasure(deviations === HOSTS * DEVS && HOSTS > 0, `seeded ${deviations} deviations, ${HOSTS * DEVS} were asked`);
 const rows = [];
 for (const format of FORMATS) {
   const { child, url } = await startChild();
@@ -182,6 +182,8 @@ for (const format of FORMATS) {
   }
   const ms = performance.now() - s;
   if (r.statusCode !== 200) throw new Error(`${format}: ${r.statusCode}`);
+  // an export shorter than its header line holds no deviation: not a figure
+  mustMeasure(bytes > 1000, `${format}: the export is ${bytes} bytes`);
   const peak = statusOf(child.pid, 'VmHWM:');
   child.removeAllListeners('exit');
   child.kill('SIGTERM');

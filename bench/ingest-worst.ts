@@ -16,12 +16,12 @@ import type { Deviation } from '../shared/schema/deviation.js';
 import type { AnyItem, FileItem } from '../shared/schema/items.js';
 import { Harness, bakeManifest, file, imageSections } from '../test/controller/harness.js';
 
-const arg = (name: string, dflt: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1]! : dflt;
-};
-const stores = arg('store', 'sqlite,postgres').split(',');
-const shapes = arg('shape', 'removed,modified').split(',');
+// @ts-expect-error: a plain .mjs helper shared by the bench scripts, without type declarations
+import { mustMeasure, parseCli } from './lib/cli.mjs';
+
+const args = parseCli(import.meta.url, { store: 'value', shape: 'value' }) as Record<string, string>;
+const stores = (args.store ?? 'sqlite,postgres').split(',');
+const shapes = (args.shape ?? 'removed,modified').split(',');
 const PG = process.env.DRIFTWARDEN_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 function deviationsFor(shape: string, budgetBytes: number, manifestFiles: FileItem[]): Deviation[] {
@@ -77,6 +77,7 @@ async function run(storeKind: string, shape: string) {
   const host = await h.enroll('big-1');
   const limit = h.config.bodyLimit;
   const devs = deviationsFor(shape, limit, files);
+  mustMeasure(devs.length > 0, `shape ${shape}: no deviation fits the body limit`);
   const report = host.report({ deviations: devs });
   const t0 = performance.now();
   const applied = applyDeviations('files', h.manifest.sections.files!.items as AnyItem[], devs);

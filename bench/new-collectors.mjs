@@ -10,17 +10,15 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mustMeasure, parseCli } from './lib/cli.mjs';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(REPO, 'bin/driftwarden.js');
 const WORK = join(REPO, 'bench/work/new-collectors');
-const args = process.argv.slice(2);
-const arg = (name, d) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : d;
-};
-const runs = Number(arg('--runs', '7'));
-const root = arg('--root', '/');
+const args = parseCli(import.meta.url, { runs: 'value', root: 'value' });
+const runs = Number(args.runs ?? '7');
+const root = args.root ?? '/';
+if (!(runs >= 1)) throw new Error('--runs: at least 1');
 const NEW = ['kernel-modules', 'services', 'accounts', 'firewall'];
 
 mkdirSync(WORK, { recursive: true });
@@ -89,6 +87,11 @@ for (let i = 0; i < runs; i++) {
     process.stdout.write(JSON.stringify({ round: i, variant: name, ms: Math.round(ms) }) + '\n');
   }
 }
+mustMeasure(
+  times.baseline.length === runs && times.withNew.length === runs,
+  `${times.baseline.length} and ${times.withNew.length} of ${runs} rounds`,
+);
+mustMeasure(items !== null && Object.values(items).some((c) => c.items > 0), `the check of ${root} collected no item`);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const baselineMs = median(times.baseline);
 const withNewMs = median(times.withNew);

@@ -7,6 +7,7 @@
  *
  *   npm run bench:scale -- [--store sqlite,postgres] [--steps 1000,10000,100000] [--seconds 20]
  *       [--concurrency 64] [--heartbeat 60] [--scan-every 1800] [--event-every 3600] [--drift-share 0.3]
+ *       [--dev-sets 1000] [--manifest-files 130000] [--transport http-pool|https-per-agent]
  *       [--pg-url postgres://postgres@127.0.0.1:5432/test] [--out FILE]
  *
  * Per store (a temp SQLite file, or a schema of its own on the PostgreSQL server, dropped at the end):
@@ -25,8 +26,17 @@
  *   nominal   open loop at the rate that many hosts produce on those schedules (at 100,000 hosts
  *             about 1,750 reports/s), for --seconds; latency from each report's scheduled send time,
  *             so a controller that falls behind shows it (no coordinated omission)
- * During each phase: controller CPU % (utime+stime from /proc, 100 % = one core), max RSS, this
- * generator's CPU %, whole-machine busy % and the load average (the machine may be shared).
+ * The manifest is of a real host's size (--manifest-files, default 130,000, generated deterministically);
+ * drifted scans use --dev-sets distinct deviation sets (host i gets set i mod N), and each phase reports
+ * the controller's digest-memo hits and misses. Hosts added in bulk are real hosts with credentials,
+ * reached over the API like the enrolled ones, but they did not enroll: bench/controller-load.mjs enrolls
+ * every host. --transport https-per-agent gives each host its own HTTPS connection (see controller-load).
+ * During each phase: controller CPU % (its process tree, utime+stime from /proc, 100 % = one core) and
+ * CPU ms per request, max RSS, this generator's CPU, the database's CPU (PostgreSQL backends of this
+ * controller, and all postgres processes), whole-machine busy % and the load average, with the commit.
+ * Targets of issue 14, printed met or missed: the ceiling of the agent mix (about 97 % heartbeats)
+ * against ≥ 5,000 heartbeats/s on SQLite and ≥ 3,000 on PostgreSQL; the nominal load answered in full
+ * with 0 errors and p99 ≤ 50 ms. A phase that answered nothing is not reported (exit 2).
  * Work files go to bench/work/scale-sim/ (gitignored); the table is printed and written to --out.
  */
 import { createPrivateKey, randomBytes, randomUUID } from 'node:crypto';
@@ -35,21 +45,30 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { Pool } from 'undici';
 import {
   buildManifest,
-  call,
-  deviationSet,
+  commitOf,
+  deviationSets,
   dist,
   f0,
   f1,
+  f2,
+  helpOf,
+  memoCounters,
   monitor,
+  mustMeasure,
+  NotMeasured,
+  perRequest,
   prepareStore,
+  REAL_SIZE,
   sendAtRate,
   sleep,
   startServer,
   stats,
   tokenCreate,
+  transport,
+  uptime,
+  verdict,
   writeResults,
 } from './lib/load.mjs';
 
@@ -66,6 +85,9 @@ function parseArgs(argv) {
     scanEvery: 1800,
     eventEvery: 3600,
     driftShare: 0.3,
+    devSets: 1000,
+    manifestFiles: REAL_SIZE.files,
+    transport: 'http-pool',
     pgUrl: process.env.DRIFTWARDEN_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
     out: join(WORK, 'latest.md'),
   };
@@ -76,6 +98,8 @@ function parseArgs(argv) {
     '--scan-every': 'scanEvery',
     '--event-every': 'eventEvery',
     '--drift-share': 'driftShare',
+    '--dev-sets': 'devSets',
+    '--manifest-files': 'manifestFiles',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -90,9 +114,15 @@ function parseArgs(argv) {
     else if (a === '--steps') o.steps = val().split(',').map(Number);
     else if (a === '--pg-url') o.pgUrl = val();
     else if (a === '--out') o.out = resolve(val());
-    else throw new Error(`unknown option ${a} (see the comment at the top of bench/scale-sim.mjs)`);
+    else if (a === '--transport') o.transport = val();
+    else if (a === '-h' || a === '--help') {
+      process.stdout.write(helpOf(fileURLToPath(import.meta.url)));
+      process.exit(0);
+    } else throw new Error(`unknown option ${a} (see --help)`);
   }
   for (const s of o.stores) if (s !== 'sqlite' && s !== 'postgres') throw new Error(`--store: unknown store ${s}`);
+  if (!['https-per-agent', 'http-pool'].includes(o.transport))
+    throw new Error('--transport: https-per-agent or http-pool');
   if (o.steps.some((n, i) => !Number.isInteger(n) || n < o.concurrency || (i > 0 && n <= o.steps[i - 1])))
     throw new Error('--steps: increasing host counts, each at least --concurrency');
   return o;
@@ -113,11 +143,15 @@ function mixShares() {
 }
 
 async function runStore(kind, results) {
-  const { dir, keys, storeUrl, pgSchema, configFile, dropStore } = await prepareStore(WORK, kind, {
+  const https = opts.transport === 'https-per-agent';
+  const { dir, keys, storeUrl, pgSchema, configFile, dropStore, caPem, appName } = await prepareStore(WORK, kind, {
     pgUrl: opts.pgUrl,
     schemaPrefix: 'dwscale',
     log,
+    tls: https,
   });
+  const db = kind === 'postgres' ? { pgUrl: opts.pgUrl, appName } : null;
+  const connect = () => transport(server.url, { mode: https ? 'per-agent' : 'pool', caPem });
 
   let server = null;
   let pool = null;
@@ -125,12 +159,19 @@ async function runStore(kind, results) {
     const admin = tokenCreate(configFile, 'admin');
     const agentToken = tokenCreate(configFile, 'agent');
     server = await startServer(dir, configFile, 'start', log);
-    pool = new Pool(server.url, { connections: 256, pipelining: 1, keepAliveTimeout: 60_000 });
-    const manifest = buildManifest(createPrivateKey(keys.privateKeyPem), `ami-scale-${randomBytes(3).toString('hex')}`);
-    const pub = await call(pool, 'POST', '/api/v1/manifests', admin, JSON.stringify({ manifest }));
-    if (pub.status !== 201) throw new Error(`manifest publish: ${pub.status} ${pub.text}`);
+    pool = connect();
+    const manifest = buildManifest(
+      createPrivateKey(keys.privateKeyPem),
+      `ami-scale-${randomBytes(3).toString('hex')}`,
+      {
+        size: { ...REAL_SIZE, files: opts.manifestFiles },
+      },
+    );
+    const pub = await pool.call(-1, 'POST', '/api/v1/manifests', admin, JSON.stringify({ manifest }));
+    if (pub.status !== 201) throw new Error(`manifest publish: ${pub.status} ${pub.text.slice(0, 300)}`);
     const imageId = manifest.image.id;
-    const sets = Array.from({ length: 16 }, (_, s) => deviationSet(manifest, s));
+    const sets = deviationSets(manifest, opts.devSets);
+    log(`${kind}: manifest of ${opts.manifestFiles} files published, ${sets.length} deviation sets`);
     const collectors = ['packages', 'sysctl', 'cron', 'files'].map((c) => ({
       collector: c,
       ok: true,
@@ -183,6 +224,7 @@ async function runStore(kind, results) {
         throw new Error(`the controller exited (${c.signalCode ?? c.exitCode}); see its log in ${dir}`);
     };
     const row = (hosts, phase, lat, ok, errors, wall, mon, extra = {}) => {
+      mustMeasure(ok > 0, `${kind} ${hosts} ${phase}: no request was answered`);
       const r = {
         store: kind,
         hosts,
@@ -194,6 +236,7 @@ async function runStore(kind, results) {
         rate: ok / wall,
         ...stats(lat),
         ...mon,
+        ...perRequest(mon, ok),
         ...extra,
       };
       results.push(r);
@@ -214,7 +257,8 @@ async function runStore(kind, results) {
       let errors = 0;
       let firstError = null;
       let next = from;
-      const mon = monitor(server.child.pid);
+      const memo0 = await memoCounters(pool, admin);
+      const mon = await monitor(server.child.pid, db);
       const t0 = performance.now();
       const deadline = t0 + opts.seconds * 1000;
       await Promise.all(
@@ -232,7 +276,7 @@ async function runStore(kind, results) {
             busy[i] = 1;
             const s = performance.now();
             try {
-              const r = await call(pool, 'POST', path, token(i), body(i));
+              const r = await pool.call(i, 'POST', path, token(i), body(i));
               lat.push(performance.now() - s);
               if (r.status < 300 && (!check || check(r.text, i))) ok++;
               else {
@@ -252,7 +296,14 @@ async function runStore(kind, results) {
       const wall = (performance.now() - t0) / 1000;
       if (firstError) log(`${kind} ${phase}: ${errors} errors, first: ${firstError}`);
       alive();
-      return row(hosts, phase, lat, ok, errors, wall, mon.stop(), { mode: `closed, ${opts.concurrency} in flight` });
+      if (once) mustMeasure(ok === to - from, `${kind} ${phase}: ${ok} of ${to - from} hosts answered (${firstError})`);
+      const res = await mon.stop();
+      const memo1 = await memoCounters(pool, admin);
+      return row(hosts, phase, lat, ok, errors, wall, res, {
+        mode: `closed, ${opts.concurrency} in flight`,
+        memoHits: memo1.hits - memo0.hits,
+        memoMisses: memo1.misses - memo0.misses,
+      });
     }
 
     /** Open loop at the rate `hosts` hosts produce; latency from the scheduled send time. */
@@ -266,7 +317,8 @@ async function runStore(kind, results) {
       let done = 0;
       let finish;
       const finished = new Promise((r) => (finish = r));
-      const mon = monitor(server.child.pid);
+      const memo0 = await memoCounters(pool, admin);
+      const mon = await monitor(server.child.pid, db);
       const start = performance.now();
       const send = (sched) => {
         let i;
@@ -274,7 +326,8 @@ async function runStore(kind, results) {
         while (busy[i]);
         busy[i] = 1;
         const [, body] = mixReport(i);
-        call(pool, 'POST', '/api/v1/reports', creds[i], body)
+        pool
+          .call(i, 'POST', '/api/v1/reports', creds[i], body)
           .then(
             (r) => {
               if (r.status < 300) ok++;
@@ -300,6 +353,8 @@ async function runStore(kind, results) {
       if (firstError) log(`${kind} nominal: ${errors} errors, first: ${firstError}`);
       alive();
       const late = total - done;
+      const res = await mon.stop();
+      const memo1 = await memoCounters(pool, admin);
       return row(
         hosts,
         `nominal ${rate.toFixed(0)}/s${late ? ` (${late} of ${total} unanswered ${((performance.now() - start) / 1000).toFixed(0)} s in)` : ''}`,
@@ -307,8 +362,15 @@ async function runStore(kind, results) {
         ok,
         errors,
         wall,
-        mon.stop(),
-        { mode: 'open loop', offered: rate, unfinished: late },
+        res,
+        {
+          mode: 'open loop',
+          offered: rate,
+          unfinished: late,
+          nominal: true,
+          memoHits: memo1.hits - memo0.hits,
+          memoMisses: memo1.misses - memo0.misses,
+        },
       );
     }
 
@@ -350,7 +412,7 @@ async function runStore(kind, results) {
         });
       } else {
         await server.stop();
-        pool.destroy();
+        await pool.destroy();
         const store = await openStore(storeUrl);
         const t0 = performance.now();
         const now = new Date().toISOString();
@@ -437,7 +499,7 @@ async function runStore(kind, results) {
           machineBusy: NaN,
           load1: loadavg()[0],
         });
-        pool = new Pool(server.url, { connections: 256, pipelining: 1, keepAliveTimeout: 60_000 });
+        pool = connect();
       }
       have = n;
       await closed(n, 'mix (ceiling)', { body: (i) => mixReport(i)[1] });
@@ -481,27 +543,46 @@ async function storeBytes(kind, storeUrl, pgSchema, dir) {
 
 const cpuModel = cpus()[0]?.model ?? 'unknown';
 const started = new Date();
-log(`machine: ${cpus().length} cores, ${cpuModel}, node ${process.version}, load ${loadavg().map(f1).join(' ')}`);
+const commit = commitOf();
+const uptimeBefore = uptime();
+log(`machine: ${cpus().length} cores, ${cpuModel}, node ${process.version}, ${uptimeBefore}`);
 const results = [];
 const sizes = {};
 for (const kind of opts.stores) {
   try {
     sizes[kind] = await runStore(kind, results);
   } catch (err) {
+    if (err instanceof NotMeasured) {
+      process.stderr.write(`scale-sim: ${err.message}\n`);
+      process.exit(2);
+    }
     log(`${kind}: run failed: ${err.stack ?? err}`);
     process.exitCode = 1;
   }
 }
 const shares = mixShares();
+const TARGET_HB = { sqlite: 5000, postgres: 3000 };
+const targets = [];
+for (const r of results) {
+  if (r.phase === 'mix (ceiling)')
+    targets.push(
+      `| ${r.store} | ${r.hosts} | ceiling of the agent mix vs heartbeats/s | ≥ ${TARGET_HB[r.store].toLocaleString('en')} | ${f0(r.rate)} | ${verdict(r.rate >= TARGET_HB[r.store])} |`,
+    );
+  if (r.nominal)
+    targets.push(
+      `| ${r.store} | ${r.hosts} | nominal ${f0(r.offered)}/s: all answered, 0 errors, p99 | ≤ 50 ms | ${f1(r.p99)} ms${r.unfinished ? `, ${r.unfinished} unanswered` : ''}${r.errors ? `, ${r.errors} errors` : ''} | ${verdict(!r.unfinished && !r.errors && r.p99 <= 50)} |`,
+    );
+}
 const lines = [
-  `Run ${started.toISOString()} on ${cpus().length} cores (${cpuModel}), Node ${process.version}; load average now ${loadavg().map(f1).join(' ')}.`,
-  `Mix per host: a heartbeat every ${opts.heartbeat} s, a scan every ${opts.scanEvery} s (${Math.round(opts.driftShare * 100)} % with 10 deviations), an event every ${opts.eventEvery} s (${(shares.scan * 100).toFixed(1)} % scans, ${(shares.event * 100).toFixed(1)} % events); closed loop ${opts.concurrency} in flight, phases of ${opts.seconds} s.`,
+  `Run ${started.toISOString()} on ${cpus().length} cores (${cpuModel}), Node ${process.version}, commit ${commit}; \`uptime\` before: ${uptimeBefore}; after: ${uptime()}.`,
+  `Mix per host: a heartbeat every ${opts.heartbeat} s, a scan every ${opts.scanEvery} s (${Math.round(opts.driftShare * 100)} % with 10 deviations from ${opts.devSets} distinct sets), an event every ${opts.eventEvery} s (${(shares.scan * 100).toFixed(1)} % scans, ${(shares.event * 100).toFixed(1)} % events); manifest of ${opts.manifestFiles} files; transport ${opts.transport}; closed loop ${opts.concurrency} in flight, phases of ${opts.seconds} s.`,
+  'CPU: % of one core over the phase, ms = CPU ms per answered request; DB = the PostgreSQL backends of this controller (SQLite: inside the controller); all-PG = every postgres process on the machine.',
   '',
-  '| store | hosts | phase | ok / sent | s | reports/s | p50 ms | p95 ms | p99 ms | max ms | controller CPU % | controller RSS MB | generator CPU % | machine busy % | load1 |',
-  '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  '| store | hosts | phase | ok / sent | s | reports/s | p50 ms | p95 ms | p99 ms | max ms | controller CPU % | controller ms/req | DB CPU % | all-PG CPU % | generator CPU % | memo hit / miss | controller RSS MB | machine busy % | load1 |',
+  '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ...results.map(
     (r) =>
-      `| ${r.store} | ${r.hosts} | ${r.phase} | ${r.ok} / ${r.requests} | ${f1(r.seconds)} | ${f0(r.rate)} | ${f1(r.p50)} | ${f1(r.p95)} | ${f1(r.p99)} | ${f1(r.max)} | ${f0(r.serverCpu)} | ${f0(r.serverRssMB)} | ${f0(r.genCpu)} | ${f0(r.machineBusy)} | ${f1(r.load1)} |`,
+      `| ${r.store} | ${r.hosts} | ${r.phase} | ${r.ok} / ${r.requests} | ${f1(r.seconds)} | ${f0(r.rate)} | ${f1(r.p50)} | ${f1(r.p95)} | ${f1(r.p99)} | ${f1(r.max)} | ${f0(r.serverCpu)} | ${f2(r.serverMsPerReq)} | ${f0(r.dbCpu)} | ${f0(r.pgAllCpu)} | ${f0(r.genCpu)} | ${r.memoHits ?? '–'} / ${r.memoMisses ?? '–'} | ${f0(r.serverRssMB)} | ${f0(r.machineBusy)} | ${f1(r.load1)} |`,
   ),
   '',
   '| store | hosts | store size MB |',
@@ -509,10 +590,18 @@ const lines = [
   ...Object.entries(sizes).flatMap(([k, list]) =>
     (list ?? []).map((s) => `| ${k} | ${s.hosts} | ${f1(s.bytes / 1048576)} |`),
   ),
+  '',
+  'Targets (issue 14):',
+  '',
+  '| store | hosts | target | wanted | measured | |',
+  '|---|---:|---|---|---|---|',
+  ...targets,
 ];
 writeResults(
   opts.out,
   lines.join('\n') + '\n',
-  { started, cpuModel, node: process.version, opts, results, sizes },
+  { started, commit, cpuModel, node: process.version, opts, results, sizes },
   log,
 );
+// open keep-alive handles must not keep the bench alive
+process.exit(process.exitCode ?? 0);

@@ -40,7 +40,7 @@ import { registerMetaRoutes } from './routes/meta.js';
 import { registerReportRoutes } from './routes/reports.js';
 import { registerTokenRoutes } from './routes/tokens.js';
 import { registerDashboardRoutes } from './routes/dashboard.js';
-import { registerEventRoutes } from './routes/events.js';
+import { registerEventRoutes } from './routes/siem-feed.js';
 import { registerFleetRoutes } from './routes/fleet.js';
 import { registerDriftReportRoutes } from './routes/drift-report.js';
 import { registerSessionRoutes } from './routes/session.js';
@@ -49,6 +49,7 @@ import { registerReplacementRoutes } from './routes/replacements.js';
 import { assertStorable, assertStorableBody } from './request-guard.js';
 import { createScheduler, type Scheduler } from './scheduler/index.js';
 import { SourceLimiter, sourceKey } from './rate-limit.js';
+import { busy, isStoreUnavailable, LoadShedder } from './overload.js';
 import { usedUp } from './routes/tokens.js';
 
 /** Who may call a route: nobody needs to (`none`), a host credential, or a token of at least this role. */
@@ -62,6 +63,8 @@ declare module 'fastify' {
     wireBodyLimit?: number;
   }
   interface FastifyRequest {
+    /** Counted in flight by the load shedder, until answered or abandoned. */
+    admitted: boolean;
     /** The token or host that authenticated this request; `actor` is what the audit log records. */
     principal:
       | { kind: 'token'; token: TokenRow; actor: string }
@@ -96,6 +99,8 @@ export interface AppContext extends Required<Omit<AppDeps, 'log' | 'https' | 'sc
   scanMaxAgeMs: number;
   /** Per-source limits on failed authentications and on enrollments (rate-limit.ts). */
   limits: { failedAuth: SourceLimiter; enroll: SourceLimiter };
+  /** 503 past the in-flight or store-queue bounds (overload.ts). */
+  shedder: LoadShedder;
 }
 
 export type App = FastifyInstance<
@@ -132,6 +137,14 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         deps.config.rateLimit.maxSources,
       ),
     },
+    shedder: new LoadShedder(
+      {
+        maxInFlight: deps.config.overload.maxInFlight,
+        maxStoreWaiting: deps.config.overload.maxStoreWaiting,
+        retryAfterSeconds: retryAfterSeconds(deps.config),
+      },
+      () => deps.store.waitingForConnection(),
+    ),
   };
   const app = Fastify({
     ...(deps.https ? { https: deps.https } : {}),
@@ -178,6 +191,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest('principal', null);
+  app.decorateRequest('admitted', false);
   app.decorateRequest('session', null);
 
   await app.register(fastifySwagger, {
@@ -215,6 +229,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       throw new DwError('DW_ERR_INTERNAL', 'route without an auth declaration');
     }
     if (need === 'none') return;
+    // First: shedding must cost less than the work it saves (no credential lookup, no body read).
+    ctx.shedder.admit();
+    req.admitted = true;
     const source = sourceKey(req.ip);
     const now = ctx.clock().getTime();
     // Before any credential is looked at: a source out of attempts learns nothing more by guessing.
@@ -231,12 +248,25 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     }
   });
 
+  const done = (req: FastifyRequest) => {
+    if (!req.admitted) return;
+    req.admitted = false;
+    ctx.shedder.release();
+  };
+  app.addHook('onResponse', async (req) => done(req));
+  app.addHook('onRequestAbort', async (req) => done(req));
+
   app.setErrorHandler((err, req, reply) => {
-    const e = toDwError(err);
+    const e = isStoreUnavailable(err)
+      ? busy('the store is unavailable (a database restart or a lost connection)', retryAfterSeconds(deps.config))
+      : toDwError(err);
     ctx.metrics.rejections.inc({ code: e.code });
     if (e.status >= 500) req.log.error({ err, url: req.url }, 'request failed');
     else req.log.info({ code: e.code, url: req.url, msg: e.message }, 'request refused');
-    if (e.code === 'DW_ERR_RATE_LIMITED') void reply.header('retry-after', String(e.context.retryAfterSeconds ?? 60));
+    if (e.code === 'DW_ERR_RATE_LIMITED' || e.code === 'DW_ERR_UNAVAILABLE')
+      void reply.header('retry-after', String(e.context.retryAfterSeconds ?? 60));
+    // A report that ran out of time waited behind others (a busy store): the agent backs off like on a shed one.
+    if (e.code === 'DW_ERR_TIME_BUDGET') void reply.header('retry-after', String(retryAfterSeconds(deps.config)));
     void reply.status(e.status).send({ error: e.code, message: e.message });
   });
   app.setNotFoundHandler((req, reply) => {
@@ -261,6 +291,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerDriftReportRoutes(app, ctx);
   registerReplacementRoutes(app, ctx);
   return app;
+}
+
+function retryAfterSeconds(config: ControllerConfig): number {
+  return Math.max(1, Math.round(durationMs(config.overload.retryAfter) / 1000));
 }
 
 /** A hop count trusts that many proxies nearest the controller (proxy-addr's rule for a number). */

@@ -117,6 +117,7 @@ export async function verifyAgainstAnchor(
   store: StoreTx,
   anchor: Anchor | readonly Anchor[],
   expectHeads: Partial<Record<ChainName, string>> = {},
+  opts: { checkpointKey?: KeyObject } = {},
 ): Promise<ChainReport[]> {
   const all = Array.isArray(anchor) ? anchor : [anchor as Anchor];
   const out: ChainReport[] = [];
@@ -127,6 +128,7 @@ export async function verifyAgainstAnchor(
         chain,
         expectHeads[chain],
         all.map((a) => a.chains[chain]),
+        opts,
       ),
     );
   return out;

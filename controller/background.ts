@@ -1,10 +1,11 @@
 /**
  * @module The controller's periodic work: hosts that stop reporting become silent and, after the longer
  * grace period, tainted; hosts whose full scans stop (heartbeats alone prove nothing) are tainted after
- * scanMaxAge; reports past the retention age are pruned (host history and audit stay).
+ * scanMaxAge; and retention passes (retention.ts) run one at a time.
  */
 import type { Logger } from 'pino';
-import { recordTransition } from './events.js';
+import { recordTransition } from './event-stream.js';
+import { pruneOnce, pruneReports, type RetentionOptions } from './retention.js';
 import { next } from './states.js';
 import type { HostRow, HostState, Store } from './store/types.js';
 
@@ -16,7 +17,10 @@ export interface BackgroundOptions {
   taintSilentAfterMs: number;
   /** The longest a host may go without a full scan reaching us before it is tainted. */
   scanMaxAgeMs: number;
+  /** Report age for pruneOldReports; the controller itself runs `retention` instead. */
   reportRetentionMs: number;
+  /** Everything retention covers (config `retention`); without it only reports are pruned by age. */
+  retention?: Omit<RetentionOptions, 'store' | 'log' | 'clock'> & { onPass?: (seconds: number) => void };
   /** When this controller started: nobody is silent for longer than we have been listening. */
   startedAt: Date;
 }
@@ -76,11 +80,12 @@ export async function detectSilence(o: BackgroundOptions): Promise<number> {
       const hosts = await step.list(before, step.states, BATCH);
       if (hosts.length === 0) break;
       for (const h of hosts) {
-        await o.store.transaction(async (tx) => {
+        // Counted after the commit: on PostgreSQL a transaction aborted by a deadlock runs again.
+        const changed = await o.store.transaction(async (tx) => {
           const host = await tx.lockHost(h.id);
-          if (!host || !step.states.includes(host.state) || step.since(host) >= before) return;
+          if (!host || !step.states.includes(host.state) || step.since(host) >= before) return false;
           const t = next(host.state, { type: step.event, after: label(step.afterMs) });
-          if (!t.changed) return;
+          if (!t.changed) return false;
           const at = now.toISOString();
           await tx.updateHost(host.id, {
             state: t.state,
@@ -100,8 +105,9 @@ export async function detectSilence(o: BackgroundOptions): Promise<number> {
               target: host.id,
               detail: { cause: t.cause },
             });
-          moved++;
+          return true;
         });
+        if (changed) moved++;
       }
       if (hosts.length < BATCH) break;
     }
@@ -110,11 +116,31 @@ export async function detectSilence(o: BackgroundOptions): Promise<number> {
   return moved;
 }
 
+/** Reports past `reportRetentionMs`, with retention's keep rules (a host's newest report, taint evidence). */
 export async function pruneOldReports(o: BackgroundOptions): Promise<number> {
-  const before = new Date(o.clock().getTime() - o.reportRetentionMs).toISOString();
-  const n = await o.store.pruneReports(before);
-  if (n > 0) o.log.info({ pruned: n, before }, 'pruned old reports');
+  const n = await pruneReports({
+    store: o.store,
+    log: o.log,
+    clock: o.clock,
+    eventCursors: [],
+    policy: {
+      reports: { maxAgeMs: o.reportRetentionMs, maxPerHost: null },
+      events: { maxAgeMs: null },
+      audit: { maxAgeMs: null },
+      resolvedFindings: { maxAgeMs: null },
+    },
+  });
+  if (n > 0) o.log.info({ pruned: n }, 'pruned old reports');
   return n;
+}
+
+/** One retention pass: `retention` when configured, else reports by age. */
+export async function runRetention(o: BackgroundOptions): Promise<number> {
+  if (!o.retention) return pruneOldReports(o);
+  const started = performance.now();
+  const r = await pruneOnce({ ...o.retention, store: o.store, log: o.log, clock: o.clock });
+  o.retention.onPass?.((performance.now() - started) / 1000);
+  return r.reports + r.findings + r.audit + r.events;
 }
 
 /** Runs both on timers until the returned stop() is called; a failing pass is logged and retried next time. */
@@ -122,15 +148,25 @@ export function startBackground(
   o: BackgroundOptions,
   intervals = { silenceMs: 30_000, pruneMs: 3_600_000 },
 ): () => void {
-  const run = (what: string, fn: () => Promise<unknown>) => () => {
-    fn().catch((err: unknown) => o.log.error({ err }, `${what} failed`));
+  const run = (what: string, fn: () => Promise<unknown>) => {
+    // A pass that outlasts its interval (a first prune of a large database) is not started twice.
+    let busy = false;
+    return () => {
+      if (busy) return;
+      busy = true;
+      fn()
+        .catch((err: unknown) => o.log.error({ err }, `${what} failed`))
+        .finally(() => {
+          busy = false;
+        });
+    };
   };
   const a = setInterval(
     run('silence detection', () => detectSilence(o)),
     intervals.silenceMs,
   );
   const b = setInterval(
-    run('report retention', () => pruneOldReports(o)),
+    run('retention', () => runRetention(o)),
     intervals.pruneMs,
   );
   a.unref();

@@ -16,6 +16,7 @@ import { anchorSignatureProblem, createAnchor, readAnchors, verifyAgainstAnchor 
 import { loadPrivateKey, loadPublicKey } from '../shared/sign.js';
 import { registerHostActionCommands } from './cli-hosts.js';
 import { registerReplacementCommands } from './cli-replacements.js';
+import { registerRetentionCommands } from './cli-retention.js';
 import { registerFindingCommands } from './cli-findings.js';
 import { resolveAmong, resolveHost } from './cli-resolve.js';
 import { table } from './cli-table.js';
@@ -380,6 +381,10 @@ export function buildProgram(): Command {
       'an anchor from `audit anchor` (or a directory of anchor-*.json), kept outside the database: the chains must pass through each (catches a rewritten, rehashed chain)',
     )
     .option('--key <pub>', 'the public key every anchor must be signed with')
+    .option(
+      '--checkpoint-key <pub>',
+      'the public key every retention checkpoint must be signed with (the audit.anchors.keyFile pair): catches a forged checkpoint',
+    )
     .option('--json', 'print JSON')
     .action(
       async (o: {
@@ -388,6 +393,7 @@ export function buildProgram(): Command {
         expectEventsHead?: string;
         anchor?: string;
         key?: string;
+        checkpointKey?: string;
         json?: boolean;
       }) => {
         if (o.key && !o.anchor)
@@ -403,6 +409,7 @@ export function buildProgram(): Command {
             signature: pub ? (problem ?? 'valid') : anchor.signature ? 'not checked (no --key)' : 'unsigned',
           };
         });
+        const checkpointKey = o.checkpointKey ? loadPublicKey(o.checkpointKey) : undefined;
         const config = loadControllerConfig(o.config);
         const store = await openStore(config.store);
         try {
@@ -412,8 +419,12 @@ export function buildProgram(): Command {
                 store,
                 anchors.map((a) => a.anchor),
                 heads,
+                { checkpointKey },
               )
-            : [await verifyChain(store, 'audit', heads.audit), await verifyChain(store, 'events', heads.events)];
+            : [
+                await verifyChain(store, 'audit', heads.audit, [], { checkpointKey }),
+                await verifyChain(store, 'events', heads.events, [], { checkpointKey }),
+              ];
           const ok = reports.every((r) => r.ok) && notes.every((n) => n.problem === null);
           if (o.json) {
             const anchorsOut = notes.map(({ problem: _p, ...n }) => n);
@@ -507,6 +518,7 @@ export function buildProgram(): Command {
     });
 
   registerReplacementCommands(program);
+  registerRetentionCommands(program);
   registerFindingCommands(program);
 
   return program;

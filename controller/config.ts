@@ -6,6 +6,7 @@ import { HostPathSchema } from '../shared/schema/common.js';
 import { AwsAccountIdSchema, AwsRegionSchema } from '../shared/schema/identity.js';
 import { LIMITS } from '../shared/schema/limits.js';
 import { DurationSchema, parseDuration } from '../shared/schema/config.js';
+import type { RetentionPolicy } from './retention.js';
 import { SCHEDULER_DEFAULT, SchedulerConfigSchema } from './scheduler/config.js';
 
 const ListenSchema = z
@@ -48,6 +49,45 @@ export const RATE_LIMIT_DEFAULT = {
   enroll: { max: 10, per: '1m' },
   maxSources: 10_000,
 };
+
+export const OVERLOAD_DEFAULT = { maxInFlight: 1024, maxStoreWaiting: 512, retryAfter: '5s' };
+/** A retention age: a duration, or `forever` (not pruned by age). */
+const RetentionAgeSchema = z
+  .string()
+  .refine((s) => s === 'forever' || parseDuration(s) !== null, 'expected a duration such as 30d or 12h, or forever');
+
+export const RETENTION_DEFAULT = {
+  reports: { maxAge: '30d', maxPerHost: 2_000 },
+  events: { maxAge: '90d' },
+  audit: { maxAge: '365d' },
+  resolvedFindings: { maxAge: '90d' },
+  every: '1h',
+};
+
+const ReportRetentionSchema = z.strictObject({
+  maxAge: RetentionAgeSchema.default(RETENTION_DEFAULT.reports.maxAge),
+  /** The newest this many per host are kept (whatever their age); null: no count limit. */
+  maxPerHost: z.number().int().min(1).nullable().default(RETENTION_DEFAULT.reports.maxPerHost),
+});
+
+const RetentionSchema = z.strictObject({
+  /** `reports: 30d` (the form before per-host counts) is `{ maxAge: 30d }` with the default count. */
+  reports: z
+    .union([
+      RetentionAgeSchema.transform((maxAge) => ({ maxAge, maxPerHost: RETENTION_DEFAULT.reports.maxPerHost })),
+      ReportRetentionSchema,
+    ])
+    .default(RETENTION_DEFAULT.reports),
+  events: z.strictObject({ maxAge: RetentionAgeSchema.default('90d') }).default(RETENTION_DEFAULT.events),
+  /** Pruned only under a checkpoint, so `audit verify` still proves what is kept. */
+  audit: z.strictObject({ maxAge: RetentionAgeSchema.default('365d') }).default(RETENTION_DEFAULT.audit),
+  /** The deviations left on a host once it is replaced (its findings resolved), counted from the replacement. */
+  resolvedFindings: z
+    .strictObject({ maxAge: RetentionAgeSchema.default('90d') })
+    .default(RETENTION_DEFAULT.resolvedFindings),
+  /** How often a pruning pass starts (one at a time). */
+  every: DurationSchema.refine((d) => parseDuration(d)! >= 60_000, 'at least 1m').default('1h'),
+});
 
 export const ControllerConfigSchema = z.strictObject({
   listen: ListenSchema.default('127.0.0.1:8443'),
@@ -100,7 +140,8 @@ export const ControllerConfigSchema = z.strictObject({
    * intervals; the default allows a daily scan an hour's slack.
    */
   scanMaxAge: DurationSchema.default('25h'),
-  retention: z.strictObject({ reports: DurationSchema.default('30d') }).default({ reports: '30d' }),
+  /** What is pruned, and when (controller/retention.ts); `forever` keeps a kind by age. */
+  retention: RetentionSchema.default(RETENTION_DEFAULT),
   /** Largest request body accepted, in bytes, as sent (gzip-compressed or not). */
   bodyLimit: z
     .number()
@@ -165,6 +206,22 @@ export const ControllerConfigSchema = z.strictObject({
     })
     .default(RATE_LIMIT_DEFAULT),
   /**
+   * Load shedding (overload.ts): past either bound a request is answered 503 DW_ERR_UNAVAILABLE with
+   * Retry-After at once, whoever sends it, instead of queueing until everything times out.
+   */
+  overload: z
+    .strictObject({
+      /** Requests with a credential handled at once (/healthz is never shed). */
+      maxInFlight: z.number().int().min(1).max(1_000_000).default(OVERLOAD_DEFAULT.maxInFlight),
+      /** Queries waiting for a PostgreSQL pool connection (SQLite never queues this way). */
+      maxStoreWaiting: z.number().int().min(0).max(1_000_000).default(OVERLOAD_DEFAULT.maxStoreWaiting),
+      /** What Retry-After says (whole seconds); agents wait that plus up to half again, at random. */
+      retryAfter: DurationSchema.refine((d) => parseDuration(d)! >= 1000, 'expected at least 1s').default(
+        OVERLOAD_DEFAULT.retryAfter,
+      ),
+    })
+    .default(OVERLOAD_DEFAULT),
+  /**
    * Behind a reverse proxy or load balancer, which X-Forwarded-For to believe: the proxies' addresses
    * or CIDR blocks, or a number of hops. Off by default: a client could otherwise name any address
    * it likes and escape the rate limits.
@@ -191,6 +248,22 @@ export type ControllerConfig = z.infer<typeof ControllerConfigSchema>;
 
 export function loadControllerConfig(path: string): ControllerConfig {
   return loadConfigFile(ControllerConfigSchema, path);
+}
+
+/** The config's retention as retention.ts takes it. */
+export function retentionPolicy(config: ControllerConfig): RetentionPolicy {
+  const r = config.retention;
+  return {
+    reports: { maxAgeMs: retentionAgeMs(r.reports.maxAge), maxPerHost: r.reports.maxPerHost },
+    events: { maxAgeMs: retentionAgeMs(r.events.maxAge) },
+    audit: { maxAgeMs: retentionAgeMs(r.audit.maxAge) },
+    resolvedFindings: { maxAgeMs: retentionAgeMs(r.resolvedFindings.maxAge) },
+  };
+}
+
+/** A retention age in ms; null for `forever`. */
+export function retentionAgeMs(text: string): number | null {
+  return text === 'forever' ? null : durationMs(text);
 }
 
 export function durationMs(text: string): number {

@@ -9,7 +9,7 @@ import { DwError } from '../shared/errors.js';
 import type { Deviation } from '../shared/schema/deviation.js';
 import type { Report } from '../shared/schema/report.js';
 import { checkReportDigests } from './digest-check.js';
-import { deviationEvents, recordTransition } from './events.js';
+import { deviationEvents, recordTransition } from './event-stream.js';
 import type { ManifestCache } from './manifest-cache.js';
 import { identityClaims, identityKey, identityLabel } from './identity.js';
 import { evaluateAll, type Policy } from './policy.js';

@@ -4,7 +4,7 @@
  * fields, which Mattermost and Rocket.Chat read too). Driven by the event stream (see siem/forwarder),
  * so a notification is sent for every such event that committed, once the webhook accepts it.
  */
-import { EVENT_KINDS } from './events.js';
+import { EVENT_KINDS } from './event-stream.js';
 import type { EventRow } from './store/types.js';
 
 export interface ChatMessage {

@@ -4,36 +4,22 @@
  */
 import { readFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
-import { pino, type Logger } from 'pino';
 import { DwError } from '../shared/errors.js';
+import { createLogger, type Logger } from '../shared/logger.js';
 import { loadPrivateKey, loadPublicKey } from '../shared/sign.js';
 import { buildApp, type App } from './app.js';
 import { startBackground } from './background.js';
 import { checkAnchorDir, startAnchoring } from './audit-anchor.js';
 import { forwarderIntervalMs, sinksFromConfig, startForwarders } from './siem/forwarder.js';
-import { durationMs, type ControllerConfig } from './config.js';
+import { durationMs, retentionPolicy, retentionAgeMs, type ControllerConfig } from './config.js';
 import { createMetrics } from './metrics.js';
 import { defaultPolicy, loadPolicy } from './policy.js';
 import { openStore } from './store/index.js';
 import { createScheduler, startSchedulerLoop } from './scheduler/index.js';
 import type { Store } from './store/types.js';
 
-export const REDACT = [
-  'req.headers.authorization',
-  'headers.authorization',
-  'authorization',
-  'token',
-  '*.token',
-  'secret',
-  '*.secret',
-  'credential',
-  '*.credential',
-  'password',
-  '*.password',
-];
-
-export function controllerLogger(level = process.env.DRIFTWARDEN_LOG_LEVEL ?? 'info'): Logger {
-  return pino({ level, base: { service: 'driftwarden-controller' }, redact: { paths: REDACT, censor: '[redacted]' } });
+export function controllerLogger(level?: string): Logger {
+  return createLogger({ level, service: 'driftwarden-controller' });
 }
 
 export interface RunningController {
@@ -83,7 +69,7 @@ export async function startController(
   const anchors = config.audit.anchors;
   const anchorKey = anchors?.keyFile ? loadPrivateKey(anchors.keyFile) : undefined;
   if (anchors) checkAnchorDir(anchors.dir);
-  const store = await openStore(config.store, { log });
+  const store = await openStore(config.store, { log, backgroundCheckpoints: true });
   await warnLegacyTokens(store, log, clock());
   const metrics = createMetrics();
   let scheduler;
@@ -111,16 +97,28 @@ export async function startController(
   const address = app.server.address();
   const actualPort = typeof address === 'object' && address ? address.port : port;
   const url = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
-  const stopBackground = startBackground({
-    store,
-    log,
-    clock,
-    silentAfterMs: durationMs(config.silentAfter),
-    taintSilentAfterMs: durationMs(config.taintSilentAfter),
-    scanMaxAgeMs: durationMs(config.scanMaxAge),
-    reportRetentionMs: durationMs(config.retention.reports),
-    startedAt: clock(),
-  });
+  const stopBackground = startBackground(
+    {
+      store,
+      log,
+      clock,
+      silentAfterMs: durationMs(config.silentAfter),
+      taintSilentAfterMs: durationMs(config.taintSilentAfter),
+      scanMaxAgeMs: durationMs(config.scanMaxAge),
+      reportRetentionMs: retentionAgeMs(config.retention.reports.maxAge) ?? 100 * 365 * 86_400_000,
+      retention: {
+        policy: retentionPolicy(config),
+        signingKey: anchorKey,
+        eventCursors: sinks.map((s) => s.name),
+        countCursor: { hostsAfter: null },
+        onPruned: (kind, n) => metrics.retentionPruned.inc({ kind }, n),
+        onCheckpoint: (c) => metrics.retentionCheckpoints.inc({ chain: c.chain }),
+        onPass: (seconds) => metrics.retentionPassSeconds.observe(seconds),
+      },
+      startedAt: clock(),
+    },
+    { silenceMs: 30_000, pruneMs: durationMs(config.retention.every) },
+  );
   const stopForwarders = startForwarders({ store, sinks, log, clock, intervalMs: forwarderIntervalMs(config) });
   const stopScheduler = startSchedulerLoop(scheduler, log);
   const anchoring = anchors

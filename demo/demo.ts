@@ -13,6 +13,7 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { createLogger } from '../shared/logger.js';
 import type { z } from 'zod';
 import { api, type ApiTarget } from '../shared/api-client.js';
 import { describeError, DwError, isDwError } from '../shared/errors.js';
@@ -21,7 +22,7 @@ import { buildManifest } from '../agent/commands/manifest.js';
 import { silentLogger } from '../agent/log.js';
 import { ControllerConfigSchema } from '../controller/config.js';
 import { createToken } from '../controller/routes/tokens.js';
-import { REDACT, startController, type RunningController } from '../controller/server.js';
+import { startController, type RunningController } from '../controller/server.js';
 import { DRIFTS, OPENSSL_PATCHED } from './drifts.js';
 import { AgentProcess, DEMO_AGENT_ENV, FLEET, prepareHost, type FleetHost } from './fleet.js';
 import { FleetView } from './fleet-view.js';
@@ -188,10 +189,11 @@ async function story(session: Session, term: Terminal): Promise<Outcome> {
     rateLimit: { enroll: { max: 100, per: '1m' } },
   });
   // The controller's own log goes to a file: the terminal is for the story.
-  const log = pino(
-    { level: 'info', base: { service: 'driftwarden-controller' }, redact: { paths: REDACT, censor: '[redacted]' } },
-    pino.destination({ dest: join(ctlDir, 'controller.log'), sync: true, mkdir: true }),
-  );
+  const log = createLogger({
+    level: 'info',
+    service: 'driftwarden-controller',
+    destination: pino.destination({ dest: join(ctlDir, 'controller.log'), sync: true, mkdir: true }),
+  });
   const ctl = await startController(config, { log });
   session.controller = ctl;
   const now = new Date();

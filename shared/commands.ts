@@ -26,6 +26,11 @@ export const COMMANDS: readonly CommandInfo[] = [
   { name: 'replacements', side: 'controller', summary: 'the replacement queue: list, request, approve, cancel' },
   { name: 'audit', side: 'controller', summary: 'the audit log (newest first); audit verify|anchor' },
   { name: 'token', side: 'controller', summary: 'API and enrollment tokens: create, list, revoke' },
+  {
+    name: 'retention',
+    side: 'controller',
+    summary: 'retention run: prune reports, findings, events and audit rows now',
+  },
   { name: 'demo', side: 'demo', summary: 'a demo fleet on this machine (from a source checkout)' },
 ];
 

@@ -145,6 +145,12 @@ export const ERRORS = {
     summary: 'a request took longer than its time budget and was rolled back',
     message: 'the report took longer than its time budget of {ms} ms (at {step}); nothing was stored, retry later',
   },
+  DW_ERR_UNAVAILABLE: {
+    status: 503,
+    exit: 2,
+    summary: 'the controller is overloaded or its store is unreachable; retry later',
+    message: '{the controller is busy / the store is unavailable}: {why}; nothing was stored, retry in {seconds}s',
+  },
   DW_ERR_STATE: {
     status: 409,
     exit: 2,

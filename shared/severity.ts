@@ -5,7 +5,8 @@
 import { collectorDef } from './collectors.js';
 import { globMatcher } from './glob.js';
 import type { CollectorName } from './schema/common.js';
-import { SEVERITIES, type Change, type Severity } from './schema/deviation.js';
+import type { Change, Severity } from './schema/deviation.js';
+import { SEVERITIES } from './schema/severities.js';
 
 /**
  * IMPORTANT: the one severity order, from SEVERITIES: low 1, medium 2, high 3, critical 4; 0 stands for

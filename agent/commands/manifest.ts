@@ -40,6 +40,27 @@ export interface BuildOptions {
   cache?: string;
   log: Logger;
   progress?: ScanProgress;
+  /** The manifest's createdAt; default now. The CLI takes SOURCE_DATE_EPOCH, so a rebuilt image bakes the same bytes. */
+  createdAt?: Date;
+}
+
+/**
+ * SOURCE_DATE_EPOCH (reproducible-builds.org): whole seconds since 1970 in the environment. Unset means "now"; a
+ * value that is not a non-negative integer is a usage error rather than a silently wrong timestamp.
+ */
+export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): Date | undefined {
+  const raw = env.SOURCE_DATE_EPOCH;
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^\d{1,12}$/.test(raw)) {
+    throw new DwError(
+      'DW_ERR_USAGE',
+      `SOURCE_DATE_EPOCH: expected whole seconds since 1970, got ${JSON.stringify(raw)}`,
+      {
+        value: raw,
+      },
+    );
+  }
+  return new Date(Number(raw) * 1000);
 }
 
 export interface BuildOutcome {
@@ -96,7 +117,7 @@ export async function buildManifest(opts: BuildOptions): Promise<BuildOutcome> {
       schema: MANIFEST_SCHEMA_ID,
       image: { id: opts.imageId, name: opts.name, version: opts.version, source: opts.source },
       os: await readOs(root),
-      createdAt: new Date().toISOString(),
+      createdAt: (opts.createdAt ?? new Date()).toISOString(),
       builder: {
         agentVersion: AGENT_VERSION,
         hostname: (await readHostname(root)) ?? (root.dir === '/' ? osHostname() : null),

@@ -1,66 +1,37 @@
 /**
  * @module The agent service: enroll once, scan on a schedule (with jitter, never two at once), send
  * heartbeats between scans, turn watched changes into event reports at once, and deliver every
- * report through the durable spool. Scans run at low CPU and IO priority.
+ * report through the durable spool. This long-lived process holds only that: the schedule, the
+ * watcher, the spool, the transport, and the watched paths' part of the manifest (baseline.ts). The
+ * heavy work (config validation, manifest verification, walk, hash, diff) runs in a short-lived task
+ * process (task-child.ts) held to `limits` from outside; a task that is stopped or dies is reported as
+ * an incomplete scan, never as a clean one. Nothing heavy is imported here, not even lazily.
  */
-import { execFile } from 'node:child_process';
-import { setPriority } from 'node:os';
-import cron, { type ScheduledTask } from 'node-cron';
-import { COLLECTOR_DEFS } from '../../shared/collectors.js';
-import { diffSection } from '../../shared/diff.js';
 import { randomUUID } from 'node:crypto';
-import { describeError, DwError } from '../../shared/errors.js';
+import cron, { type ScheduledTask } from 'node-cron';
+import { parseDuration } from '../../shared/duration.js';
+import { DwError, type ErrorCode } from '../../shared/errors.js';
 import type { AgentConfig } from '../../shared/schema/config.js';
-import { parseDuration } from '../../shared/schema/config.js';
-import type { CheckResult } from '../../shared/schema/check.js';
-import type { CollectorName } from '../../shared/schema/common.js';
 import type { Deviation } from '../../shared/schema/deviation.js';
-import type { AnyItem } from '../../shared/schema/items.js';
-import type { Manifest } from '../../shared/schema/manifest.js';
-import type { VerifyResult } from '../../shared/manifest.js';
-import { REPORT_SCHEMA_ID, type Report, type UndeliveredScan } from '../../shared/schema/report.js';
-import { loadManifest } from '../../shared/manifest.js';
-import { COLLECTORS } from '../collectors/index.js';
-import { check } from '../commands/check.js';
-import { loadVerifiedManifest } from '../commands/manifest.js';
-import { execProgram } from '../exec.js';
-import { readCloudIdentity, type ReadIdentity } from '../cloud-identity.js';
-import { readHostId, readInventory } from '../identity.js';
+import type { CollectorResult, Inventory, Report, UndeliveredScan } from '../../shared/schema/report.js';
+import type { ReadIdentity } from '../cloud-identity.js';
 import type { Logger } from '../log.js';
-import { reportFromCheck } from '../report.js';
 import { HostRoot } from '../root.js';
 import { AGENT_VERSION } from '../version.js';
+import { DEFAULT_WATCH_PATHS, readBaseline, touchedCollectors, watchedCollectors, type Baseline } from './baseline.js';
 import { enroll, ensureEnrolled, hasEnrollmentToken } from './enroll.js';
-import { fileDeviations } from './fingerprint.js';
-import { PackedFiles } from '../packed-files.js';
+import { baselineDeviations } from './fingerprint.js';
 import { Spool } from './spool.js';
 import { StateDir } from './state-dir.js';
 import { DEFAULT_REPORT_LIMITS, fitReport } from './report-size.js';
-import { backoffMs, encodeBody, transportFor, type Transport } from './transport.js';
+import type { Collected, Prepared, ScanSummary } from './task-protocol.js';
+import { runTask, TaskRunner } from './task-child.js';
+import { backoffMs, encodeBody, retryAfterDelayMs, transportFor, type Transport } from './transport.js';
 import { ChangeWatcher } from './watch.js';
-import { ScanWatchdog } from './watchdog.js';
-import { releaseMemory, settleMemory } from './release-memory.js';
 
-/** Paths watched when the config names none: config, cron, ssh keys, local binaries, /opt. */
-export const DEFAULT_WATCH_PATHS = [
-  '/etc',
-  '/var/spool/cron',
-  '/root/.ssh',
-  '/usr/local/bin',
-  '/usr/local/sbin',
-  '/opt',
-];
+export { DEFAULT_WATCH_PATHS };
 
-/** Which collectors a changed path feeds, besides the files collector: the registry's watch triggers. */
-const SOURCES: { collector: CollectorName; prefixes: readonly string[] }[] = COLLECTOR_DEFS.filter(
-  (d) => d.watch.length > 0,
-).map((d) => ({ collector: d.name, prefixes: d.watch }));
-
-/** Walk batches (4,096 entries each) a scan's walk may be ahead of the collector: enough to keep it busy. */
-const WALK_AHEAD_BATCHES = 2;
-
-/** How often a scan runs a full garbage collection (see collectDuring in scanToSpool). */
-const SCAN_COLLECT_MS = 2000;
+const REPORT_SCHEMA = 'driftwarden/report/v1' as const;
 
 export interface LastScan {
   at: string;
@@ -70,6 +41,8 @@ export interface LastScan {
   durationMs: number;
   seq: number;
   error?: string;
+  /** The scan process's peak resident memory, MB. */
+  peakRssMb?: number;
 }
 
 export interface CredentialRefused {
@@ -81,45 +54,32 @@ export interface CredentialRefused {
   at: string;
 }
 
-/**
- * The verified manifest as the agent keeps it for its lifetime: the files section packed, and the
- * manifest's own array of its items let go (it is most of a manifest's memory). Packing happens after
- * verification, from the verified items; a section that cannot be packed exactly stays as it is.
- */
-export function keepPacked(loaded: { manifest: Manifest; verified: VerifyResult }): {
-  manifest: Manifest;
-  verified: VerifyResult;
-  files: PackedFiles | null;
-} {
-  const { manifest, verified } = loaded;
-  const section = manifest.sections.files;
-  const files = section ? PackedFiles.pack(section.items) : null;
-  if (!section || !files) return { manifest, verified, files: null };
-  return {
-    manifest: { ...manifest, sections: { ...manifest.sections, files: { ...section, items: [] } } },
-    verified,
-    files,
-  };
+/** What heartbeats and events need of the last scan: its digests and the host's inventory. */
+interface LastResult {
+  scannedAt: string;
+  digests: Record<string, string>;
+  host: Inventory;
 }
 
 export class AgentService {
-  private manifest!: Manifest;
-  /** `files`: the files section packed; `manifest` then holds that section with no items. */
-  private loaded!: { manifest: Manifest; verified: VerifyResult; files: PackedFiles | null };
+  private baseline!: Baseline;
+  private prepared!: Prepared;
   private root!: HostRoot;
   private hostId!: string;
   /** Where this host runs (agent/cloud-identity.ts), read once at start; null for a mounted root. */
   private cloud: ReadIdentity | null = null;
   private transport: Transport | null = null;
-  private spool: Spool;
-  private state: StateDir;
-  private credential: string | null;
-  private lastResult: CheckResult | null = null;
+  private spool!: Spool;
+  private state!: StateDir;
+  private credential: string | null = null;
+  private lastResult: LastResult | null = null;
   private scanning: Promise<void> = Promise.resolve();
   private flushing: Promise<boolean> | null = null;
   private flushAgain = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private retryAttempt = 0;
+  /** A controller's Retry-After (429/503) holds every send until then, not only the retry timer's. */
+  private holdUntil = 0;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private tasks: ScheduledTask[] = [];
   private watcher: ChangeWatcher | null = null;
@@ -133,120 +93,58 @@ export class AgentService {
   private reenrollNotBefore = 0;
   /** The scan at the head of the spool that keeps failing with retryable errors, and since when. */
   private headFailing: { file: string; since: number } | null = null;
+  private config!: AgentConfig;
+  /** Scans run in one task process, kept a little while between them; a watched change's collectors in another. */
+  private readonly runner = new TaskRunner();
+  private readonly eventRunner = new TaskRunner();
+  /** Held from the moment a scan task takes its seq until its report is in the spool. */
+  private spoolGate: Promise<void> | null = null;
 
   constructor(
-    private config: AgentConfig,
+    /** The config file: validated by the prepare task, which hands back the config it read. */
+    private readonly configFile: string,
     private readonly log: Logger,
-  ) {
-    this.state = new StateDir(config.stateDir);
-    this.spool = new Spool(this.state.spoolDir, config.spool?.maxBytes);
-    this.credential = this.state.readCredential();
-    this.refused = this.state.readJson<CredentialRefused>(this.state.credentialRefusedFile);
-  }
+  ) {}
 
-  /** Load what the config points at; throws a DwError that names the problem. */
-  async init(): Promise<void> {
-    if (!this.config.manifest)
-      throw new DwError('DW_ERR_CONFIG', 'agent config: manifest: required (the manifest baked into the image)');
-    if (!this.config.controller)
-      throw new DwError(
-        'DW_ERR_CONFIG',
-        'agent config: controller: required (url, and an enrollment token for the first start)',
-      );
-    try {
-      this.loaded = keepPacked(loadVerifiedManifest(this.config.manifest, { pubkeys: this.config.trustedKeys }));
-    } catch (err) {
-      if (err instanceof DwError && (err.code === 'DW_ERR_MANIFEST_SIGNATURE' || err.code === 'DW_ERR_MANIFEST_DIGEST'))
-        await this.reportRefusedManifest(err);
-      throw err;
-    }
-    this.manifest = this.loaded.manifest;
-    // The manifest's text and parsed items (tens of MB for 100k+ files) are garbage once packed: gone
-    // now, before the watcher's crawl and the first scan allocate on top of them.
-    releaseMemory();
-    this.root = await HostRoot.open(this.config.root);
-    const id = await readHostId(this.root, this.config.stateDir);
-    this.hostId = id!;
-    this.cloud = await this.readCloud();
-    if (this.config.controller) {
-      await this.transport?.close();
-      this.transport = transportFor(this.config.controller);
-    }
+  /** The config as validated at init. */
+  get agentConfig(): AgentConfig {
+    return this.config;
   }
 
   /**
-   * The baked manifest does not verify: the agent will not run on it, but first tells the controller
-   * (one heartbeat carrying `manifestRefused`, which taints), so an altered baseline is a finding and
-   * not just a host gone quiet. Best effort: a manifest that does not even parse, or a controller out of
-   * reach, leaves only the refusal at start (and silence, which taints later).
+   * Validate the config and verify the manifest (in a task process); throws a DwError that names the
+   * problem. The baked manifest failing verification is reported to the controller first (task.ts).
    */
-  private async reportRefusedManifest(refusal: DwError): Promise<void> {
-    const controller = this.config.controller;
-    if (!controller || !this.config.manifest) return;
-    try {
-      // Unverified, and used only to name the image and the digest the host holds.
-      const manifest = loadManifest(this.config.manifest);
-      const root = await HostRoot.open(this.config.root);
-      const hostId = (await readHostId(root, this.config.stateDir))!;
-      const transport = transportFor(controller);
-      try {
-        const inventory = await readInventory(root, hostId);
-        const enrolled = await ensureEnrolled(this.state, transport, this.config, {
-          hostId,
-          imageId: manifest.image.id,
-          inventory,
-          agentVersion: AGENT_VERSION,
-        });
-        if (!enrolled.ok) {
-          this.log.error({ reason: enrolled.reason }, 'could not enroll to report the refused manifest');
-          return;
-        }
-        const report: Report = {
-          schema: REPORT_SCHEMA_ID,
-          kind: 'heartbeat',
-          reportId: randomUUID(),
-          hostId,
-          imageId: manifest.image.id,
-          manifestDigest: manifest.digests.overall,
-          agentVersion: AGENT_VERSION,
-          seq: this.state.nextSeq(),
-          scannedAt: new Date().toISOString(),
-          digests: {},
-          collectors: [],
-          deviations: [],
-          manifestRefused: {
-            code: refusal.code as 'DW_ERR_MANIFEST_SIGNATURE' | 'DW_ERR_MANIFEST_DIGEST',
-            reason: refusal.message.slice(0, 1000),
-          },
-        };
-        const r = await transport.postEncoded(
-          '/api/v1/reports',
-          enrolled.credential,
-          encodeBody(JSON.stringify(report)),
-        );
-        if (r.ok) this.log.error({ code: refusal.code }, 'manifest refused; the controller was told');
-        else this.log.error({ reason: r.reason }, 'manifest refused; telling the controller failed');
-      } finally {
-        await transport.close();
-      }
-    } catch (err) {
-      this.log.error({ err }, 'manifest refused; could not tell the controller');
+  async init(): Promise<void> {
+    const out = await runTask(
+      { task: 'prepare', configFile: this.configFile },
+      {
+        limits: { memoryMb: 4096, cpuShare: 64, maxDurationMs: 600_000 },
+      },
+    );
+    if (!out.ok) {
+      if (out.failed === 'error')
+        throw new DwError(out.code as ErrorCode, out.reason, out.phase ? { phase: out.phase } : {});
+      throw new DwError('DW_ERR_INTERNAL', `agent start: ${out.reason}`);
     }
+    const prepared = out.result as Prepared;
+    this.prepared = prepared;
+    this.config = prepared.config;
+    this.state = new StateDir(this.config.stateDir);
+    this.spool = new Spool(this.state.spoolDir, this.config.spool?.maxBytes);
+    this.credential = this.state.readCredential();
+    this.refused = this.state.readJson<CredentialRefused>(this.state.credentialRefusedFile);
+    this.baseline = readBaseline(prepared.baselineFile, prepared.manifestDigest);
+    this.root = await HostRoot.open(this.config.root);
+    this.hostId = prepared.hostId;
+    this.cloud = prepared.cloud;
+    if (this.cloud?.fallback) this.log.debug({ reason: this.cloud.fallback }, 'no cloud identity');
+    await this.transport?.close();
+    this.transport = transportFor(this.config.controller!);
   }
 
-  private async readCloud(): Promise<ReadIdentity | null> {
-    if (this.root.dir !== '/') return null;
-    const c = this.config.identity;
-    const read = await readCloudIdentity({
-      mode: c.mode,
-      imdsEndpoint: c.imdsEndpoint,
-      imdsTimeoutMs: parseDuration(c.imdsTimeout) ?? 1000,
-      machineId: this.hostId,
-      stateDir: this.config.stateDir,
-    });
-    if (read.fallback)
-      this.log.info({ reason: read.fallback }, 'no cloud identity (IMDS did not answer): reporting as a plain host');
-    return read;
+  private get manifestDigest(): string {
+    return this.baseline.manifestDigest;
   }
 
   /** One full scan, spooled; then delivery is attempted. */
@@ -271,90 +169,63 @@ export class AgentService {
     const run = async () => {
       if (this.stopped) return;
       const started = Date.now();
-      lowerPriority(this.log, true);
-      // Start from a collected heap: an idle agent rarely runs a full GC, and what it left (the manifest's
-      // text from init, a previous report) would otherwise sit under the scan's peak.
-      releaseMemory();
+      const startedAt = new Date(started).toISOString();
+      let releaseGate: (() => void) | undefined;
       try {
         const limits = this.config.limits;
-        // A full collection every few seconds of a scan: V8 would otherwise let the old generation grow to
-        // a multiple of what is live (the walk's batches, replaced items and hash replies are garbage
-        // within moments) before collecting it. The main thread only feeds the walk and the hash
-        // workers, so the pauses cost the scan little.
-        let lastCollect = Date.now();
-        const collectDuring = (): void => {
-          if (Date.now() - lastCollect < SCAN_COLLECT_MS) return;
-          releaseMemory();
-          lastCollect = Date.now();
-        };
-        const watchdog = new ScanWatchdog({
-          cpuShare: limits.cpuShare,
-          memoryMb: limits.memoryMb,
-          maxDurationMs: parseDuration(limits.maxScanDuration) ?? 3_600_000,
-        }).start();
-        const result = await check({
-          manifest: this.config.manifest!,
-          loaded: this.loaded,
-          root: this.config.root,
-          stateDir: this.config.stateDir,
-          fullRehash,
-          log: this.log,
-          signal: watchdog.signal,
-          pace: () => {
-            collectDuring();
-            return watchdog.pace();
-          },
-          // More hashing threads than the CPU share allows would only be paced back, and each is an
-          // isolate of its own (10-15 MB): a share of up to one core hashes on this thread, in slices
-          // between which the event loop runs (heartbeats, the watcher, signals).
-          hashWorkers: limits.cpuShare <= 1 ? 0 : Math.ceil(limits.cpuShare),
-          // A first scan walks far faster than it hashes: the walk waits rather than queue in memory.
-          walkAhead: WALK_AHEAD_BATCHES,
-          // The walk's last seconds of garbage, gone before the diff and the stat cache's save add theirs.
-          onCollected: releaseMemory,
-        }).finally(() => watchdog.stop());
-        if (watchdog.signal.aborted)
-          this.log.error(
-            { reason: String((watchdog.signal.reason as Error).message) },
-            'scan stopped by the watchdog; the report says so',
-          );
-        else if (watchdog.throttledMs > 0)
-          this.log.info({ throttledMs: Math.round(watchdog.throttledMs) }, 'scan paced to its CPU share');
-        // Heartbeats and events need the digests and the inventory, never the deviations: a drifted host's
-        // can be 100k+ items with both bodies, which would otherwise sit in memory until the next scan.
-        this.lastResult = { ...result, deviations: [] };
-        const dropped = this.spool.dropped();
-        const whole = reportFromCheck(result, {
-          seq: this.state.nextSeq(),
-          hostId: this.hostId,
-          group: this.config.group,
-          identity: this.cloud?.identity,
-        });
-        if (dropped > 0) whole.spoolDropped = dropped;
-        // Cut to 60 MiB of JSON before it is spooled: a report of 200k+ deviations would otherwise pass the
-        // controller's default decompressed limit and fill the spool's default bound by itself.
-        const { report } = fitReport(whole, DEFAULT_REPORT_LIMITS);
-        if (report.truncated)
-          this.log.warn(
-            { seq: report.seq, deviations: report.truncated.deviations, sent: report.truncated.sent },
-            'scan too large for the controller: only the most severe deviations are sent, and the report says so',
-          );
-        const spooled = this.spool.add(report);
+        const out = await this.runner
+          .run(
+            {
+              task: 'scan',
+              config: this.config,
+              manifestDigest: this.manifestDigest,
+              fullRehash,
+              hostId: this.hostId,
+              ...(this.cloud ? { identity: this.cloud.identity } : {}),
+            },
+            {
+              limits: {
+                memoryMb: limits.memoryMb,
+                cpuShare: limits.cpuShare,
+                maxDurationMs: parseDuration(limits.maxScanDuration) ?? 3_600_000,
+              },
+              nextSeq: () => {
+                // Nothing with a higher seq may reach the controller before this scan is spooled.
+                this.spoolGate = new Promise<void>((resolve) => {
+                  releaseGate = resolve;
+                });
+                return this.state.nextSeq();
+              },
+            },
+          )
+          .finally(() => {
+            this.spoolGate = null;
+            releaseGate?.();
+          });
+        if (!out.ok) {
+          this.spoolIncomplete(startedAt, started, out.reason);
+          return;
+        }
+        const s = out.result as ScanSummary;
+        // Heartbeats and events need the digests and the inventory, never the deviations.
+        this.lastResult = { scannedAt: s.scannedAt, digests: s.digests, host: s.host };
         this.saveLastScan({
-          at: result.scannedAt,
-          clean: result.clean,
-          complete: result.complete,
-          deviations: result.deviations.length,
+          at: s.scannedAt,
+          clean: s.clean,
+          complete: s.complete,
+          deviations: s.deviations,
           durationMs: Date.now() - started,
-          seq: report.seq,
+          seq: s.seq,
+          peakRssMb: Math.max(out.peakRssMb, s.peakRssMb),
         });
         this.log.info(
           {
-            seq: report.seq,
-            deviations: result.deviations.length,
-            bytes: spooled.bytes,
+            seq: s.seq,
+            deviations: s.deviations,
+            bytes: s.bytes,
             fullRehash,
             ms: Date.now() - started,
+            peakRssMb: Math.max(out.peakRssMb, s.peakRssMb),
           },
           'scan spooled',
         );
@@ -367,11 +238,8 @@ export class AgentService {
           deviations: 0,
           durationMs: Date.now() - started,
           seq: 0,
-          error: describeError(err),
+          error: err instanceof Error ? err.message : String(err),
         });
-      } finally {
-        lowerPriority(this.log, false);
-        settleMemory();
       }
     };
     // Scans never overlap: each waits for the one before it.
@@ -379,19 +247,73 @@ export class AgentService {
     return this.scanning;
   }
 
+  /**
+   * The scan process was stopped by its watchdog, died (out of memory, killed), or failed: the
+   * controller hears of a scan in which no collector could vouch for anything, which it records as
+   * failed collectors (`collector-failed:*`) and which never leaves the host clean.
+   */
+  private spoolIncomplete(startedAt: string, started: number, reason: string): void {
+    this.log.error({ reason }, 'scan incomplete: reported as such');
+    const collectors: CollectorResult[] = this.baseline.rules.collectors.map((c) => ({
+      collector: c,
+      ok: false,
+      durationMs: Date.now() - started,
+      items: 0,
+      error: reason.slice(0, 1000),
+    }));
+    const inventory = this.lastResult?.host ?? this.prepared.inventory;
+    const report: Report = {
+      ...this.reportHead('scan', {}),
+      scannedAt: startedAt,
+      collectors,
+      deviations: [],
+      inventory,
+    };
+    const dropped = this.spool.dropped();
+    if (dropped > 0) report.spoolDropped = dropped;
+    this.spool.add(report);
+    // Heartbeats carry what the last report said: no digests, so the controller does not ask for the
+    // same scan again at every heartbeat.
+    this.lastResult = { scannedAt: startedAt, digests: {}, host: inventory };
+    this.saveLastScan({
+      at: startedAt,
+      clean: false,
+      complete: false,
+      deviations: 0,
+      durationMs: Date.now() - started,
+      seq: report.seq,
+      error: reason,
+    });
+  }
+
+  /** The fields every report of this host starts with, with a new seq. */
+  private reportHead(kind: Report['kind'], digests: Record<string, string>): Report {
+    return {
+      schema: REPORT_SCHEMA,
+      kind,
+      reportId: randomUUID(),
+      hostId: this.hostId,
+      imageId: this.baseline.image.id,
+      manifestDigest: this.manifestDigest,
+      agentVersion: AGENT_VERSION,
+      seq: this.state.nextSeq(),
+      scannedAt: new Date().toISOString(),
+      digests,
+      collectors: [],
+      deviations: [],
+      ...(this.cloud ? { identity: this.cloud.identity } : {}),
+      ...(this.config.group ? { group: this.config.group } : {}),
+    };
+  }
+
   /** A heartbeat: the last scan's digests, no deviations. Skipped until there is a scan to vouch for. */
   async heartbeat(): Promise<void> {
     if (!this.lastResult || this.stopped) return;
     try {
-      this.spool.add(
-        reportFromCheck(this.lastResult, {
-          seq: this.state.nextSeq(),
-          hostId: this.hostId,
-          group: this.config.group,
-          kind: 'heartbeat',
-          identity: this.cloud?.identity,
-        }),
-      );
+      this.spool.add({
+        ...this.reportHead('heartbeat', this.lastResult.digests),
+        scannedAt: this.lastResult.scannedAt,
+      });
       await this.flush();
     } catch (err) {
       // Called from a timer: an error here (a full disk) must not end the process.
@@ -403,7 +325,7 @@ export class AgentService {
   async onChanges(paths: string[]): Promise<void> {
     if (this.stopped) return;
     try {
-      const deviations: Deviation[] = fileDeviations(this.root, this.manifest, paths, this.loaded.files);
+      const deviations: Deviation[] = baselineDeviations(this.root, this.baseline, paths);
       // A change reverted before its batch closed still happened: keep what was seen as it happened.
       const current = new Set(deviations.map((d) => d.key));
       for (const p of paths) {
@@ -411,38 +333,39 @@ export class AgentService {
         this.observed.delete(p);
         if (seen && !current.has(p)) deviations.push(seen);
       }
-      for (const { collector, prefixes } of SOURCES) {
-        if (!this.manifest.rules.collectors.includes(collector)) continue;
-        if (!paths.some((p) => prefixes.some((pre) => p === pre || p.startsWith(pre)))) continue;
-        const c = COLLECTORS[collector];
-        if (!c) continue;
-        const out = await c.collect({ root: this.root, rules: this.manifest.rules, exec: execProgram, log: this.log });
-        deviations.push(
-          ...diffSection(
-            collector,
-            (this.manifest.sections[collector]?.items ?? []) as AnyItem[],
-            out.items as AnyItem[],
-          ),
+      // A watched source of another collector changed (cron, sysctl, accounts...): that collector runs
+      // again, in a task process, against the baseline's copy of its section.
+      const collectors = touchedCollectors(watchedCollectors(this.baseline.rules, this.baseline.watchPaths), paths);
+      if (collectors.length > 0) {
+        const out = await this.eventRunner.run(
+          {
+            task: 'collect',
+            config: this.config,
+            baselineFile: this.prepared.baselineFile,
+            manifestDigest: this.manifestDigest,
+            collectors,
+          },
+          {
+            limits: {
+              memoryMb: this.config.limits.memoryMb,
+              cpuShare: this.config.limits.cpuShare,
+              maxDurationMs: 300_000,
+            },
+          },
         );
+        if (out.ok) for (const d of (out.result as Collected).deviations) deviations.push(d);
+        else
+          this.log.error(
+            { collectors, reason: out.reason },
+            'collectors of a watched change failed; the next scan covers them',
+          );
       }
       if (deviations.length === 0) return;
-      const inventory = this.lastResult?.host ?? (await readInventory(this.root, this.hostId));
+      const inventory = this.lastResult?.host ?? this.prepared.inventory;
       const report: Report = {
-        schema: 'driftwarden/report/v1',
-        kind: 'event',
-        reportId: randomUUID(),
-        hostId: this.hostId,
-        imageId: this.manifest.image.id,
-        manifestDigest: this.manifest.digests.overall,
-        agentVersion: AGENT_VERSION,
-        seq: this.state.nextSeq(),
-        scannedAt: new Date().toISOString(),
-        digests: this.lastResult?.digests ?? {},
-        collectors: [],
+        ...this.reportHead('event', this.lastResult?.digests ?? {}),
         deviations,
         inventory,
-        ...(this.cloud ? { identity: this.cloud.identity } : {}),
-        ...(this.config.group ? { group: this.config.group } : {}),
       };
       this.spool.add(report);
       this.log.warn(
@@ -459,7 +382,7 @@ export class AgentService {
   private observe(path: string): void {
     if (this.stopped || this.observed.has(path)) return;
     try {
-      const [d] = fileDeviations(this.root, this.manifest, [path], this.loaded.files);
+      const [d] = baselineDeviations(this.root, this.baseline, [path]);
       if (d) this.observed.set(path, d);
     } catch (err) {
       this.log.debug({ err, path }, 'cannot fingerprint a changed path');
@@ -486,12 +409,21 @@ export class AgentService {
   }
 
   private async flushOnce(): Promise<boolean> {
+    // A scan task holds a seq it has not spooled yet: a heartbeat with a higher one sent first would
+    // make the controller refuse the scan as out of order.
+    while (this.spoolGate) await this.spoolGate;
     if (!this.transport) return this.spool.list().length === 0;
+    // Told to come back later: new reports wait in the spool with the rest (a heartbeat or a scan
+    // finishing must not send through the controller's Retry-After); the retry timer flushes them.
+    if (Date.now() < this.holdUntil) {
+      this.scheduleRetry();
+      return false;
+    }
     if (!this.credential) {
-      const inventory = this.lastResult?.host ?? (await readInventory(this.root, this.hostId));
+      const inventory = this.lastResult?.host ?? this.prepared.inventory;
       const r = await ensureEnrolled(this.state, this.transport, this.config, {
         hostId: this.hostId,
-        imageId: this.manifest.image.id,
+        imageId: this.baseline.image.id,
         inventory,
         agentVersion: AGENT_VERSION,
         cloud: this.cloud,
@@ -538,6 +470,7 @@ export class AgentService {
       if (r.ok) {
         if (this.refused || this.reenrollAttempt > 0) this.credentialAccepted();
         this.spool.ack(entry);
+        this.holdUntil = 0;
         if (report.kind === 'scan') this.scanDelivered();
         this.log.debug({ seq: report.seq, kind: report.kind, reportId: report.reportId }, 'report delivered');
         if (report.spoolDropped) this.spool.clearDropped(report.spoolDropped);
@@ -556,6 +489,16 @@ export class AgentService {
           this.spool.reject(entry, `undeliverable: ${r.reason}`);
           this.markUndelivered(report, r.reason);
           continue;
+        }
+        if (r.retryAfterMs !== undefined) {
+          const wait = retryAfterDelayMs(r.retryAfterMs);
+          this.holdUntil = Date.now() + wait;
+          this.log.warn(
+            { reason: r.reason, retryAfterMs: r.retryAfterMs, waitMs: wait, spooled: this.spool.list().length },
+            'controller busy: reports stay spooled until its Retry-After (plus jitter)',
+          );
+          this.scheduleRetry(wait);
+          return false;
         }
         this.log.warn(
           { reason: r.reason, spooled: this.spool.list().length },
@@ -639,10 +582,10 @@ export class AgentService {
       reenroll = this.refused?.reenroll ?? 'waiting to retry';
     } else {
       this.reenrollNotBefore = Date.now() + backoffMs(this.reenrollAttempt++);
-      const inventory = this.lastResult?.host ?? (await readInventory(this.root, this.hostId));
+      const inventory = this.lastResult?.host ?? this.prepared.inventory;
       const r = await enroll(this.state, this.transport!, this.config, {
         hostId: this.hostId,
-        imageId: this.manifest.image.id,
+        imageId: this.baseline.image.id,
         inventory,
         agentVersion: AGENT_VERSION,
         cloud: this.cloud,
@@ -688,9 +631,10 @@ export class AgentService {
     return this.refused;
   }
 
-  private scheduleRetry(): void {
+  /** `waitMs`: the controller said how long (Retry-After); otherwise exponential backoff with jitter. */
+  private scheduleRetry(waitMs?: number): void {
     if (this.retryTimer || this.stopped) return;
-    const wait = backoffMs(this.retryAttempt++);
+    const wait = waitMs ?? Math.max(backoffMs(this.retryAttempt++), this.holdUntil - Date.now());
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       void this.flush();
@@ -737,21 +681,19 @@ export class AgentService {
     await this.watcher?.close();
     this.watcher = null;
     await this.scanning;
+    this.runner.close();
+    this.eventRunner.close();
     await this.flushing;
     await this.transport?.close();
   }
 
-  /** SIGHUP: a new config (and manifest) take over; the spool and credential stay. */
-  async reload(config: AgentConfig): Promise<void> {
+  /** SIGHUP: the config file (and its manifest) read again take over; the spool and credential stay. */
+  async reload(): Promise<void> {
     // Load what the new config points at before stopping anything: one that cannot run keeps the running one.
-    const probe = new AgentService(config, this.log);
+    const probe = new AgentService(this.configFile, this.log);
     await probe.init();
     await probe.transport?.close();
     await this.stop();
-    this.config = config;
-    this.state = new StateDir(config.stateDir);
-    this.spool = new Spool(this.state.spoolDir, config.spool?.maxBytes);
-    this.credential = this.state.readCredential();
     this.transport = null;
     await this.init();
     await this.start();
@@ -786,20 +728,4 @@ function jitterMs(expression: string): number {
   const [a, b] = probe.getNextRuns(2);
   void probe.destroy();
   return a && b ? Math.min(60_000, Math.floor((b.getTime() - a.getTime()) / 10)) : 0;
-}
-
-/** Scans yield the CPU and disk to the host's real work: nice 10 and the idle IO class while they run. */
-function lowerPriority(log: Logger, during: boolean): void {
-  try {
-    setPriority(during ? 10 : 0);
-  } catch (err) {
-    log.debug({ err }, 'cannot change CPU priority');
-  }
-  execFile(
-    'ionice',
-    during ? ['-c', '3', '-p', String(process.pid)] : ['-c', '2', '-n', '4', '-p', String(process.pid)],
-    (err) => {
-      if (err) log.debug({ err }, 'ionice unavailable');
-    },
-  );
 }

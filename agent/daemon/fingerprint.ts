@@ -12,6 +12,7 @@ import type { Manifest } from '../../shared/schema/manifest.js';
 import { fileTypeOf, modeOf } from '../collectors/file-stat.js';
 import type { HostRoot } from '../root.js';
 import type { PackedFiles } from '../packed-files.js';
+import type { Baseline } from './baseline.js';
 
 function hashFile(realPath: string): { sha256?: string; error?: string } {
   let fd: number | undefined;
@@ -60,12 +61,11 @@ interface Lookups {
  * Built once per manifest, not per call: the watcher fingerprints each changed path as it arrives, and
  * a map of a 100k-file manifest costs tens of milliseconds to build.
  */
-const lookups = new WeakMap<Manifest, Lookups>();
+const lookups = new WeakMap<object, Lookups>();
 
-function lookupsFor(manifest: Manifest): Lookups {
-  let l = lookups.get(manifest);
+function lookupsFor(owner: object, rules: { roots: readonly string[]; ignore: readonly string[] }): Lookups {
+  let l = lookups.get(owner);
   if (!l) {
-    const rules = manifest.rules.files;
     l = {
       ignored: globMatcher(rules.ignore, 'path'),
       inRoots: globMatcher(
@@ -74,7 +74,7 @@ function lookupsFor(manifest: Manifest): Lookups {
       ),
       expectedByKey: null,
     };
-    lookups.set(manifest, l);
+    lookups.set(owner, l);
   }
   return l;
 }
@@ -90,12 +90,30 @@ export function fileDeviations(
   paths: Iterable<string>,
   packed?: PackedFiles | null,
 ): Deviation[] {
-  const l = lookupsFor(manifest);
-  const { ignored, inRoots } = l;
+  const l = lookupsFor(manifest, manifest.rules.files);
   const expectedOf = packed
     ? (key: string) => packed.get(key)
     : (key: string) =>
         (l.expectedByKey ??= new Map((manifest.sections.files?.items ?? []).map((i) => [i.key, i]))).get(key);
+  return diffPaths(root, l, expectedOf, paths);
+}
+
+/**
+ * The same against the daemon's baseline, which holds the manifest's files inside the watched paths:
+ * the paths the watcher reports are all inside them.
+ */
+export function baselineDeviations(root: HostRoot, baseline: Baseline, paths: Iterable<string>): Deviation[] {
+  const l = lookupsFor(baseline, baseline.rules.files);
+  const byKey = (l.expectedByKey ??= new Map(baseline.files.map((i) => [i.key, i])));
+  return diffPaths(root, l, (key) => byKey.get(key), paths);
+}
+
+function diffPaths(
+  root: HostRoot,
+  { ignored, inRoots }: Lookups,
+  expectedOf: (key: string) => FileItem | undefined,
+  paths: Iterable<string>,
+): Deviation[] {
   const expected: FileItem[] = [];
   const actual: FileItem[] = [];
   for (const p of new Set(paths)) {

@@ -4,7 +4,7 @@
  * many it left out (`truncated`), so the controller knows the host has more drift than it could send
  * rather than never hearing of it.
  */
-import { SEVERITIES } from '../../shared/schema/deviation.js';
+import { SEVERITIES } from '../../shared/schema/severities.js';
 import type { Report } from '../../shared/schema/report.js';
 import { encodeBody, type EncodedBody } from './transport.js';
 

@@ -16,24 +16,22 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Take the lock or throw naming the other agent; returns the release function. */
-export function lockStateDir(dir: string): () => void {
+/**
+ * Take the lock for `owner` (the agent's pid: its prepare task takes it for the daemon, before it writes
+ * anything there) or throw naming the other agent; returns the release function.
+ */
+export function lockStateDir(dir: string, owner: number = process.pid): () => void {
   const file = join(dir, 'agent.pid');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(file, 'wx', 0o600);
-      writeSync(fd, `${process.pid}\n`);
+      writeSync(fd, `${owner}\n`);
       closeSync(fd);
-      return () => {
-        try {
-          if (readFileSync(file, 'utf8').trim() === String(process.pid)) unlinkSync(file);
-        } catch {
-          // already gone
-        }
-      };
+      return () => unlockStateDir(dir, owner);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const other = Number(readFileSync(file, 'utf8').trim());
+      if (other === owner) return () => unlockStateDir(dir, owner);
       if (Number.isInteger(other) && other > 0 && other !== process.pid && alive(other)) {
         throw new DwError(
           'DW_ERR_CONFIG',
@@ -45,4 +43,14 @@ export function lockStateDir(dir: string): () => void {
     }
   }
   throw new DwError('DW_ERR_IO', `cannot take the lock ${file}`);
+}
+
+/** Release the lock if `owner` holds it. */
+export function unlockStateDir(dir: string, owner: number = process.pid): void {
+  const file = join(dir, 'agent.pid');
+  try {
+    if (readFileSync(file, 'utf8').trim() === String(owner)) unlinkSync(file);
+  } catch {
+    // already gone
+  }
 }

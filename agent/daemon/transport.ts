@@ -16,8 +16,11 @@ import type { AgentConfig } from '../../shared/schema/config.js';
 
 export type SendOutcome =
   | { ok: true; status: number; body: unknown }
-  /** `status` when the controller answered (5xx, 429, 408, 422); none when there was no answer at all. */
-  | { ok: false; retry: true; reason: string; status?: number }
+  /**
+   * `status` when the controller answered (5xx, 429, 408, 422); none when there was no answer at all.
+   * `retryAfterMs`: what a 429 or 503 asked for in Retry-After (the controller is busy or limiting us).
+   */
+  | { ok: false; retry: true; reason: string; status?: number; retryAfterMs?: number }
   | { ok: false; retry: false; status: number; reason: string };
 
 export interface TransportOptions {
@@ -127,7 +130,7 @@ export class Transport {
     bearer: string | undefined,
     body?: unknown,
   ): Promise<SendOutcome> {
-    let res: { status: number; text: string };
+    let res: { status: number; text: string; retryAfter?: string };
     try {
       res = await this.send(
         method,
@@ -150,7 +153,11 @@ export class Transport {
     const message = (parsed as { message?: string } | null)?.message ?? String(text).slice(0, 300);
     const reason = `${res.status}: ${message}`;
     // 422 means the controller has no manifest for this image yet: publishing it fixes that, so wait.
-    if (res.status >= 500 || res.status === 429 || res.status === 408 || res.status === 422)
+    if (res.status === 429 || res.status === 503) {
+      const retryAfterMs = parseRetryAfter(res.retryAfter, Date.now());
+      return { ok: false, retry: true, reason, status: res.status, ...(retryAfterMs !== null ? { retryAfterMs } : {}) };
+    }
+    if (res.status >= 500 || res.status === 408 || res.status === 422)
       return { ok: false, retry: true, reason, status: res.status };
     return { ok: false, retry: false, status: res.status, reason };
   }
@@ -161,7 +168,7 @@ export class Transport {
     path: string,
     bearer: string | undefined,
     body: EncodedBody | undefined,
-  ): Promise<{ status: number; text: string }> {
+  ): Promise<{ status: number; text: string; retryAfter?: string }> {
     const target = new URL(this.base.pathname.replace(/\/+$/, '') + path, this.base);
     const headers: Record<string, string | number> = {
       accept: 'application/json',
@@ -186,7 +193,12 @@ export class Transport {
         });
         res.on('end', () => {
           clearTimeout(timer);
-          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+          const retryAfter = res.headers['retry-after'];
+          resolve({
+            status: res.statusCode ?? 0,
+            text: Buffer.concat(chunks).toString('utf8'),
+            ...(typeof retryAfter === 'string' ? { retryAfter } : {}),
+          });
         });
         res.on('error', (err) => {
           clearTimeout(timer);
@@ -237,4 +249,26 @@ function isEncoded(body: unknown): body is EncodedBody {
 export function backoffMs(attempt: number, baseMs = 1000, maxMs = 300_000, random = Math.random): number {
   const cap = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 20));
   return Math.round(cap / 2 + random() * (cap / 2));
+}
+
+/** Retry-After as milliseconds from now: delay-seconds or an HTTP date (RFC 9110 10.2.3); null when absent or unreadable. */
+export function parseRetryAfter(value: string | undefined, now: number): number | null {
+  if (value === undefined) return null;
+  const v = value.trim();
+  if (/^\d{1,10}$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isFinite(at) && /[A-Za-z]/.test(v) ? Math.max(0, at - now) : null;
+}
+
+/** The longest an agent waits on a Retry-After: a controller asking for more is not believed past it. */
+export const RETRY_AFTER_CAP_MS = 15 * 60_000;
+
+/**
+ * How long to wait on a controller's Retry-After: what it asked, plus 0-50 % at random so the fleet it
+ * turned away does not come back in the same second; capped (a misconfigured header cannot park an
+ * agent for a day); never below backoffMs' first step of one second.
+ */
+export function retryAfterDelayMs(retryAfterMs: number, random = Math.random, capMs = RETRY_AFTER_CAP_MS): number {
+  const base = Math.max(1000, retryAfterMs);
+  return Math.round(Math.min(capMs, base * (1 + 0.5 * random())));
 }

@@ -1,16 +1,20 @@
 /**
  * Pieces for controller load generators (bench/controller-load.mjs, bench/scale-sim.mjs): a synthetic
- * signed manifest, deviation sets whose digests add up, a work dir with a store (SQLite file or a
- * PostgreSQL schema of its own) and a controller config, the controller as a child process, requests
- * to it, /proc sampling of its CPU and RSS, and latency percentiles. Needs a built dist/ (npm run build).
+ * signed manifest of a real host's size (generated deterministically), deviation sets whose digests add
+ * up, a work dir with a store (SQLite file or a PostgreSQL schema of its own) and a controller config
+ * (optionally HTTPS with a self-signed certificate), the controller as a child process, transports to it
+ * (one keep-alive pool, or one connection per agent), /proc sampling of its CPU and RSS, of this
+ * generator and of the database, latency percentiles, the commit measured, and a refusal to report
+ * what was not measured. Needs a built dist/ (npm run build).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
+import { Client, Pool } from 'undici';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = join(REPO, 'bin', 'driftwarden.js');
@@ -21,14 +25,22 @@ export const hexOf = (s) => createHash('sha256').update(s).digest('hex');
 const { sealManifest } = await dist('shared/manifest.js');
 const { generateKeyPair } = await dist('shared/sign.js');
 const { applyDeviations } = await dist('shared/diff.js');
-const { digestOf } = await dist('shared/canonical.js');
+const { canonicalJson, digestOf } = await dist('shared/canonical.js');
 const { defaultRules } = await dist('shared/schema/rules.js');
 
+/** The shape of a real host's image (a Debian server: ~130k files under /usr, /etc, /opt). */
+export const REAL_SIZE = { files: 130_000, packages: 1_000, sysctl: 1_000, cron: 20 };
+
 /**
- * An image of 2,000 files, 500 packages, 1,000 kernel parameters and 20 cron entries, signed.
+ * A signed image manifest of `size` items (default REAL_SIZE). Deterministic: the same size gives the same
+ * sections and digests on every run (only the signature differs, by key), so figures compare across runs.
  * `declaredSysctl`: every tenth parameter also declared in a sysctl.d file (as controller-load has it).
  */
-export function buildManifest(privateKey, imageId, { source = 'bench/lib/load.mjs', declaredSysctl = false } = {}) {
+export function buildManifest(
+  privateKey,
+  imageId,
+  { source = 'bench/lib/load.mjs', declaredSysctl = false, size = REAL_SIZE } = {},
+) {
   const files = [];
   const dirs = [
     '/etc',
@@ -37,13 +49,15 @@ export function buildManifest(privateKey, imageId, { source = 'bench/lib/load.mj
     '/opt/app/bin',
     '/opt/app/lib',
     '/usr/bin',
+    '/usr/lib/python3/dist-packages',
     '/usr/lib/x86_64-linux-gnu',
     '/usr/share/doc',
+    '/usr/share/locale',
   ];
-  for (let i = 0; i < 2000; i++) {
+  for (let i = 0; i < size.files; i++) {
     const d = dirs[i % dirs.length];
     files.push({
-      key: `${d}/f${String(i).padStart(5, '0')}`,
+      key: `${d}/d${String(i % 997).padStart(3, '0')}/f${String(i).padStart(6, '0')}`,
       type: 'file',
       mode: d.endsWith('bin') ? '0755' : '0644',
       uid: 0,
@@ -53,7 +67,7 @@ export function buildManifest(privateKey, imageId, { source = 'bench/lib/load.mj
     });
   }
   const packages = [];
-  for (let i = 0; i < 500; i++) {
+  for (let i = 0; i < size.packages; i++) {
     const name = `pkg-${String(i).padStart(4, '0')}`;
     packages.push({
       key: `${name}:amd64`,
@@ -65,7 +79,7 @@ export function buildManifest(privateKey, imageId, { source = 'bench/lib/load.mj
     });
   }
   const sysctl = [];
-  for (let i = 0; i < 1000; i++) {
+  for (let i = 0; i < size.sysctl; i++) {
     const declared = declaredSysctl && i % 10 === 0;
     sysctl.push({
       key: `net.ipv4.param_${String(i).padStart(4, '0')}`,
@@ -75,7 +89,7 @@ export function buildManifest(privateKey, imageId, { source = 'bench/lib/load.mj
     });
   }
   const cron = [];
-  for (let i = 0; i < 20; i++)
+  for (let i = 0; i < size.cron; i++)
     cron.push({
       key: `/etc/cron.d/job${i}#0`,
       kind: 'entry',
@@ -90,7 +104,7 @@ export function buildManifest(privateKey, imageId, { source = 'bench/lib/load.mj
       schema: 'driftwarden/manifest/v1',
       image: { id: imageId, name: 'bench', version: '1', source },
       os: { id: 'debian', versionId: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)' },
-      createdAt: new Date().toISOString(),
+      createdAt: '2026-01-01T00:00:00.000Z',
       builder: { agentVersion: '0.1.0', hostname: 'bake' },
       rules: defaultRules(),
       sections: {
@@ -109,64 +123,110 @@ const bodyOf = (item) => {
   return rest;
 };
 
-/** Deviation set s: `files` files with changed content, `packages` upgraded packages and `sysctl` changed kernel parameters; digests that add up. */
-export function deviationSet(manifest, s, { files = 8, packages = 2, sysctl = 0 } = {}) {
-  const pick = (items, n, stride) => Array.from({ length: n }, (_, j) => items[(s * 101 + j * stride) % items.length]);
-  const devs = [];
-  for (const f of pick(manifest.sections.files.items, files, 61)) {
-    devs.push({
-      collector: 'files',
-      key: f.key,
-      change: 'modified',
-      expected: bodyOf(f),
-      actual: { ...bodyOf(f), size: f.size + 17, sha256: hexOf(`${f.key} drifted ${s}`) },
-      fields: ['sha256', 'size'],
-      severity: 'high',
-    });
-  }
-  for (const p of pick(manifest.sections.packages.items, packages, 29)) {
-    devs.push({
-      collector: 'packages',
-      key: p.key,
-      change: 'modified',
-      expected: bodyOf(p),
-      actual: { ...bodyOf(p), version: `${p.version}+hotfix${s}` },
-      fields: ['version'],
-      severity: 'high',
-    });
-  }
-  for (const k of pick(manifest.sections.sysctl.items, sysctl, 197)) {
-    devs.push({
-      collector: 'sysctl',
-      key: k.key,
-      change: 'modified',
-      expected: bodyOf(k),
-      actual: { ...bodyOf(k), runtime: `${k.runtime}9` },
-      fields: ['runtime'],
-      severity: 'medium',
-    });
-  }
-  const digests = {};
-  for (const [name, section] of Object.entries(manifest.sections)) {
-    const mine = devs.filter((d) => d.collector === name);
-    digests[name] = mine.length
-      ? digestOf(applyDeviations(name, section.items, mine))
-      : manifest.digests.sections[name];
-  }
-  return { devs, digests };
+/**
+ * Section digests with some items replaced, without re-serializing the section each time: the canonical
+ * form of a section is `[item,item,...]`, so each item's canonical JSON is computed once and a set's
+ * digest hashes those pieces with its own items in their place (what the controller's digestOf of
+ * applyDeviations gives for modified items; checked against it for the first set of each section).
+ */
+function sectionDigester(name, items) {
+  const BLOCK = 1024;
+  const pieces = items.map((it) => canonicalJson(it));
+  const index = new Map(items.map((it, i) => [it.key, i]));
+  // blocks of items already joined and encoded: a set re-joins only the blocks it changes
+  const blocks = [];
+  for (let i = 0; i < pieces.length; i += BLOCK) blocks.push(Buffer.from(pieces.slice(i, i + BLOCK).join(',')));
+  const comma = Buffer.from(',');
+  let checked = false;
+  return (devs) => {
+    const swap = new Map(devs.map((d) => [index.get(d.key), canonicalJson({ ...d.actual, key: d.key })]));
+    const touched = new Set([...swap.keys()].map((i) => Math.floor(i / BLOCK)));
+    const h = createHash('sha256').update('[');
+    for (let b = 0; b < blocks.length; b++) {
+      if (b) h.update(comma);
+      if (!touched.has(b)) h.update(blocks[b]);
+      else {
+        const part = [];
+        for (let i = b * BLOCK; i < Math.min(pieces.length, (b + 1) * BLOCK); i++) part.push(swap.get(i) ?? pieces[i]);
+        h.update(part.join(','));
+      }
+    }
+    const digest = `sha256:${h.update(']').digest('hex')}`;
+    if (!checked) {
+      checked = true;
+      const slow = digestOf(applyDeviations(name, items, devs));
+      if (slow !== digest) throw new Error(`bench: the fast digest of section ${name} disagrees with digestOf`);
+    }
+    return digest;
+  };
 }
+
+/**
+ * `count` deviation sets (set s: `files` files with changed content, `packages` upgraded packages,
+ * `sysctl` changed kernel parameters; the changed values carry s, so no two sets are alike), with
+ * digests that add up.
+ */
+export function deviationSets(manifest, count, { files = 8, packages = 2, sysctl = 0 } = {}) {
+  const digesters = {};
+  const out = [];
+  for (let s = 0; s < count; s++) {
+    // n distinct items (stride coprime to the length); the values carry s, so no two sets are equal
+    const pick = (items, n) => {
+      let stride = 61;
+      while (gcd(stride, items.length) !== 1) stride += 2;
+      return Array.from({ length: Math.min(n, items.length) }, (_, j) => items[(s * 101 + j * stride) % items.length]);
+    };
+    const devs = [];
+    for (const f of pick(manifest.sections.files.items, files)) {
+      devs.push({
+        collector: 'files',
+        key: f.key,
+        change: 'modified',
+        expected: bodyOf(f),
+        actual: { ...bodyOf(f), size: f.size + 17, sha256: hexOf(`${f.key} drifted ${s}`) },
+        fields: ['sha256', 'size'],
+        severity: 'high',
+      });
+    }
+    for (const p of pick(manifest.sections.packages.items, packages)) {
+      devs.push({
+        collector: 'packages',
+        key: p.key,
+        change: 'modified',
+        expected: bodyOf(p),
+        actual: { ...bodyOf(p), version: `${p.version}+hotfix${s}` },
+        fields: ['version'],
+        severity: 'high',
+      });
+    }
+    for (const k of pick(manifest.sections.sysctl.items, sysctl)) {
+      devs.push({
+        collector: 'sysctl',
+        key: k.key,
+        change: 'modified',
+        expected: bodyOf(k),
+        actual: { ...bodyOf(k), runtime: `${k.runtime}9` },
+        fields: ['runtime'],
+        severity: 'medium',
+      });
+    }
+    const digests = {};
+    for (const [name, section] of Object.entries(manifest.sections)) {
+      const mine = devs.filter((d) => d.collector === name);
+      if (!mine.length) digests[name] = manifest.digests.sections[name];
+      else {
+        digesters[name] ??= sectionDigester(name, section.items);
+        digests[name] = digesters[name](mine);
+      }
+    }
+    out.push({ devs, digests });
+  }
+  return out;
+}
+
+const gcd = (a, b) => (b ? gcd(b, a % b) : a);
 
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-function procTicks(pid) {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]); // utime + stime (fields 14 and 15)
-  } catch {
-    return NaN;
-  }
-}
 
 function procRssMB(pid) {
   try {
@@ -182,36 +242,147 @@ function machineTicks() {
   return { total: f.reduce((a, b) => a + b, 0), idle: f[3] + f[4] };
 }
 
-/** Samples a process (CPU from utime+stime over wall time, 100 % = one core; max VmRSS every 200 ms) and the machine. */
-export function monitor(pid) {
+/** Every process's [ppid, ticks, comm] from /proc. */
+function procTable() {
+  const t = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const st = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const close = st.lastIndexOf(')');
+      const f = st.slice(close + 2).split(' ');
+      t.set(Number(name), {
+        ppid: Number(f[1]),
+        ticks: Number(f[11]) + Number(f[12]),
+        comm: st.slice(st.indexOf('(') + 1, close),
+      });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return t;
+}
+
+/** pid and every descendant of it (a controller that forks workers is measured whole). */
+function treeOf(table, pid) {
+  const out = new Set([pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [p, e] of table)
+      if (!out.has(p) && out.has(e.ppid)) {
+        out.add(p);
+        grew = true;
+      }
+  }
+  return out;
+}
+
+/**
+ * CPU ticks of a changing set of processes over a phase: each process counts from its ticks when first
+ * seen (from 0 if it started during the phase) to its ticks when last seen. Sampled every 500 ms, so a
+ * process that lives less than that is missed.
+ */
+function tickTracker() {
+  const first = new Map();
+  const last = new Map();
+  let started = false;
+  return {
+    see(pids, table) {
+      for (const p of pids) {
+        const e = table.get(p);
+        if (!e) continue;
+        if (!first.has(p)) first.set(p, started ? 0 : e.ticks);
+        last.set(p, e.ticks);
+      }
+    },
+    start() {
+      started = true;
+    },
+    ticks: () => [...last].reduce((n, [p, t]) => n + t - first.get(p), 0),
+  };
+}
+
+/**
+ * Samples the controller (its process tree: CPU from utime+stime over wall time, 100 % = one core; max VmRSS
+ * of the main process every 200 ms), this generator (process.cpuUsage), the machine (/proc/stat) and, with
+ * `db` = {pgUrl, appName}, the database: `dbCpu` the PostgreSQL backends serving this controller (found
+ * by application_name in pg_stat_activity), `pgAllCpu` every postgres process on the machine (other
+ * users' included). On SQLite the database runs inside the controller (dbCpu is NaN: it is in serverCpu).
+ */
+export async function monitor(pid, db = null) {
+  let pgc = null;
+  if (db) {
+    pgc = new pg.Client({ connectionString: db.pgUrl });
+    await pgc.connect();
+  }
+  const server = tickTracker();
+  const backends = tickTracker();
+  const allPg = tickTracker();
+  const sample = async () => {
+    const table = procTable();
+    server.see(treeOf(table, pid), table);
+    if (pgc) {
+      const r = await pgc.query('select pid from pg_stat_activity where application_name = $1', [db.appName]);
+      backends.see(
+        r.rows.map((x) => x.pid),
+        table,
+      );
+      allPg.see(
+        [...table].filter(([, e]) => e.comm === 'postgres').map(([p]) => p),
+        table,
+      );
+    }
+  };
+  await sample();
+  server.start();
+  backends.start();
+  allPg.start();
   const t0 = performance.now();
-  const ticks0 = procTicks(pid);
   const mach0 = machineTicks();
   const gen0 = process.cpuUsage();
   const load1 = loadavg()[0];
   let rssMax = procRssMB(pid);
+  let sampling = Promise.resolve();
+  let n = 0;
   const timer = setInterval(() => {
     const r = procRssMB(pid);
     if (r > rssMax) rssMax = r;
-  }, 200);
+    if (++n % 5 === 0) sampling = sampling.then(sample).catch(() => {});
+  }, 100);
   return {
-    stop() {
+    async stop() {
       clearInterval(timer);
       const wall = (performance.now() - t0) / 1000;
+      const gen = process.cpuUsage(gen0);
+      const mach1 = machineTicks();
+      await sampling;
+      await sample();
+      await pgc?.end();
       const r = procRssMB(pid);
       if (r > rssMax) rssMax = r;
-      const mach1 = machineTicks();
-      const gen = process.cpuUsage(gen0);
       const dt = mach1.total - mach0.total;
+      const pctOf = (ticks) => (ticks / CLK_TCK / wall) * 100;
       return {
-        serverCpu: ((procTicks(pid) - ticks0) / CLK_TCK / wall) * 100,
+        wall,
+        serverCpu: pctOf(server.ticks()),
+        serverCpuS: server.ticks() / CLK_TCK,
         serverRssMB: rssMax,
         genCpu: ((gen.user + gen.system) / 1e6 / wall) * 100,
+        genCpuS: (gen.user + gen.system) / 1e6,
+        dbCpu: pgc ? pctOf(backends.ticks()) : NaN,
+        dbCpuS: pgc ? backends.ticks() / CLK_TCK : NaN,
+        pgAllCpu: pgc ? pctOf(allPg.ticks()) : NaN,
         machineBusy: dt > 0 ? (1 - (mach1.idle - mach0.idle) / dt) * 100 : NaN,
         load1,
       };
     },
   };
+}
+
+/** CPU milliseconds per answered request of the server, the generator and the database. */
+export function perRequest(res, ok) {
+  const per = (sec) => (ok > 0 ? (sec * 1000) / ok : NaN);
+  return { serverMsPerReq: per(res.serverCpuS), genMsPerReq: per(res.genCpuS), dbMsPerReq: per(res.dbCpuS) };
 }
 
 function pct(sorted, p) {
@@ -302,7 +473,7 @@ export async function call(pool, method, path, token, body) {
     method,
     path,
     headers: {
-      authorization: `Bearer ${token}`,
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
       ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
     },
     body,
@@ -316,7 +487,7 @@ export async function call(pool, method, path, token, body) {
  * there, or a new schema `PREFIX_PID_RANDOM` on the PostgreSQL server at pgUrl) and a controller config.
  * dropStore() drops the PostgreSQL schema (nothing for SQLite).
  */
-export async function prepareStore(work, kind, { pgUrl, schemaPrefix, log = () => {} }) {
+export async function prepareStore(work, kind, { pgUrl, schemaPrefix, log = () => {}, tls = false }) {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const dir = join(work, `${kind}-${stamp}`);
   mkdirSync(dir, { recursive: true });
@@ -331,7 +502,37 @@ export async function prepareStore(work, kind, { pgUrl, schemaPrefix, log = () =
     await c.connect();
     await c.query(`create schema ${pgSchema}`);
     await c.end();
-    storeUrl = `${pgUrl}${pgUrl.includes('?') ? '&' : '?'}options=-csearch_path%3D${pgSchema}`;
+    // application_name in the URL overrides the store's own, so monitor() finds this controller's backends
+    storeUrl = `${pgUrl}${pgUrl.includes('?') ? '&' : '?'}options=-csearch_path%3D${pgSchema}&application_name=${pgSchema}`;
+  }
+  let caPem = null;
+  if (tls) {
+    // A self-signed certificate for 127.0.0.1 (P-256, as a small deployment would make one)
+    const r = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'tls.key'),
+        '-out',
+        join(dir, 'tls.crt'),
+      ],
+      { encoding: 'utf8' },
+    );
+    if (r.status !== 0) throw new Error(`openssl req (TLS certificate) failed: ${r.stderr}`);
+    caPem = readFileSync(join(dir, 'tls.crt'), 'utf8');
   }
   const configFile = join(dir, 'controller.yaml');
   writeFileSync(
@@ -340,6 +541,7 @@ export async function prepareStore(work, kind, { pgUrl, schemaPrefix, log = () =
       `listen: 127.0.0.1:0`,
       `store: "${storeUrl}"`,
       `trustedKeys: [${join(dir, 'bench.pub.pem')}]`,
+      ...(tls ? [`tls: { certFile: ${join(dir, 'tls.crt')}, keyFile: ${join(dir, 'tls.key')} }`] : []),
       `silentAfter: 1h`,
       `taintSilentAfter: 48h`,
       '# every simulated host enrolls from 127.0.0.1',
@@ -353,6 +555,8 @@ export async function prepareStore(work, kind, { pgUrl, schemaPrefix, log = () =
     keys,
     storeUrl,
     pgSchema,
+    appName: pgSchema,
+    caPem,
     configFile,
     async dropStore() {
       if (!pgSchema) return;
@@ -394,4 +598,110 @@ export function writeResults(out, table, json, log = () => {}) {
   writeFileSync(out, table);
   writeFileSync(out.replace(/\.md$/, '') + '.json', JSON.stringify(json, null, 2));
   log(`written ${out}`);
+}
+
+/**
+ * How the generator reaches the controller. `pool`: one keep-alive pool of 256 connections shared by
+ * every simulated host (cheap for both sides, unlike a fleet). `per-agent`: each host its own connection
+ * (as the agent's transport keeps one socket), opened at its first request; at most `maxOpen` are open at
+ * once (this process's file descriptors), past that the least recently used is closed, so a fleet larger
+ * than that pays a new connection (over HTTPS a TLS handshake) per request, as agents reconnecting would.
+ * call(i, method, path, token, body) → {status, text}; `connects` counts connections opened.
+ */
+export function transport(url, { mode = 'pool', caPem = null, maxOpen = 4096 } = {}) {
+  // an agent waits up to 30 s (its transport timeout); undici's default connect timeout is 10 s
+  const connect = { timeout: 30_000, ...(caPem ? { ca: caPem } : {}) };
+  if (mode === 'pool') {
+    const pool = new Pool(url, {
+      connections: 256,
+      pipelining: 1,
+      keepAliveTimeout: 60_000,
+      keepAliveMaxTimeout: 600_000,
+      connect,
+    });
+    return {
+      mode,
+      connects: NaN,
+      call: (_i, method, path, token, body) => call(pool, method, path, token, body),
+      close: () => pool.close(),
+      destroy: () => pool.destroy(),
+    };
+  }
+  if (mode !== 'per-agent') throw new Error(`transport: unknown mode ${mode}`);
+  const open = new Map(); // host -> Client, in least recently used order
+  const t = {
+    mode,
+    connects: 0,
+    call(i, method, path, token, body) {
+      let c = open.get(i);
+      if (c) open.delete(i);
+      else {
+        c = new Client(url, {
+          pipelining: 1,
+          keepAliveTimeout: 60_000,
+          keepAliveMaxTimeout: 600_000,
+          connect,
+        });
+        c.on('connect', () => t.connects++);
+        if (open.size >= maxOpen) {
+          const [oldest, oc] = open.entries().next().value;
+          open.delete(oldest);
+          oc.close().catch(() => {});
+        }
+      }
+      open.set(i, c);
+      return call(c, method, path, token, body);
+    },
+    async close() {
+      await Promise.all([...open.values()].map((c) => c.close().catch(() => {})));
+      open.clear();
+    },
+    async destroy() {
+      await Promise.all([...open.values()].map((c) => c.destroy().catch(() => {})));
+      open.clear();
+    },
+  };
+  return t;
+}
+
+/** Counters from the controller's /metrics: digest memo hits and misses (NaN when it did not answer). */
+export async function memoCounters(t, token) {
+  let r;
+  try {
+    r = await t.call(-1, 'GET', '/metrics', token);
+  } catch {
+    return { hits: NaN, misses: NaN };
+  }
+  if (r.status !== 200) throw new Error(`GET /metrics: ${r.status} ${r.text.slice(0, 200)}`);
+  const get = (result) => {
+    const m = new RegExp(`^driftwarden_digest_memo_lookups_total\\{result="${result}"\\} (\\d+)`, 'm').exec(r.text);
+    return m ? Number(m[1]) : NaN;
+  };
+  return { hits: get('hit'), misses: get('miss') };
+}
+
+/** The commit measured (with `+dirty` when the work tree has changes), for every figure. */
+export function commitOf(repo = REPO) {
+  const h = spawnSync('git', ['-C', repo, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim();
+  const dirty = spawnSync('git', ['-C', repo, 'status', '--porcelain', '--untracked-files=no'], {
+    encoding: 'utf8',
+  }).stdout.trim();
+  return `${h || 'unknown'}${dirty ? '+dirty' : ''}`;
+}
+
+/** `uptime` as printed, beside each figure (the machine is shared). */
+export const uptime = () => spawnSync('uptime', { encoding: 'utf8' }).stdout.trim();
+
+/** A measurement that is empty or smaller than asked is not reported: the bench stops with exit 2. */
+export class NotMeasured extends Error {}
+export function mustMeasure(ok, what) {
+  if (!ok) throw new NotMeasured(`refusing to report: ${what}`);
+}
+
+/** A verdict cell: `met` or **missed**, n/a when there is no figure. */
+export const verdict = (ok) => (ok === null || ok === undefined ? 'n/a' : ok ? 'met' : '**missed**');
+
+/** The comment block at the top of a script, for --help. */
+export function helpOf(file) {
+  return `${readFileSync(file, 'utf8').split('*/')[0]}*/\n`;
 }

@@ -34,18 +34,11 @@ import {
   type ReplaceStatus,
   type ReplacementTarget,
 } from './types.js';
+import type { z } from 'zod';
+import type { AwsAsgProviderSchema } from '../scheduler/config.js';
 
-export interface AwsAsgConfig {
-  region: string;
-  endpoint?: string;
-  strategy: 'terminate' | 'unhealthy' | 'detach';
-  forensicHold: boolean;
-  successorTimeout: string;
-  /** An instance in no auto-scaling group: `fail` (nothing would launch a successor) or `terminate` it. */
-  standalone?: 'fail' | 'terminate';
-  /** `terminate` and `detach` shrink the group instead of replacing the instance (no successor). */
-  decrementDesiredCapacity?: boolean;
-}
+/** The `aws-asg` provider block as its schema parses it (defaults filled in). */
+export type AwsAsgConfig = Omit<z.output<typeof AwsAsgProviderSchema>, 'type'>;
 
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
 /** How long an instance may be out of its group yet still running after terminate/unhealthy before that is a failure (AWS starts shutting it down within seconds). */

@@ -7,12 +7,11 @@
 import { spawn } from 'node:child_process';
 import { parseDuration } from '../../shared/schema/config.js';
 import { ProviderError, type Provider, type ReplacementTarget } from './types.js';
+import type { z } from 'zod';
+import type { ExecProviderSchema } from '../scheduler/config.js';
 
-export interface ExecConfig {
-  command: string[];
-  statusCommand?: string[];
-  timeout: string;
-}
+/** The `exec` provider block as its schema parses it (defaults filled in). */
+export type ExecConfig = Omit<z.output<typeof ExecProviderSchema>, 'type'>;
 
 export const EXIT_PENDING = 3;
 

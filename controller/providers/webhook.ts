@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'undici';
 import { DwError } from '../../shared/errors.js';
+import { redactUrl } from '../../shared/logger.js';
 import { parseDuration } from '../../shared/schema/config.js';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, signWebhook, verifyWebhook } from '../siem/webhook.js';
 import {
@@ -16,6 +17,8 @@ import {
   type ReplaceStatus,
   type ReplacementTarget,
 } from './types.js';
+import type { z } from 'zod';
+import type { WebhookProviderSchema } from '../scheduler/config.js';
 
 // One signature format for every webhook the controller sends: it lives in ../siem/webhook.ts.
 export { SIGNATURE_HEADER, TIMESTAMP_HEADER };
@@ -101,13 +104,13 @@ export async function signedPost(provider: string, payload: unknown, o: SignedPo
         } catch {
           throw new ProviderError(
             provider,
-            `${redact(o.url)} answered ${res.statusCode} with a body that is not JSON`,
+            `${redactUrl(o.url)} answered ${res.statusCode} with a body that is not JSON`,
             { retryable: false },
           );
         }
       }
       const retryable = res.statusCode === 429 || res.statusCode >= 500;
-      last = new ProviderError(provider, `${redact(o.url)} answered ${res.statusCode}: ${text.slice(0, 200)}`, {
+      last = new ProviderError(provider, `${redactUrl(o.url)} answered ${res.statusCode}: ${text.slice(0, 200)}`, {
         retryable,
         context: { status: res.statusCode },
       });
@@ -115,21 +118,11 @@ export async function signedPost(provider: string, payload: unknown, o: SignedPo
     } catch (err) {
       if (err instanceof ProviderError && !err.retryable) throw err;
       if (err instanceof ProviderError) last = err;
-      else if (o.signal?.aborted) throw new ProviderError(provider, `${redact(o.url)}: aborted`, { cause: err });
-      else last = new ProviderError(provider, `${redact(o.url)}: ${(err as Error).message}`, { cause: err });
+      else if (o.signal?.aborted) throw new ProviderError(provider, `${redactUrl(o.url)}: aborted`, { cause: err });
+      else last = new ProviderError(provider, `${redactUrl(o.url)}: ${(err as Error).message}`, { cause: err });
     }
   }
-  throw last ?? new ProviderError(provider, `${redact(o.url)}: no attempt made`);
-}
-
-/** The URL without credentials or query (which may carry a token). */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}`;
-  } catch {
-    return '(webhook URL)';
-  }
+  throw last ?? new ProviderError(provider, `${redactUrl(o.url)}: no attempt made`);
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -143,13 +136,8 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-export interface WebhookConfig {
-  url: string;
-  secret?: string;
-  secretFile?: string;
-  timeout: string;
-  retries: number;
-}
+/** The `webhook` provider block as its schema parses it (defaults filled in). */
+export type WebhookConfig = Omit<z.output<typeof WebhookProviderSchema>, 'type'>;
 
 function payloadOf(event: 'replace' | 'status', t: ReplacementTarget) {
   return {

@@ -14,7 +14,7 @@ import type { App, AppContext } from '../app.js';
 import { hashSecret, newSecret } from '../auth.js';
 import { loadAwsCertificates, verifyAwsIdentity, type AwsEnrollmentPolicy } from '../aws-identity.js';
 import { durationMs } from '../config.js';
-import { recordTransition } from '../events.js';
+import { recordTransition } from '../event-stream.js';
 import { sourceKey } from '../rate-limit.js';
 import { groupMatches } from '../scheduler/budgets.js';
 import { StoreConflictError, type StoreTx, type TokenRow } from '../store/types.js';

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { DwError } from '../../shared/errors.js';
 import type { CloudIdentity } from '../../shared/schema/identity.js';
 import type { App, AppContext } from '../app.js';
-import { recordTransition } from '../events.js';
+import { recordTransition } from '../event-stream.js';
 import type { HostRow, StoreTx } from '../store/types.js';
 
 const Params = z.object({ id: z.string().min(1).max(256) });

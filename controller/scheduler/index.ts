@@ -12,11 +12,11 @@ import { readSecret, signedPost } from '../providers/webhook.js';
 import { ACTIVE_REPLACEMENT_STATES } from '../store/replacements.js';
 import type { Store } from '../store/types.js';
 import type { ProviderConfig } from './config.js';
-import { SchedulerEvents } from './events.js';
+import { SchedulerEvents } from './scheduler-events.js';
 import { Scheduler } from './scheduler.js';
 
 export { Scheduler } from './scheduler.js';
-export { SchedulerEvents, type SchedulerEvent, type SchedulerListener } from './events.js';
+export { SchedulerEvents, type SchedulerEvent, type SchedulerListener } from './scheduler-events.js';
 
 export interface CreateSchedulerOptions {
   store: Store;

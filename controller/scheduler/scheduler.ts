@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { DwError } from '../../shared/errors.js';
 import { next, type HostEvent } from '../states.js';
-import { EVENT_KINDS, recordEvent } from '../events.js';
+import { EVENT_KINDS, recordEvent } from '../event-stream.js';
 import type { HostRow, HostState, StoreTx } from '../store/types.js';
 import {
   ACTIVE_REPLACEMENT_STATES,
@@ -18,7 +18,7 @@ import {
 } from '../store/replacements.js';
 import { budgetAllowance, combine, groupMatches } from './budgets.js';
 import type { Mode, SchedulerConfig } from './config.js';
-import { SchedulerEvents } from './events.js';
+import { SchedulerEvents } from './scheduler-events.js';
 import {
   emptyGroup,
   hostContext,

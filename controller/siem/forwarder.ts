@@ -102,6 +102,15 @@ export function chatSink(url: string, secret: Buffer | null, now?: () => Date): 
   };
 }
 
+/** The names (event cursors) of the sinks the config sets up, without reading their secrets. */
+export function sinkNames(config: ControllerConfig): string[] {
+  return [
+    ...(config.siem.webhook ? ['siem-webhook'] : []),
+    ...(config.siem.syslog ? ['siem-syslog'] : []),
+    ...(config.notifications?.webhook ? ['notifications'] : []),
+  ];
+}
+
 export function sinksFromConfig(config: ControllerConfig): Sink[] {
   const sinks: Sink[] = [];
   const s = config.siem;

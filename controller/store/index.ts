@@ -16,7 +16,10 @@ import {
 } from 'kysely';
 import pg from 'pg';
 import { DwError } from '../../shared/errors.js';
+import { redactUrl } from '../../shared/logger.js';
+import { GroupCommitSqliteStore } from './group-commit.js';
 import { KyselyStore, type DB } from './kysely-store.js';
+import { startCheckpointer } from './sqlite-checkpointer.js';
 import type { Store } from './types.js';
 
 export type { Store, StoreTx } from './types.js';
@@ -37,6 +40,11 @@ export interface OpenStoreOptions {
   schema?: string;
   /** PostgreSQL only: pool size (default 10). */
   maxConnections?: number;
+  /**
+   * SQLite only: checkpoint the WAL from a worker thread instead of inside commits (a long-running
+   * controller; short CLI commands keep SQLite's automatic checkpoints).
+   */
+  backgroundCheckpoints?: boolean;
 }
 
 /** How long a SQLite writer waits for another process's write lock (e.g. `driftwarden token create`). */
@@ -112,7 +120,12 @@ function openSqlite(rest: string, opts: OpenStoreOptions): KyselyStore {
   const db = new Kysely<DB>({
     dialect: new ImmediateSqliteDialect({ database: statementCache(raw, STATEMENT_CACHE_SIZE) }),
   });
-  return new KyselyStore(db, 'sqlite');
+  const checkpointer =
+    opts.backgroundCheckpoints && file !== ':memory:'
+      ? startCheckpointer(raw, file, (message) => opts.log?.warn({ file, message }, 'store: WAL checkpoint failed'))
+      : null;
+  // One writer: concurrent transactions share a commit (controller/store/group-commit.ts).
+  return new GroupCommitSqliteStore(db, checkpointer);
 }
 
 /**
@@ -163,16 +176,7 @@ function statementCache(raw: Database.Database, max: number): SqliteDatabase {
 
 // ---- PostgreSQL ----
 
-/** The URL without its password, for logs and error messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
-}
+export { redactUrl };
 
 async function openPostgres(url: string, opts: OpenStoreOptions): Promise<KyselyStore> {
   const schema = opts.schema;
@@ -218,5 +222,13 @@ async function openPostgres(url: string, opts: OpenStoreOptions): Promise<Kysely
     );
   }
   opts.log?.info({ url: redactUrl(url), schema: current }, 'store opened (postgres)');
-  return new KyselyStore(db, 'postgres', { pgSchema: current });
+  return new KyselyStore(db, 'postgres', {
+    pgSchema: current,
+    waiting: () => pool.waitingCount,
+    onRetry: (err, attempt, delayMs) =>
+      opts.log?.info(
+        { code: (err as { code?: string }).code, attempt, delayMs: Math.round(delayMs) },
+        'store: transaction aborted by PostgreSQL (deadlock or serialization conflict); running it again',
+      ),
+  });
 }

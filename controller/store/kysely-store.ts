@@ -10,6 +10,8 @@ import { auditContent, chainHash, eventContent, GENESIS } from './chain.js';
 import { actualDigest } from './migration-0003.js';
 import { migrateToLatest, type Dialect } from './migrations.js';
 import { KyselyReplacementStore, type ReplacementStoreTx } from './replacements.js';
+import { retryTransient, type RetryOptions } from './retry.js';
+import { KyselyRetentionStore, type RetentionStoreTx } from './retention.js';
 import {
   HOST_STATES,
   type EventRow,
@@ -513,14 +515,18 @@ function dedupeDeviations(rows: HostDeviationRow[]): HostDeviationRow[] {
 // ---- the store ----
 
 /** Every StoreTx method over one Kysely handle: the root (auto-commit) or a transaction. */
-class KyselyStoreTx implements StoreTx {
+export class KyselyStoreTx implements StoreTx {
   readonly replacements: ReplacementStoreTx;
+  readonly retention: RetentionStoreTx;
 
   constructor(
     protected readonly db: Kysely<DB>,
     protected readonly dialect: Dialect,
+    /** The handle is one transaction's (KyselyStore.transaction), not the auto-commit root. */
+    protected readonly isTransaction = false,
   ) {
     this.replacements = new KyselyReplacementStore(db, dialect);
+    this.retention = new KyselyRetentionStore(db, dialect);
   }
 
   // tokens
@@ -1124,15 +1130,69 @@ class KyselyStoreTx implements StoreTx {
         );
     }
     const unique = dedupeDeviations(rows);
-    const firstSeen = new Map<string, string>();
+    const existing = new Map<string, Selectable<HostDeviationsTable>>();
+    if (unique.length > INSERT_CHUNK) return this.rewriteHostDeviations(hostId, unique);
     if (unique.length > 0) {
-      const existing = await this.db
-        .selectFrom('host_deviations')
-        .select(['collector', 'item_key', 'first_seen_at'])
+      const found = await this.db.selectFrom('host_deviations').selectAll().where('host_id', '=', hostId).execute();
+      for (const e of found) existing.set(`${e.collector}\u0000${e.item_key}`, e);
+    }
+    const fresh = unique.map((d) => {
+      const v = deviationToRow(d);
+      const prev = existing.get(`${d.collector}\u0000${d.key}`);
+      if (prev !== undefined && prev.first_seen_at < v.first_seen_at) v.first_seen_at = prev.first_seen_at;
+      return v;
+    });
+    // A rescan mostly finds what the last one did: rows that read the same only get their last sighting
+    // moved (no index covers it), instead of every index entry deleted and inserted again.
+    const same = (a: Selectable<HostDeviationsTable>, b: (typeof fresh)[number]) =>
+      a.change === b.change &&
+      a.expected === b.expected &&
+      a.actual === b.actual &&
+      a.severity === b.severity &&
+      a.action === b.action &&
+      a.decided_by === b.decided_by &&
+      a.first_seen_at === b.first_seen_at;
+    const kept = new Set<string>();
+    for (const v of fresh) {
+      const k = `${v.collector}\u0000${v.item_key}`;
+      const prev = existing.get(k);
+      if (prev && same(prev, v)) kept.add(k);
+    }
+    const lastSeen = new Set(fresh.map((v) => v.last_seen_at));
+    // A few rows to drop are deleted by key; otherwise (or with mixed sighting times) all go, as before.
+    const drop = existing.size - kept.size;
+    if (kept.size === 0 || lastSeen.size !== 1 || drop > 64) {
+      kept.clear();
+      await this.db.deleteFrom('host_deviations').where('host_id', '=', hostId).execute();
+    } else {
+      for (const [k, e] of existing) {
+        if (kept.has(k)) continue;
+        await this.db
+          .deleteFrom('host_deviations')
+          .where('host_id', '=', hostId)
+          .where('collector', '=', e.collector)
+          .where('item_key', '=', e.item_key)
+          .execute();
+      }
+      await this.db
+        .updateTable('host_deviations')
+        .set({ last_seen_at: [...lastSeen][0]! })
         .where('host_id', '=', hostId)
         .execute();
-      for (const e of existing) firstSeen.set(`${e.collector}\u0000${e.item_key}`, e.first_seen_at);
     }
+    const insert = kept.size === 0 ? fresh : fresh.filter((v) => !kept.has(`${v.collector}\u0000${v.item_key}`));
+    if (insert.length > 0) await this.db.insertInto('host_deviations').values(insert).execute();
+  }
+
+  /** Every row of the host deleted and the new ones inserted, converted a chunk at a time between yields. */
+  private async rewriteHostDeviations(hostId: string, unique: HostDeviationRow[]): Promise<void> {
+    const firstSeen = new Map<string, string>();
+    const existing = await this.db
+      .selectFrom('host_deviations')
+      .select(['collector', 'item_key', 'first_seen_at'])
+      .where('host_id', '=', hostId)
+      .execute();
+    for (const e of existing) firstSeen.set(`${e.collector}\u0000${e.item_key}`, e.first_seen_at);
     await this.db.deleteFrom('host_deviations').where('host_id', '=', hostId).execute();
     const toRow = (d: HostDeviationRow) => {
       const v = deviationToRow(d);
@@ -1140,7 +1200,6 @@ class KyselyStoreTx implements StoreTx {
       if (prev !== undefined && prev < v.first_seen_at) v.first_seen_at = prev;
       return v;
     };
-    // Rows are converted a chunk at a time, so the CPU work is spread between the yields too.
     for (let i = 0; i < unique.length; i += INSERT_CHUNK) {
       await breathe(this.dialect, i);
       await this.db
@@ -1224,11 +1283,24 @@ class KyselyStoreTx implements StoreTx {
    * already serialized; PostgreSQL takes a transaction-scoped advisory lock per chain.
    */
   protected async chainHead(table: 'audit' | 'events'): Promise<string> {
-    if (this.dialect === 'postgres')
+    // Appended to already in this transaction: the lock is held until commit, so our last hash is the head
+    // (a report that changes state appends to the events chain twice; saves two round trips under the lock).
+    const known = this.heads.get(table);
+    if (known !== undefined) return known;
+    if (this.dialect === 'postgres') {
+      // One lock order for both chains, events before audit: ingestion appends events then audits a
+      // taint, the scheduler audits then records a transition; taken in either order, two such
+      // transactions deadlocked (the 500s under concurrent drift scans).
+      if (table === 'audit' && !this.heads.has('events'))
+        await sql`select pg_advisory_xact_lock(hashtext(current_schema() || '.events'))`.execute(this.db);
       await sql`select pg_advisory_xact_lock(hashtext(current_schema() || ${'.' + table}))`.execute(this.db);
+    }
     const r = await this.db.selectFrom(table).select('hash').orderBy('id', 'desc').limit(1).executeTakeFirst();
     return r?.hash ?? GENESIS;
   }
+
+  /** The chains' heads after this transaction's own appends (a KyselyStoreTx lives for one transaction). */
+  private readonly heads = new Map<'audit' | 'events', string>();
 
   async appendAudit(row: Omit<AuditRow, 'id' | 'prevHash' | 'hash'>): Promise<AuditRow> {
     const at = iso(row.at, 'at');
@@ -1249,6 +1321,7 @@ class KyselyStoreTx implements StoreTx {
       })
       .returningAll()
       .executeTakeFirstOrThrow();
+    if (this.isTransaction) this.heads.set('audit', hash);
     return auditFromRow(r);
   }
 
@@ -1303,6 +1376,7 @@ class KyselyStoreTx implements StoreTx {
         .execute();
       out.push(...r.map(eventFromRow).sort((a, b) => a.id - b.id));
     }
+    if (this.isTransaction) this.heads.set('events', prev);
     return out;
   }
 
@@ -1414,11 +1488,21 @@ export class KyselyStore extends KyselyStoreTx implements Store {
   readonly kind: Dialect;
   readonly #pgSchema: string | undefined;
 
+  readonly #onRetry: RetryOptions['onRetry'];
+  /** An own property, not a method: it reads no private state, so a Proxy around the store can call it. */
+  readonly waitingForConnection: () => number;
+
   /** `pgSchema`: on PostgreSQL, the schema the connections' search_path puts first (see createMigrator). */
-  constructor(db: Kysely<DB>, dialect: Dialect, opts: { pgSchema?: string } = {}) {
+  constructor(
+    db: Kysely<DB>,
+    dialect: Dialect,
+    opts: { pgSchema?: string; onRetry?: RetryOptions['onRetry']; waiting?: () => number } = {},
+  ) {
     super(db, dialect);
     this.kind = dialect;
     this.#pgSchema = opts.pgSchema;
+    this.#onRetry = opts.onRetry;
+    this.waitingForConnection = opts.waiting ?? (() => 0);
   }
 
   async migrate(): Promise<void> {
@@ -1432,7 +1516,9 @@ export class KyselyStore extends KyselyStoreTx implements Store {
    * `begin` immediate.
    */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute((trx) => fn(new KyselyStoreTx(trx, this.dialect)));
+    const once = () => this.db.transaction().execute((trx) => fn(new KyselyStoreTx(trx, this.dialect, true)));
+    // SQLite serializes writers and never aborts a transaction for a conflict; PostgreSQL may (retry.ts).
+    return this.dialect === 'postgres' ? retryTransient(once, { onRetry: this.#onRetry }) : once();
   }
 
   /** A chained append needs its head read and its insert in one transaction, even when called outside one. */

@@ -5,6 +5,7 @@ import { migrateTokenLimits } from './migration-0006.js';
 import { migrateLastScan } from './migration-0008.js';
 import { migrateCloudIdentity } from './migration-0009.js';
 import { migrateHostLifecycle } from './migration-0010.js';
+import { migrateRetentionCheckpoints } from './migration-0011.js';
 import { migrateDeviationAttribution } from './migration-0012.js';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { createReplacementTables } from './replacements.js';
@@ -227,6 +228,11 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0010_host_lifecycle': {
       async up(db: Kysely<any>): Promise<void> {
         await migrateHostLifecycle(db, dialect);
+      },
+    },
+    '0011_retention_checkpoints': {
+      async up(db: Kysely<any>): Promise<void> {
+        await migrateRetentionCheckpoints(db, dialect);
       },
     },
     '0012_deviation_attribution': {

@@ -8,6 +8,7 @@ import type { CloudIdentity } from '../../shared/schema/identity.js';
 import type { Inventory } from '../../shared/schema/report.js';
 import type { Finding, FindingSort } from '../../shared/schema/findings.js';
 import type { ReplacementStoreTx } from './replacements.js';
+import type { RetentionStoreTx } from './retention.js';
 
 export const ROLES = ['agent', 'viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -251,6 +252,8 @@ export interface HostFilter {
 export interface StoreTx {
   /** The replacement queue and per-group scheduler state (controller/store/replacements.ts). */
   readonly replacements: ReplacementStoreTx;
+  /** Report, finding and chain retention, and the chains' checkpoints (controller/store/retention.ts). */
+  readonly retention: RetentionStoreTx;
 
   // tokens
   insertToken(row: TokenRow & { hash: string }): Promise<void>;
@@ -403,7 +406,12 @@ export interface Store extends StoreTx {
    * is rethrown. Overlapping transactions never interleave on SQLite (one connection, taken with
    * `begin immediate`). IMPORTANT: inside `fn` use only `tx`: calling the store itself waits for
    * the connection `fn` holds (a deadlock on SQLite) or runs outside the transaction (PostgreSQL).
+   * On PostgreSQL `fn` may run more than once: a run aborted by a deadlock or serialization conflict
+   * is rolled back and run again (store/retry.ts), so `fn` must not change anything outside `tx`
+   * that a second run would change twice (or must reset it first).
    */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /** Queries waiting for a free connection now (PostgreSQL's pool; 0 on SQLite): load shedding reads it. */
+  waitingForConnection(): number;
   close(): Promise<void>;
 }

@@ -2,8 +2,9 @@
 import { z } from 'zod';
 import { CollectorNameSchema } from './common.js';
 import { LIMITS } from './limits.js';
+import { SEVERITIES } from './severities.js';
 
-export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
+export { SEVERITIES };
 export const SeveritySchema = z.enum(SEVERITIES);
 export type Severity = z.infer<typeof SeveritySchema>;
 

@@ -4,7 +4,7 @@ import { diffSection, diffSectionSorted } from '../../shared/diff.js';
 import { canonicalJson } from '../../shared/canonical.js';
 import type { FileItem } from '../../shared/schema/items.js';
 import { PackedFiles } from '../../agent/packed-files.js';
-import { keepPacked } from '../../agent/daemon/agent.js';
+import { keepPacked } from '../../agent/daemon/task.js';
 import { sealManifest, verifyManifest } from '../../shared/manifest.js';
 import { fileDeviations } from '../../agent/daemon/fingerprint.js';
 import type { HostRoot } from '../../agent/root.js';

@@ -1600,11 +1600,13 @@ export function runApiContract(name: string, open: () => Promise<Store>): void {
 
     // -----------------------------------------------------------------------------------------
     describe('retention', () => {
-      it('pruneOldReports removes reports past retention but keeps transitions, audit and host state', async () => {
+      it('pruneOldReports removes reports past retention but keeps the taint evidence, transitions, audit and host state', async () => {
         const web1 = await h.enroll('web-1');
         await web1.scan();
         h.clock.advance(DAY);
-        await web1.upgrade('openssl', '3.0.13-1').scan();
+        await web1.scan();
+        const tainting = web1.upgrade('openssl', '3.0.13-1').report();
+        await web1.send(tainting);
         h.clock.advance(31 * DAY);
         const fresh = web1.report();
         await web1.send(fresh);
@@ -1612,7 +1614,11 @@ export function runApiContract(name: string, open: () => Promise<Store>): void {
         const auditBefore = await h.store.listAudit({ limit: 1000 });
         const hostBefore = await web1.row();
         expect(await pruneOldReports(background())).toBe(2);
-        expect((await h.store.listReports('web-1', { limit: 10 })).map((r) => r.reportId)).toEqual([fresh.reportId]);
+        // The report that tainted the host stays while the host is not replaced.
+        expect((await h.store.listReports('web-1', { limit: 10 })).map((r) => r.reportId)).toEqual([
+          fresh.reportId,
+          tainting.reportId,
+        ]);
         expect(await h.store.listTransitions('web-1')).toEqual(transitionsBefore);
         expect(await h.store.listAudit({ limit: 1000 })).toEqual(auditBefore);
         expect(await web1.row()).toEqual(hostBefore);

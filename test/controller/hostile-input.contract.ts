@@ -182,6 +182,8 @@ export function runHostileInputContract(name: string, open: () => Promise<Store>
           error: 'DW_ERR_TIME_BUDGET',
           message: expect.stringMatching(/time budget of 1 ms.*nothing was stored/),
         });
+        // Like a shed request: the agent holds off for Retry-After (overload.retryAfter, 5 s by default).
+        expect(r.headers['retry-after']).toBe('5');
         expect(await h.snapshot()).toEqual(before);
         const again = await host.send(report);
         expect(again.status, again.text).toBe(200);

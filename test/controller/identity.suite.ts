@@ -292,6 +292,8 @@ export function runIdentitySuite(label: string, newStore: () => Promise<Store>):
           strategy: 'terminate',
           forensicHold: false,
           successorTimeout: '20m',
+          standalone: 'fail',
+          decrementDesiredCapacity: false,
         });
         const s = makeScheduler(
           h.store,

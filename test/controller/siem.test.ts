@@ -8,7 +8,7 @@ import { createServer as createHttpServer, type IncomingMessage } from 'node:htt
 import { createServer as createTcpServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { EVENT_KINDS, recordEvent } from '../../controller/events.js';
+import { EVENT_KINDS, recordEvent } from '../../controller/event-stream.js';
 import { notificationFor } from '../../controller/notify.js';
 import { chatSink, forwardOnce, siemWebhookSink, syslogSink, type Sink } from '../../controller/siem/forwarder.js';
 import {

@@ -1,6 +1,6 @@
 /**
  * @module The built CLI for tests that run it as a user would: `bin/driftwarden.js` on `dist/`, built
- * first (npm run build) when any controller, shared or entry source is newer than its output.
+ * first (npm run build) when any agent, controller, shared or entry source is newer than its output.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -20,17 +20,18 @@ function* tsFiles(dir: string): Generator<string> {
 
 /** Sources whose dist/ output is missing or older than they are. */
 export function staleBuildOutputs(): string[] {
-  return [join(REPO, 'cli.ts'), ...tsFiles(join(REPO, 'controller')), ...tsFiles(join(REPO, 'shared'))].filter(
-    (src) => {
-      try {
-        return (
-          statSync(join(REPO, 'dist', relative(REPO, src).replace(/\.ts$/, '.js'))).mtimeMs < statSync(src).mtimeMs
-        );
-      } catch {
-        return true;
-      }
-    },
-  );
+  return [
+    join(REPO, 'cli.ts'),
+    ...tsFiles(join(REPO, 'agent')),
+    ...tsFiles(join(REPO, 'controller')),
+    ...tsFiles(join(REPO, 'shared')),
+  ].filter((src) => {
+    try {
+      return statSync(join(REPO, 'dist', relative(REPO, src).replace(/\.ts$/, '.js'))).mtimeMs < statSync(src).mtimeMs;
+    } catch {
+      return true;
+    }
+  });
 }
 
 /** Builds when dist/ is stale; returns what is still stale afterwards (a test expects none). */

@@ -3,7 +3,7 @@
  * unusual share of it drifted at once (audited, an event, an alert), and holds the rows of a paused
  * or `off` group. These verdicts win over a backoff: "paused" is what an operator needs to know.
  */
-import { EVENT_KINDS, recordEvent } from '../../events.js';
+import { EVENT_KINDS, recordEvent } from '../../event-stream.js';
 import type { GroupStateRow } from '../../store/replacements.js';
 import { breakerVerdict } from '../breaker.js';
 import { emptyGroup, ms, SYSTEM } from './runtime.js';

@@ -7,7 +7,7 @@
  * pass go on.
  */
 import { describeError } from '../../../shared/errors.js';
-import { EVENT_KINDS, recordEvent } from '../../events.js';
+import { EVENT_KINDS, recordEvent } from '../../event-stream.js';
 import type { ReplacementRow } from '../../store/replacements.js';
 import {
   ProviderError,

@@ -7,7 +7,7 @@
 import type { Decision, GroupCounts, GroupStateRow, ReplacementRow } from '../../store/replacements.js';
 import type { StoreTx } from '../../store/types.js';
 import type { Allowance, BudgetLimits } from '../budgets.js';
-import type { SchedulerEvent } from '../events.js';
+import type { SchedulerEvent } from '../scheduler-events.js';
 import type { SchedulerRuntime, TickResult } from './runtime.js';
 
 export interface PlanPass {
@@ -44,7 +44,12 @@ export async function runPlan(rt: SchedulerRuntime, steps: readonly PlanStep[], 
   const now = rt.d.clock();
   const emitted: SchedulerEvent[] = [];
   const alerts: { group: string; reason: string }[] = [];
+  const before = { ...result, tripped: [...result.tripped] };
   await rt.d.store.transaction(async (tx) => {
+    // The store may run this again after PostgreSQL aborted it (a deadlock): start each run from scratch.
+    Object.assign(result, before, { tripped: [...before.tripped] });
+    emitted.length = 0;
+    alerts.length = 0;
     await tx.replacements.lockScheduler();
     const p: PlanPass = {
       rt,

@@ -6,12 +6,12 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { parseDuration } from '../../../shared/schema/config.js';
 import { next, type HostEvent } from '../../states.js';
-import { recordTransition, type HostContext } from '../../events.js';
+import { recordTransition, type HostContext } from '../../event-stream.js';
 import type { HostRow, HostState, Store, StoreTx } from '../../store/types.js';
 import type { GroupStateRow, ReplacementRow } from '../../store/replacements.js';
 import type { Provider } from '../../providers/types.js';
 import type { Mode, SchedulerConfig } from '../config.js';
-import type { SchedulerEvents } from '../events.js';
+import type { SchedulerEvents } from '../scheduler-events.js';
 
 export interface SchedulerDeps {
   store: Store;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { ControllerConfigSchema } from '../../../controller/config.js';
 import { startController } from '../../../controller/server.js';
-import { Transport } from '../../../agent/daemon/transport.js';
+import { parseRetryAfter, RETRY_AFTER_CAP_MS, retryAfterDelayMs, Transport } from '../../../agent/daemon/transport.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 function listen(server: Server): Promise<string> {
@@ -116,6 +116,63 @@ describe('Transport', () => {
       reason: expect.stringMatching(/^ECONNREFUSED/),
     });
     await gone.close();
+  });
+
+  it("hands on a 503's or 429's Retry-After (seconds or an HTTP date); a 500's is not a busy controller's", async () => {
+    let answer: { status: number; retryAfter?: string } = { status: 503, retryAfter: '7' };
+    const server = createServer((_req, res) =>
+      res
+        .writeHead(answer.status, {
+          'content-type': 'application/json',
+          ...(answer.retryAfter ? { 'retry-after': answer.retryAfter } : {}),
+        })
+        .end(JSON.stringify({ error: 'DW_ERR_UNAVAILABLE', message: 'busy' })),
+    );
+    const url = await listen(server);
+    const t = new Transport({ url });
+    try {
+      expect(await t.post('/api/v1/reports', 'x', { a: 1 })).toEqual({
+        ok: false,
+        retry: true,
+        status: 503,
+        reason: '503: busy',
+        retryAfterMs: 7000,
+      });
+      answer = { status: 429, retryAfter: new Date(Date.now() + 60_000).toUTCString() };
+      const r = await t.post('/api/v1/reports', 'x', { a: 1 });
+      expect(r).toMatchObject({ ok: false, retry: true, status: 429 });
+      expect((r as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(55_000);
+      expect((r as { retryAfterMs: number }).retryAfterMs).toBeLessThanOrEqual(60_000);
+      answer = { status: 503 };
+      expect(await t.post('/api/v1/reports', 'x', { a: 1 })).not.toHaveProperty('retryAfterMs');
+      answer = { status: 500, retryAfter: '7' };
+      expect(await t.post('/api/v1/reports', 'x', { a: 1 })).not.toHaveProperty('retryAfterMs');
+    } finally {
+      await t.close();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('waits Retry-After plus 0-50 % at random, capped, never under a second: a turned-away fleet spreads out', () => {
+    expect(parseRetryAfter('5', 0)).toBe(5000);
+    expect(parseRetryAfter(' 0 ', 0)).toBe(0);
+    expect(parseRetryAfter('soon', 0)).toBeNull();
+    expect(parseRetryAfter('-3', 0)).toBeNull();
+    expect(parseRetryAfter(undefined, 0)).toBeNull();
+    expect(parseRetryAfter('Wed, 21 Oct 2015 07:28:00 GMT', Date.parse('2015-10-21T07:27:00Z'))).toBe(60_000);
+    expect(retryAfterDelayMs(5000, () => 0)).toBe(5000);
+    expect(retryAfterDelayMs(5000, () => 0.999999)).toBe(7500);
+    expect(retryAfterDelayMs(0, () => 0)).toBe(1000);
+    expect(retryAfterDelayMs(24 * 3600_000, () => 0.5)).toBe(RETRY_AFTER_CAP_MS);
+    // 10,000 agents told "5 s": spread over 5-7.5 s, no second of it holding much more than its share.
+    const buckets = new Array(5).fill(0);
+    for (let i = 0; i < 10_000; i++) {
+      const d = retryAfterDelayMs(5000);
+      expect(d).toBeGreaterThanOrEqual(5000);
+      expect(d).toBeLessThanOrEqual(7500);
+      buckets[Math.min(4, Math.floor((d - 5000) / 500))]++;
+    }
+    for (const b of buckets) expect(b).toBeGreaterThan(1500);
   });
 
   it('gives up on a controller that accepts the connection and never answers, after the timeout', async () => {

@@ -37,6 +37,8 @@ describe.skipIf(SKIP_MOTO)('aws-asg provider against moto', () => {
       strategy: 'terminate',
       forensicHold: false,
       successorTimeout: '20m',
+      standalone: 'fail',
+      decrementDesiredCapacity: false,
       ...over,
     });
 

@@ -116,6 +116,8 @@ contract('aws-asg', async () => {
       strategy: 'terminate',
       forensicHold: false,
       successorTimeout: '20m',
+      standalone: 'fail',
+      decrementDesiredCapacity: false,
     }),
     finish: () => void (inGroup = false),
     refuse: () => void (mode = 'refuse'),

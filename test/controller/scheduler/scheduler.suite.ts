@@ -1,6 +1,6 @@
 /** @module The scheduler's behaviour on a real store (run on SQLite and PostgreSQL): queue, budgets, windows, breaker, modes, retries, restarts, operators. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { SchedulerEvent } from '../../../controller/scheduler/events.js';
+import type { SchedulerEvent } from '../../../controller/scheduler/scheduler-events.js';
 import { replacementCursor, type ReplacementRow } from '../../../controller/store/replacements.js';
 import type { Store } from '../../../controller/store/types.js';
 import { FakeClock, HOUR, MINUTE } from '../harness.js';

@@ -720,6 +720,32 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         );
       });
 
+      it('a rescan that finds mostly the same: unchanged rows only move lastSeenAt, the rest are dropped, changed or added', async () => {
+        await store.insertHost(hostRow('h1'));
+        const same = deviation('h1', 'packages', 'openssl:amd64');
+        await store.replaceHostDeviations('h1', [
+          same,
+          deviation('h1', 'files', '/etc/gone'),
+          deviation('h1', 'files', '/etc/changed'),
+        ]);
+        const later = { firstSeenAt: at(50), lastSeenAt: at(50) };
+        await store.replaceHostDeviations('h1', [
+          deviation('h1', 'packages', 'openssl:amd64', later),
+          deviation('h1', 'files', '/etc/changed', { ...later, actual: { sha256: 'other' }, severity: 'critical' }),
+          deviation('h1', 'files', '/etc/new', later),
+        ]);
+        expect(await store.listHostDeviations('h1')).toEqual([
+          deviation('h1', 'files', '/etc/changed', {
+            firstSeenAt: at(10),
+            lastSeenAt: at(50),
+            actual: { sha256: 'other' },
+            severity: 'critical',
+          }),
+          deviation('h1', 'files', '/etc/new', later),
+          { ...same, lastSeenAt: at(50) },
+        ]);
+      });
+
       it('replaces more rows than one insert statement takes', async () => {
         await store.insertHost(hostRow('h1'));
         const rows = Array.from({ length: 1_234 }, (_, i) =>
