@@ -114,14 +114,15 @@ export function registerFindingCommands(program: Command): void {
   remote(ex.command('list', { isDefault: true }).description('exemptions, active ones unless --all'))
     .option('--all', 'also expired and revoked ones')
     .action(async (o: Remote & { all?: boolean }) => {
-      const r = await api<{ exemptions: ExemptionRow[] }>(
-        apiTarget(o),
-        'GET',
-        `/api/v1/exemptions${o.all ? '' : '?active=true'}`,
-      );
+      const target = apiTarget(o);
+      const get = (active: boolean) =>
+        api<{ exemptions: ExemptionRow[] }>(target, 'GET', `/api/v1/exemptions${active ? '?active=true' : ''}`);
+      // Active by the controller's clock, not this machine's.
+      const activeRows = await get(true);
+      const r = o.all ? await get(false) : activeRows;
+      const active = new Set(activeRows.exemptions.map((e) => e.id));
       if (o.json) return out(`${JSON.stringify(r, null, 2)}\n`);
       if (r.exemptions.length === 0) return out(o.all ? 'no exemptions\n' : 'no active exemptions\n');
-      const now = new Date().toISOString();
       out(
         table([
           ['ID', 'APPLIES TO', 'COLLECTOR', 'KEY', 'STATUS', 'EXPIRES', 'BY', 'REASON'],
@@ -130,7 +131,7 @@ export function registerFindingCommands(program: Command): void {
             e.hostId ? `host ${e.hostId}` : e.imageId ? `image ${e.imageId}` : 'every host',
             e.collector ?? 'any',
             e.keyPattern,
-            e.revokedAt ? `revoked by ${e.revokedBy ?? '?'}` : e.expiresAt <= now ? 'expired' : 'active',
+            active.has(e.id) ? 'active' : e.revokedAt ? `revoked by ${e.revokedBy ?? '?'}` : 'expired',
             e.expiresAt,
             e.actor,
             cut(e.reason, 60),

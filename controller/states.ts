@@ -13,10 +13,10 @@ import type { HostState, PolicyAction } from './store/types.js';
  *   cells     a state: the host moves there      =  legal, no change      !  illegal: IllegalTransitionError (DW_ERR_STATE, 409)
  *
  *   state \ event          none     report   taint    beat  silent  long     sched                  start      done      fail     cancel
- *   pending                clean    drifted  tainted  =     silent  tainted  !                      !          !         !        !
- *   clean                  =        drifted  tainted  =     silent  tainted  !                      !          !         !        !
- *   drifted                clean    =        tainted  =     silent  tainted  !                      !          !         !        !
- *   silent                 clean    drifted  tainted  =     =       tainted  !                      !          !         !        !
+ *   pending                clean    drifted  tainted  =     silent  tainted  replacement-scheduled  !          !         !        !
+ *   clean                  =        drifted  tainted  =     silent  tainted  replacement-scheduled  !          !         !        !
+ *   drifted                clean    =        tainted  =     silent  tainted  replacement-scheduled  !          !         !        !
+ *   silent                 clean    drifted  tainted  =     =       tainted  replacement-scheduled  !          !         !        !
  *   tainted                =        =        =        =     =       =        replacement-scheduled  !          !         !        !
  *   replacement-scheduled  =        =        =        =     =       =        !                      replacing  !         tainted  tainted
  *   replacing              =        =        =        =     =       =        !                      !          replaced  tainted  tainted
@@ -25,6 +25,10 @@ import type { HostState, PolicyAction } from './store/types.js';
  * Why it is shaped so:
  * - Taint is sticky: no report moves a tainted host (or one on its way out) anywhere; only a
  *   completed replacement ends it, and a failed or cancelled one puts it back to tainted.
+ * - A host that is not tainted is scheduled only because an operator asked (the automatic queue
+ *   holds tainted hosts only). That request is not drift: the host is never tainted for it, and
+ *   when its replacement fails or is cancelled the scheduler puts it back where its deviations say
+ *   (scheduler/steps/runtime.ts `transition`), not to the table's `tainted`.
  * - Silence is entered only from pending, clean and drifted. A tainted host stays tainted while
  *   silent (it is due for replacement either way), and replacing and replaced hosts are expected
  *   to fall silent. So `silent` never has to remember a taint, and a report from a silent host can
@@ -110,7 +114,7 @@ export const TRANSITIONS: Readonly<Record<HostState, Readonly<Record<TableColumn
     beat: S,
     silent: 'silent',
     long: 'tainted',
-    sched: I,
+    sched: 'replacement-scheduled',
     start: I,
     done: I,
     fail: I,
@@ -123,7 +127,7 @@ export const TRANSITIONS: Readonly<Record<HostState, Readonly<Record<TableColumn
     beat: S,
     silent: 'silent',
     long: 'tainted',
-    sched: I,
+    sched: 'replacement-scheduled',
     start: I,
     done: I,
     fail: I,
@@ -136,7 +140,7 @@ export const TRANSITIONS: Readonly<Record<HostState, Readonly<Record<TableColumn
     beat: S,
     silent: 'silent',
     long: 'tainted',
-    sched: I,
+    sched: 'replacement-scheduled',
     start: I,
     done: I,
     fail: I,
@@ -149,7 +153,7 @@ export const TRANSITIONS: Readonly<Record<HostState, Readonly<Record<TableColumn
     beat: S,
     silent: S,
     long: 'tainted',
-    sched: I,
+    sched: 'replacement-scheduled',
     start: I,
     done: I,
     fail: I,

@@ -1,5 +1,5 @@
 // The audit log, newest first, with each row's hash-chain link (driftwarden audit verify checks them).
-import { api, h, registerPage, show, when, fill } from './core.js';
+import { api, detailLines, h, registerPage, when, fill } from './core.js';
 
 registerPage('audit', {
   title: 'Audit log',
@@ -29,7 +29,11 @@ registerPage('audit', {
             h('td', {}, a.actor),
             h('td', {}, a.action),
             h('td', { class: 'mono' }, a.target ?? ''),
-            h('td', { class: 'mono' }, show(a.detail)),
+            h(
+              'td',
+              { class: 'detail', 'data-test': 'detail' },
+              detailLines(a.detail).map((line) => h('div', {}, line)),
+            ),
             h('td', { class: 'mono', title: a.hash }, a.hash.slice(0, 12)),
           ),
         ),

@@ -71,6 +71,41 @@ export const when = (iso) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z'
 export const hostLink = (id, label) => h('a', { href: `#/host/${encodeURIComponent(id)}` }, label ?? id);
 export const show = (v) => (v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v));
 
+/** A value as people read it: hashes cut to 16 digits (the full value is in the exports). */
+const showField = (v, field) =>
+  v === undefined
+    ? '(none)'
+    : field === 'sha256' && typeof v === 'string' && v.length > 16
+      ? `${v.slice(0, 16)}…`
+      : show(v);
+
+/**
+ * Expected against actual as shared/change-text.ts writes it for the CLI: the fields that differ as
+ * `field: expected → actual`, an added or removed item as its fields. One entry per line.
+ */
+export function changeLines(d) {
+  const item = (x) =>
+    Object.entries(x ?? {})
+      .filter(([k]) => k !== 'key')
+      .map(([k, v]) => `${k}=${showField(v, k)}`)
+      .join(' ');
+  if (d.change === 'added') return [`added: ${item(d.actual)}`];
+  if (d.change === 'removed') return [`removed: ${item(d.expected)}`];
+  const keys = [...new Set([...Object.keys(d.expected ?? {}), ...Object.keys(d.actual ?? {})])]
+    .filter((k) => k !== 'key' && JSON.stringify(d.expected?.[k]) !== JSON.stringify(d.actual?.[k]))
+    .sort();
+  return keys.length
+    ? keys.map((k) => `${k}: ${showField(d.expected?.[k], k)} → ${showField(d.actual?.[k], k)}`)
+    : ['(no field differs)'];
+}
+
+/** An audit row's detail as `key: value` lines (nested values as compact JSON). */
+export function detailLines(detail) {
+  return Object.entries(detail ?? {})
+    .filter(([, v]) => v !== undefined && v !== null)
+    .map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+}
+
 // The sentence shared/attribution-text.ts writes for `check` and the reports, for the same record.
 const DONE = {
   install: 'installed',
@@ -270,7 +305,7 @@ export function showLogin(message) {
       { class: 'muted' },
       'Paste an API token (viewer, operator or admin). The controller keeps it only as a signed session cookie naming the token.',
     ),
-    token,
+    h('label', {}, 'API token', token),
     error,
     h('button', { type: 'submit', class: 'primary' }, 'Sign in'),
   );

@@ -1,6 +1,17 @@
 // Findings: identical deviations across hosts are one row (the openssl patched by hand on 20 hosts
 // is one finding with 20 hosts), with when it first appeared and the hosts it affects.
-import { api, attributionText, h, hostLink, registerPage, sevText, show, stateBadge, when, fill } from './core.js';
+import {
+  api,
+  attributionText,
+  changeLines,
+  h,
+  hostLink,
+  registerPage,
+  sevText,
+  stateBadge,
+  when,
+  fill,
+} from './core.js';
 import { COLLECTORS } from './collectors.js';
 
 /** The API's sorts (shared/schema/findings.ts FINDING_SORTS; `-` is descending). */
@@ -69,7 +80,11 @@ registerPage('findings', {
           h('td', {}, f.change),
           h('td', { class: 'mono' }, f.key),
           h('td', {}, when(f.firstSeenAt)),
-          h('td', { class: 'mono' }, `${show(f.expected)} → ${show(f.actual)}`.slice(0, 300)),
+          h(
+            'td',
+            { class: 'change', 'data-test': 'change' },
+            changeLines(f).map((line) => h('div', {}, line)),
+          ),
           h(
             'td',
             { 'data-test': f.attribution ? 'attribution' : undefined },

@@ -114,7 +114,7 @@ registerPage('hosts', {
         h(
           'tr',
           {},
-          ['host', 'hostname', 'image', 'group', 'state', 'since', 'deviations', 'last seen'].map((t) =>
+          ['host', 'host id', 'image', 'group', 'state', 'since', 'deviations', 'last seen'].map((t) =>
             h('th', { class: t === 'deviations' ? 'num' : '' }, t),
           ),
         ),
@@ -122,8 +122,9 @@ registerPage('hosts', {
           h(
             'tr',
             { class: 'clickable', onclick: () => go('host', x.id) },
-            h('td', { class: 'mono' }, hostLink(x.id)),
-            h('td', {}, x.hostname ?? ''),
+            // People know hosts by name; the 32-hex id is there to copy.
+            h('td', {}, hostLink(x.id, x.hostname ?? x.id)),
+            h('td', { class: 'mono muted' }, x.id),
             h('td', { class: 'mono' }, x.imageId),
             h('td', {}, x.group ?? ''),
             h('td', {}, stateBadge(x.state)),

@@ -55,7 +55,8 @@ registerPage('overview', {
         STATES.map((s) =>
           h(
             'a',
-            { class: `card ${s}`, href: link({ state: s }) },
+            // A zero is not an alarm: only a count above zero takes its state's colour.
+            { class: `card ${s}${(o.states[s] ?? 0) === 0 ? ' zero' : ''}`, href: link({ state: s }) },
             h('div', { class: 'n' }, (o.states[s] ?? 0).toLocaleString()),
             h('div', {}, s),
           ),

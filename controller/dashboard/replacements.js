@@ -242,9 +242,10 @@ function rowActions(r, requireApproval) {
 export function requestReplacement(hostId, label) {
   return act(
     {
-      title: `Replace ${label ?? hostId}`,
+      // From the queue page no host is chosen yet: the dialog asks for one instead of naming "null".
+      title: hostId ? `Replace ${label ?? hostId}` : 'Request a replacement',
       description:
-        "Queues the host for replacement (tainting it first if it is not tainted). The scheduler replaces it within its group's budgets, approval and mode. Recorded in the audit log.",
+        "Queues the host for replacement. A request is not drift: a host that is not tainted stays as it is, and no breaker counts it. The scheduler replaces it within its group's budgets, approval and mode. Recorded in the audit log.",
       fields: [
         ...(hostId ? [] : [{ name: 'hostId', label: 'Host id', required: true }]),
         { name: 'reason', label: 'Reason', type: 'textarea', required: true },
@@ -276,8 +277,8 @@ function queueTable(list, groupsByName) {
         h(
           'td',
           {},
-          h('span', { class: 'mono' }, hostLink(r.hostId)),
-          r.hostname ? h('div', { class: 'muted' }, r.hostname) : null,
+          hostLink(r.hostId, r.hostname ?? r.hostId),
+          r.hostname ? h('div', { class: 'muted mono' }, r.hostId) : null,
         ),
         h('td', {}, r.group),
         h('td', {}, stateBadge(r.state), r.severity ? h('div', { class: 'muted' }, r.severity) : null),
@@ -296,7 +297,10 @@ function queueTable(list, groupsByName) {
           'td',
           {},
           r.replacedBy
-            ? [hostLink(r.replacedBy), r.replacedByHostname ? h('div', { class: 'muted' }, r.replacedByHostname) : null]
+            ? [
+                hostLink(r.replacedBy, r.replacedByHostname ?? r.replacedBy),
+                r.replacedByHostname ? h('div', { class: 'muted mono' }, r.replacedBy) : null,
+              ]
             : '',
         ),
         h('td', {}, r.requestedBy, h('div', { class: 'muted' }, `${r.reason}, ${when(r.createdAt)}`)),

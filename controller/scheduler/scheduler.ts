@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { DwError } from '../../shared/errors.js';
 import { next, type HostEvent } from '../states.js';
-import { EVENT_KINDS, recordEvent, recordTransition } from '../event-stream.js';
+import { EVENT_KINDS, recordEvent } from '../event-stream.js';
 import type { HostRow, HostState, StoreTx } from '../store/types.js';
 import {
   ACTIVE_REPLACEMENT_STATES,
@@ -108,7 +108,7 @@ export class Scheduler implements SchedulerRuntime {
 
   // ---- operators ----
 
-  /** Queues a host by hand (tainting it if it is not yet), or re-queues a failed replacement. */
+  /** Queues a host by hand (without tainting it: a request is not drift), or re-queues a failed replacement. */
   async request(hostId: string, actor: string, reason: string): Promise<ReplacementRow> {
     const at = this.d.clock().toISOString();
     const row = await this.d.store.transaction(async (tx) => {
@@ -121,22 +121,9 @@ export class Scheduler implements SchedulerRuntime {
         throw new DwError('DW_ERR_CONFLICT', `host ${hostId} already has replacement ${active.id} (${active.state})`, {
           replacement: active.id,
         });
-      if (host.state !== 'tainted' && host.state !== 'replacement-scheduled' && host.state !== 'replacing') {
-        const t = next(host.state, {
-          type: 'report',
-          worst: 'taint',
-          culprit: { collector: 'operator', key: 'replacement-request', change: 'modified', decidedBy: actor },
-        });
-        await tx.updateHost(host.id, { state: t.state, stateSince: at, taintedAt: at });
-        await recordTransition(tx, hostContext(host), {
-          from: host.state,
-          to: t.state,
-          cause: `taint: replacement requested by ${actor}: ${reason}`,
-          actor,
-          at,
-          reportId: null,
-        });
-      }
+      // IMPORTANT: an operator's request is not drift. A host that is not tainted stays as it is (no
+      // taint, no taintedAt, so the breaker does not count it) until the scheduler schedules it; a
+      // cancel before then changes nothing about the host, and one after puts it back (steps/runtime.ts).
       let out: ReplacementRow;
       if (active) {
         const patch = {
@@ -169,7 +156,7 @@ export class Scheduler implements SchedulerRuntime {
         actor,
         action: 'replacement.request',
         target: hostId,
-        detail: { replacement: out.id, reason },
+        detail: { replacement: out.id, reason, hostState: host.state },
       });
       return out;
     });
@@ -202,7 +189,10 @@ export class Scheduler implements SchedulerRuntime {
     return row;
   }
 
-  /** Cancels a replacement the provider has not been asked to carry out (or that failed); the host stays tainted. */
+  /**
+   * Cancels a replacement the provider has not been asked to carry out (or that failed); a tainted host
+   * stays tainted, one an operator asked for without drift goes back to what its deviations say.
+   */
   async cancel(id: string, actor: string, reason: string): Promise<ReplacementRow> {
     const at = this.d.clock().toISOString();
     const row = await this.d.store.transaction(async (tx) => {
@@ -254,8 +244,9 @@ export class Scheduler implements SchedulerRuntime {
         // Walk the host state table rather than jump: every step is in the timeline with who did it.
         let state = host.state;
         const steps: HostEvent[] = [];
-        if (state === 'tainted') steps.push({ type: 'replacement-scheduled', detail: `marked done by ${actor}` });
-        if (state === 'tainted' || state === 'replacement-scheduled')
+        const waiting = state !== 'replacement-scheduled' && state !== 'replacing' && state !== 'replaced';
+        if (waiting) steps.push({ type: 'replacement-scheduled', detail: `marked done by ${actor}` });
+        if (waiting || state === 'replacement-scheduled')
           steps.push({ type: 'replacement-started', detail: `marked done by ${actor}` });
         steps.push({ type: 'replacement-completed', detail: `marked done by ${actor}` });
         for (const e of steps) {

@@ -1151,6 +1151,8 @@ export class KyselyStoreTx implements StoreTx {
       a.severity === b.severity &&
       a.action === b.action &&
       a.decided_by === b.decided_by &&
+      // Who made the change can appear or go (a log rotated away) while the item reads the same.
+      (a.attribution ?? null) === (b.attribution ?? null) &&
       a.first_seen_at === b.first_seen_at;
     const kept = new Set<string>();
     for (const v of fresh) {

@@ -24,6 +24,30 @@ if (!SKIP && !existsSync(CHROMIUM))
   );
 
 // Skipped only with DRIFTWARDEN_SKIP_BROWSER=1; a missing Chromium fails the run above, so CI runs these.
+const ATTRIBUTION = {
+  source: 'apt-history' as const,
+  at: '2024-03-01T00:47:16+00:00',
+  action: 'upgrade',
+  package: 'openssl',
+  commandLine: 'apt-get install --only-upgrade openssl',
+  user: 'alice (1000)',
+};
+const ATTRIBUTION_TEXT =
+  'upgraded by "apt-get install --only-upgrade openssl", run by alice (1000) at 2024-03-01 00:47:16 +00:00 (apt history)';
+
+/** WCAG 2 contrast ratio of two `rgb(r, g, b)` colours. */
+function contrast(a: string, b: string): number {
+  const lum = (c: string) => {
+    const [r, g, bl] = (c.match(/\d+/g) ?? []).slice(0, 3).map((v) => {
+      const x = Number(v) / 255;
+      return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r! + 0.7152 * g! + 0.0722 * bl!;
+  };
+  const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
+  return (hi! + 0.05) / (lo! + 0.05);
+}
+
 describe.skipIf(SKIP)('dashboard in Chromium', () => {
   let h: Harness;
   let browser: Browser;
@@ -37,7 +61,12 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
       sims.push(await h.enroll(`web-${String(i).padStart(2, '0')}`, { group: i <= 16 ? 'web' : 'api' }));
     for (const s of sims) await s.scan();
     h.clock.advance(HOUR);
-    for (const s of sims.slice(0, 3)) await s.upgrade('openssl', '3.0.13-1').scan();
+    for (const s of sims.slice(0, 3)) {
+      s.upgrade('openssl', '3.0.13-1');
+      // web-02's agent found who did it in apt's history; the others kept no record.
+      const who = s.id === 'web-02' ? { attribution: ATTRIBUTION } : {};
+      await s.scan({ deviations: s.deviations().map((d) => (d.key === 'openssl:amd64' ? { ...d, ...who } : d)) });
+    }
     await sims[3]!.write('/home/alice/.bashrc', 'alias ls=rm\n').scan();
     await h.app.listen({ host: '127.0.0.1', port: 0 });
     url = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
@@ -74,7 +103,7 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
     });
     await page.goto(url);
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
-    await page.locator('input[name=token]').fill(h.tokens[role]);
+    await page.getByLabel('API token').fill(h.tokens[role]);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: /Fleet: 24 hosts/ }).waitFor();
     expect(offsite).toEqual([]);
@@ -88,6 +117,11 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
     expect(cookies[0]!.value).not.toContain(h.tokens.operator.slice(4));
     await expect.poll(() => page.locator('.card.tainted .n').textContent()).toBe('3');
     await expect.poll(() => page.locator('.card.drifted .n').textContent()).toBe('1');
+    // A zero is not painted as an alarm; a count is.
+    const color = (sel: string) => page.locator(sel).evaluate((el) => getComputedStyle(el).color);
+    expect(await page.locator('.card.replacing').getAttribute('class')).toContain('zero');
+    expect(await color('.card.replacing .n')).toBe('rgb(102, 102, 119)');
+    expect(await color('.card.tainted .n')).toBe('rgb(198, 40, 40)');
     expect(await page.locator('#groups-panel tr').count()).toBe(3); // header, web, api
     await page.screenshot({ path: join(SCREENSHOTS, 'overview.png'), fullPage: true });
 
@@ -108,17 +142,22 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
     await page.locator('select[name=state]').selectOption('tainted');
     await page.getByRole('button', { name: 'Apply' }).click();
     await expect.poll(() => page.locator('[data-test=host-count]').textContent()).toMatch(/3 hosts match/);
+    // Hostnames first; the id beside them.
     expect(await page.locator('[data-test=hosts-table] tr td:first-child').allTextContents()).toEqual([
-      'web-01',
-      'web-02',
-      'web-03',
+      'web-01.example.internal',
+      'web-02.example.internal',
+      'web-03.example.internal',
     ]);
+    expect(await page.locator('[data-test=hosts-table] tr td:nth-child(2)').first().textContent()).toBe('web-01');
     await page.screenshot({ path: join(SCREENSHOTS, 'hosts.png'), fullPage: true });
 
     // Open a host and read its diff: the image's openssl against the host's.
-    await page.getByRole('link', { name: 'web-02' }).click();
+    await page.getByRole('link', { name: 'web-02.example.internal' }).click();
     const dev = page.locator('.deviation[data-key="openssl:amd64"]');
     await dev.waitFor();
+    // Who made the change, as the host's apt history says, where a reviewer reads the diff.
+    await expect.poll(() => dev.locator('[data-test=attribution]').textContent()).toBe(`Made by: ${ATTRIBUTION_TEXT}`);
+    expect(await dev.locator('[data-test=attribution]').isVisible()).toBe(true);
     const versionRow = dev.locator('table.diff tr', { hasText: 'version' });
     expect(await versionRow.locator('td').allTextContents()).toEqual(['version', '3.0.11-1', '3.0.13-1']);
     expect(await page.locator('[data-test=timeline]').textContent()).toMatch(/clean → tainted/);
@@ -168,9 +207,25 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
       await page.screenshot({ path: join(SCREENSHOTS, `${shot}.png`), fullPage: true });
     }
     expect(await page.locator('[data-test=audit-table]').textContent()).toMatch(/exemption\.create/);
+    // The detail reads as lines of `key: value`, not a JSON blob.
+    const detail = page
+      .locator('[data-test=audit-table] tr', { hasText: 'exemption.create' })
+      .locator('[data-test=detail]');
+    expect(await detail.locator('div').allTextContents()).toContain('reason: CVE-2026-0001 hotfix until the next bake');
+    expect(await detail.textContent()).not.toMatch(/\{"/);
     await page.getByRole('link', { name: 'Findings' }).click();
     const finding = page.locator('[data-test=finding]', { hasText: 'openssl:amd64' });
     expect(await finding.locator('td').first().textContent()).toBe('3');
+    expect(await finding.locator('[data-test=change]').textContent()).toBe('version: 3.0.11-1 → 3.0.13-1');
+    expect(await finding.locator('[data-test=attribution]').textContent()).toBe(
+      `${ATTRIBUTION_TEXT} (1 of 3 hosts have a record)`,
+    );
+    // Search and sort go to the API: a path substring leaves only its finding.
+    await page.locator('input[name=q]').fill('bashrc');
+    await page.locator('select[name=sort]').selectOption('-severity');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await expect.poll(() => page.locator('[data-test=finding]').count()).toBe(1);
+    expect(await page.locator('[data-test=finding]').textContent()).toContain('/home/alice/.bashrc');
     await page.context().close();
   }, 120_000);
 
@@ -266,6 +321,7 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
     // From a clean host's page: request its replacement; the page then shows its progress.
     await op.goto(`${url}/#/host/web-20`);
     await op.locator('[data-test=request-host]').click();
+    await expect.poll(() => dialog.locator('h2, h1').first().textContent()).toBe('Replace web-20.example.internal');
     await dialog.locator('textarea[name=reason]').fill('suspected credential leak (INC-42)');
     await dialog.getByRole('button', { name: 'Request replacement' }).click();
     await op
@@ -273,7 +329,11 @@ describe.skipIf(SKIP)('dashboard in Chromium', () => {
       .filter({ hasText: /Replacement of web-20 requested/ })
       .waitFor();
     await expect.poll(() => op.locator('[data-test=replacement-progress] li.current').textContent()).toBe('queued');
-    expect(await op.locator('h1 .state').textContent()).toBe('tainted');
+    // A request is not drift: the clean host stays clean while it waits.
+    expect(await op.locator('h1 .state').textContent()).toBe('clean');
+    const pill = op.locator('h1 .state');
+    const [fg, bg] = await pill.evaluate((el) => [getComputedStyle(el).color, getComputedStyle(el).backgroundColor]);
+    expect(contrast(fg!, bg!)).toBeGreaterThanOrEqual(4.5);
     expect(await h.store.replacements.list({ hostId: 'web-20', limit: 5 })).toEqual([
       expect.objectContaining({
         state: 'queued',

@@ -61,10 +61,37 @@ export async function transition(
   at: string,
   actor: string,
 ): Promise<void> {
-  const t = next(from, event);
+  let t = next(from, event);
+  let taintedAt: string | undefined;
+  // IMPORTANT: a host never tainted (no taintedAt) is in replacement only because an operator asked.
+  // Ending that replacement without replacing the host is not drift: it goes back to what its current
+  // deviations say, so neither its state nor the breaker's count of taints keeps the request.
+  if (
+    t.changed &&
+    t.state === 'tainted' &&
+    host.taintedAt === null &&
+    (event.type === 'replacement-failed' || event.type === 'replacement-cancelled')
+  ) {
+    const resting = await restingState(tx, host);
+    if (resting === 'tainted') taintedAt = at;
+    t = {
+      state: resting,
+      changed: resting !== from,
+      cause: `${t.cause}; it was requested by an operator, not for drift: back to ${resting}`,
+    };
+    if (!t.changed) return;
+  }
   if (!t.changed) return;
-  await tx.updateHost(host.id, { state: t.state, stateSince: at });
+  await tx.updateHost(host.id, { state: t.state, stateSince: at, ...(taintedAt ? { taintedAt } : {}) });
   await recordTransition(tx, hostContext(host), { from, to: t.state, cause: t.cause, actor, at, reportId: null });
+}
+
+/** Where a host's current deviations put it, as a report with them would: tainted, drifted, clean (pending before any report). */
+async function restingState(tx: StoreTx, host: HostRow): Promise<HostState> {
+  const deviations = await tx.listHostDeviations(host.id);
+  if (deviations.some((d) => d.action === 'taint')) return 'tainted';
+  if (deviations.some((d) => d.action === 'report')) return 'drifted';
+  return host.lastReportAt === null ? 'pending' : 'clean';
 }
 
 export function hostContext(h: HostRow): HostContext {

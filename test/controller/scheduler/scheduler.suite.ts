@@ -678,16 +678,56 @@ export function runSchedulerSuite(label: string, newStore: () => Promise<Store>)
         expect((await byHost()).h00).toMatchObject({ state: 'replacing', approvedBy: 'token:t2(bob)' });
       });
 
-      it('request by hand taints a clean host and queues it; a second request is a conflict', async () => {
+      it('request by hand queues a clean host without tainting it; a second request is a conflict', async () => {
         await fleet(20, 0);
         const s = makeScheduler(store, clock, ENFORCE, new FakeProvider());
         const r = await s.request('h05', 'token:t1(alice)', 'suspected compromise');
         expect(r).toMatchObject({ state: 'queued', requestedBy: 'token:t1(alice)', reason: 'suspected compromise' });
-        expect(await hostState('h05')).toBe('tainted');
+        expect(await hostState('h05')).toBe('clean');
+        expect((await store.getHost('h05'))!.taintedAt).toBeNull();
         await expect(s.request('h05', 'x', 'again')).rejects.toMatchObject({ code: 'DW_ERR_CONFLICT' });
         await expect(s.request('nope', 'x', 'y')).rejects.toMatchObject({ code: 'DW_ERR_NOT_FOUND' });
         await s.tick();
         expect(await hostState('h05')).toBe('replacing');
+      });
+
+      it("an operator's request is not drift: it trips no breaker, and a cancel puts the host and the group back", async () => {
+        // 1 of 3 hosts is 33 %, over the breaker's 30 %: counted as a taint, the request alone would trip it.
+        await fleet(3, 0);
+        const s = makeScheduler(
+          store,
+          clock,
+          { mode: 'dry-run', breaker: { taintedShare: 0.3, window: '15m' } },
+          new FakeProvider(),
+        );
+        const r = await s.request('h01', 'token:t1(alice)', 'rebuild on the new kernel');
+        const tick = await s.tick();
+        expect(tick.tripped).toEqual([]);
+        const group = (await s.groups()).find((g) => g.name === 'web')!;
+        expect(group.paused).toBe(false);
+        expect(await hostState('h01')).toBe('clean');
+        await s.cancel(r.id, 'token:t1(alice)', 'not needed after all');
+        expect(await hostState('h01')).toBe('clean');
+        expect((await s.tick()).tripped).toEqual([]);
+        expect((await s.groups()).find((g) => g.name === 'web')!.paused).toBe(false);
+        // Nothing re-queues it: it was never tainted.
+        expect((await rows()).filter((x) => x.hostId === 'h01').map((x) => x.state)).toEqual(['cancelled']);
+      });
+
+      it('a failed replacement of a requested clean host puts it back to clean, not tainted; so does its cancel', async () => {
+        await fleet(4, 0);
+        const provider = new FakeProvider();
+        provider.replaceOutcomes.set('h02', ['fail']);
+        const s = makeScheduler(store, clock, ENFORCE, provider);
+        const r = await s.request('h02', 'token:t1(alice)', 'rebuild');
+        await s.tick();
+        expect((await rows()).find((x) => x.id === r.id)!.lastError).toMatch(/platform refused h02/);
+        expect(await hostState('h02')).toBe('clean');
+        await s.cancel(r.id, 'token:t1(alice)', 'changed my mind');
+        expect(await hostState('h02')).toBe('clean');
+        const timeline = await store.listTransitions('h02');
+        expect(timeline.map((t) => t.to)).toEqual(['replacement-scheduled', 'clean']);
+        expect(timeline.at(-1)!.cause).toMatch(/requested by an operator, not for drift: back to clean/);
       });
 
       it('cancel puts a scheduled host back to tainted and keeps it out of the automatic queue; a replacing one cannot be cancelled', async () => {
