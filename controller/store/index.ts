@@ -100,11 +100,12 @@ function openSqlite(rest: string, opts: OpenStoreOptions): KyselyStore {
   const raw = new Database(file, { timeout: SQLITE_BUSY_TIMEOUT_MS });
   try {
     raw.pragma('journal_mode = WAL');
-    // WAL + synchronous=NORMAL: a commit is in the WAL (the OS's page cache) before it returns and
-    // is fsynced at checkpoints. A crash of the process, SIGKILL included, loses nothing committed
-    // (the OS still writes the pages); only an OS crash or power loss can roll back the last few
-    // transactions, and the database stays consistent either way. FULL would fsync every commit
-    // (milliseconds each on most disks), which the 3,000 reports/s target cannot afford.
+    // WAL + synchronous=NORMAL: a commit is in the WAL (written to the OS's page cache) before it
+    // returns, and the group committer answers no caller before its commit returned. So a SIGKILL of
+    // the controller right after a 2xx loses nothing (the OS still writes the pages). An OS crash or
+    // power loss can roll back the last transactions not yet fsynced (the WAL is fsynced at each
+    // checkpoint, every 250 ms from sqlite-checkpointer.ts); the database stays consistent either way.
+    // FULL would fsync every commit (a few ms each on this class of disk, blocking the event loop).
     raw.pragma('synchronous = NORMAL');
     raw.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     raw.pragma('foreign_keys = ON');
