@@ -592,7 +592,7 @@ ${rows.map((r) => `| ${r.join(' | ')} |`).join('\n')}
 - Detection latency: ${opts.trials} trials, each a fresh fixture host (own machine-id) watching \`/etc\`, scanned clean first;
   then \`/etc/ssh/sshd_config\` is written and GET /api/v1/hosts/:id is polled every 20 ms until \`tainted\`.
   min ${fmt(latency.min)} ms, p50 ${fmt(latency.p50)} ms, p90 ${fmt(latency.p90)} ms, p99 ${fmt(latency.p99)} ms, max ${fmt(latency.max)} ms
-  (p99 of 30 trials is the slowest one; mean 1-min load during trials ${fmt(latency.load, 2)}). Most of it is the watcher's quiet window (300 ms
+  (p99 of ${opts.trials} trials is the slowest one; mean 1-min load during trials ${fmt(latency.load, 2)}). Most of it is the watcher's quiet window (300 ms
   after the last event of a burst) by design; the rest is chokidar's event delivery, the fingerprint, the spool's
   fsyncs, one HTTP round trip and the controller's transaction, plus up to 20 ms of polling.
 - Idle: default schedule (scan \`*/30 * * * *\`, heartbeat 60 s) and default watch paths on the fixture root, ${fmt(idle.wall, 0)} s
