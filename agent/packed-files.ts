@@ -5,7 +5,9 @@
  * in key order, when a scan's diff or the watcher needs them. Packed only after the manifest is
  * verified, and only when every item comes back exactly as it was (same fields, same key order).
  */
+import type { VerifyResult } from '../shared/manifest.js';
 import { FILE_TYPES, type FileItem } from '../shared/schema/items.js';
+import type { Manifest } from '../shared/schema/manifest.js';
 
 /** Field names in the order a canonical manifest (sorted keys) and the files collector hold them. */
 const FIELD_ORDER = ['error', 'gid', 'key', 'mode', 'sha256', 'size', 'target', 'type', 'uid'];
@@ -161,4 +163,25 @@ function exactlyPackable(item: Record<string, unknown>): boolean {
   if (item.sha256 !== undefined && (typeof item.sha256 !== 'string' || !HEX64.test(item.sha256))) return false;
   if (item.target !== undefined && typeof item.target !== 'string') return false;
   return item.error === undefined || typeof item.error === 'string';
+}
+
+/**
+ * The verified manifest as a scan keeps it: the files section packed, and the manifest's own array of
+ * its items let go (it is most of a manifest's memory). Packing happens after verification, from the
+ * verified items; a section that cannot be packed exactly stays as it is.
+ */
+export function keepPacked(loaded: { manifest: Manifest; verified: VerifyResult }): {
+  manifest: Manifest;
+  verified: VerifyResult;
+  files: PackedFiles | null;
+} {
+  const { manifest, verified } = loaded;
+  const section = manifest.sections.files;
+  const files = section ? PackedFiles.pack(section.items) : null;
+  if (!section || !files) return { manifest, verified, files: null };
+  return {
+    manifest: { ...manifest, sections: { ...manifest.sections, files: { ...section, items: [] } } },
+    verified,
+    files,
+  };
 }

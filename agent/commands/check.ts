@@ -19,7 +19,8 @@ import type { Logger } from '../log.js';
 import { HostRoot } from '../root.js';
 import { scan } from '../scan.js';
 import { loadVerifiedManifest } from './manifest.js';
-import type { PackedFiles } from '../packed-files.js';
+import { keepPacked, type PackedFiles } from '../packed-files.js';
+import { releaseMemory } from '../daemon/release-memory.js';
 import type { VerifyResult } from '../../shared/manifest.js';
 
 export interface CheckOptions {
@@ -104,6 +105,30 @@ export function rulesFromPrefix(file: string): unknown {
   return undefined;
 }
 
+/** How often a scan without a pacer of its own runs a full garbage collection. */
+const COLLECT_MS = 2000;
+
+/**
+ * A full collection every few seconds of a scan: V8 would otherwise let the old generation grow to a
+ * multiple of what is live (the walk's batches, replaced items and hash replies are garbage within
+ * moments) before collecting it.
+ */
+function collectEvery(ms: number): () => Promise<void> {
+  let last = Date.now();
+  return async () => {
+    if (Date.now() - last < ms) return;
+    releaseMemory();
+    last = Date.now();
+  };
+}
+
+function packAndRelease(loaded: { manifest: Manifest; verified: VerifyResult }) {
+  const packed = keepPacked(loaded);
+  // The manifest's text and parsed items are garbage now: gone before the walk allocates on top of them.
+  releaseMemory();
+  return packed;
+}
+
 export async function check(opts: CheckOptions): Promise<CheckResult> {
   try {
     return await checkInner(opts);
@@ -126,16 +151,20 @@ async function checkInner(opts: CheckOptions): Promise<CheckResult> {
       // unreadable or odd: loading the manifest below says what is wrong
     }
   }
-  const { manifest, verified } =
+  // Packed once verified, like the agent's scan: the parsed items are most of a manifest's memory.
+  const loaded =
     opts.loaded ??
-    loadVerifiedManifest(opts.manifest, {
-      pubkeys: opts.pubkeys,
-      signature: opts.signature,
-      onParsed: early
-        ? undefined
-        : (raw) =>
-            startWalkFromRules(opts.root, (raw as { rules?: unknown } | null)?.rules, statCache, opts.fullRehash),
-    });
+    packAndRelease(
+      loadVerifiedManifest(opts.manifest, {
+        pubkeys: opts.pubkeys,
+        signature: opts.signature,
+        onParsed: early
+          ? undefined
+          : (raw) =>
+              startWalkFromRules(opts.root, (raw as { rules?: unknown } | null)?.rules, statCache, opts.fullRehash),
+      }),
+    );
+  const { manifest, verified } = loaded;
   const root = await HostRoot.open(opts.root);
   // Who the host is (machine-id, os-release, systeminformation, which runs programs) is found while
   // the scan runs rather than after it.
@@ -152,11 +181,11 @@ async function checkInner(opts: CheckOptions): Promise<CheckResult> {
     fullRehash: opts.fullRehash,
     progress: opts.progress,
     signal: opts.signal,
-    pace: opts.pace,
+    pace: opts.pace ?? collectEvery(COLLECT_MS),
     hashWorkers: opts.hashWorkers,
     walkAhead: opts.walkAhead,
   });
-  opts.onCollected?.();
+  (opts.onCollected ?? releaseMemory)();
   if (statCache && cacheFile) statCache.save(cacheFile);
 
   const deviations: Deviation[] = [];
@@ -165,7 +194,7 @@ async function checkInner(opts: CheckOptions): Promise<CheckResult> {
     if (!r.ok) continue;
     const name: CollectorName = r.collector;
     const actual = (sections[name]?.items ?? []) as AnyItem[];
-    const packed = name === 'files' ? opts.loaded?.files : null;
+    const packed = name === 'files' ? loaded.files : null;
     let found: Deviation[];
     let sameKeys: () => boolean;
     if (packed) {

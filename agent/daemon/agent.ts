@@ -9,6 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import cron, { type ScheduledTask } from 'node-cron';
+import { DEFAULT_LIMITS } from '../../shared/agent-limits.js';
 import { parseDuration } from '../../shared/duration.js';
 import { DwError, type ErrorCode } from '../../shared/errors.js';
 import type { AgentConfig } from '../../shared/schema/config.js';
@@ -25,7 +26,7 @@ import { Spool } from './spool.js';
 import { StateDir } from './state-dir.js';
 import { DEFAULT_REPORT_LIMITS, fitReport } from './report-size.js';
 import type { Collected, Prepared, ScanSummary } from './task-protocol.js';
-import { runTask, TaskRunner } from './task-child.js';
+import { TaskRunner } from './task-child.js';
 import { backoffMs, encodeBody, retryAfterDelayMs, transportFor, type Transport } from './transport.js';
 import { ChangeWatcher } from './watch.js';
 
@@ -116,11 +117,11 @@ export class AgentService {
    * problem. The baked manifest failing verification is reported to the controller first (task.ts).
    */
   async init(): Promise<void> {
-    const out = await runTask(
+    // In the scan runner: with the default memory limit (a task's heap limit is set when it starts), the
+    // first scan runs in the same process, which has the scanning code loaded already.
+    const out = await this.runner.run(
       { task: 'prepare', configFile: this.configFile },
-      {
-        limits: { memoryMb: 4096, cpuShare: 64, maxDurationMs: 600_000 },
-      },
+      { limits: { memoryMb: DEFAULT_LIMITS.memoryMb, cpuShare: 64, maxDurationMs: 600_000 } },
     );
     if (!out.ok) {
       if (out.failed === 'error')
@@ -692,6 +693,7 @@ export class AgentService {
     // Load what the new config points at before stopping anything: one that cannot run keeps the running one.
     const probe = new AgentService(this.configFile, this.log);
     await probe.init();
+    probe.runner.close();
     await probe.transport?.close();
     await this.stop();
     this.transport = null;

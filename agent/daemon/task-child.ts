@@ -70,6 +70,8 @@ export class TaskRunner {
   private heapFor: number | undefined;
   private idle: NodeJS.Timeout | null = null;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Every task process this runner started that has not exited: close() lets each of them go. */
+  private readonly live = new Set<ChildProcess>();
 
   constructor(private readonly warmMs = 15_000) {}
 
@@ -88,6 +90,9 @@ export class TaskRunner {
     if (opts.fresh || !child || !child.connected || this.heapFor !== memoryMb) {
       this.close();
       child = await spawnTask(memoryMb, opts.env);
+      const started = child;
+      this.live.add(started);
+      started.once('exit', () => this.live.delete(started));
       this.heapFor = memoryMb;
     }
     const outcome = await runOn(child, request, opts, memoryMb);
@@ -107,8 +112,8 @@ export class TaskRunner {
   close(): void {
     if (this.idle) clearTimeout(this.idle);
     this.idle = null;
-    if (this.child?.connected) this.child.disconnect();
     this.child = null;
+    for (const c of this.live) if (c.connected) c.disconnect();
   }
 }
 

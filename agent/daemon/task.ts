@@ -26,7 +26,8 @@ import { execProgram } from '../exec.js';
 import { readHostId, readInventory } from '../identity.js';
 import { writeFileAtomic } from '../atomic-write.js';
 import { createLogger, type Logger } from '../log.js';
-import { PackedFiles } from '../packed-files.js';
+import { keepPacked } from '../packed-files.js';
+
 import { reportFromCheck } from '../report.js';
 import { HostRoot } from '../root.js';
 import { AGENT_VERSION } from '../version.js';
@@ -54,27 +55,6 @@ const WALK_AHEAD_BATCHES = 2;
 
 /** How often a scan runs a full garbage collection (see collectDuring in scan()). */
 const SCAN_COLLECT_MS = 2000;
-
-/**
- * The verified manifest as a scan keeps it: the files section packed, and the manifest's own array of
- * its items let go (it is most of a manifest's memory). Packing happens after verification, from the
- * verified items; a section that cannot be packed exactly stays as it is.
- */
-export function keepPacked(loaded: { manifest: Manifest; verified: VerifyResult }): {
-  manifest: Manifest;
-  verified: VerifyResult;
-  files: PackedFiles | null;
-} {
-  const { manifest, verified } = loaded;
-  const section = manifest.sections.files;
-  const files = section ? PackedFiles.pack(section.items) : null;
-  if (!section || !files) return { manifest, verified, files: null };
-  return {
-    manifest: { ...manifest, sections: { ...manifest.sections, files: { ...section, items: [] } } },
-    verified,
-    files,
-  };
-}
 
 function send(m: ChildMessage): Promise<void> {
   return new Promise((resolve, reject) =>

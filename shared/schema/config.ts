@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { collectorDef } from '../collectors.js';
 import { COLLECTOR_NAMES, HostPathSchema, type CollectorName } from './common.js';
 import { GlobListSchema } from './rules.js';
+import { DEFAULT_LIMITS } from '../agent-limits.js';
 import { parseDuration } from '../duration.js';
 
 export { parseDuration };
@@ -154,12 +155,16 @@ export const AgentConfigSchema = z.strictObject({
   limits: z
     .strictObject({
       /** Share of one core a scan may use on average (2 = two cores). */
-      cpuShare: z.number().gt(0).max(64).default(1),
-      /** Resident memory past which a scan is stopped and reported as stopped. */
-      memoryMb: z.number().int().min(64).default(1024),
-      maxScanDuration: DurationSchema.default('1h'),
+      cpuShare: z.number().gt(0).max(64).default(DEFAULT_LIMITS.cpuShare),
+      /**
+       * Resident memory of the scan process past which the agent kills it and reports the scan
+       * incomplete; its V8 heap limit is 60 % of it. The task process alone (Node and the scanning code)
+       * takes about 70 MB, hence the minimum.
+       */
+      memoryMb: z.number().int().min(128).default(DEFAULT_LIMITS.memoryMb),
+      maxScanDuration: DurationSchema.default(DEFAULT_LIMITS.maxScanDuration),
     })
-    .default({ cpuShare: 1, memoryMb: 1024, maxScanDuration: '1h' }),
+    .default({ ...DEFAULT_LIMITS }),
 });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 /** The config as a user writes it: keys with defaults may be left out. */

@@ -15,6 +15,7 @@ import {
   readdirSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,6 +108,43 @@ describe('the agent single executable', { timeout: 120_000 }, () => {
     expect(drift.out).toContain('/etc/added-after-the-bake.conf');
   });
 
+  it('runs its scan in a task process of its own (the executable re-run): --once spools a complete scan', () => {
+    const root = join(work, 'agent-root');
+    cpSync(FIXTURE_ROOT, root, { recursive: true, verbatimSymlinks: true });
+    const manifest = join(work, 'agent-manifest.json');
+    expect(
+      sh(SEA, ['manifest', 'build', '--root', root, '--image-id', 'ami-sea', '--out', manifest], noNode).code,
+    ).toBe(0);
+    const state = join(work, 'agent-state');
+    const config = join(work, 'agent.yaml');
+    writeFileSync(
+      config,
+      [
+        // Nothing listens there: the report stays spooled, where the test reads it.
+        'controller: { url: "http://127.0.0.1:9" }',
+        `manifest: ${manifest}`,
+        `root: ${root}`,
+        `stateDir: ${state}`,
+        'watch: { paths: [] }',
+        '',
+      ].join('\n'),
+    );
+    const r = sh(SEA, ['agent', '--config', config, '--once'], { ...noNode, DRIFTWARDEN_LOG_LEVEL: 'info' });
+    expect(r.code, r.err).toBe(2);
+    // The scan ran (in the task process) and was spooled; with no enrollment token it can go nowhere.
+    expect(r.err).toMatch(/"msg":"scan spooled"/);
+    expect(r.err).toMatch(/not enrolled and no enrollment token/);
+    const spooled = readdirSync(join(state, 'spool')).filter((f) => f.endsWith('.json'));
+    expect(spooled).toHaveLength(1);
+    const report = JSON.parse(readFileSync(join(state, 'spool', spooled[0]!), 'utf8')) as {
+      kind: string;
+      collectors: { collector: string; ok: boolean }[];
+    };
+    expect(report.kind).toBe('scan');
+    expect(report.collectors.map((c) => c.collector)).toContain('files');
+    expect(report.collectors.every((c) => c.ok)).toBe(true);
+  });
+
   it('refuses the controller commands it does not carry, naming the package that has them', () => {
     const r = sh(SEA, ['token', 'create'], noNode);
     expect(r.code).toBe(2);
@@ -144,6 +182,10 @@ describe('the systemd units', () => {
     expect(agent.match(/^ReadWritePaths=(.*)$/m)?.[1]).toBe('/var/lib/driftwarden');
     expect(agent).toMatch(/^User=root$/m);
     expect(agent).toMatch(/^IOSchedulingClass=/m);
+    // The kernel's guardrails behind the agent's own watchdog; the daemon survives an OOM kill of its scan.
+    expect(agent).toMatch(/^MemoryMax=\d+M$/m);
+    expect(agent).toMatch(/^CPUQuota=\d+%$/m);
+    expect(agent).toMatch(/^OOMPolicy=continue$/m);
     expect(readFileSync(units[1]!, 'utf8')).toMatch(/^User=driftwarden$/m);
   });
 });
