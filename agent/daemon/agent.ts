@@ -124,6 +124,8 @@ export class AgentService {
       { limits: { memoryMb: DEFAULT_LIMITS.memoryMb, cpuShare: 64, maxDurationMs: 600_000 } },
     );
     if (!out.ok) {
+      // A start that fails leaves no task process behind (its channel would keep this process alive).
+      this.runner.close();
       if (out.failed === 'error')
         throw new DwError(out.code as ErrorCode, out.reason, out.phase ? { phase: out.phase } : {});
       throw new DwError('DW_ERR_INTERNAL', `agent start: ${out.reason}`);
