@@ -2,7 +2,7 @@
 import { pino } from 'pino';
 import { createLogger as createSharedLogger, type Logger } from '../shared/logger.js';
 
-export { REDACT_PATHS, silentLogger } from '../shared/logger.js';
+export { silentLogger } from '../shared/logger.js';
 export type { Logger };
 
 export function createLogger(level?: string): Logger {

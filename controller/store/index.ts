@@ -177,8 +177,6 @@ function statementCache(raw: Database.Database, max: number): SqliteDatabase {
 
 // ---- PostgreSQL ----
 
-export { redactUrl };
-
 async function openPostgres(url: string, opts: OpenStoreOptions): Promise<KyselyStore> {
   const schema = opts.schema;
   if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {

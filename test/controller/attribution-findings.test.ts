@@ -40,6 +40,7 @@ function attributedScan(sim: HostSim, a: Attribution = UPGRADE) {
   });
 }
 
+// PostgreSQL is skipped only with DRIFTWARDEN_SKIP_PG=1, for machines without it (requirePostgres fails the run otherwise); SQLite never is.
 for (const { name, open, skip } of STORES)
   describe.skipIf(skip)(`attribution and findings search on ${name}`, () => {
     let h: Harness;
