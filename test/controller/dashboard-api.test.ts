@@ -4,12 +4,12 @@
  * deviations across hosts, the hosts table's filters, sorts and keyset pages, the OCSF pull feed, and
  * the drift report in each format.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../controller/app.js';
 import { createMetrics } from '../../controller/metrics.js';
+import { selfSignedCert } from '../helpers/self-signed-cert.js';
 import { tempDir } from '../helpers/tmp.js';
 import { CSV_COLUMNS, csvCell } from '../../controller/drift-report.js';
 import { DASHBOARD_CSP } from '../../controller/routes/dashboard.js';
@@ -365,27 +365,7 @@ for (const { name, open, skip } of STORES)
     describe('with TLS', () => {
       it('the session cookie is Secure', async () => {
         const dir = tempDir();
-        execFileSync(
-          'openssl',
-          [
-            'req',
-            '-x509',
-            '-newkey',
-            'ec',
-            '-pkeyopt',
-            'ec_paramgen_curve:P-256',
-            '-nodes',
-            '-days',
-            '1',
-            '-subj',
-            '/CN=localhost',
-            '-keyout',
-            join(dir, 'tls.key'),
-            '-out',
-            join(dir, 'tls.crt'),
-          ],
-          { stdio: 'ignore' },
-        );
+        selfSignedCert(dir);
         const app = await buildApp({
           store: h.store,
           config: h.config,

@@ -12,6 +12,7 @@ import { Agent, request } from 'undici';
 import { ControllerConfigSchema } from '../../controller/config.js';
 import { startController } from '../../controller/server.js';
 import { Transport } from '../../agent/daemon/transport.js';
+import { selfSignedCert } from '../helpers/self-signed-cert.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
@@ -103,29 +104,7 @@ async function mtlsController(dir: string, tls: Record<string, unknown> = {}) {
 describe('controller TLS', () => {
   it('serves HTTPS with the configured certificate and refuses plain HTTP', async () => {
     const dir = tempDir();
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        join(dir, 'tls.key'),
-        '-out',
-        join(dir, 'tls.crt'),
-      ],
-      { stdio: 'ignore' },
-    );
+    selfSignedCert(dir);
     const config = ControllerConfigSchema.parse({
       listen: '127.0.0.1:0',
       store: `sqlite:${join(dir, 'c.db')}`,

@@ -4,7 +4,6 @@
  * that never answers costs the timeout, not a hung agent.
  */
 import { describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
@@ -13,6 +12,7 @@ import { pino } from 'pino';
 import { ControllerConfigSchema } from '../../../controller/config.js';
 import { startController } from '../../../controller/server.js';
 import { parseRetryAfter, RETRY_AFTER_CAP_MS, retryAfterDelayMs, Transport } from '../../../agent/daemon/transport.js';
+import { selfSignedCert } from '../../helpers/self-signed-cert.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 function listen(server: Server): Promise<string> {
@@ -24,29 +24,7 @@ function listen(server: Server): Promise<string> {
 describe('Transport', () => {
   it('speaks HTTPS to a controller whose certificate the configured CA signed, and refuses one it cannot verify', async () => {
     const dir = tempDir();
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        join(dir, 'tls.key'),
-        '-out',
-        join(dir, 'tls.crt'),
-      ],
-      { stdio: 'ignore' },
-    );
+    selfSignedCert(dir);
     const config = ControllerConfigSchema.parse({
       listen: '127.0.0.1:0',
       store: `sqlite:${join(dir, 'c.db')}`,
